@@ -1,0 +1,222 @@
+# memfence build.
+#
+#   make            build the command, the libraries and the pkg-config file into build/
+#   make check      install missing Debian packages, build, run the whole test suite
+#   make demo       install missing Debian packages, build, run the demonstration
+#   make install    install under $(DESTDIR)$(PREFIX) (default /usr/local)
+#   make uninstall  remove what install put there
+#
+# Sources are picked up by directory, so adding a file needs no edit here:
+#   src/core/*.c   libmemfence-core.a  shared helpers (limits, sizes, segment reader)
+#   src/shim/*.c   libmemfence.so      the LD_PRELOAD accounting shim and public API
+#   src/cli/*.c    memfence            the command (exec, inspect, run, stat, ...)
+#   tests/unit/test_*.c                one test program each, linked with the core
+#   tests/shim/*.c                     programs run under the shim by the tests
+#   tests/progs/*.c                    plain programs the tests run
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGDIR     ?= $(LIBDIR)/pkgconfig
+# Where the installed command looks for the preload libraries.
+PRELOADDIR ?= $(LIBDIR)/memfence
+
+B          ?= build
+CC         ?= gcc
+PKG_CONFIG ?= pkg-config
+WERROR     ?= $(if $(CI),-Werror,)
+OPT        ?= -O2 -g
+SAN        ?=
+
+CFLAGS_BASE := -std=gnu11 $(OPT) -Wall -Wextra -Wshadow -Wpointer-arith \
+               -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 $(WERROR) \
+               -fPIC -D_GNU_SOURCE -Iinclude -Isrc $(SAN)
+CFLAGS     += $(CFLAGS_BASE) -DMF_VERSION='"$(VERSION)"' -DMF_PRELOADDIR='"$(PRELOADDIR)"'
+
+DEP_PKGS   := jansson libmicrohttpd sqlite3 hiredis
+DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(DEP_PKGS) 2>/dev/null)
+DEP_LIBS    = $(shell $(PKG_CONFIG) --libs $(DEP_PKGS) 2>/dev/null)
+
+CORE_SRC  := $(sort $(wildcard src/core/*.c))
+SHIM_SRC  := $(sort $(wildcard src/shim/*.c))
+CLI_SRC   := $(sort $(wildcard src/cli/*.c))
+UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
+TPROG_SRC := $(sort $(wildcard tests/shim/*.c))
+PROG_SRC  := $(sort $(wildcard tests/progs/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+
+# The shim is injected into arbitrary programs: it takes only the core files
+# that use libc alone and never allocate (listed in src/core/SHIM_SAFE).
+SHIM_CORE := $(addprefix src/core/,$(shell cat src/core/SHIM_SAFE 2>/dev/null))
+
+CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
+SHIM_OBJ  := $(SHIM_SRC:%.c=$(B)/obj/%.o) $(SHIM_CORE:%.c=$(B)/obj/shim-core/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(B)/obj/%.o)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
+TPROG_BIN := $(TPROG_SRC:tests/shim/%.c=$(B)/tests/shim/%)
+PROG_BIN  := $(PROG_SRC:tests/progs/%.c=$(B)/tests/progs/%)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
+
+CORE_LIB  := $(B)/libmemfence-core.a
+SHIM_LIB  := $(B)/libmemfence.so
+STACK_LIB := $(B)/libmemfence-stack.so
+CLI_BIN   := $(B)/memfence
+PC_FILE   := $(B)/memfence.pc
+
+all: $(CLI_BIN) $(SHIM_LIB) $(STACK_LIB) $(PC_FILE) tests-build
+
+tests-build: $(UNIT_BIN) $(TPROG_BIN) $(PROG_BIN)
+
+.PHONY: all tests-build check demo bench install uninstall clean deps-build python
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -MMD -MP -c $< -o $@
+
+# Shim objects: hidden visibility, no stack protector surprises in constructors
+# that run before TLS is complete, and the initial-exec TLS model everywhere.
+SHIM_CFLAGS := -fvisibility=hidden -ftls-model=initial-exec -fno-omit-frame-pointer -DMF_SHIM
+
+$(B)/obj/src/shim/%.o: src/shim/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/obj/shim-core/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -MMD -MP -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(SHIM_LIB): $(SHIM_OBJ) src/shim/exports.map
+	$(CC) $(CFLAGS) -shared -Wl,--version-script=src/shim/exports.map \
+	  -Wl,-soname,libmemfence.so.0 -o $@ $(SHIM_OBJ) -ldl -lpthread
+
+# The stack library is the one file of the shim that sets the default thread
+# stack size: `memfence exec` preloads it when accounting is off.
+$(STACK_LIB): src/shim/stack.c src/core/size.c src/shim/exports-stack.map
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -shared \
+	  -Wl,--version-script=src/shim/exports-stack.map -o $@ src/shim/stack.c src/core/size.c -lpthread
+
+$(CLI_BIN): $(CLI_OBJ) $(CORE_LIB)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(CORE_LIB) $(DEP_LIBS) -lpthread -lm
+
+$(B)/tests/%: tests/unit/%.c $(CORE_LIB) tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Itests/unit -o $@ $< $(CORE_LIB) $(DEP_LIBS) -lpthread -lm
+
+# Test programs use the public API and link against the shim like any user would.
+$(B)/tests/shim/%: tests/shim/%.c $(SHIM_LIB) include/memfence.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fno-builtin -o $@ $< -L$(B) -lmemfence -Wl,-rpath,'$$ORIGIN/../..' -lpthread -ldl
+
+# Plain programs the tests and benchmarks run, with no link to memfence at all.
+$(B)/bench/%: bench/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lpthread
+
+$(B)/tests/progs/%: tests/progs/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -lpthread
+
+# The pkg-config file is written again at install time with that PREFIX.
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	     -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
+
+$(PC_FILE): memfence.pc.in Makefile
+	@mkdir -p $(dir $@)
+	$(PC_SED) $< > $@
+
+# Shim soname link so -lmemfence and the soname both resolve in the build tree.
+$(B)/libmemfence.so.0: $(SHIM_LIB)
+	ln -sf libmemfence.so $@
+
+all: $(B)/libmemfence.so.0
+
+check:
+	scripts/deps.sh check
+	$(MAKE) all
+	tests/run
+
+demo:
+	scripts/deps.sh demo
+	$(MAKE) all
+	examples/demo.sh
+
+bench:
+	scripts/deps.sh bench
+	$(MAKE) all $(BENCH_BIN)
+	bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PRELOADDIR) \
+	  $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 $(CLI_BIN) $(DESTDIR)$(BINDIR)/memfence
+	install -m 0755 $(SHIM_LIB) $(DESTDIR)$(LIBDIR)/libmemfence.so.0
+	ln -sf libmemfence.so.0 $(DESTDIR)$(LIBDIR)/libmemfence.so
+	install -m 0755 $(STACK_LIB) $(DESTDIR)$(PRELOADDIR)/libmemfence-stack.so
+	ln -sf ../libmemfence.so.0 $(DESTDIR)$(PRELOADDIR)/libmemfence.so
+	install -m 0644 include/memfence.h $(DESTDIR)$(INCLUDEDIR)/memfence.h
+	$(PC_SED) memfence.pc.in > $(DESTDIR)$(PKGDIR)/memfence.pc
+	install -m 0644 docs/memfence.1 $(DESTDIR)$(MANDIR)/man1/memfence.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/memfence $(DESTDIR)$(LIBDIR)/libmemfence.so \
+	  $(DESTDIR)$(LIBDIR)/libmemfence.so.0 $(DESTDIR)$(PRELOADDIR)/libmemfence-stack.so \
+	  $(DESTDIR)$(PRELOADDIR)/libmemfence.so $(DESTDIR)$(INCLUDEDIR)/memfence.h \
+	  $(DESTDIR)$(PKGDIR)/memfence.pc $(DESTDIR)$(MANDIR)/man1/memfence.1
+	-rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null
+
+clean:
+	rm -rf $(B) build-asan build-tsan
+
+# --- python -----------------------------------------------------------------
+# The Python package, built for the tests into $(B)/python (PYTHONPATH): the
+# .py files copied, the extension compiled against Debian's python3 headers
+# (stable ABI) with the core library linked in statically. The core's limit
+# code is used only if the archive has it, so the package still builds (scopes,
+# isolate) while a core file is missing. `pip install ./python` is the route
+# for users; this is the route for the tests.
+PYTHON     ?= /usr/bin/python3
+PYINC      ?= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
+PY_SRC     := $(sort $(wildcard python/memfence/*.py python/memfence/*/*.py))
+PY_OUT     := $(PY_SRC:python/%=$(B)/python/%)
+PY_EXT     := $(B)/python/memfence/_memfence.abi3.so
+
+ifneq ($(wildcard $(PYINC)/Python.h),)
+python: $(PY_OUT) $(PY_EXT)
+else
+python:
+	@echo "python: $(PYTHON) headers not found (install python3-dev); package not built"
+endif
+
+all: python
+
+$(B)/python/%.py: python/%.py
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+# The package where `memfence run` can put it on a Python child's PYTHONPATH
+# (memfence/_bootstrap holds the sitecustomize that enables it).
+PYLIBDIR   ?= $(PRELOADDIR)/python
+.PHONY: install-python
+install-python: python
+	install -d $(DESTDIR)$(PYLIBDIR)/memfence/_bootstrap
+	install -m 0644 $(patsubst python/%,$(B)/python/%,$(wildcard python/memfence/*.py)) $(DESTDIR)$(PYLIBDIR)/memfence/
+	install -m 0644 $(B)/python/memfence/_bootstrap/*.py $(DESTDIR)$(PYLIBDIR)/memfence/_bootstrap/
+	install -m 0755 $(PY_EXT) $(DESTDIR)$(PYLIBDIR)/memfence/
+
+$(PY_EXT): python/memfence/_memfence.c include/memfence.h $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	lim=; if nm -g --defined-only $(CORE_LIB) 2>/dev/null | grep -q ' mf_memory_read$$' && \
+	  nm -g --defined-only $(CORE_LIB) | grep -q ' mf_plan_resolve$$'; then lim=-DMF_HAVE_LIMITS; fi; \
+	$(CC) $(CFLAGS) $$lim -isystem $(PYINC) -fvisibility=hidden -shared \
+	  -o $@ $< $(CORE_LIB) -ldl -lpthread
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,99 @@
+/*
+ * memfence.h - per-request memory accounting and budgets.
+ *
+ * The functions below live in libmemfence.so, the library that `memfence run`
+ * and `memfence exec --account` preload into a program. Link with -lmemfence
+ * (pkg-config memfence). A program that calls them runs unchanged when the
+ * library is linked but accounting is not active (it was not preloaded, or
+ * MEMFENCE_ACCOUNT=0): every call then returns MEMFENCE_EOFF and touches
+ * nothing.
+ *
+ * A scope is one unit of work (a request, a task) on one thread. Figures of a
+ * scope count the allocations and frees made by the thread that opened it,
+ * while the scope is open. A block freed by another thread than the one that
+ * allocated it is counted as freed in the freeing thread's innermost scope
+ * (and in the process totals), not in the allocating scope: the allocating
+ * scope keeps it as retained. See docs/accounting.md.
+ */
+#ifndef MEMFENCE_H
+#define MEMFENCE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MEMFENCE_API_VERSION 1
+
+/* Return codes. */
+enum {
+	MEMFENCE_OK = 0,
+	MEMFENCE_EOFF = -1,    /* accounting is not active in this process */
+	MEMFENCE_EDEPTH = -2,  /* too many nested scopes on this thread */
+	MEMFENCE_ENOSCOPE = -3 /* memfence_scope_end() with no scope open */
+};
+
+/* Scope outcome, as recorded in the finished-scope ring. */
+enum memfence_outcome {
+	MEMFENCE_OUTCOME_OK = 0,
+	MEMFENCE_OUTCOME_FAILED_ALLOC = 1 /* at least one allocation was refused */
+};
+
+struct memfence_scope_stats {
+	uint64_t allocated; /* A: bytes allocated in the scope */
+	uint64_t freed;     /* B: bytes freed in the scope */
+	int64_t net;        /* allocated - freed: retained at the end */
+	uint64_t peak;      /* highest net during the scope */
+	uint64_t failed;    /* allocations refused (budget, limits, allocator) */
+	uint64_t calls;     /* allocation calls */
+	uint64_t duration_ns;
+};
+
+struct memfence_process_stats {
+	uint64_t live;            /* bytes currently allocated */
+	uint64_t peak;            /* highest live */
+	uint64_t allocated;       /* bytes ever allocated */
+	uint64_t freed;           /* bytes ever freed */
+	uint64_t alloc_calls;
+	uint64_t free_calls;
+	uint64_t failed_alloc;    /* NULL from the real allocator (rlimit, ENOMEM) */
+	uint64_t failed_budget;   /* refused by a scope budget */
+	uint64_t failed_heap;     /* refused by the process heap limit */
+	uint64_t failed_container;/* refused for container-wide headroom */
+	uint64_t failed_fault;    /* refused by fault injection */
+	uint64_t thread_failed;   /* pthread_create failures */
+	int thread_last_errno;    /* errno of the last pthread_create failure */
+	int scopes_open;          /* scopes in flight in this process */
+};
+
+/* 1 when the shim is preloaded and counting, 0 otherwise. */
+int memfence_active(void);
+
+/*
+ * Open a scope on the calling thread. name: endpoint or task name; id: the
+ * request or task id (may be NULL). Both are copied (truncated to 63 bytes).
+ * budget: bytes of net growth allowed in this scope, 0 for none; an
+ * allocation that would raise the scope's net bytes above it returns NULL
+ * with errno ENOMEM in this thread only. Scopes nest: an allocation counts
+ * in every open scope of the thread and must fit every budget.
+ */
+int memfence_scope_begin(const char *name, const char *id, size_t budget);
+
+/* Close the innermost scope of the calling thread; out may be NULL. */
+int memfence_scope_end(struct memfence_scope_stats *out);
+
+/* Figures of the innermost open scope, without closing it. */
+int memfence_scope_current(struct memfence_scope_stats *out);
+
+/* Process-wide figures. */
+int memfence_process_stats(struct memfence_process_stats *out);
+
+/* errno of the last pthread_create failure in this thread, 0 if none. */
+int memfence_thread_errno(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

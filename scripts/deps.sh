@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Install the Debian packages a make target needs, when they are missing.
+#
+#   scripts/deps.sh build|check|demo|bench
+#
+# Only Debian packages are installed (apt-get); nothing else is downloaded.
+# Not root, or no apt-get: print what is missing and go on, so the build
+# itself reports what it cannot find.
+set -eu
+
+# Why each package is there:
+#   gcc make pkg-config        the build
+#   libjansson-dev             JSON for inspect/stat/status output and reports
+#   libmicrohttpd-dev          the supervisor's HTTP endpoints (bounded connections)
+#   libsqlite3-dev             the embedded quarantine store
+#   libhiredis-dev             the shared quarantine store on Redis
+#   python3-dev                the Python package's C extension
+#   python3-grpcio             gRPC interceptor, example server, tests
+#   python3-celery python3-redis redis-server   Celery integration and its tests
+#   procps                     ps/pkill used by tests
+#   hyperfine heaptrack python3-numpy time       benchmarks
+build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev python3-dev)
+check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps)
+demo=("${build[@]}" python3-grpcio procps)
+bench=("${build[@]}" hyperfine heaptrack python3-numpy time)
+
+case "${1:-}" in
+build) want=("${build[@]}") ;;
+check) want=("${check[@]}") ;;
+demo) want=("${demo[@]}") ;;
+bench) want=("${bench[@]}") ;;
+*) echo "usage: $0 build|check|demo|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+	echo "memfence: these Debian packages are missing: ${missing[*]}" >&2
+	echo "memfence: install them with: sudo apt-get install ${missing[*]}" >&2
+	exit 0
+fi
+echo "memfence: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts redis-server as a system service where it can; the tests run
+# their own on a loopback port and need no system instance.

@@ -1,0 +1,92 @@
+/*
+ * exec.c - `memfence exec`: apply the limits, then become the program.
+ *
+ * Nothing stays behind: the program keeps memfence's PID, and its exit
+ * status and signals are its own.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/launch.h"
+#include "core/size.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: memfence exec [OPTIONS] [--] PROGRAM [ARGS...]\n"
+		"\n"
+		"Apply the container's memory limit to PROGRAM as an rlimit, so that an\n"
+		"allocation past it fails (malloc returns NULL, Python raises MemoryError)\n"
+		"in the thread that asked instead of the kernel killing the process; then\n"
+		"replace memfence with PROGRAM.\n"
+		"\n"
+		"%s"
+		"Other:\n"
+		"  -v, --verbose        print the plan on stderr before starting PROGRAM\n"
+		"  -n, --dry-run        print the plan and exit\n"
+		"  -h, --help           show this help\n"
+		"\n"
+		"Exit status: PROGRAM's own; 2 for a bad option or size, 126/127 when\n"
+		"PROGRAM cannot be run.\n",
+		mf_launch_help);
+}
+
+static void print_plan(FILE *f, const struct mf_plan *p, int account)
+{
+	char a[32];
+
+	fprintf(f, "limit    %s  from %s\n", mf_size_format(p->limit, a, sizeof(a)), p->limit_from);
+	fprintf(f, "reserve  %s%s\n", mf_size_format(p->reserve, a, sizeof(a)),
+		p->reserve_default ? "  (default: max(64M, 5%))" : "");
+	fprintf(f, "budget   %s  (%llu bytes) as RLIMIT_%s\n", mf_size_format(p->budget, a, sizeof(a)),
+		(unsigned long long)p->budget,
+		p->rlimit == MF_RLIMIT_AS ? "AS" : p->rlimit == MF_RLIMIT_DATA ? "DATA" : "NONE (not applied)");
+	fprintf(f, "stack    %s for new threads\n", mf_size_format(p->stack, a, sizeof(a)));
+	fprintf(f, "account  %s\n", account == 1 ? "on (libmemfence.so)" : "off");
+}
+
+int mf_cmd_exec(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		MF_LAUNCH_LONGOPTS,
+		{"verbose", no_argument, NULL, 'v'},
+		{"dry-run", no_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct mf_launch l = {.account = -1};
+	struct mf_plan plan;
+	int opt, verbose = 0, dry = 0, status;
+
+	/* '+': stop at the program's name so its own options stay its own. */
+	while ((opt = getopt_long(argc, argv, "+vnh", longopts, NULL)) != -1) {
+		if (mf_launch_opt(&l, opt, optarg))
+			continue;
+		switch (opt) {
+		case 'v': verbose = 1; break;
+		case 'n': dry = 1; break;
+		case 'h': usage(stdout); return 0;
+		default:
+			fprintf(stderr, "Try 'memfence exec --help'.\n");
+			return MF_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc && !dry) {
+		mf_err("exec: no program given (memfence exec [OPTIONS] -- PROGRAM [ARGS...])");
+		return MF_EXIT_USAGE;
+	}
+	mf_launch_env(&l);
+	if (l.account < 0)
+		l.account = 0;
+	if (mf_launch_prepare(&l, &plan, &status) != 0)
+		return status;
+	if (verbose || dry)
+		print_plan(dry ? stdout : stderr, &plan, l.account);
+	if (dry)
+		return 0;
+	fflush(NULL);
+	return mf_launch_exec(argv + optind);
+}

@@ -1,0 +1,164 @@
+/*
+ * launch.c - options and environment shared by `exec` and `run`.
+ */
+#include "cli/launch.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/memory.h"
+#include "core/size.h"
+
+const char mf_launch_help[] =
+	"Limits:\n"
+	"  --limit auto|SIZE    memory limit to plan for (default auto: the cgroup's\n"
+	"                       memory.max / memory.limit_in_bytes, else MemTotal)\n"
+	"  --reserve SIZE|PCT   kept free below the limit (default: the larger of\n"
+	"                       64M and 5% of the limit); budget = limit - reserve\n"
+	"  --rlimit data|as|none  which rlimit carries the budget (default data)\n"
+	"  --stack SIZE         default stack of new threads (default 2M, at least\n"
+	"                       256K); the main thread's stack is unchanged\n"
+	"Accounting:\n"
+	"  --account            preload libmemfence.so: per-request counters, budgets\n"
+	"  --no-account         do not preload it\n"
+	"  --heap-limit SIZE|PCT  live heap bytes the process may hold (needs\n"
+	"                       accounting; a percentage is of the budget)\n"
+	"  --segment FILE       shared stats segment for the accounting library\n"
+	"  --root DIR           read /proc and /sys under DIR (for tests)\n";
+
+int mf_launch_opt(struct mf_launch *l, int opt, const char *arg)
+{
+	switch (opt) {
+	case MF_OPT_LIMIT: l->plan_opts.limit = arg; return 1;
+	case MF_OPT_RESERVE: l->plan_opts.reserve = arg; return 1;
+	case MF_OPT_RLIMIT: l->plan_opts.rlimit = arg; return 1;
+	case MF_OPT_STACK: l->plan_opts.stack = arg; return 1;
+	case MF_OPT_HEAP_LIMIT: l->heap_limit = arg; return 1;
+	case MF_OPT_ACCOUNT: l->account = 1; return 1;
+	case MF_OPT_NO_ACCOUNT: l->account = 0; return 1;
+	case MF_OPT_SEGMENT: l->segment = arg; return 1;
+	case MF_OPT_ROOT: l->root = arg; return 1;
+	}
+	return 0;
+}
+
+void mf_launch_env(struct mf_launch *l)
+{
+	const char *v;
+
+	mf_plan_opts_from_env(&l->plan_opts);
+	if (l->heap_limit == NULL && (v = getenv("MEMFENCE_HEAP_LIMIT")) != NULL && *v)
+		l->heap_limit = v;
+	if (l->account < 0 && (v = getenv("MEMFENCE_ACCOUNT")) != NULL && *v)
+		l->account = strcmp(v, "0") != 0;
+	if (l->segment == NULL && (v = getenv("MEMFENCE_SEGMENT")) != NULL && *v)
+		l->segment = v;
+	if (l->root == NULL)
+		l->root = mf_root_default();
+}
+
+static int setenv_u64(const char *name, uint64_t v)
+{
+	char buf[32];
+
+	snprintf(buf, sizeof(buf), "%" PRIu64, v);
+	return setenv(name, buf, 1);
+}
+
+int mf_launch_prepare(struct mf_launch *l, struct mf_plan *plan, int *status)
+{
+	struct mf_memory mem;
+	char err[512], a[32], b[32];
+	const char *msg, *lib, *path;
+	int have_mem;
+
+	*status = MF_EXIT_USAGE;
+	have_mem = mf_memory_read(l->root, 0, &mem, err, sizeof(err)) == 0;
+	if (mf_plan_resolve(&l->plan_opts, have_mem ? &mem : NULL, plan, err, sizeof(err)) != 0) {
+		mf_err("%s", err);
+		return -1;
+	}
+
+	uint64_t heap = 0;
+	if (l->heap_limit != NULL) {
+		if (mf_size_parse(l->heap_limit, plan->budget, &heap, &msg) != 0) {
+			mf_err("invalid heap limit '%s' (--heap-limit, MEMFENCE_HEAP_LIMIT): %s", l->heap_limit, msg);
+			return -1;
+		}
+		if (heap == 0) {
+			mf_err("invalid heap limit '%s' (--heap-limit, MEMFENCE_HEAP_LIMIT): must be more than 0", l->heap_limit);
+			return -1;
+		}
+		if (l->account == 0) {
+			mf_err("--heap-limit needs accounting (drop --no-account)");
+			return -1;
+		}
+	}
+
+	if (plan->rlimit == MF_RLIMIT_AS) {
+		mf_warn("--rlimit as limits address space, not memory: every glibc malloc arena "
+			"reserves 64 MiB of it and thread stacks count in full, so threads fail to "
+			"start long before memory runs out; prefer --rlimit data");
+		/* Fewer arenas means less reserved address space per thread. */
+		if (getenv("MALLOC_ARENA_MAX") == NULL)
+			setenv("MALLOC_ARENA_MAX", "2", 1);
+	}
+	if (plan->rlimit == MF_RLIMIT_DATA && have_mem && mem.ignore_rlimit_data == 1)
+		mf_warn("the kernel was booted with ignore_rlimit_data: RLIMIT_DATA only warns "
+			"and will not stop allocations; use --rlimit as");
+	if (plan->rlimit != MF_RLIMIT_NONE && plan->budget / plan->stack < 16)
+		mf_warn("budget %s holds fewer than 16 threads of %s stack",
+			mf_size_format(plan->budget, a, sizeof(a)), mf_size_format(plan->stack, b, sizeof(b)));
+
+	*status = MF_EXIT_FAILURE;
+	if (mf_plan_apply_rlimit(plan, err, sizeof(err)) != 0) {
+		mf_err("%s", err);
+		return -1;
+	}
+
+	lib = l->account == 1 ? "libmemfence.so" : "libmemfence-stack.so";
+	path = mf_preload_path(lib);
+	if (path == NULL) {
+		if (l->account == 1) {
+			mf_err("%s not found (looked in $MEMFENCE_LIBDIR, next to memfence, and %s)",
+			       lib, MF_PRELOADDIR);
+			return -1;
+		}
+		mf_warn("%s not found: the thread stack size is not applied", lib);
+	} else if (mf_env_preload(path) != 0) {
+		mf_err("cannot set LD_PRELOAD: %s", strerror(errno));
+		return -1;
+	}
+
+	setenv_u64("MEMFENCE_STACK", plan->stack);
+	/* What the program's own memfence package can read back. */
+	setenv_u64("MEMFENCE_LIMIT_BYTES", plan->limit);
+	setenv_u64("MEMFENCE_BUDGET", plan->budget);
+	if (l->account == 1) {
+		setenv("MEMFENCE_ACCOUNT", "1", 1);
+		if (heap != 0)
+			setenv_u64("MEMFENCE_HEAP_LIMIT", heap);
+		if (l->segment != NULL)
+			setenv("MEMFENCE_SEGMENT", l->segment, 1);
+	} else {
+		/* A stale variable must not turn accounting on in the child. */
+		unsetenv("MEMFENCE_HEAP_LIMIT");
+	}
+	*status = 0;
+	return 0;
+}
+
+int mf_launch_exec(char **argv)
+{
+	int e;
+
+	execvp(argv[0], argv);
+	e = errno;
+	mf_err("cannot run '%s': %s", argv[0], strerror(e));
+	return e == ENOENT ? MF_EXIT_NOTFOUND : MF_EXIT_NOEXEC;
+}

@@ -1,0 +1,56 @@
+/*
+ * plan.h - what memfence applies to a program: limit, reserve, budget,
+ * rlimit kind and default thread stack size.
+ *
+ * Shared by `exec`, `run` and `inspect`. Every option has a MEMFENCE_*
+ * environment equivalent; the command line wins over the environment.
+ */
+#ifndef MF_PLAN_H
+#define MF_PLAN_H
+
+#include <stdint.h>
+#include "core/memory.h"
+
+enum mf_rlimit_kind { MF_RLIMIT_DATA = 0, MF_RLIMIT_AS, MF_RLIMIT_NONE };
+
+#define MF_STACK_DEFAULT (2ull << 20)
+#define MF_STACK_MIN (256ull << 10)
+#define MF_RESERVE_MIN (64ull << 20)
+#define MF_RESERVE_PERCENT 5
+
+struct mf_plan_opts {
+	const char *limit;   /* "auto" or a size; NULL = default */
+	const char *reserve; /* size or percent of the limit; NULL = default */
+	const char *rlimit;  /* "data", "as", "none"; NULL = default */
+	const char *stack;   /* size; NULL = default */
+};
+
+struct mf_plan {
+	uint64_t limit;
+	enum mf_limit_source limit_source;
+	char limit_from[MF_PATH_MAX + 32]; /* human: where the limit came from */
+	uint64_t reserve;
+	int reserve_default;               /* 1 when the default rule chose it */
+	uint64_t budget;                   /* limit - reserve */
+	enum mf_rlimit_kind rlimit;
+	uint64_t stack;
+};
+
+/* Fill unset fields of opts from MEMFENCE_LIMIT, MEMFENCE_RESERVE,
+ * MEMFENCE_RLIMIT and MEMFENCE_STACK. */
+void mf_plan_opts_from_env(struct mf_plan_opts *opts);
+
+/* Compute the plan from opts and the memory read for the process.
+ * Returns 0, or -1 with a one-line message in err (exit status 2). */
+int mf_plan_resolve(const struct mf_plan_opts *opts, const struct mf_memory *mem,
+		    struct mf_plan *plan, char *err, size_t errlen);
+
+/* Apply the rlimit of the plan to this process (inherited across exec).
+ * Never sets a soft limit of 0; keeps a lower existing hard limit.
+ * Returns 0, or -1 with err. */
+int mf_plan_apply_rlimit(const struct mf_plan *plan, char *err, size_t errlen);
+
+/* "data", "as", "none" */
+const char *mf_rlimit_name(enum mf_rlimit_kind k);
+
+#endif

@@ -1,0 +1,166 @@
+/*
+ * segment.h - layout of the shared stats segment.
+ *
+ * The segment is the contract between the shim (writers: every process of
+ * the supervised program) and the supervisor or `memfence stat` (readers).
+ * It is a file (tmpfs by default) mapped MAP_SHARED by everyone, so it
+ * outlives any writer: a reader can still see what a killed process had in
+ * flight.
+ *
+ * Rules that keep it safe without locks:
+ *  - Counters in a slot are independent 64-bit atomics, added to with
+ *    relaxed atomic adds in batches (never on every allocation).
+ *  - A scope entry and a ring record each carry a sequence number: odd while
+ *    its single writer changes it, even when stable. A reader copies the
+ *    entry, then checks the sequence is even and unchanged (a seqlock). A
+ *    writer that dies mid-update leaves an odd sequence: the reader reports
+ *    the entry as torn instead of waiting for it.
+ *  - Slots are claimed with compare-and-swap on `state`. A slot whose process
+ *    died is reclaimed only after a reader has copied it (state DEAD_READ).
+ *  - Nothing in the segment is a pointer; every size is fixed by the header.
+ *
+ * Bump MF_SEG_VERSION on any change of layout.
+ */
+#ifndef MF_SEGMENT_H
+#define MF_SEGMENT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MF_SEG_MAGIC 0x31474553464d454dULL /* "MEMFSEG1" little-endian */
+#define MF_SEG_VERSION 1
+
+#define MF_SEG_NAME_LEN 64 /* scope name and id, NUL included */
+#define MF_SEG_DEFAULT_SLOTS 64
+#define MF_SEG_DEFAULT_SCOPES 64 /* in-flight scopes per process */
+#define MF_SEG_DEFAULT_RING 1024 /* finished scope records, power of two */
+
+enum mf_slot_state {
+	MF_SLOT_FREE = 0,
+	MF_SLOT_LIVE = 1,      /* owned by a running process */
+	MF_SLOT_EXITED = 2,    /* process ended normally, not yet read */
+	MF_SLOT_DEAD = 3,      /* found dead by a reader, copy being taken */
+	MF_SLOT_DEAD_READ = 4  /* a reader has its copy: may be reclaimed */
+};
+
+enum mf_fail_cause {
+	MF_FAIL_ALLOC = 0,     /* the real allocator returned NULL (rlimit, ENOMEM) */
+	MF_FAIL_BUDGET = 1,    /* a scope budget */
+	MF_FAIL_HEAP = 2,      /* the process heap limit */
+	MF_FAIL_CONTAINER = 3, /* container-wide headroom */
+	MF_FAIL_FAULT = 4,     /* fault injection */
+	MF_FAIL_NCAUSES = 5
+};
+
+/* Published by the supervisor several times a second (capability 5). */
+struct mf_seg_container {
+	uint64_t seq;           /* seqlock */
+	uint64_t limit;         /* bytes, 0 = unknown */
+	uint64_t working_set;   /* usage - inactive_file */
+	uint64_t reserve;       /* keep this much free */
+	uint64_t min_size;      /* only allocations at least this large are checked */
+	uint64_t updated_ns;    /* CLOCK_MONOTONIC */
+};
+
+struct mf_seg_header {
+	uint64_t magic;
+	uint32_t version;
+	uint32_t header_size;   /* sizeof(struct mf_seg_header) */
+	uint32_t nslots;
+	uint32_t slot_size;     /* sizeof(struct mf_seg_slot) + scopes */
+	uint32_t scopes_per_slot;
+	uint32_t ring_size;     /* power of two */
+	uint64_t slots_offset;
+	uint64_t ring_offset;
+	uint64_t total_size;
+	int32_t owner_pid;      /* supervisor, or the exec'd program */
+	uint32_t flags;
+	uint64_t created_realtime_ns;
+	uint64_t ring_head;     /* records ever written (atomic fetch-add) */
+	uint64_t slot_claims_failed; /* processes that found no free slot */
+	struct mf_seg_container container;
+	uint64_t heap_limit;    /* process live-bytes limit, 0 = none */
+	uint32_t control;       /* MF_CTL_* bits the supervisor may set */
+	uint32_t pad0;
+	uint64_t reserved[16];
+};
+
+/* One scope in flight. Written only by the thread that owns it. */
+struct mf_seg_scope {
+	uint64_t seq;           /* seqlock; 0 = never used */
+	uint32_t in_use;
+	int32_t tid;
+	uint32_t depth;
+	uint32_t outcome_flags;
+	uint64_t start_ns;      /* CLOCK_REALTIME */
+	uint64_t allocated;
+	uint64_t freed;
+	int64_t net;
+	uint64_t peak;
+	uint64_t budget;
+	uint64_t failed;
+	char name[MF_SEG_NAME_LEN];
+	char id[MF_SEG_NAME_LEN];
+};
+
+struct mf_seg_slot {
+	uint32_t state;         /* enum mf_slot_state */
+	int32_t pid;
+	int32_t ppid;
+	uint32_t generation;    /* bumped at each claim */
+	uint64_t start_realtime_ns;
+	uint64_t updated_ns;    /* CLOCK_MONOTONIC of the last flush */
+	char comm[16];
+	/* Counters, atomics. */
+	uint64_t live;
+	uint64_t peak;
+	uint64_t allocated;
+	uint64_t freed;
+	uint64_t alloc_calls;
+	uint64_t free_calls;
+	uint64_t failed[MF_FAIL_NCAUSES];
+	uint64_t thread_started;
+	uint64_t thread_failed;
+	int32_t thread_last_errno;
+	uint32_t scopes_open;
+	uint64_t scopes_ended;
+	uint64_t reserved[8];
+	struct mf_seg_scope scopes[]; /* header.scopes_per_slot entries */
+};
+
+/* A finished scope. */
+struct mf_seg_record {
+	uint64_t seq;           /* seqlock; records are overwritten in a ring */
+	uint64_t index;         /* ring position it was written for */
+	int32_t pid;
+	int32_t tid;
+	uint32_t outcome;       /* enum memfence_outcome */
+	uint32_t pad;
+	uint64_t start_ns;      /* CLOCK_REALTIME */
+	uint64_t duration_ns;
+	uint64_t allocated;
+	uint64_t freed;
+	int64_t net;
+	uint64_t peak;
+	uint64_t budget;
+	uint64_t failed;
+	char name[MF_SEG_NAME_LEN];
+	char id[MF_SEG_NAME_LEN];
+};
+
+#define MF_CTL_PROFILE 1u /* reserved for the profiler */
+
+/* Total bytes of a segment with these dimensions. */
+uint64_t mf_seg_size(uint32_t nslots, uint32_t scopes_per_slot, uint32_t ring_size);
+
+/* Lay out a fresh segment in mem (size mf_seg_size(...), zeroed). */
+void mf_seg_init(void *mem, uint32_t nslots, uint32_t scopes_per_slot,
+		 uint32_t ring_size, int32_t owner_pid);
+
+/* Check magic, version and that every offset fits in len. 0 if usable. */
+int mf_seg_validate(const void *mem, uint64_t len);
+
+struct mf_seg_slot *mf_seg_slot_at(const struct mf_seg_header *h, uint32_t i);
+struct mf_seg_record *mf_seg_record_at(const struct mf_seg_header *h, uint64_t index);
+
+#endif

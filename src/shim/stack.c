@@ -1,0 +1,39 @@
+/*
+ * stack.c - default stack size of new threads.
+ *
+ * glibc gives every new thread a stack of RLIMIT_STACK (8 MiB on most
+ * systems) unless the creator asks otherwise. Under RLIMIT_DATA each of those
+ * stacks is charged in full, so a few dozen threads exhaust a container's
+ * budget before any request runs. Lowering RLIMIT_STACK would also shrink the
+ * main thread's stack; pthread_setattr_default_np() changes only threads
+ * created from now on, including those that C libraries (gRPC core, OpenBLAS)
+ * start, and leaves the main thread alone.
+ *
+ * MEMFENCE_STACK holds the size (`memfence exec` writes it in bytes; a person
+ * may write 1M). This file is also built as libmemfence-stack.so, with the
+ * size parser alone, for `exec` without accounting.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "core/size.h"
+
+#define MF_STACK_FLOOR (256u << 10) /* the command refuses less; so do we */
+
+__attribute__((constructor)) static void mf_stack_init(void)
+{
+	const char *s = getenv("MEMFENCE_STACK");
+	const char *err;
+	uint64_t n;
+	pthread_attr_t attr;
+
+	if (s == NULL || *s == '\0')
+		return;
+	if (mf_size_parse(s, 0, &n, &err) != 0 || n < MF_STACK_FLOOR)
+		return;
+	if (pthread_getattr_default_np(&attr) != 0)
+		return;
+	if (pthread_attr_setstacksize(&attr, (size_t)n) == 0)
+		pthread_setattr_default_np(&attr);
+	pthread_attr_destroy(&attr);
+}

@@ -1,0 +1,117 @@
+# Helpers sourced by the integration tests.
+#
+# Real memory cgroups: tests make a child memory cgroup under the cgroup this
+# test process is in (cgroup v1 memory controller, or cgroup v2 where the
+# memory controller is enabled), run programs in it, and remove it on exit.
+set -u
+MF_ROOT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MF_BUILD=${MF_BUILD:-$MF_ROOT_DIR/build}
+MEMFENCE=$MF_BUILD/memfence
+PY=/usr/bin/python3   # Debian's interpreter, with Debian's packages
+MF_TMP=$(mktemp -d "${TMPDIR:-/tmp}/memfence-test.XXXXXX")
+MF_CGROUPS=()
+MF_PIDS=()
+
+mf_cleanup() {
+	local cg p
+	for p in "${MF_PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	for cg in "${MF_CGROUPS[@]}"; do mf_cgroup_remove "$cg"; done
+	rm -rf "$MF_TMP"
+}
+trap mf_cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# skip REASON: exit 77, or fail when skips are not allowed (CI).
+skip() {
+	if [ "${MEMFENCE_TEST_STRICT:-0}" = 1 ]; then
+		echo "FAIL: cannot run, and skipping is not allowed here: $*" >&2
+		exit 1
+	fi
+	echo "skipped: $*" >&2
+	exit 77
+}
+
+# expect_eq WHAT EXPECTED ACTUAL
+expect_eq() { [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"; }
+# expect_match WHAT REGEX TEXT
+expect_match() { echo "$3" | grep -Eq -- "$2" || fail "$1: '$3' does not match /$2/"; }
+
+# Directory of this process's memory cgroup, or empty (reason on stderr).
+mf_cgroup_self_dir() {
+	local line path
+	if [ -f /sys/fs/cgroup/memory/memory.limit_in_bytes ] ||
+	   [ -d /sys/fs/cgroup/memory ] && grep -q ':memory:' /proc/self/cgroup; then
+		path=$(grep ':memory:' /proc/self/cgroup | head -n1 | cut -d: -f3-)
+		echo "/sys/fs/cgroup/memory$path"
+		return 0
+	fi
+	for mnt in /sys/fs/cgroup /sys/fs/cgroup/unified; do
+		if [ -f "$mnt/cgroup.controllers" ] && grep -qw memory "$mnt/cgroup.controllers"; then
+			path=$(grep '^0::' /proc/self/cgroup | cut -d: -f3-)
+			echo "$mnt$path"
+			return 0
+		fi
+	done
+	echo "no memory cgroup controller is mounted" >&2
+	return 1
+}
+
+# mf_cgroup_create NAME LIMIT_BYTES: prints the new cgroup's directory.
+mf_cgroup_create() {
+	local self dir
+	[ "$(id -u)" = 0 ] || { echo "creating a memory cgroup needs root" >&2; return 1; }
+	self=$(mf_cgroup_self_dir) || return 1
+	dir="$self/memfence-test-$$-$1"
+	mkdir "$dir" 2>/dev/null || { echo "cannot create $dir" >&2; return 1; }
+	if [ -f "$dir/memory.limit_in_bytes" ]; then
+		echo "$2" >"$dir/memory.limit_in_bytes" || { rmdir "$dir"; return 1; }
+		# No swap: the limit must mean what it says.
+		[ -f "$dir/memory.memsw.limit_in_bytes" ] && echo "$2" >"$dir/memory.memsw.limit_in_bytes" 2>/dev/null
+		[ -f "$dir/memory.swappiness" ] && echo 0 >"$dir/memory.swappiness" 2>/dev/null
+	else
+		echo "$2" >"$dir/memory.max" || { rmdir "$dir"; return 1; }
+		[ -f "$dir/memory.swap.max" ] && echo 0 >"$dir/memory.swap.max"
+	fi
+	echo "$dir"
+}
+
+# Create or skip; sets MF_CG. Usage: mf_need_cgroup NAME LIMIT_BYTES
+mf_need_cgroup() {
+	local why
+	MF_CG=$(mf_cgroup_create "$1" "$2" 2>"$MF_TMP/cg.err") ||
+		skip "no memory cgroup can be made here: $(cat "$MF_TMP/cg.err")"
+	MF_CGROUPS+=("$MF_CG")
+}
+
+# mf_cgroup_run DIR CMD...: run CMD inside the cgroup, return its status.
+mf_cgroup_run() {
+	local dir=$1
+	shift
+	bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$dir" "$@"
+}
+
+# OOM kills counted in the cgroup so far.
+mf_cgroup_oom_kills() {
+	if [ -f "$1/memory.oom_control" ]; then
+		awk '$1 == "oom_kill" { print $2 }' "$1/memory.oom_control"
+	else
+		awk '$1 == "oom_kill" { print $2 }' "$1/memory.events"
+	fi
+}
+
+mf_cgroup_remove() {
+	local dir=$1 i p
+	[ -d "$dir" ] || return 0
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		for p in $(cat "$dir/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+		rmdir "$dir" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	echo "warning: could not remove $dir" >&2
+}
+
+# A free loopback TCP port.
+mf_free_port() {
+	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
