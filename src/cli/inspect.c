@@ -667,8 +667,12 @@ int mf_cmd_inspect(int argc, char **argv)
 		snprintf(in->proc, sizeof(in->proc), "%s/proc/self", dir);
 	else
 		snprintf(in->proc, sizeof(in->proc), "%s/proc/%ld", dir, (long)in->pid);
-	if (in->pid != 0 && (stat(in->proc, &st) != 0 || !S_ISDIR(st.st_mode))) {
-		mf_err("no process %ld (%s: %s)", (long)in->pid, in->proc, strerror(errno ? errno : ENOENT));
+	if (in->pid != 0 && stat(in->proc, &st) != 0) {
+		mf_err("no process %ld (%s: %s)", (long)in->pid, in->proc, strerror(errno));
+		goto out;
+	}
+	if (in->pid != 0 && !S_ISDIR(st.st_mode)) {
+		mf_err("no process %ld (%s is not a directory)", (long)in->pid, in->proc);
 		goto out;
 	}
 
