@@ -11,9 +11,9 @@
  * A scope is one unit of work (a request, a task) on one thread. Figures of a
  * scope count the allocations and frees made by the thread that opened it,
  * while the scope is open. A block freed by another thread than the one that
- * allocated it is counted as freed in the freeing thread's innermost scope
- * (and in the process totals), not in the allocating scope: the allocating
- * scope keeps it as retained. See docs/accounting.md.
+ * allocated it is counted as freed in the freeing thread's open scopes (and
+ * in the process totals), not in the allocating scope: the allocating scope
+ * keeps it as retained. See docs/accounting.md.
  */
 #ifndef MEMFENCE_H
 #define MEMFENCE_H

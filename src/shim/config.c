@@ -1,0 +1,263 @@
+/*
+ * config.c - MEMFENCE_* variables, read without allocating.
+ *
+ * The shim may configure itself from its first hook, before libc has set
+ * up `environ` for getenv(), and getenv() is not something to call inside
+ * malloc anyway; so variables are looked up in the envp the dynamic loader
+ * hands to our constructor, by hand. Under AT_SECURE (setuid and friends)
+ * nothing is read and nothing is counted: an environment-controlled file
+ * path must not reach a privileged program.
+ *
+ * Variables:
+ *   MEMFENCE_ACCOUNT=0|1     0 forwards everything uncounted; 1 counts. Unset:
+ *                            count when LD_PRELOAD names libmemfence (a
+ *                            program merely linked with -lmemfence is off).
+ *   MEMFENCE_SEGMENT=PATH    stats segment to join (made by the supervisor or
+ *                            `memfence exec --account`)
+ *   MEMFENCE_HEAP_LIMIT=SIZE process live-bytes limit (512M, 2GiB; 0 = none)
+ *   MEMFENCE_FAULT=SPEC      fault injection, see mf_fault_parse()
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "core/size.h"
+#include "shim/shim.h"
+
+struct mf_config mf_cfg;
+
+void mf_strlcpy(char *dst, const char *src, size_t n)
+{
+	size_t i = 0;
+
+	if (n == 0)
+		return;
+	if (src != NULL)
+		for (; i + 1 < n && src[i] != '\0'; i++)
+			dst[i] = src[i];
+	dst[i] = '\0';
+}
+
+void mf_say(const char *a, const char *b, const char *c)
+{
+	const char *parts[] = {"memfence: ", a, b, c, "\n"};
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		if (parts[i] == NULL)
+			continue;
+		/* Best effort: nothing to do if stderr is closed. */
+		ssize_t r = write(2, parts[i], strlen(parts[i]));
+		(void)r;
+	}
+}
+
+const char *mf_env_get(char **envp, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (envp == NULL)
+		return NULL;
+	for (char **e = envp; *e != NULL; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			return *e + n + 1;
+	return NULL;
+}
+
+/* '*' any run, '?' one byte, everything else literal. */
+int mf_glob(const char *pat, const char *s)
+{
+	const char *star = NULL, *mark = NULL;
+
+	while (*s != '\0') {
+		if (*pat == '*') {
+			star = pat++;
+			mark = s;
+		} else if (*pat == '?' || *pat == *s) {
+			pat++;
+			s++;
+		} else if (star != NULL) {
+			pat = star + 1;
+			s = ++mark;
+		} else {
+			return 0;
+		}
+	}
+	while (*pat == '*')
+		pat++;
+	return *pat == '\0';
+}
+
+static int parse_u64(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (len == 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9' || v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_size(const char *s, size_t len, uint64_t *out, const char **err)
+{
+	char buf[64];
+
+	if (len >= sizeof(buf)) {
+		*err = "size too long";
+		return -1;
+	}
+	memcpy(buf, s, len);
+	buf[len] = '\0';
+	return mf_size_parse(buf, 0, out, err);
+}
+
+static int parse_errno(const char *s, size_t len, int *out)
+{
+	static const struct {
+		const char *name;
+		int err;
+	} names[] = {{"EAGAIN", EAGAIN}, {"ENOMEM", ENOMEM}, {"EPERM", EPERM}, {"EINVAL", EINVAL}};
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i].name) == len && strncmp(s, names[i].name, len) == 0) {
+			*out = names[i].err;
+			return 0;
+		}
+	if (parse_u64(s, len, &v) == 0 && v > 0 && v < 4096) {
+		*out = (int)v;
+		return 0;
+	}
+	return -1;
+}
+
+/*
+ * MEMFENCE_FAULT: comma-separated terms, all of which must hold for an
+ * allocation to be failed (ENOMEM, counted as failed_fault):
+ *   nth=N        the Nth matching allocation fails (once)
+ *   every=N      every Nth matching allocation fails
+ *   after=SIZE   a matching allocation fails when the bytes requested by
+ *                earlier matching allocations plus its own pass SIZE
+ *   size>=SIZE   only allocations of at least SIZE bytes match (alone: all
+ *                of them fail)
+ *   thread=ERR   pthread_create fails with ERR (EAGAIN, ENOMEM, EPERM or a
+ *                number) without starting a thread
+ *   scope=GLOB   only while an open scope of the thread has a name matching
+ *                GLOB ('*' and '?'); applies to allocations and threads
+ * "Allocation" means every counted call: the malloc family and anonymous
+ * private writable mmap. Counting of nth/every/after is per process, in
+ * call order: deterministic for a single-threaded sequence.
+ */
+static int mf_fault_parse(const char *spec, struct mf_fault *f, const char **err)
+{
+	const char *p = spec;
+
+	memset(f, 0, sizeof(*f));
+	while (*p != '\0') {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		const char *eq = memchr(p, '=', len);
+		size_t klen, vlen;
+		const char *v;
+
+		if (len == 0) {
+			p++;
+			continue;
+		}
+		if (eq == NULL) {
+			*err = "a term has no '=' (e.g. nth=3,size>=1M)";
+			return -1;
+		}
+		klen = (size_t)(eq - p);
+		v = eq + 1;
+		vlen = len - klen - 1;
+#define KEY(k) (klen == sizeof(k) - 1 && strncmp(p, k, klen) == 0)
+		if (KEY("nth") || KEY("every")) {
+			uint64_t n;
+			if (parse_u64(v, vlen, &n) != 0 || n == 0) {
+				*err = "nth= and every= take a count of at least 1";
+				return -1;
+			}
+			if (KEY("nth"))
+				f->nth = n;
+			else
+				f->every = n;
+			f->alloc_on = 1;
+		} else if (KEY("after")) {
+			if (parse_size(v, vlen, &f->after, err) != 0)
+				return -1;
+			f->after_set = 1;
+			f->alloc_on = 1;
+		} else if (KEY("size>")) {
+			if (parse_size(v, vlen, &f->min_size, err) != 0)
+				return -1;
+			f->alloc_on = 1;
+		} else if (KEY("thread")) {
+			if (parse_errno(v, vlen, &f->thread_errno) != 0) {
+				*err = "thread= takes EAGAIN, ENOMEM, EPERM or an errno number";
+				return -1;
+			}
+		} else if (KEY("scope")) {
+			if (vlen == 0 || vlen >= sizeof(f->scope)) {
+				*err = "scope= takes a name pattern of 1 to 63 bytes";
+				return -1;
+			}
+			memcpy(f->scope, v, vlen);
+			f->scope[vlen] = '\0';
+		} else {
+			*err = "unknown term (use nth=, every=, after=, size>=, thread=, scope=)";
+			return -1;
+		}
+#undef KEY
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+static int preloaded(char **envp)
+{
+	const char *pre = mf_env_get(envp, "LD_PRELOAD");
+
+	return pre != NULL && strstr(pre, "libmemfence") != NULL;
+}
+
+void mf_config_read(char **envp)
+{
+	const char *v, *err;
+
+	memset(&mf_cfg, 0, sizeof(mf_cfg));
+	if (getauxval(AT_SECURE) != 0)
+		return;
+	v = mf_env_get(envp, "MEMFENCE_ACCOUNT");
+	if (v != NULL && strcmp(v, "0") == 0)
+		return;
+	if (v != NULL && strcmp(v, "1") != 0 && *v != '\0') {
+		mf_say("MEMFENCE_ACCOUNT='", v, "' is not 0 or 1; accounting stays off");
+		return;
+	}
+	if ((v == NULL || *v == '\0') && !preloaded(envp))
+		return;
+	mf_cfg.account = 1;
+
+	v = mf_env_get(envp, "MEMFENCE_SEGMENT");
+	mf_cfg.segment = v != NULL && *v != '\0' ? v : NULL;
+
+	v = mf_env_get(envp, "MEMFENCE_HEAP_LIMIT");
+	if (v != NULL && *v != '\0' && mf_size_parse(v, 0, &mf_cfg.heap_limit, &err) != 0) {
+		mf_say("invalid MEMFENCE_HEAP_LIMIT: ", err, "; no heap limit");
+		mf_cfg.heap_limit = 0;
+	}
+
+	v = mf_env_get(envp, "MEMFENCE_FAULT");
+	if (v != NULL && *v != '\0' && mf_fault_parse(v, &mf_cfg.fault, &err) != 0) {
+		mf_say("invalid MEMFENCE_FAULT: ", err, "; no fault injection");
+		memset(&mf_cfg.fault, 0, sizeof(mf_cfg.fault));
+	}
+}

@@ -1,0 +1,775 @@
+/*
+ * hooks.c - the interposed libc functions.
+ *
+ * Each hook bootstraps if needed, forwards to the real function, and reports
+ * (ptr, usable size) to account.c. Sizes are the real allocator's
+ * malloc_usable_size(), so a free counts exactly what its allocation did.
+ *
+ * Bootstrap: the real functions are found with dlsym(RTLD_NEXT, ...), and
+ * dlsym itself may call calloc/malloc (dlerror's buffer). Calls made while
+ * the real pointers are not known are served from a static bump buffer;
+ * such blocks are recognised by address, never given to the real free, and
+ * never counted.
+ *
+ * Reentry: while the shim initialises (state INITING: it reads its
+ * configuration, maps the segment, registers fork handlers, which may
+ * allocate) every hook forwards uncounted, in every thread. A thread's
+ * first call creates its state; an allocation made while doing so is
+ * counted like any other. No other path of the shim allocates.
+ *
+ * Budget exactness: an allocation is admitted in two steps. Before the real
+ * call, the requested size is checked (usable >= requested, so a request
+ * already too large never reaches the allocator). After it, the usable size
+ * is checked and the block given back if it does not fit. realloc cannot be
+ * undone once done, so near a budget (or the heap limit) a growing realloc
+ * is made as malloc + copy + free.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "shim/shim.h"
+
+#define EXPORT __attribute__((visibility("default")))
+
+struct mf_real mf_real;
+
+/* ---- bootstrap buffer ---- */
+
+#define BOOT_SIZE (64u << 10)
+static char boot_buf[BOOT_SIZE] __attribute__((aligned(64)));
+static size_t boot_used;
+
+struct boot_hdr {
+	size_t size;
+	size_t pad;
+};
+
+static int is_boot(const void *p)
+{
+	return (const char *)p >= boot_buf && (const char *)p < boot_buf + BOOT_SIZE;
+}
+
+static void *boot_alloc(size_t n, size_t align)
+{
+	size_t need, off, start;
+
+	if (align < 16)
+		align = 16;
+	if (n > BOOT_SIZE || align > 4096)
+		goto nomem;
+	need = n + sizeof(struct boot_hdr) + align;
+	off = __atomic_fetch_add(&boot_used, need, __ATOMIC_RELAXED);
+	if (off + need > BOOT_SIZE)
+		goto nomem;
+	start = (off + sizeof(struct boot_hdr) + align - 1) & ~(align - 1);
+	((struct boot_hdr *)(boot_buf + start))[-1].size = n;
+	/* Static storage is zeroed: calloc from here needs no memset. */
+	return boot_buf + start;
+nomem:
+	errno = ENOMEM;
+	return NULL;
+}
+
+static size_t boot_size(const void *p)
+{
+	return ((const struct boot_hdr *)p)[-1].size;
+}
+
+static int resolving;
+
+#define RESOLVE(field, name) *(void **)&mf_real.field = dlsym(RTLD_NEXT, name)
+
+static void resolve(void)
+{
+	if (__atomic_exchange_n(&resolving, 1, __ATOMIC_ACQ_REL))
+		return; /* another thread (or this one, reentered) is at it */
+	RESOLVE(free, "free");
+	RESOLVE(calloc, "calloc");
+	RESOLVE(realloc, "realloc");
+	RESOLVE(posix_memalign, "posix_memalign");
+	RESOLVE(aligned_alloc, "aligned_alloc");
+	RESOLVE(memalign, "memalign");
+	RESOLVE(valloc, "valloc");
+	RESOLVE(pvalloc, "pvalloc");
+	RESOLVE(usable, "malloc_usable_size");
+	RESOLVE(mmap, "mmap");
+	RESOLVE(munmap, "munmap");
+	RESOLVE(mremap, "mremap");
+	RESOLVE(pthread_create, "pthread_create");
+	/* malloc last: it is the "ready" flag the hooks test. */
+	void *m = dlsym(RTLD_NEXT, "malloc");
+	__atomic_store_n((void **)&mf_real.malloc, m, __ATOMIC_RELEASE);
+}
+
+static int ready(void)
+{
+	if (MF_LIKELY(__atomic_load_n((void **)&mf_real.malloc, __ATOMIC_ACQUIRE) != NULL))
+		return 1;
+	resolve();
+	return __atomic_load_n((void **)&mf_real.malloc, __ATOMIC_ACQUIRE) != NULL;
+}
+
+/* ---- sizes ---- */
+
+/*
+ * malloc_usable_size() through a pointer costs a call and, in glibc, a look
+ * at the next chunk's header (another cache line) to check that the block
+ * is in use, which a block just allocated or being freed always is. When
+ * the real allocator is glibc's, the size is read from the block's own
+ * header instead, as glibc's musable() computes it (malloc/malloc.c:
+ * chunksize minus the header, 2 words for mmapped chunks, 1 otherwise).
+ * A self-test at start-up compares both ways on blocks of every kind and
+ * keeps the library call if they ever differ (another allocator, a debug
+ * malloc, a future layout).
+ */
+static int glibc_sizes;
+
+static inline size_t header_usable(const void *p)
+{
+	size_t h = ((const size_t *)p)[-1];
+
+	return (h & ~(size_t)7) - ((h & 2) ? 2 * sizeof(size_t) : sizeof(size_t));
+}
+
+static inline size_t usable_of(void *p)
+{
+	if (MF_LIKELY(glibc_sizes))
+		return header_usable(p);
+	return mf_real.usable(p);
+}
+
+static void check_glibc_sizes(void)
+{
+	static const size_t sizes[] = {0, 1, 24, 25, 100, 1000, 4104, 70000, 200000, 1 << 20, 5 << 20};
+	Dl_info info;
+	int ok = 1;
+
+	if (dladdr((void *)mf_real.malloc, &info) == 0 || info.dli_fname == NULL ||
+	    strstr(info.dli_fname, "/libc.so") == NULL)
+		return;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && ok; i++) {
+		void *p = mf_real.malloc(sizes[i]);
+		void *q = mf_real.memalign(4096, sizes[i] + 1);
+		if (p != NULL)
+			ok &= header_usable(p) == mf_real.usable(p);
+		if (q != NULL)
+			ok &= header_usable(q) == mf_real.usable(q);
+		mf_real.free(p);
+		mf_real.free(q);
+	}
+	glibc_sizes = ok;
+}
+
+/* ---- initialisation ---- */
+
+extern char **__environ;
+
+/* Locks in a fixed order: the mapping table, then the thread list. */
+static void atfork_prepare(void)
+{
+	mf_maps_atfork_prepare();
+	mf_account_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+	mf_account_atfork_parent();
+	mf_maps_atfork_parent();
+}
+
+static void atfork_child(void)
+{
+	mf_maps_atfork_child();
+	mf_account_atfork_child();
+}
+
+static void init(char **envp)
+{
+	int expect = MF_STATE_UNINIT;
+
+	if (!__atomic_compare_exchange_n(&mf_state, &expect, MF_STATE_INITING, 0,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return;
+	ready();
+	mf_config_read(envp);
+	if (mf_cfg.account && mf_real.malloc != NULL) {
+		check_glibc_sizes();
+		mf_account_init();
+		mf_segw_attach();
+		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+		__atomic_store_n(&mf_state, MF_STATE_ON, __ATOMIC_RELEASE);
+		return;
+	}
+	__atomic_store_n(&mf_state, MF_STATE_OFF, __ATOMIC_RELEASE);
+}
+
+/* Programs may allocate before our constructor (other constructors, the
+ * dynamic loader); until it runs, and while libc's environment is not set,
+ * calls are forwarded uncounted. */
+__attribute__((constructor(101))) static void mf_ctor(int argc, char **argv, char **envp)
+{
+	(void)argc;
+	(void)argv;
+	init(envp != NULL ? envp : __environ);
+}
+
+__attribute__((destructor(101))) static void mf_dtor(void)
+{
+	if (__atomic_load_n(&mf_state, __ATOMIC_ACQUIRE) != MF_STATE_ON)
+		return;
+	mf_account_exit();
+	mf_segw_exit();
+}
+
+/* 1 when this call is to be counted. Before the constructor, a call made
+ * once libc's environment is set initialises the shim. */
+static inline int counting(void)
+{
+	int st = __atomic_load_n(&mf_state, __ATOMIC_ACQUIRE);
+
+	if (MF_LIKELY(st == MF_STATE_ON))
+		return 1;
+	if (st == MF_STATE_UNINIT && __environ != NULL) {
+		init(__environ);
+		return __atomic_load_n(&mf_state, __ATOMIC_ACQUIRE) == MF_STATE_ON;
+	}
+	return 0;
+}
+
+static inline int on(void)
+{
+	return MF_LIKELY(__atomic_load_n(&mf_state, __ATOMIC_RELAXED) == MF_STATE_ON);
+}
+
+static inline int need_checks(struct mf_thread *t)
+{
+	return mf_gchecks | (t != NULL ? t->nbudget : 0);
+}
+
+/* ---- malloc family ---- */
+
+/* Admission around a fresh block p of a request of req bytes. Returns p,
+ * or NULL (block released, errno ENOMEM) when refused. */
+static inline void *admit_block(struct mf_thread *t, void *p)
+{
+	size_t u;
+
+	if (MF_UNLIKELY(p == NULL)) {
+		mf_count_fail(t, MF_FAIL_ALLOC);
+		return NULL;
+	}
+	u = usable_of(p);
+	if (MF_UNLIKELY(need_checks(t)) && mf_admit_post(t, u) != 0) {
+		mf_real.free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	mf_count_alloc(t, u);
+	return p;
+}
+
+static inline int refuse_pre(struct mf_thread *t, uint64_t req)
+{
+	if (MF_LIKELY(!need_checks(t)) && req < (64u << 10))
+		return 0;
+	if (mf_admit_pre(t, req) != 0) {
+		errno = ENOMEM;
+		return 1;
+	}
+	return 0;
+}
+
+static void *malloc_slow(size_t n)
+{
+	struct mf_thread *t;
+
+	if (MF_UNLIKELY(!ready()))
+		return boot_alloc(n, 16);
+	if (!counting())
+		return mf_real.malloc(n);
+	t = mf_self();
+	if (refuse_pre(t, n))
+		return NULL;
+	return admit_block(t, mf_real.malloc(n));
+}
+
+EXPORT void *malloc(size_t n)
+{
+	/* Counting, no budget or limit to check: the common case, kept short.
+	 * mf_state is ON only once the real functions are known. */
+	if (on()) {
+		struct mf_thread *t = mf_self();
+		if (MF_LIKELY(t != NULL && (t->nbudget | mf_gchecks) == 0 && n < (64u << 10))) {
+			void *p = mf_real.malloc(n);
+			if (MF_LIKELY(p != NULL)) {
+				mf_count_alloc(t, usable_of(p));
+				return p;
+			}
+			mf_count_fail(t, MF_FAIL_ALLOC);
+			return NULL;
+		}
+	}
+	return malloc_slow(n);
+}
+
+EXPORT void free(void *p)
+{
+	struct mf_thread *t;
+	size_t u;
+
+	if (p == NULL || MF_UNLIKELY(is_boot(p)))
+		return;
+	if (!on() && !counting()) {
+		mf_real.free(p);
+		return;
+	}
+	t = mf_self();
+	u = usable_of(p);
+	mf_real.free(p);
+	mf_count_free(t, u);
+}
+
+EXPORT void *calloc(size_t nmemb, size_t size)
+{
+	struct mf_thread *t;
+	size_t n;
+
+	if (MF_UNLIKELY(!ready())) {
+		if (__builtin_mul_overflow(nmemb, size, &n)) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		return boot_alloc(n, 16);
+	}
+	if (!counting())
+		return mf_real.calloc(nmemb, size);
+	t = mf_self();
+	if (__builtin_mul_overflow(nmemb, size, &n)) {
+		mf_count_fail(t, MF_FAIL_ALLOC);
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (refuse_pre(t, n))
+		return NULL;
+	return admit_block(t, mf_real.calloc(nmemb, size));
+}
+
+/* malloc + copy + free, for a growth that must be checked before the old
+ * block is given up. */
+static void *realloc_checked(struct mf_thread *t, void *p, size_t n, size_t old)
+{
+	void *q = mf_real.malloc(n);
+	size_t u;
+
+	if (q == NULL) {
+		mf_count_fail(t, MF_FAIL_ALLOC);
+		return NULL;
+	}
+	u = usable_of(q);
+	if (u > old && mf_admit_post(t, u - old) != 0) {
+		mf_real.free(q);
+		errno = ENOMEM;
+		return NULL;
+	}
+	memcpy(q, p, old < n ? old : n);
+	mf_real.free(p);
+	if (u > old)
+		mf_count(t, u - old, 0, 1, 0);
+	else
+		mf_count(t, 0, old - u, 1, 0);
+	return q;
+}
+
+/*
+ * Room in every budget for a growth of grow bytes plus what rounding can
+ * add: glibc rounds by less than a page; other allocators' size classes are
+ * at most a quarter apart.
+ */
+static int budget_room(const struct mf_thread *t, uint64_t grow)
+{
+	uint64_t slack = (64u << 10) + (glibc_sizes ? 0 : grow / 4);
+
+	for (int i = 0; i < t->depth; i++) {
+		const struct mf_scope *s = &t->scopes[i];
+		if (s->budget != 0 && s->net + (int64_t)(grow + slack) > (int64_t)s->budget)
+			return 0;
+	}
+	return 1;
+}
+
+/*
+ * realloc counts its net effect: growth as bytes allocated, shrinking as
+ * bytes freed (also when the block moves), one allocation call;
+ * realloc(p, 0) is a free.
+ */
+EXPORT void *realloc(void *p, size_t n)
+{
+	struct mf_thread *t;
+	size_t old, u;
+	void *q;
+
+	if (MF_UNLIKELY(!ready()) || MF_UNLIKELY(is_boot(p))) {
+		if (p != NULL && is_boot(p)) {
+			size_t keep = boot_size(p);
+			q = ready() ? malloc(n) : boot_alloc(n, 16);
+			if (q != NULL)
+				memcpy(q, p, keep < n ? keep : n);
+			return q;
+		}
+		return boot_alloc(n, 16);
+	}
+	if (!counting())
+		return mf_real.realloc(p, n);
+	if (p == NULL)
+		return malloc(n);
+	t = mf_self();
+	old = usable_of(p);
+	if (n == 0) {
+		mf_real.realloc(p, 0);
+		mf_count(t, 0, old, 0, 1);
+		return NULL;
+	}
+	if (MF_UNLIKELY(need_checks(t)) && n > old) {
+		if (mf_admit_pre(t, n - old) != 0) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		/* Far from every budget, the allocator's rounding cannot make
+		 * the growth cross one: realloc in place. Closer (or under the
+		 * heap limit, whose pool other threads share), grow in a way
+		 * that can still be refused. */
+		if (mf_cfg.heap_limit != 0 || !budget_room(t, n - old))
+			return realloc_checked(t, p, n, old);
+	}
+	q = mf_real.realloc(p, n);
+	if (q == NULL) {
+		mf_count_fail(t, MF_FAIL_ALLOC);
+		return NULL;
+	}
+	u = usable_of(q);
+	if (u >= old) {
+		/* Only a shrinking request gets here under checks, and the
+		 * allocator never grows those. */
+		mf_count(t, u - old, 0, 1, 0);
+	} else {
+		mf_count(t, 0, old - u, 1, 0);
+	}
+	return q;
+}
+
+EXPORT void *reallocarray(void *p, size_t nmemb, size_t size)
+{
+	size_t n;
+
+	if (__builtin_mul_overflow(nmemb, size, &n)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(p, n);
+}
+
+static void *aligned_common(size_t align, size_t n, void *(*fn)(size_t, size_t))
+{
+	struct mf_thread *t;
+
+	if (MF_UNLIKELY(!ready()))
+		return boot_alloc(n, align);
+	if (!counting())
+		return fn(align, n);
+	t = mf_self();
+	if (refuse_pre(t, n))
+		return NULL;
+	return admit_block(t, fn(align, n));
+}
+
+EXPORT void *memalign(size_t align, size_t n)
+{
+	if (MF_UNLIKELY(!ready()))
+		return boot_alloc(n, align);
+	return aligned_common(align, n, mf_real.memalign);
+}
+
+EXPORT void *aligned_alloc(size_t align, size_t n)
+{
+	if (MF_UNLIKELY(!ready()))
+		return boot_alloc(n, align);
+	return aligned_common(align, n, mf_real.aligned_alloc);
+}
+
+EXPORT int posix_memalign(void **out, size_t align, size_t n)
+{
+	struct mf_thread *t;
+	void *p = NULL;
+	int r;
+
+	if (MF_UNLIKELY(!ready())) {
+		*out = boot_alloc(n, align);
+		return *out != NULL ? 0 : ENOMEM;
+	}
+	if (!counting())
+		return mf_real.posix_memalign(out, align, n);
+	t = mf_self();
+	/* An invalid alignment is the caller's error, not a refusal. */
+	if (align < sizeof(void *) || (align & (align - 1)) != 0)
+		return mf_real.posix_memalign(out, align, n);
+	if (refuse_pre(t, n))
+		return ENOMEM;
+	r = mf_real.posix_memalign(&p, align, n);
+	if (r != 0) {
+		mf_count_fail(t, MF_FAIL_ALLOC);
+		return r;
+	}
+	p = admit_block(t, p);
+	if (p == NULL)
+		return ENOMEM;
+	*out = p;
+	return 0;
+}
+
+static void *page_common(size_t n, void *(*fn)(size_t))
+{
+	struct mf_thread *t;
+
+	if (!counting())
+		return fn(n);
+	t = mf_self();
+	if (refuse_pre(t, n))
+		return NULL;
+	return admit_block(t, fn(n));
+}
+
+EXPORT void *valloc(size_t n)
+{
+	if (MF_UNLIKELY(!ready()))
+		return boot_alloc(n, 4096);
+	return page_common(n, mf_real.valloc);
+}
+
+EXPORT void *pvalloc(size_t n)
+{
+	if (MF_UNLIKELY(!ready()))
+		return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
+	return page_common(n, mf_real.pvalloc);
+}
+
+EXPORT size_t malloc_usable_size(void *p)
+{
+	if (p == NULL)
+		return 0;
+	if (MF_UNLIKELY(is_boot(p)))
+		return boot_size(p);
+	if (MF_UNLIKELY(!ready()))
+		return 0;
+	return mf_real.usable(p);
+}
+
+/* ---- anonymous mappings ---- */
+
+static uint64_t page_round(uint64_t n)
+{
+	uint64_t pg = 4096;
+
+	return (n + pg - 1) & ~(pg - 1);
+}
+
+static int counted_mapping(int prot, int flags, int fd)
+{
+	return (flags & MAP_ANONYMOUS) && (flags & MAP_TYPE) == MAP_PRIVATE &&
+	       (prot & PROT_WRITE) && fd == -1;
+}
+
+/* A MAP_FIXED mapping replaces whatever was there: forget it. */
+static void replaced(struct mf_thread *t, void *addr, uint64_t len)
+{
+	sigset_t saved;
+	uint64_t gone;
+
+	if (!mf_maps_any())
+		return;
+	mf_maps_lock(&saved);
+	gone = mf_maps_remove((uintptr_t)addr, len);
+	mf_maps_unlock(&saved);
+	if (gone != 0)
+		mf_count(t, 0, gone, 0, 1);
+}
+
+EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	struct mf_thread *t;
+	uint64_t size;
+	void *p;
+
+	if (MF_UNLIKELY(!ready())) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	if (!counting())
+		return mf_real.mmap(addr, len, prot, flags, fd, off);
+	t = mf_self();
+	if (!counted_mapping(prot, flags, fd)) {
+		p = mf_real.mmap(addr, len, prot, flags, fd, off);
+		if (p != MAP_FAILED && (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) == MAP_FIXED)
+			replaced(t, p, page_round(len));
+		return p;
+	}
+	size = page_round(len);
+	if (len == 0)
+		return mf_real.mmap(addr, len, prot, flags, fd, off);
+	if (mf_admit_pre(t, size) != 0 || (need_checks(t) && mf_admit_post(t, size) != 0)) {
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	p = mf_real.mmap(addr, len, prot, flags, fd, off);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		if (need_checks(t))
+			mf_admit_undo(t, size);
+		mf_count_fail(t, MF_FAIL_ALLOC);
+		errno = e;
+		return p;
+	}
+	if ((flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) == MAP_FIXED)
+		replaced(t, p, size);
+	{
+		sigset_t saved;
+		int r;
+
+		mf_maps_lock(&saved);
+		r = mf_maps_add((uintptr_t)p, size);
+		mf_maps_unlock(&saved);
+		if (r != 0) {
+			/* Untracked, so not counted either. */
+			if (need_checks(t))
+				mf_admit_undo(t, size);
+			return p;
+		}
+	}
+	mf_count(t, size, 0, 1, 0);
+	return p;
+}
+
+EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+	__attribute__((alias("mmap")));
+
+EXPORT int munmap(void *addr, size_t len)
+{
+	struct mf_thread *t;
+	sigset_t saved;
+	uint64_t gone = 0;
+	int r;
+
+	if (MF_UNLIKELY(!ready())) {
+		errno = ENOSYS;
+		return -1;
+	}
+	if (!counting() || !mf_maps_any())
+		return mf_real.munmap(addr, len);
+	t = mf_self();
+	mf_maps_lock(&saved);
+	r = mf_real.munmap(addr, len);
+	int e = errno;
+	if (r == 0)
+		gone = mf_maps_remove((uintptr_t)addr, page_round(len));
+	mf_maps_unlock(&saved);
+	if (gone != 0)
+		mf_count(t, 0, gone, 0, 1);
+	errno = e;
+	return r;
+}
+
+/*
+ * mremap of a tracked mapping counts its net change like realloc: growth
+ * as allocated, shrinking as freed. MREMAP_DONTUNMAP leaves the old range
+ * mapped (and still tracked).
+ */
+EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	struct mf_thread *t;
+	void *new_addr = NULL, *p;
+	uint64_t tracked, nsize;
+	sigset_t saved;
+	va_list ap;
+	int e;
+
+	if (flags & MREMAP_FIXED) {
+		va_start(ap, flags);
+		new_addr = va_arg(ap, void *);
+		va_end(ap);
+	}
+	if (MF_UNLIKELY(!ready())) {
+		errno = ENOSYS;
+		return MAP_FAILED;
+	}
+	if (!counting() || !mf_maps_any())
+		return mf_real.mremap(old, old_len, new_len, flags, new_addr);
+	t = mf_self();
+	nsize = page_round(new_len);
+	mf_maps_lock(&saved);
+	tracked = old_len != 0 ? mf_maps_tracked((uintptr_t)old, page_round(old_len)) : 0;
+	mf_maps_unlock(&saved);
+	if (tracked == 0)
+		return mf_real.mremap(old, old_len, new_len, flags, new_addr);
+	if (nsize > tracked && !(flags & 4 /* MREMAP_DONTUNMAP */)) {
+		if (mf_admit_pre(t, nsize - tracked) != 0 ||
+		    (need_checks(t) && mf_admit_post(t, nsize - tracked) != 0)) {
+			errno = ENOMEM;
+			return MAP_FAILED;
+		}
+	}
+	mf_maps_lock(&saved);
+	p = mf_real.mremap(old, old_len, new_len, flags, new_addr);
+	e = errno;
+	if (p != MAP_FAILED) {
+		if (!(flags & 4))
+			tracked = mf_maps_remove((uintptr_t)old, page_round(old_len));
+		else
+			tracked = 0;
+		if (mf_maps_add((uintptr_t)p, nsize) != 0)
+			nsize = 0;
+	}
+	mf_maps_unlock(&saved);
+	if (p == MAP_FAILED) {
+		uint64_t grow = nsize > tracked ? nsize - tracked : 0;
+		if (grow != 0 && need_checks(t))
+			mf_admit_undo(t, grow);
+		mf_count_fail(t, MF_FAIL_ALLOC);
+		errno = e;
+		return p;
+	}
+	if (nsize >= tracked)
+		mf_count(t, nsize - tracked, 0, 1, 0);
+	else
+		mf_count(t, 0, tracked - nsize, 1, 0);
+	errno = e;
+	return p;
+}
+
+/* ---- threads ---- */
+
+EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr,
+			  void *(*start)(void *), void *arg)
+{
+	struct mf_thread *t;
+	int r;
+
+	if (MF_UNLIKELY(!ready()))
+		return EAGAIN;
+	if (!counting())
+		return mf_real.pthread_create(th, attr, start, arg);
+	t = mf_self();
+	r = mf_fault_thread(t);
+	if (r != 0) {
+		mf_count_thread(t, r);
+		return r;
+	}
+	r = mf_real.pthread_create(th, attr, start, arg);
+	mf_count_thread(t, r);
+	return r;
+}

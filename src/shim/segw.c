@@ -1,0 +1,437 @@
+/*
+ * segw.c - the shim's side of the shared stats segment.
+ *
+ * Every process under the shim owns one slot of the segment; its threads
+ * add their batched counts to the slot's counters with relaxed atomic adds
+ * and publish their open scopes in the slot's in-flight table. Layout and
+ * the seqlock rules are in core/segment.h.
+ *
+ * Which segment: MEMFENCE_SEGMENT names a file made by the supervisor or
+ * `memfence exec --account`. Without it the process makes its own in a
+ * memfd (see create_own); forked children share it through the inherited
+ * mapping, exec'd programs make their own. If nothing can be mapped at
+ * all, the slot is private memory: counting and the API still work, only
+ * nobody else can read it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/segread.h"
+#include "shim/shim.h"
+
+struct mf_seg_header *mf_seg;
+struct mf_seg_slot *mf_slot;
+static uint64_t seg_len;
+
+uint64_t mf_now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mf_now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void *mf_os_alloc(size_t len)
+{
+	long r = syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	/* The raw syscall returns -errno in the top page on failure. */
+	if (r < 0 && r > -4096)
+		return NULL;
+	return (void *)r;
+}
+
+static void *os_map_shared(int fd, size_t len)
+{
+	long r = syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (r < 0 && r > -4096)
+		return NULL;
+	return (void *)r;
+}
+
+static int map_file(int fd)
+{
+	struct stat st;
+	void *mem;
+
+	if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof(struct mf_seg_header))
+		return -1;
+	mem = os_map_shared(fd, (size_t)st.st_size);
+	if (mem == NULL)
+		return -1;
+	if (mf_seg_validate(mem, (uint64_t)st.st_size) != 0) {
+		syscall(SYS_munmap, mem, (size_t)st.st_size);
+		return -1;
+	}
+	mf_seg = mem;
+	seg_len = (uint64_t)st.st_size;
+	return 0;
+}
+
+static void fmt_uint(char *dst, uint64_t v)
+{
+	char tmp[24];
+	int n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*dst++ = tmp[--n];
+	*dst = '\0';
+}
+
+/*
+ * MEMFENCE_SEGMENT names a file that does not exist yet: make it, with the
+ * default dimensions. It is written under a temporary name and linked into
+ * place, so that of several processes starting at once one wins and the
+ * others join its file; nobody ever maps a half-made segment.
+ */
+static int create_file(const char *path)
+{
+	uint64_t len = mf_seg_size(MF_SEG_DEFAULT_SLOTS, MF_SEG_DEFAULT_SCOPES, MF_SEG_DEFAULT_RING);
+	size_t plen = strlen(path);
+	char tmp[4096 + 32];
+	void *mem;
+	int fd;
+
+	if (plen + 30 > sizeof(tmp))
+		return -1;
+	memcpy(tmp, path, plen);
+	memcpy(tmp + plen, ".tmp.", 5);
+	fmt_uint(tmp + plen + 5, (uint64_t)getpid());
+	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)len) != 0 || (mem = os_map_shared(fd, len)) == NULL) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	close(fd);
+	mf_seg_init(mem, MF_SEG_DEFAULT_SLOTS, MF_SEG_DEFAULT_SCOPES, MF_SEG_DEFAULT_RING, getpid());
+	syscall(SYS_munmap, mem, len);
+	if (link(tmp, path) != 0) {
+		unlink(tmp);
+		return -1;
+	}
+	unlink(tmp);
+	/* The caller maps it by its final name, the one /proc/PID/maps then
+	 * shows to `memfence stat PID`. */
+	return 0;
+}
+
+static int join_segment(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int r;
+
+	if (fd < 0 && errno == ENOENT) {
+		/* Made by us, or by another process that won the race. */
+		create_file(path);
+		fd = open(path, O_RDWR | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		mf_say("cannot open or create MEMFENCE_SEGMENT ", path, ": counting in private memory");
+		return -1;
+	}
+	r = map_file(fd);
+	close(fd);
+	if (r != 0)
+		mf_say("MEMFENCE_SEGMENT ", path, " is not a memfence segment of this version: counting in private memory");
+	return r;
+}
+
+/*
+ * Our own segment, when no MEMFENCE_SEGMENT is given: a memfd, not a file.
+ * Nothing is left behind however the program ends (shells leave with
+ * _exit(), exec replaces images without destructors), and `memfence stat
+ * PID` still finds it through /proc/PID/fd. The descriptor is kept open
+ * (close-on-exec) for that reason only. A supervisor-less program needs
+ * few slots.
+ */
+static int create_own(void)
+{
+	uint64_t len = mf_seg_size(16, MF_SEG_DEFAULT_SCOPES, 256);
+	void *mem;
+	int fd;
+
+	fd = (int)syscall(SYS_memfd_create, MF_SEG_MEMFD_NAME, MFD_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)len) != 0)
+		goto fail_fd;
+	mem = os_map_shared(fd, len);
+	if (mem == NULL)
+		goto fail_fd;
+	mf_seg_init(mem, 16, MF_SEG_DEFAULT_SCOPES, 256, getpid());
+	mf_seg = mem;
+	seg_len = len;
+	return 0;
+fail_fd:
+	close(fd);
+	return -1;
+}
+
+static int private_segment(void)
+{
+	uint64_t len = mf_seg_size(1, MF_SEG_DEFAULT_SCOPES, 64);
+	void *mem = mf_os_alloc(len);
+
+	if (mem == NULL)
+		return -1;
+	mf_seg_init(mem, 1, MF_SEG_DEFAULT_SCOPES, 64, getpid());
+	mf_seg = mem;
+	seg_len = len;
+	return 0;
+}
+
+static void read_comm(char comm[16])
+{
+	int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, comm, 15) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n < 0)
+		n = 0;
+	comm[n] = '\0';
+	if (n > 0 && comm[n - 1] == '\n')
+		comm[n - 1] = '\0';
+}
+
+/* Free slots, and slots of dead processes a reader has copied. */
+static struct mf_seg_slot *claim_slot(struct mf_seg_header *h)
+{
+	for (uint32_t i = 0; i < h->nslots; i++) {
+		struct mf_seg_slot *s = mf_seg_slot_at(h, i);
+		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+
+		if (st != MF_SLOT_FREE && st != MF_SLOT_DEAD_READ)
+			continue;
+		/* CLAIMING is LIVE with pid 0: readers treat pid 0 as not yet
+		 * identified. Zero the slot before filling it. */
+		if (!__atomic_compare_exchange_n(&s->state, &st, MF_SLOT_LIVE, 0,
+						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			continue;
+		__atomic_store_n(&s->pid, 0, __ATOMIC_RELAXED);
+		uint32_t gen = s->generation + 1;
+		size_t scopes_bytes = (size_t)h->slot_size - sizeof(*s);
+		memset((char *)s + sizeof(s->state), 0, sizeof(*s) - sizeof(s->state) + scopes_bytes);
+		s->generation = gen;
+		s->ppid = getppid();
+		s->start_realtime_ns = mf_now_real();
+		s->updated_ns = mf_now_mono();
+		read_comm(s->comm);
+		__atomic_store_n(&s->pid, getpid(), __ATOMIC_RELEASE);
+		return s;
+	}
+	__atomic_fetch_add(&h->slot_claims_failed, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+/* A slot still LIVE under our own pid was our image before an exec (exec
+ * runs no destructor): that program has ended. */
+static void retire_pre_exec(struct mf_seg_header *h)
+{
+	pid_t self = getpid();
+
+	for (uint32_t i = 0; i < h->nslots; i++) {
+		struct mf_seg_slot *s = mf_seg_slot_at(h, i);
+		uint32_t live = MF_SLOT_LIVE;
+
+		if (__atomic_load_n(&s->pid, __ATOMIC_ACQUIRE) == self)
+			__atomic_compare_exchange_n(&s->state, &live, MF_SLOT_EXITED, 0,
+						    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+	}
+}
+
+void mf_segw_attach(void)
+{
+	if (mf_cfg.segment != NULL && join_segment(mf_cfg.segment) == 0)
+		retire_pre_exec(mf_seg);
+	if (mf_seg == NULL && mf_cfg.segment == NULL)
+		create_own();
+	if (mf_seg != NULL) {
+		mf_slot = claim_slot(mf_seg);
+		if (mf_slot == NULL)
+			mf_say("the stats segment has no free slot: counting in private memory", NULL, NULL);
+	}
+	if (mf_slot == NULL) {
+		/* Counting must go on: a private one-slot segment. */
+		if (private_segment() == 0)
+			mf_slot = claim_slot(mf_seg);
+	}
+	if (mf_seg != NULL && mf_cfg.heap_limit != 0)
+		__atomic_store_n(&mf_seg->heap_limit, mf_cfg.heap_limit, __ATOMIC_RELAXED);
+}
+
+void mf_segw_child(uint64_t inherited_live)
+{
+	struct mf_seg_slot *s = mf_seg != NULL ? claim_slot(mf_seg) : NULL;
+
+	if (s == NULL) {
+		/* The parent's slot is not ours to write: a private one. */
+		mf_seg = NULL;
+		if (private_segment() == 0)
+			s = claim_slot(mf_seg);
+	}
+	mf_slot = s;
+	if (s != NULL) {
+		__atomic_store_n(&s->live, inherited_live, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->peak, inherited_live, __ATOMIC_RELAXED);
+	}
+}
+
+void mf_segw_exit(void)
+{
+	uint32_t live = MF_SLOT_LIVE;
+
+	if (mf_slot != NULL)
+		__atomic_compare_exchange_n(&mf_slot->state, &live, MF_SLOT_EXITED, 0,
+					    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+int32_t mf_segw_scope_claim(void)
+{
+	struct mf_seg_header *h = mf_seg;
+
+	if (h == NULL || mf_slot == NULL)
+		return -1;
+	for (uint32_t i = 0; i < h->scopes_per_slot; i++) {
+		struct mf_seg_scope *e = &mf_slot->scopes[i];
+		uint32_t zero = 0;
+
+		if (__atomic_load_n(&e->in_use, __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(&e->in_use, &zero, 1, 0, __ATOMIC_ACQUIRE,
+						__ATOMIC_RELAXED))
+			return (int32_t)i;
+	}
+	return -1;
+}
+
+/* Seqlock write side: one writer per entry, so plain increments. */
+static uint64_t seq_begin(uint64_t *seq)
+{
+	uint64_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
+
+	__atomic_store_n(seq, s + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	return s + 2;
+}
+
+static void seq_end(uint64_t *seq, uint64_t v)
+{
+	__atomic_store_n(seq, v, __ATOMIC_RELEASE);
+}
+
+void mf_segw_scope_publish(struct mf_thread *t, const struct mf_scope *s, int depth)
+{
+	struct mf_seg_scope *e;
+	uint64_t v;
+
+	if (s->entry < 0 || mf_slot == NULL)
+		return;
+	e = &mf_slot->scopes[s->entry];
+	v = seq_begin(&e->seq);
+	e->in_use = 1;
+	e->tid = t->tid;
+	e->depth = (uint32_t)depth;
+	e->outcome_flags = s->failed != 0 ? MEMFENCE_OUTCOME_FAILED_ALLOC : 0;
+	e->start_ns = s->start_real;
+	e->allocated = s->allocated;
+	e->freed = s->freed;
+	e->net = s->net;
+	e->peak = s->peak > 0 ? (uint64_t)s->peak : 0;
+	e->budget = s->budget;
+	e->failed = s->failed;
+	memcpy(e->name, s->name, sizeof(e->name));
+	memcpy(e->id, s->id, sizeof(e->id));
+	seq_end(&e->seq, v);
+}
+
+void mf_segw_scope_release(int32_t entry)
+{
+	struct mf_seg_scope *e;
+	uint64_t v;
+
+	if (entry < 0 || mf_slot == NULL)
+		return;
+	e = &mf_slot->scopes[entry];
+	v = seq_begin(&e->seq);
+	e->tid = 0;
+	seq_end(&e->seq, v);
+	__atomic_store_n(&e->in_use, 0, __ATOMIC_RELEASE);
+}
+
+void mf_segw_record(struct mf_thread *t, const struct mf_scope *s, uint64_t end_mono)
+{
+	struct mf_seg_header *h = mf_seg;
+	struct mf_seg_record *r;
+	uint64_t idx, v;
+
+	if (h == NULL)
+		return;
+	idx = __atomic_fetch_add(&h->ring_head, 1, __ATOMIC_RELAXED);
+	r = mf_seg_record_at(h, idx);
+	v = seq_begin(&r->seq);
+	r->index = idx;
+	r->pid = mf_slot != NULL ? mf_slot->pid : 0;
+	r->tid = t != NULL ? t->tid : 0;
+	r->outcome = s->failed != 0 ? MEMFENCE_OUTCOME_FAILED_ALLOC : MEMFENCE_OUTCOME_OK;
+	r->start_ns = s->start_real;
+	r->duration_ns = end_mono - s->start_mono;
+	r->allocated = s->allocated;
+	r->freed = s->freed;
+	r->net = s->net;
+	r->peak = s->peak > 0 ? (uint64_t)s->peak : 0;
+	r->budget = s->budget;
+	r->failed = s->failed;
+	memcpy(r->name, s->name, sizeof(r->name));
+	memcpy(r->id, s->id, sizeof(r->id));
+	seq_end(&r->seq, v);
+}
+
+int mf_segw_container_refuse(uint64_t size)
+{
+	struct mf_seg_container *c;
+	uint64_t s1, s2, limit, ws, reserve, min_size;
+
+	if (mf_seg == NULL)
+		return 0;
+	c = &mf_seg->container;
+	for (int tries = 0; tries < 4; tries++) {
+		s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
+		if (s1 & 1)
+			continue;
+		limit = __atomic_load_n(&c->limit, __ATOMIC_RELAXED);
+		ws = __atomic_load_n(&c->working_set, __ATOMIC_RELAXED);
+		reserve = __atomic_load_n(&c->reserve, __ATOMIC_RELAXED);
+		min_size = __atomic_load_n(&c->min_size, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
+		if (s1 != s2)
+			continue;
+		if (limit == 0 || min_size == 0 || size < min_size)
+			return 0;
+		return ws + reserve + size > limit;
+	}
+	return 0; /* never refuse on figures we could not read */
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The accounting shim under LD_PRELOAD: exact counts for known sequences,
+# budgets and the heap limit at the crossing byte, threads, fork, signals,
+# fault injection, and harmlessness when it is not active.
+. "$(dirname "$0")/../lib.sh"
+
+SHIM=$MF_BUILD/libmemfence.so
+T=$MF_BUILD/tests/shim
+[ -f "$SHIM" ] || fail "$SHIM is not built (run make)"
+
+run() { LD_PRELOAD=$SHIM timeout 60 "$@" || fail "$* (exit $?)"; }
+
+run "$T/shim_basic"
+run "$T/shim_budget"
+run env MEMFENCE_HEAP_LIMIT=$((32 << 20)) "$T/shim_budget" heap $((32 << 20))
+run "$T/shim_threads"
+run "$T/shim_fork"
+run "$T/shim_signals"
+
+# Fault injection: each mode with its spec.
+run env MEMFENCE_FAULT='nth=3,scope=req*' "$T/shim_fault" nth-scope
+run env MEMFENCE_FAULT='size>=1M' "$T/shim_fault" size
+run env MEMFENCE_FAULT='after=1M,scope=job' "$T/shim_fault" after
+run env MEMFENCE_FAULT='every=4,scope=s' "$T/shim_fault" every
+run env MEMFENCE_FAULT='thread=EAGAIN,scope=spawn' "$T/shim_fault" thread 11
+run env MEMFENCE_FAULT='thread=EPERM,scope=spawn' "$T/shim_fault" thread 1
+run env MEMFENCE_FAULT='thread=ENOMEM,scope=spawn' "$T/shim_fault" thread 12
+
+# Not active: linked but not preloaded, or switched off.
+"$T/shim_basic" off || fail "API without the shim preloaded"
+MEMFENCE_ACCOUNT=0 LD_PRELOAD=$SHIM "$T/shim_basic" off || fail "API with MEMFENCE_ACCOUNT=0"
+
+# Bad values: one line naming the problem, the program still runs.
+err=$(MEMFENCE_FAULT='nth=x' LD_PRELOAD=$SHIM /bin/echo ok 2>&1 >/dev/null)
+expect_match "bad MEMFENCE_FAULT message" '^memfence: invalid MEMFENCE_FAULT: .*nth=' "$err"
+out=$(MEMFENCE_FAULT='bogus=1' LD_PRELOAD=$SHIM /bin/echo ok 2>/dev/null)
+expect_eq "program runs despite a bad spec" ok "$out"
+err=$(MEMFENCE_HEAP_LIMIT=12Q LD_PRELOAD=$SHIM /bin/true 2>&1)
+expect_match "bad MEMFENCE_HEAP_LIMIT message" '^memfence: invalid MEMFENCE_HEAP_LIMIT' "$err"
+err=$(MEMFENCE_SEGMENT=$MF_TMP/no/such/dir.seg LD_PRELOAD=$SHIM /bin/true 2>&1)
+expect_match "unusable segment message" 'cannot open or create MEMFENCE_SEGMENT' "$err"
+err=$(MEMFENCE_SEGMENT=/etc/hostname LD_PRELOAD=$SHIM /bin/true 2>&1)
+expect_match "not a segment message" 'is not a memfence segment' "$err"
+
+# Ordinary programs are unaffected, and leave no file behind (their own
+# segment is a memfd): shells end with _exit(), which runs no destructor.
+out=$(LD_PRELOAD=$SHIM sh -c 'echo $$; echo hello | tr a-z A-Z; ls / >/dev/null; sort </dev/null')
+expect_eq "shell pipeline under the shim" HELLO "$(echo "$out" | tail -n1)"
+[ ! -e "/dev/shm/memfence-$(echo "$out" | head -n1).seg" ] || fail "a segment file was left behind"
+
+# The shim's own code calls nothing that allocates or locks behind its back
+# (stdio, getenv, the malloc family it wraps). stack.c and the size parser
+# are shared with the command and read their variable at start-up only.
+objs=$(ls "$MF_BUILD"/obj/src/shim/*.o | grep -v '/stack\.o$')
+bad=$(nm -u $objs | grep -Ew '(printf|fprintf|sprintf|snprintf|vsnprintf|puts|fopen|fputs|getenv|secure_getenv|setenv|strdup|malloc|calloc|realloc|free|backtrace)' || true)
+[ -z "$bad" ] || fail "the shim calls functions it must not: $bad"
+
+# A static binary ignores LD_PRELOAD: nothing happens, nothing breaks.
+if [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1; then
+	out=$(LD_PRELOAD=$SHIM /bin/busybox echo static)
+	expect_eq "static binary" static "$out"
+fi
+echo "shim accounting: ok"
