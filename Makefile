@@ -212,11 +212,9 @@ install-python: python
 	install -m 0644 $(B)/python/memfence/_bootstrap/*.py $(DESTDIR)$(PYLIBDIR)/memfence/_bootstrap/
 	install -m 0755 $(PY_EXT) $(DESTDIR)$(PYLIBDIR)/memfence/
 
-$(PY_EXT): python/memfence/_memfence.c include/memfence.h $(CORE_LIB)
+$(PY_EXT): python/memfence/_memfence.c include/memfence.h src/core/memory.h src/core/plan.h $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	lim=; if nm -g --defined-only $(CORE_LIB) 2>/dev/null | grep -q ' mf_memory_read$$' && \
-	  nm -g --defined-only $(CORE_LIB) | grep -q ' mf_plan_resolve$$'; then lim=-DMF_HAVE_LIMITS; fi; \
-	$(CC) $(CFLAGS) $$lim -isystem $(PYINC) -fvisibility=hidden -shared \
+	$(CC) $(CFLAGS) -DMF_HAVE_LIMITS -isystem $(PYINC) -fvisibility=hidden -shared \
 	  -o $@ $< $(CORE_LIB) -ldl -lpthread
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

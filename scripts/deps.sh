@@ -18,9 +18,10 @@ set -eu
 #   python3-grpcio             gRPC interceptor, example server, tests
 #   python3-celery python3-redis redis-server   Celery integration and its tests
 #   procps                     ps/pkill used by tests
+#   python3-venv python3-setuptools            the test that pip-installs the package
 #   hyperfine heaptrack python3-numpy time       benchmarks
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev python3-dev)
-check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps)
+check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps python3-venv python3-setuptools)
 demo=("${build[@]}" python3-grpcio procps)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time)
 

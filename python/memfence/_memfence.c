@@ -1,0 +1,388 @@
+/*
+ * _memfence.c - the C side of the memfence Python package.
+ *
+ * The accounting shim is found at import with dlsym(RTLD_DEFAULT, ...), never
+ * linked: a program imports memfence the same way whether or not `memfence
+ * run` preloaded libmemfence.so, and when the shim is absent every call here
+ * says so (None) and the Python side falls back to /proc figures.
+ *
+ * The limits (install) are the core library's code, linked in statically so
+ * that in-process limits resolve exactly as `memfence exec` resolves them.
+ * MF_HAVE_LIMITS is defined by the build when the core library has them.
+ */
+#define PY_SSIZE_T_CLEAN
+#define Py_LIMITED_API 0x03080000
+#include <Python.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "memfence.h"
+
+#ifdef MF_HAVE_LIMITS
+#include "core/memory.h"
+#include "core/plan.h"
+#endif
+
+static int (*mf_active_fn)(void);
+static int (*mf_begin_fn)(const char *, const char *, size_t);
+static int (*mf_end_fn)(struct memfence_scope_stats *);
+static int (*mf_current_fn)(struct memfence_scope_stats *);
+static int (*mf_pstats_fn)(struct memfence_process_stats *);
+static int (*mf_terrno_fn)(void);
+
+/* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
+#define MF_RESOLVE(var, name) (*(void **)(&(var)) = dlsym(RTLD_DEFAULT, (name)))
+
+static void mf_resolve_shim(void)
+{
+	MF_RESOLVE(mf_active_fn, "memfence_active");
+	MF_RESOLVE(mf_begin_fn, "memfence_scope_begin");
+	MF_RESOLVE(mf_end_fn, "memfence_scope_end");
+	MF_RESOLVE(mf_current_fn, "memfence_scope_current");
+	MF_RESOLVE(mf_pstats_fn, "memfence_process_stats");
+	MF_RESOLVE(mf_terrno_fn, "memfence_thread_errno");
+	/* A partial set (an older shim) is treated as no shim at all. */
+	if (!mf_active_fn || !mf_begin_fn || !mf_end_fn || !mf_current_fn || !mf_pstats_fn)
+		mf_active_fn = NULL;
+}
+
+static int mf_shim_on(void)
+{
+	return mf_active_fn != NULL && mf_active_fn() == 1;
+}
+
+static PyObject *mf_py_active(PyObject *self, PyObject *args)
+{
+	(void)self;
+	(void)args;
+	return PyBool_FromLong(mf_shim_on());
+}
+
+static PyObject *mf_py_symbols(PyObject *self, PyObject *args)
+{
+	(void)self;
+	(void)args;
+	return PyBool_FromLong(mf_active_fn != NULL);
+}
+
+static int mf_dict_set(PyObject *d, const char *key, PyObject *v)
+{
+	int rc;
+
+	if (v == NULL)
+		return -1;
+	rc = PyDict_SetItemString(d, key, v);
+	Py_DECREF(v);
+	return rc;
+}
+
+static PyObject *mf_scope_dict(const struct memfence_scope_stats *s)
+{
+	PyObject *d = PyDict_New();
+
+	if (d == NULL)
+		return NULL;
+	if (mf_dict_set(d, "allocated", PyLong_FromUnsignedLongLong(s->allocated)) ||
+	    mf_dict_set(d, "freed", PyLong_FromUnsignedLongLong(s->freed)) ||
+	    mf_dict_set(d, "net", PyLong_FromLongLong(s->net)) ||
+	    mf_dict_set(d, "peak", PyLong_FromUnsignedLongLong(s->peak)) ||
+	    mf_dict_set(d, "failed", PyLong_FromUnsignedLongLong(s->failed)) ||
+	    mf_dict_set(d, "calls", PyLong_FromUnsignedLongLong(s->calls)) ||
+	    mf_dict_set(d, "duration_ns", PyLong_FromUnsignedLongLong(s->duration_ns))) {
+		Py_DECREF(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* scope_begin(name, id_or_None, budget) -> the shim's return code, or None
+ * when there is no shim. */
+static PyObject *mf_py_scope_begin(PyObject *self, PyObject *args)
+{
+	const char *name, *id = NULL;
+	unsigned long long budget = 0;
+	int rc;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "sz|K", &name, &id, &budget))
+		return NULL;
+	if (!mf_shim_on())
+		Py_RETURN_NONE;
+	rc = mf_begin_fn(name, id, (size_t)budget);
+	return PyLong_FromLong(rc);
+}
+
+static PyObject *mf_py_scope_end(PyObject *self, PyObject *args)
+{
+	struct memfence_scope_stats s;
+
+	(void)self;
+	(void)args;
+	if (!mf_shim_on())
+		Py_RETURN_NONE;
+	memset(&s, 0, sizeof(s));
+	if (mf_end_fn(&s) != MEMFENCE_OK)
+		Py_RETURN_NONE;
+	return mf_scope_dict(&s);
+}
+
+static PyObject *mf_py_scope_current(PyObject *self, PyObject *args)
+{
+	struct memfence_scope_stats s;
+
+	(void)self;
+	(void)args;
+	if (!mf_shim_on())
+		Py_RETURN_NONE;
+	memset(&s, 0, sizeof(s));
+	if (mf_current_fn(&s) != MEMFENCE_OK)
+		Py_RETURN_NONE;
+	return mf_scope_dict(&s);
+}
+
+static PyObject *mf_py_process_stats(PyObject *self, PyObject *args)
+{
+	struct memfence_process_stats s;
+	PyObject *d;
+
+	(void)self;
+	(void)args;
+	if (!mf_shim_on())
+		Py_RETURN_NONE;
+	memset(&s, 0, sizeof(s));
+	if (mf_pstats_fn(&s) != MEMFENCE_OK)
+		Py_RETURN_NONE;
+	d = PyDict_New();
+	if (d == NULL)
+		return NULL;
+	if (mf_dict_set(d, "live", PyLong_FromUnsignedLongLong(s.live)) ||
+	    mf_dict_set(d, "peak", PyLong_FromUnsignedLongLong(s.peak)) ||
+	    mf_dict_set(d, "allocated", PyLong_FromUnsignedLongLong(s.allocated)) ||
+	    mf_dict_set(d, "freed", PyLong_FromUnsignedLongLong(s.freed)) ||
+	    mf_dict_set(d, "alloc_calls", PyLong_FromUnsignedLongLong(s.alloc_calls)) ||
+	    mf_dict_set(d, "free_calls", PyLong_FromUnsignedLongLong(s.free_calls)) ||
+	    mf_dict_set(d, "failed_alloc", PyLong_FromUnsignedLongLong(s.failed_alloc)) ||
+	    mf_dict_set(d, "failed_budget", PyLong_FromUnsignedLongLong(s.failed_budget)) ||
+	    mf_dict_set(d, "failed_heap", PyLong_FromUnsignedLongLong(s.failed_heap)) ||
+	    mf_dict_set(d, "failed_container", PyLong_FromUnsignedLongLong(s.failed_container)) ||
+	    mf_dict_set(d, "failed_fault", PyLong_FromUnsignedLongLong(s.failed_fault)) ||
+	    mf_dict_set(d, "thread_failed", PyLong_FromUnsignedLongLong(s.thread_failed)) ||
+	    mf_dict_set(d, "thread_last_errno", PyLong_FromLong(s.thread_last_errno)) ||
+	    mf_dict_set(d, "scopes_open", PyLong_FromLong(s.scopes_open))) {
+		Py_DECREF(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* errno of the calling thread's last failed pthread_create, as the shim saw
+ * it (Python's "can't start new thread" drops it); None without a shim. */
+static PyObject *mf_py_thread_errno(PyObject *self, PyObject *args)
+{
+	(void)self;
+	(void)args;
+	if (!mf_shim_on() || mf_terrno_fn == NULL)
+		Py_RETURN_NONE;
+	return PyLong_FromLong(mf_terrno_fn());
+}
+
+/* Default stack of threads created from now on; the main thread and threads
+ * already running keep theirs. */
+static PyObject *mf_py_set_default_stack(PyObject *self, PyObject *args)
+{
+	unsigned long long n;
+	pthread_attr_t attr;
+	int rc;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "K", &n))
+		return NULL;
+	rc = pthread_getattr_default_np(&attr);
+	if (rc == 0) {
+		rc = pthread_attr_setstacksize(&attr, (size_t)n);
+		if (rc == 0)
+			rc = pthread_setattr_default_np(&attr);
+		pthread_attr_destroy(&attr);
+	}
+	if (rc != 0) {
+		errno = rc;
+		return PyErr_SetFromErrno(PyExc_OSError);
+	}
+	Py_RETURN_NONE;
+}
+
+/* Ask the kernel to send sig to this process when its parent dies: an
+ * isolate() child must not outlive the caller. */
+static PyObject *mf_py_set_pdeathsig(PyObject *self, PyObject *args)
+{
+	int sig;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "i", &sig))
+		return NULL;
+	if (prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0, 0, 0) != 0)
+		return PyErr_SetFromErrno(PyExc_OSError);
+	Py_RETURN_NONE;
+}
+
+#ifdef MF_HAVE_LIMITS
+static PyObject *mf_u64(uint64_t v)
+{
+	if (v == MF_UNKNOWN)
+		Py_RETURN_NONE;
+	return PyLong_FromUnsignedLongLong(v);
+}
+
+static PyObject *mf_memory_dict(const struct mf_memory *m)
+{
+	PyObject *d = PyDict_New(), *w;
+	int i;
+
+	if (d == NULL)
+		return NULL;
+	if (mf_dict_set(d, "cgroup_version", PyLong_FromLong(m->cgroup_version)) ||
+	    mf_dict_set(d, "cgroup_dir", PyUnicode_FromString(m->cgroup_dir)) ||
+	    mf_dict_set(d, "limit", mf_u64(m->limit)) ||
+	    mf_dict_set(d, "limit_source", PyUnicode_FromString(mf_limit_source_name(m->limit_source))) ||
+	    mf_dict_set(d, "limit_file", PyUnicode_FromString(m->limit_file)) ||
+	    mf_dict_set(d, "usage", mf_u64(m->usage)) ||
+	    mf_dict_set(d, "working_set", mf_u64(m->working_set)) ||
+	    mf_dict_set(d, "headroom", mf_u64(m->headroom)) ||
+	    mf_dict_set(d, "oom_kill", mf_u64(m->oom_kill))) {
+		Py_DECREF(d);
+		return NULL;
+	}
+	w = PyList_New(0);
+	if (w == NULL || mf_dict_set(d, "warnings", w)) {
+		Py_DECREF(d);
+		return NULL;
+	}
+	for (i = 0; i < m->nwarnings && i < MF_MAX_WARNINGS; i++) {
+		PyObject *s = PyUnicode_FromString(m->warnings[i]);
+		if (s == NULL || PyList_Append(w, s)) {
+			Py_XDECREF(s);
+			Py_DECREF(d);
+			return NULL;
+		}
+		Py_DECREF(s);
+	}
+	return d;
+}
+
+/* memory() -> what the core found about this process's limit and usage. */
+static PyObject *mf_py_memory(PyObject *self, PyObject *args)
+{
+	struct mf_memory *m;
+	char err[256] = "";
+	PyObject *d;
+
+	(void)self;
+	(void)args;
+	/* Several KiB of paths: not for the stack of a thread that may be
+	 * one of the small ones install() just asked for. */
+	m = PyMem_Calloc(1, sizeof(*m));
+	if (m == NULL)
+		return PyErr_NoMemory();
+	if (mf_memory_read(mf_root_default(), 0, m, err, sizeof(err)) != 0) {
+		PyMem_Free(m);
+		PyErr_Format(PyExc_OSError, "cannot read this process's memory limit: %s", err);
+		return NULL;
+	}
+	d = mf_memory_dict(m);
+	PyMem_Free(m);
+	return d;
+}
+
+/* plan(limit, reserve, rlimit, stack, apply) -> the plan as a dict; with
+ * apply true the rlimit is set on this process. ValueError for bad input. */
+static PyObject *mf_py_plan(PyObject *self, PyObject *args)
+{
+	struct mf_plan_opts o = {0};
+	struct mf_memory *m;
+	struct mf_plan p;
+	char err[512] = "";
+	int apply = 0;
+	PyObject *d = NULL;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "zzzzp", &o.limit, &o.reserve, &o.rlimit, &o.stack, &apply))
+		return NULL;
+	mf_plan_opts_from_env(&o);
+	m = PyMem_Calloc(1, sizeof(*m));
+	if (m == NULL)
+		return PyErr_NoMemory();
+	if (mf_memory_read(mf_root_default(), 0, m, err, sizeof(err)) != 0) {
+		/* A limit given in bytes needs no reading; let resolve decide. */
+		m->limit = MF_UNKNOWN;
+	}
+	if (mf_plan_resolve(&o, m, &p, err, sizeof(err)) != 0) {
+		PyErr_SetString(PyExc_ValueError, err);
+		goto free_memory;
+	}
+	if (apply && mf_plan_apply_rlimit(&p, err, sizeof(err)) != 0) {
+		PyErr_SetString(PyExc_OSError, err);
+		goto free_memory;
+	}
+	d = PyDict_New();
+	if (d == NULL)
+		goto free_memory;
+	if (mf_dict_set(d, "limit", PyLong_FromUnsignedLongLong(p.limit)) ||
+	    mf_dict_set(d, "limit_from", PyUnicode_FromString(p.limit_from)) ||
+	    mf_dict_set(d, "reserve", PyLong_FromUnsignedLongLong(p.reserve)) ||
+	    mf_dict_set(d, "budget", PyLong_FromUnsignedLongLong(p.budget)) ||
+	    mf_dict_set(d, "rlimit", PyUnicode_FromString(mf_rlimit_name(p.rlimit))) ||
+	    mf_dict_set(d, "stack", PyLong_FromUnsignedLongLong(p.stack)) ||
+	    mf_dict_set(d, "memory", mf_memory_dict(m))) {
+		Py_CLEAR(d);
+	}
+free_memory:
+	PyMem_Free(m);
+	return d;
+}
+#endif
+
+static PyMethodDef mf_methods[] = {
+	{"active", mf_py_active, METH_NOARGS, "True when the accounting shim is loaded and counting."},
+	{"shim_loaded", mf_py_symbols, METH_NOARGS, "True when the shim's API was found in the process."},
+	{"scope_begin", mf_py_scope_begin, METH_VARARGS, "scope_begin(name, id, budget) -> rc or None."},
+	{"scope_end", mf_py_scope_end, METH_NOARGS, "Close the innermost scope: figures or None."},
+	{"scope_current", mf_py_scope_current, METH_NOARGS, "Figures of the innermost scope or None."},
+	{"process_stats", mf_py_process_stats, METH_NOARGS, "Process figures from the shim or None."},
+	{"thread_errno", mf_py_thread_errno, METH_NOARGS, "errno of this thread's last failed thread start."},
+	{"set_default_stack", mf_py_set_default_stack, METH_VARARGS, "Stack size of new threads."},
+	{"set_pdeathsig", mf_py_set_pdeathsig, METH_VARARGS, "prctl(PR_SET_PDEATHSIG)."},
+#ifdef MF_HAVE_LIMITS
+	{"memory", mf_py_memory, METH_NOARGS, "Memory limit and usage of this process."},
+	{"plan", mf_py_plan, METH_VARARGS, "Resolve (and apply) limits."},
+#endif
+	{NULL, NULL, 0, NULL}
+};
+
+static struct PyModuleDef mf_module = {
+	PyModuleDef_HEAD_INIT, "_memfence", "memfence's C side.", -1, mf_methods,
+	NULL, NULL, NULL, NULL
+};
+
+PyMODINIT_FUNC PyInit__memfence(void);
+
+PyMODINIT_FUNC PyInit__memfence(void)
+{
+	PyObject *m;
+
+	mf_resolve_shim();
+	m = PyModule_Create(&mf_module);
+	if (m == NULL)
+		return NULL;
+#ifdef MF_HAVE_LIMITS
+	PyModule_AddIntConstant(m, "HAVE_LIMITS", 1);
+#else
+	PyModule_AddIntConstant(m, "HAVE_LIMITS", 0);
+#endif
+	PyModule_AddIntConstant(m, "API_VERSION", MEMFENCE_API_VERSION);
+	return m;
+}

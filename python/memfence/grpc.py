@@ -1,0 +1,317 @@
+"""gRPC server integration: one memfence scope per call, and allocation
+failures answered with RESOURCE_EXHAUSTED and retry pushback.
+
+    import grpc, memfence.grpc
+    server = grpc.server(executor, interceptors=[memfence.grpc.ServerInterceptor()])
+    server = grpc.aio.server(interceptors=[memfence.grpc.AioServerInterceptor()])
+
+Each call runs in a scope named after the method ("/pkg.Service/Method") with
+the request id from the x-request-id metadata when the client sent one. When
+the handler (or the request's deserializer) fails on an allocation — see
+memfence.is_allocation_failure — the call ends with RESOURCE_EXHAUSTED, a
+message naming the method and what failed, and the trailing metadata
+grpc-retry-pushback-ms, which gRPC clients with a retry policy honour.
+Under the accounting shim the failed scope is recorded with outcome
+FAILED_ALLOC, which the supervisor's liveness rule counts.
+"""
+import inspect
+import logging
+import threading
+import time
+
+import grpc
+
+from memfence import _core
+from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
+from memfence.failures import is_allocation_failure
+
+__all__ = ["ServerInterceptor", "AioServerInterceptor", "RETRY_SERVICE_CONFIG",
+           "retry_service_config", "PUSHBACK_KEY", "protect_server_poller"]
+
+_log = logging.getLogger("memfence")
+_protect_lock = threading.Lock()
+
+
+def protect_server_poller():
+    """Keep grpc.server()'s polling thread alive through a MemoryError.
+
+    grpc (1.51 at least) turns each inbound message into a Python bytes object
+    inside its completion-queue poll, on the one thread that drives the whole
+    server. When that allocation fails the MemoryError ends the thread: the
+    process stays up, holds its port and never answers again. This wraps the
+    thread's loop (grpc._server._serve, looked up when a server starts) so
+    that it logs the failure and polls on. The call whose message could not
+    be built gets no answer; its client's deadline ends it. Servers started
+    before this call are not protected. Returns True when in place."""
+    try:
+        from grpc import _server
+    except ImportError:
+        return False
+    with _protect_lock:
+        orig = getattr(_server, "_serve", None)
+        if orig is None:
+            return False
+        if getattr(orig, "memfence_protected", False):
+            return True
+
+        def _serve(state):
+            while True:
+                try:
+                    return orig(state)
+                except MemoryError:
+                    _log.warning("memfence: an inbound gRPC message could not be built (out "
+                                 "of memory); its call is dropped, the server goes on")
+                    # Memory may stay short for a while: do not spin.
+                    time.sleep(0.05)
+
+        _serve.memfence_protected = True
+        _serve.__wrapped__ = orig
+        _server._serve = _serve
+        return True
+
+PUSHBACK_KEY = "grpc-retry-pushback-ms"
+REQUEST_ID_KEY = "x-request-id"
+
+
+def retry_service_config(service="", max_attempts=4, initial_backoff="0.5s", max_backoff="5s"):
+    """A client service config (JSON-able dict) that retries RESOURCE_EXHAUSTED
+    (and UNAVAILABLE) on every method of `service` ("" = all services).
+    Pass json.dumps(...) as the channel option "grpc.service_config"."""
+    name = {"service": service} if service else {}
+    return {
+        "methodConfig": [{
+            "name": [name],
+            "retryPolicy": {
+                "maxAttempts": max_attempts,
+                "initialBackoff": initial_backoff,
+                "maxBackoff": max_backoff,
+                "backoffMultiplier": 2,
+                "retryableStatusCodes": ["RESOURCE_EXHAUSTED", "UNAVAILABLE"],
+            },
+        }]
+    }
+
+
+RETRY_SERVICE_CONFIG = retry_service_config()
+
+
+class _Refused:
+    """Stands in for a request whose deserialization ran out of memory."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+def _wrap_deserializer(deser):
+    if deser is None:
+        return None
+
+    def deserialize(data):
+        try:
+            return deser(data)
+        except BaseException as e:
+            if not is_allocation_failure(e):
+                raise
+            release(e)
+            return _Refused(e)
+    return deserialize
+
+
+def _request_id(context, key):
+    try:
+        for k, v in context.invocation_metadata() or ():
+            if k == key:
+                return v if isinstance(v, str) else v.decode("utf-8", "replace")
+    except Exception:
+        pass
+    return None
+
+
+_KINDS = (("unary_unary", False, False), ("unary_stream", False, True),
+          ("stream_unary", True, False), ("stream_stream", True, True))
+
+
+def _rebuild(handler, behavior, kind):
+    deser = handler.request_deserializer
+    if not handler.request_streaming:
+        deser = _wrap_deserializer(deser)
+    make = getattr(grpc, kind + "_rpc_method_handler")
+    return make(behavior, request_deserializer=deser,
+                response_serializer=handler.response_serializer)
+
+
+class _Base:
+    def __init__(self, budgets=None, default_budget=None, retry_after=DEFAULT_RETRY_AFTER,
+                 request_id_key=REQUEST_ID_KEY, on_failure=None):
+        self.policy = Policy(budgets, default_budget, retry_after, on_failure)
+        self.request_id_key = request_id_key
+        self.memfence_interceptor = True
+
+    def _pushback(self):
+        return ((PUSHBACK_KEY, str(int(self.policy.retry_after * 1000))),)
+
+
+class ServerInterceptor(_Base, grpc.ServerInterceptor):
+    """For grpc.server(). budgets: {"/pkg.Svc/Method": "256M", "/pkg.Svc/*": ...};
+    default_budget: for other methods; retry_after: seconds sent as
+    grpc-retry-pushback-ms; on_failure(method, request_id, what, figures).
+    Making one also calls protect_server_poller() (protect_poller=False to
+    leave grpc's polling thread as it is)."""
+
+    def __init__(self, *args, protect_poller=True, **kwargs):
+        super().__init__(*args, **kwargs)
+        if protect_poller:
+            protect_server_poller()
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        for kind, _req_stream, resp_stream in _KINDS:
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                wrap = self._wrap_stream if resp_stream else self._wrap_unary
+                return _rebuild(handler, wrap(behavior, method), kind)
+        return handler
+
+    def _refuse(self, context, method, rid, exc, figures):
+        msg = self.policy.refused(method, rid, exc, figures)
+        context.set_trailing_metadata(self._pushback())
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, msg)
+
+    def _wrap_unary(self, behavior, method):
+        def call(request, context):
+            if isinstance(request, _Refused):
+                return self._refuse(context, method, None, request.exc, None)
+            rid = _request_id(context, self.request_id_key)
+            failure = None
+            sc = _core.scope(method, rid, self.policy.budget(method))
+            with sc:
+                try:
+                    return behavior(request, context)
+                except BaseException as e:
+                    if not is_allocation_failure(e):
+                        raise
+                    release(e)
+                    failure = e
+            # Outside the scope and the except block, so that the request's
+            # memory is gone before the answer is built.
+            return self._refuse(context, method, rid, failure, sc.figures)
+        return call
+
+    def _wrap_stream(self, behavior, method):
+        def call(request, context):
+            if isinstance(request, _Refused):
+                self._refuse(context, method, None, request.exc, None)
+                return
+            rid = _request_id(context, self.request_id_key)
+            st = _core._Stepper(_core.scope(method, rid, self.policy.budget(method)))
+            failure = None
+            try:
+                it = None
+                while True:
+                    # Each step (the handler's work for one response) in its
+                    # own scope: between items gRPC runs on this thread, and
+                    # an abandoned generator may be closed on another one.
+                    st.resume()
+                    try:
+                        if it is None:
+                            it = iter(behavior(request, context))
+                        item = next(it)
+                    except StopIteration:
+                        return
+                    finally:
+                        st.suspend()
+                    yield item
+            except BaseException as e:
+                if not is_allocation_failure(e):
+                    raise
+                release(e)
+                failure = e
+            finally:
+                figures = st.finish(failed=failure is not None)
+            if failure is not None:
+                self._refuse(context, method, rid, failure, figures)
+        return call
+
+
+class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
+    """For grpc.aio.server(). Same options as ServerInterceptor. Many calls
+    interleave on the event loop's thread: each call's scope follows it
+    across awaits and counts only what its own steps allocate."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        for kind, _req_stream, resp_stream in _KINDS:
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                wrap = self._wrap_stream if resp_stream else self._wrap_unary
+                return _rebuild(handler, wrap(behavior, method), kind)
+        return handler
+
+    async def _refuse(self, context, method, rid, exc, figures):
+        msg = self.policy.refused(method, rid, exc, figures)
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, msg,
+                            trailing_metadata=self._pushback())
+
+    def _wrap_unary(self, behavior, method):
+        async def call(request, context):
+            if isinstance(request, _Refused):
+                return await self._refuse(context, method, None, request.exc, None)
+            rid = _request_id(context, self.request_id_key)
+            got = {}
+            failure = None
+            try:
+                result = behavior(request, context)
+                if inspect.isawaitable(result):
+                    result = await _core.scoped(result, method, rid, self.policy.budget(method),
+                                                on_figures=lambda f, e: got.setdefault("f", f))
+                return result
+            except BaseException as e:
+                if not is_allocation_failure(e):
+                    raise
+                release(e)
+                failure = e
+            return await self._refuse(context, method, rid, failure, got.get("f"))
+        return call
+
+    def _wrap_stream(self, behavior, method):
+        async def call(request, context):
+            if isinstance(request, _Refused):
+                await self._refuse(context, method, None, request.exc, None)
+                return
+            rid = _request_id(context, self.request_id_key)
+            st = _core._Stepper(_core.scope(method, rid, self.policy.budget(method)))
+            failure = None
+            try:
+                out = behavior(request, context)
+                if inspect.isasyncgen(out):
+                    while True:
+                        try:
+                            item = await _core._StepAwaitable(out.__anext__(), st)
+                        except StopAsyncIteration:
+                            break
+                        yield item
+                elif inspect.isawaitable(out):
+                    await _core._StepAwaitable(_as_coro(out), st)
+            except BaseException as e:
+                if not is_allocation_failure(e):
+                    raise
+                release(e)
+                failure = e
+            finally:
+                figures = st.finish(failed=failure is not None)
+            if failure is not None:
+                await self._refuse(context, method, rid, failure, figures)
+        return call
+
+
+async def _as_coro(awaitable):
+    return await awaitable
+

@@ -1,0 +1,29 @@
+"""Build of the C extension (the rest is in pyproject.toml).
+
+The extension takes the limit code from the memfence source tree next to
+this directory (../src/core), so that memfence.install() resolves limits
+exactly as `memfence exec` does. Built from a copy without that tree, it
+still builds, without install().
+"""
+import os
+
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(HERE)
+CORE = ["memory.c", "plan.c", "size.c"]
+
+sources = ["memfence/_memfence.c"]
+macros = [("_GNU_SOURCE", None), ("Py_LIMITED_API", "0x03080000")]
+include = [os.path.join(TOP, "include"), os.path.join(TOP, "src")]
+core = [os.path.join(TOP, "src", "core", f) for f in CORE]
+if all(os.path.exists(p) for p in core) and os.path.exists(os.path.join(TOP, "include", "memfence.h")):
+    sources += [os.path.relpath(p, HERE) for p in core]
+    macros.append(("MF_HAVE_LIMITS", None))
+
+setup(
+    ext_modules=[Extension(
+        "memfence._memfence", sources=sources, include_dirs=include, define_macros=macros,
+        extra_compile_args=["-std=gnu11", "-fvisibility=hidden"], libraries=["dl", "pthread"],
+        py_limited_api=True)],
+)

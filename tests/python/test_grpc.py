@@ -1,0 +1,242 @@
+"""The gRPC interceptors in-process: a real server on 127.0.0.1, a real
+client, handlers that run out of memory."""
+import asyncio
+import os
+import subprocess
+import sys
+import unittest
+from concurrent import futures
+
+import grpc
+
+import memfence.grpc as mg
+
+SERVICE = "test.Features"
+MIB = 1 << 20
+
+
+def oom_handler(request, context):
+    kept = [b"\x05" * MIB for _ in range(4)]
+    # A real refusal: more than any address space holds.
+    return bytes(bytearray(1 << 62)) + kept[0]
+
+
+def wrapped_oom_handler(request, context):
+    try:
+        oom_handler(request, context)
+    except MemoryError as e:
+        raise RuntimeError("feature store failed") from e
+
+
+def budgeted_handler(request, context):
+    rows = [b"\x0a" * MIB for _ in range(32)]
+    return b"%d" % len(rows)
+
+
+def ok_handler(request, context):
+    return b"ok:" + request
+
+
+def value_error_handler(request, context):
+    raise ValueError("bad customer id")
+
+
+def stream_handler(request, context):
+    yield b"first"
+    yield bytes(bytearray(1 << 62))
+
+
+def exploding_deserializer(data):
+    # A request whose decoding needs more memory than there is.
+    return bytes(bytearray(1 << 62)) if data == b"huge" else data
+
+
+HANDLERS = {
+    "Budgeted": grpc.unary_unary_rpc_method_handler(budgeted_handler),
+    "Decode": grpc.unary_unary_rpc_method_handler(ok_handler,
+                                                  request_deserializer=exploding_deserializer),
+    "Oom": grpc.unary_unary_rpc_method_handler(oom_handler),
+    "Wrapped": grpc.unary_unary_rpc_method_handler(wrapped_oom_handler),
+    "Ok": grpc.unary_unary_rpc_method_handler(ok_handler),
+    "Bad": grpc.unary_unary_rpc_method_handler(value_error_handler),
+    "Stream": grpc.unary_stream_rpc_method_handler(stream_handler),
+}
+
+
+async def aio_oom(request, context):
+    await asyncio.sleep(0)
+    return bytes(bytearray(1 << 62))
+
+
+async def aio_ok(request, context):
+    await asyncio.sleep(0)
+    return b"ok:" + request
+
+
+AIO_HANDLERS = {
+    "Budgeted": grpc.unary_unary_rpc_method_handler(budgeted_handler),
+    "Oom": grpc.unary_unary_rpc_method_handler(aio_oom),
+    "Ok": grpc.unary_unary_rpc_method_handler(aio_ok),
+}
+
+
+def call(channel, method, data=b"x", metadata=None):
+    return channel.unary_unary("/%s/%s" % (SERVICE, method))(data, timeout=20, metadata=metadata)
+
+
+class TestSyncInterceptor(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.failures = []
+        icpt = mg.ServerInterceptor(retry_after=2.5, budgets={"/test.Features/Budgeted": "8M"},
+                                    on_failure=lambda *a: cls.failures.append(a))
+        cls.server = grpc.server(futures.ThreadPoolExecutor(4), interceptors=[icpt])
+        cls.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, HANDLERS),))
+        port = cls.server.add_insecure_port("127.0.0.1:0")
+        cls.server.start()
+        cls.channel = grpc.insecure_channel("127.0.0.1:%d" % port)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.channel.close()
+        cls.server.stop(None)
+
+    def assert_exhausted(self, method, rid=None):
+        md = (("x-request-id", rid),) if rid else None
+        with self.assertRaises(grpc.RpcError) as cm:
+            call(self.channel, method, metadata=md)
+        e = cm.exception
+        self.assertEqual(e.code(), grpc.StatusCode.RESOURCE_EXHAUSTED, e.details())
+        self.assertIn("/%s/%s" % (SERVICE, method), e.details())
+        self.assertIn("MemoryError", e.details())
+        trailers = dict(e.trailing_metadata() or ())
+        self.assertEqual(trailers.get(mg.PUSHBACK_KEY), "2500")
+        return e
+
+    def test_memory_error_is_resource_exhausted(self):
+        e = self.assert_exhausted("Oom", rid="req-17")
+        self.assertIn("req-17", e.details())
+        self.assertTrue(any(f[1] == "req-17" for f in self.failures))
+
+    def test_method_budget(self):
+        if os.environ.get("MEMFENCE_EXPECT_SHIM") == "1":
+            # 32 MiB against a budget of 8 MiB: refused in this call only.
+            self.assert_exhausted("Budgeted")
+            self.assertEqual(call(self.channel, "Ok", b"b"), b"ok:b")
+        else:
+            # Without the shim a budget cannot be enforced (and a warning says so).
+            self.assertEqual(call(self.channel, "Budgeted"), b"32")
+
+    def test_wrapped_memory_error(self):
+        self.assert_exhausted("Wrapped")
+
+    def test_streaming(self):
+        it = self.channel.unary_stream("/%s/Stream" % SERVICE)(b"", timeout=20)
+        self.assertEqual(next(it), b"first")
+        with self.assertRaises(grpc.RpcError) as cm:
+            next(it)
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+
+    def test_deserializer_memory_error(self):
+        with self.assertRaises(grpc.RpcError) as cm:
+            call(self.channel, "Decode", b"huge")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertEqual(call(self.channel, "Decode", b"small"), b"ok:small")
+
+    def test_oversized_inbound_message(self):
+        # gRPC's own receive limit (4 MiB by default) refuses it before any
+        # memory is spent; the server keeps serving.
+        with self.assertRaises(grpc.RpcError) as cm:
+            call(self.channel, "Ok", b"x" * (8 << 20))
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertEqual(call(self.channel, "Ok", b"y"), b"ok:y")
+
+    def test_others_untouched(self):
+        self.assertEqual(call(self.channel, "Ok", b"abc"), b"ok:abc")
+        with self.assertRaises(grpc.RpcError) as cm:
+            call(self.channel, "Bad")
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.UNKNOWN)
+        # The server is still serving after the refusals.
+        self.assertEqual(call(self.channel, "Ok", b"z"), b"ok:z")
+
+
+class TestAioInterceptor(unittest.TestCase):
+    def test_aio(self):
+        async def main():
+            server = grpc.aio.server(interceptors=[mg.AioServerInterceptor(retry_after=1)])
+            server.add_generic_rpc_handlers(
+                (grpc.method_handlers_generic_handler(SERVICE, AIO_HANDLERS),))
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            try:
+                async with grpc.aio.insecure_channel("127.0.0.1:%d" % port) as ch:
+                    ok = await ch.unary_unary("/%s/Ok" % SERVICE)(b"q", timeout=20)
+                    try:
+                        await ch.unary_unary("/%s/Oom" % SERVICE)(
+                            b"", timeout=20, metadata=(("x-request-id", "aio-1"),))
+                    except grpc.aio.AioRpcError as e:
+                        err = e
+                    else:
+                        err = None
+                    return ok, err
+            finally:
+                await server.stop(None)
+
+        ok, err = asyncio.run(main())
+        self.assertEqual(ok, b"ok:q")
+        self.assertIsNotNone(err)
+        self.assertEqual(err.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+        self.assertIn("aio-1", err.details())
+        self.assertEqual(err.trailing_metadata().get(mg.PUSHBACK_KEY), "1000")
+
+
+class TestPolicy(unittest.TestCase):
+    def test_budgets(self):
+        i = mg.ServerInterceptor(budgets={"/a.B/C": "1M", "/a.B/*": 2048}, default_budget="4K")
+        self.assertEqual(i.policy.budget("/a.B/C"), 1 << 20)
+        self.assertEqual(i.policy.budget("/a.B/D"), 2048)
+        self.assertEqual(i.policy.budget("/x.Y/Z"), 4096)
+        with self.assertRaises(ValueError):
+            mg.ServerInterceptor(budgets={"/a.B/C": "huge"})
+
+    def test_retry_config(self):
+        cfg = mg.retry_service_config("pkg.Svc")
+        codes = cfg["methodConfig"][0]["retryPolicy"]["retryableStatusCodes"]
+        self.assertIn("RESOURCE_EXHAUSTED", codes)
+
+
+AUTO_PROG = r"""
+import sys
+from concurrent import futures
+import grpc
+s = grpc.server(futures.ThreadPoolExecutor(1))
+icpts = s._state.interceptor_pipeline.interceptors if s._state.interceptor_pipeline else ()
+print(",".join(type(i).__name__ for i in icpts))
+print("sitecustomize=" + sys.modules["sitecustomize"].__file__)
+"""
+
+
+class TestAutoBootstrap(unittest.TestCase):
+    def run_prog(self, auto):
+        import memfence as pkg
+        root = os.path.dirname(os.path.dirname(pkg.__file__))
+        boot = os.path.join(os.path.dirname(pkg.__file__), "_bootstrap")
+        env = dict(os.environ, PYTHONPATH=boot + os.pathsep + root,
+                   MEMFENCE_AUTO_PYTHON="1" if auto else "0")
+        out = subprocess.run([sys.executable, "-c", AUTO_PROG], env=env, capture_output=True,
+                             text=True, timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        return out.stdout.splitlines()
+
+    def test_patched(self):
+        lines = self.run_prog(True)
+        self.assertEqual(lines[0], "ServerInterceptor")
+        # Debian's own sitecustomize still ran after ours.
+        self.assertNotIn("_bootstrap", lines[1])
+
+    def test_opt_out(self):
+        self.assertEqual(self.run_prog(False)[0], "")
+
+
+if __name__ == "__main__":
+    unittest.main()
