@@ -16,7 +16,9 @@ struct command {
 static const struct command commands[] = {
 	{"exec", mf_cmd_exec, "run a command under the container's memory limit (replaces itself)"},
 	{"inspect", mf_cmd_inspect, "show the memory limit, usage, headroom and the budget memfence would apply"},
+	{"run", mf_cmd_run, "start a command and supervise it: probes, metrics, post-mortems, restarts"},
 	{"stat", mf_cmd_stat, "show live memory figures of processes under the shim: totals, scopes in flight, finished"},
+	{"report", mf_cmd_report, "print a post-mortem report for a person"},
 	{"quarantine", mf_cmd_quarantine, "list, show, clear and export poison-task records; check and record deaths"},
 };
 

@@ -1,0 +1,290 @@
+/*
+ * sup.h - the parts of the supervisor (`memfence run`).
+ *
+ * The supervisor keeps all it knows in one fixed-size struct sup_state: the
+ * main loop fills it from the cgroup and the stats segment several times a
+ * second, and publishes a copy under a mutex for the HTTP thread. Nothing
+ * grows with traffic or run time: scopes, processes, names and the timeline
+ * have fixed capacities, and what does not fit is counted as dropped.
+ */
+#ifndef MF_SUP_H
+#define MF_SUP_H
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/memory.h"
+#include "core/segment.h"
+#include "core/segread.h"
+
+#define SUP_MAX_SCOPES 128   /* in-flight scopes kept per snapshot */
+#define SUP_MAX_PROCS 64     /* processes shown (segment slots) */
+#define SUP_MAX_NAMES 32     /* scope names with their own histograms */
+#define SUP_HIST_BUCKETS 12  /* 4 KiB .. 16 GiB by powers of 4 */
+#define SUP_TIMELINE 60      /* one point a second: the last minute */
+#define SUP_LEARN 256        /* recent scopes' A kept to learn a request's need */
+#define SUP_WINDOW_MAX 600   /* failure window, seconds, at most */
+
+/* ---- the cgroup, sampled cheaply (sup_cgroup.c) ---- */
+
+struct sup_cgroup {
+	int version;                 /* 0 none, 1, 2 */
+	char dir[MF_PATH_MAX];       /* cgroup directory (under the root prefix) */
+	char root[MF_PATH_MAX];      /* root prefix, for /proc/vmstat */
+};
+
+struct sup_sample {
+	uint64_t usage;
+	uint64_t inactive_file;
+	uint64_t working_set;
+	uint64_t oom_kill;           /* cgroup counter, or /proc/vmstat's */
+	int oom_from_vmstat;         /* 1 when the cgroup has no counter */
+};
+
+void sup_cgroup_init(struct sup_cgroup *cg, const struct mf_memory *m, const char *root);
+int sup_cgroup_sample(const struct sup_cgroup *cg, struct sup_sample *s);
+/* Resident set of this process (VmRSS), bytes; 0 if unreadable. */
+uint64_t sup_self_rss(void);
+
+/* ---- the stats segment (sup_seg.c) ---- */
+
+struct sup_scope {
+	int32_t pid, tid;
+	uint64_t start_ns;           /* CLOCK_REALTIME */
+	uint64_t allocated, freed, peak, budget, failed;
+	int64_t net;
+	char name[MF_SEG_NAME_LEN];
+	char id[MF_SEG_NAME_LEN];
+};
+
+struct sup_proc {
+	int32_t pid, ppid;
+	uint32_t state;
+	int alive;
+	char comm[17];
+	uint64_t live, peak, allocated, freed, failed;
+	uint32_t scopes_open;
+};
+
+struct sup_hist {
+	char name[MF_SEG_NAME_LEN];
+	uint64_t count, failed;
+	uint64_t alloc_sum, ret_sum;
+	uint64_t alloc_b[SUP_HIST_BUCKETS];
+	uint64_t ret_b[SUP_HIST_BUCKETS];
+};
+
+/* Per-slot memory of what was already added to the totals. */
+struct sup_slotmem {
+	uint32_t generation;
+	int retired;                 /* counted in the sup_seg ret_* totals */
+	int released;                /* marked read: the shim may reuse it */
+	uint64_t allocated, freed, failed[MF_FAIL_NCAUSES], thread_failed, scopes_ended;
+};
+
+struct sup_seg {
+	struct mf_segread r;
+	int open;
+	uint64_t ring_seen;
+	uint64_t ring_lost;
+	/* The main program's pid: its slot is kept (with its scopes) until
+	 * the supervisor has reaped it and written its post-mortem. */
+	pid_t hold_pid;
+	struct sup_slotmem slotmem[MF_SEG_DEFAULT_SLOTS];
+	/* Counters of processes whose slots were retired. */
+	uint64_t ret_allocated, ret_freed, ret_failed[MF_FAIL_NCAUSES];
+	uint64_t ret_thread_failed, ret_scopes_ended;
+};
+
+int sup_seg_create(struct sup_seg *s, const char *path, int32_t owner);
+void sup_seg_close(struct sup_seg *s, int unlink_it);
+/* Publish the container's figures for the shim (seqlock writer). */
+void sup_seg_publish(struct sup_seg *s, uint64_t limit, uint64_t working_set,
+		     uint64_t reserve, uint64_t min_size);
+
+/* A finished scope as the health rules and metrics see it. */
+struct sup_record {
+	uint64_t end_ns;             /* CLOCK_REALTIME */
+	uint64_t allocated;
+	int64_t net;
+	int failed;
+	char name[MF_SEG_NAME_LEN];
+};
+typedef void (*sup_record_fn)(void *ctx, const struct sup_record *r);
+
+struct sup_state;
+/* Read slots and in-flight scopes into st, and hand new ring records to fn.
+ * retire_dead: slots of processes that are gone (zombies included) are
+ * added to the totals and released; their scopes are in st for this one
+ * read, which is when a post-mortem must take them. The slot of hold_pid is
+ * kept until the supervisor has reaped that process. */
+void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
+		  sup_record_fn fn, void *ctx);
+
+/* ---- health rules (sup_health.c) ---- */
+
+struct sup_health_cfg {
+	uint64_t need;               /* bytes a typical request needs; 0 = learn */
+	uint64_t need_default;       /* used until enough scopes were seen */
+	uint64_t grace_ms;           /* low headroom this long -> not ready */
+	unsigned hysteresis_pct;     /* ready again above need * (100+h)/100 */
+	uint64_t live_after_ms;      /* not ready this long -> not live */
+	unsigned fail_pct;           /* failed scopes share that makes not live */
+	unsigned fail_window_s;
+	unsigned fail_min;
+};
+
+struct sup_health {
+	struct sup_health_cfg cfg;
+	uint64_t learn[SUP_LEARN];
+	unsigned nlearn, learn_pos;
+	uint64_t low_since_ms;       /* 0 = headroom fine */
+	uint64_t unready_since_ms;   /* 0 = ready */
+	int ready;
+	/* scopes ended / failed per second, ring indexed by unix second */
+	uint32_t win_ended[SUP_WINDOW_MAX];
+	uint32_t win_failed[SUP_WINDOW_MAX];
+	uint64_t win_sec[SUP_WINDOW_MAX];
+};
+
+void sup_health_init(struct sup_health *h, const struct sup_health_cfg *cfg);
+void sup_health_record(struct sup_health *h, const struct sup_record *r);
+/* Apply the rules at now_ms (monotonic) and write the verdict into st. */
+void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms,
+		     uint64_t now_real_s);
+uint64_t sup_health_need(const struct sup_health *h, int *learned);
+
+/* ---- everything the endpoints and reports show ---- */
+
+struct sup_point {
+	uint64_t t_s;                /* unix seconds */
+	uint64_t usage, working_set, heap_live;
+};
+
+enum sup_cause {
+	SUP_CAUSE_NONE = 0,
+	SUP_CAUSE_EXIT,              /* exited with a status */
+	SUP_CAUSE_OOM_KILL,          /* SIGKILL and the oom_kill counter rose */
+	SUP_CAUSE_SIGKILL,           /* other SIGKILL */
+	SUP_CAUSE_SIGNAL,            /* another signal */
+	SUP_CAUSE_LOST,              /* found after an unclean end of a supervisor */
+	SUP_CAUSE_NCAUSES
+};
+const char *sup_cause_name(enum sup_cause c);
+
+struct sup_state {
+	/* plan */
+	uint64_t limit, reserve, budget, container_min;
+	char limit_from[MF_PATH_MAX + 32];
+	char cgroup[MF_PATH_MAX];
+	int cgroup_version;
+	/* cgroup */
+	uint64_t usage, working_set, headroom, usable;
+	uint64_t oom_kill, oom_kill_at_start;
+	/* heap, all processes */
+	int accounting;
+	char segment[MF_PATH_MAX];
+	uint64_t heap_live, heap_peak, allocated, freed;
+	uint64_t failed[MF_FAIL_NCAUSES];
+	uint64_t threads_failed, scopes_ended, slot_claims_failed;
+	uint32_t nscopes, scopes_dropped, scopes_in_flight;
+	struct sup_scope scopes[SUP_MAX_SCOPES];
+	uint32_t nprocs;
+	struct sup_proc procs[SUP_MAX_PROCS];
+	uint32_t nhist;
+	uint64_t hist_dropped;       /* records of names past SUP_MAX_NAMES */
+	struct sup_hist hist[SUP_MAX_NAMES];
+	struct sup_point timeline[SUP_TIMELINE];
+	uint32_t tl_len, tl_pos;
+	/* child */
+	pid_t child_pid;
+	int child_up;
+	uint64_t child_started_s;
+	uint64_t restarts;
+	uint64_t exits[SUP_CAUSE_NCAUSES];
+	uint64_t reports_written;
+	/* health */
+	int ready, live;
+	char ready_reason[160], live_reason[160];
+	uint64_t need;
+	int need_learned;
+	uint32_t window_ended, window_failed;
+	/* supervisor */
+	pid_t sup_pid;
+	int pid1, subreaper;
+	int oom_adj_held;            /* -1000 took effect */
+	int memory_locked;           /* mlockall() took effect */
+	char oom_adj_note[160];
+	uint64_t sup_rss;
+	uint64_t started_s;
+	uint64_t now_s;
+};
+
+/* Name a scope belongs to in the histograms (created if room). */
+struct sup_hist *sup_hist_get(struct sup_state *st, const char *name);
+void sup_hist_add(struct sup_state *st, const struct sup_record *r);
+extern const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS];
+
+/* ---- rendering (sup_metrics.c) ---- */
+
+/* Prometheus text exposition into buf; returns bytes written (truncates). */
+size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len);
+/* One in-flight scope as JSON (age against now_ns, CLOCK_REALTIME). */
+json_t *sup_scope_json(const struct sup_scope *s, uint64_t now_ns);
+/* The /status document. */
+json_t *sup_status_json(const struct sup_state *st);
+
+/* ---- HTTP (sup_http.c) ---- */
+
+struct sup_http;
+/* Start serving on addr ("HOST:PORT", "[V6]:PORT", ":PORT"). Returns NULL
+ * with a message in err. */
+struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen);
+void sup_http_stop(struct sup_http *h);
+/* Replace the published state (copied under the lock). */
+void sup_publish(const struct sup_state *st);
+
+/* ---- post-mortems and the journal (sup_report.c) ---- */
+
+struct sup_death {
+	enum sup_cause cause;
+	int status;                  /* exit code, or signal number */
+	int core;
+	uint64_t oom_before, oom_after;
+	uint64_t runtime_ms;
+	char detail[256];
+};
+
+/* The report document for a death (also the journal's body, with cause
+ * SUP_CAUSE_NONE while the child runs). argv: the command. */
+json_t *sup_report_json(const struct sup_state *st, const struct sup_death *d,
+			char *const *argv);
+/* Write report to dir; path of the file into out. 0 or -errno. */
+int sup_report_write(json_t *report, const char *dir, char *out, size_t outlen);
+/* The short human summary for stderr (also used by `memfence report`). */
+void sup_report_print(FILE *f, json_t *report, int full);
+
+/* The stats segment's name under --state-dir: there it survives a kill
+ * of the whole container, and the next start reads what was in flight. */
+#define SUP_STATE_SEGMENT "segment.seg"
+
+/* Rewrite the journal atomically. 0 or -errno. */
+int sup_journal_write(const char *state_dir, json_t *body);
+/* Mark the run as ended cleanly (journal removed). */
+void sup_journal_close(const char *state_dir);
+/* A journal left by a run that did not end cleanly: turn it into a report.
+ * Returns 1 when a report was written (its path in out), 0 when nothing to
+ * do, -1 on error (warned). */
+int sup_journal_recover(const char *state_dir, const char *report_dir, char *out,
+			size_t outlen);
+
+/* Copy s into out (len bytes) keeping printable ASCII only: scope names
+ * come from programs and must stay valid in JSON and Prometheus labels. */
+void sup_clean(char *out, size_t len, const char *s);
+
+uint64_t sup_now_ms(void);       /* CLOCK_MONOTONIC */
+uint64_t sup_real_ns(void);      /* CLOCK_REALTIME */
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * sup_health.c - readiness and liveness from memory (the seed's two leak
+ * detectors).
+ *
+ * Readiness: the usable headroom (limit - reserve - working set) stays below
+ * what a typical request needs for longer than a grace period. The need is
+ * configured, or learned as the p95 of A (bytes allocated) over the last
+ * SUP_LEARN finished scopes. Ready again only above need * (1 + hysteresis),
+ * so a service hovering at the threshold does not flap.
+ *
+ * Liveness: not ready (for headroom) for longer than live_after, or, within
+ * the last fail_window seconds, at least fail_min scopes ended and at least
+ * fail_pct percent of them had an allocation refused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/sup.h"
+#include "core/size.h"
+
+#define LEARN_MIN 20 /* finished scopes before the learned need is used */
+
+void sup_health_init(struct sup_health *h, const struct sup_health_cfg *cfg)
+{
+	memset(h, 0, sizeof(*h));
+	h->cfg = *cfg;
+	if (h->cfg.fail_window_s == 0)
+		h->cfg.fail_window_s = 1;
+	if (h->cfg.fail_window_s > SUP_WINDOW_MAX)
+		h->cfg.fail_window_s = SUP_WINDOW_MAX;
+	h->ready = 1;
+}
+
+void sup_health_record(struct sup_health *h, const struct sup_record *r)
+{
+	uint64_t sec = r->end_ns / 1000000000u;
+	unsigned i = (unsigned)(sec % SUP_WINDOW_MAX);
+
+	h->learn[h->learn_pos] = r->allocated;
+	h->learn_pos = (h->learn_pos + 1) % SUP_LEARN;
+	if (h->nlearn < SUP_LEARN)
+		h->nlearn++;
+	if (h->win_sec[i] != sec) {
+		h->win_sec[i] = sec;
+		h->win_ended[i] = 0;
+		h->win_failed[i] = 0;
+	}
+	h->win_ended[i]++;
+	if (r->failed)
+		h->win_failed[i]++;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+uint64_t sup_health_need(const struct sup_health *h, int *learned)
+{
+	uint64_t v[SUP_LEARN];
+
+	*learned = 0;
+	if (h->cfg.need)
+		return h->cfg.need;
+	if (h->nlearn < LEARN_MIN)
+		return h->cfg.need_default;
+	memcpy(v, h->learn, h->nlearn * sizeof(v[0]));
+	qsort(v, h->nlearn, sizeof(v[0]), cmp_u64);
+	*learned = 1;
+	return v[(h->nlearn * 95 + 99) / 100 - 1];
+}
+
+void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms,
+		     uint64_t now_real_s)
+{
+	uint64_t need = sup_health_need(h, &st->need_learned);
+	uint64_t upper = need + need / 100 * h->cfg.hysteresis_pct;
+	uint32_t ended = 0, failed = 0;
+	char a[32], b[32];
+
+	st->need = need;
+	if (st->usable < need) {
+		if (!h->low_since_ms)
+			h->low_since_ms = now_ms;
+	} else if (st->usable >= upper || h->ready) {
+		h->low_since_ms = 0;
+	}
+	if (h->low_since_ms && now_ms - h->low_since_ms >= h->cfg.grace_ms) {
+		if (h->ready)
+			h->unready_since_ms = now_ms;
+		h->ready = 0;
+	} else {
+		h->ready = 1;
+		h->unready_since_ms = 0;
+	}
+
+	for (unsigned k = 0; k < h->cfg.fail_window_s; k++) {
+		uint64_t sec = now_real_s - k;
+		unsigned i = (unsigned)(sec % SUP_WINDOW_MAX);
+
+		if (h->win_sec[i] == sec) {
+			ended += h->win_ended[i];
+			failed += h->win_failed[i];
+		}
+	}
+	st->window_ended = ended;
+	st->window_failed = failed;
+
+	st->ready = h->ready && st->child_up;
+	if (!st->child_up)
+		snprintf(st->ready_reason, sizeof(st->ready_reason), "not ready: the program is not running");
+	else if (!h->ready)
+		snprintf(st->ready_reason, sizeof(st->ready_reason),
+			 "not ready: headroom %s below a request's need %s%s for %.1fs",
+			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)),
+			 st->need_learned ? " (learned p95)" : "",
+			 (double)(now_ms - h->low_since_ms) / 1000.0);
+	else
+		snprintf(st->ready_reason, sizeof(st->ready_reason), "ready: headroom %s, a request needs %s",
+			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)));
+
+	st->live = 1;
+	if (!h->ready && st->child_up && now_ms - h->unready_since_ms >= h->cfg.live_after_ms) {
+		st->live = 0;
+		snprintf(st->live_reason, sizeof(st->live_reason),
+			 "not live: not ready for %.1fs (headroom %s below %s)",
+			 (double)(now_ms - h->low_since_ms) / 1000.0,
+			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)));
+	} else if (ended >= h->cfg.fail_min && ended > 0 &&
+		   (uint64_t)failed * 100 >= (uint64_t)h->cfg.fail_pct * ended) {
+		st->live = 0;
+		snprintf(st->live_reason, sizeof(st->live_reason),
+			 "not live: %u of %u scopes failed on allocation in the last %us",
+			 failed, ended, h->cfg.fail_window_s);
+	} else {
+		snprintf(st->live_reason, sizeof(st->live_reason), "live: %u of %u scopes failed in the last %us",
+			 failed, ended, h->cfg.fail_window_s);
+	}
+}

@@ -1,0 +1,289 @@
+/*
+ * sup_metrics.c - what the supervisor shows: per-name histograms of finished
+ * scopes, the Prometheus text exposition (/metrics) and the JSON status
+ * (/status).
+ *
+ * Exposition format: https://prometheus.io/docs/instrumenting/exposition_formats/
+ * Histograms are cumulative since the supervisor started (Prometheus takes
+ * rates); a restart of the program does not reset them.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/sup.h"
+
+const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS] = {
+	4ull << 10,   16ull << 10,  64ull << 10,  256ull << 10,
+	1ull << 20,   4ull << 20,   16ull << 20,  64ull << 20,
+	256ull << 20, 1ull << 30,   4ull << 30,   16ull << 30,
+};
+
+static const char *const cause_names[MF_FAIL_NCAUSES] = {
+	"allocator", "budget", "heap_limit", "container", "fault",
+};
+
+void sup_clean(char *out, size_t len, const char *s)
+{
+	size_t i = 0;
+
+	for (; s && *s && i + 1 < len; s++)
+		out[i++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+	if (len)
+		out[i] = '\0';
+}
+
+struct sup_hist *sup_hist_get(struct sup_state *st, const char *name)
+{
+	char clean[MF_SEG_NAME_LEN];
+
+	sup_clean(clean, sizeof(clean), name[0] ? name : "(unnamed)");
+	for (uint32_t i = 0; i < st->nhist; i++)
+		if (strcmp(st->hist[i].name, clean) == 0)
+			return &st->hist[i];
+	if (st->nhist >= SUP_MAX_NAMES)
+		return NULL;
+	memset(&st->hist[st->nhist], 0, sizeof(st->hist[0]));
+	memcpy(st->hist[st->nhist].name, clean, sizeof(clean));
+	return &st->hist[st->nhist++];
+}
+
+static void bucket(uint64_t *b, uint64_t v)
+{
+	for (int i = 0; i < SUP_HIST_BUCKETS; i++)
+		if (v <= sup_hist_bounds[i]) {
+			b[i]++;
+			return;
+		}
+}
+
+void sup_hist_add(struct sup_state *st, const struct sup_record *r)
+{
+	struct sup_hist *hh = sup_hist_get(st, r->name);
+	uint64_t ret = r->net > 0 ? (uint64_t)r->net : 0;
+
+	if (!hh) {
+		st->hist_dropped++;
+		return;
+	}
+	hh->count++;
+	hh->failed += r->failed != 0;
+	hh->alloc_sum += r->allocated;
+	hh->ret_sum += ret;
+	bucket(hh->alloc_b, r->allocated);
+	bucket(hh->ret_b, ret);
+}
+
+struct out {
+	char *buf;
+	size_t len, pos;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->pos >= o->len)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->buf + o->pos, o->len - o->pos, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	o->pos += (size_t)n;
+	if (o->pos > o->len)
+		o->pos = o->len;
+}
+
+static void gauge(struct out *o, const char *name, const char *type, const char *help,
+		  uint64_t v)
+{
+	put(o, "# HELP memfence_%s %s\n# TYPE memfence_%s %s\nmemfence_%s %llu\n", name, help,
+	    name, type, name, (unsigned long long)v);
+}
+
+/* Label values: printable ASCII already (sup_clean); escape \ and ". */
+static const char *esc(const char *s, char *buf, size_t len)
+{
+	size_t i = 0;
+
+	for (; *s && i + 2 < len; s++) {
+		if (*s == '\\' || *s == '"')
+			buf[i++] = '\\';
+		buf[i++] = *s;
+	}
+	buf[i] = '\0';
+	return buf;
+}
+
+static void histogram(struct out *o, const struct sup_state *st, int retained)
+{
+	const char *m = retained ? "scope_retained_bytes" : "scope_allocated_bytes";
+	char e[2 * MF_SEG_NAME_LEN];
+
+	put(o, "# HELP memfence_%s %s\n# TYPE memfence_%s histogram\n", m,
+	    retained ? "Bytes a finished scope left allocated (net), by scope name."
+		     : "Bytes a finished scope allocated (A), by scope name.", m);
+	for (uint32_t i = 0; i < st->nhist; i++) {
+		const struct sup_hist *h = &st->hist[i];
+		const uint64_t *b = retained ? h->ret_b : h->alloc_b;
+		uint64_t cum = 0;
+
+		esc(h->name, e, sizeof(e));
+		for (int k = 0; k < SUP_HIST_BUCKETS; k++) {
+			cum += b[k];
+			put(o, "memfence_%s_bucket{name=\"%s\",le=\"%llu\"} %llu\n", m, e,
+			    (unsigned long long)sup_hist_bounds[k], (unsigned long long)cum);
+		}
+		put(o, "memfence_%s_bucket{name=\"%s\",le=\"+Inf\"} %llu\n", m, e,
+		    (unsigned long long)h->count);
+		put(o, "memfence_%s_sum{name=\"%s\"} %llu\n", m, e,
+		    (unsigned long long)(retained ? h->ret_sum : h->alloc_sum));
+		put(o, "memfence_%s_count{name=\"%s\"} %llu\n", m, e, (unsigned long long)h->count);
+	}
+}
+
+size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
+{
+	struct out o = {buf, len, 0};
+	char e[2 * MF_SEG_NAME_LEN];
+
+	gauge(&o, "limit_bytes", "gauge", "Effective memory limit.", st->limit);
+	gauge(&o, "reserve_bytes", "gauge", "Memory kept free below the limit.", st->reserve);
+	gauge(&o, "usage_bytes", "gauge", "Memory cgroup usage.", st->usage);
+	gauge(&o, "working_set_bytes", "gauge", "Usage minus inactive file pages.", st->working_set);
+	gauge(&o, "headroom_bytes", "gauge", "Limit minus working set.", st->headroom);
+	gauge(&o, "usable_headroom_bytes", "gauge", "Limit minus reserve minus working set.",
+	      st->usable);
+	gauge(&o, "request_need_bytes", "gauge",
+	      "Headroom a typical request needs (configured or learned p95).", st->need);
+	gauge(&o, "heap_live_bytes", "gauge", "Bytes allocated and not freed, all processes.",
+	      st->heap_live);
+	gauge(&o, "heap_peak_bytes", "gauge", "Highest heap_live seen.", st->heap_peak);
+	gauge(&o, "allocated_bytes_total", "counter", "Bytes ever allocated.", st->allocated);
+	gauge(&o, "freed_bytes_total", "counter", "Bytes ever freed.", st->freed);
+	put(&o, "# HELP memfence_allocation_failures_total Allocations refused, by cause.\n"
+		"# TYPE memfence_allocation_failures_total counter\n");
+	for (int c = 0; c < MF_FAIL_NCAUSES; c++)
+		put(&o, "memfence_allocation_failures_total{cause=\"%s\"} %llu\n", cause_names[c],
+		    (unsigned long long)st->failed[c]);
+	gauge(&o, "thread_start_failures_total", "counter", "pthread_create failures.",
+	      st->threads_failed);
+	gauge(&o, "scopes_in_flight", "gauge", "Scopes (requests, tasks) open now.",
+	      st->scopes_in_flight);
+	gauge(&o, "scopes_ended_total", "counter", "Scopes finished.", st->scopes_ended);
+	histogram(&o, st, 0);
+	histogram(&o, st, 1);
+	gauge(&o, "scope_names_dropped_total", "counter",
+	      "Finished scopes not in the histograms (too many names).", st->hist_dropped);
+	gauge(&o, "oom_kills_total", "counter", "OOM kills in the cgroup since memfence started.",
+	      st->oom_kill - st->oom_kill_at_start);
+	gauge(&o, "restarts_total", "counter", "Times the program was restarted.", st->restarts);
+	put(&o, "# HELP memfence_child_exits_total Ends of the program, by cause.\n"
+		"# TYPE memfence_child_exits_total counter\n");
+	for (int c = SUP_CAUSE_EXIT; c < SUP_CAUSE_LOST; c++)
+		put(&o, "memfence_child_exits_total{cause=\"%s\"} %llu\n", sup_cause_name(c),
+		    (unsigned long long)st->exits[c]);
+	gauge(&o, "child_up", "gauge", "1 while the program runs.", (uint64_t)st->child_up);
+	gauge(&o, "ready", "gauge", "1 when /readyz answers 200.", (uint64_t)st->ready);
+	gauge(&o, "live", "gauge", "1 when /livez answers 200.", (uint64_t)st->live);
+	gauge(&o, "window_scopes_ended", "gauge", "Scopes ended in the liveness window.",
+	      st->window_ended);
+	gauge(&o, "window_scopes_failed", "gauge",
+	      "Scopes ended with a refused allocation in the liveness window.", st->window_failed);
+	gauge(&o, "reports_written_total", "counter", "Post-mortem reports written.",
+	      st->reports_written);
+	gauge(&o, "supervisor_resident_bytes", "gauge", "Resident memory of the supervisor.",
+	      st->sup_rss);
+	gauge(&o, "supervisor_oom_protected", "gauge",
+	      "1 when the supervisor's oom_score_adj -1000 held.", (uint64_t)(st->oom_adj_held > 0));
+	put(&o, "# HELP memfence_process_heap_live_bytes Heap of each process of the program.\n"
+		"# TYPE memfence_process_heap_live_bytes gauge\n");
+	for (uint32_t i = 0; i < st->nprocs; i++)
+		if (st->procs[i].alive)
+			put(&o, "memfence_process_heap_live_bytes{pid=\"%d\",comm=\"%s\"} %llu\n",
+			    st->procs[i].pid, esc(st->procs[i].comm, e, sizeof(e)),
+			    (unsigned long long)st->procs[i].live);
+	return o.pos;
+}
+
+json_t *sup_scope_json(const struct sup_scope *s, uint64_t now_ns)
+{
+	char name[MF_SEG_NAME_LEN], id[MF_SEG_NAME_LEN];
+
+	sup_clean(name, sizeof(name), s->name);
+	sup_clean(id, sizeof(id), s->id);
+	return json_pack("{s:i,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "pid", (int)s->pid,
+			 "tid", (int)s->tid, "name", name, "id", id, "allocated",
+			 (json_int_t)s->allocated, "freed", (json_int_t)s->freed, "net",
+			 (json_int_t)s->net, "peak", (json_int_t)s->peak, "budget",
+			 (json_int_t)s->budget, "failed", (json_int_t)s->failed, "age_s",
+			 now_ns > s->start_ns && s->start_ns ? (double)(now_ns - s->start_ns) / 1e9 : 0.0);
+}
+
+json_t *sup_status_json(const struct sup_state *st)
+{
+	json_t *root = json_object(), *a, *o;
+	uint64_t now = sup_real_ns();
+
+	json_object_set_new(root, "ready", json_boolean(st->ready));
+	json_object_set_new(root, "ready_reason", json_string(st->ready_reason));
+	json_object_set_new(root, "live", json_boolean(st->live));
+	json_object_set_new(root, "live_reason", json_string(st->live_reason));
+	json_object_set_new(root, "memory",
+			    json_pack("{s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:i,s:I}", "limit",
+				      (json_int_t)st->limit, "limit_from", st->limit_from,
+				      "reserve", (json_int_t)st->reserve, "usage",
+				      (json_int_t)st->usage, "working_set",
+				      (json_int_t)st->working_set, "headroom",
+				      (json_int_t)st->headroom, "usable_headroom",
+				      (json_int_t)st->usable, "request_need", (json_int_t)st->need,
+				      "cgroup", st->cgroup, "cgroup_version", st->cgroup_version,
+				      "oom_kills", (json_int_t)(st->oom_kill - st->oom_kill_at_start)));
+	json_object_set_new(json_object_get(root, "memory"), "container_check",
+			    json_integer((json_int_t)st->container_min));
+	json_object_set_new(root, "request_need_learned", json_boolean(st->need_learned));
+	o = json_object();
+	for (int c = 0; c < MF_FAIL_NCAUSES; c++)
+		json_object_set_new(o, cause_names[c], json_integer((json_int_t)st->failed[c]));
+	json_object_set_new(o, "thread_start", json_integer((json_int_t)st->threads_failed));
+	json_object_set_new(root, "heap",
+			    json_pack("{s:b,s:s,s:I,s:I,s:I,s:I,s:o,s:I,s:I}", "accounting",
+				      st->accounting, "segment", st->segment, "live",
+				      (json_int_t)st->heap_live, "peak", (json_int_t)st->heap_peak,
+				      "allocated", (json_int_t)st->allocated, "freed",
+				      (json_int_t)st->freed, "failures", o, "scopes_ended",
+				      (json_int_t)st->scopes_ended, "scopes_in_flight",
+				      (json_int_t)st->scopes_in_flight));
+	a = json_array();
+	for (uint32_t i = 0; i < st->nscopes; i++)
+		json_array_append_new(a, sup_scope_json(&st->scopes[i], now));
+	json_object_set_new(root, "in_flight", a);
+	a = json_array();
+	for (uint32_t i = 0; i < st->nprocs; i++) {
+		const struct sup_proc *p = &st->procs[i];
+		char comm[17];
+
+		sup_clean(comm, sizeof(comm), p->comm);
+		json_array_append_new(a, json_pack("{s:i,s:i,s:s,s:b,s:I,s:I,s:I,s:i}", "pid",
+						   (int)p->pid, "ppid", (int)p->ppid, "comm", comm,
+						   "alive", p->alive, "live", (json_int_t)p->live,
+						   "peak", (json_int_t)p->peak, "failed",
+						   (json_int_t)p->failed, "scopes_open",
+						   (int)p->scopes_open));
+	}
+	json_object_set_new(root, "processes", a);
+	json_object_set_new(root, "child",
+			    json_pack("{s:i,s:b,s:I,s:I}", "pid", (int)st->child_pid, "up",
+				      st->child_up, "restarts", (json_int_t)st->restarts,
+				      "started", (json_int_t)st->child_started_s));
+	json_object_set_new(root, "supervisor",
+			    json_pack("{s:i,s:b,s:b,s:b,s:s,s:b,s:I,s:I}", "pid", (int)st->sup_pid,
+				      "pid1", st->pid1, "subreaper", st->subreaper, "oom_score_adj_held",
+				      st->oom_adj_held > 0, "oom_score_adj_note", st->oom_adj_note,
+				      "memory_locked", st->memory_locked,
+				      "resident_bytes", (json_int_t)st->sup_rss, "started",
+				      (json_int_t)st->started_s));
+	return root;
+}

@@ -1,0 +1,463 @@
+/*
+ * sup_report.c - post-mortem reports and the state journal.
+ *
+ * A report is one JSON document (docs/report-format.md). The journal is the
+ * same document with "cause": "running", rewritten atomically about once a
+ * second under --state-dir. A kernel OOM kill of the whole container
+ * (memory.oom.group on cgroup v2) takes the supervisor too, before it can
+ * write anything: the journal is then the last word, and the next start
+ * turns it into a report (cause "lost").
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/sup.h"
+#include "core/size.h"
+
+#define JOURNAL "journal.json"
+#define REPORTS_KEPT 100 /* a crash loop must not fill the disk */
+
+static const char *const cause_names[SUP_CAUSE_NCAUSES] = {
+	"running", "exit", "oom-kill", "sigkill", "signal", "lost",
+};
+
+const char *sup_cause_name(enum sup_cause c)
+{
+	return (unsigned)c < SUP_CAUSE_NCAUSES ? cause_names[c] : "unknown";
+}
+
+static void iso_time(uint64_t unix_s, char *buf, size_t len)
+{
+	time_t t = (time_t)unix_s;
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void boot_id(char *buf, size_t len)
+{
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n < 0)
+		n = 0;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+}
+
+json_t *sup_report_json(const struct sup_state *st, const struct sup_death *d, char *const *argv)
+{
+	static const char *const fnames[MF_FAIL_NCAUSES] = {
+		"allocator", "budget", "heap_limit", "container", "fault",
+	};
+	json_t *r = json_object(), *a, *o, *child;
+	uint64_t now_ns = sup_real_ns();
+	char when[40], boot[64];
+
+	iso_time(now_ns / 1000000000u, when, sizeof(when));
+	boot_id(boot, sizeof(boot));
+	json_object_set_new(r, "memfence_report", json_integer(1));
+	json_object_set_new(r, "time", json_string(when));
+	json_object_set_new(r, "time_unix", json_integer((json_int_t)(now_ns / 1000000000u)));
+	json_object_set_new(r, "cause", json_string(sup_cause_name(d ? d->cause : SUP_CAUSE_NONE)));
+	json_object_set_new(r, "detail", json_string(d ? d->detail
+							   : st->child_up ? "the program is running"
+									  : "the program is waiting to be restarted"));
+
+	child = json_object();
+	json_object_set_new(child, "pid", json_integer(st->child_pid));
+	a = json_array();
+	for (int i = 0; argv && argv[i]; i++) {
+		char clean[512];
+
+		sup_clean(clean, sizeof(clean), argv[i]);
+		json_array_append_new(a, json_string(clean));
+	}
+	json_object_set_new(child, "command", a);
+	if (d && d->cause == SUP_CAUSE_EXIT) {
+		json_object_set_new(child, "exit_code", json_integer(d->status));
+	} else if (d && d->cause != SUP_CAUSE_NONE && d->cause != SUP_CAUSE_LOST) {
+		char sig[32];
+
+		snprintf(sig, sizeof(sig), "SIG%s", sigabbrev_np(d->status) ? sigabbrev_np(d->status) : "?");
+		json_object_set_new(child, "signal", json_integer(d->status));
+		json_object_set_new(child, "signal_name", json_string(sig));
+		json_object_set_new(child, "core_dumped", json_boolean(d->core));
+	}
+	json_object_set_new(child, "runtime_s",
+			    json_real(d ? (double)d->runtime_ms / 1000.0
+					: (double)(st->now_s - st->child_started_s)));
+	json_object_set_new(child, "restarts", json_integer((json_int_t)st->restarts));
+	json_object_set_new(r, "child", child);
+
+	json_object_set_new(r, "memory",
+			    json_pack("{s:I,s:s,s:I,s:I,s:I,s:I,s:s,s:i,s:I,s:I}", "limit",
+				      (json_int_t)st->limit, "limit_from", st->limit_from, "reserve",
+				      (json_int_t)st->reserve, "usage", (json_int_t)st->usage,
+				      "working_set", (json_int_t)st->working_set, "headroom",
+				      (json_int_t)st->headroom, "cgroup", st->cgroup, "cgroup_version",
+				      st->cgroup_version, "oom_kills_before",
+				      (json_int_t)(d ? d->oom_before : st->oom_kill), "oom_kills_after",
+				      (json_int_t)(d ? d->oom_after : st->oom_kill)));
+	json_object_set_new(r, "heap",
+			    json_pack("{s:b,s:I,s:I,s:I,s:I,s:I}", "accounting", st->accounting,
+				      "live", (json_int_t)st->heap_live, "peak",
+				      (json_int_t)st->heap_peak, "allocated",
+				      (json_int_t)st->allocated, "freed", (json_int_t)st->freed,
+				      "scopes_ended", (json_int_t)st->scopes_ended));
+	o = json_object();
+	for (int c = 0; c < MF_FAIL_NCAUSES; c++)
+		json_object_set_new(o, fnames[c], json_integer((json_int_t)st->failed[c]));
+	json_object_set_new(o, "thread_start", json_integer((json_int_t)st->threads_failed));
+	json_object_set_new(r, "failures", o);
+
+	a = json_array();
+	for (uint32_t i = 0; i < st->nscopes; i++)
+		json_array_append_new(a, sup_scope_json(&st->scopes[i], now_ns));
+	json_object_set_new(r, "in_flight", a);
+	json_object_set_new(r, "in_flight_total", json_integer(st->scopes_in_flight));
+
+	a = json_array();
+	for (uint32_t i = 0; i < st->nprocs; i++) {
+		const struct sup_proc *p = &st->procs[i];
+		char comm[17];
+
+		sup_clean(comm, sizeof(comm), p->comm);
+		json_array_append_new(a, json_pack("{s:i,s:i,s:s,s:b,s:I,s:I,s:I}", "pid", (int)p->pid,
+						   "ppid", (int)p->ppid, "comm", comm, "alive",
+						   p->alive, "live", (json_int_t)p->live, "peak",
+						   (json_int_t)p->peak, "failed", (json_int_t)p->failed));
+	}
+	json_object_set_new(r, "processes", a);
+
+	a = json_array();
+	for (uint32_t k = 0; k < st->tl_len; k++) {
+		const struct sup_point *pt =
+			&st->timeline[(st->tl_pos + SUP_TIMELINE - st->tl_len + k) % SUP_TIMELINE];
+
+		json_array_append_new(a, json_pack("{s:I,s:I,s:I,s:I}", "t", (json_int_t)pt->t_s,
+						   "usage", (json_int_t)pt->usage, "working_set",
+						   (json_int_t)pt->working_set, "heap_live",
+						   (json_int_t)pt->heap_live));
+	}
+	json_object_set_new(r, "timeline", a);
+	json_object_set_new(r, "supervisor",
+			    json_pack("{s:i,s:s,s:b,s:s}", "pid", (int)st->sup_pid, "boot_id", boot,
+				      "oom_score_adj_held", st->oom_adj_held > 0, "oom_score_adj_note",
+				      st->oom_adj_note));
+	return r;
+}
+
+static int mkdirs(const char *dir)
+{
+	char p[MF_PATH_MAX];
+
+	snprintf(p, sizeof(p), "%s", dir);
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* Write j to path through a temporary file and rename(2): a reader (or
+ * the next start) sees the old file or the new one, never half of one. */
+static int write_atomic(json_t *j, const char *path)
+{
+	char tmp[MF_PATH_MAX + 16];
+	int fd, err = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (json_dumpfd(j, fd, JSON_INDENT(2)) < 0 || write(fd, "\n", 1) != 1)
+		err = errno ? -errno : -EIO;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+static int is_report(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return strncmp(d->d_name, "memfence-report-", 16) == 0 && n > 5 &&
+	       strcmp(d->d_name + n - 5, ".json") == 0;
+}
+
+/* Keep the newest REPORTS_KEPT reports: their names sort by time. */
+static void prune(const char *dir)
+{
+	struct dirent **list;
+	char path[MF_PATH_MAX + 300];
+	int n = scandir(dir, &list, is_report, alphasort);
+
+	for (int i = 0; i < n; i++) {
+		if (i < n - REPORTS_KEPT) {
+			snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
+			unlink(path);
+		}
+		free(list[i]);
+	}
+	if (n >= 0)
+		free(list);
+}
+
+int sup_report_write(json_t *report, const char *dir, char *out, size_t outlen)
+{
+	static unsigned seq;
+	char when[40], path[MF_PATH_MAX];
+	json_int_t t = json_integer_value(json_object_get(report, "time_unix"));
+	int err = mkdirs(dir);
+
+	if (err)
+		return err;
+	iso_time((uint64_t)t, when, sizeof(when));
+	/* ISO time without colons: file names that every tool accepts. */
+	for (char *c = when; *c; c++)
+		if (*c == ':' || *c == '-')
+			memmove(c, c + 1, strlen(c));
+	snprintf(path, sizeof(path), "%s/memfence-report-%s-%d-%u.json", dir, when, (int)getpid(),
+		 seq++);
+	err = write_atomic(report, path);
+	if (!err) {
+		snprintf(out, outlen, "%s", path);
+		prune(dir);
+	}
+	return err;
+}
+
+static uint64_t num(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+static const char *str(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+
+	return s ? s : "";
+}
+
+void sup_report_print(FILE *f, json_t *r, int full)
+{
+	json_t *child = json_object_get(r, "child"), *mem = json_object_get(r, "memory");
+	json_t *heap = json_object_get(r, "heap"), *fail = json_object_get(r, "failures");
+	json_t *inf = json_object_get(r, "in_flight"), *v, *cmd;
+	const char *pre = full ? "" : "memfence: ";
+	const char *k;
+	size_t i;
+	char a[32], b[32], c[32], d[32];
+	int any = 0;
+
+	fprintf(f, "%s%s: %s\n", pre, str(r, "time"), str(r, "detail"));
+	fprintf(f, "%s  cause: %s; program pid %lld", pre, str(r, "cause"),
+		(long long)num(child, "pid"));
+	cmd = json_object_get(child, "command");
+	if (json_array_size(cmd)) {
+		fprintf(f, ":");
+		json_array_foreach(cmd, i, v)
+			fprintf(f, " %s", json_is_string(v) ? json_string_value(v) : "?");
+	}
+	fprintf(f, "\n");
+	fprintf(f, "%s  memory: limit %s (%s), usage %s, working set %s, headroom %s\n", pre,
+		mf_size_format(num(mem, "limit"), a, sizeof(a)), str(mem, "limit_from"),
+		mf_size_format(num(mem, "usage"), b, sizeof(b)),
+		mf_size_format(num(mem, "working_set"), c, sizeof(c)),
+		mf_size_format(num(mem, "headroom"), d, sizeof(d)));
+	if (json_is_true(json_object_get(heap, "accounting")))
+		fprintf(f, "%s  heap: live %s, peak %s\n", pre,
+			mf_size_format(num(heap, "live"), a, sizeof(a)),
+			mf_size_format(num(heap, "peak"), b, sizeof(b)));
+	fprintf(f, "%s  allocation failures:", pre);
+	json_object_foreach(fail, k, v) {
+		if (json_integer_value(v) > 0) {
+			fprintf(f, " %s %lld", k, (long long)json_integer_value(v));
+			any = 1;
+		}
+	}
+	fprintf(f, "%s\n", any ? "" : " none");
+	fprintf(f, "%s  in flight at the end: %lld scope(s)\n", pre,
+		(long long)json_integer_value(json_object_get(r, "in_flight_total")));
+	json_array_foreach(inf, i, v) {
+		if (!full && i >= 10) {
+			fprintf(f, "%s    ... and %zu more (see the report)\n", pre,
+				json_array_size(inf) - i);
+			break;
+		}
+		fprintf(f, "%s    pid %lld tid %lld %s id %s: allocated %s, net %s, peak %s%s, open %.1fs\n",
+			pre, (long long)num(v, "pid"), (long long)num(v, "tid"), str(v, "name"),
+			str(v, "id")[0] ? str(v, "id") : "-",
+			mf_size_format(num(v, "allocated"), a, sizeof(a)),
+			mf_size_format(num(v, "net"), b, sizeof(b)),
+			mf_size_format(num(v, "peak"), c, sizeof(c)),
+			num(v, "failed") ? ", allocations refused" : "",
+			json_real_value(json_object_get(v, "age_s")));
+	}
+	if (!full)
+		return;
+	v = json_object_get(r, "processes");
+	if (json_array_size(v)) {
+		json_t *p;
+
+		fprintf(f, "  processes:\n");
+		json_array_foreach(v, i, p)
+			fprintf(f, "    pid %lld (%s)%s: heap live %s, peak %s, failed %lld\n",
+				(long long)num(p, "pid"), str(p, "comm"),
+				json_is_true(json_object_get(p, "alive")) ? "" : " ended",
+				mf_size_format(num(p, "live"), a, sizeof(a)),
+				mf_size_format(num(p, "peak"), b, sizeof(b)), (long long)num(p, "failed"));
+	}
+	v = json_object_get(r, "timeline");
+	if (json_array_size(v)) {
+		json_t *p;
+		uint64_t t0 = num(json_array_get(v, json_array_size(v) - 1), "t");
+
+		fprintf(f, "  memory timeline (seconds before the end):\n");
+		fprintf(f, "    %6s %12s %12s %12s\n", "t", "usage", "working set", "heap");
+		json_array_foreach(v, i, p)
+			fprintf(f, "    %6lld %12s %12s %12s\n", -(long long)(t0 - num(p, "t")),
+				mf_size_format(num(p, "usage"), a, sizeof(a)),
+				mf_size_format(num(p, "working_set"), b, sizeof(b)),
+				mf_size_format(num(p, "heap_live"), c, sizeof(c)));
+	}
+}
+
+int sup_journal_write(const char *state_dir, json_t *body)
+{
+	char path[MF_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", state_dir, JOURNAL);
+	return write_atomic(body, path);
+}
+
+void sup_journal_close(const char *state_dir)
+{
+	char path[MF_PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", state_dir, JOURNAL);
+	unlink(path);
+}
+
+/*
+ * The segment of the lost run, when it lies in the state directory, says
+ * what was in flight at the moment of death (the journal is up to a second
+ * older): replace the journal's list with it. Only a segment created by the
+ * same supervisor (owner pid) counts.
+ */
+static void scopes_from_segment(json_t *j, const char *state_dir, int sup_pid)
+{
+	static struct mf_seg_scope sc[MF_SEG_DEFAULT_SCOPES];
+	char path[MF_PATH_MAX];
+	struct mf_segread r;
+	json_t *a;
+	uint64_t now = sup_real_ns();
+	uint32_t total = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", state_dir, SUP_STATE_SEGMENT);
+	if (mf_segread_open(&r, path, 0) != 0)
+		return;
+	if (r.hdr->owner_pid != sup_pid) {
+		mf_segread_close(&r);
+		return;
+	}
+	a = json_array();
+	for (uint32_t i = 0; i < r.hdr->nslots; i++) {
+		struct mf_segread_slot v;
+
+		if (mf_segread_slot(&r, i, &v, sc, MF_SEG_DEFAULT_SCOPES) != 0 ||
+		    v.view == MF_SLOT_VIEW_FREE || v.view == MF_SLOT_VIEW_READ)
+			continue;
+		total += v.nscopes + v.ntorn + v.ndropped;
+		for (uint32_t k = 0; k < v.nscopes; k++) {
+			struct sup_scope x = {
+				.pid = v.slot.pid, .tid = sc[k].tid, .start_ns = sc[k].start_ns,
+				.allocated = sc[k].allocated, .freed = sc[k].freed,
+				.peak = sc[k].peak, .budget = sc[k].budget, .failed = sc[k].failed,
+				.net = sc[k].net,
+			};
+
+			memcpy(x.name, sc[k].name, sizeof(x.name));
+			memcpy(x.id, sc[k].id, sizeof(x.id));
+			if (json_array_size(a) < SUP_MAX_SCOPES)
+				json_array_append_new(a, sup_scope_json(&x, now));
+		}
+	}
+	mf_segread_close(&r);
+	json_object_set_new(j, "in_flight", a);
+	json_object_set_new(j, "in_flight_total", json_integer(total));
+	json_object_set_new(j, "in_flight_from", json_string("segment"));
+}
+
+int sup_journal_recover(const char *state_dir, const char *report_dir, char *out, size_t outlen)
+{
+	char path[MF_PATH_MAX], boot[64], detail[512], last[40];
+	json_t *j, *sup;
+	json_error_t jerr;
+	int pid, err;
+
+	snprintf(path, sizeof(path), "%s/%s", state_dir, JOURNAL);
+	if (access(path, F_OK) < 0)
+		return 0;
+	j = json_load_file(path, 0, &jerr);
+	if (!j || !json_is_object(j)) {
+		mf_warn("state journal %s is unreadable (%s): ignored", path, jerr.text);
+		json_decref(j);
+		unlink(path);
+		return -1;
+	}
+	sup = json_object_get(j, "supervisor");
+	pid = (int)json_integer_value(json_object_get(sup, "pid"));
+	boot_id(boot, sizeof(boot));
+	if (strcmp(str(sup, "boot_id"), boot) == 0 && pid > 0 && pid != getpid() &&
+	    (kill(pid, 0) == 0 || errno == EPERM)) {
+		mf_warn("state directory %s is in use by another memfence (pid %d): its journal is left alone",
+			state_dir, pid);
+		json_decref(j);
+		return -1;
+	}
+	snprintf(last, sizeof(last), "%s", str(j, "time"));
+	snprintf(detail, sizeof(detail),
+		 "the previous run (supervisor pid %d) ended without a report; last journal entry %s. "
+		 "The supervisor was killed with the program: a kernel OOM kill of the whole container "
+		 "(memory.oom.group) is the usual cause",
+		 pid, last);
+	json_object_set_new(j, "cause", json_string(sup_cause_name(SUP_CAUSE_LOST)));
+	json_object_set_new(j, "detail", json_string(detail));
+	json_object_set_new(j, "last_seen", json_string(last));
+	scopes_from_segment(j, state_dir, pid);
+	err = sup_report_write(j, report_dir, out, outlen);
+	json_decref(j);
+	if (err) {
+		mf_warn("cannot write the post-mortem of the previous run to %s: %s", report_dir,
+			strerror(-err));
+		return -1;
+	}
+	unlink(path);
+	return 1;
+}
