@@ -48,6 +48,7 @@ struct inspect {
 	char rlimits_from[MF_PATH_MAX + 16];
 	uint64_t thread_stack;
 	const char *thread_stack_from;
+	int oom_score_adj;    /* -1001: unreadable */
 	struct mf_plan plan;
 	int nwarn;
 	char warn[MF_MAX_WARNINGS + 8][MF_WARNING_MAX + 64];
@@ -144,6 +145,26 @@ static char *read_text(const char *path, size_t *lenp)
 	if (lenp != NULL)
 		*lenp = len;
 	return buf;
+}
+
+/* The OOM killer's preference for the process. -1000 means it is never
+ * chosen: what `memfence run` asks for itself, so that the supervisor can
+ * outlive its program (it needs CAP_SYS_RESOURCE to get it). */
+static void read_oom_score_adj(struct inspect *in)
+{
+	char path[MF_PATH_MAX + 32], *buf, *end;
+	long v;
+
+	in->oom_score_adj = -1001;
+	snprintf(path, sizeof(path), "%s/oom_score_adj", in->proc);
+	buf = read_text(path, NULL);
+	if (buf == NULL)
+		return;
+	errno = 0;
+	v = strtol(buf, &end, 10);
+	if (errno == 0 && end != buf && (*end == '\n' || *end == '\0') && v >= -1000 && v <= 1000)
+		in->oom_score_adj = (int)v;
+	free(buf);
 }
 
 /* "unlimited" or a number, as /proc/PID/limits prints them. */
@@ -389,6 +410,13 @@ static void print_human(const struct inspect *in)
 		printf(ROW, "cgroup", line);
 		printf(ROW, "cgroup dir", m->cgroup_dir);
 	}
+	if (in->oom_score_adj == -1001)
+		printf(ROW, "oom_score_adj", "unknown");
+	else {
+		snprintf(line, sizeof(line), "%d%s", in->oom_score_adj,
+			 in->oom_score_adj == -1000 ? " (never chosen by the OOM killer)" : "");
+		printf(ROW, "oom_score_adj", line);
+	}
 
 	printf("Memory\n");
 	snprintf(line, sizeof(line), "%s", with_bytes(m->limit, a, sizeof(a)));
@@ -534,6 +562,7 @@ static int print_json(const struct inspect *in)
 		" s:o, s:o, s:o, s:o,"
 		" s:{s:o, s:o, s:o, s:o, s:o},"
 		" s:{s:o, s:o, s:o}, s:o,"
+		" s:o, s:o,"
 		" s:I, s:s, s:o,"
 		" s:{s:I, s:s, s:o, s:I, s:b, s:I, s:s, s:I},"
 		" s:o}",
@@ -569,6 +598,10 @@ static int print_json(const struct inspect *in)
 		  "as", jrlim(&in->as),
 		  "stack", jrlim(&in->stack),
 		"rlimits_source", jtext(in->rlimits_from),
+		"oom_score_adj", in->oom_score_adj == -1001 ? json_null()
+				 : json_integer(in->oom_score_adj),
+		"oom_protected", in->oom_score_adj == -1001 ? json_null()
+				 : json_boolean(in->oom_score_adj == -1000),
 		"thread_stack_bytes", (json_int_t)in->thread_stack,
 		"thread_stack_source", in->thread_stack_from,
 		"ignore_rlimit_data", m->ignore_rlimit_data < 0 ? json_null()
@@ -683,6 +716,7 @@ int mf_cmd_inspect(int argc, char **argv)
 	if (read_rlimits(in) != 0)
 		goto out;
 	thread_stack(in);
+	read_oom_score_adj(in);
 	if (mf_plan_resolve(&opts, &in->mem, &in->plan, err, sizeof(err)) != 0) {
 		mf_err("%s", err);
 		rc = MF_EXIT_USAGE;

@@ -227,4 +227,13 @@ started_sleep
 grep -qx "$!" "$MF_CG/cgroup.procs" || fail "sleep $! is not in $MF_CG"
 inspect_json "$MF_TMP/cgp.json" --pid "$!"
 expect_eq "cgroup --pid limit_bytes" 268435456 "$(jget "$MF_TMP/cgp.json" 'd["limit_bytes"]')"
+# oom_score_adj of another process (raising it needs no privilege).
+sleep 30 &
+MF_PIDS+=($!)
+echo 500 >/proc/$!/oom_score_adj || fail "cannot set oom_score_adj"
+inspect_json "$MF_TMP/adj.json" --pid "$!"
+expect_eq "oom_score_adj" 500 "$(jget "$MF_TMP/adj.json" 'd["oom_score_adj"]')"
+expect_eq "oom_protected" false "$(jget "$MF_TMP/adj.json" 'd["oom_protected"]')"
+"$MEMFENCE" inspect --pid "$!" | grep -Eq '^  oom_score_adj +500$' || fail "human output lacks oom_score_adj"
+
 echo "inspect: all checks passed"
