@@ -53,28 +53,13 @@ static ssize_t read_small(const char *dir, const char *name, char *buf, size_t l
 	return got;
 }
 
-/*
- * The value of KEY in "key value\n" lines, as in memory.stat,
- * memory.events and memory.oom_control:
- *   oom_kill_disable 0
- *   under_oom 0
- *   oom_kill 3
- */
+/* The value of KEY in a flat keyed file (memory.stat, memory.events,
+ * memory.oom_control, vmstat); garbage leaves *out alone. */
 static int keyed_value(const char *buf, const char *key, uint64_t *out)
 {
-	size_t klen = strlen(key);
-	const char *p = buf;
+	const char *why;
 
-	while (p && *p) {
-		if (strncmp(p, key, klen) == 0 && p[klen] == ' ') {
-			*out = strtoull(p + klen + 1, NULL, 10);
-			return 0;
-		}
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return -1;
+	return mf_parse_keyed(buf, key, 0, out, &why);
 }
 
 void sup_cgroup_init(struct sup_cgroup *cg, const struct mf_memory *m, const char *root)
@@ -92,9 +77,12 @@ int sup_cgroup_sample(const struct sup_cgroup *cg, struct sup_sample *s)
 
 	memset(s, 0, sizeof(*s));
 	if (cg->version == 1 || cg->version == 2) {
+		const char *why;
+
 		if (read_small(cg->dir, cg->version == 1 ? "memory.usage_in_bytes" : "memory.current",
-			       buf, sizeof(buf)) > 0)
-			s->usage = strtoull(buf, NULL, 10);
+			       buf, sizeof(buf)) > 0 &&
+		    mf_parse_value(buf, 0, &s->usage, &why) != 0)
+			s->usage = 0;
 		if (read_small(cg->dir, "memory.stat", buf, sizeof(buf)) > 0) {
 			/* v1: the hierarchical figure, as the kubelet uses. */
 			if (cg->version == 1 && keyed_value(buf, "total_inactive_file", &s->inactive_file) == 0)

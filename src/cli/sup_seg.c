@@ -76,28 +76,6 @@ void sup_seg_publish(struct sup_seg *s, uint64_t limit, uint64_t working_set,
 	__atomic_store_n(&c->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
-/* A zombie still answers kill(pid, 0): it is dead for us, and an
- * OOM-killed worker stays one until its parent waits for it. */
-static int zombie(pid_t pid)
-{
-	char path[64], buf[256], *rp;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* "1234 (python3) Z 1 ...": the state follows the last ')'. */
-	rp = strrchr(buf, ')');
-	return rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X');
-}
-
 static void retire(struct sup_seg *s, struct sup_slotmem *sm)
 {
 	if (sm->retired || sm->generation == 0)
@@ -204,7 +182,7 @@ void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
 		memcpy(sm->failed, c->failed, sizeof(sm->failed));
 		sm->thread_failed = c->thread_failed;
 		sm->scopes_ended = c->scopes_ended;
-		alive = v.view == MF_SLOT_VIEW_LIVE && !(c->pid > 0 && zombie(c->pid));
+		alive = v.view == MF_SLOT_VIEW_LIVE;
 
 		if (st->nprocs < SUP_MAX_PROCS) {
 			struct sup_proc *p = &st->procs[st->nprocs++];

@@ -201,9 +201,29 @@ void mf_segread_header(const struct mf_segread *r, struct mf_seg_header *out)
 	out->slot_claims_failed = __atomic_load_n(&h->slot_claims_failed, __ATOMIC_RELAXED);
 }
 
+/* Alive for a reader: the process exists and is not a zombie. A zombie
+ * still answers kill(pid, 0), and an OOM-killed pool worker stays one until
+ * its parent (not us) waits for it. */
 static int pid_exists(pid_t pid)
 {
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+	char path[64], buf[256], *rp;
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0 || (kill(pid, 0) != 0 && errno != EPERM))
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno != ENOENT;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	/* "1234 (python3) Z 1 ...": the state follows the last ')'. */
+	rp = strrchr(buf, ')');
+	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
 }
 
 static uint64_t ld(const uint64_t *p)
