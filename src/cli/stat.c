@@ -21,14 +21,15 @@
 #include "core/segread.h"
 #include "core/size.h"
 
-#define RECENT_MAX 20 /* finished scopes shown per snapshot */
+#define LAST_DEFAULT 20 /* finished scopes shown per snapshot */
 
-enum { OPT_JSON = 0x100, OPT_WATCH, OPT_COUNT };
+enum { OPT_JSON = 0x100, OPT_WATCH, OPT_COUNT, OPT_LAST };
 
 struct stat_opts {
 	int json;
 	double watch;   /* seconds between snapshots, 0 = one snapshot */
 	long count;     /* snapshots to print under --watch, 0 = until stopped */
+	uint32_t last;  /* newest finished scopes to show */
 	pid_t pid;      /* the target was a PID */
 	const char *target;
 };
@@ -44,7 +45,7 @@ static void on_stop(int sig)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: memfence stat [--json] [--watch[=SECS]] [--count N] SEGMENT|PID\n"
+		"Usage: memfence stat [--json] [--watch[=SECS]] [--count N] [--last N] SEGMENT|PID\n"
 		"\n"
 		"Show the memory figures the accounting shim publishes: per process live,\n"
 		"peak, allocated and freed bytes, refused allocations by cause, thread-start\n"
@@ -57,6 +58,8 @@ static void usage(FILE *f)
 		"                   interrupted, or until the process of PID ends; only\n"
 		"                   scopes finished since the last snapshot are listed\n"
 		"  --count N        with --watch: stop after N snapshots\n"
+		"  --last N         show the N newest finished scopes (default 20; the\n"
+		"                   segment keeps the last 1024)\n"
 		"  -h, --help       this help\n"
 		"\n"
 		"Exit status: 0 shown, 1 the segment cannot be read, 2 usage error.\n");
@@ -99,7 +102,8 @@ struct snapshot {
 	uint32_t nslots;
 	struct mf_segread_slot *slots;
 	struct mf_seg_scope *scopes; /* scopes_per_slot per slot */
-	struct mf_seg_record recent[RECENT_MAX];
+	struct mf_seg_record *recent; /* last entries */
+	uint32_t last;
 	uint32_t nrecent;
 	uint64_t lost;
 };
@@ -114,15 +118,22 @@ static int take(struct mf_segread *r, struct snapshot *s, uint64_t *since)
 	s->nslots = s->hdr.nslots;
 	s->slots = calloc(s->nslots, sizeof(*s->slots));
 	s->scopes = calloc((size_t)s->nslots * per + 1, sizeof(*s->scopes));
-	if (s->slots == NULL || s->scopes == NULL)
+	if (s->last > s->hdr.ring_size)
+		s->last = s->hdr.ring_size; /* older records are overwritten */
+	s->recent = calloc(s->last + 1, sizeof(*s->recent));
+	if (s->slots == NULL || s->scopes == NULL || s->recent == NULL)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < s->nslots; i++)
 		mf_segread_slot(r, i, &s->slots[i], s->scopes + (size_t)i * per, per);
-	/* Only the newest RECENT_MAX records: skip ahead. */
+	/* Only the newest `last` records: skip ahead. */
 	from = *since;
-	if (s->hdr.ring_head > RECENT_MAX && from < s->hdr.ring_head - RECENT_MAX)
-		from = s->hdr.ring_head - RECENT_MAX;
-	s->nrecent = mf_segread_ring(r, from, s->recent, RECENT_MAX, &next, &lost);
+	if (s->hdr.ring_head > s->last && from < s->hdr.ring_head - s->last)
+		from = s->hdr.ring_head - s->last;
+	s->nrecent = s->last == 0 ? 0 : mf_segread_ring(r, from, s->recent, s->last, &next, &lost);
+	if (s->last == 0) {
+		next = s->hdr.ring_head;
+		lost = 0;
+	}
 	s->lost = lost;
 	*since = next;
 	return 0;
@@ -132,6 +143,7 @@ static void release(struct snapshot *s)
 {
 	free(s->slots);
 	free(s->scopes);
+	free(s->recent);
 }
 
 static void print_text(const char *path, const struct snapshot *s)
@@ -332,10 +344,11 @@ int mf_cmd_stat(int argc, char **argv)
 		{"json", no_argument, NULL, OPT_JSON},
 		{"watch", optional_argument, NULL, OPT_WATCH},
 		{"count", required_argument, NULL, OPT_COUNT},
+		{"last", required_argument, NULL, OPT_LAST},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	struct stat_opts o = {0};
+	struct stat_opts o = {.last = LAST_DEFAULT};
 	struct mf_segread r;
 	char path[4096];
 	uint64_t since = 0;
@@ -362,6 +375,17 @@ int mf_cmd_stat(int argc, char **argv)
 				mf_err("invalid --count '%s': a number of snapshots, at least 1", optarg);
 				return MF_EXIT_USAGE;
 			}
+			break;
+		}
+		case OPT_LAST: {
+			char *end;
+			errno = 0;
+			long v = strtol(optarg, &end, 10);
+			if (errno != 0 || *end != '\0' || v < 0 || v > 1 << 20) {
+				mf_err("invalid --last '%s': a number of finished scopes, 0 to 1048576", optarg);
+				return MF_EXIT_USAGE;
+			}
+			o.last = (uint32_t)v;
 			break;
 		}
 		case 'h':
@@ -412,7 +436,7 @@ int mf_cmd_stat(int argc, char **argv)
 	signal(SIGTERM, on_stop);
 	signal(SIGPIPE, SIG_DFL);
 	for (;;) {
-		struct snapshot s = {0};
+		struct snapshot s = {.last = o.last};
 		int gone = o.pid != 0 && kill(o.pid, 0) != 0 && errno == ESRCH;
 
 		if (take(&r, &s, &since) != 0) {

@@ -76,6 +76,18 @@ MEMFENCE_SEGMENT="$SEG" LD_PRELOAD="$SHIM" "$PY" -c 'import ctypes; l=ctypes.CDL
 out=$("$MEMFENCE" stat --json "$SEG")
 expect_eq "second slot exited" exited "$(echo "$out" | jq_py 'd["processes"][1]["state"]')"
 expect_eq "two finished scopes" 2 "$(echo "$out" | jq_py 'd["scopes_finished"]')"
+# --last: how many of the newest finished scopes to list
+MEMFENCE_SEGMENT="$SEG" LD_PRELOAD="$SHIM" "$PY" -c '
+import ctypes; l=ctypes.CDLL(None)
+for i in range(30): l.memfence_scope_begin(b"many", b"m-%d" % i, 0); l.memfence_scope_end(None)'
+out=$("$MEMFENCE" stat --json "$SEG")
+expect_eq "default: 20 finished listed" 20 "$(echo "$out" | jq_py 'len(d["finished"])')"
+out=$("$MEMFENCE" stat --json --last 25 "$SEG")
+expect_eq "--last 25" 25 "$(echo "$out" | jq_py 'len(d["finished"])')"
+expect_eq "--last 25 newest last" m-29 "$(echo "$out" | jq_py 'd["finished"][-1]["id"]')"
+out=$("$MEMFENCE" stat --json --last 0 "$SEG")
+expect_eq "--last 0" 0 "$(echo "$out" | jq_py 'len(d["finished"])')"
+"$MEMFENCE" stat --last many "$SEG" 2>"$MF_TMP/err"; expect_eq "bad --last" 2 $?
 
 # an exec'd program replaces its slot: the image before exec shows exited
 SEG2=$MF_TMP/exec.seg
