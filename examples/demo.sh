@@ -1,86 +1,158 @@
 #!/usr/bin/env bash
-# The demonstration behind `make demo`: the same service, the same batch of
-# requests, in the same 256 MiB memory cgroup — once as it is, once under
-# `memfence exec`. Needs root (to make the cgroup); without it, it shows what
-# an explicit --limit still does.
+# The demonstration behind `make demo`: the example gRPC model server
+# (examples/model_server) in a 512 MiB memory cgroup, under the same load —
+# ordinary requests of 5-40 MiB at concurrency 16, and three requests that
+# need 3000 MiB — once as it is, once under `memfence run` with no code
+# change. Needs root to make the cgroup; without it, it shows what an
+# explicit --limit still does.
 set -u
 cd "$(dirname "$0")/.."
-MEMFENCE=${MEMFENCE:-build/memfence}
+TOP=$PWD
+B=${B:-build}
+MEMFENCE=$TOP/$B/memfence
 PY=/usr/bin/python3
-SERVICE=examples/batch_service.py
-LIMIT_MIB=256
+EX=$TOP/examples/model_server
+LIMIT_MIB=512
+CALLS=${DEMO_CALLS:-160}
+OVERSIZED=3
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/memfence-demo.XXXXXX")
+CG=""
+PIDS=()
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+	if [ -n "$CG" ] && [ -d "$CG" ]; then
+		for p in $(cat "$CG/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+		sleep 0.3
+		rmdir "$CG" 2>/dev/null
+	fi
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
 
 if [ -t 1 ]; then bold() { printf '\033[1m%s\033[0m\n' "$*"; }; else bold() { printf '%s\n' "$*"; }; fi
-answered() { grep -c '^  r' "$1"; }
-rule() { printf '%s\n' "------------------------------------------------------------------------"; }
+rule() { printf '%s\n' "--------------------------------------------------------------------------"; }
+field() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+oom_kills() { awk '$1 == "oom_kill" { print $2 }' "$CG/memory.oom_control"; }
+in_cg() { bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"; }
 
-cg_dir() {
+make_cgroup() {
 	local path
-	grep -q ':memory:' /proc/self/cgroup || return 1
-	[ -d /sys/fs/cgroup/memory ] || return 1
+	[ "$(id -u)" = 0 ] || return 1
+	grep -q ':memory:' /proc/self/cgroup && [ -d /sys/fs/cgroup/memory ] || return 1
 	path=$(grep ':memory:' /proc/self/cgroup | head -n1 | cut -d: -f3-)
-	echo "/sys/fs/cgroup/memory$path/memfence-demo-$$"
-}
-oom_kills() { awk '$1 == "oom_kill" { print $2 }' "$1/memory.oom_control"; }
-
-OUT1=$(mktemp) OUT2=$(mktemp)
-CG=""
-if [ "$(id -u)" = 0 ] && CG=$(cg_dir) && mkdir "$CG" 2>/dev/null; then
-	trap 'for p in $(cat "$CG/cgroup.procs" 2>/dev/null); do kill -9 $p; done; sleep 0.2; rmdir "$CG" 2>/dev/null; rm -f "$OUT1" "$OUT2"' EXIT
+	CG=/sys/fs/cgroup/memory$path/memfence-demo-$$
+	mkdir "$CG" 2>/dev/null || { CG=""; return 1; }
 	echo $((LIMIT_MIB << 20)) >"$CG/memory.limit_in_bytes"
 	[ -f "$CG/memory.memsw.limit_in_bytes" ] && echo $((LIMIT_MIB << 20)) >"$CG/memory.memsw.limit_in_bytes" 2>/dev/null
-	in_cg() { bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CG" "$@"; }
-else
-	CG=""
-fi
+	return 0
+}
 
-bold "memfence demo: one oversized request in a container with ${LIMIT_MIB} MiB of memory"
+# serve NAME CMD...: start the server (inside the cgroup when there is one),
+# wait until it listens; sets SERVER_PID (the Python process) and PORT.
+serve() {
+	local name=$1 i
+	shift
+	PORT=$(free_port)
+	rm -f "$TMP/ready"
+	if [ -n "$CG" ]; then
+		in_cg "$@" "$PY" "$EX/server.py" --port "$PORT" --ready-file "$TMP/ready" >"$TMP/$name.log" 2>&1 &
+	else
+		"$@" "$PY" "$EX/server.py" --port "$PORT" --ready-file "$TMP/ready" >"$TMP/$name.log" 2>&1 &
+	fi
+	PIDS+=($!)
+	LAUNCHER=$!
+	for i in $(seq 1 150); do [ -s "$TMP/ready" ] && break; sleep 0.2; done
+	[ -s "$TMP/ready" ] || { cat "$TMP/$name.log"; echo "demo: the server did not start"; exit 1; }
+	SERVER_PID=$(cat "$TMP/ready")
+}
+
+load() {
+	timeout 300 "$PY" "$EX/loadgen.py" --target "127.0.0.1:$PORT" --calls "$CALLS" --concurrency 16 \
+		--oversized "$OVERSIZED" --oversized-mib 3000 --server-pid "$SERVER_PID" --json "$TMP/$1.json" |
+		sed 's/^/  /'
+}
+
+bold "memfence demo: a gRPC model server, ${LIMIT_MIB} MiB of memory, $OVERSIZED requests that need 3000 MiB"
 echo
-if [ -z "$CG" ]; then
-	echo "No memory cgroup can be made here (this needs root and a cgroup v1 memory"
-	echo "controller), so there is no container limit for the kernel to enforce."
-	echo "What memfence still does: with an explicit --limit, the oversized request"
-	echo "gets a MemoryError and the others complete."
+echo "Load: $CALLS calls at concurrency 16; each ordinary call builds 5-40 MiB of features,"
+echo "the oversized ones keep loading history until memory runs out."
+echo
+
+if ! make_cgroup; then
+	echo "No memory cgroup can be made here (that needs root and a cgroup v1 memory"
+	echo "controller), so there is no container limit for the kernel to enforce. What"
+	echo "memfence still does with an explicit limit:"
 	echo
 	rule
-	"$MEMFENCE" exec -v --limit ${LIMIT_MIB}M -- $PY "$SERVICE"
-	exit $?
+	bold "memfence run --limit ${LIMIT_MIB}M -- python3 server.py"
+	rule
+	serve run "$MEMFENCE" run --http off --limit ${LIMIT_MIB}M --
+	load run
+	kill -TERM "$LAUNCHER" 2>/dev/null
+	wait "$LAUNCHER" 2>/dev/null
+	exit 0
 fi
 
 rule
-bold "1. Without memfence"
+bold "1. Without memfence: python3 server.py"
 rule
-k0=$(oom_kills "$CG")
-in_cg $PY "$SERVICE" 2>&1 | tee "$OUT1"
-rc1=${PIPESTATUS[0]}
-k1=$(oom_kills "$CG")
+k0=$(oom_kills)
+serve plain
+load plain
+wait "$LAUNCHER" 2>/dev/null
+rc1=$?
+k1=$(oom_kills)
+echo "  => server exit status $rc1$([ $rc1 -gt 128 ] && echo " (signal $((rc1 - 128)))"), kernel OOM kills $((k1 - k0))"
 echo
-if [ $rc1 -ge 128 ]; then
-	echo "=> the process died: exit status $rc1 (signal $((rc1 - 128))), cgroup oom_kill $k0 -> $k1"
-else
-	echo "=> exit status $rc1, cgroup oom_kill $k0 -> $k1"
-fi
-echo
+
 rule
-bold "2. Under memfence exec (no code change)"
+bold "2. Under memfence run, no code change: memfence run -- python3 server.py"
 rule
-in_cg "$MEMFENCE" exec -v -- $PY "$SERVICE" 2>&1 | tee "$OUT2"
-rc2=${PIPESTATUS[0]}
-k2=$(oom_kills "$CG")
+HTTP_PORT=$(free_port)
+serve run "$MEMFENCE" run --http 127.0.0.1:$HTTP_PORT --report-dir "$TMP/reports" --
+load run
+curl -fsS "127.0.0.1:$HTTP_PORT/status" >"$TMP/status.json" 2>/dev/null || true
+"$MEMFENCE" stat --json --last 1024 "$SERVER_PID" >"$TMP/stat.json" 2>/dev/null || true
+k2=$(oom_kills)
+alive=$(field "$TMP/run.json" server_alive)
+echo "  => server $([ "$alive" = True ] && echo alive || echo dead), kernel OOM kills $((k2 - k1))"
 echo
-echo "=> exit status $rc2, cgroup oom_kill $k1 -> $k2"
+echo "  What memfence saw of the refused requests (memfence stat):"
+"$PY" - "$TMP/stat.json" <<'EOF'
+import json, sys
+try:
+    doc = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit("    (no figures: memfence stat could not read the segment)")
+rows = [r for r in doc.get("finished", []) if r.get("outcome") != "ok"]
+mib = lambda b: "%.0f MiB" % (b / 1048576)
+for r in rows[:10]:
+    print("    %-32s %-8s allocated %9s  peak %9s  refused allocations %d" % (
+        r.get("name", "?"), r.get("id", "?"), mib(r.get("allocated", 0)), mib(r.get("peak", 0)),
+        r.get("failed", 0)))
+if not rows:
+    print("    (none)")
+EOF
+kill -TERM "$LAUNCHER" 2>/dev/null
+wait "$LAUNCHER" 2>/dev/null
 echo
+
 rule
 bold "Before and after"
 rule
-printf '%-28s %-22s %-22s\n' "" "without memfence" "with memfence exec"
-printf '%-28s %-22s %-22s\n' "process" \
-	"$([ $rc1 -ge 128 ] && echo "killed (signal $((rc1 - 128)))" || echo "exit $rc1")" \
-	"$([ $rc2 -ge 128 ] && echo "killed (signal $((rc2 - 128)))" || echo "exit $rc2")"
-printf '%-28s %-22s %-22s\n' "kernel OOM kills" "$((k1 - k0))" "$((k2 - k1))"
-printf '%-28s %-22s %-22s\n' "requests answered" "$(answered "$OUT1") of 13" "$(answered "$OUT2") of 13"
-printf '%-28s %-22s %-22s\n' "oversized request" \
-	"$(grep -q 'r-oversized.*MemoryError' "$OUT1" && echo MemoryError || echo "lost, no error")" \
-	"$(grep -q 'r-oversized.*MemoryError' "$OUT2" && echo MemoryError || echo "lost, no error")"
+row() { printf '  %-34s %-20s %-20s\n' "$@"; }
+row "" "without memfence" "memfence run"
+row "server process" "$([ "$(field "$TMP/plain.json" server_alive)" = True ] && echo alive || echo "killed (OOM)")" \
+	"$([ "$alive" = True ] && echo alive || echo "killed")"
+row "kernel OOM kills" "$((k1 - k0))" "$((k2 - k1))"
+row "ordinary calls answered OK" "$(field "$TMP/plain.json" ok) of $((CALLS - OVERSIZED))" \
+	"$(field "$TMP/run.json" ok) of $((CALLS - OVERSIZED))"
+row "calls lost with the process" "$(field "$TMP/plain.json" lost_to_death)" "$(field "$TMP/run.json" lost_to_death)"
+row "oversized calls" "lost, no error" "$(field "$TMP/run.json" oversized_failed) x RESOURCE_EXHAUSTED"
 echo
-[ $rc2 -eq 0 ] && [ "$k2" = "$k1" ]
+echo "RESOURCE_EXHAUSTED carries grpc-retry-pushback-ms: a client with the retry policy in"
+echo "examples/model_server/retry_service_config.json retries it, here or on another replica."
+[ "$alive" = True ] && [ "$k2" = "$k1" ]
