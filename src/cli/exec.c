@@ -29,8 +29,9 @@ static void usage(FILE *f)
 		"  -n, --dry-run        print the plan and exit\n"
 		"  -h, --help           show this help\n"
 		"\n"
-		"Exit status: PROGRAM's own; 2 for a bad option or size, 126/127 when\n"
-		"PROGRAM cannot be run.\n",
+		"Exit status: PROGRAM's own; 2 for a bad option or size; 1 when the limits\n"
+		"cannot be applied (setrlimit refused, --account without libmemfence.so);\n"
+		"126/127 when PROGRAM cannot be run.\n",
 		mf_launch_help);
 }
 

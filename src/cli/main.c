@@ -19,6 +19,7 @@ static const struct command commands[] = {
 	{"run", mf_cmd_run, "start a command and supervise it: probes, metrics, post-mortems, restarts"},
 	{"stat", mf_cmd_stat, "show live memory figures of processes under the shim: totals, scopes in flight, finished"},
 	{"report", mf_cmd_report, "print a post-mortem report for a person"},
+	{"profile", mf_cmd_profile, "run a command under the sampling heap profiler; report a profile"},
 	{"quarantine", mf_cmd_quarantine, "list, show, clear and export poison-task records; check and record deaths"},
 };
 
@@ -40,7 +41,8 @@ static void usage(FILE *f)
 		"\n"
 		"Sizes are bytes or K, M, G, T (powers of 1024; KiB, MiB, GiB also accepted),\n"
 		"or a percentage of the limit where it makes sense (80%%).\n"
-		"Every option has a MEMFENCE_* environment equivalent; see memfence(1).\n");
+		"Limit, accounting and supervisor options have MEMFENCE_* environment\n"
+		"equivalents (the command line wins); see memfence(1).\n");
 }
 
 int main(int argc, char **argv)
