@@ -12,6 +12,10 @@ off). Exactly this is patched, and nothing else:
 - grpc._server._serve, once the first such server is made: the loop of
   grpc's polling thread, so that a MemoryError while an inbound message is
   built does not end it (memfence.grpc.protect_server_poller).
+- celery: when the program imports it, a receiver of Celery's worker_init
+  signal is connected, which calls memfence.celery.install(app) on the app
+  of every worker that starts (unless the app already has it). Celery
+  clients that only send tasks are unchanged (memfence.celery.enable_auto).
 
 No limit is applied here: the supervisor has already applied them.
 """
@@ -20,7 +24,7 @@ import os
 import sys
 import threading
 
-__all__ = ["enable", "patch_grpc", "enabled"]
+__all__ = ["enable", "patch_grpc", "patch_celery", "enabled"]
 
 _lock = threading.Lock()
 _patched = set()
@@ -97,11 +101,22 @@ class _Loader(importlib.abc.Loader):
         return getattr(self.inner, name)
 
 
+def patch_celery(celery_module):
+    """Install memfence.celery on every Celery worker as it starts (idempotent)."""
+    import memfence.celery
+    memfence.celery.enable_auto()
+
+
+def _hooks():
+    return {"grpc": patch_grpc, "celery": patch_celery}
+
+
 class _Finder(importlib.abc.MetaPathFinder):
-    """Lets the real finders find grpc, then patches it once executed."""
+    """Lets the real finders find grpc (celery), then patches it once executed."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "grpc":
+        after = _hooks().get(fullname)
+        if after is None:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -109,18 +124,19 @@ class _Finder(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _Loader(spec.loader, patch_grpc)
+                    spec.loader = _Loader(spec.loader, after)
                 return spec
         return None
 
 
 def enable():
-    """Patch grpc now if imported, else when it is imported."""
+    """Patch grpc and celery now if imported, else when they are imported."""
     if not enabled():
         return False
-    if "grpc" in sys.modules:
-        patch_grpc(sys.modules["grpc"])
-    elif not any(isinstance(f, _Finder) for f in sys.meta_path):
+    for name, patch in _hooks().items():
+        if name in sys.modules:
+            patch(sys.modules[name])
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
     return True
 

@@ -1,0 +1,446 @@
+"""Celery integration: per-task scopes, allocation failures as task
+failures, and the poison-task quarantine.
+
+    app = Celery("proj", broker=...)
+    import memfence.celery
+    memfence.celery.install(app)
+
+What it does, per task run (in the pool process that runs it):
+
+1. **Quarantine check** first: a task id that the quarantine store holds as
+   quarantined (it was in flight when a worker died ``threshold`` times) is
+   not run. It is rejected without requeue (``celery.exceptions.Reject``),
+   its result is marked failed with :class:`TaskQuarantined` so callers
+   waiting on it get an answer, it is copied to the dead-letter queue when
+   one is configured, and it is logged and counted (:data:`counters`).
+2. **Scope** named after the task, with the task id: its memory figures
+   (allocated, retained, peak) appear in the supervisor's records, and a
+   post-mortem names it when the process dies with it in flight.
+3. **Allocation failures** (anything :func:`memfence.is_allocation_failure`
+   recognises) become :class:`TaskOutOfMemory`, a plain ``Exception`` that
+   carries the MemoryError as its ``__cause__``. Celery's parent process
+   re-raises a task's ``MemoryError`` and crashes ("Parent must re-raise
+   MemoryError and crash", celery/worker/request.py) before acknowledging
+   the message, so a plain MemoryError would cost the whole worker and
+   redeliver the task; TaskOutOfMemory fails the task once, is acknowledged
+   like any other failure, and the worker goes on. The task's half-built
+   data is released before the failure is reported.
+
+And in the worker's main process: when a pool process dies with a task in
+flight (Celery's ``WorkerLostError``: the kernel OOM-killed it, or any
+other abnormal end) the death is recorded in the store for that task id
+*before* Celery requeues it (``task_reject_on_worker_lost``), with the cause
+(``oom_kill`` when the cgroup's OOM-kill counter rose while the task ran)
+and, under the accounting library, the task's memory at death read from the
+stats segment. So the next delivery's check sees it.
+
+The stable id is Celery's task id: it travels in the message, and a
+redelivery (requeue after a lost worker, Redis' visibility timeout, AMQP
+redelivery) is the same message with the same id. A task re-sent by the
+*application* (``apply_async`` again, ``retry()`` counts as the same id)
+under a new id starts a new count.
+
+When the whole worker dies (a group OOM kill on cgroup v2 takes the main
+process too) no Python code is left to record anything: that death is the
+supervisor's (``memfence run``) to record. Set
+``MEMFENCE_QUARANTINE_RECORDER=supervisor`` when the supervisor records the
+deaths of pool processes as well, so that one death is not counted twice.
+"""
+import functools
+import logging
+import os
+import re
+import threading
+import traceback
+
+from memfence._core import scope
+from memfence.failures import describe_failure, is_allocation_failure
+from memfence import quarantine as _q
+
+__all__ = ["install", "TaskOutOfMemory", "TaskQuarantined", "counters", "enable_auto"]
+
+log = logging.getLogger("memfence.celery")
+
+#: What this process has done so far (the worker's main process counts
+#: deaths; pool processes count checks, rejections and out-of-memory tasks).
+counters = {"checked": 0, "rejected": 0, "out_of_memory": 0, "deaths_recorded": 0,
+            "store_errors": 0}
+_count_lock = threading.Lock()
+
+
+def _count(key, n=1):
+    with _count_lock:
+        counters[key] += n
+
+
+class TaskOutOfMemory(Exception):
+    """A task failed because an allocation was refused.
+
+    Deliberately not a MemoryError (see the module's documentation); the
+    MemoryError is its ``__cause__`` in the process that ran the task.
+    """
+
+    def __init__(self, message, task_name=None, task_id=None, peak=None):
+        super().__init__(message)
+        self.task_name, self.task_id, self.peak = task_name, task_id, peak
+
+    def __reduce__(self):
+        # Crosses the pool's pipe and the result backend: plain arguments only.
+        return (type(self), (str(self), self.task_name, self.task_id, self.peak))
+
+
+class TaskQuarantined(Exception):
+    """The task was not run: its id is quarantined (poison task)."""
+
+    def __init__(self, message, task_name=None, task_id=None, deaths=None):
+        super().__init__(message)
+        self.task_name, self.task_id, self.deaths = task_name, task_id, deaths
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.task_name, self.task_id, self.deaths))
+
+
+def _mib(n):
+    return "%.1f MiB" % (n / 1048576.0)
+
+
+class _Config:
+    def __init__(self, app, store, dead_letter_queue, record_deaths,
+                 count_allocation_failures):
+        self.app = app
+        self.store = store
+        self.dlq = dead_letter_queue
+        self.record_deaths = record_deaths
+        self.count_alloc = count_allocation_failures
+
+
+_configs = {}          # id(app) -> _Config
+_patched_request = False
+_patch_lock = threading.Lock()
+
+
+def install(app, store=None, threshold=None, dead_letter_queue=None, record_deaths="auto",
+            count_allocation_failures=False):
+    """Enable memfence for every task of ``app`` (call once, where the app is
+    made, before the worker starts).
+
+    store: quarantine store spec (``sqlite:PATH``, ``redis://HOST:PORT/DB``)
+    or a :class:`memfence.quarantine.Store`; default: the environment's
+    (``MEMFENCE_QUARANTINE``, else the state directory's SQLite file).
+    threshold: deaths that quarantine a task (default 2).
+    dead_letter_queue: a queue name; quarantined tasks are re-sent there
+    (same id, arguments and headers, plus ``memfence_quarantined``) before
+    being rejected. Without it they are rejected without requeue, which on
+    RabbitMQ goes to the queue's dead-letter exchange when it has one.
+    record_deaths: record pool-process deaths from the worker's main process
+    ("auto": yes, unless ``MEMFENCE_QUARANTINE_RECORDER=supervisor``).
+    count_allocation_failures: also count a task that failed on an allocation
+    (without a death) toward its quarantine.
+    Returns the app.
+    """
+    if isinstance(store, _q.Store):
+        st = store
+        if threshold is not None:
+            st.threshold = threshold
+    else:
+        st = _q.Store(store=store, threshold=threshold)
+    if record_deaths == "auto":
+        record_deaths = os.environ.get("MEMFENCE_QUARANTINE_RECORDER", "") != "supervisor"
+    cfg = _Config(app, st, dead_letter_queue, bool(record_deaths),
+                  bool(count_allocation_failures))
+    first = id(app) not in _configs
+    _configs[id(app)] = cfg
+    if first:
+        # Tasks are bound to the app when it is finalized (the worker does it
+        # before forking its pool, so pool processes inherit the wrapping);
+        # the pool rebuilds its tracers from app.tasks after the fork.
+        app.on_after_finalize.connect(lambda sender=None, **kw: _wrap_all(app), weak=False)
+        if app.finalized:
+            _wrap_all(app)
+        _patch_request_class()
+    return app
+
+
+def _wrap_all(app):
+    # app._tasks, not app.tasks: inside on_after_finalize the latter would
+    # finalize again and deadlock on the app's finalize lock.
+    for task in list(app._tasks.values()):
+        _wrap_task(app, task)
+
+
+def _wrap_task(app, task):
+    name = getattr(task, "name", "") or ""
+    if name.startswith("celery.") or getattr(task, "_memfence_wrapped", False):
+        return  # Celery's own (chord unlock, backend cleanup): nothing to fence.
+    orig = task.run
+
+    @functools.wraps(orig)
+    def run(*args, **kwargs):
+        return _run(app, task, orig, args, kwargs)
+
+    task.run = run
+    task._memfence_wrapped = True
+
+
+def _run(app, task, orig, args, kwargs):
+    req = task.request
+    tid = getattr(req, "id", None)
+    if tid is None or getattr(req, "called_directly", True):
+        return orig(*args, **kwargs)  # a plain function call, not a task run
+    cfg = _configs.get(id(app))
+    name = task.name
+    if cfg is not None:
+        _check_or_reject(cfg, task, req, tid, name)
+    sc = scope(name, id=tid)
+    try:
+        with sc:
+            return orig(*args, **kwargs)
+    except Exception as e:
+        if not is_allocation_failure(e):
+            raise
+        what = describe_failure(e) or type(e).__name__
+        f = sc.figures
+        # The frames of the failed task hold what it built: let go of them
+        # now, not when the failure has travelled through the result backend.
+        try:
+            traceback.clear_frames(e.__traceback__)
+        except Exception:
+            pass
+        peak = f.peak if f is not None else None
+        msg = "task %s[%s] ran out of memory (%s)" % (name, tid, what)
+        if f is not None and f.peak:
+            msg += "; peak %s (%s)" % (_mib(f.peak), f.source)
+        _count("out_of_memory")
+        log.error("memfence: %s", msg)
+        if cfg is not None and cfg.count_alloc:
+            _record(cfg, tid, name, "allocation_failure", f and f.peak, f and f.allocated,
+                    f and f.net)
+        raise TaskOutOfMemory(msg, name, tid, peak) from e
+
+
+def _check_or_reject(cfg, task, req, tid, name):
+    from celery.exceptions import Reject
+
+    _count("checked")
+    try:
+        bad, rec = cfg.store.check(tid)
+    except _q.QuarantineError as e:
+        _count("store_errors")
+        log.error("memfence: quarantine check of %s[%s] failed, running it: %s", name, tid, e)
+        return
+    _warn(cfg.store)
+    if not bad:
+        return
+    reason = "memfence: rejected, not run: task %s" % _q.describe("%s[%s]" % (name, tid), rec)
+    _count("rejected")
+    log.error(reason)
+    dlq = cfg.dlq
+    if dlq is None:
+        # Read here, not in install(): touching app.conf there would load the
+        # configuration before the app's own config_from_object() call.
+        dlq = task.app.conf.get("memfence_dead_letter_queue")
+    if dlq:
+        try:
+            headers = dict(getattr(req, "headers", None) or {})
+            headers["memfence_quarantined"] = reason
+            task.app.send_task(name, args=req.args, kwargs=req.kwargs, task_id=tid,
+                               queue=dlq, headers=headers)
+        except Exception as e:
+            log.error("memfence: could not send %s[%s] to the dead-letter queue %s: %s",
+                      name, tid, dlq, e)
+    try:
+        deaths = (rec or {}).get("deaths")
+        task.backend.mark_as_failure(tid, TaskQuarantined(reason, name, tid, deaths),
+                                     request=req)
+    except Exception as e:  # no result backend, or it is down: the log says enough
+        log.debug("memfence: could not store the quarantine failure of %s: %s", tid, e)
+    raise Reject(reason, requeue=False)
+
+
+def _warn(store):
+    # The command's own warning (Redis away: answered from the local copy)
+    # already starts with "memfence:".
+    if store.last_warning:
+        log.warning("%s", store.last_warning.splitlines()[-1])
+
+
+def _record(cfg, tid, name, cause, peak=None, allocated=None, net=None):
+    try:
+        doc = cfg.store.record(tid, name=name, cause=cause, peak=peak, allocated=allocated,
+                               net=net)
+    except _q.QuarantineError as e:
+        _count("store_errors")
+        log.error("memfence: could not record the death of %s[%s]: %s", name, tid, e)
+        return None
+    _count("deaths_recorded")
+    _warn(cfg.store)
+    rec = doc.get("record") or {}
+    log.error("memfence: task %s[%s] died with its worker (%s%s): death %s of %s%s",
+              name, tid, cause, ", peak %s" % _mib(peak) if peak else "",
+              rec.get("deaths"), rec.get("threshold"),
+              "; quarantined, it will not run again" if doc.get("quarantined") else "")
+    return doc
+
+
+# --- the worker's main process ------------------------------------------------
+
+def _oom_kills():
+    """The OOM-kill counter of this process's memory cgroup, or None.
+
+    cgroup v1 memory.oom_control:   oom_kill_disable 0 / under_oom 0 / oom_kill 3
+    cgroup v2 memory.events:        low 0 / high 0 / max 12 / oom 2 / oom_kill 2
+    """
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    cands = []
+    for line in lines:
+        hid, ctrls, path = (line.split(":", 2) + ["", ""])[:3]
+        if "memory" in ctrls.split(","):
+            cands.append("/sys/fs/cgroup/memory%s/memory.oom_control" % path)
+        elif hid == "0":
+            cands.append("/sys/fs/cgroup%s/memory.events" % path)
+            cands.append("/sys/fs/cgroup/unified%s/memory.events" % path)
+    for p in cands:
+        try:
+            with open(p) as f:
+                for line in f:
+                    k, _, v = line.partition(" ")
+                    if k == "oom_kill":
+                        return int(v)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+_SIGNAL = re.compile(r"signal (\d+)")
+_EXITCODE = re.compile(r"exitcode (-?\d+)")
+
+
+def _cause(exc, oom_before):
+    text = str(exc)
+    m = _SIGNAL.search(text)
+    sig = int(m.group(1)) if m else None
+    if sig is None:
+        m = _EXITCODE.search(text)
+        if m and int(m.group(1)) < 0:
+            sig = -int(m.group(1))
+    after = _oom_kills()
+    if sig == 9 and oom_before is not None and after is not None and after > oom_before:
+        return "oom_kill"
+    if sig == 9:
+        return "sigkill"
+    if sig is not None:
+        return "signal"
+    return "exit" if "exitcode" in text else "unknown"
+
+
+def _figures_at_death(pid, tid):
+    """(peak, allocated, net) of task tid in process pid from the stats
+    segment, which outlives the process; Nones without the accounting
+    library."""
+    seg = os.environ.get("MEMFENCE_SEGMENT")
+    binary = _q.find_binary()
+    if not seg or not binary:
+        return None, None, None
+    import json
+    import subprocess
+    try:
+        p = subprocess.run([binary, "stat", "--json", seg], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10,
+                           env=_q.child_env())
+        doc = json.loads(p.stdout.decode("utf-8", "replace") or "null")
+    except Exception:
+        return None, None, None
+    best = None
+    for want_pid in (pid, None):
+        # The dead process's slot, else any slot still holding the task (the
+        # supervisor may already have handed the slot to a new process).
+        for proc in (doc or {}).get("processes", []):
+            if want_pid is not None and proc.get("pid") != want_pid:
+                continue
+            for s in proc.get("in_flight", []):
+                if s.get("id") == tid and (best is None or
+                                           s.get("depth", 0) < best.get("depth", 0)):
+                    best = s
+        if best is not None:
+            break
+    if best is None:
+        return None, None, None
+    return best.get("peak"), best.get("allocated"), best.get("net")
+
+
+def _patch_request_class():
+    """Hook the worker's Request (main process) to see pool processes die."""
+    global _patched_request
+    with _patch_lock:
+        if _patched_request:
+            return
+        _patched_request = True
+    from celery.worker import request as creq
+    from billiard.exceptions import WorkerLostError
+
+    base = creq.Request
+    orig_accepted = base.on_accepted
+    orig_failure = base.on_failure
+
+    def on_accepted(self, pid, time_accepted):
+        try:
+            self._memfence_oom = _oom_kills()
+        except Exception:
+            self._memfence_oom = None
+        return orig_accepted(self, pid, time_accepted)
+
+    def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
+        exc = getattr(exc_info, "exception", None)
+        exc = getattr(exc, "exc", exc)  # billiard's ExceptionWithTraceback wraps it
+        if isinstance(exc, WorkerLostError):
+            try:
+                _on_worker_lost(self, exc)
+            except Exception as e:  # never break Celery's own bookkeeping
+                log.error("memfence: recording a lost worker failed: %s", e)
+        return orig_failure(self, exc_info, send_failed_event=send_failed_event,
+                            return_ok=return_ok)
+
+    on_accepted.__wrapped__ = orig_accepted
+    on_failure.__wrapped__ = orig_failure
+    base.on_accepted = on_accepted
+    base.on_failure = on_failure
+
+
+def _on_worker_lost(req, exc):
+    task = getattr(req, "task", None)
+    app = getattr(task, "app", None) if task is not None else None
+    cfg = _configs.get(id(app)) if app is not None else None
+    if cfg is None or not cfg.record_deaths:
+        return
+    tid, name = req.id, req.name
+    cause = _cause(exc, getattr(req, "_memfence_oom", None))
+    peak, allocated, net = _figures_at_death(getattr(req, "worker_pid", None), tid)
+    _record(cfg, tid, name, cause, peak, allocated, net)
+
+
+# --- no code change under `memfence run` ---------------------------------------
+
+_auto_done = False
+
+
+def enable_auto():
+    """Install on every Celery worker's app as the worker starts (what
+    memfence's automatic Python integration calls once celery is imported).
+    Idempotent."""
+    global _auto_done
+    with _patch_lock:
+        if _auto_done:
+            return
+        _auto_done = True
+    from celery import signals
+
+    def on_worker_init(sender=None, **kw):
+        app = getattr(sender, "app", None)
+        if app is not None and id(app) not in _configs:
+            install(app)
+
+    signals.worker_init.connect(on_worker_init, weak=False)

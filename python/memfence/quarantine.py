@@ -1,0 +1,347 @@
+"""The poison-task quarantine, from Python.
+
+A thin client of the store behind ``memfence quarantine`` (SQLite file by
+default, Redis for a fleet; see docs/quarantine.md). It runs the command
+with ``--json`` rather than reimplementing the store, so the Python side and
+the supervisor count deaths in exactly the same way (same file locking, same
+Redis script, same local fallback when Redis is away). The normal path costs
+one process start per task; that is small next to a task, and it is what
+keeps an unusable store from ever taking the worker down with it.
+
+The command is found, in order: ``MEMFENCE_BIN``; ``memfence`` on PATH; the
+build tree this package was built into (``build/python/memfence`` ->
+``build/memfence``). The store settings travel in the environment
+(``MEMFENCE_QUARANTINE``, ``MEMFENCE_STATE_DIR``,
+``MEMFENCE_QUARANTINE_THRESHOLD``, ``MEMFENCE_REDIS_TIMEOUT``), or are given
+to :class:`Store`.
+"""
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+
+__all__ = ["Store", "QuarantineError", "Quarantined", "find_binary", "default_store",
+           "check_request", "check_request_async", "record_request", "requests_enabled",
+           "describe", "GRPC_STATUS", "HTTP_STATUS", "grpc_gate", "grpc_gate_async",
+           "wsgi_gate", "asgi_gate", "request_counters"]
+
+# A check that cannot finish in this time is treated as a store error: the
+# task runs (an unusable quarantine must not stop the queue).
+_TIMEOUT = 15.0
+
+
+class QuarantineError(RuntimeError):
+    """The store could not answer (unreachable file, bad URL, no command)."""
+
+
+class Quarantined(Exception):
+    """Raised by :func:`check_request` for a request id that is quarantined.
+
+    ``record`` is the store's record (deaths, cause, peak, ...) as a dict.
+    """
+
+    def __init__(self, ident, record):
+        self.ident = ident
+        self.record = record or {}
+        super().__init__(describe(ident, self.record))
+
+
+def describe(ident, record):
+    """One line for logs: why ident is refused."""
+    r = record or {}
+    parts = ["%s is quarantined after %s death(s)" % (ident, r.get("deaths", "?"))]
+    if r.get("cause"):
+        parts.append("last cause %s" % r["cause"])
+    if r.get("peak"):
+        parts.append("peak %.1f MiB" % (r["peak"] / 1048576.0))
+    if r.get("name"):
+        parts.append("name %s" % r["name"])
+    return ", ".join(parts)
+
+
+def find_binary():
+    """Path of the memfence command, or None."""
+    env = os.environ.get("MEMFENCE_BIN")
+    if env:
+        return env
+    found = shutil.which("memfence")
+    if found:
+        return found
+    # build/python/memfence/quarantine.py -> build/memfence
+    here = os.path.dirname(os.path.abspath(__file__))
+    cand = os.path.join(os.path.dirname(os.path.dirname(here)), "memfence")
+    if os.path.isfile(cand) and os.access(cand, os.X_OK):
+        return cand
+    return None
+
+
+def child_env():
+    """The environment for a memfence command started from a process under
+    the accounting library: without the library, so that each short check
+    does not take a process slot in the stats segment and show up in the
+    supervisor's figures as one of the program's processes."""
+    env = dict(os.environ)
+    pre = env.get("LD_PRELOAD")
+    if pre:
+        keep = [p for p in pre.replace(":", " ").split() if "libmemfence" not in p]
+        if keep:
+            env["LD_PRELOAD"] = " ".join(keep)
+        else:
+            del env["LD_PRELOAD"]
+    for k in ("MEMFENCE_SEGMENT", "MEMFENCE_ACCOUNT"):
+        env.pop(k, None)
+    return env
+
+
+class Store:
+    """One quarantine store.
+
+    store: a store spec (``sqlite:PATH``, ``PATH``, ``redis://HOST:PORT/DB``)
+    or None for the environment's (``MEMFENCE_QUARANTINE``, else the state
+    directory's file). threshold: deaths that quarantine an id (None: the
+    command's default, 2, or ``MEMFENCE_QUARANTINE_THRESHOLD``).
+    """
+
+    def __init__(self, store=None, state_dir=None, threshold=None, binary=None,
+                 timeout=_TIMEOUT):
+        self.store = store
+        self.state_dir = state_dir
+        self.threshold = threshold
+        self.binary = binary
+        self.timeout = timeout
+        self.last_warning = None
+
+    def _run(self, verb, args, threshold=False):
+        binary = self.binary or find_binary()
+        if not binary:
+            raise QuarantineError("memfence quarantine: the memfence command was not found "
+                                  "(set MEMFENCE_BIN or put it on PATH)")
+        cmd = [binary, "quarantine", "--json"]
+        if self.store:
+            cmd += ["--quarantine", str(self.store)]
+        if self.state_dir:
+            cmd += ["--state-dir", str(self.state_dir)]
+        if threshold and self.threshold is not None:
+            cmd += ["--threshold", str(int(self.threshold))]
+        cmd += [verb] + list(args)
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=self.timeout, env=child_env())
+        except subprocess.TimeoutExpired:
+            raise QuarantineError("memfence quarantine %s: no answer in %.0fs"
+                                  % (verb, self.timeout)) from None
+        except OSError as e:
+            raise QuarantineError("memfence quarantine %s: cannot run %s: %s"
+                                  % (verb, binary, e)) from None
+        err = p.stderr.decode("utf-8", "replace").strip()
+        try:
+            doc = json.loads(p.stdout.decode("utf-8", "replace") or "null")
+        except ValueError:
+            doc = None
+        return p.returncode, doc, err
+
+    def check(self, ident):
+        """(quarantined, record) for ident; record is None without one.
+
+        Raises QuarantineError when the store cannot answer. Warnings of a
+        degraded answer (Redis away: the local copy answered) are in
+        ``self.last_warning``.
+        """
+        rc, doc, err = self._run("check", ["--", str(ident)], threshold=True)
+        self.last_warning = err or None
+        if rc not in (0, 3):
+            raise QuarantineError(err.splitlines()[-1] if err else
+                                  "memfence quarantine check: exit %d" % rc)
+        rec = doc.get("record") if isinstance(doc, dict) else None
+        return rc == 3, rec
+
+    def record(self, ident, name=None, cause="unknown", peak=None, allocated=None, net=None,
+               host=None):
+        """Count one death of ident; returns the command's JSON (a dict with
+        ``record``, ``quarantined``, ``synced``). A death kept only in the
+        local copy (Redis away) is still a success; the warning is in
+        ``self.last_warning``."""
+        args = []
+        if name:
+            args += ["--name", str(name)]
+        args += ["--cause", cause]
+        for flag, v in (("--peak", peak), ("--allocated", allocated), ("--net", net)):
+            if v is not None and v >= 0:
+                args += [flag, str(int(v))]
+        args += ["--host", host or _host()]
+        rc, doc, err = self._run("record", args + ["--", str(ident)], threshold=True)
+        self.last_warning = err or None
+        if rc != 0 or not isinstance(doc, dict):
+            raise QuarantineError(err.splitlines()[-1] if err else
+                                  "memfence quarantine record: exit %d" % rc)
+        return doc
+
+    def list(self, quarantined_only=False):
+        rc, doc, err = self._run("list", ["--quarantined"] if quarantined_only else [])
+        if rc != 0 or not isinstance(doc, dict):
+            raise QuarantineError(err.splitlines()[-1] if err else
+                                  "memfence quarantine list: exit %d" % rc)
+        return doc.get("records", [])
+
+
+def _host():
+    # In Kubernetes the pod name is the host name; HOSTNAME wins when a
+    # deployment sets something more telling.
+    return os.environ.get("HOSTNAME") or socket.gethostname()
+
+
+_default = None
+
+
+def default_store():
+    """The store of this process's environment (shared, created once)."""
+    global _default
+    if _default is None:
+        _default = Store()
+    return _default
+
+
+#: What a refused poison request gets. Not RESOURCE_EXHAUSTED / 503: clients
+#: retry those, and retrying a poison request is what must stop.
+GRPC_STATUS = "FAILED_PRECONDITION"
+HTTP_STATUS = "422 Unprocessable Entity"
+
+
+def requests_enabled():
+    """True when request-side quarantine checks are switched on for servers
+    that did not say (MEMFENCE_REQUEST_QUARANTINE=1): it is opt-in."""
+    return os.environ.get("MEMFENCE_REQUEST_QUARANTINE", "0").lower() in ("1", "yes", "true",
+                                                                           "on")
+
+
+def check_request(request_id, prefix="", store=None):
+    """Opt-in quarantine check for a request carrying a stable id (an
+    idempotency key or request id that the client sends again on retry).
+
+    The id checked is prefix + request_id, and must be what the request's
+    scope carries as its id: that is what the supervisor records when a
+    process dies with the request in flight. None or "" -> nothing to check.
+    Returns None when the request may run; raises :class:`Quarantined` when
+    it must be refused (answer it with GRPC_STATUS / HTTP_STATUS and the
+    exception's text). A store that cannot answer lets the request run; the
+    error is returned as a string, for the caller to log: an unusable
+    quarantine must not stop the service.
+
+    This starts the memfence command (about 20 ms): call it
+    only for requests that carry an id, and from asyncio code use
+    :func:`check_request_async`.
+    """
+    if not request_id:
+        return None
+    st = store or default_store()
+    ident = "%s%s" % (prefix, request_id)
+    try:
+        bad, rec = st.check(ident)
+    except QuarantineError as e:
+        return str(e)
+    if bad:
+        raise Quarantined(ident, rec)
+    return None
+
+
+async def check_request_async(request_id, prefix="", store=None):
+    """:func:`check_request` off the event loop's thread."""
+    if not request_id:
+        return None
+    import asyncio
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, check_request, request_id, prefix, store)
+
+
+def record_request(request_id, prefix="", name=None, cause="unknown", store=None, **figures):
+    """Count a death of a request (same id as :func:`check_request`)."""
+    st = store or default_store()
+    return st.record("%s%s" % (prefix, request_id), name=name, cause=cause, **figures)
+
+
+# --- gates for servers: one call each in the interceptors and middleware -------
+#
+# Each checks the request id (when there is one) and, for a quarantined id,
+# answers the request itself and logs it; a store that cannot answer is
+# logged and the request goes on.
+
+_log = logging.getLogger("memfence.quarantine")
+_refused_lock = threading.Lock()
+#: Requests refused by this process as quarantined, and store errors seen.
+request_counters = {"refused": 0, "store_errors": 0}
+
+
+def _note(result):
+    with _refused_lock:
+        if isinstance(result, Quarantined):
+            request_counters["refused"] += 1
+        else:
+            request_counters["store_errors"] += 1
+    if isinstance(result, Quarantined):
+        _log.error("memfence: request refused, not run: %s", result)
+    else:
+        _log.error("memfence: quarantine check failed, serving the request: %s", result)
+
+
+def _gate(request_id, prefix):
+    try:
+        err = check_request(request_id, prefix)
+    except Quarantined as q:
+        _note(q)
+        return q
+    if err:
+        _note(err)
+    return None
+
+
+def grpc_gate(context, request_id, prefix=""):
+    """grpc.server handlers: aborts the call with FAILED_PRECONDITION when
+    its id is quarantined (context.abort raises); else returns."""
+    q = _gate(request_id, prefix)
+    if q is not None:
+        import grpc
+        context.abort(getattr(grpc.StatusCode, GRPC_STATUS), str(q))
+
+
+async def grpc_gate_async(context, request_id, prefix=""):
+    """grpc.aio handlers: the same, off the event loop's thread."""
+    if not request_id:
+        return
+    import asyncio
+    loop = asyncio.get_running_loop()
+    q = await loop.run_in_executor(None, _gate, request_id, prefix)
+    if q is not None:
+        import grpc
+        await context.abort(getattr(grpc.StatusCode, GRPC_STATUS), str(q))
+
+
+def wsgi_gate(request_id, start_response, prefix=""):
+    """WSGI: the response body (after calling start_response with 422) when
+    the request's id is quarantined, else None."""
+    q = _gate(request_id, prefix)
+    if q is None:
+        return None
+    body = ("%s\n" % q).encode("utf-8")
+    start_response(HTTP_STATUS, [("Content-Type", "text/plain; charset=utf-8"),
+                                 ("Content-Length", str(len(body)))])
+    return [body]
+
+
+async def asgi_gate(request_id, send, prefix=""):
+    """ASGI: True after answering 422 when the request's id is quarantined."""
+    if not request_id:
+        return False
+    import asyncio
+    loop = asyncio.get_running_loop()
+    q = await loop.run_in_executor(None, _gate, request_id, prefix)
+    if q is None:
+        return False
+    body = ("%s\n" % q).encode("utf-8")
+    await send({"type": "http.response.start", "status": int(HTTP_STATUS.split()[0]),
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+    return True
