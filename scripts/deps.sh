@@ -14,15 +14,18 @@ set -eu
 #   libmicrohttpd-dev          the supervisor's HTTP endpoints (bounded connections)
 #   libsqlite3-dev             the embedded quarantine store
 #   libhiredis-dev             the shared quarantine store on Redis
+#   zlib1g-dev                 gzip of pprof profiles
 #   python3-dev                the Python package's C extension
 #   python3-grpcio             gRPC interceptor, example server, tests
 #   python3-celery python3-redis redis-server   Celery integration and its tests
 #   procps                     ps/pkill used by tests
 #   python3-venv python3-setuptools            the test that pip-installs the package
+#   python3-protobuf           decodes pprof output in the profiler's tests
+#   curl                       HTTP probes in tests and the demo
 #   hyperfine heaptrack python3-numpy time       benchmarks
-build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev python3-dev)
-check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps python3-venv python3-setuptools)
-demo=("${build[@]}" python3-grpcio procps)
+build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
+check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl)
+demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time)
 
 case "${1:-}" in
