@@ -11,6 +11,7 @@ this request's own code allocated, not its neighbours. Work the request
 hands to other tasks or threads is not counted in it.
 """
 from memfence import _core
+from memfence import quarantine as mq
 from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
 from memfence.failures import is_allocation_failure
 
@@ -19,8 +20,9 @@ __all__ = ["Middleware"]
 
 class Middleware:
     def __init__(self, app, budgets=None, default_budget=None, retry_after=DEFAULT_RETRY_AFTER,
-                 on_failure=None, request_id_header="x-request-id"):
+                 on_failure=None, request_id_header="x-request-id", quarantine=None):
         self.app = app
+        self.quarantine = mq.requests_enabled() if quarantine is None else quarantine
         self.policy = Policy(budgets, default_budget, retry_after, on_failure)
         self.rid_key = request_id_header.lower().encode("latin-1")
 
@@ -33,6 +35,8 @@ class Middleware:
             if k.lower() == self.rid_key:
                 rid = v.decode("latin-1")
                 break
+        if self.quarantine and await mq.asgi_gate(rid, send):
+            return
         started = []
 
         async def tracking_send(message):

@@ -22,6 +22,7 @@ import time
 import grpc
 
 from memfence import _core
+from memfence import quarantine as mq
 from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
 from memfence.failures import is_allocation_failure
 
@@ -144,9 +145,10 @@ def _rebuild(handler, behavior, kind):
 
 class _Base:
     def __init__(self, budgets=None, default_budget=None, retry_after=DEFAULT_RETRY_AFTER,
-                 request_id_key=REQUEST_ID_KEY, on_failure=None):
+                 request_id_key=REQUEST_ID_KEY, on_failure=None, quarantine=None):
         self.policy = Policy(budgets, default_budget, retry_after, on_failure)
         self.request_id_key = request_id_key
+        self.quarantine = mq.requests_enabled() if quarantine is None else quarantine
         self.memfence_interceptor = True
 
     def _pushback(self):
@@ -187,6 +189,8 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
             if isinstance(request, _Refused):
                 return self._refuse(context, method, None, request.exc, None)
             rid = _request_id(context, self.request_id_key)
+            if self.quarantine:
+                mq.grpc_gate(context, rid)
             failure = None
             sc = _core.scope(method, rid, self.policy.budget(method))
             with sc:
@@ -208,6 +212,8 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
                 self._refuse(context, method, None, request.exc, None)
                 return
             rid = _request_id(context, self.request_id_key)
+            if self.quarantine:
+                mq.grpc_gate(context, rid)
             st = _core._Stepper(_core.scope(method, rid, self.policy.budget(method)))
             failure = None
             try:
@@ -265,6 +271,8 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
             if isinstance(request, _Refused):
                 return await self._refuse(context, method, None, request.exc, None)
             rid = _request_id(context, self.request_id_key)
+            if self.quarantine:
+                await mq.grpc_gate_async(context, rid)
             got = {}
             failure = None
             try:
@@ -287,6 +295,8 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
                 await self._refuse(context, method, None, request.exc, None)
                 return
             rid = _request_id(context, self.request_id_key)
+            if self.quarantine:
+                await mq.grpc_gate_async(context, rid)
             st = _core._Stepper(_core.scope(method, rid, self.policy.budget(method)))
             failure = None
             try:

@@ -12,6 +12,7 @@ streamed body are not counted, and a failure there cannot become a 503
 import sys
 
 from memfence import _core
+from memfence import quarantine as mq
 from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
 from memfence.failures import is_allocation_failure
 
@@ -20,8 +21,9 @@ __all__ = ["Middleware"]
 
 class Middleware:
     def __init__(self, app, budgets=None, default_budget=None, retry_after=DEFAULT_RETRY_AFTER,
-                 on_failure=None, request_id_header="X-Request-Id"):
+                 on_failure=None, request_id_header="X-Request-Id", quarantine=None):
         self.app = app
+        self.quarantine = mq.requests_enabled() if quarantine is None else quarantine
         self.policy = Policy(budgets, default_budget, retry_after, on_failure)
         self.rid_key = "HTTP_" + request_id_header.upper().replace("-", "_")
 
@@ -29,6 +31,9 @@ class Middleware:
         path = environ.get("PATH_INFO", "") or "/"
         endpoint = "%s %s" % (environ.get("REQUEST_METHOD", "GET"), path)
         rid = environ.get(self.rid_key)
+        refused = mq.wsgi_gate(rid, start_response) if self.quarantine else None
+        if refused is not None:
+            return refused
         pending = []
         sent = []
 

@@ -34,6 +34,7 @@
 #include "cli/cli.h"
 #include "cli/launch.h"
 #include "cli/sup.h"
+#include "core/quarantine.h"
 #include "core/size.h"
 
 /* ---- options: one table for the parser, the environment and --help ---- */
@@ -55,6 +56,8 @@ enum {
 	O_CONTAINER,
 	O_INTERVAL,
 	O_NO_AUTO_PY,
+	O_QUARANTINE,
+	O_NO_QUARANTINE,
 	O_LAST
 };
 
@@ -81,6 +84,9 @@ static const struct run_opt run_opts[] = {
 	 "where post-mortem reports go", "STATE_DIR/reports, else /tmp/memfence"},
 	{"state-dir", O_STATE_DIR, "MEMFENCE_STATE_DIR", NULL, "DIR",
 	 "journal for post-mortems that outlive the supervisor", "none"},
+	{"quarantine", O_QUARANTINE, "MEMFENCE_QUARANTINE", NULL, "STORE|off",
+	 "record deaths of scopes with an id here (sqlite:PATH, PATH, redis://...)",
+	 "STATE_DIR/quarantine.db"},
 	{"request-need", O_NEED, "MEMFENCE_REQUEST_NEED", "auto", "SIZE|PCT|auto",
 	 "headroom a request needs (auto: p95 of recent scopes' allocations)", NULL},
 	{"ready-grace", O_GRACE, "MEMFENCE_READY_GRACE", "10s", "DURATION",
@@ -124,6 +130,8 @@ static void usage(FILE *f)
 			run_opts[i].def ? run_opts[i].def : run_opts[i].shown);
 	}
 	fprintf(f,
+		"  --no-quarantine                    record no deaths in the quarantine\n"
+		"                                       [MEMFENCE_QUARANTINE=off]\n"
 		"  --no-auto-python                   do not put memfence's Python bootstrap on\n"
 		"                                     PYTHONPATH of a Python program\n"
 		"                                       [MEMFENCE_AUTO_PYTHON=0]\n"
@@ -179,6 +187,7 @@ struct run_cfg {
 	enum restart_policy restart;
 	uint64_t delay_ms, max_delay_ms, interval_ms;
 	const char *report_dir, *state_dir;
+	const char *quarantine;    /* store spec; NULL = off, "" = default */
 	char report_dir_buf[MF_PATH_MAX];
 	struct sup_health_cfg health;
 	uint64_t container_min;    /* 0 = off */
@@ -267,6 +276,9 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 		case O_STATE_DIR:
 			c->state_dir = v;
 			break;
+		case O_QUARANTINE:
+			c->quarantine = strcmp(v, "off") == 0 ? NULL : v;
+			break;
 		case O_NEED:
 			if (strcmp(v, "auto") == 0) {
 				c->health.need = 0;
@@ -348,6 +360,11 @@ struct sup {
 	int no_auto_python;
 	uint64_t oom_pending_ms;   /* an OOM kill not yet reported */
 	uint64_t oom_pending_from;
+	int no_quarantine;
+	char quar_dir[MF_PATH_MAX];   /* the store's state directory */
+	char quar_spec[2 * MF_PATH_MAX + 64];
+	pid_t dying_pid;           /* the program, reaped: its wait status */
+	int dying_ws;
 };
 
 static struct sup S;           /* static: the supervisor's size is fixed */
@@ -369,12 +386,67 @@ static void on_record(void *ctx, const struct sup_record *r)
 	sup_health_record(&s->health, r);
 }
 
+/*
+ * A process of the program died without its normal exit, with scopes in
+ * flight: each scope with an id counts one death in the quarantine. The
+ * program itself has a wait status to tell the cause; any other process
+ * (a pre-fork worker) is its parent's to reap, so only the cgroup's
+ * OOM-kill counter speaks for it: oom_kill when it rose since the process
+ * was last seen alive, else unknown.
+ */
+static void on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_alive,
+		    const struct mf_seg_scope *sc, uint32_t n)
+{
+	struct sup *s = ctx;
+	struct sup_sample cs;
+	uint64_t oom = s->st.oom_kill;
+	enum sup_cause cause = SUP_CAUSE_NONE;
+
+	if (!s->st.quarantine_on)
+		return;
+	/* The kernel counts the kill before the victim is gone, but the
+	 * counter was read a moment before the slot: read it again. */
+	if (sup_cgroup_sample(&s->cg, &cs) == 0 && cs.oom_kill > oom)
+		oom = cs.oom_kill;
+	if (s->dying_pid && slot->pid == s->dying_pid) {
+		int ws = s->dying_ws;
+
+		if (WIFEXITED(ws))
+			cause = SUP_CAUSE_EXIT;
+		else if (WTERMSIG(ws) == SIGKILL)
+			cause = oom > s->oom_at_start ? SUP_CAUSE_OOM_KILL : SUP_CAUSE_SIGKILL;
+		else if (WTERMSIG(ws) == s->last_forwarded)
+			return;    /* a stop memfence passed on, not a death */
+		else
+			cause = SUP_CAUSE_SIGNAL;
+	} else if (oom > oom_alive) {
+		cause = SUP_CAUSE_OOM_KILL;
+	} else if (s->stopping) {
+		return;    /* workers ending with a stop that was asked for */
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct sup_qdeath d = {.cause = (int)cause, .pid = slot->pid};
+
+		if (!sc[i].id[0])
+			continue;
+		sup_clean(d.id, sizeof(d.id), sc[i].id);
+		sup_clean(d.name, sizeof(d.name), sc[i].name);
+		if (!d.id[0])
+			continue;
+		d.peak = sc[i].peak;
+		d.allocated = sc[i].allocated;
+		d.net = sc[i].net < 0 ? 0 : (uint64_t)sc[i].net;
+		sup_quar_push(&d);
+	}
+}
+
 /* Read the cgroup and the segment into the state. */
 static void sample(struct sup *s)
 {
 	struct sup_sample cs;
 	struct sup_state *st = &s->st;
 
+	s->seg.oom_prev = st->oom_kill;
 	sup_cgroup_sample(&s->cg, &cs);
 	st->usage = cs.usage;
 	st->working_set = cs.working_set;
@@ -483,6 +555,9 @@ static void tick(struct sup *s)
 		s->last_second = st->now_s;
 		timeline_push(st);
 		st->sup_rss = sup_self_rss();
+		if (st->quarantine_on)
+			sup_quar_counts(&st->quarantine_recorded, &st->quarantine_errors,
+					&st->quarantine_dropped);
 		journal(s, NULL);
 	}
 	sup_health_eval(&s->health, st, now, st->now_s);
@@ -610,6 +685,27 @@ static void auto_python(struct sup *s)
 	}
 }
 
+/*
+ * The program's own quarantine client (python/memfence) uses the store the
+ * supervisor writes, and leaves the recording of deaths to the supervisor
+ * when it can see them (in the stats segment): one death counts once.
+ */
+static void quarantine_env(struct sup *s)
+{
+	if (!s->st.quarantine_on) {
+		const char *v = getenv("MEMFENCE_QUARANTINE");
+
+		/* "off" is the supervisor's word; the client would take it for a path. */
+		if (v && strcmp(v, "off") == 0)
+			unsetenv("MEMFENCE_QUARANTINE");
+		return;
+	}
+	setenv("MEMFENCE_STATE_DIR", s->quar_dir, 1);
+	setenv("MEMFENCE_QUARANTINE", s->quar_spec, 1);
+	if (s->launch.account == 1)
+		setenv("MEMFENCE_QUARANTINE_RECORDER", "supervisor", 1);
+}
+
 /* In the forked child: undo what only the supervisor wants, then become
  * the program. Never returns. */
 static void child_exec(struct sup *s)
@@ -636,6 +732,7 @@ static void child_exec(struct sup *s)
 	}
 	if (mf_launch_prepare(&s->launch, &s->plan, &status) != 0)
 		_exit(status);
+	quarantine_env(s);
 	auto_python(s);
 	_exit(mf_launch_exec(s->argv));
 }
@@ -680,7 +777,10 @@ static void child_ended(struct sup *s, int ws, struct sup_death *d)
 	int reportable;
 
 	s->seg.hold_pid = 0;
+	s->dying_pid = st->child_pid;
+	s->dying_ws = ws;
 	sample(s);
+	s->dying_pid = 0;
 	memset(d, 0, sizeof(*d));
 	d->oom_before = s->oom_at_start;
 	d->oom_after = st->oom_kill;
@@ -931,6 +1031,7 @@ int mf_cmd_run(int argc, char **argv)
 		longopts[n++] = (struct option){run_opts[i].name, required_argument, NULL,
 						run_opts[i].val};
 	longopts[n++] = (struct option){"no-auto-python", no_argument, NULL, O_NO_AUTO_PY};
+	longopts[n++] = (struct option){"no-quarantine", no_argument, NULL, O_NO_QUARANTINE};
 	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
 	longopts[n] = (struct option){NULL, 0, NULL, 0};
 
@@ -939,6 +1040,10 @@ int mf_cmd_run(int argc, char **argv)
 			continue;
 		if (opt == O_NO_AUTO_PY) {
 			s->no_auto_python = 1;
+			continue;
+		}
+		if (opt == O_NO_QUARANTINE) {
+			s->no_quarantine = 1;
 			continue;
 		}
 		if (opt > MF_OPT_LAUNCH_LAST && opt < O_LAST) {
@@ -971,8 +1076,12 @@ int mf_cmd_run(int argc, char **argv)
 		mf_err("%s", err);
 		return MF_EXIT_USAGE;
 	}
+	s->cfg.quarantine = "";
 	if (resolve_cfg(&s->cfg, &s->plan) < 0)
 		return MF_EXIT_USAGE;
+	s->st.quarantine_on = !s->no_quarantine && s->cfg.quarantine;
+	s->seg.on_dead = on_dead;
+	s->seg.dead_ctx = s;
 	if (s->launch.heap_limit && s->launch.account == 0) {
 		mf_err("--heap-limit needs accounting (drop --no-account)");
 		return MF_EXIT_USAGE;
@@ -1022,8 +1131,27 @@ int mf_cmd_run(int argc, char **argv)
 		}
 		snprintf(s->st.segment, sizeof(s->st.segment), "%s", s->launch.segment);
 	}
-	if (prepare_dirs(s) < 0)
+	if (s->st.quarantine_on) {
+		snprintf(s->quar_dir, sizeof(s->quar_dir), "%s",
+			 s->cfg.state_dir ? s->cfg.state_dir : mf_quarantine_default_state_dir());
+		if (sup_quar_start(s->cfg.quarantine, s->quar_dir, err, sizeof(err)) != 0) {
+			mf_err("%s", err);
+			return MF_EXIT_USAGE;
+		}
+		/* What the program gets, spelled so its client opens the same store. */
+		if ((s->cfg.quarantine[0]
+			     ? snprintf(s->quar_spec, sizeof(s->quar_spec), "%s", s->cfg.quarantine)
+			     : snprintf(s->quar_spec, sizeof(s->quar_spec), "sqlite:%s/%s",
+					s->quar_dir, MF_QUARANTINE_FILE)) >= (int)sizeof(s->quar_spec)) {
+			mf_err("quarantine store name too long: %s", s->cfg.quarantine);
+			sup_quar_stop();
+			return MF_EXIT_USAGE;
+		}
+	}
+	if (prepare_dirs(s) < 0) {
+		sup_quar_stop();
 		return MF_EXIT_FAILURE;
+	}
 	if (!s->st.pid1) {
 		s->st.subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
 		if (!s->st.subreaper)
@@ -1032,6 +1160,7 @@ int mf_cmd_run(int argc, char **argv)
 	}
 	if (setup_fds(s) < 0) {
 		mf_err("cannot set up signal handling: %s", strerror(errno));
+		sup_quar_stop();
 		return MF_EXIT_FAILURE;
 	}
 	if (s->cfg.http) {
@@ -1067,6 +1196,7 @@ int mf_cmd_run(int argc, char **argv)
 	if (s->cfg.state_dir)
 		sup_journal_close(s->cfg.state_dir);
 out_fds:
+	sup_quar_stop();
 	sup_seg_close(&s->seg, 1);
 	close(s->sfd);
 	close(s->tfd);

@@ -79,6 +79,10 @@ struct sup_hist {
 /* Per-slot memory of what was already added to the totals. */
 struct sup_slotmem {
 	uint32_t generation;
+	/* The cgroup's oom_kill counter a while (1 to 3 s) before the process
+	 * was last seen alive: a process being OOM-killed may still be seen
+	 * alive after the counter rose, for as long as its memory is freed. */
+	uint64_t oom_alive, oom_next, oom_stamp_ms;
 	int retired;                 /* counted in the sup_seg ret_* totals */
 	int released;                /* marked read: the shim may reuse it */
 	uint64_t allocated, freed, failed[MF_FAIL_NCAUSES], thread_failed, scopes_ended;
@@ -93,6 +97,13 @@ struct sup_seg {
 	 * the supervisor has reaped it and written its post-mortem. */
 	pid_t hold_pid;
 	struct sup_slotmem slotmem[MF_SEG_DEFAULT_SLOTS];
+	/* Called once for a slot found DEAD (killed, not a normal exit) with
+	 * scopes in flight, as it is retired: oom_alive is the cgroup's
+	 * oom_kill counter when the process was last seen alive. */
+	void (*on_dead)(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_alive,
+			const struct mf_seg_scope *sc, uint32_t n);
+	void *dead_ctx;
+	uint64_t oom_prev;           /* oom_kill at the previous sample */
 	/* Counters of processes whose slots were retired. */
 	uint64_t ret_allocated, ret_freed, ret_failed[MF_FAIL_NCAUSES];
 	uint64_t ret_thread_failed, ret_scopes_ended;
@@ -122,6 +133,27 @@ struct sup_state;
  * kept until the supervisor has reaped that process. */
 void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
 		  sup_record_fn fn, void *ctx);
+
+/* ---- quarantine deaths (sup_quar.c) ---- */
+
+/* One scope that died with its process, to count in the quarantine. */
+struct sup_qdeath {
+	char id[MF_SEG_NAME_LEN];
+	char name[MF_SEG_NAME_LEN];
+	int cause;                   /* enum sup_cause */
+	int32_t pid;
+	uint64_t peak, allocated, net;
+};
+
+/* Open the store (spec as --quarantine takes it; "" = STATE_DIR's file)
+ * and start the writer thread. -EINVAL for a malformed spec (err says
+ * why); other store errors are warned about and retried at each death. */
+int sup_quar_start(const char *spec, const char *state_dir, char *err, size_t errlen);
+/* Queue a death; never blocks on the store. */
+void sup_quar_push(const struct sup_qdeath *d);
+/* Write what is queued, then stop the thread. */
+void sup_quar_stop(void);
+void sup_quar_counts(uint64_t *recorded, uint64_t *errors, uint64_t *dropped);
 
 /* ---- health rules (sup_health.c) ---- */
 
@@ -205,6 +237,9 @@ struct sup_state {
 	uint64_t restarts;
 	uint64_t exits[SUP_CAUSE_NCAUSES];
 	uint64_t reports_written;
+	/* quarantine */
+	int quarantine_on;
+	uint64_t quarantine_recorded, quarantine_errors, quarantine_dropped;
 	/* health */
 	int ready, live;
 	char ready_reason[160], live_reason[160];

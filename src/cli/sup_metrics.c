@@ -194,6 +194,14 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	      "Scopes ended with a refused allocation in the liveness window.", st->window_failed);
 	gauge(&o, "reports_written_total", "counter", "Post-mortem reports written.",
 	      st->reports_written);
+	if (st->quarantine_on) {
+		gauge(&o, "quarantine_recorded_total", "counter",
+		      "Deaths of scopes with an id recorded in the quarantine by the supervisor.",
+		      st->quarantine_recorded);
+		gauge(&o, "quarantine_errors_total", "counter",
+		      "Deaths the supervisor could not record (store errors).",
+		      st->quarantine_errors + st->quarantine_dropped);
+	}
 	gauge(&o, "supervisor_resident_bytes", "gauge", "Resident memory of the supervisor.",
 	      st->sup_rss);
 	gauge(&o, "supervisor_oom_protected", "gauge",
@@ -285,5 +293,10 @@ json_t *sup_status_json(const struct sup_state *st)
 				      "memory_locked", st->memory_locked,
 				      "resident_bytes", (json_int_t)st->sup_rss, "started",
 				      (json_int_t)st->started_s));
+	json_object_set_new(root, "quarantine",
+			    json_pack("{s:b,s:I,s:I,s:I}", "on", st->quarantine_on, "recorded",
+				      (json_int_t)st->quarantine_recorded, "errors",
+				      (json_int_t)st->quarantine_errors, "dropped",
+				      (json_int_t)st->quarantine_dropped));
 	return root;
 }

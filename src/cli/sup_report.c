@@ -404,6 +404,20 @@ static void scopes_from_segment(json_t *j, const char *state_dir, int sup_pid)
 
 			memcpy(x.name, sc[k].name, sizeof(x.name));
 			memcpy(x.id, sc[k].id, sizeof(x.id));
+			/* They died with the run: count them in the quarantine
+			 * (a no-op when it is off). A process that exited
+			 * normally with a scope open killed nothing. */
+			if (v.view != MF_SLOT_VIEW_EXITED && sc[k].id[0]) {
+				struct sup_qdeath qd = {.cause = SUP_CAUSE_LOST, .pid = v.slot.pid,
+							.peak = sc[k].peak,
+							.allocated = sc[k].allocated,
+							.net = sc[k].net < 0 ? 0 : (uint64_t)sc[k].net};
+
+				sup_clean(qd.id, sizeof(qd.id), sc[k].id);
+				sup_clean(qd.name, sizeof(qd.name), sc[k].name);
+				if (qd.id[0])
+					sup_quar_push(&qd);
+			}
 			if (json_array_size(a) < SUP_MAX_SCOPES)
 				json_array_append_new(a, sup_scope_json(&x, now));
 		}

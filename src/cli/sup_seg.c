@@ -168,6 +168,7 @@ void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
 			retire(s, sm);
 			memset(sm, 0, sizeof(*sm));
 			sm->generation = c->generation;
+			sm->oom_alive = s->oom_prev;
 		}
 		if (sm->retired) {
 			/* Counted already; release it once its process is reaped. */
@@ -205,8 +206,17 @@ void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
 		st->scopes_dropped += v.ndropped;
 		st->scopes_in_flight += v.ndropped;
 		if (alive) {
+			uint64_t now = sup_now_ms();
+
 			live += c->live;
+			if (now - sm->oom_stamp_ms >= 1000) {
+				sm->oom_alive = sm->oom_stamp_ms ? sm->oom_next : s->oom_prev;
+				sm->oom_next = s->oom_prev;
+				sm->oom_stamp_ms = now;
+			}
 		} else if (retire_dead && !(s->hold_pid && c->pid == s->hold_pid)) {
+			if (v.view == MF_SLOT_VIEW_DEAD && v.nscopes && s->on_dead)
+				s->on_dead(s->dead_ctx, c, sm->oom_alive, scopes, v.nscopes);
 			retire(s, sm);
 			if (mf_segread_mark_read(&s->r, i, c->generation) == 0)
 				sm->released = 1;

@@ -145,5 +145,124 @@ class Gates(unittest.TestCase):
             mq._default = None
 
 
+class Wired(unittest.TestCase):
+    setUpClass = Gates.setUpClass
+    tearDownClass = Gates.tearDownClass
+    """The same gates as the interceptors and middleware call them when
+    quarantine=True (MEMFENCE_REQUEST_QUARANTINE=1 does the same)."""
+
+    def test_grpc_interceptor(self):
+        import memfence.grpc as mg
+
+        ran = []
+
+        def get(request, context):
+            ran.append(dict(context.invocation_metadata()).get("x-request-id"))
+            return b"ok"
+
+        def chunks(request, context):
+            ran.append("stream")
+            yield b"a"
+
+        handler = grpc.method_handlers_generic_handler(
+            "t.Svc", {"Get": grpc.unary_unary_rpc_method_handler(get),
+                      "List": grpc.unary_stream_rpc_method_handler(chunks)})
+        server = grpc.server(futures.ThreadPoolExecutor(2), handlers=(handler,),
+                             interceptors=(mg.ServerInterceptor(protect_poller=False,
+                                                                quarantine=True),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        try:
+            with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+                call = ch.unary_unary("/t.Svc/Get")
+                self.assertEqual(call(b"", timeout=10, metadata=(("x-request-id", "ok-5"),)),
+                                 b"ok")
+                with self.assertRaises(grpc.RpcError) as cm:
+                    call(b"", timeout=10, metadata=(("x-request-id", "bad-1"),))
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+                with self.assertRaises(grpc.RpcError) as cm:
+                    list(ch.unary_stream("/t.Svc/List")(
+                        b"", timeout=10, metadata=(("x-request-id", "bad-1"),)))
+                self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+        finally:
+            server.stop(None)
+        self.assertEqual(ran, ["ok-5"])
+        self.assertFalse(mg.ServerInterceptor(protect_poller=False, quarantine=False).quarantine)
+
+    def test_grpc_aio_interceptor(self):
+        import memfence.grpc as mg
+
+        async def get(request, context):
+            return b"ok"
+
+        async def run():
+            handler = grpc.method_handlers_generic_handler(
+                "t.Svc", {"Get": grpc.unary_unary_rpc_method_handler(get)})
+            server = grpc.aio.server(interceptors=(mg.AioServerInterceptor(quarantine=True),))
+            server.add_generic_rpc_handlers((handler,))
+            port = server.add_insecure_port("127.0.0.1:0")
+            await server.start()
+            try:
+                async with grpc.aio.insecure_channel("127.0.0.1:%d" % port) as ch:
+                    call = ch.unary_unary("/t.Svc/Get")
+                    self.assertEqual(await call(b"", timeout=10,
+                                                metadata=(("x-request-id", "ok-6"),)), b"ok")
+                    with self.assertRaises(grpc.aio.AioRpcError) as cm:
+                        await call(b"", timeout=10, metadata=(("x-request-id", "bad-1"),))
+                    self.assertEqual(cm.exception.code(), grpc.StatusCode.FAILED_PRECONDITION)
+            finally:
+                await server.stop(None)
+
+        asyncio.run(run())
+
+    def test_wsgi_middleware(self):
+        import memfence.wsgi as mw
+
+        ran = []
+
+        def app(environ, start_response):
+            ran.append(environ.get("HTTP_X_REQUEST_ID"))
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+
+        got = []
+        m = mw.Middleware(app, quarantine=True)
+        body = m({"PATH_INFO": "/x", "REQUEST_METHOD": "GET", "HTTP_X_REQUEST_ID": "bad-1"},
+                 lambda status, headers, exc_info=None: got.append(status))
+        self.assertEqual(got, ["422 Unprocessable Entity"])
+        self.assertIn(b"bad-1 is quarantined", b"".join(body))
+        body = m({"PATH_INFO": "/x", "REQUEST_METHOD": "GET", "HTTP_X_REQUEST_ID": "ok-7"},
+                 lambda status, headers, exc_info=None: got.append(status))
+        self.assertEqual(b"".join(body), b"ok")
+        self.assertEqual(ran, ["ok-7"])
+
+    def test_asgi_middleware(self):
+        import memfence.asgi as ma
+
+        ran, sent = [], []
+
+        async def app(scope, receive, send):
+            ran.append(True)
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        async def send(m):
+            sent.append(m)
+
+        async def receive():
+            return {"type": "http.request", "body": b""}
+
+        m = ma.Middleware(app, quarantine=True)
+        asyncio.run(m({"type": "http", "method": "GET", "path": "/x",
+                       "headers": [(b"x-request-id", b"bad-1")]}, receive, send))
+        self.assertEqual(ran, [])
+        self.assertEqual(sent[0]["status"], 422)
+        sent.clear()
+        asyncio.run(m({"type": "http", "method": "GET", "path": "/x",
+                       "headers": [(b"x-request-id", b"ok-8")]}, receive, send))
+        self.assertEqual(ran, [True])
+        self.assertEqual(sent[0]["status"], 200)
+
+
 if __name__ == "__main__":
     unittest.main()
