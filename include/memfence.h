@@ -87,6 +87,41 @@ int memfence_scope_end(struct memfence_scope_stats *out);
 /* Figures of the innermost open scope, without closing it. */
 int memfence_scope_current(struct memfence_scope_stats *out);
 
+/*
+ * Storage for a scope taken off its thread by memfence_scope_suspend(), owned
+ * by the caller (e.g. next to an asyncio task). Its contents are private.
+ */
+struct memfence_saved_scope {
+	uint64_t opaque[40];
+};
+
+/*
+ * Take the innermost scope off the calling thread without closing it: while
+ * suspended it counts nothing and its budget does not apply, but it stays
+ * listed as in flight and its duration runs on. For a request that waits
+ * (an await, a queue) and continues later, possibly on another thread, as
+ * one scope. MEMFENCE_ENOSCOPE when no scope is open.
+ */
+int memfence_scope_suspend(struct memfence_saved_scope *saved);
+
+/*
+ * Put a suspended scope back, as the innermost scope of the calling thread
+ * (any thread). MEMFENCE_ENOSCOPE when saved holds no suspended scope (it is
+ * emptied by a resume), MEMFENCE_EDEPTH when the thread has no room. A
+ * suspended scope must be resumed and ended: one that never is stays listed
+ * as in flight.
+ */
+int memfence_scope_resume(struct memfence_saved_scope *saved);
+
+/*
+ * Report an allocation failure the shim could not see (an allocator of its
+ * own, such as PyTorch's, that raised instead of returning NULL): counted
+ * like a failed allocation in the process (failed_alloc) and in every open
+ * scope of the thread, whose outcome becomes failed, as the supervisor's
+ * liveness rule counts them.
+ */
+int memfence_scope_mark_failed(void);
+
 /* Process-wide figures. */
 int memfence_process_stats(struct memfence_process_stats *out);
 

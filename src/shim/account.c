@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "shim/shim.h"
+#include "shim/prof.h" /* mf_prof_on_fail: snapshot at the first failure */
 
 int mf_state;
 int mf_gchecks;
@@ -282,6 +283,7 @@ void mf_count_fail(struct mf_thread *t, int cause)
 {
 	if (mf_slot != NULL)
 		__atomic_fetch_add(&mf_slot->failed[cause], 1, __ATOMIC_RELAXED);
+	mf_prof_on_fail(); /* profiler: what filled memory at the first failure */
 	if (t == NULL || t->busy)
 		return;
 	t->busy = 1;
@@ -373,8 +375,10 @@ int mf_admit_pre(struct mf_thread *t, uint64_t req)
 		cause = MF_FAIL_BUDGET;
 	else if (mf_cfg.heap_limit != 0 && req > mf_cfg.heap_limit)
 		cause = MF_FAIL_HEAP;
-	else if (req >= (64u << 10) && mf_segw_container_refuse(req))
+	else if (req >= MF_LARGE && mf_segw_container_refuse(t, req))
 		cause = MF_FAIL_CONTAINER;
+	else if (req >= MF_LARGE && mf_cfg.press_soft != 0 && mf_pressure_refuse(t, req))
+		cause = MF_FAIL_BUDGET; /* a budget the process sets itself: docs/accounting.md */
 	if (cause != 0)
 		mf_count_fail(t, cause);
 	return cause;
@@ -501,6 +505,68 @@ int mf_scope_end(struct mf_thread *t, struct memfence_scope_stats *out)
 	t->busy = 1;
 	signal_fence();
 	scope_close(t, out);
+	signal_fence();
+	t->busy = 0;
+	signal_fence();
+	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
+		drain(t);
+	return MEMFENCE_OK;
+}
+
+/* What a struct memfence_saved_scope holds. */
+struct saved {
+	uint64_t magic; /* SAVED_MAGIC while it holds a suspended scope */
+	struct mf_scope scope;
+};
+
+#define SAVED_MAGIC 0x4456534d454d454dULL
+
+_Static_assert(sizeof(struct saved) <= sizeof(struct memfence_saved_scope),
+	       "struct memfence_saved_scope is too small");
+
+int mf_scope_suspend(struct mf_thread *t, struct memfence_saved_scope *out)
+{
+	struct saved *sv = (struct saved *)out;
+	struct mf_scope *s;
+
+	if (t->depth == 0)
+		return MEMFENCE_ENOSCOPE;
+	t->busy = 1;
+	signal_fence();
+	s = &t->scopes[t->depth - 1];
+	/* Readers keep seeing it, with its figures as they are now. */
+	mf_segw_scope_publish(t, s, t->depth - 1);
+	memcpy(&sv->scope, s, sizeof(*s));
+	sv->magic = SAVED_MAGIC;
+	if (s->budget != 0)
+		t->nbudget--;
+	t->depth--;
+	signal_fence();
+	t->busy = 0;
+	signal_fence();
+	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
+		drain(t);
+	return MEMFENCE_OK;
+}
+
+int mf_scope_resume(struct mf_thread *t, struct memfence_saved_scope *in)
+{
+	struct saved *sv = (struct saved *)in;
+	struct mf_scope *s;
+
+	if (sv->magic != SAVED_MAGIC)
+		return MEMFENCE_ENOSCOPE;
+	if (t->depth >= MF_MAX_DEPTH)
+		return MEMFENCE_EDEPTH;
+	t->busy = 1;
+	signal_fence();
+	s = &t->scopes[t->depth];
+	memcpy(s, &sv->scope, sizeof(*s));
+	sv->magic = 0;
+	t->depth++;
+	if (s->budget != 0)
+		t->nbudget++;
+	mf_segw_scope_publish(t, s, t->depth - 1);
 	signal_fence();
 	t->busy = 0;
 	signal_fence();

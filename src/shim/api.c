@@ -53,6 +53,38 @@ EXPORT int memfence_scope_current(struct memfence_scope_stats *out)
 	return MEMFENCE_OK;
 }
 
+EXPORT int memfence_scope_suspend(struct memfence_saved_scope *saved)
+{
+	struct mf_thread *t = api_thread();
+
+	if (t == NULL)
+		return MEMFENCE_EOFF;
+	if (saved == NULL)
+		return MEMFENCE_ENOSCOPE;
+	return mf_scope_suspend(t, saved);
+}
+
+EXPORT int memfence_scope_resume(struct memfence_saved_scope *saved)
+{
+	struct mf_thread *t = api_thread();
+
+	if (t == NULL)
+		return MEMFENCE_EOFF;
+	if (saved == NULL)
+		return MEMFENCE_ENOSCOPE;
+	return mf_scope_resume(t, saved);
+}
+
+EXPORT int memfence_scope_mark_failed(void)
+{
+	struct mf_thread *t = api_thread();
+
+	if (__atomic_load_n(&mf_state, __ATOMIC_ACQUIRE) != MF_STATE_ON)
+		return MEMFENCE_EOFF;
+	mf_count_fail(t, MF_FAIL_ALLOC);
+	return MEMFENCE_OK;
+}
+
 /* Flushes the caller's own pending counts first, so that a single-threaded
  * program sees exact figures; other running threads' last batches (less
  * than MF_FLUSH_CALLS calls each) are not in yet. */

@@ -16,10 +16,17 @@
  *                            `memfence exec --account`)
  *   MEMFENCE_HEAP_LIMIT=SIZE process live-bytes limit (512M, 2GiB; 0 = none)
  *   MEMFENCE_FAULT=SPEC      fault injection, see mf_fault_parse()
+ *   MEMFENCE_PRESSURE=SIZE|PCT|off  where the zero-collateral policy starts
+ *                            refusing the largest scope (pressure.c); default
+ *                            the limit minus a guard, see pressure_config()
+ *   MEMFENCE_BUDGET=BYTES    the limit that policy protects (set by `memfence
+ *                            exec` and `run`); else the RLIMIT_DATA or
+ *                            RLIMIT_AS soft limit
  */
 #include <errno.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/size.h"
@@ -221,6 +228,63 @@ static int mf_fault_parse(const char *spec, struct mf_fault *f, const char **err
 	return 0;
 }
 
+/*
+ * The limit the process must stay under, and the two lines of the
+ * zero-collateral policy below it (pressure.c). Default guard: a quarter of
+ * the limit: room for what the runtime allocates outside requests, and for the requests
+ * still running when the largest is refused, which go on growing until it
+ * has unwound and freed (an eighth was measured too little on a loaded
+ * machine: 1 to 2 ordinary calls of 295 refused at the hard line). The
+ * hard line sits halfway between the soft one and the limit.
+ */
+static void pressure_config(char **envp)
+{
+	const char *v = mf_env_get(envp, "MEMFENCE_BUDGET"), *err;
+	struct rlimit data, as;
+	uint64_t limit = 0, guard, soft;
+
+	if (v != NULL && *v != '\0' && mf_size_parse(v, 0, &limit, &err) != 0) {
+		mf_say("invalid MEMFENCE_BUDGET: ", err, "; using the rlimit");
+		limit = 0;
+	}
+	if (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY) {
+		if (limit == 0 || data.rlim_cur < limit)
+			limit = data.rlim_cur;
+	} else if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
+		if (limit == 0 || as.rlim_cur < limit)
+			limit = as.rlim_cur;
+		mf_cfg.press_measure_size = 1;
+	}
+	mf_cfg.press_limit = limit;
+	v = mf_env_get(envp, "GLIBC_TUNABLES");
+	mf_cfg.press_mmap = mf_env_get(envp, "MALLOC_MMAP_THRESHOLD_") == NULL &&
+			    (v == NULL || strstr(v, "mmap_threshold") == NULL);
+	mf_cfg.press_trim = mf_env_get(envp, "MALLOC_TRIM_THRESHOLD_") == NULL &&
+			    (v == NULL || strstr(v, "trim_threshold") == NULL);
+
+	v = mf_env_get(envp, "MEMFENCE_PRESSURE");
+	if (v != NULL && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0))
+		return;
+	if (v != NULL && *v != '\0') {
+		if (mf_size_parse(v, limit, &soft, &err) != 0) {
+			mf_say("invalid MEMFENCE_PRESSURE: ", err,
+			       limit == 0 ? " (a percentage needs a limit); the policy stays off"
+					  : "; the policy stays off");
+			return;
+		}
+		if (soft == 0)
+			return; /* "0%", like "0": off */
+		mf_cfg.press_soft = soft;
+		mf_cfg.press_hard = limit > soft ? soft + (limit - soft) / 2 : soft + soft / 16;
+		return;
+	}
+	if (limit == 0)
+		return;
+	guard = limit / 4;
+	mf_cfg.press_soft = limit - guard;
+	mf_cfg.press_hard = limit - guard / 2;
+}
+
 static int preloaded(char **envp)
 {
 	const char *pre = mf_env_get(envp, "LD_PRELOAD");
@@ -254,6 +318,8 @@ void mf_config_read(char **envp)
 		mf_say("invalid MEMFENCE_HEAP_LIMIT: ", err, "; no heap limit");
 		mf_cfg.heap_limit = 0;
 	}
+
+	pressure_config(envp);
 
 	v = mf_env_get(envp, "MEMFENCE_FAULT");
 	if (v != NULL && *v != '\0' && mf_fault_parse(v, &mf_cfg.fault, &err) != 0) {

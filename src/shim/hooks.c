@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "shim/shim.h"
+#include "shim/prof.h" /* sampling profiler: mf_prof_alloc/mf_prof_free call sites */
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -131,6 +132,14 @@ static int ready(void)
  */
 static int glibc_sizes;
 
+/*
+ * 1 once counting is on with glibc's sizes and no process-wide check
+ * (heap limit, fault injection): malloc and free then need only this
+ * flag and the thread's state. Set once at start-up, never cleared: the
+ * conditions it sums do not change later.
+ */
+static int mf_fast;
+
 static inline size_t header_usable(const void *p)
 {
 	size_t h = ((const size_t *)p)[-1];
@@ -201,10 +210,12 @@ static void init(char **envp)
 	mf_config_read(envp);
 	if (mf_cfg.account && mf_real.malloc != NULL) {
 		check_glibc_sizes();
+		mf_pressure_init(glibc_sizes);
 		mf_account_init();
 		mf_segw_attach();
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		__atomic_store_n(&mf_state, MF_STATE_ON, __ATOMIC_RELEASE);
+		__atomic_store_n(&mf_fast, glibc_sizes && !mf_gchecks, __ATOMIC_RELEASE);
 		return;
 	}
 	__atomic_store_n(&mf_state, MF_STATE_OFF, __ATOMIC_RELEASE);
@@ -272,6 +283,7 @@ static inline void *admit_block(struct mf_thread *t, void *p)
 		return NULL;
 	}
 	mf_count_alloc(t, u);
+	mf_prof_alloc(p, u);
 	return p;
 }
 
@@ -302,14 +314,17 @@ static void *malloc_slow(size_t n)
 
 EXPORT void *malloc(size_t n)
 {
-	/* Counting, no budget or limit to check: the common case, kept short.
-	 * mf_state is ON only once the real functions are known. */
-	if (on()) {
-		struct mf_thread *t = mf_self();
-		if (MF_LIKELY(t != NULL && (t->nbudget | mf_gchecks) == 0 && n < (64u << 10))) {
+	/* Counting, glibc's sizes, no process-wide check, a thread that has
+	 * its state and no budget open: the common case, kept short (one
+	 * global and one TLS load before the real call). */
+	if (MF_LIKELY(__atomic_load_n(&mf_fast, __ATOMIC_RELAXED))) {
+		struct mf_thread *t = mf_tls_self;
+		if (MF_LIKELY(t > MF_EXITED && t->nbudget == 0 && n < MF_LARGE)) {
 			void *p = mf_real.malloc(n);
 			if (MF_LIKELY(p != NULL)) {
-				mf_count_alloc(t, usable_of(p));
+				size_t u = header_usable(p);
+				mf_count_alloc(t, u);
+				mf_prof_alloc(p, u);
 				return p;
 			}
 			mf_count_fail(t, MF_FAIL_ALLOC);
@@ -326,12 +341,23 @@ EXPORT void free(void *p)
 
 	if (p == NULL || MF_UNLIKELY(is_boot(p)))
 		return;
+	if (MF_LIKELY(__atomic_load_n(&mf_fast, __ATOMIC_RELAXED))) {
+		t = mf_tls_self;
+		if (MF_LIKELY(t > MF_EXITED)) {
+			u = header_usable(p);
+			mf_prof_free(p);
+			mf_real.free(p);
+			mf_count_free(t, u);
+			return;
+		}
+	}
 	if (!on() && !counting()) {
 		mf_real.free(p);
 		return;
 	}
 	t = mf_self();
 	u = usable_of(p);
+	mf_prof_free(p);
 	mf_real.free(p);
 	mf_count_free(t, u);
 }
@@ -379,7 +405,9 @@ static void *realloc_checked(struct mf_thread *t, void *p, size_t n, size_t old)
 		return NULL;
 	}
 	memcpy(q, p, old < n ? old : n);
+	mf_prof_free(p);
 	mf_real.free(p);
+	mf_prof_alloc(q, u);
 	if (u > old)
 		mf_count(t, u - old, 0, 1, 0);
 	else
@@ -432,11 +460,12 @@ EXPORT void *realloc(void *p, size_t n)
 	t = mf_self();
 	old = usable_of(p);
 	if (n == 0) {
+		mf_prof_free(p);
 		mf_real.realloc(p, 0);
 		mf_count(t, 0, old, 0, 1);
 		return NULL;
 	}
-	if (MF_UNLIKELY(need_checks(t)) && n > old) {
+	if (n > old && (MF_UNLIKELY(need_checks(t)) || n - old >= MF_LARGE)) {
 		if (mf_admit_pre(t, n - old) != 0) {
 			errno = ENOMEM;
 			return NULL;
@@ -445,15 +474,17 @@ EXPORT void *realloc(void *p, size_t n)
 		 * the growth cross one: realloc in place. Closer (or under the
 		 * heap limit, whose pool other threads share), grow in a way
 		 * that can still be refused. */
-		if (mf_cfg.heap_limit != 0 || !budget_room(t, n - old))
+		if (need_checks(t) && (mf_cfg.heap_limit != 0 || !budget_room(t, n - old)))
 			return realloc_checked(t, p, n, old);
 	}
+	mf_prof_free(p); /* sampled again below as a new block, if at all */
 	q = mf_real.realloc(p, n);
 	if (q == NULL) {
 		mf_count_fail(t, MF_FAIL_ALLOC);
 		return NULL;
 	}
 	u = usable_of(q);
+	mf_prof_alloc(q, u);
 	if (u >= old) {
 		/* Only a shrinking request gets here under checks, and the
 		 * allocator never grows those. */

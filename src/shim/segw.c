@@ -409,15 +409,64 @@ void mf_segw_record(struct mf_thread *t, const struct mf_scope *s, uint64_t end_
 	seq_end(&r->seq, v);
 }
 
-int mf_segw_container_refuse(uint64_t size)
+/* Net bytes of the largest scope in flight in the whole segment (every
+ * process of the container), leaving out thread t's open ones. */
+static int64_t largest_in_segment(const struct mf_thread *t)
+{
+	struct mf_seg_header *h = mf_seg;
+	int64_t most = 0;
+
+	for (uint32_t i = 0; i < h->nslots; i++) {
+		struct mf_seg_slot *s = mf_seg_slot_at(h, i);
+
+		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != MF_SLOT_LIVE)
+			continue;
+		for (uint32_t k = 0; k < h->scopes_per_slot; k++) {
+			const struct mf_seg_scope *e = &s->scopes[k];
+			int64_t net;
+
+			if (__atomic_load_n(&e->in_use, __ATOMIC_RELAXED) == 0)
+				continue;
+			if (t != NULL && s == mf_slot && mf_scope_is_own(t, k))
+				continue;
+			net = __atomic_load_n(&e->net, __ATOMIC_RELAXED);
+			if (net > most)
+				most = net;
+		}
+	}
+	return most;
+}
+
+/* Our live bytes when we first saw the supervisor's current sample. */
+static uint64_t seen_updated, seen_live;
+
+/*
+ * Container headroom (capability 5). The supervisor samples the cgroup's
+ * working set several times a second; until its next sample, this
+ * process's own change since it first saw the current one is added, so a
+ * burst of allocations cannot all pass on one stale figure, nor a large
+ * free leave the others refused (other processes' changes in between are
+ * what the reserve is for). Then, like the
+ * process pressure policy (pressure.c):
+ *   past limit - reserve      an allocation is refused if its scope would
+ *                             be the largest in flight in the container,
+ *                             or if no scope of MF_PRESS_MIN_NET is in
+ *                             flight anywhere (pre-fork workers without
+ *                             scopes: nobody to prefer);
+ *   past limit - reserve / 2  every allocation of at least min_size is.
+ */
+int mf_segw_container_refuse(struct mf_thread *t, uint64_t size)
 {
 	struct mf_seg_container *c;
-	uint64_t s1, s2, limit, ws, reserve, min_size;
+	uint64_t s1, s2, limit, ws, reserve, min_size, updated, live, seen, est;
+	int64_t own, most;
 
 	if (mf_seg == NULL)
 		return 0;
 	c = &mf_seg->container;
-	for (int tries = 0; tries < 4; tries++) {
+	for (int tries = 0;; tries++) {
+		if (tries == 4)
+			return 0; /* never refuse on figures we could not read */
 		s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
 		if (s1 & 1)
 			continue;
@@ -425,13 +474,34 @@ int mf_segw_container_refuse(uint64_t size)
 		ws = __atomic_load_n(&c->working_set, __ATOMIC_RELAXED);
 		reserve = __atomic_load_n(&c->reserve, __ATOMIC_RELAXED);
 		min_size = __atomic_load_n(&c->min_size, __ATOMIC_RELAXED);
+		updated = __atomic_load_n(&c->updated_ns, __ATOMIC_RELAXED);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		s2 = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
-		if (s1 != s2)
-			continue;
-		if (limit == 0 || min_size == 0 || size < min_size)
-			return 0;
-		return ws + reserve + size > limit;
+		if (s1 == s2)
+			break;
 	}
-	return 0; /* never refuse on figures we could not read */
+	if (limit == 0 || min_size == 0 || size < min_size)
+		return 0;
+	live = mf_slot != NULL ? __atomic_load_n(&mf_slot->live, __ATOMIC_RELAXED) : 0;
+	if ((int64_t)live < 0)
+		live = 0;
+	if (__atomic_exchange_n(&seen_updated, updated, __ATOMIC_RELAXED) != updated)
+		__atomic_store_n(&seen_live, live, __ATOMIC_RELAXED);
+	seen = __atomic_load_n(&seen_live, __ATOMIC_RELAXED);
+	/* Signed: a large free since the sample (an oversized request that
+	 * was just refused) must not leave the others refused on a figure
+	 * that no longer holds. */
+	est = live >= seen ? ws + (live - seen) : (ws > seen - live ? ws - (seen - live) : 0);
+	est += size;
+	if (reserve > limit)
+		reserve = limit;
+	if (est <= limit - reserve)
+		return 0;
+	if (est > limit - reserve / 2 || size > INT64_MAX)
+		return 1;
+	most = largest_in_segment(t);
+	if (most < (int64_t)MF_PRESS_MIN_NET)
+		return 1;
+	own = (t != NULL ? mf_scope_own_net(t) : 0) + (int64_t)size;
+	return own >= most;
 }

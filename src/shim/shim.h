@@ -75,6 +75,13 @@ struct mf_fault {
 struct mf_config {
 	int account;         /* 1 count, 0 forward only */
 	uint64_t heap_limit; /* 0 = none */
+	/* Zero-collateral policy (pressure.c): 0 soft = off. */
+	uint64_t press_limit; /* the limit it protects, 0 = unknown */
+	uint64_t press_soft;  /* above: only the largest scope is refused */
+	uint64_t press_hard;  /* above: every scope's large allocations */
+	int press_measure_size; /* measure VmSize (RLIMIT_AS), not VmData */
+	int press_mmap;       /* set glibc's mmap threshold (none given by the user) */
+	int press_trim;       /* and its trim threshold (likewise) */
 	const char *segment; /* MEMFENCE_SEGMENT, NULL = own */
 	struct mf_fault fault;
 };
@@ -190,21 +197,36 @@ static inline int mf_flush_due(const struct mf_thread *t)
 	       t->d_any != 0;
 }
 
+/* mf_flush_due() from values the caller just computed, so that nothing it
+ * has just stored is loaded again (a store-to-load stall per call). */
+static inline int mf_flush_due_at(const struct mf_thread *t, uint64_t net, uint64_t calls)
+{
+	return (calls >= MF_FLUSH_CALLS) | (net + MF_FLUSH_BYTES > 2u * MF_FLUSH_BYTES) |
+	       (t->d_any != 0);
+}
+
 /*
  * The hot path: a thread with no scope open and no heap limit only adds to
  * its own two pending counters. Everything else goes through mf_count().
+ * The counters are read after `busy` is set (a handler that came before
+ * has finished its own update by then) and written back before it is
+ * cleared; the flush test works on the values in registers.
  */
 static inline void mf_count_alloc(struct mf_thread *t, uint64_t u)
 {
 	if (MF_LIKELY(t != NULL && (t->busy | t->depth) == 0)) {
+		uint64_t a, c;
+
 		t->busy = 1;
 		mf_signal_fence();
-		t->pend_alloc += u;
-		t->pend_acalls++;
+		a = t->pend_alloc + u;
+		c = t->pend_acalls + 1;
+		t->pend_alloc = a;
+		t->pend_acalls = c;
 		mf_signal_fence();
 		t->busy = 0;
 		mf_signal_fence();
-		if (MF_UNLIKELY(mf_flush_due(t)))
+		if (MF_UNLIKELY(mf_flush_due_at(t, a - t->pend_freed, c + t->pend_fcalls)))
 			mf_count_post(t);
 		return;
 	}
@@ -214,14 +236,18 @@ static inline void mf_count_alloc(struct mf_thread *t, uint64_t u)
 static inline void mf_count_free(struct mf_thread *t, uint64_t u)
 {
 	if (MF_LIKELY(t != NULL && (t->busy | t->depth | mf_gchecks) == 0)) {
+		uint64_t f, c;
+
 		t->busy = 1;
 		mf_signal_fence();
-		t->pend_freed += u;
-		t->pend_fcalls++;
+		f = t->pend_freed + u;
+		c = t->pend_fcalls + 1;
+		t->pend_freed = f;
+		t->pend_fcalls = c;
 		mf_signal_fence();
 		t->busy = 0;
 		mf_signal_fence();
-		if (MF_UNLIKELY(mf_flush_due(t)))
+		if (MF_UNLIKELY(mf_flush_due_at(t, t->pend_alloc - f, c + t->pend_acalls)))
 			mf_count_post(t);
 		return;
 	}
@@ -234,8 +260,33 @@ void mf_count_thread(struct mf_thread *t, int err) MF_HIDDEN;
 /* Scopes (account.c), used by api.c. */
 int mf_scope_begin(struct mf_thread *t, const char *name, const char *id, uint64_t budget) MF_HIDDEN;
 int mf_scope_end(struct mf_thread *t, struct memfence_scope_stats *out) MF_HIDDEN;
+int mf_scope_suspend(struct mf_thread *t, struct memfence_saved_scope *saved) MF_HIDDEN;
+int mf_scope_resume(struct mf_thread *t, struct memfence_saved_scope *saved) MF_HIDDEN;
 void mf_scope_figures(struct mf_thread *t, const struct mf_scope *s,
 		      struct memfence_scope_stats *out) MF_HIDDEN;
+
+/* ---- zero collateral (pressure.c) ---- */
+
+/* Allocations at least this large take the checked path; the pressure
+ * policy and container headroom look at these only. */
+#define MF_LARGE (64u << 10)
+/* A scope holding less than this is never refused for pressure. */
+#define MF_PRESS_MIN_NET (1u << 20)
+
+/* 1 if the large allocation of req bytes by t must be refused because the
+ * process is near its limit (counted by the caller). */
+int mf_pressure_refuse(struct mf_thread *t, uint64_t req) MF_HIDDEN;
+/* The process's measured size (VmData, or VmSize) plus live growth since
+ * the last measurement: rate-limited, never blocks. */
+uint64_t mf_pressure_estimate(void) MF_HIDDEN;
+/* 1 if in-flight entry `entry` of our slot is one of t's open scopes. */
+int mf_scope_is_own(const struct mf_thread *t, uint32_t entry) MF_HIDDEN;
+/* Largest net of t's open scopes (0 if none is positive). */
+int64_t mf_scope_own_net(const struct mf_thread *t) MF_HIDDEN;
+/* Field `field` (0-based) of a /proc/PID/statm line, in pages. */
+int mf_statm_parse(const char *buf, size_t len, int field, uint64_t *pages) MF_HIDDEN;
+/* At start-up, with the real allocator known to be glibc's. */
+void mf_pressure_init(int glibc) MF_HIDDEN;
 
 /* ---- segment writer (segw.c) ---- */
 
@@ -255,7 +306,7 @@ void mf_segw_scope_release(int32_t entry) MF_HIDDEN;
 void mf_segw_record(struct mf_thread *t, const struct mf_scope *s, uint64_t end_mono) MF_HIDDEN;
 /* Container headroom published by the supervisor: 1 if an allocation of
  * size bytes must be refused. */
-int mf_segw_container_refuse(uint64_t size) MF_HIDDEN;
+int mf_segw_container_refuse(struct mf_thread *t, uint64_t size) MF_HIDDEN;
 
 uint64_t mf_now_mono(void) MF_HIDDEN;
 uint64_t mf_now_real(void) MF_HIDDEN;

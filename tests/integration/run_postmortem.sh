@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A real OOM kill in a memory cgroup, with the accounting library on: the
 # post-mortem names the request that was in flight, with its memory.
-# --rlimit none and --container-check off let the kernel act first.
+# --rlimit none, --container-check off and MEMFENCE_PRESSURE=off let the
+# kernel act first (with the defaults memfence refuses the allocation).
 . "$(dirname "$0")/../lib.sh"
+export MEMFENCE_PRESSURE=off
 
 [ -f "$MF_BUILD/libmemfence.so" ] || fail "libmemfence.so is not built"
 mf_need_cgroup pm $((160 << 20))

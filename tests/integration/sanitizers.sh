@@ -48,12 +48,17 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 run_all() { # run_all BUILD
 	local b=$1 t
-	for t in shim_basic shim_budget shim_threads shim_fork; do
+	# Generous timeouts: TSan runs the thread storms 5-15x slower, more on
+	# a busy machine; a timeout here is a hang, not a slow run.
+	for t in shim_basic shim_budget shim_threads shim_fork shim_suspend; do
 		echo "== $b $t"
-		LD_PRELOAD=$SHIM timeout 120 "$b/tests/shim/$t" || fail "$t under $b (exit $?)"
+		LD_PRELOAD=$SHIM timeout 400 "$b/tests/shim/$t" || fail "$t under $b (exit $?)"
 	done
+	echo "== $b shim_pressure"
+	LD_PRELOAD=$SHIM MEMFENCE_PRESSURE=256M timeout 120 "$b/tests/shim/shim_pressure" policy 256 ||
+		fail "pressure policy under $b"
 	echo "== $b shim_signals"
-	LD_PRELOAD=$SHIM timeout 120 "$b/tests/shim/shim_signals" 400000 || fail "shim_signals under $b"
+	LD_PRELOAD=$SHIM timeout 400 "$b/tests/shim/shim_signals" 400000 || fail "shim_signals under $b"
 	LD_PRELOAD=$SHIM MEMFENCE_HEAP_LIMIT=$((64 << 20)) timeout 60 "$b/tests/shim/shim_budget" heap $((64 << 20)) ||
 		fail "heap limit under $b"
 	LD_PRELOAD=$SHIM MEMFENCE_FAULT='nth=3,scope=req*' timeout 60 "$b/tests/shim/shim_fault" nth-scope ||

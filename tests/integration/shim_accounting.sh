@@ -15,7 +15,19 @@ run "$T/shim_budget"
 run env MEMFENCE_HEAP_LIMIT=$((32 << 20)) "$T/shim_budget" heap $((32 << 20))
 run "$T/shim_threads"
 run "$T/shim_fork"
+run "$T/shim_suspend"
+"$T/shim_suspend" off || fail "suspend/resume without the shim preloaded"
 run "$T/shim_signals"
+
+# Zero collateral: near the limit the largest scope is refused first.
+run env MEMFENCE_PRESSURE=256M "$T/shim_pressure" policy 256
+run env MEMFENCE_PRESSURE=2G "$T/shim_pressure" below 512
+# Default lines under a 512 MiB RLIMIT_DATA: soft 384 MiB, hard 448 MiB.
+(ulimit -d $((512 << 10)) && run "$T/shim_pressure" default 384) || exit 1
+(ulimit -d $((256 << 10)) && run env MEMFENCE_PRESSURE=off "$T/shim_pressure" off) || exit 1
+run env MEMFENCE_PRESSURE=off MEMFENCE_SEGMENT="$MF_TMP/pressure.seg" "$T/shim_pressure" container
+err=$(MEMFENCE_PRESSURE=lots LD_PRELOAD=$SHIM /bin/true 2>&1)
+expect_match "bad MEMFENCE_PRESSURE message" '^memfence: invalid MEMFENCE_PRESSURE' "$err"
 
 # Fault injection: each mode with its spec.
 run env MEMFENCE_FAULT='nth=3,scope=req*' "$T/shim_fault" nth-scope
