@@ -37,7 +37,7 @@ CFLAGS_BASE := -std=gnu11 $(OPT) -Wall -Wextra -Wshadow -Wpointer-arith \
                -fPIC -D_GNU_SOURCE -Iinclude -Isrc $(SAN)
 CFLAGS     += $(CFLAGS_BASE) -DMF_VERSION='"$(VERSION)"' -DMF_PRELOADDIR='"$(PRELOADDIR)"'
 
-DEP_PKGS   := jansson libmicrohttpd sqlite3 hiredis
+DEP_PKGS   := jansson libmicrohttpd sqlite3 hiredis zlib
 DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS    = $(shell $(PKG_CONFIG) --libs $(DEP_PKGS) 2>/dev/null)
 

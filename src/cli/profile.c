@@ -1,0 +1,293 @@
+/*
+ * profile.c - `memfence profile`: run a program under the sampling heap
+ * profiler, and turn its snapshot files into reports.
+ *
+ *   memfence profile [--rate SIZE] [-o FILE] -- PROGRAM [ARGS...]
+ *   memfence profile report FILE [--format F] [--view V] [--scope NAME]
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/profile.h"
+#include "core/size.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: memfence profile [OPTIONS] [--] PROGRAM [ARGS...]\n"
+		"       memfence profile report FILE [--format F] [--view V] [--scope NAME] [--top N] [-o OUT]\n"
+		"\n"
+		"Run PROGRAM under the sampling heap profiler (libmemfence.so preloaded): one\n"
+		"allocation is sampled per SIZE bytes on average, with its native and Python\n"
+		"stacks. Snapshots are written at the peak of live memory, at the first failed\n"
+		"allocation, on SIGUSR2 and at exit; the last one is kept as FILE.\n"
+		"\n"
+		"Options:\n"
+		"  -r, --rate SIZE      mean bytes between samples (default 512K; MEMFENCE_PROFILE_RATE)\n"
+		"  -o, --output FILE    profile file (default memfence-PID.prof); profiles of\n"
+		"                       other processes PROGRAM started go to FILE.PID\n"
+		"      --pythonmalloc   run Python with PYTHONMALLOC=malloc (every object through\n"
+		"                       malloc, as Fil does; slower) instead of sampling small\n"
+		"                       objects with an allocator hook in pymalloc\n"
+		"  -h, --help           show this help\n"
+		"\n"
+		"Report options:\n"
+		"  -f, --format F       text (default), collapsed, svg, pprof, json\n"
+		"  -v, --view V         allocated (default), live (at the snapshot: leaks at exit),\n"
+		"                       peak, failure\n"
+		"  -s, --scope NAME     only samples taken in scopes (requests, tasks) named NAME\n"
+		"  -n, --top N          sites in the text report (default 20)\n"
+		"  -o, --output OUT     write there instead of standard output\n"
+		"\n"
+		"Exit status: PROGRAM's own (128+N when killed by signal N); 1 when no profile\n"
+		"could be made or read; 2 for a bad option.\n");
+}
+
+static int report(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"format", required_argument, NULL, 'f'}, {"view", required_argument, NULL, 'v'},
+		{"scope", required_argument, NULL, 's'},  {"top", required_argument, NULL, 'n'},
+		{"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	enum mf_prof_format fmt = MF_FMT_TEXT;
+	enum mf_prof_view view = MF_VIEW_ALLOCATED;
+	const char *scope = NULL, *out = NULL;
+	struct mf_profile p;
+	char err[512];
+	int opt, top = 20, rc;
+	FILE *o = stdout;
+
+	while ((opt = getopt_long(argc, argv, "f:v:s:n:o:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'f':
+			if (mf_profile_format_parse(optarg, &fmt) != 0) {
+				mf_err("profile report: unknown format '%s' (text, collapsed, svg, pprof, json)", optarg);
+				return MF_EXIT_USAGE;
+			}
+			break;
+		case 'v':
+			if (mf_profile_view_parse(optarg, &view) != 0) {
+				mf_err("profile report: unknown view '%s' (allocated, live, peak, failure)", optarg);
+				return MF_EXIT_USAGE;
+			}
+			break;
+		case 's': scope = optarg; break;
+		case 'n': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || v <= 0 || v > 100000) {
+				mf_err("profile report: invalid --top '%s' (a count from 1)", optarg);
+				return MF_EXIT_USAGE;
+			}
+			top = (int)v;
+			break;
+		}
+		case 'o': out = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: fprintf(stderr, "Try 'memfence profile --help'.\n"); return MF_EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		mf_err("profile report: give exactly one profile FILE");
+		return MF_EXIT_USAGE;
+	}
+	if (mf_profile_load(argv[optind], &p, err, sizeof(err)) != 0) {
+		mf_err("%s", err);
+		return MF_EXIT_FAILURE;
+	}
+	if (out != NULL && (o = fopen(out, "w")) == NULL) {
+		mf_err("%s: %s", out, strerror(errno));
+		mf_profile_free(&p);
+		return MF_EXIT_FAILURE;
+	}
+	rc = mf_profile_write(&p, fmt, view, scope, top, o, err, sizeof(err));
+	if (rc != 0)
+		mf_err("%s", err);
+	if (fflush(o) != 0 || (o != stdout && fclose(o) != 0)) {
+		mf_err("%s: write failed: %s", out ? out : "stdout", strerror(errno));
+		rc = -1;
+	}
+	mf_profile_free(&p);
+	return rc == 0 ? 0 : MF_EXIT_FAILURE;
+}
+
+static int move_file(const char *from, const char *to)
+{
+	char buf[1 << 15];
+	size_t n;
+	FILE *a, *b;
+
+	if (rename(from, to) == 0)
+		return 0;
+	if (errno != EXDEV)
+		return -1;
+	/* another file system: copy */
+	if ((a = fopen(from, "r")) == NULL)
+		return -1;
+	if ((b = fopen(to, "w")) == NULL) {
+		fclose(a);
+		return -1;
+	}
+	while ((n = fread(buf, 1, sizeof(buf), a)) > 0)
+		fwrite(buf, 1, n, b);
+	fclose(a);
+	if (fclose(b) != 0)
+		return -1;
+	unlink(from);
+	return 0;
+}
+
+/* Move the snapshot files from dir: the one of pid to out, others to
+ * out.PID. Returns how many were found. */
+static int collect(const char *dir, pid_t pid, const char *out)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char from[PATH_MAX + 512], to[PATH_MAX + 32];
+	int found = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL) {
+		long p;
+		char tail[8];
+		if (sscanf(e->d_name, "memfence-%ld.pro%1s", &p, tail) != 2 ||
+		    strcmp(strchr(e->d_name, '.'), ".prof") != 0)
+			continue;
+		snprintf(from, sizeof(from), "%s/%s", dir, e->d_name);
+		if (p == pid)
+			snprintf(to, sizeof(to), "%s", out);
+		else
+			snprintf(to, sizeof(to), "%s.%ld", out, p);
+		if (move_file(from, to) != 0) {
+			mf_err("cannot move the profile to %s: %s", to, strerror(errno));
+			continue;
+		}
+		fprintf(stderr, "memfence: profile of pid %ld written to %s\n", p, to);
+		found++;
+	}
+	closedir(d);
+	return found;
+}
+
+static void cleanup_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[PATH_MAX + 512];
+
+	if (d != NULL) {
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+			unlink(path);
+		}
+		closedir(d);
+	}
+	rmdir(dir);
+}
+
+int mf_cmd_profile(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"rate", required_argument, NULL, 'r'},
+		{"output", required_argument, NULL, 'o'},
+		{"pythonmalloc", no_argument, NULL, 'P'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *rate = getenv("MEMFENCE_PROFILE_RATE"), *out = NULL, *shim, *err = NULL;
+	char dir[PATH_MAX], outbuf[64];
+	int opt, pythonmalloc = 0, status, found;
+	uint64_t r;
+	pid_t pid;
+
+	if (argc >= 2 && strcmp(argv[1], "report") == 0)
+		return report(argc - 1, argv + 1);
+	while ((opt = getopt_long(argc, argv, "+r:o:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'r': rate = optarg; break;
+		case 'o': out = optarg; break;
+		case 'P': pythonmalloc = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: fprintf(stderr, "Try 'memfence profile --help'.\n"); return MF_EXIT_USAGE;
+		}
+	}
+	if (rate != NULL && (mf_size_parse(rate, 0, &r, &err) != 0 || r == 0)) {
+		mf_err("profile: invalid --rate '%s'%s%s (a size above 0, such as 512K)", rate,
+		       err ? ": " : "", err ? err : "");
+		return MF_EXIT_USAGE;
+	}
+	if (optind >= argc) {
+		mf_err("profile: no program given (memfence profile [OPTIONS] -- PROGRAM [ARGS...])");
+		return MF_EXIT_USAGE;
+	}
+	shim = mf_preload_path("libmemfence.so");
+	if (shim == NULL) {
+		mf_err("profile: libmemfence.so not found (set MEMFENCE_LIBDIR)");
+		return MF_EXIT_FAILURE;
+	}
+	snprintf(dir, sizeof(dir), "%s/memfence-prof.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (mkdtemp(dir) == NULL) {
+		mf_err("profile: cannot make a directory for snapshots (%s): %s", dir, strerror(errno));
+		return MF_EXIT_FAILURE;
+	}
+	if (mf_env_preload(shim) != 0 || setenv("MEMFENCE_ACCOUNT", "1", 1) != 0 ||
+	    setenv("MEMFENCE_PROFILE_DIR", dir, 1) != 0 || setenv("MEMFENCE_PROFILE_SIGNAL", "1", 1) != 0 ||
+	    (rate != NULL && setenv("MEMFENCE_PROFILE_RATE", rate, 1) != 0) ||
+	    (pythonmalloc && setenv("PYTHONMALLOC", "malloc", 1) != 0)) {
+		mf_err("profile: cannot set the environment: %s", strerror(errno));
+		cleanup_dir(dir);
+		return MF_EXIT_FAILURE;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		mf_err("profile: fork: %s", strerror(errno));
+		cleanup_dir(dir);
+		return MF_EXIT_FAILURE;
+	}
+	if (pid == 0) {
+		execvp(argv[optind], argv + optind);
+		mf_err("profile: cannot run %s: %s", argv[optind], strerror(errno));
+		_exit(errno == ENOENT ? MF_EXIT_NOTFOUND : MF_EXIT_NOEXEC);
+	}
+	/* The terminal's ^C reaches the program; we wait for its end. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			mf_err("profile: waitpid: %s", strerror(errno));
+			status = 1 << 8;
+			break;
+		}
+	}
+	if (out == NULL) {
+		snprintf(outbuf, sizeof(outbuf), "memfence-%ld.prof", (long)pid);
+		out = outbuf;
+	}
+	found = collect(dir, pid, out);
+	cleanup_dir(dir);
+	if (found == 0)
+		mf_err("profile: no profile was written (did the program start? is it static or setuid?)");
+	else
+		fprintf(stderr, "memfence: see: memfence profile report %s [--format svg|pprof|...]\n", out);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	if (found == 0 && WEXITSTATUS(status) == 0)
+		return MF_EXIT_FAILURE;
+	return WEXITSTATUS(status);
+}

@@ -1,0 +1,67 @@
+/*
+ * profile.h - reading the profiler's snapshot files (memfence-PID.prof,
+ * format in docs/profiler.md) and writing reports from them.
+ *
+ * A site is one stack (root first) and one scope; its figures are the
+ * profiler's unbiased estimates for four views: bytes allocated since the
+ * start, live now (at the end, for an exit snapshot: the leaks), live at
+ * the peak of live memory, live at the first failed allocation.
+ */
+#ifndef MF_PROFILE_H
+#define MF_PROFILE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum mf_prof_view { MF_VIEW_ALLOCATED, MF_VIEW_LIVE, MF_VIEW_PEAK, MF_VIEW_FAILURE };
+enum mf_prof_format { MF_FMT_TEXT, MF_FMT_COLLAPSED, MF_FMT_SVG, MF_FMT_PPROF, MF_FMT_JSON };
+
+struct mf_pframe {
+	char *label;    /* "func", "module+0x1f0", "qualname (file.py:12)" */
+	char *func;
+	char *file;     /* module path or Python file */
+	int line;       /* Python line, 0 for native */
+	int python;
+};
+
+struct mf_psite {
+	int scope;      /* index in scopes, 0 = none */
+	double bytes[4], count[4]; /* by enum mf_prof_view */
+	int python;     /* has Python frames */
+	int nframes;
+	int *frames;    /* root first, indices into frames */
+};
+
+struct mf_profile {
+	long pid;
+	char reason[32];
+	uint64_t time_ns, rate, samples;
+	int python;
+	char pymalloc[16];
+	uint64_t tot[4];          /* by view */
+	uint64_t over_sites, over_live, over_codes, over_scopes;
+	uint64_t rss, heap_live, heap_peak;
+	char **scopes;
+	int nscopes;
+	struct mf_pframe *frames;
+	int nframes;
+	struct mf_psite *sites;
+	int nsites;
+};
+
+/* Read and symbolise FILE. 0, or -1 with a one-line reason in err. */
+int mf_profile_load(const char *path, struct mf_profile *p, char *err, size_t errlen);
+void mf_profile_free(struct mf_profile *p);
+
+int mf_profile_view_parse(const char *s, enum mf_prof_view *out);
+int mf_profile_format_parse(const char *s, enum mf_prof_format *out);
+
+/* Write the report; scope = NULL for every scope. 0, or -1 (err set). */
+int mf_profile_write(const struct mf_profile *p, enum mf_prof_format fmt, enum mf_prof_view view,
+		     const char *scope, int top, FILE *out, char *err, size_t errlen);
+
+/* Native symbol of a file offset in an ELF file ("" when unknown).
+ * Returns 0 and copies the name, -1 if the file cannot be read. */
+int mf_elf_symbol(const char *path, uint64_t file_off, char *name, size_t len);
+
+#endif
