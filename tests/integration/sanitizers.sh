@@ -38,7 +38,10 @@ UB='-fsanitize=undefined -fno-sanitize-recover=all'
 build build-asan/ubsan "$UB" build-asan/ubsan/libmemfence.so build-asan/ubsan/libmemfence.so.0
 build build-asan "-fsanitize=address,undefined -fno-sanitize-recover=all" \
 	build-asan/libmemfence.so build-asan/libmemfence.so.0 $(for p in $PROGS; do echo build-asan/tests/shim/$p; done)
-build build-tsan "-fsanitize=thread" \
+# -Wno-tsan: the segment's seqlocks use standalone fences, which are
+# correct C11 but which TSan does not model (gcc warns, and CI makes
+# warnings errors); the shim is not run TSan-instrumented anyway (above).
+build build-tsan "-fsanitize=thread -Wno-tsan" \
 	build-tsan/libmemfence.so build-tsan/libmemfence.so.0 $(for p in $PROGS; do echo build-tsan/tests/shim/$p; done)
 
 SHIM=$MF_ROOT_DIR/build-asan/ubsan/libmemfence.so
@@ -50,13 +53,12 @@ run_all() { # run_all BUILD
 	local b=$1 t
 	# Generous timeouts: TSan runs the thread storms 5-15x slower, more on
 	# a busy machine; a timeout here is a hang, not a slow run.
+	# Not shim_pressure: it measures the process's data size, which the
+	# sanitizers' shadow memory and allocators make meaningless.
 	for t in shim_basic shim_budget shim_threads shim_fork shim_suspend; do
 		echo "== $b $t"
 		LD_PRELOAD=$SHIM timeout 400 "$b/tests/shim/$t" || fail "$t under $b (exit $?)"
 	done
-	echo "== $b shim_pressure"
-	LD_PRELOAD=$SHIM MEMFENCE_PRESSURE=256M timeout 120 "$b/tests/shim/shim_pressure" policy 256 ||
-		fail "pressure policy under $b"
 	echo "== $b shim_signals"
 	LD_PRELOAD=$SHIM timeout 400 "$b/tests/shim/shim_signals" 400000 || fail "shim_signals under $b"
 	LD_PRELOAD=$SHIM MEMFENCE_HEAP_LIMIT=$((64 << 20)) timeout 60 "$b/tests/shim/shim_budget" heap $((64 << 20)) ||
