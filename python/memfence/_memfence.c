@@ -117,32 +117,31 @@ static PyObject *mf_py_scope_begin(PyObject *self, PyObject *args)
 	return PyLong_FromLong(rc);
 }
 
-static PyObject *mf_py_scope_end(PyObject *self, PyObject *args)
+/* Figures of the innermost scope from fn (end or current), or None. */
+static PyObject *mf_scope_call(int (*fn)(struct memfence_scope_stats *))
 {
 	struct memfence_scope_stats s;
 
-	(void)self;
-	(void)args;
 	if (!mf_shim_on())
 		Py_RETURN_NONE;
 	memset(&s, 0, sizeof(s));
-	if (mf_end_fn(&s) != MEMFENCE_OK)
+	if (fn(&s) != MEMFENCE_OK)
 		Py_RETURN_NONE;
 	return mf_scope_dict(&s);
 }
 
-static PyObject *mf_py_scope_current(PyObject *self, PyObject *args)
+static PyObject *mf_py_scope_end(PyObject *self, PyObject *args)
 {
-	struct memfence_scope_stats s;
-
 	(void)self;
 	(void)args;
-	if (!mf_shim_on())
-		Py_RETURN_NONE;
-	memset(&s, 0, sizeof(s));
-	if (mf_current_fn(&s) != MEMFENCE_OK)
-		Py_RETURN_NONE;
-	return mf_scope_dict(&s);
+	return mf_scope_call(mf_end_fn);
+}
+
+static PyObject *mf_py_scope_current(PyObject *self, PyObject *args)
+{
+	(void)self;
+	(void)args;
+	return mf_scope_call(mf_current_fn);
 }
 
 static PyObject *mf_py_process_stats(PyObject *self, PyObject *args)
