@@ -58,6 +58,7 @@ enum {
 	O_NO_AUTO_PY,
 	O_QUARANTINE,
 	O_NO_QUARANTINE,
+	O_PROFILE,
 	O_LAST
 };
 
@@ -132,6 +133,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"  --no-quarantine                    record no deaths in the quarantine\n"
 		"                                       [MEMFENCE_QUARANTINE=off]\n"
+		"  --profile                          sample the program's heap (docs/profiler.md):\n"
+		"                                     snapshots go to the report directory\n"
+		"                                       [MEMFENCE_PROFILE=1]\n"
 		"  --no-auto-python                   do not put memfence's Python bootstrap on\n"
 		"                                     PYTHONPATH of a Python program\n"
 		"                                       [MEMFENCE_AUTO_PYTHON=0]\n"
@@ -358,6 +362,7 @@ struct sup {
 	uint64_t last_second;
 	unsigned quick_failures;
 	int no_auto_python;
+	int profile;               /* --profile: MEMFENCE_PROFILE_DIR = report dir */
 	uint64_t oom_pending_ms;   /* an OOM kill not yet reported */
 	uint64_t oom_pending_from;
 	int no_quarantine;
@@ -734,6 +739,12 @@ static void child_exec(struct sup *s)
 		_exit(status);
 	quarantine_env(s);
 	auto_python(s);
+	if (s->profile) {
+		/* Beside the post-mortems, so that both outlive the program. */
+		setenv("MEMFENCE_PROFILE_DIR", s->cfg.report_dir, 1);
+		if (getenv("MEMFENCE_PROFILE_SIGNAL") == NULL)
+			setenv("MEMFENCE_PROFILE_SIGNAL", "1", 1);
+	}
 	_exit(mf_launch_exec(s->argv));
 }
 
@@ -1032,6 +1043,7 @@ int mf_cmd_run(int argc, char **argv)
 						run_opts[i].val};
 	longopts[n++] = (struct option){"no-auto-python", no_argument, NULL, O_NO_AUTO_PY};
 	longopts[n++] = (struct option){"no-quarantine", no_argument, NULL, O_NO_QUARANTINE};
+	longopts[n++] = (struct option){"profile", no_argument, NULL, O_PROFILE};
 	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
 	longopts[n] = (struct option){NULL, 0, NULL, 0};
 
@@ -1044,6 +1056,10 @@ int mf_cmd_run(int argc, char **argv)
 		}
 		if (opt == O_NO_QUARANTINE) {
 			s->no_quarantine = 1;
+			continue;
+		}
+		if (opt == O_PROFILE) {
+			s->profile = 1;
 			continue;
 		}
 		if (opt > MF_OPT_LAUNCH_LAST && opt < O_LAST) {
@@ -1085,6 +1101,23 @@ int mf_cmd_run(int argc, char **argv)
 	if (s->launch.heap_limit && s->launch.account == 0) {
 		mf_err("--heap-limit needs accounting (drop --no-account)");
 		return MF_EXIT_USAGE;
+	}
+	{
+		const char *v = getenv("MEMFENCE_PROFILE");
+		if (v && *v && strcmp(v, "0") != 0)
+			s->profile = 1;
+	}
+	if (s->profile && s->launch.account == 0) {
+		mf_err("--profile needs accounting (drop --no-account)");
+		return MF_EXIT_USAGE;
+	}
+	if (s->profile) {
+		int e = sup_mkdirs(s->cfg.report_dir);
+		if (e != 0) {
+			mf_err("cannot create the report directory %s: %s", s->cfg.report_dir,
+			       strerror(-e));
+			return MF_EXIT_FAILURE;
+		}
 	}
 	if (s->launch.account == 1 && !mf_preload_path("libmemfence.so")) {
 		mf_err("libmemfence.so not found (looked in $MEMFENCE_LIBDIR, next to memfence, and %s); "

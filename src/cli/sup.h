@@ -298,6 +298,8 @@ json_t *sup_report_json(const struct sup_state *st, const struct sup_death *d,
 			char *const *argv);
 /* Write report to dir; path of the file into out. 0 or -errno. */
 int sup_report_write(json_t *report, const char *dir, char *out, size_t outlen);
+/* mkdir -p; 0 or -errno. */
+int sup_mkdirs(const char *dir);
 /* The short human summary for stderr (also used by `memfence report`). */
 void sup_report_print(FILE *f, json_t *report, int full);
 

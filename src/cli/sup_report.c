@@ -160,7 +160,7 @@ json_t *sup_report_json(const struct sup_state *st, const struct sup_death *d, c
 	return r;
 }
 
-static int mkdirs(const char *dir)
+int sup_mkdirs(const char *dir)
 {
 	char p[MF_PATH_MAX];
 
@@ -231,7 +231,7 @@ int sup_report_write(json_t *report, const char *dir, char *out, size_t outlen)
 	static unsigned seq;
 	char when[40], path[MF_PATH_MAX];
 	json_int_t t = json_integer_value(json_object_get(report, "time_unix"));
-	int err = mkdirs(dir);
+	int err = sup_mkdirs(dir);
 
 	if (err)
 		return err;
