@@ -120,7 +120,28 @@ def serve_wsgi(app, host, port, ready, threads):
     httpd.serve_forever()
 
 
+# Built before memory runs short: answering must not need an allocation.
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+         b"Content-Length: 0\r\n\r\n")
+
+
 async def _handle(app, reader, writer):
+    """The middleware turns a MemoryError inside the app into a 503; this
+    does the same for one that strikes the server's own reading, parsing or
+    writing of the connection (one event loop serves every request, so the
+    allocation that fails can be anywhere), instead of resetting it."""
+    try:
+        await _handle_request(app, reader, writer)
+    except MemoryError:
+        try:
+            writer.write(_BUSY)
+            await writer.drain()
+        except Exception:
+            pass
+        writer.close()
+
+
+async def _handle_request(app, reader, writer):
     """One request per connection (Connection: close), GET/HEAD without a
     body: enough for the demonstration and the tests."""
     try:
