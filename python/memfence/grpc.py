@@ -143,6 +143,17 @@ def _rebuild(handler, behavior, kind):
                 response_serializer=handler.response_serializer)
 
 
+def _intercepted(icpt, handler, method):
+    """handler with its behaviour wrapped by the interceptor icpt (sync or
+    aio: both have _wrap_unary and _wrap_stream)."""
+    for kind, _req_stream, resp_stream in _KINDS:
+        behavior = getattr(handler, kind)
+        if behavior is not None:
+            wrap = icpt._wrap_stream if resp_stream else icpt._wrap_unary
+            return _rebuild(handler, wrap(behavior, method), kind)
+    return handler
+
+
 class _Base:
     def __init__(self, budgets=None, default_budget=None, retry_after=DEFAULT_RETRY_AFTER,
                  request_id_key=REQUEST_ID_KEY, on_failure=None, quarantine=None):
@@ -171,13 +182,7 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        for kind, _req_stream, resp_stream in _KINDS:
-            behavior = getattr(handler, kind)
-            if behavior is not None:
-                wrap = self._wrap_stream if resp_stream else self._wrap_unary
-                return _rebuild(handler, wrap(behavior, method), kind)
-        return handler
+        return _intercepted(self, handler, handler_call_details.method)
 
     def _refuse(self, context, method, rid, exc, figures):
         msg = self.policy.refused(method, rid, exc, figures)
@@ -253,13 +258,7 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
-        for kind, _req_stream, resp_stream in _KINDS:
-            behavior = getattr(handler, kind)
-            if behavior is not None:
-                wrap = self._wrap_stream if resp_stream else self._wrap_unary
-                return _rebuild(handler, wrap(behavior, method), kind)
-        return handler
+        return _intercepted(self, handler, handler_call_details.method)
 
     async def _refuse(self, context, method, rid, exc, figures):
         msg = self.policy.refused(method, rid, exc, figures)
