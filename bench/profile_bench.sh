@@ -32,16 +32,9 @@ done
 [ -x "$B/bench/malloc_bench" ] || make -s B="$B" "$B/bench/malloc_bench"
 pdir=$(mktemp -d "${TMPDIR:-/tmp}/memfence-bench.XXXXXX")
 trap 'rm -rf "$pdir"' EXIT
-SHIM="env LD_PRELOAD=$PWD/$B/libmemfence.so MEMFENCE_ACCOUNT=1"
-PROF="$SHIM MEMFENCE_PROFILE_DIR=$pdir"
 
-declare -A cmd=(
-	[c-1t]="$B/bench/malloc_bench 1 4000000"
-	[c-8t]="$B/bench/malloc_bench 8 1000000"
-	[py-alloc]="$PY bench/py_alloc.py 40"
-	[py-array]="$PY bench/py_arrays.py 150"
-)
-order=(c-1t c-8t py-alloc py-array)
+. bench/workloads.sh
+PROF="$SHIM MEMFENCE_PROFILE_DIR=$pdir"
 
 variants() { # WORKLOAD -> "name|command" lines
 	local c=${cmd[$1]}

@@ -19,15 +19,8 @@ RUNS=${1:-7}
 PY=/usr/bin/python3
 out=$B/bench
 mkdir -p "$out"
-SHIM="env LD_PRELOAD=$PWD/$B/libmemfence.so MEMFENCE_ACCOUNT=1"
 
-declare -A cmd=(
-	[c-1t]="$B/bench/malloc_bench 1 4000000"
-	[c-8t]="$B/bench/malloc_bench 8 1000000"
-	[py-alloc]="$PY bench/py_alloc.py 40"
-	[py-array]="$PY bench/py_arrays.py 150"
-)
-order=(c-1t c-8t py-alloc py-array)
+. bench/workloads.sh
 
 for w in "${order[@]}"; do
 	echo "== $w: ${cmd[$w]}" >&2
