@@ -435,6 +435,22 @@ void mf_admit_undo(struct mf_thread *t, uint64_t u)
 
 /* ---- scopes ---- */
 
+/* Make s (filled in at t->scopes[t->depth]) the thread's innermost scope,
+ * list it in the segment, and end the busy section begin or resume opened. */
+static int scope_push(struct mf_thread *t, struct mf_scope *s)
+{
+	t->depth++;
+	if (s->budget != 0)
+		t->nbudget++;
+	mf_segw_scope_publish(t, s, t->depth - 1);
+	signal_fence();
+	t->busy = 0;
+	signal_fence();
+	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
+		drain(t);
+	return MEMFENCE_OK;
+}
+
 int mf_scope_begin(struct mf_thread *t, const char *name, const char *id, uint64_t budget)
 {
 	struct mf_scope *s;
@@ -451,18 +467,9 @@ int mf_scope_begin(struct mf_thread *t, const char *name, const char *id, uint64
 	s->start_mono = mf_now_mono();
 	s->start_real = mf_now_real();
 	s->entry = mf_segw_scope_claim();
-	t->depth++;
-	if (budget != 0)
-		t->nbudget++;
 	if (mf_slot != NULL)
 		__atomic_fetch_add(&mf_slot->scopes_open, 1, __ATOMIC_RELAXED);
-	mf_segw_scope_publish(t, s, t->depth - 1);
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
-	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-		drain(t);
-	return MEMFENCE_OK;
+	return scope_push(t, s);
 }
 
 void mf_scope_figures(struct mf_thread *t, const struct mf_scope *s,
@@ -563,16 +570,7 @@ int mf_scope_resume(struct mf_thread *t, struct memfence_saved_scope *in)
 	s = &t->scopes[t->depth];
 	memcpy(s, &sv->scope, sizeof(*s));
 	sv->magic = 0;
-	t->depth++;
-	if (s->budget != 0)
-		t->nbudget++;
-	mf_segw_scope_publish(t, s, t->depth - 1);
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
-	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-		drain(t);
-	return MEMFENCE_OK;
+	return scope_push(t, s);
 }
 
 /* ---- thread and process lifetime ---- */
