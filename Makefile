@@ -6,13 +6,20 @@
 #   make install    install under $(DESTDIR)$(PREFIX) (default /usr/local)
 #   make uninstall  remove what install put there
 #
-# Sources are picked up by directory, so adding a file needs no edit here:
-#   src/core/*.c   libmemfence-core.a  shared helpers (limits, sizes, segment reader)
-#   src/shim/*.c   libmemfence.so      the LD_PRELOAD accounting shim and public API
-#   src/cli/*.c    memfence            the command (exec, inspect, run, stat, ...)
-#   tests/unit/test_*.c                one test program each, linked with the core
-#   tests/shim/*.c                     programs run under the shim by the tests
-#   tests/progs/*.c                    plain programs the tests run
+# Sources are picked up by directory, so adding a file needs no edit here
+# (ARCHITECTURE.md says what each folder is and which way dependencies point):
+#   src/base/*.c        shim-safe base (libc only, never allocates): in the
+#                       shim and in libmemfence-host.a
+#   src/host/*.c        host-side library: limits, plan, segment reader, messages
+#   src/store/*.c       the quarantine store (SQLite, Redis)
+#   src/profile/*.c     profile files: reader and outputs
+#                       (base, host, store, profile: libmemfence-host.a)
+#   src/shim/*.c        libmemfence.so, the LD_PRELOAD accounting shim and public API
+#   src/supervisor/*.c  the supervisor of `memfence run`
+#   src/cli/*.c         the memfence command (linked with the two above)
+#   tests/unit/test_*.c one test program each, linked with the host library
+#   tests/shim/*.c      programs run under the shim by the tests
+#   tests/progs/*.c     plain programs the tests run
 
 VERSION    := 0.1.0
 PREFIX     ?= /usr/local
@@ -41,27 +48,27 @@ DEP_PKGS   := jansson libmicrohttpd sqlite3 hiredis zlib
 DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS    = $(shell $(PKG_CONFIG) --libs $(DEP_PKGS) 2>/dev/null)
 
-CORE_SRC  := $(sort $(wildcard src/core/*.c))
+BASE_SRC  := $(sort $(wildcard src/base/*.c))
+HOST_SRC  := $(BASE_SRC) $(sort $(wildcard src/host/*.c src/store/*.c src/profile/*.c))
 SHIM_SRC  := $(sort $(wildcard src/shim/*.c))
+SUP_SRC   := $(sort $(wildcard src/supervisor/*.c))
 CLI_SRC   := $(sort $(wildcard src/cli/*.c))
 UNIT_SRC  := $(sort $(wildcard tests/unit/test_*.c))
 TPROG_SRC := $(sort $(wildcard tests/shim/*.c))
 PROG_SRC  := $(sort $(wildcard tests/progs/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 
-# The shim is injected into arbitrary programs: it takes only the core files
-# that use libc alone and never allocate (listed in src/core/SHIM_SAFE).
-SHIM_CORE := $(addprefix src/core/,$(shell cat src/core/SHIM_SAFE 2>/dev/null))
-
-CORE_OBJ  := $(CORE_SRC:%.c=$(B)/obj/%.o)
-SHIM_OBJ  := $(SHIM_SRC:%.c=$(B)/obj/%.o) $(SHIM_CORE:%.c=$(B)/obj/shim-core/%.o)
-CLI_OBJ   := $(CLI_SRC:%.c=$(B)/obj/%.o)
+# The shim is injected into arbitrary programs: besides its own files it
+# takes only the shim-safe base, built with the shim's flags.
+HOST_OBJ  := $(HOST_SRC:%.c=$(B)/obj/%.o)
+SHIM_OBJ  := $(SHIM_SRC:%.c=$(B)/obj/%.o) $(BASE_SRC:%.c=$(B)/obj/shim-base/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(B)/obj/%.o) $(SUP_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TPROG_BIN := $(TPROG_SRC:tests/shim/%.c=$(B)/tests/shim/%)
 PROG_BIN  := $(PROG_SRC:tests/progs/%.c=$(B)/tests/progs/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
-CORE_LIB  := $(B)/libmemfence-core.a
+HOST_LIB  := $(B)/libmemfence-host.a
 SHIM_LIB  := $(B)/libmemfence.so
 STACK_LIB := $(B)/libmemfence-stack.so
 CLI_BIN   := $(B)/memfence
@@ -85,11 +92,11 @@ $(B)/obj/src/shim/%.o: src/shim/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/obj/shim-core/%.o: %.c
+$(B)/obj/shim-base/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -MMD -MP -c $< -o $@
 
-$(CORE_LIB): $(CORE_OBJ)
+$(HOST_LIB): $(HOST_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
@@ -99,17 +106,17 @@ $(SHIM_LIB): $(SHIM_OBJ) src/shim/exports.map
 
 # The stack library is the one file of the shim that sets the default thread
 # stack size: `memfence exec` preloads it when accounting is off.
-$(STACK_LIB): src/shim/stack.c src/core/size.c src/shim/exports-stack.map
+$(STACK_LIB): src/shim/stack.c src/base/size.c src/shim/exports-stack.map
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -shared \
-	  -Wl,--version-script=src/shim/exports-stack.map -o $@ src/shim/stack.c src/core/size.c -lpthread
+	  -Wl,--version-script=src/shim/exports-stack.map -o $@ src/shim/stack.c src/base/size.c -lpthread
 
-$(CLI_BIN): $(CLI_OBJ) $(CORE_LIB)
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(CORE_LIB) $(DEP_LIBS) -lpthread -lm
+$(CLI_BIN): $(CLI_OBJ) $(HOST_LIB)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
 
-$(B)/tests/%: tests/unit/%.c $(CORE_LIB) tests/unit/unit.h
+$(B)/tests/%: tests/unit/%.c $(HOST_LIB) tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Itests/unit -o $@ $< $(CORE_LIB) $(DEP_LIBS) -lpthread -lm
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Itests/unit -o $@ $< $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
 
 # Test programs use the public API and link against the shim like any user would.
 $(B)/tests/shim/%: tests/shim/%.c $(SHIM_LIB) include/memfence.h
@@ -179,9 +186,9 @@ clean:
 # --- python -----------------------------------------------------------------
 # The Python package, built for the tests into $(B)/python (PYTHONPATH): the
 # .py files copied, the extension compiled against Debian's python3 headers
-# (stable ABI) with the core library linked in statically. The core's limit
+# (stable ABI) with the host library linked in statically. Its limit
 # code is used only if the archive has it, so the package still builds (scopes,
-# isolate) while a core file is missing. `pip install ./python` is the route
+# isolate) while a host file is missing. `pip install ./python` is the route
 # for users; this is the route for the tests.
 PYTHON     ?= /usr/bin/python3
 PYINC      ?= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null)
@@ -212,9 +219,9 @@ install-python: python
 	install -m 0644 $(B)/python/memfence/_bootstrap/*.py $(DESTDIR)$(PYLIBDIR)/memfence/_bootstrap/
 	install -m 0755 $(PY_EXT) $(DESTDIR)$(PYLIBDIR)/memfence/
 
-$(PY_EXT): python/memfence/_memfence.c include/memfence.h src/core/memory.h src/core/plan.h $(CORE_LIB)
+$(PY_EXT): python/memfence/_memfence.c include/memfence.h src/host/memory.h src/host/plan.h $(HOST_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DMF_HAVE_LIMITS -isystem $(PYINC) -fvisibility=hidden -shared \
-	  -o $@ $< $(CORE_LIB) -ldl -lpthread
+	  -o $@ $< $(HOST_LIB) -ldl -lpthread
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

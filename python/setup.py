@@ -1,7 +1,7 @@
 """Build of the C extension (the rest is in pyproject.toml).
 
 The extension takes the limit code from the memfence source tree next to
-this directory (../src/core), so that memfence.install() resolves limits
+this directory (../src/base and ../src/host), so that memfence.install() resolves limits
 exactly as `memfence exec` does. Built from a copy without that tree, it
 still builds, without install().
 """
@@ -11,12 +11,12 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-CORE = ["memory.c", "plan.c", "size.c"]
+CORE = [("host", "memory.c"), ("host", "plan.c"), ("base", "size.c")]
 
 sources = ["memfence/_memfence.c"]
 macros = [("_GNU_SOURCE", None), ("Py_LIMITED_API", "0x03080000")]
 include = [os.path.join(TOP, "include"), os.path.join(TOP, "src")]
-core = [os.path.join(TOP, "src", "core", f) for f in CORE]
+core = [os.path.join(TOP, "src", d, f) for d, f in CORE]
 if all(os.path.exists(p) for p in core) and os.path.exists(os.path.join(TOP, "include", "memfence.h")):
     sources += [os.path.relpath(p, HERE) for p in core]
     macros.append(("MF_HAVE_LIMITS", None))

@@ -24,8 +24,8 @@
 #include "memfence.h"
 
 #ifdef MF_HAVE_LIMITS
-#include "core/memory.h"
-#include "core/plan.h"
+#include "host/memory.h"
+#include "host/plan.h"
 #endif
 
 static int (*mf_active_fn)(void);

@@ -12,10 +12,7 @@
 #define MF_EXIT_NOEXEC 126 /* command found but not executable */
 #define MF_EXIT_NOTFOUND 127
 
-/* "memfence: <message>\n" on stderr. */
-void mf_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* "memfence: warning: <message>\n" on stderr. */
-void mf_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+#include "host/msg.h"
 
 /* Directory of the preload libraries: $MEMFENCE_LIBDIR, else next to the
  * memfence binary (build tree), else the install directory. Returns a

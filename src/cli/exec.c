@@ -11,7 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/launch.h"
-#include "core/size.h"
+#include "base/size.h"
 
 static void usage(FILE *f)
 {

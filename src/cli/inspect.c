@@ -22,9 +22,9 @@
 
 #include "cli/cli.h"
 #include "cli/launch.h"
-#include "core/memory.h"
-#include "core/plan.h"
-#include "core/size.h"
+#include "host/memory.h"
+#include "host/plan.h"
+#include "base/size.h"
 
 #define JSON_SCHEMA 1
 /* x86-64 glibc's ARCH_STACK_DEFAULT_SIZE, used when RLIMIT_STACK is

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "core/memory.h"
-#include "core/size.h"
+#include "host/memory.h"
+#include "base/size.h"
 
 const char mf_launch_help[] =
 	"Limits:\n"

@@ -7,7 +7,7 @@
 #include <getopt.h>
 #include <stddef.h>
 
-#include "core/plan.h"
+#include "host/plan.h"
 
 /* Options every launching command takes (getopt_long values). */
 enum {

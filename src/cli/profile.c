@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "core/profile.h"
-#include "core/size.h"
+#include "profile/profile.h"
+#include "base/size.h"
 
 static void usage(FILE *f)
 {

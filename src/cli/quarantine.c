@@ -19,8 +19,8 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
-#include "core/quarantine.h"
-#include "core/size.h"
+#include "store/quarantine.h"
+#include "base/size.h"
 
 #define EXIT_QUARANTINED 3
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
-#include "cli/sup.h"
+#include "supervisor/sup.h"
 
 static void usage(FILE *f)
 {

@@ -33,9 +33,9 @@
 
 #include "cli/cli.h"
 #include "cli/launch.h"
-#include "cli/sup.h"
-#include "core/quarantine.h"
-#include "core/size.h"
+#include "supervisor/sup.h"
+#include "store/quarantine.h"
+#include "base/size.h"
 
 /* ---- options: one table for the parser, the environment and --help ---- */
 

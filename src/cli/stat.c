@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "core/segread.h"
-#include "core/size.h"
+#include "host/segread.h"
+#include "base/size.h"
 
 #define LAST_DEFAULT 20 /* finished scopes shown per snapshot */
 

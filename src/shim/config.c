@@ -29,7 +29,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "core/size.h"
+#include "base/size.h"
 #include "shim/shim.h"
 
 struct mf_config mf_cfg;

@@ -31,7 +31,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "core/size.h"
+#include "base/size.h"
 #include "shim/prof.h"
 
 #define NATIVE_MAX 32 /* native frames kept per sample */

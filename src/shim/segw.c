@@ -22,7 +22,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/segread.h"
 #include "shim/shim.h"
 
 struct mf_seg_header *mf_seg;

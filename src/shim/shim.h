@@ -23,7 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "core/segment.h"
+#include "base/segment.h"
 #include "memfence.h"
 
 #define MF_LIKELY(x) __builtin_expect(!!(x), 1)

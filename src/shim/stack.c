@@ -16,7 +16,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#include "core/size.h"
+#include "base/size.h"
 
 #define MF_STACK_FLOOR (256u << 10) /* the command refuses less; so do we */
 

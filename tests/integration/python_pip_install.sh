@@ -7,7 +7,7 @@
 src=$MF_TMP/src
 mkdir -p "$src/src"
 cp -r "$MF_ROOT_DIR/python" "$MF_ROOT_DIR/include" "$src/"
-cp -r "$MF_ROOT_DIR/src/core" "$src/src/"
+cp -r "$MF_ROOT_DIR/src/base" "$MF_ROOT_DIR/src/host" "$src/src/"
 rm -rf "$src/python/build" "$src/python/"*.egg-info
 "$PY" -m venv --system-site-packages "$MF_TMP/venv" || fail "cannot make a virtual environment"
 ( cd "$src" && timeout 120 "$MF_TMP/venv/bin/pip" install --no-index --no-build-isolation ./python ) \

@@ -28,7 +28,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/segment.h"
+#include "base/segment.h"
 #include "shimtest.h"
 
 #define MIB (1ul << 20)

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/memory.h"
+#include "host/memory.h"
 #include "unit.h"
 
 #define MiB (1ull << 20)

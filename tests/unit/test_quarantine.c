@@ -14,7 +14,7 @@
 
 #include <sqlite3.h>
 
-#include "core/quarantine.h"
+#include "store/quarantine.h"
 #include "unit.h"
 
 static char dir[] = "/tmp/memfence-qtest.XXXXXX";

@@ -10,7 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/segread.h"
+#include "host/segread.h"
 #include "unit.h"
 
 static pid_t gone_pid(void)

@@ -2,7 +2,7 @@
  * test_size.c - sizes as people write them: what is accepted, what each
  * means, and what is refused with which reason.
  */
-#include "core/size.h"
+#include "base/size.h"
 #include "unit.h"
 
 #define KiB (1ull << 10)

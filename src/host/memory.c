@@ -9,7 +9,7 @@
  * makes its figure MF_UNKNOWN and adds a warning naming the file: the
  * answer is always given, and always says what it could not see.
  */
-#include "core/memory.h"
+#include "host/memory.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/size.h"
+#include "base/size.h"
 
 /* Generous for mountinfo on a busy Kubernetes node; a larger file is not
  * one the kernel wrote. */

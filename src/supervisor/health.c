@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/sup.h"
-#include "core/size.h"
+#include "supervisor/sup.h"
+#include "base/size.h"
 
 #define LEARN_MIN 20 /* finished scopes before the learned need is used */
 

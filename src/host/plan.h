@@ -9,7 +9,7 @@
 #define MF_PLAN_H
 
 #include <stdint.h>
-#include "core/memory.h"
+#include "host/memory.h"
 
 enum mf_rlimit_kind { MF_RLIMIT_DATA = 0, MF_RLIMIT_AS, MF_RLIMIT_NONE };
 

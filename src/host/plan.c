@@ -1,7 +1,7 @@
 /*
  * plan.c - from a memory limit to the limits memfence applies.
  */
-#include "core/plan.h"
+#include "host/plan.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "core/size.h"
+#include "base/size.h"
 
 const char *mf_rlimit_name(enum mf_rlimit_kind k)
 {

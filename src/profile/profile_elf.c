@@ -17,7 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/profile.h"
+#include "profile/profile.h"
 
 struct sym {
 	uint64_t lo, hi;

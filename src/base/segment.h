@@ -163,4 +163,8 @@ int mf_seg_validate(const void *mem, uint64_t len);
 struct mf_seg_slot *mf_seg_slot_at(const struct mf_seg_header *h, uint32_t i);
 struct mf_seg_record *mf_seg_record_at(const struct mf_seg_header *h, uint64_t index);
 
+/* Name of the memfd a shim makes its own segment in when it finds no
+ * MEMFENCE_SEGMENT (seen as "/memfd:memfence.seg (deleted)" in /proc). */
+#define MF_SEG_MEMFD_NAME "memfence.seg"
+
 #endif

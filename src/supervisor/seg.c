@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/sup.h"
+#include "supervisor/sup.h"
 #include "memfence.h"
 
 #define RELAXED(p) __atomic_load_n((p), __ATOMIC_RELAXED)

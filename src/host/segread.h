@@ -22,11 +22,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "core/segment.h"
-
-/* Name of the memfd a shim makes its own segment in when it finds no
- * MEMFENCE_SEGMENT (seen as "/memfd:memfence.seg (deleted)" in /proc). */
-#define MF_SEG_MEMFD_NAME "memfence.seg"
+#include "base/segment.h"
 
 /* Extra error codes, beyond errno values (all negative). */
 #define MF_SEGREAD_EFORMAT (-10000) /* not a segment, wrong version, truncated */

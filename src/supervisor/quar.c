@@ -19,10 +19,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "cli/sup.h"
-#include "core/quarantine.h"
-#include "core/size.h"
+#include "host/msg.h"
+#include "supervisor/sup.h"
+#include "store/quarantine.h"
+#include "base/size.h"
 
 #define QUEUE_LEN 128
 

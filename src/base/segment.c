@@ -3,7 +3,7 @@
  *
  * Shim-safe: libc only, no allocation (it is compiled into libmemfence.so).
  */
-#include "core/segment.h"
+#include "base/segment.h"
 
 #include <string.h>
 #include <time.h>

@@ -23,7 +23,7 @@
  * copy) counts once. A single-node Redis (or a primary) is assumed: the
  * scripts touch several keys, which Redis Cluster would refuse.
  */
-#include "core/quarantine.h"
+#include "store/quarantine.h"
 
 #include <ctype.h>
 #include <errno.h>

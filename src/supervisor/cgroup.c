@@ -11,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/sup.h"
+#include "supervisor/sup.h"
 
 uint64_t sup_now_ms(void)
 {

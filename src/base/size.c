@@ -5,7 +5,7 @@
  * with strtod so that "1e3M", "0x10M", " 5M" and locale decimal commas are
  * refused instead of silently meaning something else.
  */
-#include "core/size.h"
+#include "base/size.h"
 
 #include <stdio.h>
 #include <string.h>

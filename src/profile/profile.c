@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/profile.h"
+#include "profile/profile.h"
 
 struct rawmod {
 	char *path;

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cli/sup.h"
+#include "supervisor/sup.h"
 
 const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS] = {
 	4ull << 10,   16ull << 10,  64ull << 10,  256ull << 10,

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "core/profile.h"
+#include "profile/profile.h"
 
 static const char *view_names[] = {"allocated", "live", "peak", "failure"};
 static const char *view_help[] = {

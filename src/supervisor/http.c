@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/sup.h"
+#include "supervisor/sup.h"
 
 #define HTTP_CONNECTIONS 64     /* connections at once, all clients */
 #define HTTP_PER_IP 16          /* connections at once from one address */

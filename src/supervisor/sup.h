@@ -15,9 +15,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "core/memory.h"
-#include "core/segment.h"
-#include "core/segread.h"
+#include "host/memory.h"
+#include "base/segment.h"
+#include "host/segread.h"
 
 #define SUP_MAX_SCOPES 128   /* in-flight scopes kept per snapshot */
 #define SUP_MAX_PROCS 64     /* processes shown (segment slots) */

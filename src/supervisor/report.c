@@ -19,9 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
-#include "cli/sup.h"
-#include "core/size.h"
+#include "host/msg.h"
+#include "supervisor/sup.h"
+#include "base/size.h"
 
 #define JOURNAL "journal.json"
 #define REPORTS_KEPT 100 /* a crash loop must not fill the disk */

@@ -4,7 +4,7 @@
  * See segread.h for the contract and core/segment.h for the layout and
  * its seqlock rules.
  */
-#include "core/segread.h"
+#include "host/segread.h"
 
 #include <dirent.h>
 #include <errno.h>
