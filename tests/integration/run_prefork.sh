@@ -57,8 +57,14 @@ for i in $(seq 200); do [ "$(ls "$MF_TMP"/worker-* 2>/dev/null | wc -l)" = 3 ] &
 [ "$(ls "$MF_TMP"/worker-* 2>/dev/null | wc -l)" = 3 ] || fail "workers did not finish: $(cat "$MF_TMP/err")"
 refused=$(cat "$MF_TMP"/worker-* | awk '{ s += $2 } END { print s }')
 [ "$refused" -ge 1 ] || fail "no allocation was refused: $(cat "$MF_TMP"/worker-*)"
-m=$(curl -s --max-time 2 "http://127.0.0.1:$PORT/metrics")
-n=$(echo "$m" | awk -F' ' '/^memfence_allocation_failures_total\{cause="container"\}/ { print $2 }')
+# The supervisor samples the segment every 100 ms: the workers' last
+# refusals reach /metrics at the next sample, not at once.
+for i in $(seq 30); do
+	m=$(curl -s --max-time 2 "http://127.0.0.1:$PORT/metrics")
+	n=$(echo "$m" | awk -F' ' '/^memfence_allocation_failures_total\{cause="container"\}/ { print $2 }')
+	[ -n "$n" ] && [ "$n" -ge "$refused" ] && break
+	sleep 0.1
+done
 [ -n "$n" ] && [ "$n" -ge "$refused" ] || fail "container refusals in /metrics: '$n', workers saw $refused"
 touch "$MF_TMP/done"
 wait "$SUP"

@@ -1,0 +1,269 @@
+/*
+ * model.c - per-name distributions and the live heap's floor (model.h).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/model.h"
+
+/* ---- distributions ---- */
+
+static unsigned dist_bucket(uint64_t v)
+{
+	if (v < 4096)
+		return 0;
+	unsigned lg = 63u - (unsigned)__builtin_clzll(v);  /* 12 .. 63 */
+	unsigned o = lg - 12;
+	if (o > 27)
+		return MF_DIST_BUCKETS - 1;
+	unsigned q = (unsigned)((v >> (lg - 2)) & 3);       /* two bits below the top */
+	return 1 + o * 4 + q;
+}
+
+static uint64_t dist_upper(unsigned i)
+{
+	if (i == 0)
+		return 4096;
+	unsigned o = (i - 1) / 4, q = (i - 1) % 4;
+	return (1ull << (o + 12)) / 4 * (5 + q);
+}
+
+void mf_dist_add(struct mf_dist *d, uint64_t v)
+{
+	d->count++;
+	d->sum += v;
+	if (v > d->max)
+		d->max = v;
+	d->b[dist_bucket(v)]++;
+}
+
+uint64_t mf_dist_quantile(const struct mf_dist *d, double q)
+{
+	if (d->count == 0)
+		return 0;
+	if (!(q > 0))
+		q = 1e-9;
+	if (q > 1)
+		q = 1;
+	uint64_t rank = (uint64_t)ceil(q * (double)d->count), seen = 0;
+	if (rank == 0)
+		rank = 1;
+	for (unsigned i = 0; i < MF_DIST_BUCKETS; i++) {
+		seen += d->b[i];
+		if (seen >= rank) {
+			/* The last bucket is open-ended: its edge is the max. */
+			uint64_t up = i == MF_DIST_BUCKETS - 1 ? d->max : dist_upper(i);
+			return up < d->max ? up : d->max;
+		}
+	}
+	return d->max;
+}
+
+/* ---- names ---- */
+
+void mf_model_init(struct mf_model *m, uint64_t window_s)
+{
+	memset(m, 0, sizeof(*m));
+	m->version = MF_MODEL_VERSION;
+	m->window_s = window_s ? window_s : MF_MODEL_WINDOW_S;
+}
+
+const struct mf_model_name *mf_model_find(const struct mf_model *m, const char *name)
+{
+	for (uint32_t i = 0; i < m->nnames; i++)
+		if (strncmp(m->names[i].name, name, MF_MODEL_NAME_LEN) == 0)
+			return &m->names[i];
+	return NULL;
+}
+
+static struct mf_model_name *name_get(struct mf_model *m, const char *name)
+{
+	struct mf_model_name *n = (struct mf_model_name *)mf_model_find(m, name);
+
+	if (n || m->nnames >= MF_MODEL_NAMES)
+		return n;
+	n = &m->names[m->nnames++];
+	memset(n, 0, sizeof(*n));
+	strncpy(n->name, name, MF_MODEL_NAME_LEN - 1);
+	return n;
+}
+
+void mf_model_scope(struct mf_model *m, const char *name, const char *id, uint64_t peak,
+		    int64_t net, int failed, uint64_t t_s)
+{
+	struct mf_model_name *n = name_get(m, name && *name ? name : "(unnamed)");
+
+	if (!n) {
+		m->dropped++;
+		return;
+	}
+	if (n->count == 0)
+		n->first_s = t_s;
+	n->last_s = t_s;
+	n->count++;
+	if (failed)
+		n->failed++;
+	mf_dist_add(&n->peak, peak);
+	mf_dist_add(&n->retained, net > 0 ? (uint64_t)net : 0);
+	n->retained_sum += net;
+	n->recent[n->recent_pos] = net;
+	n->recent_pos = (n->recent_pos + 1) % MF_MODEL_RECENT;
+	if (n->nrecent < MF_MODEL_RECENT)
+		n->nrecent++;
+	if (peak >= n->max_peak) {
+		n->max_peak = peak;
+		n->max_at_s = t_s;
+		n->max_failed = failed != 0;
+		n->max_id[0] = '\0';
+		if (id)
+			strncpy(n->max_id, id, MF_MODEL_NAME_LEN - 1);
+		n->max_id[MF_MODEL_NAME_LEN - 1] = '\0';
+	}
+}
+
+uint64_t mf_model_need(const struct mf_model *m, const char *name, double q,
+		       uint64_t min_count)
+{
+	if (name) {
+		const struct mf_model_name *n = mf_model_find(m, name);
+		return n && n->count >= min_count && n->count > 0 ? mf_dist_quantile(&n->peak, q) : 0;
+	}
+	struct mf_dist all;
+	memset(&all, 0, sizeof(all));
+	for (uint32_t i = 0; i < m->nnames; i++) {
+		const struct mf_dist *d = &m->names[i].peak;
+		all.count += d->count;
+		all.sum += d->sum;
+		if (d->max > all.max)
+			all.max = d->max;
+		for (unsigned b = 0; b < MF_DIST_BUCKETS; b++)
+			all.b[b] += d->b[b];
+	}
+	return all.count >= min_count && all.count > 0 ? mf_dist_quantile(&all, q) : 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int64_t mf_model_recent_retained(const struct mf_model_name *n)
+{
+	int64_t v[MF_MODEL_RECENT];
+
+	if (n->nrecent == 0)
+		return 0;
+	memcpy(v, n->recent, n->nrecent * sizeof(v[0]));
+	qsort(v, n->nrecent, sizeof(v[0]), cmp_i64);
+	return v[(n->nrecent - 1) / 2];
+}
+
+int mf_model_name_retains(const struct mf_model_name *n, uint64_t min_bytes)
+{
+	if (n->nrecent < 16)
+		return 0;
+	int64_t med = mf_model_recent_retained(n);
+	uint64_t level = mf_dist_quantile(&n->peak, 0.5) / 100;
+
+	if (level < min_bytes)
+		level = min_bytes;
+	return med > 0 && (uint64_t)med > level;
+}
+
+/* ---- the floor of the live heap ---- */
+
+static void floor_close(struct mf_model *m)
+{
+	if (!m->cur_open)
+		return;
+	m->floors[m->floor_pos] = m->cur;
+	m->floor_pos = (m->floor_pos + 1) % MF_MODEL_FLOORS;
+	if (m->nfloors < MF_MODEL_FLOORS)
+		m->nfloors++;
+	m->cur_open = 0;
+}
+
+void mf_model_heap(struct mf_model *m, uint64_t t_s, uint64_t live, uint32_t in_flight)
+{
+	if (m->cur_open && t_s >= m->cur.t_s + m->window_s)
+		floor_close(m);
+	if (!m->cur_open) {
+		m->cur.t_s = t_s - t_s % m->window_s;
+		m->cur.floor = live;
+		m->cur.high = live;
+		m->cur.max_in_flight = in_flight;
+		m->cur_open = 1;
+		return;
+	}
+	if (live < m->cur.floor)
+		m->cur.floor = live;
+	if (live > m->cur.high)
+		m->cur.high = live;
+	if (in_flight > m->cur.max_in_flight)
+		m->cur.max_in_flight = in_flight;
+}
+
+const struct mf_model_floor *mf_model_floor_at(const struct mf_model *m, uint32_t i)
+{
+	uint32_t start = (m->floor_pos + MF_MODEL_FLOORS - m->nfloors) % MF_MODEL_FLOORS;
+
+	return &m->floors[(start + i) % MF_MODEL_FLOORS];
+}
+
+/* Least-squares slope of floor against time over windows [from, n). */
+static double slope_of(const struct mf_model *m, uint32_t from, uint32_t n)
+{
+	double st = 0, sf = 0, stt = 0, stf = 0, k = n - from;
+
+	if (k < 2)
+		return 0;
+	double t0 = (double)mf_model_floor_at(m, from)->t_s;
+	for (uint32_t i = from; i < n; i++) {
+		const struct mf_model_floor *f = mf_model_floor_at(m, i);
+		double t = (double)f->t_s - t0, y = (double)f->floor;
+		st += t;
+		sf += y;
+		stt += t * t;
+		stf += t * y;
+	}
+	double den = k * stt - st * st;
+	return den > 0 ? (k * stf - st * sf) / den : 0;
+}
+
+void mf_model_leak(const struct mf_model *m, uint64_t budget, uint32_t min_windows,
+		   uint64_t min_rise, struct mf_leak *out)
+{
+	uint32_t n = m->nfloors;
+
+	memset(out, 0, sizeof(*out));
+	out->forecast_s = -1;
+	out->windows = n;
+	if (n < 2)
+		return;
+	out->floor_first = mf_model_floor_at(m, 0)->floor;
+	out->floor_last = mf_model_floor_at(m, n - 1)->floor;
+	out->slope = slope_of(m, 0, n);
+	out->recent_slope = slope_of(m, n / 2, n);
+	if (n < (min_windows < 3 ? 3 : min_windows))
+		return;
+	if (out->floor_last <= out->floor_first + min_rise)
+		return;
+	/* A fill-then-flat cache has its rise in the old half only; noise has
+	 * no sustained rise in either. */
+	if (out->slope <= 0 || out->recent_slope <= 0)
+		return;
+	/* The recent half must carry a real share of the rise, not a wobble:
+	 * at least a quarter of the overall rate. */
+	if (out->recent_slope < out->slope / 4)
+		return;
+	out->leaking = 1;
+	if (budget > out->floor_last) {
+		double s = (double)(budget - out->floor_last) / out->recent_slope;
+		out->forecast_s = s > 1e9 ? -1 : (int64_t)s;
+	} else if (budget) {
+		out->forecast_s = 0;
+	}
+}

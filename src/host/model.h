@@ -1,0 +1,140 @@
+/*
+ * model.h - what memfence has learned about a program's memory: one model per
+ * question, shared by every consumer.
+ *
+ * Per scope name (a kind of request or task): how many ended, how many
+ * failed on memory, and the distributions of peak bytes (what one needs) and
+ * retained bytes (net left behind when it ended); the largest one seen, by
+ * id. For the process: the floor of the live heap, window by window (the
+ * least it held while serving), its slope and a forecast of when the budget
+ * is reached.
+ *
+ * Consumers: the health rules (the need of a typical request), the
+ * admission gate (the need of this kind of request), leak detection and
+ * recycling (slope, forecast, retained bytes per call), `memfence diagnose`
+ * and /status. The model's memory is fixed (MF_MODEL_NAMES names; names past
+ * that are counted as dropped), so the supervisor can keep it for ever; it
+ * is plain data, saved and loaded as JSON (model_json.c) so that a diagnosis
+ * still works after the container died.
+ *
+ * Leaks and false alarms: a leak is a floor that keeps rising. A cache that
+ * fills and then stays flat rises once and stops; bursty traffic raises the
+ * heap during bursts but not the floor between them. So the verdict asks for
+ * a rise over the whole history of windows *and* over its recent half, and
+ * per scope name for a median of recent retained bytes above a noise level,
+ * not a mean (one request that fills a cache is not a leak).
+ */
+#ifndef MF_MODEL_H
+#define MF_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MF_MODEL_NAMES 64      /* scope names with a model of their own */
+#define MF_MODEL_NAME_LEN 64   /* as MF_SEG_NAME_LEN */
+#define MF_MODEL_RECENT 32     /* recent retained values kept per name */
+#define MF_MODEL_FLOORS 120    /* windows of the live heap's floor kept */
+/* Quarter powers of two from 4 KiB (bucket 0 holds everything below) up to
+ * 2^40 bytes: a quantile is the upper edge of its bucket, at most 19 % above
+ * the true value, which errs on the side of needing more. */
+#define MF_DIST_BUCKETS 113
+
+struct mf_dist {
+	uint64_t count;
+	uint64_t sum;
+	uint64_t max;
+	uint64_t b[MF_DIST_BUCKETS];
+};
+
+void mf_dist_add(struct mf_dist *d, uint64_t v);
+/* The q-quantile (0 < q <= 1), as the upper edge of its bucket (capped at
+ * the largest value seen); 0 when empty. */
+uint64_t mf_dist_quantile(const struct mf_dist *d, double q);
+
+struct mf_model_name {
+	char name[MF_MODEL_NAME_LEN];
+	uint64_t count;            /* scopes ended */
+	uint64_t failed;           /* of which ended with an allocation refused */
+	struct mf_dist peak;       /* peak net bytes of each scope */
+	struct mf_dist retained;   /* net bytes left when it ended (0 if negative) */
+	int64_t retained_sum;      /* signed sum of nets */
+	int64_t recent[MF_MODEL_RECENT]; /* the last nets, a ring */
+	uint32_t nrecent, recent_pos;
+	uint64_t first_s, last_s;  /* unix seconds of the first and last end */
+	uint64_t max_peak;         /* the largest peak seen, and its scope */
+	char max_id[MF_MODEL_NAME_LEN];
+	uint64_t max_at_s;
+	int max_failed;
+};
+
+struct mf_model_floor {
+	uint64_t t_s;              /* start of the window, unix seconds */
+	uint64_t floor;            /* least live heap seen in the window */
+	uint64_t high;             /* most live heap seen in the window */
+	uint32_t max_in_flight;    /* most scopes in flight at one sample */
+};
+
+struct mf_model {
+	uint32_t version;          /* MF_MODEL_VERSION, checked on load */
+	uint32_t nnames;
+	uint64_t dropped;          /* scopes whose name found no room */
+	struct mf_model_name names[MF_MODEL_NAMES];
+	uint64_t window_s;         /* length of a floor window */
+	struct mf_model_floor floors[MF_MODEL_FLOORS]; /* a ring */
+	uint32_t nfloors, floor_pos;
+	struct mf_model_floor cur; /* the window being filled */
+	int cur_open;
+};
+
+#define MF_MODEL_VERSION 1
+#define MF_MODEL_WINDOW_S 10   /* default floor window */
+
+void mf_model_init(struct mf_model *m, uint64_t window_s);
+
+/* A scope ended: its name and id, peak and net bytes, whether an allocation
+ * was refused in it, and when (unix seconds). */
+void mf_model_scope(struct mf_model *m, const char *name, const char *id, uint64_t peak,
+		    int64_t net, int failed, uint64_t t_s);
+
+/* One sample of the process (all processes of the program): live heap
+ * bytes and scopes in flight, at unix second t_s. */
+void mf_model_heap(struct mf_model *m, uint64_t t_s, uint64_t live, uint32_t in_flight);
+
+/* The model of one name, or NULL. */
+const struct mf_model_name *mf_model_find(const struct mf_model *m, const char *name);
+
+/* What a scope of this name needs: the q-quantile of its peaks once at
+ * least min_count ended; else 0. With name NULL, over every name (the
+ * typical request of the program). */
+uint64_t mf_model_need(const struct mf_model *m, const char *name, double q,
+		       uint64_t min_count);
+
+/* Median of the recent retained bytes of a name (signed; 0 when none). */
+int64_t mf_model_recent_retained(const struct mf_model_name *n);
+
+/* Does this name leave memory behind call after call? At least 16 recent
+ * calls whose median retained bytes pass max(min_bytes, 1 % of the median
+ * peak). */
+int mf_model_name_retains(const struct mf_model_name *n, uint64_t min_bytes);
+
+struct mf_leak {
+	int leaking;               /* the floor keeps rising */
+	uint32_t windows;          /* windows the verdict rests on */
+	double slope;              /* bytes per second over those windows */
+	double recent_slope;       /* over their recent half */
+	uint64_t floor_first, floor_last;
+	int64_t forecast_s;        /* seconds until the floor reaches the
+				    * budget at this slope; -1 = never/unknown */
+};
+
+/* Leak verdict from the floors (closed windows only), against budget
+ * (bytes; 0 = no forecast). A leak needs at least min_windows windows, a
+ * rise of more than min_rise bytes from first to last, and a positive
+ * slope both over all windows and over the recent half. */
+void mf_model_leak(const struct mf_model *m, uint64_t budget, uint32_t min_windows,
+		   uint64_t min_rise, struct mf_leak *out);
+
+/* The i-th closed floor window, oldest first (i < nfloors). */
+const struct mf_model_floor *mf_model_floor_at(const struct mf_model *m, uint32_t i);
+
+#endif

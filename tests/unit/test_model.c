@@ -1,0 +1,252 @@
+/*
+ * test_model.c - the model of a program's memory: distributions, needs,
+ * retained bytes per name, and the leak verdict on the live heap's floor,
+ * including the two shapes that must not be called a leak (a cache that
+ * fills and stays flat; bursty traffic).
+ */
+#include <stdlib.h>
+
+#include "host/model.h"
+#include "host/model_json.h"
+#include "unit.h"
+
+#define KiB (1ull << 10)
+#define MiB (1ull << 20)
+
+static struct mf_model M;
+
+static void test_dist(void)
+{
+	struct mf_dist d;
+
+	memset(&d, 0, sizeof(d));
+	CHECK_EQ_U64(mf_dist_quantile(&d, 0.95), 0);
+	for (uint64_t i = 1; i <= 100; i++)
+		mf_dist_add(&d, i * MiB);
+	CHECK_EQ_U64(d.count, 100);
+	CHECK_EQ_U64(d.max, 100 * MiB);
+	/* Bucket upper edges: never below the true quantile, at most 25 %
+	 * above it (a quarter power of two). */
+	uint64_t p50 = mf_dist_quantile(&d, 0.5), p95 = mf_dist_quantile(&d, 0.95);
+	CHECK(p50 >= 50 * MiB && p50 <= 50 * MiB * 5 / 4);
+	CHECK(p95 >= 95 * MiB && p95 <= 100 * MiB);
+	CHECK_EQ_U64(mf_dist_quantile(&d, 1.0), 100 * MiB);
+	/* Small values and huge ones stay in range. */
+	mf_dist_add(&d, 0);
+	mf_dist_add(&d, 1ull << 50);
+	CHECK_EQ_U64(mf_dist_quantile(&d, 1.0), 1ull << 50);
+	CHECK(mf_dist_quantile(&d, 0.001) <= 4096);
+}
+
+static void test_names(void)
+{
+	mf_model_init(&M, 0);
+	CHECK_EQ_U64(M.window_s, MF_MODEL_WINDOW_S);
+	for (int i = 0; i < 40; i++)
+		mf_model_scope(&M, "GET /a", "r", (uint64_t)(10 + i % 5) * MiB, 0, 0, 1000 + i);
+	mf_model_scope(&M, "GET /a", "big-1", 900 * MiB, 0, 1, 2000);
+	for (int i = 0; i < 10; i++)
+		mf_model_scope(&M, "POST /b", NULL, 2 * MiB, 0, 0, 1000);
+
+	const struct mf_model_name *a = mf_model_find(&M, "GET /a");
+	CHECK(a != NULL);
+	CHECK_EQ_U64(a->count, 41);
+	CHECK_EQ_U64(a->failed, 1);
+	CHECK_EQ_U64(a->max_peak, 900 * MiB);
+	CHECK_STR(a->max_id, "big-1");
+	CHECK(a->max_failed == 1);
+	CHECK_EQ_U64(a->first_s, 1000);
+	CHECK_EQ_U64(a->last_s, 2000);
+	/* The p90 need of /a ignores the one oversized request. */
+	uint64_t need = mf_model_need(&M, "GET /a", 0.9, 20);
+	CHECK(need >= 14 * MiB && need <= 18 * MiB);
+	/* Too few scopes of /b: no need learned yet. */
+	CHECK_EQ_U64(mf_model_need(&M, "POST /b", 0.9, 20), 0);
+	CHECK_EQ_U64(mf_model_need(&M, "nope", 0.9, 0), 0);
+	/* Over every name. */
+	uint64_t all = mf_model_need(&M, NULL, 0.5, 20);
+	CHECK(all >= 10 * MiB && all <= 14 * MiB);
+	/* Unnamed scopes share one model. */
+	mf_model_scope(&M, "", NULL, 1, 0, 0, 1);
+	CHECK(mf_model_find(&M, "(unnamed)") != NULL);
+	/* Names past the table are counted, not kept. */
+	char nm[32];
+	for (int i = 0; i < MF_MODEL_NAMES + 10; i++) {
+		snprintf(nm, sizeof(nm), "n%d", i);
+		mf_model_scope(&M, nm, NULL, 1, 0, 0, 1);
+	}
+	CHECK_EQ_U64(M.nnames, MF_MODEL_NAMES);
+	CHECK(M.dropped > 0);
+}
+
+static void test_retained(void)
+{
+	mf_model_init(&M, 10);
+	/* A leaking handler: keeps 2 MiB of every call. */
+	for (int i = 0; i < 30; i++)
+		mf_model_scope(&M, "leaky", NULL, 8 * MiB, (int64_t)(2 * MiB), 0, 100 + i);
+	const struct mf_model_name *l = mf_model_find(&M, "leaky");
+	CHECK_EQ_U64((uint64_t)mf_model_recent_retained(l), 2 * MiB);
+	CHECK(mf_model_name_retains(l, 64 * KiB));
+
+	/* A cache: the first calls keep 1 MiB each (misses), then hits keep
+	 * nothing: not retaining once the recent calls are hits. */
+	for (int i = 0; i < 20; i++)
+		mf_model_scope(&M, "cached", NULL, 4 * MiB, (int64_t)MiB, 0, 100 + i);
+	for (int i = 0; i < 40; i++)
+		mf_model_scope(&M, "cached", NULL, 4 * MiB, i % 7 == 0 ? 4096 : -512, 0, 200 + i);
+	CHECK(!mf_model_name_retains(mf_model_find(&M, "cached"), 64 * KiB));
+
+	/* Noise: a few bytes either way. */
+	for (int i = 0; i < 40; i++)
+		mf_model_scope(&M, "noisy", NULL, 4 * MiB, (i % 2) ? 3000 : -3000, 0, 100 + i);
+	CHECK(!mf_model_name_retains(mf_model_find(&M, "noisy"), 64 * KiB));
+	/* Too few calls to say. */
+	mf_model_init(&M, 10);
+	for (int i = 0; i < 10; i++)
+		mf_model_scope(&M, "young", NULL, 8 * MiB, (int64_t)(2 * MiB), 0, 100 + i);
+	CHECK(!mf_model_name_retains(mf_model_find(&M, "young"), 64 * KiB));
+}
+
+/* Feed one sample a second for secs seconds, live(t) from fn. */
+static void feed(uint64_t t0, uint64_t secs, uint64_t (*fn)(uint64_t t))
+{
+	for (uint64_t t = t0; t < t0 + secs; t++)
+		mf_model_heap(&M, t, fn(t - t0), 4);
+}
+
+static uint64_t leak_fn(uint64_t t) { return 50 * MiB + t * 200 * KiB + (t % 3) * 5 * MiB; }
+static uint64_t cache_fn(uint64_t t)
+{
+	uint64_t c = t < 100 ? t * MiB : 100 * MiB; /* fills for 100 s, then flat */
+	return 50 * MiB + c + (t % 4) * 3 * MiB;
+}
+static uint64_t bursty_fn(uint64_t t)
+{
+	/* Bursts of 150 MiB for 20 s every 60 s; between them the floor. */
+	return 60 * MiB + ((t % 60) < 20 ? 150 * MiB : 0) + (t % 5) * MiB;
+}
+static uint64_t flat_fn(uint64_t t) { return 80 * MiB + (t % 7) * MiB; }
+
+static void test_leak(void)
+{
+	struct mf_leak lk;
+
+	/* A leak: 200 KiB/s over 10 minutes, with noise on top. */
+	mf_model_init(&M, 10);
+	feed(10000, 600, leak_fn);
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+	CHECK(lk.leaking);
+	CHECK(lk.slope > 150 * 1024 && lk.slope < 250 * 1024);
+	CHECK(lk.forecast_s > 0);
+	/* (512 - ~167) MiB at 200 KiB/s: about 1770 s. */
+	CHECK(lk.forecast_s > 1400 && lk.forecast_s < 2200);
+	CHECK(lk.windows >= 59);
+
+	/* A cache that fills in 100 s, then stays flat for 15 minutes. */
+	mf_model_init(&M, 10);
+	feed(10000, 1000, cache_fn);
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+	CHECK(!lk.leaking);
+	CHECK_EQ_U64((uint64_t)lk.forecast_s, (uint64_t)-1);
+
+	/* Bursty traffic: high peaks, flat floor. */
+	mf_model_init(&M, 10);
+	feed(10000, 900, bursty_fn);
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+	CHECK(!lk.leaking);
+
+	/* Flat with noise. */
+	mf_model_init(&M, 10);
+	feed(10000, 900, flat_fn);
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+	CHECK(!lk.leaking);
+
+	/* Too little history to say anything. */
+	mf_model_init(&M, 10);
+	feed(10000, 40, leak_fn);
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+	CHECK(!lk.leaking);
+
+	/* Past the budget already: forecast 0. */
+	mf_model_init(&M, 10);
+	feed(10000, 600, leak_fn);
+	mf_model_leak(&M, 100 * MiB, 6, 4 * MiB, &lk);
+	CHECK(lk.leaking);
+	CHECK_EQ_U64((uint64_t)lk.forecast_s, 0);
+
+	/* The ring keeps the newest MF_MODEL_FLOORS windows, oldest first. */
+	mf_model_init(&M, 10);
+	feed(0, 10 * (MF_MODEL_FLOORS + 20), flat_fn);
+	CHECK_EQ_U64(M.nfloors, MF_MODEL_FLOORS);
+	CHECK(mf_model_floor_at(&M, 0)->t_s < mf_model_floor_at(&M, MF_MODEL_FLOORS - 1)->t_s);
+	CHECK_EQ_U64(mf_model_floor_at(&M, MF_MODEL_FLOORS - 1)->t_s,
+		     10 * (MF_MODEL_FLOORS + 20) - 20);
+}
+
+static void test_json(void)
+{
+	static struct mf_model back;
+	char err[128];
+	struct mf_leak a, b;
+
+	mf_model_init(&M, 10);
+	for (int i = 0; i < 40; i++)
+		mf_model_scope(&M, "GET /a", i == 3 ? "big" : "r", (uint64_t)(5 + i) * MiB,
+			       (int64_t)(i % 3) * 4096 - 4096, i == 3, 1000 + i);
+	feed(10000, 600, leak_fn);
+	json_t *j = mf_model_json(&M);
+	CHECK(j != NULL);
+	char *text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	json_error_t jerr;
+	j = json_loads(text, 0, &jerr);
+	free(text);
+	CHECK(mf_model_from_json(j, &back, err, sizeof(err)) == 0);
+	json_decref(j);
+	const struct mf_model_name *n = mf_model_find(&back, "GET /a");
+	CHECK(n != NULL);
+	CHECK_EQ_U64(n->count, 40);
+	CHECK_EQ_U64(n->failed, 1);
+	CHECK_STR(n->max_id, "r");
+	CHECK(memcmp(&n->peak, &mf_model_find(&M, "GET /a")->peak, sizeof(n->peak)) == 0);
+	CHECK_EQ_U64((uint64_t)mf_model_recent_retained(n),
+		     (uint64_t)mf_model_recent_retained(mf_model_find(&M, "GET /a")));
+	CHECK_EQ_U64(back.nfloors, M.nfloors);
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &a);
+	mf_model_leak(&back, 512 * MiB, 6, 4 * MiB, &b);
+	CHECK(a.leaking && b.leaking);
+	CHECK_EQ_U64((uint64_t)a.forecast_s, (uint64_t)b.forecast_s);
+
+	/* Refused: another version, a wrong type, bucket indices out of range. */
+	static const char *bad[] = {
+		"[]",
+		"{\"memfence_model\": 2, \"window_s\": 10, \"names\": [], \"floors\": []}",
+		"{\"memfence_model\": 1, \"window_s\": 0, \"names\": [], \"floors\": []}",
+		"{\"memfence_model\": 1, \"window_s\": 10, \"names\": [{\"name\": \"x\"}], \"floors\": []}",
+		"{\"memfence_model\": 1, \"window_s\": 10, \"names\": [], \"floors\": [[1, -2, 3, 4]]}",
+		"{\"memfence_model\": 1, \"window_s\": 10, \"names\": [{\"name\": \"x\", \"count\": 1, "
+		"\"failed\": 0, \"first_s\": 0, \"last_s\": 0, \"max_peak\": 0, \"max_at_s\": 0, "
+		"\"retained_sum\": 0, \"recent\": [], \"peak\": {\"count\": 1, \"sum\": 1, \"max\": 1, "
+		"\"b\": [[500, 1]]}, \"retained\": {\"count\": 0, \"sum\": 0, \"max\": 0, \"b\": []}}], "
+		"\"floors\": []}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		j = json_loads(bad[i], 0, &jerr);
+		CHECK(j != NULL);
+		err[0] = '\0';
+		CHECK(mf_model_from_json(j, &back, err, sizeof(err)) == -1);
+		CHECK(err[0] != '\0');
+		json_decref(j);
+	}
+}
+
+int main(void)
+{
+	test_dist();
+	test_names();
+	test_retained();
+	test_leak();
+	test_json();
+	return unit_done("test_model");
+}
