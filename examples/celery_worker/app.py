@@ -61,9 +61,18 @@ def crunch(self, n, mib=4):
 
 
 @app.task(bind=True, name="tasks.explode")
-def explode(self, mib=2048):
+def explode(self, mib=2048, kind="blocks"):
+    """Build `mib` MiB: 8 MiB blocks ("blocks"), or ("mixed") what a task
+    decoding a large input builds: lists of ints, small dicts and 1 MiB
+    bytearrays, about 2 MiB per round, which leaves the heap fragmented."""
     _started(self.name, self.request.id)
     blocks = []
+    if kind == "mixed":
+        for i in range(mib // 2):
+            blocks.append(list(range(i, i + 20000)))                        # ~0.7 MiB of ints
+            blocks.append([{"k": j, "v": str(j)} for j in range(1000)])     # ~0.3 MiB of dicts
+            blocks.append(bytearray(MIB))
+        return len(blocks)
     for i in range(mib // 8):
         blocks.append(bytes([i % 251]) * (8 * MIB))   # touched: really resident
     return len(blocks)

@@ -19,6 +19,8 @@ def main():
     ap.add_argument("--normal", type=int, default=20)
     ap.add_argument("--poison", type=int, default=1)
     ap.add_argument("--poison-mib", type=int, default=2048)
+    ap.add_argument("--poison-kind", choices=("blocks", "mixed"), default="blocks",
+                    help="what the poison task builds (see tasks.explode)")
     ap.add_argument("--poison-id", default=None, help="task id of the first poison task")
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--no-wait", action="store_true")
@@ -27,7 +29,7 @@ def main():
     sent, poison = [], []
     for i in range(a.poison):
         tid = a.poison_id if (a.poison_id and i == 0) else None
-        r = explode.apply_async(kwargs={"mib": a.poison_mib}, task_id=tid)
+        r = explode.apply_async(kwargs={"mib": a.poison_mib, "kind": a.poison_kind}, task_id=tid)
         sent.append(r)
         poison.append(r.id)
     for i in range(a.normal):
