@@ -15,7 +15,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "host/launch.h"
 #include "host/memory.h"
+#include "host/plan.h"
 #include "base/segment.h"
 #include "host/segread.h"
 
@@ -26,6 +28,52 @@
 #define SUP_TIMELINE 60      /* one point a second: the last minute */
 #define SUP_LEARN 256        /* recent scopes' A kept to learn a request's need */
 #define SUP_WINDOW_MAX 600   /* failure window, seconds, at most */
+
+/* ---- health rules (health.c) ---- */
+
+struct sup_health_cfg {
+	uint64_t need;               /* bytes a typical request needs; 0 = learn */
+	uint64_t need_default;       /* used until enough scopes were seen */
+	uint64_t grace_ms;           /* low headroom this long -> not ready */
+	unsigned hysteresis_pct;     /* ready again above need * (100+h)/100 */
+	uint64_t live_after_ms;      /* not ready this long -> not live */
+	unsigned fail_pct;           /* failed scopes share that makes not live */
+	unsigned fail_window_s;
+	unsigned fail_min;
+};
+
+/* ---- the entry: `memfence run` once its options are resolved ---- */
+
+enum sup_restart { SUP_RESTART_NEVER, SUP_RESTART_ON_OOM, SUP_RESTART_ALWAYS };
+
+struct sup_config {
+	struct mf_launch launch;     /* account resolved to 0 or 1 */
+	struct mf_plan plan;         /* as the program will get it (the child
+					resolves it again when it applies it) */
+	const struct mf_memory *mem; /* what the plan came from; zeroed when
+					nothing was readable */
+	char **argv;                 /* the program and its arguments */
+	const char *http;            /* ADDR:PORT to serve; NULL = off */
+	enum sup_restart restart;
+	uint64_t delay_ms, max_delay_ms; /* restart backoff: first, cap */
+	uint64_t interval_ms;        /* sampling period */
+	const char *report_dir;      /* never NULL */
+	const char *state_dir;       /* NULL = none */
+	const char *quarantine;      /* store spec ("" = the default file); NULL = off */
+	struct sup_health_cfg health;
+	uint64_t container_min;      /* allocation size the container check
+					applies from; 0 = off */
+	int auto_python;             /* put the Python bootstrap on PYTHONPATH */
+	int profile;                 /* sample the heap, snapshots in report_dir */
+};
+
+/*
+ * Start the program under cfg and supervise it until it has ended for good
+ * (or a stop signal arrived). Returns memfence's exit status: the program's
+ * own (128+N for signal N), MF_EXIT_FAILURE when the supervisor cannot
+ * start, MF_EXIT_USAGE for a malformed quarantine store name.
+ */
+int sup_run(const struct sup_config *cfg);
 
 /* ---- the cgroup, sampled cheaply (sup_cgroup.c) ---- */
 
@@ -155,18 +203,7 @@ void sup_quar_push(const struct sup_qdeath *d);
 void sup_quar_stop(void);
 void sup_quar_counts(uint64_t *recorded, uint64_t *errors, uint64_t *dropped);
 
-/* ---- health rules (sup_health.c) ---- */
-
-struct sup_health_cfg {
-	uint64_t need;               /* bytes a typical request needs; 0 = learn */
-	uint64_t need_default;       /* used until enough scopes were seen */
-	uint64_t grace_ms;           /* low headroom this long -> not ready */
-	unsigned hysteresis_pct;     /* ready again above need * (100+h)/100 */
-	uint64_t live_after_ms;      /* not ready this long -> not live */
-	unsigned fail_pct;           /* failed scopes share that makes not live */
-	unsigned fail_window_s;
-	unsigned fail_min;
-};
+/* ---- health rules (health.c) ---- */
 
 struct sup_health {
 	struct sup_health_cfg cfg;
