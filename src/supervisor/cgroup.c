@@ -13,22 +13,6 @@
 
 #include "supervisor/sup.h"
 
-uint64_t sup_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-uint64_t sup_real_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Read a small file whole into buf (NUL-terminated). Bytes read, or -errno. */
 static ssize_t read_small(const char *dir, const char *name, char *buf, size_t len)
 {

@@ -18,6 +18,9 @@
 #include "host/msg.h"
 #include "supervisor/supervisor.h"
 
+const int sup_forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+const size_t sup_nforwarded = sizeof(sup_forwarded) / sizeof(sup_forwarded[0]);
+
 /*
  * What wait status ws says, with the cgroup's OOM-kill counter before and
  * after: a SIGKILL while the counter rose is the kernel's OOM killer. The
@@ -181,7 +184,7 @@ int sup_child_start(struct sup *s)
 	s->seg.hold_pid = pid;
 	s->child_start_ms = sup_now_ms();
 	s->st.child_started_s = sup_real_ns() / 1000000000u;
-	sup_sample(s);
+	sup_state_sample(s);
 	s->oom_at_start = s->st.oom_kill;
 	s->failed_at_start = sup_failures_total(&s->st);
 	return 0;
@@ -195,7 +198,7 @@ void sup_child_ended(struct sup *s, int ws, struct sup_death *d)
 	s->seg.hold_pid = 0;
 	s->dying_pid = st->child_pid;
 	s->dying_ws = ws;
-	sup_sample(s);
+	sup_state_sample(s);
 	s->dying_pid = 0;
 	memset(d, 0, sizeof(*d));
 	d->runtime_ms = sup_now_ms() - s->child_start_ms;

@@ -75,7 +75,7 @@ struct sup_config {
  */
 int sup_run(const struct sup_config *cfg);
 
-/* ---- the cgroup, sampled cheaply (sup_cgroup.c) ---- */
+/* ---- the cgroup, sampled cheaply (cgroup.c) ---- */
 
 struct sup_cgroup {
 	int version;                 /* 0 none, 1, 2 */
@@ -96,7 +96,7 @@ int sup_cgroup_sample(const struct sup_cgroup *cg, struct sup_sample *s);
 /* Resident set of this process (VmRSS), bytes; 0 if unreadable. */
 uint64_t sup_self_rss(void);
 
-/* ---- the stats segment (sup_seg.c) ---- */
+/* ---- the stats segment (seg.c) ---- */
 
 struct sup_scope {
 	int32_t pid, tid;
@@ -182,7 +182,7 @@ struct sup_state;
 void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
 		  sup_record_fn fn, void *ctx);
 
-/* ---- quarantine deaths (sup_quar.c) ---- */
+/* ---- quarantine deaths (quar.c) ---- */
 
 /* One scope that died with its process, to count in the quarantine. */
 struct sup_qdeath {
@@ -241,7 +241,6 @@ enum sup_cause {
 	SUP_CAUSE_LOST,              /* found after an unclean end of a supervisor */
 	SUP_CAUSE_NCAUSES
 };
-const char *sup_cause_name(enum sup_cause c);
 
 struct sup_state {
 	/* plan */
@@ -299,16 +298,14 @@ struct sup_hist *sup_hist_get(struct sup_state *st, const char *name);
 void sup_hist_add(struct sup_state *st, const struct sup_record *r);
 extern const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS];
 
-/* ---- rendering (sup_metrics.c) ---- */
+/* ---- rendering (metrics.c) ---- */
 
 /* Prometheus text exposition into buf; returns bytes written (truncates). */
 size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len);
-/* One in-flight scope as JSON (age against now_ns, CLOCK_REALTIME). */
-json_t *sup_scope_json(const struct sup_scope *s, uint64_t now_ns);
 /* The /status document. */
 json_t *sup_status_json(const struct sup_state *st);
 
-/* ---- HTTP (sup_http.c) ---- */
+/* ---- HTTP (http.c) ---- */
 
 struct sup_http;
 /* Start serving on addr ("HOST:PORT", "[V6]:PORT", ":PORT"). Returns NULL
@@ -318,7 +315,7 @@ void sup_http_stop(struct sup_http *h);
 /* Replace the published state (copied under the lock). */
 void sup_publish(const struct sup_state *st);
 
-/* ---- post-mortems and the journal (sup_report.c) ---- */
+/* ---- post-mortems (report.c) ---- */
 
 struct sup_death {
 	enum sup_cause cause;
@@ -339,6 +336,17 @@ int sup_report_write(json_t *report, const char *dir, char *out, size_t outlen);
 int sup_mkdirs(const char *dir);
 /* The short human summary for stderr (also used by `memfence report`). */
 void sup_report_print(FILE *f, json_t *report, int full);
+/* Write j to path through a temporary file and rename(2). 0 or -errno. */
+int sup_write_atomic(json_t *j, const char *path);
+/* This boot's id (/proc/sys/kernel/random/boot_id), "" if unreadable. */
+void sup_boot_id(char *buf, size_t len);
+/* The string at key k of object o, "" when absent. */
+const char *sup_json_str(json_t *o, const char *k);
+
+/* ---- the journal (journal.c) ---- */
+
+/* The journal's file name in the state directory. */
+#define SUP_JOURNAL "journal.json"
 
 /* The stats segment's name under --state-dir: there it survives a kill
  * of the whole container, and the next start reads what was in flight. */
@@ -354,10 +362,17 @@ void sup_journal_close(const char *state_dir);
 int sup_journal_recover(const char *state_dir, const char *report_dir, char *out,
 			size_t outlen);
 
+/* ---- shared by every part (common.c) ---- */
+
+/* "running", "exit", "oom-kill", "sigkill", "signal", "lost" */
+const char *sup_cause_name(enum sup_cause c);
+/* An allocation failure's cause (MF_FAIL_*): "allocator", "budget", ... */
+const char *sup_fail_name(int c);
 /* Copy s into out (len bytes) keeping printable ASCII only: scope names
  * come from programs and must stay valid in JSON and Prometheus labels. */
 void sup_clean(char *out, size_t len, const char *s);
-
+/* One in-flight scope as JSON (age against now_ns, CLOCK_REALTIME). */
+json_t *sup_scope_json(const struct sup_scope *s, uint64_t now_ns);
 uint64_t sup_now_ms(void);       /* CLOCK_MONOTONIC */
 uint64_t sup_real_ns(void);      /* CLOCK_REALTIME */
 

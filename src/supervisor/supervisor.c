@@ -29,105 +29,14 @@
 #include "store/quarantine.h"
 #include "supervisor/supervisor.h"
 
-const int sup_forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
-const size_t sup_nforwarded = sizeof(sup_forwarded) / sizeof(sup_forwarded[0]);
-
 static struct sup S;           /* static: the supervisor's size is fixed */
-
-uint64_t sup_failures_total(const struct sup_state *st)
-{
-	uint64_t n = st->threads_failed;
-
-	for (int c = 0; c < MF_FAIL_NCAUSES; c++)
-		n += st->failed[c];
-	return n;
-}
-
-static void on_record(void *ctx, const struct sup_record *r)
-{
-	struct sup *s = ctx;
-
-	sup_hist_add(&s->st, r);
-	sup_health_record(&s->health, r);
-}
-
-void sup_sample(struct sup *s)
-{
-	struct sup_sample cs;
-	struct sup_state *st = &s->st;
-
-	s->seg.oom_prev = st->oom_kill;
-	sup_cgroup_sample(&s->cg, &cs);
-	st->usage = cs.usage;
-	st->working_set = cs.working_set;
-	st->oom_kill = cs.oom_kill;
-	st->headroom = st->limit > cs.working_set ? st->limit - cs.working_set : 0;
-	st->usable = st->budget > cs.working_set ? st->budget - cs.working_set : 0;
-	if (s->seg.open)
-		sup_seg_read(&s->seg, st, 1, on_record, s);
-	st->now_s = sup_real_ns() / 1000000000u;
-}
-
-static void timeline_push(struct sup_state *st)
-{
-	struct sup_point *p = &st->timeline[st->tl_pos];
-
-	p->t_s = st->now_s;
-	p->usage = st->usage;
-	p->working_set = st->working_set;
-	p->heap_live = st->heap_live;
-	st->tl_pos = (st->tl_pos + 1) % SUP_TIMELINE;
-	if (st->tl_len < SUP_TIMELINE)
-		st->tl_len++;
-}
-
-static void journal(struct sup *s, const struct sup_death *d)
-{
-	json_t *j;
-	int err;
-
-	if (!s->cfg.state_dir)
-		return;
-	j = sup_report_json(&s->st, d, s->cfg.argv);
-	err = j ? sup_journal_write(s->cfg.state_dir, j) : -ENOMEM;
-	json_decref(j);
-	if (err) {
-		static int warned;
-
-		if (!warned++)
-			mf_warn("cannot write the state journal in %s: %s", s->cfg.state_dir,
-				strerror(-err));
-	}
-}
-
-void sup_write_report(struct sup *s, const struct sup_death *d)
-{
-	json_t *j = sup_report_json(&s->st, d, s->cfg.argv);
-	char path[MF_PATH_MAX];
-	int err;
-
-	if (!j) {
-		mf_warn("cannot build the post-mortem report");
-		return;
-	}
-	sup_report_print(stderr, j, 0);
-	err = sup_report_write(j, s->cfg.report_dir, path, sizeof(path));
-	if (err)
-		mf_warn("cannot write the post-mortem report in %s: %s", s->cfg.report_dir,
-			strerror(-err));
-	else {
-		fprintf(stderr, "memfence:   report: %s\n", path);
-		s->st.reports_written++;
-	}
-	json_decref(j);
-}
 
 static void tick(struct sup *s)
 {
 	uint64_t now = sup_now_ms(), prev_oom = s->st.oom_kill;
 	struct sup_state *st = &s->st;
 
-	sup_sample(s);
+	sup_state_sample(s);
 	if (st->oom_kill > prev_oom && st->child_up && !s->oom_pending_ms) {
 		s->oom_pending_ms = now;
 		s->oom_pending_from = prev_oom;
@@ -163,12 +72,12 @@ static void tick(struct sup *s)
 	}
 	if (st->now_s != s->last_second) {
 		s->last_second = st->now_s;
-		timeline_push(st);
+		sup_timeline_push(st);
 		st->sup_rss = sup_self_rss();
 		if (st->quarantine_on)
 			sup_quar_counts(&st->quarantine_recorded, &st->quarantine_errors,
 					&st->quarantine_dropped);
-		journal(s, NULL);
+		sup_journal_update(s, NULL);
 	}
 	sup_health_eval(&s->health, st, now, st->now_s);
 	if (s->seg.open)
@@ -387,7 +296,7 @@ int sup_run(const struct sup_config *cfg)
 		}
 	}
 	sup_protect(s);
-	sup_sample(s);
+	sup_state_sample(s);
 	s->st.oom_kill_at_start = s->st.oom_kill;
 	for (;;) {
 		if (sup_child_start(s) < 0) {

@@ -1,9 +1,11 @@
 /*
  * supervisor.h - the supervisor's own state, shared by the files of its
- * loop: supervisor.c (state, sampling, the loop), child.c (start, end,
- * restart), python.c (the Python bootstrap), protect.c (oom_score_adj),
- * statedir.c (state directory, segment file). The parts they drive
- * (cgroup, segment, health, HTTP, reports, journal, quarantine) have their
+ * loop: supervisor.c (the loop), child.c (start, end, restart), state.c
+ * (sampling; reports and journal from the state), python.c (the Python
+ * bootstrap), protect.c (oom_score_adj), statedir.c (state directory,
+ * segment file). Dependencies point that way only: supervisor.c uses
+ * child.c, child.c uses state.c, never back. The parts they drive (cgroup,
+ * segment, health, HTTP, reports, journal, quarantine) have their
  * interfaces in sup.h. Nothing outside src/supervisor includes this file.
  */
 #ifndef MF_SUPERVISOR_H
@@ -38,18 +40,20 @@ struct sup {
 	int dying_ws;
 };
 
-/* The signals passed on to the program. */
-extern const int sup_forwarded[];
-extern const size_t sup_nforwarded;
-
-/* supervisor.c: read the cgroup and the segment into s->st. */
-void sup_sample(struct sup *s);
-/* supervisor.c: print a post-mortem to stderr and write it. */
+/* state.c: read the cgroup and the segment into s->st. */
+void sup_state_sample(struct sup *s);
+/* state.c: one point a second of the memory timeline. */
+void sup_timeline_push(struct sup_state *st);
+/* state.c: print a post-mortem to stderr and write it. */
 void sup_write_report(struct sup *s, const struct sup_death *d);
-/* Allocation failures of every cause so far. */
+/* state.c: rewrite the journal (under --state-dir only). */
+void sup_journal_update(struct sup *s, const struct sup_death *d);
+/* state.c: allocation failures of every cause so far. */
 uint64_t sup_failures_total(const struct sup_state *st);
 
-/* child.c */
+/* child.c: the signals passed on to the program. */
+extern const int sup_forwarded[];
+extern const size_t sup_nforwarded;
 int sup_child_start(struct sup *s);
 /* The program ended with wait status ws: classify, report. */
 void sup_child_ended(struct sup *s, int ws, struct sup_death *d);
