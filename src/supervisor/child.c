@@ -71,7 +71,7 @@ void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_a
 		       const struct mf_seg_scope *sc, uint32_t n)
 {
 	struct sup *s = ctx;
-	struct sup_sample cs;
+	struct mf_cgroup_sample cs;
 	uint64_t oom = s->st.oom_kill;
 	enum sup_cause cause = SUP_CAUSE_NONE;
 
@@ -79,7 +79,7 @@ void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_a
 		return;
 	/* The kernel counts the kill before the victim is gone, but the
 	 * counter was read a moment before the slot: read it again. */
-	if (sup_cgroup_sample(&s->cg, &cs) == 0 && cs.oom_kill > oom)
+	if (mf_cgroup_sample(&s->cg, &cs) == 0 && cs.oom_kill > oom)
 		oom = cs.oom_kill;
 	if (s->dying_pid && slot->pid == s->dying_pid) {
 		struct sup_death d = {0};

@@ -29,11 +29,11 @@ static void on_record(void *ctx, const struct sup_record *r)
 
 void sup_state_sample(struct sup *s)
 {
-	struct sup_sample cs;
+	struct mf_cgroup_sample cs;
 	struct sup_state *st = &s->st;
 
 	s->seg.oom_prev = st->oom_kill;
-	sup_cgroup_sample(&s->cg, &cs);
+	mf_cgroup_sample(&s->cg, &cs);
 	st->usage = cs.usage;
 	st->working_set = cs.working_set;
 	st->oom_kill = cs.oom_kill;

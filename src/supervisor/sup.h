@@ -75,27 +75,6 @@ struct sup_config {
  */
 int sup_run(const struct sup_config *cfg);
 
-/* ---- the cgroup, sampled cheaply (cgroup.c) ---- */
-
-struct sup_cgroup {
-	int version;                 /* 0 none, 1, 2 */
-	char dir[MF_PATH_MAX];       /* cgroup directory (under the root prefix) */
-	char root[MF_PATH_MAX];      /* root prefix, for /proc/vmstat */
-};
-
-struct sup_sample {
-	uint64_t usage;
-	uint64_t inactive_file;
-	uint64_t working_set;
-	uint64_t oom_kill;           /* cgroup counter, or /proc/vmstat's */
-	int oom_from_vmstat;         /* 1 when the cgroup has no counter */
-};
-
-void sup_cgroup_init(struct sup_cgroup *cg, const struct mf_memory *m, const char *root);
-int sup_cgroup_sample(const struct sup_cgroup *cg, struct sup_sample *s);
-/* Resident set of this process (VmRSS), bytes; 0 if unreadable. */
-uint64_t sup_self_rss(void);
-
 /* ---- the stats segment (seg.c) ---- */
 
 struct sup_scope {

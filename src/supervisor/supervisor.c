@@ -73,7 +73,7 @@ static void tick(struct sup *s)
 	if (st->now_s != s->last_second) {
 		s->last_second = st->now_s;
 		sup_timeline_push(st);
-		st->sup_rss = sup_self_rss();
+		st->sup_rss = mf_self_rss();
 		if (st->quarantine_on)
 			sup_quar_counts(&st->quarantine_recorded, &st->quarantine_errors,
 					&st->quarantine_dropped);
@@ -218,7 +218,7 @@ static void state_init(struct sup *s)
 {
 	const struct mf_memory *mem = s->cfg.mem;
 
-	sup_cgroup_init(&s->cg, mem, s->cfg.launch.root);
+	mf_cgroup_sampler_init(&s->cg, mem, s->cfg.launch.root);
 	s->st.limit = s->cfg.plan.limit;
 	s->st.reserve = s->cfg.plan.reserve;
 	s->st.budget = s->cfg.plan.budget;

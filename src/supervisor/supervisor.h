@@ -19,7 +19,7 @@
 
 struct sup {
 	struct sup_config cfg;     /* a copy: the segment's path is filled in */
-	struct sup_cgroup cg;
+	struct mf_cgroup_sampler cg;
 	struct sup_seg seg;
 	struct sup_health health;
 	struct sup_state st;
