@@ -16,5 +16,7 @@ int mf_cmd_stat(int argc, char **argv);
 int mf_cmd_report(int argc, char **argv);
 int mf_cmd_quarantine(int argc, char **argv);
 int mf_cmd_profile(int argc, char **argv);
+/* `memfence profile report FILE [OPTIONS]`, argv[0] being "report". */
+int mf_profile_report(int argc, char **argv);
 
 #endif
