@@ -10,7 +10,7 @@
 # (ARCHITECTURE.md says what each folder is and which way dependencies point):
 #   src/base/*.c        shim-safe base (libc only, never allocates): in the
 #                       shim and in libmemfence-host.a
-#   src/host/*.c        host-side library: limits, plan, segment reader, messages
+#   src/host/*.c        host-side library: limits, plan, launch, segment reader, messages
 #   src/store/*.c       the quarantine store (SQLite, Redis)
 #   src/profile/*.c     profile files: reader and outputs
 #                       (base, host, store, profile: libmemfence-host.a)

@@ -53,7 +53,7 @@ static void usage(FILE *f)
 		"could be made or read; 2 for a bad option.\n");
 }
 
-static int report(int argc, char **argv)
+int mf_profile_report(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{"format", required_argument, NULL, 'f'}, {"view", required_argument, NULL, 'v'},
@@ -216,7 +216,7 @@ int mf_cmd_profile(int argc, char **argv)
 	pid_t pid;
 
 	if (argc >= 2 && strcmp(argv[1], "report") == 0)
-		return report(argc - 1, argv + 1);
+		return mf_profile_report(argc - 1, argv + 1);
 	while ((opt = getopt_long(argc, argv, "+r:o:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'r': rate = optarg; break;

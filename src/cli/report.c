@@ -1,61 +1,108 @@
 /*
- * report.c - `memfence report FILE`: a post-mortem for a person.
+ * report.c - `memfence report FILE`: one front door for every file memfence
+ * writes. The kind is told by the file's first bytes, never by its name:
+ *
+ *   "MEMFSEG1" (8 bytes)      a stats segment        -> `memfence stat`
+ *   "memfence-profile 1\n"    a profile snapshot     -> `memfence profile report`
+ *   a JSON object with "memfence_report"
+ *                             a post-mortem, or the journal of a state
+ *                             directory ("cause": "running")
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/segment.h"
 #include "cli/cli.h"
 #include "supervisor/sup.h"
+
+#define PROFILE_MAGIC "memfence-profile "
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: memfence report [--json] FILE\n"
+		"Usage: memfence report [OPTIONS] FILE\n"
 		"\n"
-		"Print a post-mortem report written by `memfence run` (see\n"
-		"docs/report-format.md): what ended the program, the memory at the end,\n"
-		"the requests and tasks in flight, the last minute of memory.\n"
+		"Print any file memfence writes, for a person (or as JSON), telling its\n"
+		"kind from its contents:\n"
+		"  a post-mortem written by `memfence run` (docs/report-format.md): what\n"
+		"    ended the program, the memory at the end, the requests and tasks in\n"
+		"    flight, the last minute of memory;\n"
+		"  the journal of a state directory (STATE_DIR/journal.json): the same\n"
+		"    document while the program runs;\n"
+		"  a profile (memfence-PID.prof, docs/profiler.md), as `memfence profile\n"
+		"    report` prints it;\n"
+		"  a stats segment, as `memfence stat` prints it.\n"
 		"\n"
-		"  --json       print the JSON document itself (checked, re-indented)\n"
-		"  -h, --help   show this help\n"
+		"  --json              print JSON: the document itself (checked, re-indented),\n"
+		"                      a profile as --format json, a segment as `stat --json`\n"
+		"  -f, --format F      text (default) or json; for a profile also collapsed,\n"
+		"                      svg, pprof\n"
+		"  -v, --view V        profile: allocated (default), live, peak, failure\n"
+		"  -s, --scope NAME    profile: only samples taken in scopes named NAME\n"
+		"  -n, --top N         profile: sites in the text report (default 20)\n"
+		"  -o, --output OUT    profile: write there instead of standard output\n"
+		"  -h, --help          show this help\n"
 		"\n"
-		"Exit status: 0; 1 when FILE cannot be read or is not a report; 2 for a\n"
-		"bad option.\n");
+		"Exit status: 0; 1 when FILE cannot be read or is of no kind memfence\n"
+		"writes; 2 for a bad option, or one that does not apply to FILE's kind.\n");
 }
 
-int mf_cmd_report(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	json_error_t jerr;
-	json_t *r;
-	int opt, as_json = 0;
+enum kind { K_UNKNOWN, K_REPORT, K_PROFILE, K_SEGMENT };
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		switch (opt) {
-		case 'j': as_json = 1; break;
-		case 'h': usage(stdout); return 0;
-		default:
-			fprintf(stderr, "Try 'memfence report --help'.\n");
-			return MF_EXIT_USAGE;
+/* The kind of path from its first bytes. -errno when it cannot be read. */
+static int sniff(const char *path, enum kind *k)
+{
+	char head[32];
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint64_t magic;
+
+	*k = K_UNKNOWN;
+	if (fd < 0)
+		return -errno;
+	n = read(fd, head, sizeof(head));
+	close(fd);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n >= sizeof(magic)) {
+		memcpy(&magic, head, sizeof(magic));
+		if (magic == MF_SEG_MAGIC) {
+			*k = K_SEGMENT;
+			return 0;
 		}
 	}
-	if (optind != argc - 1) {
-		mf_err("report: expected one report file (memfence report [--json] FILE)");
-		return MF_EXIT_USAGE;
+	if ((size_t)n >= sizeof(PROFILE_MAGIC) - 1 &&
+	    memcmp(head, PROFILE_MAGIC, sizeof(PROFILE_MAGIC) - 1) == 0) {
+		*k = K_PROFILE;
+		return 0;
 	}
-	r = json_load_file(argv[optind], JSON_REJECT_DUPLICATES, &jerr);
+	/* JSON: the post-mortem and the journal; checked when parsed. */
+	for (ssize_t i = 0; i < n; i++) {
+		if (head[i] == ' ' || head[i] == '\t' || head[i] == '\n' || head[i] == '\r')
+			continue;
+		if (head[i] == '{')
+			*k = K_REPORT;
+		break;
+	}
+	return 0;
+}
+
+static int print_report(const char *path, int as_json)
+{
+	json_error_t jerr;
+	json_t *r = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+
 	if (!r) {
-		mf_err("report: cannot read %s: %s (line %d)", argv[optind], jerr.text, jerr.line);
+		mf_err("report: cannot read %s: %s (line %d)", path, jerr.text, jerr.line);
 		return MF_EXIT_FAILURE;
 	}
 	if (!json_is_object(r) || !json_is_integer(json_object_get(r, "memfence_report"))) {
-		mf_err("report: %s is not a memfence report (no \"memfence_report\" field)",
-		       argv[optind]);
+		mf_err("report: %s is not a memfence report (no \"memfence_report\" field)", path);
 		json_decref(r);
 		return MF_EXIT_FAILURE;
 	}
@@ -67,4 +114,100 @@ int mf_cmd_report(int argc, char **argv)
 	}
 	json_decref(r);
 	return 0;
+}
+
+int mf_cmd_report(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"format", required_argument, NULL, 'f'},
+		{"view", required_argument, NULL, 'v'},
+		{"scope", required_argument, NULL, 's'},
+		{"top", required_argument, NULL, 'n'},
+		{"output", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	/* What a profile report takes, passed on as given. */
+	char *pargv[16];
+	int pargc = 1, opt, as_json = 0, profile_only = 0, err;
+	const char *format = NULL, *path;
+	enum kind k;
+
+	pargv[0] = "report";
+	while ((opt = getopt_long(argc, argv, "f:v:s:n:o:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': as_json = 1; break;
+		case 'f': format = optarg; break;
+		case 'v': case 's': case 'n': case 'o':
+			profile_only = opt;
+			pargv[pargc++] = opt == 'v' ? "--view" : opt == 's' ? "--scope"
+					: opt == 'n' ? "--top" : "--output";
+			pargv[pargc++] = optarg;
+			break;
+		case 'h': usage(stdout); return 0;
+		default:
+			fprintf(stderr, "Try 'memfence report --help'.\n");
+			return MF_EXIT_USAGE;
+		}
+		if (pargc > 12) {
+			mf_err("report: too many options");
+			return MF_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		mf_err("report: expected one file (memfence report [OPTIONS] FILE)");
+		return MF_EXIT_USAGE;
+	}
+	path = argv[optind];
+	if (as_json && format && strcmp(format, "json") != 0) {
+		mf_err("report: --json and --format %s disagree", format);
+		return MF_EXIT_USAGE;
+	}
+	if (format && strcmp(format, "json") == 0)
+		as_json = 1;
+	err = sniff(path, &k);
+	if (err) {
+		mf_err("report: cannot read %s: %s", path, strerror(-err));
+		return MF_EXIT_FAILURE;
+	}
+	if (k != K_PROFILE) {
+		if (profile_only) {
+			mf_err("report: -%c applies to profiles; %s is not one", profile_only, path);
+			return MF_EXIT_USAGE;
+		}
+		if (format && strcmp(format, "json") != 0 && strcmp(format, "text") != 0) {
+			mf_err("report: --format %s applies to profiles; %s is not one (text or json)",
+			       format, path);
+			return MF_EXIT_USAGE;
+		}
+	}
+	switch (k) {
+	case K_REPORT:
+		return print_report(path, as_json);
+	case K_PROFILE:
+		if (as_json) {
+			pargv[pargc++] = "--format";
+			pargv[pargc++] = "json";
+		} else if (format) {
+			pargv[pargc++] = "--format";
+			pargv[pargc++] = (char *)format;
+		}
+		pargv[pargc++] = (char *)path;
+		pargv[pargc] = NULL;
+		optind = 1;
+		return mf_profile_report(pargc, pargv);
+	case K_SEGMENT: {
+		char *sargv[] = {"stat", as_json ? "--json" : (char *)path, as_json ? (char *)path : NULL,
+				 NULL};
+
+		optind = 1;
+		return mf_cmd_stat(as_json ? 3 : 2, sargv);
+	}
+	default:
+		mf_err("report: %s is not a file memfence writes (not a post-mortem, journal, "
+		       "profile or stats segment)",
+		       path);
+		return MF_EXIT_FAILURE;
+	}
 }

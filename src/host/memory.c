@@ -34,6 +34,21 @@ enum {
 	RD_OPTIONAL = 0x100, /* a missing file is normal: no warning */
 };
 
+/*
+ * The OOM-kill counter of a v2 cgroup: memory.events, not
+ * memory.events.local. memory.events counts the kills in the cgroup and in
+ * all its descendants; the .local file only those of processes that sit in
+ * the cgroup itself. A container's program may run in child cgroups (a
+ * runtime or an init that makes a leaf per service, pre-fork workers
+ * moved to their own groups), and v2 lets no process sit in a cgroup whose
+ * children have the memory controller: there the .local counter stays at 0
+ * however many of the container's processes the kernel kills. A kill
+ * anywhere below is a kill of the container, so the full read (inspect)
+ * and the supervisor's sample both read this file. (On a hierarchy mounted
+ * with memory_localevents the kernel makes memory.events local too.)
+ */
+#define V2_EVENTS "memory.events"
+
 const char *mf_root_default(void)
 {
 	const char *r = secure_getenv("MEMFENCE_ROOT");
@@ -456,6 +471,13 @@ static int has_key(const char *buf, const char *key)
 			       strcmp(why, "no such line") != 0);
 }
 
+/* v1: total_ figures count the subtree, as the kubelet does; older kernels
+ * have only the cgroup's own. */
+static const char *v1_inactive_key(const char *stat)
+{
+	return has_key(stat, "total_inactive_file") ? "total_inactive_file" : "inactive_file";
+}
+
 static int join(char *out, size_t len, const char *a, const char *b)
 {
 	int n = snprintf(out, len, "%s%s", a, b);
@@ -677,7 +699,7 @@ static void read_v2(struct mf_memory *m, const struct cg_find *f, int leaf_ok)
 		m->inactive_file = get_key(m, path, buf, "inactive_file", 0);
 		free(buf);
 	}
-	if (join(path, sizeof(path), m->cgroup_dir, "/memory.events") == 0) {
+	if (join(path, sizeof(path), m->cgroup_dir, "/" V2_EVENTS) == 0) {
 		buf = load(m, path, leaf_fl, NULL);
 		m->oom = get_key(m, path, buf, "oom", 0);
 		m->oom_kill = get_key(m, path, buf, "oom_kill", 0);
@@ -715,11 +737,7 @@ static void read_v1(struct mf_memory *m, int leaf_ok)
 		 * would go unseen. */
 		if (hier == MF_UNKNOWN)
 			m->limit_unreadable = 1;
-		/* total_ counts the subtree; older kernels lack it. */
-		if (has_key(buf, "total_inactive_file"))
-			m->inactive_file = get_key(m, stat_path, buf, "total_inactive_file", 0);
-		else
-			m->inactive_file = get_key(m, stat_path, buf, "inactive_file", 0);
+		m->inactive_file = get_key(m, stat_path, buf, v1_inactive_key(buf), 0);
 		hier_memsw = has_key(buf, "hierarchical_memsw_limit")
 			? get_key(m, stat_path, buf, "hierarchical_memsw_limit", 0) : MF_UNKNOWN;
 		keep_min(hier_memsw, stat_path, &memsw, NULL);
@@ -899,4 +917,93 @@ int mf_memory_read(const char *root, pid_t pid, struct mf_memory *out,
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- the cheap sample ------------------------------------------------ */
+
+/* Read a small file whole into buf (NUL-terminated) with no allocation:
+ * the supervisor samples several times a second. Bytes read, or -errno. */
+static ssize_t read_small(const char *dir, const char *name, char *buf, size_t len)
+{
+	char path[MF_PATH_MAX + 64];
+	ssize_t n, got = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while ((size_t)got < len - 1) {
+		n = read(fd, buf + got, len - 1 - (size_t)got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	return got;
+}
+
+void mf_cgroup_sampler_init(struct mf_cgroup_sampler *cg, const struct mf_memory *m,
+			    const char *root)
+{
+	memset(cg, 0, sizeof(*cg));
+	cg->version = m->cgroup_version;
+	snprintf(cg->dir, sizeof(cg->dir), "%s", m->cgroup_dir);
+	snprintf(cg->root, sizeof(cg->root), "%s", root ? root : "");
+}
+
+/* KEY's value in buf into *out, which a missing or bad line leaves alone. */
+static int sample_key(const char *buf, const char *key, uint64_t *out)
+{
+	const char *why;
+	uint64_t v;
+
+	if (mf_parse_keyed(buf, key, 0, &v, &why) != 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int mf_cgroup_sample(const struct mf_cgroup_sampler *cg, struct mf_cgroup_sample *s)
+{
+	char buf[8192];
+	char vm[MF_PATH_MAX + 16];
+	const char *why;
+	uint64_t v;
+
+	memset(s, 0, sizeof(*s));
+	if (cg->version == 1 || cg->version == 2) {
+		if (read_small(cg->dir, cg->version == 1 ? "memory.usage_in_bytes" : "memory.current",
+			       buf, sizeof(buf)) > 0 &&
+		    mf_parse_value(buf, 0, &v, &why) == 0)
+			s->usage = v;
+		if (read_small(cg->dir, "memory.stat", buf, sizeof(buf)) > 0)
+			sample_key(buf, cg->version == 1 ? v1_inactive_key(buf) : "inactive_file",
+				   &s->inactive_file);
+		if (read_small(cg->dir, cg->version == 1 ? "memory.oom_control" : V2_EVENTS, buf,
+			       sizeof(buf)) > 0 &&
+		    sample_key(buf, "oom_kill", &s->oom_kill) == 0)
+			goto done;
+	}
+	/* No cgroup counter (old kernel, no cgroup): the system-wide one. */
+	snprintf(vm, sizeof(vm), "%s/proc", cg->root);
+	s->oom_from_vmstat = 1;
+	if (read_small(vm, "vmstat", buf, sizeof(buf)) > 0)
+		sample_key(buf, "oom_kill", &s->oom_kill);
+done:
+	s->working_set = s->usage > s->inactive_file ? s->usage - s->inactive_file : 0;
+	return 0;
+}
+
+uint64_t mf_self_rss(void)
+{
+	char buf[4096];
+	uint64_t rss = 0;
+
+	if (read_small("/proc/self", "status", buf, sizeof(buf)) > 0)
+		sample_key(buf, "VmRSS:", &rss);
+	return rss;
 }

@@ -53,7 +53,8 @@ struct mf_memory {
 	uint64_t working_set;             /* usage - inactive_file, as the kubelet */
 	uint64_t headroom;                /* limit - working_set (0 when above) */
 
-	uint64_t oom_kill;                /* v2 memory.events oom_kill; v1 memory.oom_control oom_kill */
+	uint64_t oom_kill;                /* v2 memory.events oom_kill (the cgroup and its
+					     descendants); v1 memory.oom_control oom_kill */
 	uint64_t oom;                     /* v2 memory.events oom */
 	uint64_t events_max;              /* v2 memory.events max */
 	uint64_t events_high;             /* v2 memory.events high */
@@ -76,6 +77,35 @@ const char *mf_root_default(void);
  */
 int mf_memory_read(const char *root, pid_t pid, struct mf_memory *out,
 		   char *errmsg, size_t errlen);
+
+/*
+ * The cheap re-read of a cgroup that the supervisor does several times a
+ * second: usage, inactive file pages and the OOM-kill counter, from the
+ * same files and with the same parsers as mf_memory_read, with open/read
+ * into a stack buffer (no stdio, no allocation, no warnings: a figure that
+ * cannot be read is 0).
+ */
+struct mf_cgroup_sampler {
+	int version;                 /* 0 none, 1, 2 */
+	char dir[MF_PATH_MAX];       /* cgroup directory (under the root prefix) */
+	char root[MF_PATH_MAX];      /* root prefix, for /proc/vmstat */
+};
+
+struct mf_cgroup_sample {
+	uint64_t usage;
+	uint64_t inactive_file;
+	uint64_t working_set;        /* usage - inactive_file */
+	uint64_t oom_kill;           /* the cgroup's counter (with its
+					descendants), or /proc/vmstat's */
+	int oom_from_vmstat;         /* 1 when the cgroup has no counter */
+};
+
+/* Sample the cgroup m was read from (root: the same prefix). */
+void mf_cgroup_sampler_init(struct mf_cgroup_sampler *cg, const struct mf_memory *m,
+			    const char *root);
+int mf_cgroup_sample(const struct mf_cgroup_sampler *cg, struct mf_cgroup_sample *s);
+/* Resident set of this process (VmRSS), bytes; 0 if unreadable. */
+uint64_t mf_self_rss(void);
 
 /* Short name of a source: "cgroup v2", "cgroup v1", "MemTotal", ... */
 const char *mf_limit_source_name(enum mf_limit_source s);

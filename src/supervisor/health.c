@@ -1,5 +1,5 @@
 /*
- * sup_health.c - readiness and liveness from memory (the seed's two leak
+ * health.c - readiness and liveness from memory (the seed's two leak
  * detectors).
  *
  * Readiness: the usable headroom (limit - reserve - working set) stays below

@@ -1,5 +1,5 @@
 /*
- * sup_http.c - /livez, /readyz, /metrics and /status, served by
+ * http.c - /livez, /readyz, /metrics and /status, served by
  * libmicrohttpd (Debian's libmicrohttpd12) from its own thread, so that the
  * probes answer while the main loop is busy and while the program is out of
  * memory.

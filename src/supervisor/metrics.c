@@ -1,5 +1,5 @@
 /*
- * sup_metrics.c - what the supervisor shows: per-name histograms of finished
+ * metrics.c - what the supervisor shows: per-name histograms of finished
  * scopes, the Prometheus text exposition (/metrics) and the JSON status
  * (/status).
  *
@@ -18,20 +18,6 @@ const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS] = {
 	1ull << 20,   4ull << 20,   16ull << 20,  64ull << 20,
 	256ull << 20, 1ull << 30,   4ull << 30,   16ull << 30,
 };
-
-static const char *const cause_names[MF_FAIL_NCAUSES] = {
-	"allocator", "budget", "heap_limit", "container", "fault",
-};
-
-void sup_clean(char *out, size_t len, const char *s)
-{
-	size_t i = 0;
-
-	for (; s && *s && i + 1 < len; s++)
-		out[i++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
-	if (len)
-		out[i] = '\0';
-}
 
 struct sup_hist *sup_hist_get(struct sup_state *st, const char *name)
 {
@@ -166,7 +152,7 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	put(&o, "# HELP memfence_allocation_failures_total Allocations refused, by cause.\n"
 		"# TYPE memfence_allocation_failures_total counter\n");
 	for (int c = 0; c < MF_FAIL_NCAUSES; c++)
-		put(&o, "memfence_allocation_failures_total{cause=\"%s\"} %llu\n", cause_names[c],
+		put(&o, "memfence_allocation_failures_total{cause=\"%s\"} %llu\n", sup_fail_name(c),
 		    (unsigned long long)st->failed[c]);
 	gauge(&o, "thread_start_failures_total", "counter", "pthread_create failures.",
 	      st->threads_failed);
@@ -216,20 +202,6 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	return o.pos;
 }
 
-json_t *sup_scope_json(const struct sup_scope *s, uint64_t now_ns)
-{
-	char name[MF_SEG_NAME_LEN], id[MF_SEG_NAME_LEN];
-
-	sup_clean(name, sizeof(name), s->name);
-	sup_clean(id, sizeof(id), s->id);
-	return json_pack("{s:i,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "pid", (int)s->pid,
-			 "tid", (int)s->tid, "name", name, "id", id, "allocated",
-			 (json_int_t)s->allocated, "freed", (json_int_t)s->freed, "net",
-			 (json_int_t)s->net, "peak", (json_int_t)s->peak, "budget",
-			 (json_int_t)s->budget, "failed", (json_int_t)s->failed, "age_s",
-			 now_ns > s->start_ns && s->start_ns ? (double)(now_ns - s->start_ns) / 1e9 : 0.0);
-}
-
 json_t *sup_status_json(const struct sup_state *st)
 {
 	json_t *root = json_object(), *a, *o;
@@ -254,7 +226,7 @@ json_t *sup_status_json(const struct sup_state *st)
 	json_object_set_new(root, "request_need_learned", json_boolean(st->need_learned));
 	o = json_object();
 	for (int c = 0; c < MF_FAIL_NCAUSES; c++)
-		json_object_set_new(o, cause_names[c], json_integer((json_int_t)st->failed[c]));
+		json_object_set_new(o, sup_fail_name(c), json_integer((json_int_t)st->failed[c]));
 	json_object_set_new(o, "thread_start", json_integer((json_int_t)st->threads_failed));
 	json_object_set_new(root, "heap",
 			    json_pack("{s:b,s:s,s:I,s:I,s:I,s:I,s:o,s:I,s:I}", "accounting",

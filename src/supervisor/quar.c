@@ -1,5 +1,5 @@
 /*
- * sup_quar.c - the supervisor records quarantine deaths.
+ * quar.c - the supervisor records quarantine deaths.
  *
  * When a process of the program dies with scopes in flight, each scope with
  * an id (a task id, a request's idempotency key) counts one death in the

@@ -1,12 +1,7 @@
 /*
- * sup_report.c - post-mortem reports and the state journal.
- *
- * A report is one JSON document (docs/report-format.md). The journal is the
- * same document with "cause": "running", rewritten atomically about once a
- * second under --state-dir. A kernel OOM kill of the whole container
- * (memory.oom.group on cgroup v2) takes the supervisor too, before it can
- * write anything: the journal is then the last word, and the next start
- * turns it into a report (cause "lost").
+ * report.c - post-mortem reports: the JSON document (docs/report-format.md),
+ * its file, and its summary for a person. The journal (journal.c) is the
+ * same document.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -23,17 +18,7 @@
 #include "supervisor/sup.h"
 #include "base/size.h"
 
-#define JOURNAL "journal.json"
 #define REPORTS_KEPT 100 /* a crash loop must not fill the disk */
-
-static const char *const cause_names[SUP_CAUSE_NCAUSES] = {
-	"running", "exit", "oom-kill", "sigkill", "signal", "lost",
-};
-
-const char *sup_cause_name(enum sup_cause c)
-{
-	return (unsigned)c < SUP_CAUSE_NCAUSES ? cause_names[c] : "unknown";
-}
 
 static void iso_time(uint64_t unix_s, char *buf, size_t len)
 {
@@ -44,7 +29,7 @@ static void iso_time(uint64_t unix_s, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void boot_id(char *buf, size_t len)
+void sup_boot_id(char *buf, size_t len)
 {
 	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
 	ssize_t n = fd >= 0 ? read(fd, buf, len - 1) : -1;
@@ -59,15 +44,12 @@ static void boot_id(char *buf, size_t len)
 
 json_t *sup_report_json(const struct sup_state *st, const struct sup_death *d, char *const *argv)
 {
-	static const char *const fnames[MF_FAIL_NCAUSES] = {
-		"allocator", "budget", "heap_limit", "container", "fault",
-	};
 	json_t *r = json_object(), *a, *o, *child;
 	uint64_t now_ns = sup_real_ns();
 	char when[40], boot[64];
 
 	iso_time(now_ns / 1000000000u, when, sizeof(when));
-	boot_id(boot, sizeof(boot));
+	sup_boot_id(boot, sizeof(boot));
 	json_object_set_new(r, "memfence_report", json_integer(1));
 	json_object_set_new(r, "time", json_string(when));
 	json_object_set_new(r, "time_unix", json_integer((json_int_t)(now_ns / 1000000000u)));
@@ -119,7 +101,7 @@ json_t *sup_report_json(const struct sup_state *st, const struct sup_death *d, c
 				      "scopes_ended", (json_int_t)st->scopes_ended));
 	o = json_object();
 	for (int c = 0; c < MF_FAIL_NCAUSES; c++)
-		json_object_set_new(o, fnames[c], json_integer((json_int_t)st->failed[c]));
+		json_object_set_new(o, sup_fail_name(c), json_integer((json_int_t)st->failed[c]));
 	json_object_set_new(o, "thread_start", json_integer((json_int_t)st->threads_failed));
 	json_object_set_new(r, "failures", o);
 
@@ -180,7 +162,7 @@ int sup_mkdirs(const char *dir)
 
 /* Write j to path through a temporary file and rename(2): a reader (or
  * the next start) sees the old file or the new one, never half of one. */
-static int write_atomic(json_t *j, const char *path)
+int sup_write_atomic(json_t *j, const char *path)
 {
 	char tmp[MF_PATH_MAX + 16];
 	int fd, err = 0;
@@ -242,7 +224,7 @@ int sup_report_write(json_t *report, const char *dir, char *out, size_t outlen)
 			memmove(c, c + 1, strlen(c));
 	snprintf(path, sizeof(path), "%s/memfence-report-%s-%d-%u.json", dir, when, (int)getpid(),
 		 seq++);
-	err = write_atomic(report, path);
+	err = sup_write_atomic(report, path);
 	if (!err) {
 		snprintf(out, outlen, "%s", path);
 		prune(dir);
@@ -257,7 +239,7 @@ static uint64_t num(json_t *o, const char *k)
 	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
 }
 
-static const char *str(json_t *o, const char *k)
+const char *sup_json_str(json_t *o, const char *k)
 {
 	const char *s = json_string_value(json_object_get(o, k));
 
@@ -275,8 +257,8 @@ void sup_report_print(FILE *f, json_t *r, int full)
 	char a[32], b[32], c[32], d[32];
 	int any = 0;
 
-	fprintf(f, "%s%s: %s\n", pre, str(r, "time"), str(r, "detail"));
-	fprintf(f, "%s  cause: %s; program pid %lld", pre, str(r, "cause"),
+	fprintf(f, "%s%s: %s\n", pre, sup_json_str(r, "time"), sup_json_str(r, "detail"));
+	fprintf(f, "%s  cause: %s; program pid %lld", pre, sup_json_str(r, "cause"),
 		(long long)num(child, "pid"));
 	cmd = json_object_get(child, "command");
 	if (json_array_size(cmd)) {
@@ -286,7 +268,7 @@ void sup_report_print(FILE *f, json_t *r, int full)
 	}
 	fprintf(f, "\n");
 	fprintf(f, "%s  memory: limit %s (%s), usage %s, working set %s, headroom %s\n", pre,
-		mf_size_format(num(mem, "limit"), a, sizeof(a)), str(mem, "limit_from"),
+		mf_size_format(num(mem, "limit"), a, sizeof(a)), sup_json_str(mem, "limit_from"),
 		mf_size_format(num(mem, "usage"), b, sizeof(b)),
 		mf_size_format(num(mem, "working_set"), c, sizeof(c)),
 		mf_size_format(num(mem, "headroom"), d, sizeof(d)));
@@ -311,8 +293,8 @@ void sup_report_print(FILE *f, json_t *r, int full)
 			break;
 		}
 		fprintf(f, "%s    pid %lld tid %lld %s id %s: allocated %s, net %s, peak %s%s, open %.1fs\n",
-			pre, (long long)num(v, "pid"), (long long)num(v, "tid"), str(v, "name"),
-			str(v, "id")[0] ? str(v, "id") : "-",
+			pre, (long long)num(v, "pid"), (long long)num(v, "tid"), sup_json_str(v, "name"),
+			sup_json_str(v, "id")[0] ? sup_json_str(v, "id") : "-",
 			mf_size_format(num(v, "allocated"), a, sizeof(a)),
 			mf_size_format(num(v, "net"), b, sizeof(b)),
 			mf_size_format(num(v, "peak"), c, sizeof(c)),
@@ -328,7 +310,7 @@ void sup_report_print(FILE *f, json_t *r, int full)
 		fprintf(f, "  processes:\n");
 		json_array_foreach(v, i, p)
 			fprintf(f, "    pid %lld (%s)%s: heap live %s, peak %s, failed %lld\n",
-				(long long)num(p, "pid"), str(p, "comm"),
+				(long long)num(p, "pid"), sup_json_str(p, "comm"),
 				json_is_true(json_object_get(p, "alive")) ? "" : " ended",
 				mf_size_format(num(p, "live"), a, sizeof(a)),
 				mf_size_format(num(p, "peak"), b, sizeof(b)), (long long)num(p, "failed"));
@@ -346,132 +328,4 @@ void sup_report_print(FILE *f, json_t *r, int full)
 				mf_size_format(num(p, "working_set"), b, sizeof(b)),
 				mf_size_format(num(p, "heap_live"), c, sizeof(c)));
 	}
-}
-
-int sup_journal_write(const char *state_dir, json_t *body)
-{
-	char path[MF_PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s/%s", state_dir, JOURNAL);
-	return write_atomic(body, path);
-}
-
-void sup_journal_close(const char *state_dir)
-{
-	char path[MF_PATH_MAX];
-
-	snprintf(path, sizeof(path), "%s/%s", state_dir, JOURNAL);
-	unlink(path);
-}
-
-/*
- * The segment of the lost run, when it lies in the state directory, says
- * what was in flight at the moment of death (the journal is up to a second
- * older): replace the journal's list with it. Only a segment created by the
- * same supervisor (owner pid) counts.
- */
-static void scopes_from_segment(json_t *j, const char *state_dir, int sup_pid)
-{
-	static struct mf_seg_scope sc[MF_SEG_DEFAULT_SCOPES];
-	char path[MF_PATH_MAX];
-	struct mf_segread r;
-	json_t *a;
-	uint64_t now = sup_real_ns();
-	uint32_t total = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", state_dir, SUP_STATE_SEGMENT);
-	if (mf_segread_open(&r, path, 0) != 0)
-		return;
-	if (r.hdr->owner_pid != sup_pid) {
-		mf_segread_close(&r);
-		return;
-	}
-	a = json_array();
-	for (uint32_t i = 0; i < r.hdr->nslots; i++) {
-		struct mf_segread_slot v;
-
-		if (mf_segread_slot(&r, i, &v, sc, MF_SEG_DEFAULT_SCOPES) != 0 ||
-		    v.view == MF_SLOT_VIEW_FREE || v.view == MF_SLOT_VIEW_READ)
-			continue;
-		total += v.nscopes + v.ntorn + v.ndropped;
-		for (uint32_t k = 0; k < v.nscopes; k++) {
-			struct sup_scope x = {
-				.pid = v.slot.pid, .tid = sc[k].tid, .start_ns = sc[k].start_ns,
-				.allocated = sc[k].allocated, .freed = sc[k].freed,
-				.peak = sc[k].peak, .budget = sc[k].budget, .failed = sc[k].failed,
-				.net = sc[k].net,
-			};
-
-			memcpy(x.name, sc[k].name, sizeof(x.name));
-			memcpy(x.id, sc[k].id, sizeof(x.id));
-			/* They died with the run: count them in the quarantine
-			 * (a no-op when it is off). A process that exited
-			 * normally with a scope open killed nothing. */
-			if (v.view != MF_SLOT_VIEW_EXITED && sc[k].id[0]) {
-				struct sup_qdeath qd = {.cause = SUP_CAUSE_LOST, .pid = v.slot.pid,
-							.peak = sc[k].peak,
-							.allocated = sc[k].allocated,
-							.net = sc[k].net < 0 ? 0 : (uint64_t)sc[k].net};
-
-				sup_clean(qd.id, sizeof(qd.id), sc[k].id);
-				sup_clean(qd.name, sizeof(qd.name), sc[k].name);
-				if (qd.id[0])
-					sup_quar_push(&qd);
-			}
-			if (json_array_size(a) < SUP_MAX_SCOPES)
-				json_array_append_new(a, sup_scope_json(&x, now));
-		}
-	}
-	mf_segread_close(&r);
-	json_object_set_new(j, "in_flight", a);
-	json_object_set_new(j, "in_flight_total", json_integer(total));
-	json_object_set_new(j, "in_flight_from", json_string("segment"));
-}
-
-int sup_journal_recover(const char *state_dir, const char *report_dir, char *out, size_t outlen)
-{
-	char path[MF_PATH_MAX], boot[64], detail[512], last[40];
-	json_t *j, *sup;
-	json_error_t jerr;
-	int pid, err;
-
-	snprintf(path, sizeof(path), "%s/%s", state_dir, JOURNAL);
-	if (access(path, F_OK) < 0)
-		return 0;
-	j = json_load_file(path, 0, &jerr);
-	if (!j || !json_is_object(j)) {
-		mf_warn("state journal %s is unreadable (%s): ignored", path, jerr.text);
-		json_decref(j);
-		unlink(path);
-		return -1;
-	}
-	sup = json_object_get(j, "supervisor");
-	pid = (int)json_integer_value(json_object_get(sup, "pid"));
-	boot_id(boot, sizeof(boot));
-	if (strcmp(str(sup, "boot_id"), boot) == 0 && pid > 0 && pid != getpid() &&
-	    (kill(pid, 0) == 0 || errno == EPERM)) {
-		mf_warn("state directory %s is in use by another memfence (pid %d): its journal is left alone",
-			state_dir, pid);
-		json_decref(j);
-		return -1;
-	}
-	snprintf(last, sizeof(last), "%s", str(j, "time"));
-	snprintf(detail, sizeof(detail),
-		 "the previous run (supervisor pid %d) ended without a report; last journal entry %s. "
-		 "The supervisor was killed with the program: a kernel OOM kill of the whole container "
-		 "(memory.oom.group) is the usual cause",
-		 pid, last);
-	json_object_set_new(j, "cause", json_string(sup_cause_name(SUP_CAUSE_LOST)));
-	json_object_set_new(j, "detail", json_string(detail));
-	json_object_set_new(j, "last_seen", json_string(last));
-	scopes_from_segment(j, state_dir, pid);
-	err = sup_report_write(j, report_dir, out, outlen);
-	json_decref(j);
-	if (err) {
-		mf_warn("cannot write the post-mortem of the previous run to %s: %s", report_dir,
-			strerror(-err));
-		return -1;
-	}
-	unlink(path);
-	return 1;
 }

@@ -1,5 +1,5 @@
 /*
- * sup_seg.c - the supervisor's side of the shared stats segment: create it
+ * seg.c - the supervisor's side of the shared stats segment: create it
  * (core/segread.h), turn every process's counters and in-flight scopes into
  * the supervisor's state, follow the ring of finished scopes, and publish
  * the container's figures for the shim.

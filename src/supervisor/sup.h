@@ -15,7 +15,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "host/launch.h"
 #include "host/memory.h"
+#include "host/plan.h"
 #include "base/segment.h"
 #include "host/segread.h"
 
@@ -27,28 +29,53 @@
 #define SUP_LEARN 256        /* recent scopes' A kept to learn a request's need */
 #define SUP_WINDOW_MAX 600   /* failure window, seconds, at most */
 
-/* ---- the cgroup, sampled cheaply (sup_cgroup.c) ---- */
+/* ---- health rules (health.c) ---- */
 
-struct sup_cgroup {
-	int version;                 /* 0 none, 1, 2 */
-	char dir[MF_PATH_MAX];       /* cgroup directory (under the root prefix) */
-	char root[MF_PATH_MAX];      /* root prefix, for /proc/vmstat */
+struct sup_health_cfg {
+	uint64_t need;               /* bytes a typical request needs; 0 = learn */
+	uint64_t need_default;       /* used until enough scopes were seen */
+	uint64_t grace_ms;           /* low headroom this long -> not ready */
+	unsigned hysteresis_pct;     /* ready again above need * (100+h)/100 */
+	uint64_t live_after_ms;      /* not ready this long -> not live */
+	unsigned fail_pct;           /* failed scopes share that makes not live */
+	unsigned fail_window_s;
+	unsigned fail_min;
 };
 
-struct sup_sample {
-	uint64_t usage;
-	uint64_t inactive_file;
-	uint64_t working_set;
-	uint64_t oom_kill;           /* cgroup counter, or /proc/vmstat's */
-	int oom_from_vmstat;         /* 1 when the cgroup has no counter */
+/* ---- the entry: `memfence run` once its options are resolved ---- */
+
+enum sup_restart { SUP_RESTART_NEVER, SUP_RESTART_ON_OOM, SUP_RESTART_ALWAYS };
+
+struct sup_config {
+	struct mf_launch launch;     /* account resolved to 0 or 1 */
+	struct mf_plan plan;         /* as the program will get it (the child
+					resolves it again when it applies it) */
+	const struct mf_memory *mem; /* what the plan came from; zeroed when
+					nothing was readable */
+	char **argv;                 /* the program and its arguments */
+	const char *http;            /* ADDR:PORT to serve; NULL = off */
+	enum sup_restart restart;
+	uint64_t delay_ms, max_delay_ms; /* restart backoff: first, cap */
+	uint64_t interval_ms;        /* sampling period */
+	const char *report_dir;      /* never NULL */
+	const char *state_dir;       /* NULL = none */
+	const char *quarantine;      /* store spec ("" = the default file); NULL = off */
+	struct sup_health_cfg health;
+	uint64_t container_min;      /* allocation size the container check
+					applies from; 0 = off */
+	int auto_python;             /* put the Python bootstrap on PYTHONPATH */
+	int profile;                 /* sample the heap, snapshots in report_dir */
 };
 
-void sup_cgroup_init(struct sup_cgroup *cg, const struct mf_memory *m, const char *root);
-int sup_cgroup_sample(const struct sup_cgroup *cg, struct sup_sample *s);
-/* Resident set of this process (VmRSS), bytes; 0 if unreadable. */
-uint64_t sup_self_rss(void);
+/*
+ * Start the program under cfg and supervise it until it has ended for good
+ * (or a stop signal arrived). Returns memfence's exit status: the program's
+ * own (128+N for signal N), MF_EXIT_FAILURE when the supervisor cannot
+ * start, MF_EXIT_USAGE for a malformed quarantine store name.
+ */
+int sup_run(const struct sup_config *cfg);
 
-/* ---- the stats segment (sup_seg.c) ---- */
+/* ---- the stats segment (seg.c) ---- */
 
 struct sup_scope {
 	int32_t pid, tid;
@@ -134,7 +161,7 @@ struct sup_state;
 void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
 		  sup_record_fn fn, void *ctx);
 
-/* ---- quarantine deaths (sup_quar.c) ---- */
+/* ---- quarantine deaths (quar.c) ---- */
 
 /* One scope that died with its process, to count in the quarantine. */
 struct sup_qdeath {
@@ -155,18 +182,7 @@ void sup_quar_push(const struct sup_qdeath *d);
 void sup_quar_stop(void);
 void sup_quar_counts(uint64_t *recorded, uint64_t *errors, uint64_t *dropped);
 
-/* ---- health rules (sup_health.c) ---- */
-
-struct sup_health_cfg {
-	uint64_t need;               /* bytes a typical request needs; 0 = learn */
-	uint64_t need_default;       /* used until enough scopes were seen */
-	uint64_t grace_ms;           /* low headroom this long -> not ready */
-	unsigned hysteresis_pct;     /* ready again above need * (100+h)/100 */
-	uint64_t live_after_ms;      /* not ready this long -> not live */
-	unsigned fail_pct;           /* failed scopes share that makes not live */
-	unsigned fail_window_s;
-	unsigned fail_min;
-};
+/* ---- health rules (health.c) ---- */
 
 struct sup_health {
 	struct sup_health_cfg cfg;
@@ -204,7 +220,6 @@ enum sup_cause {
 	SUP_CAUSE_LOST,              /* found after an unclean end of a supervisor */
 	SUP_CAUSE_NCAUSES
 };
-const char *sup_cause_name(enum sup_cause c);
 
 struct sup_state {
 	/* plan */
@@ -262,16 +277,14 @@ struct sup_hist *sup_hist_get(struct sup_state *st, const char *name);
 void sup_hist_add(struct sup_state *st, const struct sup_record *r);
 extern const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS];
 
-/* ---- rendering (sup_metrics.c) ---- */
+/* ---- rendering (metrics.c) ---- */
 
 /* Prometheus text exposition into buf; returns bytes written (truncates). */
 size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len);
-/* One in-flight scope as JSON (age against now_ns, CLOCK_REALTIME). */
-json_t *sup_scope_json(const struct sup_scope *s, uint64_t now_ns);
 /* The /status document. */
 json_t *sup_status_json(const struct sup_state *st);
 
-/* ---- HTTP (sup_http.c) ---- */
+/* ---- HTTP (http.c) ---- */
 
 struct sup_http;
 /* Start serving on addr ("HOST:PORT", "[V6]:PORT", ":PORT"). Returns NULL
@@ -281,7 +294,7 @@ void sup_http_stop(struct sup_http *h);
 /* Replace the published state (copied under the lock). */
 void sup_publish(const struct sup_state *st);
 
-/* ---- post-mortems and the journal (sup_report.c) ---- */
+/* ---- post-mortems (report.c) ---- */
 
 struct sup_death {
 	enum sup_cause cause;
@@ -302,6 +315,17 @@ int sup_report_write(json_t *report, const char *dir, char *out, size_t outlen);
 int sup_mkdirs(const char *dir);
 /* The short human summary for stderr (also used by `memfence report`). */
 void sup_report_print(FILE *f, json_t *report, int full);
+/* Write j to path through a temporary file and rename(2). 0 or -errno. */
+int sup_write_atomic(json_t *j, const char *path);
+/* This boot's id (/proc/sys/kernel/random/boot_id), "" if unreadable. */
+void sup_boot_id(char *buf, size_t len);
+/* The string at key k of object o, "" when absent. */
+const char *sup_json_str(json_t *o, const char *k);
+
+/* ---- the journal (journal.c) ---- */
+
+/* The journal's file name in the state directory. */
+#define SUP_JOURNAL "journal.json"
 
 /* The stats segment's name under --state-dir: there it survives a kill
  * of the whole container, and the next start reads what was in flight. */
@@ -317,10 +341,17 @@ void sup_journal_close(const char *state_dir);
 int sup_journal_recover(const char *state_dir, const char *report_dir, char *out,
 			size_t outlen);
 
+/* ---- shared by every part (common.c) ---- */
+
+/* "running", "exit", "oom-kill", "sigkill", "signal", "lost" */
+const char *sup_cause_name(enum sup_cause c);
+/* An allocation failure's cause (MF_FAIL_*): "allocator", "budget", ... */
+const char *sup_fail_name(int c);
 /* Copy s into out (len bytes) keeping printable ASCII only: scope names
  * come from programs and must stay valid in JSON and Prometheus labels. */
 void sup_clean(char *out, size_t len, const char *s);
-
+/* One in-flight scope as JSON (age against now_ns, CLOCK_REALTIME). */
+json_t *sup_scope_json(const struct sup_scope *s, uint64_t now_ns);
 uint64_t sup_now_ms(void);       /* CLOCK_MONOTONIC */
 uint64_t sup_real_ns(void);      /* CLOCK_REALTIME */
 

@@ -55,8 +55,10 @@ check_err 2 "expected one" "$MEMFENCE" report
 check_err 1 "cannot read" "$MEMFENCE" report "$MF_TMP/nope.json"
 echo '{"a": 1}' >"$MF_TMP/other.json"
 check_err 1 "not a memfence report" "$MEMFENCE" report "$MF_TMP/other.json"
-head -c 300 /dev/urandom >"$MF_TMP/junk.json"
-check_err 1 "cannot read" "$MEMFENCE" report "$MF_TMP/junk.json"
+{ printf '\0'; head -c 300 /dev/urandom; } >"$MF_TMP/junk.json"
+check_err 1 "not a file memfence writes" "$MEMFENCE" report "$MF_TMP/junk.json"
+printf '{"memfence_report": 1, "cause": ' >"$MF_TMP/cut.json"
+check_err 1 "cannot read" "$MEMFENCE" report "$MF_TMP/cut.json"
 
 # The supervisor tries oom_score_adj -1000 for itself and says whether it
 # held; the program keeps its own value either way.

@@ -255,6 +255,67 @@ static void test_v2_container(void)
 	dump_warnings("v2-container", m);
 }
 
+/*
+ * The container's processes live in child cgroups: the kills counted in
+ * memory.events (the cgroup and its descendants) are the container's,
+ * while memory.events.local, which counts only processes in the cgroup
+ * itself, says 0.
+ */
+static void test_v2_subtree(void)
+{
+	struct fx *f = load("v2-subtree");
+	struct mf_memory *m = &f->m;
+	struct mf_cgroup_sampler cg;
+	struct mf_cgroup_sample s;
+
+	CHECK_EQ_U64(f->rc, 0);
+	CHECK_EQ_U64(m->cgroup_version, 2);
+	CHECK_STR(m->cgroup_dir, at(f, "/sys/fs/cgroup"));
+	CHECK_EQ_U64(m->limit, 256 * MiB);
+	CHECK_EQ_U64(m->oom, 4);
+	CHECK_EQ_U64(m->oom_kill, 3);
+	CHECK_EQ_U64(m->events_max, 12);
+	CHECK_EQ_U64(m->nwarnings, 0);
+	dump_warnings("v2-subtree", m);
+
+	mf_cgroup_sampler_init(&cg, m, f->root);
+	CHECK_EQ_U64(mf_cgroup_sample(&cg, &s), 0);
+	CHECK_EQ_U64(s.oom_kill, 3);
+	CHECK_EQ_U64(s.oom_from_vmstat, 0);
+	CHECK_EQ_U64(s.usage, 150 * MiB);
+	CHECK_EQ_U64(s.working_set, 145 * MiB);
+}
+
+/*
+ * The supervisor's sample and the full read (inspect) must tell the same
+ * figures on every tree whose files are whole: one reader, one answer.
+ */
+static void test_sample_agrees(void)
+{
+	static const char *const trees[] = {
+		"v1", "v1-unlimited", "v2-nested", "v2-max", "v2-high", "v2-container", "v2-subtree",
+	};
+
+	for (size_t i = 0; i < sizeof(trees) / sizeof(trees[0]); i++) {
+		struct fx *f = load(trees[i]);
+		struct mf_memory *m = &f->m;
+		struct mf_cgroup_sampler cg;
+		struct mf_cgroup_sample s;
+
+		CHECK_EQ_U64(f->rc, 0);
+		mf_cgroup_sampler_init(&cg, m, f->root);
+		CHECK_EQ_U64(mf_cgroup_sample(&cg, &s), 0);
+		CHECK_EQ_U64(s.usage, m->usage);
+		CHECK_EQ_U64(s.inactive_file, m->inactive_file);
+		CHECK_EQ_U64(s.working_set, m->working_set);
+		CHECK_EQ_U64(s.oom_kill, m->oom_kill);
+		CHECK_EQ_U64(s.oom_from_vmstat, 0);
+		if (s.oom_kill != m->oom_kill)
+			fprintf(stderr, "  %s: sample oom_kill %llu, read %llu\n", trees[i],
+				(unsigned long long)s.oom_kill, (unsigned long long)m->oom_kill);
+	}
+}
+
 static void test_v2_above_memtotal(void)
 {
 	struct fx *f = load("v2-above-memtotal");
@@ -407,6 +468,41 @@ static int mkdirs(const char *path)
 		}
 	}
 	return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* No cgroup counter: the sample falls back to /proc/vmstat's. */
+static void test_sample_vmstat(void)
+{
+	char tmp[] = "/tmp/memfence-test-memory.XXXXXX";
+	char path[PATH_MAX];
+	struct mf_memory m;
+	struct mf_cgroup_sampler cg;
+	struct mf_cgroup_sample s;
+	FILE *fp;
+
+	if (mkdtemp(tmp) == NULL) {
+		CHECK(0);
+		return;
+	}
+	snprintf(path, sizeof(path), "%s/proc", tmp);
+	CHECK_EQ_U64(mkdirs(path), 0);
+	snprintf(path, sizeof(path), "%s/proc/vmstat", tmp);
+	fp = fopen(path, "w");
+	CHECK(fp != NULL);
+	if (fp != NULL) {
+		fputs("pgfault 100\noom_kill 7\n", fp);
+		fclose(fp);
+	}
+	memset(&m, 0, sizeof(m));
+	mf_cgroup_sampler_init(&cg, &m, tmp);
+	CHECK_EQ_U64(mf_cgroup_sample(&cg, &s), 0);
+	CHECK_EQ_U64(s.oom_kill, 7);
+	CHECK_EQ_U64(s.oom_from_vmstat, 1);
+	CHECK_EQ_U64(s.usage, 0);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/proc", tmp);
+	rmdir(path);
+	rmdir(tmp);
 }
 
 static void test_made_trees(void)
@@ -672,5 +768,8 @@ int main(int argc, char **argv)
 	test_truncated();
 	test_garbage();
 	test_made_trees();
+	test_v2_subtree();
+	test_sample_agrees();
+	test_sample_vmstat();
 	return unit_done("test_memory");
 }

@@ -1,0 +1,250 @@
+/*
+ * child.c - the program the supervisor runs: start it, tell how each of its
+ * processes ended, and decide whether to start it again.
+ *
+ * A death is classified in one place (classify below) for both its
+ * witnesses: the wait status of the program when it is reaped, and a slot
+ * of the stats segment found dead with scopes in flight.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "host/launch.h"
+#include "host/msg.h"
+#include "supervisor/supervisor.h"
+
+const int sup_forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+const size_t sup_nforwarded = sizeof(sup_forwarded) / sizeof(sup_forwarded[0]);
+
+/*
+ * What wait status ws says, with the cgroup's OOM-kill counter before and
+ * after: a SIGKILL while the counter rose is the kernel's OOM killer. The
+ * cause, status, core flag and a sentence go into d. Returns 1 when the end
+ * was a stop memfence passed on (a signal it forwarded), not a death.
+ */
+static int classify(const struct sup *s, int ws, uint64_t oom_before, uint64_t oom_after,
+		    struct sup_death *d)
+{
+	d->oom_before = oom_before;
+	d->oom_after = oom_after;
+	if (WIFEXITED(ws)) {
+		d->cause = SUP_CAUSE_EXIT;
+		d->status = WEXITSTATUS(ws);
+		snprintf(d->detail, sizeof(d->detail), "the program exited with status %d", d->status);
+		return 0;
+	}
+	d->status = WTERMSIG(ws);
+	d->core = WCOREDUMP(ws);
+	if (d->status == SIGKILL && oom_after > oom_before) {
+		d->cause = SUP_CAUSE_OOM_KILL;
+		snprintf(d->detail, sizeof(d->detail),
+			 "the program was OOM-killed by the kernel (SIGKILL; cgroup oom_kill %llu -> %llu)",
+			 (unsigned long long)oom_before, (unsigned long long)oom_after);
+	} else if (d->status == SIGKILL) {
+		d->cause = SUP_CAUSE_SIGKILL;
+		snprintf(d->detail, sizeof(d->detail),
+			 "the program was killed by SIGKILL, not by the OOM killer (oom_kill counter unchanged at %llu)",
+			 (unsigned long long)oom_after);
+	} else {
+		d->cause = SUP_CAUSE_SIGNAL;
+		snprintf(d->detail, sizeof(d->detail), "the program was killed by SIG%s%s",
+			 sigabbrev_np(d->status) ? sigabbrev_np(d->status) : "?",
+			 d->core ? " (core dumped)" : "");
+	}
+	return d->cause == SUP_CAUSE_SIGNAL && d->status == s->last_forwarded;
+}
+
+/*
+ * A process of the program died without its normal exit, with scopes in
+ * flight: each scope with an id counts one death in the quarantine. The
+ * program itself has a wait status to tell the cause; any other process
+ * (a pre-fork worker) is its parent's to reap, so only the cgroup's
+ * OOM-kill counter speaks for it: oom_kill when it rose since the process
+ * was last seen alive, else unknown.
+ */
+void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_alive,
+		       const struct mf_seg_scope *sc, uint32_t n)
+{
+	struct sup *s = ctx;
+	struct mf_cgroup_sample cs;
+	uint64_t oom = s->st.oom_kill;
+	enum sup_cause cause = SUP_CAUSE_NONE;
+
+	if (!s->st.quarantine_on)
+		return;
+	/* The kernel counts the kill before the victim is gone, but the
+	 * counter was read a moment before the slot: read it again. */
+	if (mf_cgroup_sample(&s->cg, &cs) == 0 && cs.oom_kill > oom)
+		oom = cs.oom_kill;
+	if (s->dying_pid && slot->pid == s->dying_pid) {
+		struct sup_death d = {0};
+
+		if (classify(s, s->dying_ws, s->oom_at_start, oom, &d))
+			return;    /* a stop memfence passed on, not a death */
+		cause = d.cause;
+	} else if (oom > oom_alive) {
+		cause = SUP_CAUSE_OOM_KILL;
+	} else if (s->stopping) {
+		return;    /* workers ending with a stop that was asked for */
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct sup_qdeath d = {.cause = (int)cause, .pid = slot->pid};
+
+		if (!sc[i].id[0])
+			continue;
+		sup_clean(d.id, sizeof(d.id), sc[i].id);
+		sup_clean(d.name, sizeof(d.name), sc[i].name);
+		if (!d.id[0])
+			continue;
+		d.peak = sc[i].peak;
+		d.allocated = sc[i].allocated;
+		d.net = sc[i].net < 0 ? 0 : (uint64_t)sc[i].net;
+		sup_quar_push(&d);
+	}
+}
+
+/*
+ * The program's own quarantine client (python/memfence) uses the store the
+ * supervisor writes, and leaves the recording of deaths to the supervisor
+ * when it can see them (in the stats segment): one death counts once.
+ */
+static void quarantine_env(const struct sup *s)
+{
+	if (!s->st.quarantine_on) {
+		const char *v = getenv("MEMFENCE_QUARANTINE");
+
+		/* "off" is the supervisor's word; the client would take it for a path. */
+		if (v && strcmp(v, "off") == 0)
+			unsetenv("MEMFENCE_QUARANTINE");
+		return;
+	}
+	setenv("MEMFENCE_STATE_DIR", s->quar_dir, 1);
+	setenv("MEMFENCE_QUARANTINE", s->quar_spec, 1);
+	if (s->cfg.launch.account == 1)
+		setenv("MEMFENCE_QUARANTINE_RECORDER", "supervisor", 1);
+}
+
+/* In the forked child: undo what only the supervisor wants, then become
+ * the program. Never returns. */
+static void child_exec(struct sup *s)
+{
+	sigset_t none;
+	int status;
+
+	for (size_t i = 0; i < sup_nforwarded; i++)
+		signal(sup_forwarded[i], SIG_DFL);
+	signal(SIGPIPE, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	sup_protect_undo(s);
+	if (mf_launch_prepare(&s->cfg.launch, &s->cfg.plan, &status) != 0)
+		_exit(status);
+	quarantine_env(s);
+	sup_python_env(s);
+	if (s->cfg.profile) {
+		/* Beside the post-mortems, so that both outlive the program. */
+		setenv("MEMFENCE_PROFILE_DIR", s->cfg.report_dir, 1);
+		if (getenv("MEMFENCE_PROFILE_SIGNAL") == NULL)
+			setenv("MEMFENCE_PROFILE_SIGNAL", "1", 1);
+	}
+	_exit(mf_launch_exec(s->cfg.argv));
+}
+
+int sup_child_start(struct sup *s)
+{
+	pid_t pid;
+
+	if (s->cfg.launch.account == 1) {
+		int err;
+
+		sup_seg_close(&s->seg, 1);
+		err = sup_seg_create(&s->seg, s->cfg.launch.segment, (int32_t)getpid());
+		if (err) {
+			mf_err("cannot create the stats segment %s: %s", s->cfg.launch.segment,
+			       strerror(-err));
+			return -1;
+		}
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		mf_err("cannot start the program: fork: %s", strerror(errno));
+		return -1;
+	}
+	if (pid == 0)
+		child_exec(s);
+	s->st.child_pid = pid;
+	s->st.child_up = 1;
+	s->seg.hold_pid = pid;
+	s->child_start_ms = sup_now_ms();
+	s->st.child_started_s = sup_real_ns() / 1000000000u;
+	sup_state_sample(s);
+	s->oom_at_start = s->st.oom_kill;
+	s->failed_at_start = sup_failures_total(&s->st);
+	return 0;
+}
+
+void sup_child_ended(struct sup *s, int ws, struct sup_death *d)
+{
+	struct sup_state *st = &s->st;
+	int reportable;
+
+	s->seg.hold_pid = 0;
+	s->dying_pid = st->child_pid;
+	s->dying_ws = ws;
+	sup_state_sample(s);
+	s->dying_pid = 0;
+	memset(d, 0, sizeof(*d));
+	d->runtime_ms = sup_now_ms() - s->child_start_ms;
+	/* A signal we passed on is a requested stop, not a death. */
+	reportable = !classify(s, ws, s->oom_at_start, st->oom_kill, d);
+	if (d->cause == SUP_CAUSE_EXIT) {
+		uint64_t refused = sup_failures_total(st) - s->failed_at_start;
+
+		reportable = d->status != 0 && refused > 0;
+		if (reportable)
+			snprintf(d->detail, sizeof(d->detail),
+				 "the program exited with status %d after %llu refused allocation(s)",
+				 d->status, (unsigned long long)refused);
+	}
+	s->oom_pending_ms = 0;
+	st->exits[d->cause]++;
+	if (reportable)
+		sup_write_report(s, d);
+	st->child_up = 0;
+	st->child_pid = 0;
+	/* The dead program's scopes are in the report; start clean. */
+	st->nscopes = 0;
+	st->scopes_in_flight = 0;
+}
+
+int sup_child_should_restart(const struct sup *s, const struct sup_death *d)
+{
+	if (s->stopping)
+		return 0;
+	switch (s->cfg.restart) {
+	case SUP_RESTART_ALWAYS: return 1;
+	case SUP_RESTART_ON_OOM: return d->cause == SUP_CAUSE_OOM_KILL;
+	default: return 0;
+	}
+}
+
+uint64_t sup_child_backoff_ms(struct sup *s, uint64_t ran_ms)
+{
+	uint64_t d = s->cfg.delay_ms;
+
+	/* A program that ran a good while before ending starts the series
+	 * again: the backoff is for crash loops. */
+	if (ran_ms >= 2 * s->cfg.max_delay_ms + 10000)
+		s->quick_failures = 0;
+	for (unsigned i = 0; i < s->quick_failures && d < s->cfg.max_delay_ms; i++)
+		d *= 2;
+	s->quick_failures++;
+	return d < s->cfg.max_delay_ms ? d : s->cfg.max_delay_ms;
+}

@@ -1,0 +1,89 @@
+/*
+ * python.c - the Python bootstrap: a Python program started by the
+ * supervisor gets memfence's sitecustomize.py first on PYTHONPATH, which
+ * adds the gRPC interceptor with no change to the program (docs/python.md).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host/launch.h"
+#include "host/msg.h"
+#include "supervisor/supervisor.h"
+
+/* Is the program a Python interpreter, or a script run by one (gunicorn,
+ * celery and the like start with "#!/usr/bin/python3")? */
+static int is_python(const char *prog)
+{
+	char path[MF_PATH_MAX], head[256];
+	const char *base = strrchr(prog, '/');
+	int fd = -1;
+	ssize_t n;
+
+	base = base ? base + 1 : prog;
+	if (strncmp(base, "python", 6) == 0)
+		return 1;
+	if (strchr(prog, '/')) {
+		fd = open(prog, O_RDONLY | O_CLOEXEC);
+	} else {
+		const char *p = getenv("PATH");
+
+		for (p = p ? p : "/usr/bin:/bin"; fd < 0 && *p; p += *p == ':') {
+			size_t len = strcspn(p, ":");
+
+			snprintf(path, sizeof(path), "%.*s/%s", (int)len, len ? p : ".", prog);
+			fd = open(path, O_RDONLY | O_CLOEXEC);
+			p += len;
+		}
+	}
+	if (fd < 0)
+		return 0;
+	n = read(fd, head, sizeof(head) - 1);
+	close(fd);
+	if (n < 2 || head[0] != '#' || head[1] != '!')
+		return 0;
+	head[n] = '\0';
+	head[strcspn(head, "\n")] = '\0';
+	return strstr(head, "python") != NULL;
+}
+
+/*
+ * The bootstrap is looked for where the preload libraries are: next to the
+ * binary in the build tree, else under the install directory.
+ */
+void sup_python_env(const struct sup *s)
+{
+	const char *v = getenv("MEMFENCE_AUTO_PYTHON"), *cur, *file;
+	char dir[MF_PATH_MAX], buf[2 * MF_PATH_MAX + 2];
+	char *slash;
+	size_t len;
+
+	if (!s->cfg.auto_python || (v && (strcmp(v, "0") == 0 || strcmp(v, "no") == 0 ||
+					  strcmp(v, "false") == 0 || strcmp(v, "off") == 0)))
+		return;
+	if (!is_python(s->cfg.argv[0]))
+		return;
+	file = mf_preload_path("python/memfence/_bootstrap/sitecustomize.py");
+	if (!file) {
+		mf_warn("the memfence Python package is not installed: a gRPC server gets no "
+			"interceptor automatically (see docs/python.md)");
+		return;
+	}
+	snprintf(dir, sizeof(dir), "%s", file);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	cur = getenv("PYTHONPATH");
+	if (cur && *cur) {
+		/* Already first (or anywhere): leave the user's order alone. */
+		len = strlen(dir);
+		for (const char *p = cur; p; p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL)
+			if (strncmp(p, dir, len) == 0 && (p[len] == ':' || p[len] == '\0'))
+				return;
+		snprintf(buf, sizeof(buf), "%s:%s", dir, cur);
+		setenv("PYTHONPATH", buf, 1);
+	} else {
+		setenv("PYTHONPATH", dir, 1);
+	}
+}

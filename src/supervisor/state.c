@@ -1,0 +1,99 @@
+/*
+ * state.c - the supervisor's picture of the program (struct sup_state):
+ * filled from the cgroup and the stats segment at each sample, and written
+ * out as the journal and as post-mortems.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "host/msg.h"
+#include "supervisor/supervisor.h"
+
+uint64_t sup_failures_total(const struct sup_state *st)
+{
+	uint64_t n = st->threads_failed;
+
+	for (int c = 0; c < MF_FAIL_NCAUSES; c++)
+		n += st->failed[c];
+	return n;
+}
+
+static void on_record(void *ctx, const struct sup_record *r)
+{
+	struct sup *s = ctx;
+
+	sup_hist_add(&s->st, r);
+	sup_health_record(&s->health, r);
+}
+
+void sup_state_sample(struct sup *s)
+{
+	struct mf_cgroup_sample cs;
+	struct sup_state *st = &s->st;
+
+	s->seg.oom_prev = st->oom_kill;
+	mf_cgroup_sample(&s->cg, &cs);
+	st->usage = cs.usage;
+	st->working_set = cs.working_set;
+	st->oom_kill = cs.oom_kill;
+	st->headroom = st->limit > cs.working_set ? st->limit - cs.working_set : 0;
+	st->usable = st->budget > cs.working_set ? st->budget - cs.working_set : 0;
+	if (s->seg.open)
+		sup_seg_read(&s->seg, st, 1, on_record, s);
+	st->now_s = sup_real_ns() / 1000000000u;
+}
+
+void sup_timeline_push(struct sup_state *st)
+{
+	struct sup_point *p = &st->timeline[st->tl_pos];
+
+	p->t_s = st->now_s;
+	p->usage = st->usage;
+	p->working_set = st->working_set;
+	p->heap_live = st->heap_live;
+	st->tl_pos = (st->tl_pos + 1) % SUP_TIMELINE;
+	if (st->tl_len < SUP_TIMELINE)
+		st->tl_len++;
+}
+
+void sup_journal_update(struct sup *s, const struct sup_death *d)
+{
+	json_t *j;
+	int err;
+
+	if (!s->cfg.state_dir)
+		return;
+	j = sup_report_json(&s->st, d, s->cfg.argv);
+	err = j ? sup_journal_write(s->cfg.state_dir, j) : -ENOMEM;
+	json_decref(j);
+	if (err) {
+		static int warned;
+
+		if (!warned++)
+			mf_warn("cannot write the state journal in %s: %s", s->cfg.state_dir,
+				strerror(-err));
+	}
+}
+
+void sup_write_report(struct sup *s, const struct sup_death *d)
+{
+	json_t *j = sup_report_json(&s->st, d, s->cfg.argv);
+	char path[MF_PATH_MAX];
+	int err;
+
+	if (!j) {
+		mf_warn("cannot build the post-mortem report");
+		return;
+	}
+	sup_report_print(stderr, j, 0);
+	err = sup_report_write(j, s->cfg.report_dir, path, sizeof(path));
+	if (err)
+		mf_warn("cannot write the post-mortem report in %s: %s", s->cfg.report_dir,
+			strerror(-err));
+	else {
+		fprintf(stderr, "memfence:   report: %s\n", path);
+		s->st.reports_written++;
+	}
+	json_decref(j);
+}

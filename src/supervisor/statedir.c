@@ -1,0 +1,97 @@
+/*
+ * statedir.c - where the supervisor keeps what must outlive it: the state
+ * directory (journal, segment, quarantine), and the stats segment's file.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "host/msg.h"
+#include "host/segread.h"
+#include "supervisor/supervisor.h"
+
+/*
+ * Segments of supervisors that were killed (SIGKILL leaves no chance to
+ * remove them) would pile up in /dev/shm outside containers, where PIDs are
+ * not reused as quickly: remove memfence-run-PID.seg files whose PID is gone
+ * and whose header says that PID created them. In a container the
+ * supervisor is PID 1 and its next start replaces its own file anyway.
+ */
+static void sweep_segments(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[MF_PATH_MAX], *end;
+		struct mf_segread r;
+		long pid;
+		int stale;
+
+		if (strncmp(e->d_name, "memfence-run-", 13) != 0)
+			continue;
+		pid = strtol(e->d_name + 13, &end, 10);
+		if (pid <= 0 || strcmp(end, ".seg") != 0 || pid == getpid() ||
+		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (mf_segread_open(&r, path, 0) != 0)
+			continue;
+		stale = r.hdr->owner_pid == pid;
+		mf_segread_close(&r);
+		if (stale)
+			unlink(path);
+	}
+	closedir(d);
+}
+
+/* The segment goes in the state directory (where the next start finds it
+ * after a kill of the whole container), else in /dev/shm or /tmp. */
+void sup_segment_path(struct sup *s)
+{
+	if (s->cfg.launch.account != 1)
+		return;
+	if (!s->cfg.launch.segment) {
+		if (s->cfg.state_dir)
+			snprintf(s->segment, sizeof(s->segment), "%s/%s", s->cfg.state_dir,
+				 SUP_STATE_SEGMENT);
+		else {
+			const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+
+			sweep_segments(dir);
+			snprintf(s->segment, sizeof(s->segment), "%s/memfence-run-%d.seg", dir,
+				 (int)getpid());
+		}
+		s->cfg.launch.segment = s->segment;
+	}
+	snprintf(s->st.segment, sizeof(s->st.segment), "%s", s->cfg.launch.segment);
+}
+
+/* Create the state directory, and turn the journal of a run that ended
+ * without a report into its post-mortem. */
+int sup_state_dir_prepare(struct sup *s)
+{
+	char path[MF_PATH_MAX];
+	int rc;
+
+	if (!s->cfg.state_dir)
+		return 0;
+	if (mkdir(s->cfg.state_dir, 0755) < 0 && errno != EEXIST) {
+		mf_err("cannot create the state directory %s: %s", s->cfg.state_dir,
+		       strerror(errno));
+		return -1;
+	}
+	rc = sup_journal_recover(s->cfg.state_dir, s->cfg.report_dir, path, sizeof(path));
+	if (rc == 1)
+		fprintf(stderr,
+			"memfence: the previous run ended without a report; its post-mortem: %s\n",
+			path);
+	return 0;
+}

@@ -1,0 +1,78 @@
+/*
+ * supervisor.h - the supervisor's own state, shared by the files of its
+ * loop: supervisor.c (the loop), child.c (start, end, restart), state.c
+ * (sampling; reports and journal from the state), python.c (the Python
+ * bootstrap), protect.c (oom_score_adj), statedir.c (state directory,
+ * segment file). Dependencies point that way only: supervisor.c uses
+ * child.c, child.c uses state.c, never back. The parts they drive (cgroup,
+ * segment, health, HTTP, reports, journal, quarantine) have their
+ * interfaces in sup.h. Nothing outside src/supervisor includes this file.
+ */
+#ifndef MF_SUPERVISOR_H
+#define MF_SUPERVISOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "supervisor/sup.h"
+
+struct sup {
+	struct sup_config cfg;     /* a copy: the segment's path is filled in */
+	struct mf_cgroup_sampler cg;
+	struct sup_seg seg;
+	struct sup_health health;
+	struct sup_state st;
+	struct sup_http *http;
+	int sfd, tfd;
+	int stopping;              /* a stop signal arrived: no more restarts */
+	int last_forwarded;
+	int oom_adj_orig;
+	uint64_t child_start_ms, oom_at_start, failed_at_start;
+	uint64_t last_second;
+	unsigned quick_failures;
+	uint64_t oom_pending_ms;   /* an OOM kill not yet reported */
+	uint64_t oom_pending_from;
+	char segment[MF_PATH_MAX]; /* the segment's path when memfence names it */
+	char quar_dir[MF_PATH_MAX];   /* the store's state directory */
+	char quar_spec[2 * MF_PATH_MAX + 64];
+	pid_t dying_pid;           /* the program, reaped: its wait status */
+	int dying_ws;
+};
+
+/* state.c: read the cgroup and the segment into s->st. */
+void sup_state_sample(struct sup *s);
+/* state.c: one point a second of the memory timeline. */
+void sup_timeline_push(struct sup_state *st);
+/* state.c: print a post-mortem to stderr and write it. */
+void sup_write_report(struct sup *s, const struct sup_death *d);
+/* state.c: rewrite the journal (under --state-dir only). */
+void sup_journal_update(struct sup *s, const struct sup_death *d);
+/* state.c: allocation failures of every cause so far. */
+uint64_t sup_failures_total(const struct sup_state *st);
+
+/* child.c: the signals passed on to the program. */
+extern const int sup_forwarded[];
+extern const size_t sup_nforwarded;
+int sup_child_start(struct sup *s);
+/* The program ended with wait status ws: classify, report. */
+void sup_child_ended(struct sup *s, int ws, struct sup_death *d);
+int sup_child_should_restart(const struct sup *s, const struct sup_death *d);
+uint64_t sup_child_backoff_ms(struct sup *s, uint64_t ran_ms);
+/* sup_seg's on_dead: count the scopes of a dead process in the quarantine. */
+void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_alive,
+		       const struct mf_seg_scope *sc, uint32_t n);
+
+/* python.c: in the child, put the bootstrap first on PYTHONPATH. */
+void sup_python_env(const struct sup *s);
+
+/* protect.c */
+void sup_protect(struct sup *s);
+/* In the child: the program gets the oom_score_adj the supervisor had. */
+void sup_protect_undo(const struct sup *s);
+
+/* statedir.c */
+void sup_segment_path(struct sup *s);
+int sup_state_dir_prepare(struct sup *s);
+
+#endif
