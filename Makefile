@@ -106,10 +106,11 @@ $(SHIM_LIB): $(SHIM_OBJ) src/shim/exports.map
 
 # The stack library is the one file of the shim that sets the default thread
 # stack size: `memfence exec` preloads it when accounting is off.
-$(STACK_LIB): src/shim/stack.c src/base/size.c src/shim/exports-stack.map
+STACK_SRC := src/shim/stack.c src/base/size.c src/base/env.c
+$(STACK_LIB): $(STACK_SRC) src/shim/exports-stack.map
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -shared \
-	  -Wl,--version-script=src/shim/exports-stack.map -o $@ src/shim/stack.c src/base/size.c -lpthread
+	  -Wl,--version-script=src/shim/exports-stack.map -o $@ $(STACK_SRC) -lpthread
 
 $(CLI_BIN): $(CLI_OBJ) $(HOST_LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(HOST_LIB) $(DEP_LIBS) -lpthread -lm

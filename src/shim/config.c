@@ -29,6 +29,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "base/env.h"
 #include "base/size.h"
 #include "shim/shim.h"
 
@@ -57,18 +58,6 @@ void mf_say(const char *a, const char *b, const char *c)
 		ssize_t r = write(2, parts[i], strlen(parts[i]));
 		(void)r;
 	}
-}
-
-const char *mf_env_get(char **envp, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (envp == NULL)
-		return NULL;
-	for (char **e = envp; *e != NULL; e++)
-		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
-			return *e + n + 1;
-	return NULL;
 }
 
 /* '*' any run, '?' one byte, everything else literal. */

@@ -23,6 +23,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/env.h"
 #include "base/segment.h"
 #include "memfence.h"
 
@@ -93,7 +94,6 @@ extern struct mf_config mf_cfg MF_HIDDEN;
 void mf_config_read(char **envp) MF_HIDDEN;
 /* Raw write of a one-line message "memfence: ...\n" to stderr. */
 void mf_say(const char *a, const char *b, const char *c) MF_HIDDEN;
-const char *mf_env_get(char **envp, const char *name) MF_HIDDEN;
 int mf_glob(const char *pat, const char *s) MF_HIDDEN;
 /* Copy at most n-1 bytes and NUL-terminate. */
 void mf_strlcpy(char *dst, const char *src, size_t n) MF_HIDDEN;
