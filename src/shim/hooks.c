@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -40,6 +41,22 @@
 #define EXPORT __attribute__((visibility("default")))
 
 struct mf_real mf_real;
+
+/* The page size, from the auxiliary vector: no system call, no
+ * allocation, usable from the first hook on. */
+static size_t page_size(void)
+{
+	static size_t pg;
+	size_t v = __atomic_load_n(&pg, __ATOMIC_RELAXED);
+
+	if (MF_UNLIKELY(v == 0)) {
+		v = (size_t)getauxval(AT_PAGESZ);
+		if (v == 0)
+			v = 4096;
+		__atomic_store_n(&pg, v, __ATOMIC_RELAXED);
+	}
+	return v;
+}
 
 /* ---- bootstrap buffer ---- */
 
@@ -63,7 +80,7 @@ static void *boot_alloc(size_t n, size_t align)
 
 	if (align < 16)
 		align = 16;
-	if (n > BOOT_SIZE || align > 4096)
+	if (n > BOOT_SIZE || align > page_size())
 		goto nomem;
 	need = n + sizeof(struct boot_hdr) + align;
 	off = __atomic_fetch_add(&boot_used, need, __ATOMIC_RELAXED);
@@ -579,14 +596,16 @@ static void *page_common(size_t n, void *(*fn)(size_t))
 EXPORT void *valloc(size_t n)
 {
 	if (MF_UNLIKELY(!ready()))
-		return boot_alloc(n, 4096);
+		return boot_alloc(n, page_size());
 	return page_common(n, mf_real.valloc);
 }
 
 EXPORT void *pvalloc(size_t n)
 {
-	if (MF_UNLIKELY(!ready()))
-		return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
+	if (MF_UNLIKELY(!ready())) {
+		size_t pg = page_size();
+		return boot_alloc((n + pg - 1) & ~(pg - 1), pg);
+	}
 	return page_common(n, mf_real.pvalloc);
 }
 
@@ -605,7 +624,7 @@ EXPORT size_t malloc_usable_size(void *p)
 
 static uint64_t page_round(uint64_t n)
 {
-	uint64_t pg = 4096;
+	uint64_t pg = page_size();
 
 	return (n + pg - 1) & ~(pg - 1);
 }

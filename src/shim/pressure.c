@@ -30,10 +30,9 @@
  * is added to the last reading. statm is O(1) in the kernel (counters of
  * the mm, no walk of the mappings): three system calls per sample.
  */
-#include <fcntl.h>
 #include <malloc.h>
-#include <unistd.h>
 
+#include "base/proc.h"
 #include "shim/shim.h"
 
 #define MF_PRESS_SAMPLE_NS (2u * 1000 * 1000)
@@ -41,62 +40,6 @@
 static uint64_t smp_data; /* atomic: bytes measured at the last sample */
 static uint64_t smp_live; /* atomic: process live bytes at that sample */
 static uint64_t smp_ns;   /* atomic: CLOCK_MONOTONIC of the last sample */
-
-/*
- * /proc/self/statm, one line of pages:
- *   size resident shared text lib data dt
- *   e.g. "6483 1379 1082 5 0 4404 0"
- */
-int mf_statm_parse(const char *buf, size_t len, int field, uint64_t *pages)
-{
-	uint64_t v = 0;
-	int f = 0, digits = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		char c = buf[i];
-		if (c >= '0' && c <= '9') {
-			v = v * 10 + (uint64_t)(c - '0');
-			digits++;
-			continue;
-		}
-		if (digits != 0) {
-			if (f == field) {
-				*pages = v;
-				return 0;
-			}
-			f++;
-		}
-		v = 0;
-		digits = 0;
-		if (c == '\n' || c == '\0')
-			break;
-	}
-	if (digits != 0 && f == field) {
-		*pages = v;
-		return 0;
-	}
-	return -1;
-}
-
-static int read_statm(uint64_t *bytes)
-{
-	char buf[128];
-	uint64_t pages;
-	ssize_t n;
-	int fd;
-
-	fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return -1;
-	if (mf_statm_parse(buf, (size_t)n, mf_cfg.press_measure_size ? 0 : 5, &pages) != 0)
-		return -1;
-	*bytes = pages * (uint64_t)sysconf(_SC_PAGESIZE);
-	return 0;
-}
 
 static uint64_t live_now(void)
 {
@@ -114,7 +57,7 @@ uint64_t mf_pressure_estimate(void)
 	if (now - at >= MF_PRESS_SAMPLE_NS &&
 	    __atomic_compare_exchange_n(&smp_ns, &at, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
 		uint64_t d;
-		if (read_statm(&d) == 0) {
+		if (mf_statm_read(mf_cfg.press_measure_size ? MF_STATM_SIZE : MF_STATM_DATA, &d) == 0) {
 			__atomic_store_n(&smp_live, live_now(), __ATOMIC_RELAXED);
 			__atomic_store_n(&smp_data, d, __ATOMIC_RELAXED);
 		}

@@ -31,6 +31,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/proc.h"
 #include "base/size.h"
 #include "shim/prof.h"
 
@@ -742,26 +743,9 @@ static int mod_of(uintptr_t pc)
 
 static uint64_t read_rss(void)
 {
-	char buf[128];
-	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	uint64_t v = 0;
-	char *p;
+	uint64_t v;
 
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* "size resident shared ...", in pages */
-	p = strchr(buf, ' ');
-	if (p == NULL)
-		return 0;
-	for (p++; *p >= '0' && *p <= '9'; p++)
-		v = v * 10 + (uint64_t)(*p - '0');
-	return v * (uint64_t)sysconf(_SC_PAGESIZE);
+	return mf_statm_read(MF_STATM_RESIDENT, &v) == 0 ? v : 0;
 }
 
 static void out_site_line(struct out *o, uint32_t idx, const struct site *s)

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/proc.h"
 #include "shim/shim.h"
 
 struct mf_seg_header *mf_seg;
@@ -204,12 +205,9 @@ static int private_segment(void)
 
 static void read_comm(char comm[16])
 {
-	int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, comm, 15) : -1;
+	size_t n;
 
-	if (fd >= 0)
-		close(fd);
-	if (n < 0)
+	if (mf_read_file("/proc/self/comm", comm, 16, &n) != 0)
 		n = 0;
 	comm[n] = '\0';
 	if (n > 0 && comm[n - 1] == '\n')

@@ -283,8 +283,6 @@ uint64_t mf_pressure_estimate(void) MF_HIDDEN;
 int mf_scope_is_own(const struct mf_thread *t, uint32_t entry) MF_HIDDEN;
 /* Largest net of t's open scopes (0 if none is positive). */
 int64_t mf_scope_own_net(const struct mf_thread *t) MF_HIDDEN;
-/* Field `field` (0-based) of a /proc/PID/statm line, in pages. */
-int mf_statm_parse(const char *buf, size_t len, int field, uint64_t *pages) MF_HIDDEN;
 /* At start-up, with the real allocator known to be glibc's. */
 void mf_pressure_init(int glibc) MF_HIDDEN;
 
