@@ -10,11 +10,12 @@
  * Rules that keep it safe without locks:
  *  - Counters in a slot are independent 64-bit atomics, added to with
  *    relaxed atomic adds in batches (never on every allocation).
- *  - A scope entry and a ring record each carry a sequence number: odd while
- *    its single writer changes it, even when stable. A reader copies the
- *    entry, then checks the sequence is even and unchanged (a seqlock). A
- *    writer that dies mid-update leaves an odd sequence: the reader reports
- *    the entry as torn instead of waiting for it.
+ *  - A scope entry, a ring record and the container block each carry a
+ *    sequence number: odd while its single writer changes it, even when
+ *    stable. A reader copies the entry, then checks the sequence is even and
+ *    unchanged (a seqlock: mf_seq_* below). A writer that dies mid-update
+ *    leaves an odd sequence: the reader reports the entry as torn instead of
+ *    waiting for it.
  *  - Slots are claimed with compare-and-swap on `state`. A slot whose process
  *    died is reclaimed only after a reader has copied it (state DEAD_READ).
  *  - Nothing in the segment is a pointer; every size is fixed by the header.
@@ -24,6 +25,7 @@
 #ifndef MF_SEGMENT_H
 #define MF_SEGMENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -162,6 +164,45 @@ int mf_seg_validate(const void *mem, uint64_t len);
 
 struct mf_seg_slot *mf_seg_slot_at(const struct mf_seg_header *h, uint32_t i);
 struct mf_seg_record *mf_seg_record_at(const struct mf_seg_header *h, uint64_t index);
+
+/*
+ * The seqlock of a scope entry, a ring record and the container block, in
+ * one place for its writers (the shim, the supervisor) and its readers.
+ * One writer per sequence, so the writer needs no atomic read-modify-write.
+ *
+ *   uint64_t end = mf_seq_write_begin(&e->seq);   ...change e...
+ *   mf_seq_write_end(&e->seq, end);
+ *
+ *   uint64_t s = mf_seq_read_begin(&e->seq);      ...copy e...
+ *   if (mf_seq_read_ok(&e->seq, s)) the copy is stable; else read again
+ *   (a sequence that stays odd: its writer died mid-update).
+ */
+static inline uint64_t mf_seq_write_begin(uint64_t *seq)
+{
+	uint64_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
+
+	__atomic_store_n(seq, s + 1, __ATOMIC_RELAXED);
+	/* The odd value is seen before any of the changes that follow. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	return s + 2;
+}
+
+static inline void mf_seq_write_end(uint64_t *seq, uint64_t end)
+{
+	__atomic_store_n(seq, end, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t mf_seq_read_begin(const uint64_t *seq)
+{
+	return __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+}
+
+static inline bool mf_seq_read_ok(const uint64_t *seq, uint64_t begin)
+{
+	/* What was copied is read before the sequence is read again. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return (begin & 1) == 0 && __atomic_load_n(seq, __ATOMIC_RELAXED) == begin;
+}
 
 /* Name of the memfd a shim makes its own segment in when it finds no
  * MEMFENCE_SEGMENT (seen as "/memfd:memfence.seg (deleted)" in /proc). */

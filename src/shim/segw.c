@@ -324,21 +324,6 @@ int32_t mf_segw_scope_claim(void)
 	return -1;
 }
 
-/* Seqlock write side: one writer per entry, so plain increments. */
-static uint64_t seq_begin(uint64_t *seq)
-{
-	uint64_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
-
-	__atomic_store_n(seq, s + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	return s + 2;
-}
-
-static void seq_end(uint64_t *seq, uint64_t v)
-{
-	__atomic_store_n(seq, v, __ATOMIC_RELEASE);
-}
-
 void mf_segw_scope_publish(struct mf_thread *t, const struct mf_scope *s, int depth)
 {
 	struct mf_seg_scope *e;
@@ -347,7 +332,7 @@ void mf_segw_scope_publish(struct mf_thread *t, const struct mf_scope *s, int de
 	if (s->entry < 0 || mf_slot == NULL)
 		return;
 	e = &mf_slot->scopes[s->entry];
-	v = seq_begin(&e->seq);
+	v = mf_seq_write_begin(&e->seq);
 	e->in_use = 1;
 	e->tid = t->tid;
 	e->depth = (uint32_t)depth;
@@ -361,7 +346,7 @@ void mf_segw_scope_publish(struct mf_thread *t, const struct mf_scope *s, int de
 	e->failed = s->failed;
 	memcpy(e->name, s->name, sizeof(e->name));
 	memcpy(e->id, s->id, sizeof(e->id));
-	seq_end(&e->seq, v);
+	mf_seq_write_end(&e->seq, v);
 }
 
 void mf_segw_scope_release(int32_t entry)
@@ -372,9 +357,9 @@ void mf_segw_scope_release(int32_t entry)
 	if (entry < 0 || mf_slot == NULL)
 		return;
 	e = &mf_slot->scopes[entry];
-	v = seq_begin(&e->seq);
+	v = mf_seq_write_begin(&e->seq);
 	e->tid = 0;
-	seq_end(&e->seq, v);
+	mf_seq_write_end(&e->seq, v);
 	__atomic_store_n(&e->in_use, 0, __ATOMIC_RELEASE);
 }
 
@@ -388,7 +373,7 @@ void mf_segw_record(struct mf_thread *t, const struct mf_scope *s, uint64_t end_
 		return;
 	idx = __atomic_fetch_add(&h->ring_head, 1, __ATOMIC_RELAXED);
 	r = mf_seg_record_at(h, idx);
-	v = seq_begin(&r->seq);
+	v = mf_seq_write_begin(&r->seq);
 	r->index = idx;
 	r->pid = mf_slot != NULL ? mf_slot->pid : 0;
 	r->tid = t != NULL ? t->tid : 0;
@@ -403,7 +388,7 @@ void mf_segw_record(struct mf_thread *t, const struct mf_scope *s, uint64_t end_
 	r->failed = s->failed;
 	memcpy(r->name, s->name, sizeof(r->name));
 	memcpy(r->id, s->id, sizeof(r->id));
-	seq_end(&r->seq, v);
+	mf_seq_write_end(&r->seq, v);
 }
 
 /* Net bytes of the largest scope in flight in the whole segment (every
@@ -455,7 +440,7 @@ static uint64_t seen_updated, seen_live;
 int mf_segw_container_refuse(struct mf_thread *t, uint64_t size)
 {
 	struct mf_seg_container *c;
-	uint64_t s1, s2, limit, ws, reserve, min_size, updated, live, seen, est;
+	uint64_t seq, limit, ws, reserve, min_size, updated, live, seen, est;
 	int64_t own, most;
 
 	if (mf_seg == NULL)
@@ -464,17 +449,15 @@ int mf_segw_container_refuse(struct mf_thread *t, uint64_t size)
 	for (int tries = 0;; tries++) {
 		if (tries == 4)
 			return 0; /* never refuse on figures we could not read */
-		s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
-		if (s1 & 1)
+		seq = mf_seq_read_begin(&c->seq);
+		if (seq & 1)
 			continue;
 		limit = __atomic_load_n(&c->limit, __ATOMIC_RELAXED);
 		ws = __atomic_load_n(&c->working_set, __ATOMIC_RELAXED);
 		reserve = __atomic_load_n(&c->reserve, __ATOMIC_RELAXED);
 		min_size = __atomic_load_n(&c->min_size, __ATOMIC_RELAXED);
 		updated = __atomic_load_n(&c->updated_ns, __ATOMIC_RELAXED);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		s2 = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
-		if (s1 == s2)
+		if (mf_seq_read_ok(&c->seq, seq))
 			break;
 	}
 	if (limit == 0 || min_size == 0 || size < min_size)
