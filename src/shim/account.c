@@ -50,8 +50,6 @@ static uint64_t fault_bytes;       /* atomic: matching bytes so far */
 
 static void thread_exit(void *arg);
 
-#define signal_fence() mf_signal_fence()
-
 void mf_account_init(void)
 {
 	exit_key_ok = pthread_key_create(&exit_key, thread_exit) == 0;
@@ -202,7 +200,9 @@ static void apply(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acal
 	t->pend_fcalls += fcall;
 }
 
-static void drain(struct mf_thread *t)
+/* The one place the busy marks are set by hand: mf_busy_leave() drains,
+ * and a handler may defer again while this loop applies. */
+void mf_drain(struct mf_thread *t)
 {
 	while (__atomic_exchange_n(&t->d_any, 0, __ATOMIC_ACQ_REL) != 0) {
 		uint64_t add = __atomic_exchange_n(&t->d_alloc, 0, __ATOMIC_ACQ_REL);
@@ -210,8 +210,7 @@ static void drain(struct mf_thread *t)
 		uint64_t ac = __atomic_exchange_n(&t->d_acalls, 0, __ATOMIC_ACQ_REL);
 		uint64_t fc = __atomic_exchange_n(&t->d_fcalls, 0, __ATOMIC_ACQ_REL);
 
-		t->busy = 1;
-		signal_fence();
+		mf_busy_enter(t);
 		for (int i = 0; i < t->depth; i++) {
 			struct mf_scope *s = &t->scopes[i];
 			s->allocated += add;
@@ -225,9 +224,7 @@ static void drain(struct mf_thread *t)
 		t->pend_freed += sub;
 		t->pend_acalls += ac;
 		t->pend_fcalls += fc;
-		signal_fence();
-		t->busy = 0;
-		signal_fence();
+		mf_busy_clear(t);
 	}
 }
 
@@ -251,12 +248,9 @@ void mf_count(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acall, u
 			heap_give((int64_t)(sub - add));
 		return;
 	}
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	apply(t, add, sub, acall, fcall);
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
+	mf_busy_clear(t);
 	if (MF_UNLIKELY(mf_flush_due(t)))
 		mf_count_post(t);
 }
@@ -264,18 +258,12 @@ void mf_count(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acall, u
 void mf_count_post(struct mf_thread *t)
 {
 	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-		drain(t);
+		mf_drain(t);
 	if (t->pend_acalls + t->pend_fcalls >= MF_FLUSH_CALLS ||
 	    t->pend_alloc - t->pend_freed + MF_FLUSH_BYTES > 2u * MF_FLUSH_BYTES) {
-		t->busy = 1;
-		signal_fence();
+		mf_busy_enter(t);
 		mf_flush(t);
-		signal_fence();
-		t->busy = 0;
-		signal_fence();
-		/* A handler may have deferred counts during the flush. */
-		if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-			drain(t);
+		mf_busy_leave(t);
 	}
 }
 
@@ -286,8 +274,7 @@ void mf_count_fail(struct mf_thread *t, int cause)
 	mf_prof_on_fail(); /* profiler: what filled memory at the first failure */
 	if (t == NULL || t->busy)
 		return;
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	for (int i = 0; i < t->depth; i++) {
 		t->scopes[i].failed++;
 		t->scopes[i].calls++;
@@ -295,9 +282,7 @@ void mf_count_fail(struct mf_thread *t, int cause)
 	/* Readers should see a refusal promptly: publish now. */
 	for (int i = 0; i < t->depth; i++)
 		mf_segw_scope_publish(t, &t->scopes[i], i);
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
+	mf_busy_leave(t);
 }
 
 static int scope_matches(struct mf_thread *t, const char *pat)
@@ -395,11 +380,9 @@ int mf_admit_post(struct mf_thread *t, uint64_t u)
 			if (heap_take_pool((int64_t)u) != 0)
 				cause = MF_FAIL_HEAP;
 		} else if (t->credit >= (int64_t)u) {
-			t->busy = 1;
-			signal_fence();
+			mf_busy_enter(t);
 			t->credit -= (int64_t)u;
-			signal_fence();
-			t->busy = 0;
+			mf_busy_leave(t);
 		} else {
 			int64_t need = (int64_t)u - t->credit, extra = 0;
 			/* Whole chunks while the pool is large; only what is
@@ -410,11 +393,9 @@ int mf_admit_post(struct mf_thread *t, uint64_t u)
 			else if (heap_take_pool(need) != 0)
 				cause = MF_FAIL_HEAP;
 			if (cause == 0) {
-				t->busy = 1;
-				signal_fence();
+				mf_busy_enter(t);
 				t->credit += need + extra - (int64_t)u;
-				signal_fence();
-				t->busy = 0;
+				mf_busy_leave(t);
 			}
 		}
 	}
@@ -443,11 +424,7 @@ static int scope_push(struct mf_thread *t, struct mf_scope *s)
 	if (s->budget != 0)
 		t->nbudget++;
 	mf_segw_scope_publish(t, s, t->depth - 1);
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
-	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-		drain(t);
+	mf_busy_leave(t);
 	return MEMFENCE_OK;
 }
 
@@ -457,8 +434,7 @@ int mf_scope_begin(struct mf_thread *t, const char *name, const char *id, uint64
 
 	if (t->depth >= MF_MAX_DEPTH)
 		return MEMFENCE_EDEPTH;
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	s = &t->scopes[t->depth];
 	memset(s, 0, offsetof(struct mf_scope, name));
 	mf_strlcpy(s->name, name != NULL ? name : "", sizeof(s->name));
@@ -509,14 +485,9 @@ int mf_scope_end(struct mf_thread *t, struct memfence_scope_stats *out)
 {
 	if (t->depth == 0)
 		return MEMFENCE_ENOSCOPE;
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	scope_close(t, out);
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
-	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-		drain(t);
+	mf_busy_leave(t);
 	return MEMFENCE_OK;
 }
 
@@ -538,8 +509,7 @@ int mf_scope_suspend(struct mf_thread *t, struct memfence_saved_scope *out)
 
 	if (t->depth == 0)
 		return MEMFENCE_ENOSCOPE;
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	s = &t->scopes[t->depth - 1];
 	/* Readers keep seeing it, with its figures as they are now. */
 	mf_segw_scope_publish(t, s, t->depth - 1);
@@ -548,11 +518,7 @@ int mf_scope_suspend(struct mf_thread *t, struct memfence_saved_scope *out)
 	if (s->budget != 0)
 		t->nbudget--;
 	t->depth--;
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
-	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-		drain(t);
+	mf_busy_leave(t);
 	return MEMFENCE_OK;
 }
 
@@ -565,8 +531,7 @@ int mf_scope_resume(struct mf_thread *t, struct memfence_saved_scope *in)
 		return MEMFENCE_ENOSCOPE;
 	if (t->depth >= MF_MAX_DEPTH)
 		return MEMFENCE_EDEPTH;
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	s = &t->scopes[t->depth];
 	memcpy(s, &sv->scope, sizeof(*s));
 	sv->magic = 0;
@@ -591,8 +556,8 @@ static void thread_exit(void *arg)
 	struct mf_thread *t = arg;
 	sigset_t all, saved;
 
-	drain(t);
-	t->busy = 1;
+	mf_drain(t);
+	mf_busy_enter(t); /* for good: the thread is leaving */
 	thread_retire(t);
 	mf_tls_self = MF_EXITED;
 	sigfillset(&all);
@@ -604,20 +569,22 @@ static void thread_exit(void *arg)
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
+void mf_flush_now(struct mf_thread *t)
+{
+	mf_drain(t);
+	mf_busy_enter(t);
+	mf_flush(t);
+	mf_busy_leave(t);
+}
+
 /* At exit the main thread's counts are flushed; later calls (other
  * destructors) still count, straight away. */
 void mf_account_exit(void)
 {
 	struct mf_thread *t = mf_tls_self;
 
-	if (t > MF_EXITED) {
-		drain(t);
-		t->busy = 1;
-		signal_fence();
-		mf_flush(t);
-		signal_fence();
-		t->busy = 0;
-	}
+	if (t > MF_EXITED)
+		mf_flush_now(t);
 }
 
 void mf_account_atfork_prepare(void)

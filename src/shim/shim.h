@@ -183,10 +183,48 @@ void mf_count_fail(struct mf_thread *t, int cause) MF_HIDDEN;
 void mf_count(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acall,
 	      unsigned fcall) MF_HIDDEN;
 void mf_flush(struct mf_thread *t) MF_HIDDEN;
+/* Hand everything the thread counted to the slot now, what signal
+ * handlers deferred included (exact figures for the caller). */
+void mf_flush_now(struct mf_thread *t) MF_HIDDEN;
 /* After a fast-path count: flush when due, drain signal-time counts. */
 void mf_count_post(struct mf_thread *t) MF_HIDDEN;
 
 #define mf_signal_fence() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+
+/* Move what signal handlers deferred into the thread's own counters. */
+void mf_drain(struct mf_thread *t) MF_HIDDEN;
+
+/*
+ * The busy section. A thread changing its own counters marks it, so that a
+ * signal handler reentering the shim meanwhile adds to the deferred
+ * counters instead (account.c); leaving drains what was deferred:
+ *
+ *   mf_busy_enter(t);  ...change t's counters or scopes...  mf_busy_leave(t);
+ *
+ * The compiler fences keep the changes inside the marks (a handler runs on
+ * the same thread: no CPU fence is needed).
+ */
+static inline void mf_busy_enter(struct mf_thread *t)
+{
+	t->busy = 1;
+	mf_signal_fence();
+}
+
+/* Leave without draining: for the counting paths, whose flush test that
+ * follows includes the drain (mf_flush_due), and for mf_drain itself. */
+static inline void mf_busy_clear(struct mf_thread *t)
+{
+	mf_signal_fence();
+	t->busy = 0;
+	mf_signal_fence();
+}
+
+static inline void mf_busy_leave(struct mf_thread *t)
+{
+	mf_busy_clear(t);
+	if (MF_UNLIKELY(__atomic_load_n(&t->d_any, __ATOMIC_RELAXED) != 0))
+		mf_drain(t);
+}
 
 static inline int mf_flush_due(const struct mf_thread *t)
 {
@@ -217,15 +255,12 @@ static inline void mf_count_alloc(struct mf_thread *t, uint64_t u)
 	if (MF_LIKELY(t != NULL && (t->busy | t->depth) == 0)) {
 		uint64_t a, c;
 
-		t->busy = 1;
-		mf_signal_fence();
+		mf_busy_enter(t);
 		a = t->pend_alloc + u;
 		c = t->pend_acalls + 1;
 		t->pend_alloc = a;
 		t->pend_acalls = c;
-		mf_signal_fence();
-		t->busy = 0;
-		mf_signal_fence();
+		mf_busy_clear(t);
 		if (MF_UNLIKELY(mf_flush_due_at(t, a - t->pend_freed, c + t->pend_fcalls)))
 			mf_count_post(t);
 		return;
@@ -238,15 +273,12 @@ static inline void mf_count_free(struct mf_thread *t, uint64_t u)
 	if (MF_LIKELY(t != NULL && (t->busy | t->depth | mf_gchecks) == 0)) {
 		uint64_t f, c;
 
-		t->busy = 1;
-		mf_signal_fence();
+		mf_busy_enter(t);
 		f = t->pend_freed + u;
 		c = t->pend_fcalls + 1;
 		t->pend_freed = f;
 		t->pend_fcalls = c;
-		mf_signal_fence();
-		t->busy = 0;
-		mf_signal_fence();
+		mf_busy_clear(t);
 		if (MF_UNLIKELY(mf_flush_due_at(t, t->pend_alloc - f, c + t->pend_acalls)))
 			mf_count_post(t);
 		return;
