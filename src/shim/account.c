@@ -1,5 +1,5 @@
 /*
- * account.c - per-thread counters, scopes, budgets and the heap limit.
+ * account.c - per-thread counters, scopes, and the heap-limit ledger.
  *
  * Hot path: an allocation or a free changes only its own thread's state
  * (struct mf_thread, reached through one initial-exec TLS pointer). A thread
@@ -15,10 +15,11 @@
  * `busy`; a reentering call then adds to deferred atomics which the thread
  * drains when it leaves the section, so no count is lost or torn.
  *
- * Heap limit (MEMFENCE_HEAP_LIMIT): process live bytes may not pass it. A
- * shared pool holds the bytes not yet handed out; each thread takes credit
- * from it in chunks and allocates against its credit without touching the
- * pool. live + all credits + pool = limit at every instant, so the limit is
+ * Heap limit (MEMFENCE_HEAP_LIMIT): process live bytes may not pass it. This
+ * file keeps the ledger, policy.c refuses what it cannot cover. A shared
+ * pool holds the bytes not yet handed out; each thread takes credit from it
+ * in chunks and allocates against its credit without touching the pool.
+ * live + all credits + pool = limit at every instant, so the limit is
  * never passed; a single-threaded program fails exactly at the crossing
  * allocation. With many threads, up to 2 chunks of credit per thread can sit
  * unused in other threads when one thread is refused (documented).
@@ -30,8 +31,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "shim/shim.h"
-#include "shim/prof.h" /* mf_prof_on_fail: snapshot at the first failure */
+#include "shim/config.h"
+#include "shim/segw.h"
+#include "shim/thread.h"
 
 int mf_state;
 int mf_gchecks;
@@ -45,8 +47,6 @@ static struct mf_thread *free_threads;
 static struct mf_thread *all_threads;
 
 static int64_t heap_pool;          /* atomic */
-static uint64_t fault_calls;       /* atomic: matching allocations so far */
-static uint64_t fault_bytes;       /* atomic: matching bytes so far */
 
 static void thread_exit(void *arg);
 
@@ -149,7 +149,7 @@ void mf_flush(struct mf_thread *t)
 	add_to_slot(t->pend_alloc, t->pend_freed, t->pend_acalls, t->pend_fcalls);
 	t->pend_alloc = t->pend_freed = t->pend_acalls = t->pend_fcalls = 0;
 	for (int i = 0; i < t->depth; i++)
-		mf_segw_scope_publish(t, &t->scopes[i], i);
+		mf_segw_scope_publish(t->tid, &t->scopes[i], i);
 	if (mf_slot != NULL)
 		__atomic_store_n(&mf_slot->updated_ns, mf_now_mono(), __ATOMIC_RELAXED);
 }
@@ -186,7 +186,7 @@ static void apply(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acal
 			s->peak = s->net;
 	}
 	if (mf_cfg.heap_limit != 0 && sub > add) {
-		/* Allocation credit was taken in mf_admit_post; frees return
+		/* Allocation credit was taken by mf_heap_take; frees return
 		 * credit here, and a surplus goes back to the pool. */
 		t->credit += (int64_t)(sub - add);
 		if (t->credit > 2 * MF_CREDIT_CHUNK) {
@@ -271,7 +271,6 @@ void mf_count_fail(struct mf_thread *t, int cause)
 {
 	if (mf_slot != NULL)
 		__atomic_fetch_add(&mf_slot->failed[cause], 1, __ATOMIC_RELAXED);
-	mf_prof_on_fail(); /* profiler: what filled memory at the first failure */
 	if (t == NULL || t->busy)
 		return;
 	mf_busy_enter(t);
@@ -281,45 +280,8 @@ void mf_count_fail(struct mf_thread *t, int cause)
 	}
 	/* Readers should see a refusal promptly: publish now. */
 	for (int i = 0; i < t->depth; i++)
-		mf_segw_scope_publish(t, &t->scopes[i], i);
+		mf_segw_scope_publish(t->tid, &t->scopes[i], i);
 	mf_busy_leave(t);
-}
-
-static int scope_matches(struct mf_thread *t, const char *pat)
-{
-	if (pat[0] == '\0')
-		return 1;
-	if (t == NULL)
-		return 0;
-	for (int i = 0; i < t->depth; i++)
-		if (mf_glob(pat, t->scopes[i].name))
-			return 1;
-	return 0;
-}
-
-static int fault_alloc(struct mf_thread *t, uint64_t req)
-{
-	const struct mf_fault *f = &mf_cfg.fault;
-	uint64_t n, before;
-
-	if (req < f->min_size || !scope_matches(t, f->scope))
-		return 0;
-	n = __atomic_add_fetch(&fault_calls, 1, __ATOMIC_RELAXED);
-	before = __atomic_fetch_add(&fault_bytes, req, __ATOMIC_RELAXED);
-	if (f->nth != 0 && n != f->nth)
-		return 0;
-	if (f->every != 0 && n % f->every != 0)
-		return 0;
-	if (f->after_set && before + req <= f->after)
-		return 0;
-	return 1;
-}
-
-int mf_fault_thread(struct mf_thread *t)
-{
-	if (mf_cfg.fault.thread_errno == 0 || !scope_matches(t, mf_cfg.fault.scope))
-		return 0;
-	return mf_cfg.fault.thread_errno;
 }
 
 void mf_count_thread(struct mf_thread *t, int err)
@@ -337,77 +299,36 @@ void mf_count_thread(struct mf_thread *t, int err)
 	}
 }
 
-/* Would any open scope's net pass its budget with grow more bytes? */
-static int over_budget(const struct mf_thread *t, uint64_t grow)
+/* ---- heap-limit ledger ---- */
+
+int mf_heap_take(struct mf_thread *t, uint64_t u)
 {
-	for (int i = 0; i < t->depth; i++) {
-		const struct mf_scope *s = &t->scopes[i];
-		if (s->budget != 0 && s->net + (int64_t)grow > (int64_t)s->budget)
-			return 1;
+	int64_t need, extra = 0;
+
+	if (t == NULL || t->busy)
+		return heap_take_pool((int64_t)u);
+	if (t->credit >= (int64_t)u) {
+		mf_busy_enter(t);
+		t->credit -= (int64_t)u;
+		mf_busy_leave(t);
+		return 0;
 	}
+	need = (int64_t)u - t->credit;
+	/* Whole chunks while the pool is large; only what is needed near the
+	 * limit, so that credit is not stranded in this thread when another
+	 * needs it. */
+	if (heap_take_pool(need + MF_CREDIT_CHUNK) == 0)
+		extra = MF_CREDIT_CHUNK;
+	else if (heap_take_pool(need) != 0)
+		return -1;
+	mf_busy_enter(t);
+	t->credit += need + extra - (int64_t)u;
+	mf_busy_leave(t);
 	return 0;
 }
 
-int mf_admit_pre(struct mf_thread *t, uint64_t req)
+void mf_heap_untake(struct mf_thread *t, uint64_t u)
 {
-	int cause = 0;
-
-	if (mf_cfg.fault.alloc_on && fault_alloc(t, req))
-		cause = MF_FAIL_FAULT;
-	else if (t != NULL && t->nbudget != 0 && req <= INT64_MAX && over_budget(t, req))
-		cause = MF_FAIL_BUDGET;
-	else if (t != NULL && t->nbudget != 0 && req > INT64_MAX)
-		cause = MF_FAIL_BUDGET;
-	else if (mf_cfg.heap_limit != 0 && req > mf_cfg.heap_limit)
-		cause = MF_FAIL_HEAP;
-	else if (req >= MF_LARGE && mf_segw_container_refuse(t, req))
-		cause = MF_FAIL_CONTAINER;
-	else if (req >= MF_LARGE && mf_cfg.press_soft != 0 && mf_pressure_refuse(t, req))
-		cause = MF_FAIL_BUDGET; /* a budget the process sets itself: docs/accounting.md */
-	if (cause != 0)
-		mf_count_fail(t, cause);
-	return cause;
-}
-
-int mf_admit_post(struct mf_thread *t, uint64_t u)
-{
-	int cause = 0;
-
-	if (t != NULL && t->nbudget != 0 && over_budget(t, u)) {
-		cause = MF_FAIL_BUDGET;
-	} else if (mf_cfg.heap_limit != 0) {
-		if (t == NULL || t->busy) {
-			if (heap_take_pool((int64_t)u) != 0)
-				cause = MF_FAIL_HEAP;
-		} else if (t->credit >= (int64_t)u) {
-			mf_busy_enter(t);
-			t->credit -= (int64_t)u;
-			mf_busy_leave(t);
-		} else {
-			int64_t need = (int64_t)u - t->credit, extra = 0;
-			/* Whole chunks while the pool is large; only what is
-			 * needed near the limit, so that credit is not stranded
-			 * in this thread when another needs it. */
-			if (heap_take_pool(need + MF_CREDIT_CHUNK) == 0)
-				extra = MF_CREDIT_CHUNK;
-			else if (heap_take_pool(need) != 0)
-				cause = MF_FAIL_HEAP;
-			if (cause == 0) {
-				mf_busy_enter(t);
-				t->credit += need + extra - (int64_t)u;
-				mf_busy_leave(t);
-			}
-		}
-	}
-	if (cause != 0)
-		mf_count_fail(t, cause);
-	return cause;
-}
-
-void mf_admit_undo(struct mf_thread *t, uint64_t u)
-{
-	if (mf_cfg.heap_limit == 0)
-		return;
 	if (t == NULL || t->busy)
 		heap_give((int64_t)u);
 	else
@@ -423,7 +344,7 @@ static int scope_push(struct mf_thread *t, struct mf_scope *s)
 	t->depth++;
 	if (s->budget != 0)
 		t->nbudget++;
-	mf_segw_scope_publish(t, s, t->depth - 1);
+	mf_segw_scope_publish(t->tid, s, t->depth - 1);
 	mf_busy_leave(t);
 	return MEMFENCE_OK;
 }
@@ -470,7 +391,7 @@ static void scope_close(struct mf_thread *t, struct memfence_scope_stats *out)
 		mf_scope_figures(t, s, out);
 		out->duration_ns = now - s->start_mono;
 	}
-	mf_segw_record(t, s, now);
+	mf_segw_record(t->tid, s, now);
 	mf_segw_scope_release(s->entry);
 	if (s->budget != 0)
 		t->nbudget--;
@@ -512,7 +433,7 @@ int mf_scope_suspend(struct mf_thread *t, struct memfence_saved_scope *out)
 	mf_busy_enter(t);
 	s = &t->scopes[t->depth - 1];
 	/* Readers keep seeing it, with its figures as they are now. */
-	mf_segw_scope_publish(t, s, t->depth - 1);
+	mf_segw_scope_publish(t->tid, s, t->depth - 1);
 	memcpy(&sv->scope, s, sizeof(*s));
 	sv->magic = SAVED_MAGIC;
 	if (s->budget != 0)
@@ -629,7 +550,7 @@ void mf_account_atfork_child(void)
 		self->pend_alloc = self->pend_freed = self->pend_acalls = self->pend_fcalls = 0;
 		for (int i = 0; i < self->depth; i++) {
 			self->scopes[i].entry = mf_segw_scope_claim();
-			mf_segw_scope_publish(self, &self->scopes[i], i);
+			mf_segw_scope_publish(self->tid, &self->scopes[i], i);
 		}
 		if (mf_slot != NULL)
 			mf_slot->scopes_open = (uint32_t)self->depth;

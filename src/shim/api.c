@@ -6,7 +6,9 @@
  */
 #include <string.h>
 
-#include "shim/shim.h"
+#include "shim/prof.h"
+#include "shim/segw.h"
+#include "shim/thread.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -82,6 +84,7 @@ EXPORT int memfence_scope_mark_failed(void)
 	if (__atomic_load_n(&mf_state, __ATOMIC_ACQUIRE) != MF_STATE_ON)
 		return MEMFENCE_EOFF;
 	mf_count_fail(t, MF_FAIL_ALLOC);
+	mf_prof_on_fail();
 	return MEMFENCE_OK;
 }
 

@@ -1,7 +1,7 @@
 /*
  * prof.c - sampling heap profiler: configuration, sampling, site and
  * live-sample tables, snapshots. docs/profiler.md describes the method and
- * the snapshot file; src/core/profile.c reads it.
+ * the snapshot file; src/profile/profile.c reads it.
  *
  * Sampling (as tcmalloc, jemalloc's prof.c and Go's MemProfileRate): the
  * bytes between two samples are exponentially distributed with mean R, so
@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h> /* rename */
 #include <string.h>
@@ -31,9 +32,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/env.h"
 #include "base/proc.h"
 #include "base/size.h"
+#include "shim/config.h"
 #include "shim/prof.h"
+#include "shim/segw.h"
+#include "shim/thread.h"
 
 #define NATIVE_MAX 32 /* native frames kept per sample */
 #define PY_MAX 24     /* Python frames kept per sample */
