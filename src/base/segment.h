@@ -87,6 +87,34 @@ struct mf_seg_header {
 	uint64_t reserved[16];
 };
 
+/*
+ * The figures of one scope: kept exact by its thread in the shim (struct
+ * mf_scope), published while it is in flight (struct mf_seg_scope) and
+ * when it ends (struct mf_seg_record). The fields are written once, here;
+ * the segment's structs hold them in an anonymous union, so that the shim
+ * copies them in one assignment (e->fig = s->fig) while readers go on
+ * naming each field (e->net), with the layout of version 1 unchanged.
+ */
+#define MF_SEG_FIGURES_FIELDS                                                \
+	uint64_t allocated; /* bytes allocated in the scope */               \
+	uint64_t freed;     /* bytes freed in the scope */                   \
+	int64_t net;        /* allocated - freed */                          \
+	uint64_t peak;      /* highest net */                                \
+	uint64_t budget;    /* the scope's budget, 0 = none */               \
+	uint64_t failed     /* allocations that failed or were refused */
+
+struct mf_seg_figures {
+	MF_SEG_FIGURES_FIELDS;
+};
+
+#define MF_SEG_FIGURES                                                       \
+	union {                                                              \
+		struct mf_seg_figures fig;                                   \
+		struct {                                                     \
+			MF_SEG_FIGURES_FIELDS;                               \
+		};                                                           \
+	}
+
 /* One scope in flight. Written only by the thread that owns it. */
 struct mf_seg_scope {
 	uint64_t seq;           /* seqlock; 0 = never used */
@@ -95,12 +123,7 @@ struct mf_seg_scope {
 	uint32_t depth;
 	uint32_t outcome_flags;
 	uint64_t start_ns;      /* CLOCK_REALTIME */
-	uint64_t allocated;
-	uint64_t freed;
-	int64_t net;
-	uint64_t peak;
-	uint64_t budget;
-	uint64_t failed;
+	MF_SEG_FIGURES;
 	char name[MF_SEG_NAME_LEN];
 	char id[MF_SEG_NAME_LEN];
 };
@@ -140,15 +163,14 @@ struct mf_seg_record {
 	uint32_t pad;
 	uint64_t start_ns;      /* CLOCK_REALTIME */
 	uint64_t duration_ns;
-	uint64_t allocated;
-	uint64_t freed;
-	int64_t net;
-	uint64_t peak;
-	uint64_t budget;
-	uint64_t failed;
+	MF_SEG_FIGURES;
 	char name[MF_SEG_NAME_LEN];
 	char id[MF_SEG_NAME_LEN];
 };
+
+/* The layout of version 1, which readers of older builds still map. */
+_Static_assert(sizeof(struct mf_seg_scope) == 208 && sizeof(struct mf_seg_record) == 224,
+	       "the segment's layout changed: bump MF_SEG_VERSION");
 
 #define MF_CTL_PROFILE 1u /* reserved for the profiler */
 

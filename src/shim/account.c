@@ -172,19 +172,26 @@ static int heap_take_pool(int64_t n)
 	return 0;
 }
 
-static void apply(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acall, unsigned fcall)
+/* Every open scope of t gets add bytes allocated and sub freed. */
+static void scopes_add(struct mf_thread *t, uint64_t add, uint64_t sub, uint64_t acalls)
 {
 	int64_t d = (int64_t)(add - sub);
 
 	for (int i = 0; i < t->depth; i++) {
 		struct mf_scope *s = &t->scopes[i];
-		s->allocated += add;
-		s->freed += sub;
-		s->net += d;
-		s->calls += acall;
-		if (s->net > s->peak)
-			s->peak = s->net;
+		s->fig.allocated += add;
+		s->fig.freed += sub;
+		s->fig.net += d;
+		s->calls += acalls;
+		/* peak starts at 0 and only follows net up: never negative */
+		if (s->fig.net > (int64_t)s->fig.peak)
+			s->fig.peak = (uint64_t)s->fig.net;
 	}
+}
+
+static void apply(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acall, unsigned fcall)
+{
+	scopes_add(t, add, sub, acall);
 	if (mf_cfg.heap_limit != 0 && sub > add) {
 		/* Allocation credit was taken by mf_heap_take; frees return
 		 * credit here, and a surplus goes back to the pool. */
@@ -211,15 +218,7 @@ void mf_drain(struct mf_thread *t)
 		uint64_t fc = __atomic_exchange_n(&t->d_fcalls, 0, __ATOMIC_ACQ_REL);
 
 		mf_busy_enter(t);
-		for (int i = 0; i < t->depth; i++) {
-			struct mf_scope *s = &t->scopes[i];
-			s->allocated += add;
-			s->freed += sub;
-			s->net += (int64_t)(add - sub);
-			s->calls += ac;
-			if (s->net > s->peak)
-				s->peak = s->net;
-		}
+		scopes_add(t, add, sub, ac);
 		t->pend_alloc += add;
 		t->pend_freed += sub;
 		t->pend_acalls += ac;
@@ -275,7 +274,7 @@ void mf_count_fail(struct mf_thread *t, int cause)
 		return;
 	mf_busy_enter(t);
 	for (int i = 0; i < t->depth; i++) {
-		t->scopes[i].failed++;
+		t->scopes[i].fig.failed++;
 		t->scopes[i].calls++;
 	}
 	/* Readers should see a refusal promptly: publish now. */
@@ -342,7 +341,7 @@ void mf_heap_untake(struct mf_thread *t, uint64_t u)
 static int scope_push(struct mf_thread *t, struct mf_scope *s)
 {
 	t->depth++;
-	if (s->budget != 0)
+	if (s->fig.budget != 0)
 		t->nbudget++;
 	mf_segw_scope_publish(t->tid, s, t->depth - 1);
 	mf_busy_leave(t);
@@ -360,7 +359,7 @@ int mf_scope_begin(struct mf_thread *t, const char *name, const char *id, uint64
 	memset(s, 0, offsetof(struct mf_scope, name));
 	mf_strlcpy(s->name, name != NULL ? name : "", sizeof(s->name));
 	mf_strlcpy(s->id, id != NULL ? id : "", sizeof(s->id));
-	s->budget = budget;
+	s->fig.budget = budget;
 	s->start_mono = mf_now_mono();
 	s->start_real = mf_now_real();
 	s->entry = mf_segw_scope_claim();
@@ -373,11 +372,12 @@ void mf_scope_figures(struct mf_thread *t, const struct mf_scope *s,
 		      struct memfence_scope_stats *out)
 {
 	(void)t;
-	out->allocated = s->allocated;
-	out->freed = s->freed;
-	out->net = s->net;
-	out->peak = s->peak > 0 ? (uint64_t)s->peak : 0;
-	out->failed = s->failed;
+	/* The public struct keeps its own layout (include/memfence.h). */
+	out->allocated = s->fig.allocated;
+	out->freed = s->fig.freed;
+	out->net = s->fig.net;
+	out->peak = s->fig.peak;
+	out->failed = s->fig.failed;
 	out->calls = s->calls;
 	out->duration_ns = mf_now_mono() - s->start_mono;
 }
@@ -393,7 +393,7 @@ static void scope_close(struct mf_thread *t, struct memfence_scope_stats *out)
 	}
 	mf_segw_record(t->tid, s, now);
 	mf_segw_scope_release(s->entry);
-	if (s->budget != 0)
+	if (s->fig.budget != 0)
 		t->nbudget--;
 	t->depth--;
 	if (mf_slot != NULL) {
@@ -436,7 +436,7 @@ int mf_scope_suspend(struct mf_thread *t, struct memfence_saved_scope *out)
 	mf_segw_scope_publish(t->tid, s, t->depth - 1);
 	memcpy(&sv->scope, s, sizeof(*s));
 	sv->magic = SAVED_MAGIC;
-	if (s->budget != 0)
+	if (s->fig.budget != 0)
 		t->nbudget--;
 	t->depth--;
 	mf_busy_leave(t);

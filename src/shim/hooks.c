@@ -493,7 +493,7 @@ static int budget_room(const struct mf_thread *t, uint64_t grow)
 
 	for (int i = 0; i < t->depth; i++) {
 		const struct mf_scope *s = &t->scopes[i];
-		if (s->budget != 0 && s->net + (int64_t)(grow + slack) > (int64_t)s->budget)
+		if (s->fig.budget != 0 && s->fig.net + (int64_t)(grow + slack) > (int64_t)s->fig.budget)
 			return 0;
 	}
 	return 1;

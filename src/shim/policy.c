@@ -114,7 +114,7 @@ static int over_budget(const struct mf_thread *t, uint64_t grow)
 {
 	for (int i = 0; i < t->depth; i++) {
 		const struct mf_scope *s = &t->scopes[i];
-		if (s->budget != 0 && s->net + (int64_t)grow > (int64_t)s->budget)
+		if (s->fig.budget != 0 && s->fig.net + (int64_t)grow > (int64_t)s->fig.budget)
 			return 1;
 	}
 	return 0;
@@ -141,8 +141,8 @@ int64_t mf_scope_own_net(const struct mf_thread *t)
 	/* The outermost scope holds what the inner ones do, unless an inner
 	 * one started before a big free: take the largest. */
 	for (int i = 0; i < t->depth; i++)
-		if (t->scopes[i].net > most)
-			most = t->scopes[i].net;
+		if (t->scopes[i].fig.net > most)
+			most = t->scopes[i].fig.net;
 	return most;
 }
 

@@ -10,12 +10,7 @@
 #include "base/segment.h"
 
 struct mf_scope {
-	uint64_t allocated;
-	uint64_t freed;
-	int64_t net;
-	int64_t peak;
-	uint64_t budget;
-	uint64_t failed;
+	struct mf_seg_figures fig; /* as the segment shows them */
 	uint64_t calls;
 	uint64_t start_mono;
 	uint64_t start_real;
