@@ -17,7 +17,9 @@
 #   src/shim/*.c        libmemfence.so, the LD_PRELOAD accounting shim and public API
 #   src/supervisor/*.c  the supervisor of `memfence run`
 #   src/cli/*.c         the memfence command (linked with the two above)
-#   tests/unit/test_*.c one test program each, linked with the host library
+#   tests/unit/test_*.c one test program each, linked with the host library;
+#                       test_shim_*.c with the shim's objects instead
+#                       (libmemfence-shim-test.a, below)
 #   tests/shim/*.c      programs run under the shim by the tests
 #   tests/progs/*.c     plain programs the tests run
 
@@ -106,10 +108,11 @@ $(SHIM_LIB): $(SHIM_OBJ) src/shim/exports.map
 
 # The stack library is the one file of the shim that sets the default thread
 # stack size: `memfence exec` preloads it when accounting is off.
-$(STACK_LIB): src/shim/stack.c src/base/size.c src/shim/exports-stack.map
+STACK_SRC := src/shim/stack.c src/base/size.c src/base/env.c
+$(STACK_LIB): $(STACK_SRC) src/shim/exports-stack.map
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -shared \
-	  -Wl,--version-script=src/shim/exports-stack.map -o $@ src/shim/stack.c src/base/size.c -lpthread
+	  -Wl,--version-script=src/shim/exports-stack.map -o $@ $(STACK_SRC) -lpthread
 
 $(CLI_BIN): $(CLI_OBJ) $(HOST_LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
@@ -117,6 +120,28 @@ $(CLI_BIN): $(CLI_OBJ) $(HOST_LIB)
 $(B)/tests/%: tests/unit/%.c $(HOST_LIB) tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Itests/unit -o $@ $< $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
+
+# The shim's objects once more, for its unit tests: a static archive built
+# without -fvisibility=hidden (and without MF_SHIM, which makes MF_HIDDEN
+# hide a symbol), so that tests/unit/test_shim_*.c call the policies, the
+# ledger and the parsers as plain functions, without preloading anything.
+# hooks.c and stack.c stay out: linked into a test program, they would
+# interpose its malloc and set its threads' stacks.
+SHIM_TEST_SRC := $(filter-out src/shim/hooks.c src/shim/stack.c,$(SHIM_SRC)) $(BASE_SRC)
+SHIM_TEST_OBJ := $(SHIM_TEST_SRC:%.c=$(B)/obj/shim-test/%.o)
+SHIM_TEST_LIB := $(B)/libmemfence-shim-test.a
+
+$(B)/obj/shim-test/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -ftls-model=initial-exec -fno-omit-frame-pointer -MMD -MP -c $< -o $@
+
+$(SHIM_TEST_LIB): $(SHIM_TEST_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+# (The shorter stem wins: test_shim_* take this rule, not the one above.)
+$(B)/tests/test_shim_%: tests/unit/test_shim_%.c $(SHIM_TEST_LIB) tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(SHIM_TEST_LIB) -ldl -lpthread
 
 # Test programs use the public API and link against the shim like any user would.
 $(B)/tests/shim/%: tests/shim/%.c $(SHIM_LIB) include/memfence.h

@@ -10,11 +10,12 @@
  * Rules that keep it safe without locks:
  *  - Counters in a slot are independent 64-bit atomics, added to with
  *    relaxed atomic adds in batches (never on every allocation).
- *  - A scope entry and a ring record each carry a sequence number: odd while
- *    its single writer changes it, even when stable. A reader copies the
- *    entry, then checks the sequence is even and unchanged (a seqlock). A
- *    writer that dies mid-update leaves an odd sequence: the reader reports
- *    the entry as torn instead of waiting for it.
+ *  - A scope entry, a ring record and the container block each carry a
+ *    sequence number: odd while its single writer changes it, even when
+ *    stable. A reader copies the entry, then checks the sequence is even and
+ *    unchanged (a seqlock: mf_seq_* below). A writer that dies mid-update
+ *    leaves an odd sequence: the reader reports the entry as torn instead of
+ *    waiting for it.
  *  - Slots are claimed with compare-and-swap on `state`. A slot whose process
  *    died is reclaimed only after a reader has copied it (state DEAD_READ).
  *  - Nothing in the segment is a pointer; every size is fixed by the header.
@@ -24,6 +25,7 @@
 #ifndef MF_SEGMENT_H
 #define MF_SEGMENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -85,6 +87,34 @@ struct mf_seg_header {
 	uint64_t reserved[16];
 };
 
+/*
+ * The figures of one scope: kept exact by its thread in the shim (struct
+ * mf_scope), published while it is in flight (struct mf_seg_scope) and
+ * when it ends (struct mf_seg_record). The fields are written once, here;
+ * the segment's structs hold them in an anonymous union, so that the shim
+ * copies them in one assignment (e->fig = s->fig) while readers go on
+ * naming each field (e->net), with the layout of version 1 unchanged.
+ */
+#define MF_SEG_FIGURES_FIELDS                                                \
+	uint64_t allocated; /* bytes allocated in the scope */               \
+	uint64_t freed;     /* bytes freed in the scope */                   \
+	int64_t net;        /* allocated - freed */                          \
+	uint64_t peak;      /* highest net */                                \
+	uint64_t budget;    /* the scope's budget, 0 = none */               \
+	uint64_t failed     /* allocations that failed or were refused */
+
+struct mf_seg_figures {
+	MF_SEG_FIGURES_FIELDS;
+};
+
+#define MF_SEG_FIGURES                                                       \
+	union {                                                              \
+		struct mf_seg_figures fig;                                   \
+		struct {                                                     \
+			MF_SEG_FIGURES_FIELDS;                               \
+		};                                                           \
+	}
+
 /* One scope in flight. Written only by the thread that owns it. */
 struct mf_seg_scope {
 	uint64_t seq;           /* seqlock; 0 = never used */
@@ -93,12 +123,7 @@ struct mf_seg_scope {
 	uint32_t depth;
 	uint32_t outcome_flags;
 	uint64_t start_ns;      /* CLOCK_REALTIME */
-	uint64_t allocated;
-	uint64_t freed;
-	int64_t net;
-	uint64_t peak;
-	uint64_t budget;
-	uint64_t failed;
+	MF_SEG_FIGURES;
 	char name[MF_SEG_NAME_LEN];
 	char id[MF_SEG_NAME_LEN];
 };
@@ -138,15 +163,14 @@ struct mf_seg_record {
 	uint32_t pad;
 	uint64_t start_ns;      /* CLOCK_REALTIME */
 	uint64_t duration_ns;
-	uint64_t allocated;
-	uint64_t freed;
-	int64_t net;
-	uint64_t peak;
-	uint64_t budget;
-	uint64_t failed;
+	MF_SEG_FIGURES;
 	char name[MF_SEG_NAME_LEN];
 	char id[MF_SEG_NAME_LEN];
 };
+
+/* The layout of version 1, which readers of older builds still map. */
+_Static_assert(sizeof(struct mf_seg_scope) == 208 && sizeof(struct mf_seg_record) == 224,
+	       "the segment's layout changed: bump MF_SEG_VERSION");
 
 #define MF_CTL_PROFILE 1u /* reserved for the profiler */
 
@@ -162,6 +186,45 @@ int mf_seg_validate(const void *mem, uint64_t len);
 
 struct mf_seg_slot *mf_seg_slot_at(const struct mf_seg_header *h, uint32_t i);
 struct mf_seg_record *mf_seg_record_at(const struct mf_seg_header *h, uint64_t index);
+
+/*
+ * The seqlock of a scope entry, a ring record and the container block, in
+ * one place for its writers (the shim, the supervisor) and its readers.
+ * One writer per sequence, so the writer needs no atomic read-modify-write.
+ *
+ *   uint64_t end = mf_seq_write_begin(&e->seq);   ...change e...
+ *   mf_seq_write_end(&e->seq, end);
+ *
+ *   uint64_t s = mf_seq_read_begin(&e->seq);      ...copy e...
+ *   if (mf_seq_read_ok(&e->seq, s)) the copy is stable; else read again
+ *   (a sequence that stays odd: its writer died mid-update).
+ */
+static inline uint64_t mf_seq_write_begin(uint64_t *seq)
+{
+	uint64_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
+
+	__atomic_store_n(seq, s + 1, __ATOMIC_RELAXED);
+	/* The odd value is seen before any of the changes that follow. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	return s + 2;
+}
+
+static inline void mf_seq_write_end(uint64_t *seq, uint64_t end)
+{
+	__atomic_store_n(seq, end, __ATOMIC_RELEASE);
+}
+
+static inline uint64_t mf_seq_read_begin(const uint64_t *seq)
+{
+	return __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+}
+
+static inline bool mf_seq_read_ok(const uint64_t *seq, uint64_t begin)
+{
+	/* What was copied is read before the sequence is read again. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return (begin & 1) == 0 && __atomic_load_n(seq, __ATOMIC_RELAXED) == begin;
+}
 
 /* Name of the memfd a shim makes its own segment in when it finds no
  * MEMFENCE_SEGMENT (seen as "/memfd:memfence.seg (deleted)" in /proc). */

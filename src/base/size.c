@@ -7,7 +7,6 @@
  */
 #include "base/size.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -110,9 +109,45 @@ int mf_size_parse(const char *s, uint64_t percent_base, uint64_t *out, const cha
 	return 0;
 }
 
+/* Appends to a buffer of len bytes, cutting (never overrunning) as
+ * snprintf would; the text stays NUL-terminated. */
+struct fmt {
+	char *buf;
+	size_t len, n;
+};
+
+static void put_str(struct fmt *f, const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (f->n + 1 < f->len)
+			f->buf[f->n++] = *s;
+	if (f->len != 0)
+		f->buf[f->n] = '\0';
+}
+
+static void put_u64(struct fmt *f, uint64_t v)
+{
+	char tmp[24];
+	int i = sizeof(tmp) - 1;
+
+	tmp[i] = '\0';
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	put_str(f, tmp + i);
+}
+
+/*
+ * By hand, not with snprintf: this file is part of the shim, which must not
+ * reach stdio. One decimal is printed as printf's "%.1f" prints the exact
+ * quotient: to the nearest tenth, a tie to the even tenth (2304 bytes are
+ * "2.2 KiB").
+ */
 char *mf_size_format(uint64_t bytes, char *buf, size_t len)
 {
 	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	struct fmt f = {buf, len, 0};
 	unsigned u = 0;
 	uint64_t scale = 1;
 
@@ -126,11 +161,19 @@ char *mf_size_format(uint64_t bytes, char *buf, size_t len)
 		scale <<= 10;
 		u++;
 	}
-	if (u == 0)
-		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
-	else if (bytes % scale == 0)
-		snprintf(buf, len, "%llu %s", (unsigned long long)(bytes / scale), units[u]);
-	else
-		snprintf(buf, len, "%.1f %s", (double)bytes / (double)scale, units[u]);
+	if (u == 0 || bytes % scale == 0) {
+		put_u64(&f, bytes / scale);
+	} else {
+		unsigned __int128 x = (unsigned __int128)bytes * 10;
+		uint64_t tenths = (uint64_t)(x / scale), rest = (uint64_t)(x % scale);
+
+		if (rest > scale - rest || (rest == scale - rest && (tenths & 1) != 0))
+			tenths++;
+		put_u64(&f, tenths / 10);
+		put_str(&f, ".");
+		put_u64(&f, tenths % 10);
+	}
+	put_str(&f, " ");
+	put_str(&f, units[u]);
 	return buf;
 }

@@ -238,14 +238,13 @@ static int seq_copy(void *dst, const void *src, size_t len)
 	const uint64_t *seq = src;
 
 	for (int i = 0; i < SEQ_TRIES; i++) {
-		uint64_t s1 = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+		uint64_t s1 = mf_seq_read_begin(seq);
 		if (s1 & 1) {
 			sched_yield();
 			continue;
 		}
 		memcpy(dst, src, len);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		if (__atomic_load_n(seq, __ATOMIC_RELAXED) == s1)
+		if (mf_seq_read_ok(seq, s1))
 			return 1;
 	}
 	return 0;

@@ -1,5 +1,5 @@
 /*
- * account.c - per-thread counters, scopes, budgets and the heap limit.
+ * account.c - per-thread counters, scopes, and the heap-limit ledger.
  *
  * Hot path: an allocation or a free changes only its own thread's state
  * (struct mf_thread, reached through one initial-exec TLS pointer). A thread
@@ -15,10 +15,11 @@
  * `busy`; a reentering call then adds to deferred atomics which the thread
  * drains when it leaves the section, so no count is lost or torn.
  *
- * Heap limit (MEMFENCE_HEAP_LIMIT): process live bytes may not pass it. A
- * shared pool holds the bytes not yet handed out; each thread takes credit
- * from it in chunks and allocates against its credit without touching the
- * pool. live + all credits + pool = limit at every instant, so the limit is
+ * Heap limit (MEMFENCE_HEAP_LIMIT): process live bytes may not pass it. This
+ * file keeps the ledger, policy.c refuses what it cannot cover. A shared
+ * pool holds the bytes not yet handed out; each thread takes credit from it
+ * in chunks and allocates against its credit without touching the pool.
+ * live + all credits + pool = limit at every instant, so the limit is
  * never passed; a single-threaded program fails exactly at the crossing
  * allocation. With many threads, up to 2 chunks of credit per thread can sit
  * unused in other threads when one thread is refused (documented).
@@ -30,8 +31,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "shim/shim.h"
-#include "shim/prof.h" /* mf_prof_on_fail: snapshot at the first failure */
+#include "shim/config.h"
+#include "shim/segw.h"
+#include "shim/thread.h"
 
 int mf_state;
 int mf_gchecks;
@@ -45,12 +47,8 @@ static struct mf_thread *free_threads;
 static struct mf_thread *all_threads;
 
 static int64_t heap_pool;          /* atomic */
-static uint64_t fault_calls;       /* atomic: matching allocations so far */
-static uint64_t fault_bytes;       /* atomic: matching bytes so far */
 
 static void thread_exit(void *arg);
-
-#define signal_fence() mf_signal_fence()
 
 void mf_account_init(void)
 {
@@ -151,7 +149,7 @@ void mf_flush(struct mf_thread *t)
 	add_to_slot(t->pend_alloc, t->pend_freed, t->pend_acalls, t->pend_fcalls);
 	t->pend_alloc = t->pend_freed = t->pend_acalls = t->pend_fcalls = 0;
 	for (int i = 0; i < t->depth; i++)
-		mf_segw_scope_publish(t, &t->scopes[i], i);
+		mf_segw_scope_publish(t->tid, &t->scopes[i], i);
 	if (mf_slot != NULL)
 		__atomic_store_n(&mf_slot->updated_ns, mf_now_mono(), __ATOMIC_RELAXED);
 }
@@ -174,21 +172,28 @@ static int heap_take_pool(int64_t n)
 	return 0;
 }
 
-static void apply(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acall, unsigned fcall)
+/* Every open scope of t gets add bytes allocated and sub freed. */
+static void scopes_add(struct mf_thread *t, uint64_t add, uint64_t sub, uint64_t acalls)
 {
 	int64_t d = (int64_t)(add - sub);
 
 	for (int i = 0; i < t->depth; i++) {
 		struct mf_scope *s = &t->scopes[i];
-		s->allocated += add;
-		s->freed += sub;
-		s->net += d;
-		s->calls += acall;
-		if (s->net > s->peak)
-			s->peak = s->net;
+		s->fig.allocated += add;
+		s->fig.freed += sub;
+		s->fig.net += d;
+		s->calls += acalls;
+		/* peak starts at 0 and only follows net up: never negative */
+		if (s->fig.net > (int64_t)s->fig.peak)
+			s->fig.peak = (uint64_t)s->fig.net;
 	}
+}
+
+static void apply(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acall, unsigned fcall)
+{
+	scopes_add(t, add, sub, acall);
 	if (mf_cfg.heap_limit != 0 && sub > add) {
-		/* Allocation credit was taken in mf_admit_post; frees return
+		/* Allocation credit was taken by mf_heap_take; frees return
 		 * credit here, and a surplus goes back to the pool. */
 		t->credit += (int64_t)(sub - add);
 		if (t->credit > 2 * MF_CREDIT_CHUNK) {
@@ -202,7 +207,9 @@ static void apply(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acal
 	t->pend_fcalls += fcall;
 }
 
-static void drain(struct mf_thread *t)
+/* The one place the busy marks are set by hand: mf_busy_leave() drains,
+ * and a handler may defer again while this loop applies. */
+void mf_drain(struct mf_thread *t)
 {
 	while (__atomic_exchange_n(&t->d_any, 0, __ATOMIC_ACQ_REL) != 0) {
 		uint64_t add = __atomic_exchange_n(&t->d_alloc, 0, __ATOMIC_ACQ_REL);
@@ -210,24 +217,13 @@ static void drain(struct mf_thread *t)
 		uint64_t ac = __atomic_exchange_n(&t->d_acalls, 0, __ATOMIC_ACQ_REL);
 		uint64_t fc = __atomic_exchange_n(&t->d_fcalls, 0, __ATOMIC_ACQ_REL);
 
-		t->busy = 1;
-		signal_fence();
-		for (int i = 0; i < t->depth; i++) {
-			struct mf_scope *s = &t->scopes[i];
-			s->allocated += add;
-			s->freed += sub;
-			s->net += (int64_t)(add - sub);
-			s->calls += ac;
-			if (s->net > s->peak)
-				s->peak = s->net;
-		}
+		mf_busy_enter(t);
+		scopes_add(t, add, sub, ac);
 		t->pend_alloc += add;
 		t->pend_freed += sub;
 		t->pend_acalls += ac;
 		t->pend_fcalls += fc;
-		signal_fence();
-		t->busy = 0;
-		signal_fence();
+		mf_busy_clear(t);
 	}
 }
 
@@ -251,12 +247,9 @@ void mf_count(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acall, u
 			heap_give((int64_t)(sub - add));
 		return;
 	}
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	apply(t, add, sub, acall, fcall);
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
+	mf_busy_clear(t);
 	if (MF_UNLIKELY(mf_flush_due(t)))
 		mf_count_post(t);
 }
@@ -264,18 +257,12 @@ void mf_count(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acall, u
 void mf_count_post(struct mf_thread *t)
 {
 	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-		drain(t);
+		mf_drain(t);
 	if (t->pend_acalls + t->pend_fcalls >= MF_FLUSH_CALLS ||
 	    t->pend_alloc - t->pend_freed + MF_FLUSH_BYTES > 2u * MF_FLUSH_BYTES) {
-		t->busy = 1;
-		signal_fence();
+		mf_busy_enter(t);
 		mf_flush(t);
-		signal_fence();
-		t->busy = 0;
-		signal_fence();
-		/* A handler may have deferred counts during the flush. */
-		if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-			drain(t);
+		mf_busy_leave(t);
 	}
 }
 
@@ -283,58 +270,17 @@ void mf_count_fail(struct mf_thread *t, int cause)
 {
 	if (mf_slot != NULL)
 		__atomic_fetch_add(&mf_slot->failed[cause], 1, __ATOMIC_RELAXED);
-	mf_prof_on_fail(); /* profiler: what filled memory at the first failure */
 	if (t == NULL || t->busy)
 		return;
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	for (int i = 0; i < t->depth; i++) {
-		t->scopes[i].failed++;
+		t->scopes[i].fig.failed++;
 		t->scopes[i].calls++;
 	}
 	/* Readers should see a refusal promptly: publish now. */
 	for (int i = 0; i < t->depth; i++)
-		mf_segw_scope_publish(t, &t->scopes[i], i);
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
-}
-
-static int scope_matches(struct mf_thread *t, const char *pat)
-{
-	if (pat[0] == '\0')
-		return 1;
-	if (t == NULL)
-		return 0;
-	for (int i = 0; i < t->depth; i++)
-		if (mf_glob(pat, t->scopes[i].name))
-			return 1;
-	return 0;
-}
-
-static int fault_alloc(struct mf_thread *t, uint64_t req)
-{
-	const struct mf_fault *f = &mf_cfg.fault;
-	uint64_t n, before;
-
-	if (req < f->min_size || !scope_matches(t, f->scope))
-		return 0;
-	n = __atomic_add_fetch(&fault_calls, 1, __ATOMIC_RELAXED);
-	before = __atomic_fetch_add(&fault_bytes, req, __ATOMIC_RELAXED);
-	if (f->nth != 0 && n != f->nth)
-		return 0;
-	if (f->every != 0 && n % f->every != 0)
-		return 0;
-	if (f->after_set && before + req <= f->after)
-		return 0;
-	return 1;
-}
-
-int mf_fault_thread(struct mf_thread *t)
-{
-	if (mf_cfg.fault.thread_errno == 0 || !scope_matches(t, mf_cfg.fault.scope))
-		return 0;
-	return mf_cfg.fault.thread_errno;
+		mf_segw_scope_publish(t->tid, &t->scopes[i], i);
+	mf_busy_leave(t);
 }
 
 void mf_count_thread(struct mf_thread *t, int err)
@@ -352,81 +298,36 @@ void mf_count_thread(struct mf_thread *t, int err)
 	}
 }
 
-/* Would any open scope's net pass its budget with grow more bytes? */
-static int over_budget(const struct mf_thread *t, uint64_t grow)
+/* ---- heap-limit ledger ---- */
+
+int mf_heap_take(struct mf_thread *t, uint64_t u)
 {
-	for (int i = 0; i < t->depth; i++) {
-		const struct mf_scope *s = &t->scopes[i];
-		if (s->budget != 0 && s->net + (int64_t)grow > (int64_t)s->budget)
-			return 1;
+	int64_t need, extra = 0;
+
+	if (t == NULL || t->busy)
+		return heap_take_pool((int64_t)u);
+	if (t->credit >= (int64_t)u) {
+		mf_busy_enter(t);
+		t->credit -= (int64_t)u;
+		mf_busy_leave(t);
+		return 0;
 	}
+	need = (int64_t)u - t->credit;
+	/* Whole chunks while the pool is large; only what is needed near the
+	 * limit, so that credit is not stranded in this thread when another
+	 * needs it. */
+	if (heap_take_pool(need + MF_CREDIT_CHUNK) == 0)
+		extra = MF_CREDIT_CHUNK;
+	else if (heap_take_pool(need) != 0)
+		return -1;
+	mf_busy_enter(t);
+	t->credit += need + extra - (int64_t)u;
+	mf_busy_leave(t);
 	return 0;
 }
 
-int mf_admit_pre(struct mf_thread *t, uint64_t req)
+void mf_heap_untake(struct mf_thread *t, uint64_t u)
 {
-	int cause = 0;
-
-	if (mf_cfg.fault.alloc_on && fault_alloc(t, req))
-		cause = MF_FAIL_FAULT;
-	else if (t != NULL && t->nbudget != 0 && req <= INT64_MAX && over_budget(t, req))
-		cause = MF_FAIL_BUDGET;
-	else if (t != NULL && t->nbudget != 0 && req > INT64_MAX)
-		cause = MF_FAIL_BUDGET;
-	else if (mf_cfg.heap_limit != 0 && req > mf_cfg.heap_limit)
-		cause = MF_FAIL_HEAP;
-	else if (req >= MF_LARGE && mf_segw_container_refuse(t, req))
-		cause = MF_FAIL_CONTAINER;
-	else if (req >= MF_LARGE && mf_cfg.press_soft != 0 && mf_pressure_refuse(t, req))
-		cause = MF_FAIL_BUDGET; /* a budget the process sets itself: docs/accounting.md */
-	if (cause != 0)
-		mf_count_fail(t, cause);
-	return cause;
-}
-
-int mf_admit_post(struct mf_thread *t, uint64_t u)
-{
-	int cause = 0;
-
-	if (t != NULL && t->nbudget != 0 && over_budget(t, u)) {
-		cause = MF_FAIL_BUDGET;
-	} else if (mf_cfg.heap_limit != 0) {
-		if (t == NULL || t->busy) {
-			if (heap_take_pool((int64_t)u) != 0)
-				cause = MF_FAIL_HEAP;
-		} else if (t->credit >= (int64_t)u) {
-			t->busy = 1;
-			signal_fence();
-			t->credit -= (int64_t)u;
-			signal_fence();
-			t->busy = 0;
-		} else {
-			int64_t need = (int64_t)u - t->credit, extra = 0;
-			/* Whole chunks while the pool is large; only what is
-			 * needed near the limit, so that credit is not stranded
-			 * in this thread when another needs it. */
-			if (heap_take_pool(need + MF_CREDIT_CHUNK) == 0)
-				extra = MF_CREDIT_CHUNK;
-			else if (heap_take_pool(need) != 0)
-				cause = MF_FAIL_HEAP;
-			if (cause == 0) {
-				t->busy = 1;
-				signal_fence();
-				t->credit += need + extra - (int64_t)u;
-				signal_fence();
-				t->busy = 0;
-			}
-		}
-	}
-	if (cause != 0)
-		mf_count_fail(t, cause);
-	return cause;
-}
-
-void mf_admit_undo(struct mf_thread *t, uint64_t u)
-{
-	if (mf_cfg.heap_limit == 0)
-		return;
 	if (t == NULL || t->busy)
 		heap_give((int64_t)u);
 	else
@@ -440,14 +341,10 @@ void mf_admit_undo(struct mf_thread *t, uint64_t u)
 static int scope_push(struct mf_thread *t, struct mf_scope *s)
 {
 	t->depth++;
-	if (s->budget != 0)
+	if (s->fig.budget != 0)
 		t->nbudget++;
-	mf_segw_scope_publish(t, s, t->depth - 1);
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
-	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-		drain(t);
+	mf_segw_scope_publish(t->tid, s, t->depth - 1);
+	mf_busy_leave(t);
 	return MEMFENCE_OK;
 }
 
@@ -457,13 +354,12 @@ int mf_scope_begin(struct mf_thread *t, const char *name, const char *id, uint64
 
 	if (t->depth >= MF_MAX_DEPTH)
 		return MEMFENCE_EDEPTH;
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	s = &t->scopes[t->depth];
 	memset(s, 0, offsetof(struct mf_scope, name));
 	mf_strlcpy(s->name, name != NULL ? name : "", sizeof(s->name));
 	mf_strlcpy(s->id, id != NULL ? id : "", sizeof(s->id));
-	s->budget = budget;
+	s->fig.budget = budget;
 	s->start_mono = mf_now_mono();
 	s->start_real = mf_now_real();
 	s->entry = mf_segw_scope_claim();
@@ -476,11 +372,12 @@ void mf_scope_figures(struct mf_thread *t, const struct mf_scope *s,
 		      struct memfence_scope_stats *out)
 {
 	(void)t;
-	out->allocated = s->allocated;
-	out->freed = s->freed;
-	out->net = s->net;
-	out->peak = s->peak > 0 ? (uint64_t)s->peak : 0;
-	out->failed = s->failed;
+	/* The public struct keeps its own layout (include/memfence.h). */
+	out->allocated = s->fig.allocated;
+	out->freed = s->fig.freed;
+	out->net = s->fig.net;
+	out->peak = s->fig.peak;
+	out->failed = s->fig.failed;
 	out->calls = s->calls;
 	out->duration_ns = mf_now_mono() - s->start_mono;
 }
@@ -494,9 +391,9 @@ static void scope_close(struct mf_thread *t, struct memfence_scope_stats *out)
 		mf_scope_figures(t, s, out);
 		out->duration_ns = now - s->start_mono;
 	}
-	mf_segw_record(t, s, now);
+	mf_segw_record(t->tid, s, now);
 	mf_segw_scope_release(s->entry);
-	if (s->budget != 0)
+	if (s->fig.budget != 0)
 		t->nbudget--;
 	t->depth--;
 	if (mf_slot != NULL) {
@@ -509,14 +406,9 @@ int mf_scope_end(struct mf_thread *t, struct memfence_scope_stats *out)
 {
 	if (t->depth == 0)
 		return MEMFENCE_ENOSCOPE;
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	scope_close(t, out);
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
-	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-		drain(t);
+	mf_busy_leave(t);
 	return MEMFENCE_OK;
 }
 
@@ -538,21 +430,16 @@ int mf_scope_suspend(struct mf_thread *t, struct memfence_saved_scope *out)
 
 	if (t->depth == 0)
 		return MEMFENCE_ENOSCOPE;
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	s = &t->scopes[t->depth - 1];
 	/* Readers keep seeing it, with its figures as they are now. */
-	mf_segw_scope_publish(t, s, t->depth - 1);
+	mf_segw_scope_publish(t->tid, s, t->depth - 1);
 	memcpy(&sv->scope, s, sizeof(*s));
 	sv->magic = SAVED_MAGIC;
-	if (s->budget != 0)
+	if (s->fig.budget != 0)
 		t->nbudget--;
 	t->depth--;
-	signal_fence();
-	t->busy = 0;
-	signal_fence();
-	if (__atomic_load_n(&t->d_any, __ATOMIC_RELAXED))
-		drain(t);
+	mf_busy_leave(t);
 	return MEMFENCE_OK;
 }
 
@@ -565,8 +452,7 @@ int mf_scope_resume(struct mf_thread *t, struct memfence_saved_scope *in)
 		return MEMFENCE_ENOSCOPE;
 	if (t->depth >= MF_MAX_DEPTH)
 		return MEMFENCE_EDEPTH;
-	t->busy = 1;
-	signal_fence();
+	mf_busy_enter(t);
 	s = &t->scopes[t->depth];
 	memcpy(s, &sv->scope, sizeof(*s));
 	sv->magic = 0;
@@ -591,8 +477,8 @@ static void thread_exit(void *arg)
 	struct mf_thread *t = arg;
 	sigset_t all, saved;
 
-	drain(t);
-	t->busy = 1;
+	mf_drain(t);
+	mf_busy_enter(t); /* for good: the thread is leaving */
 	thread_retire(t);
 	mf_tls_self = MF_EXITED;
 	sigfillset(&all);
@@ -604,20 +490,22 @@ static void thread_exit(void *arg)
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 }
 
+void mf_flush_now(struct mf_thread *t)
+{
+	mf_drain(t);
+	mf_busy_enter(t);
+	mf_flush(t);
+	mf_busy_leave(t);
+}
+
 /* At exit the main thread's counts are flushed; later calls (other
  * destructors) still count, straight away. */
 void mf_account_exit(void)
 {
 	struct mf_thread *t = mf_tls_self;
 
-	if (t > MF_EXITED) {
-		drain(t);
-		t->busy = 1;
-		signal_fence();
-		mf_flush(t);
-		signal_fence();
-		t->busy = 0;
-	}
+	if (t > MF_EXITED)
+		mf_flush_now(t);
 }
 
 void mf_account_atfork_prepare(void)
@@ -662,7 +550,7 @@ void mf_account_atfork_child(void)
 		self->pend_alloc = self->pend_freed = self->pend_acalls = self->pend_fcalls = 0;
 		for (int i = 0; i < self->depth; i++) {
 			self->scopes[i].entry = mf_segw_scope_claim();
-			mf_segw_scope_publish(self, &self->scopes[i], i);
+			mf_segw_scope_publish(self->tid, &self->scopes[i], i);
 		}
 		if (mf_slot != NULL)
 			mf_slot->scopes_open = (uint32_t)self->depth;

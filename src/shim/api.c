@@ -6,7 +6,9 @@
  */
 #include <string.h>
 
-#include "shim/shim.h"
+#include "shim/prof.h"
+#include "shim/segw.h"
+#include "shim/thread.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -82,11 +84,12 @@ EXPORT int memfence_scope_mark_failed(void)
 	if (__atomic_load_n(&mf_state, __ATOMIC_ACQUIRE) != MF_STATE_ON)
 		return MEMFENCE_EOFF;
 	mf_count_fail(t, MF_FAIL_ALLOC);
+	mf_prof_on_fail();
 	return MEMFENCE_OK;
 }
 
-/* Flushes the caller's own pending counts first, so that a single-threaded
- * program sees exact figures; other running threads' last batches (less
+/* Flushes the caller's own pending counts first (what its signal handlers
+ * deferred included), so that a single-threaded program sees exact figures; other running threads' last batches (less
  * than MF_FLUSH_CALLS calls each) are not in yet. */
 EXPORT int memfence_process_stats(struct memfence_process_stats *out)
 {
@@ -95,13 +98,8 @@ EXPORT int memfence_process_stats(struct memfence_process_stats *out)
 
 	if (__atomic_load_n(&mf_state, __ATOMIC_ACQUIRE) != MF_STATE_ON)
 		return MEMFENCE_EOFF;
-	if (t != NULL && !t->busy) {
-		t->busy = 1;
-		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-		mf_flush(t);
-		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-		t->busy = 0;
-	}
+	if (t != NULL && !t->busy)
+		mf_flush_now(t);
 	if (out == NULL)
 		return MEMFENCE_OK;
 	memset(out, 0, sizeof(*out));

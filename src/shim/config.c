@@ -17,8 +17,8 @@
  *   MEMFENCE_HEAP_LIMIT=SIZE process live-bytes limit (512M, 2GiB; 0 = none)
  *   MEMFENCE_FAULT=SPEC      fault injection, see mf_fault_parse()
  *   MEMFENCE_PRESSURE=SIZE|PCT|off  where the zero-collateral policy starts
- *                            refusing the largest scope (pressure.c); default
- *                            the limit minus a guard, see pressure_config()
+ *                            refusing the largest scope (policy.c); default
+ *                            the limit minus a guard, see mf_pressure_lines()
  *   MEMFENCE_BUDGET=BYTES    the limit that policy protects (set by `memfence
  *                            exec` and `run`); else the RLIMIT_DATA or
  *                            RLIMIT_AS soft limit
@@ -29,49 +29,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "base/env.h"
 #include "base/size.h"
-#include "shim/shim.h"
+#include "shim/config.h"
 
 struct mf_config mf_cfg;
 
-void mf_strlcpy(char *dst, const char *src, size_t n)
-{
-	size_t i = 0;
-
-	if (n == 0)
-		return;
-	if (src != NULL)
-		for (; i + 1 < n && src[i] != '\0'; i++)
-			dst[i] = src[i];
-	dst[i] = '\0';
-}
-
-void mf_say(const char *a, const char *b, const char *c)
-{
-	const char *parts[] = {"memfence: ", a, b, c, "\n"};
-
-	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		if (parts[i] == NULL)
-			continue;
-		/* Best effort: nothing to do if stderr is closed. */
-		ssize_t r = write(2, parts[i], strlen(parts[i]));
-		(void)r;
-	}
-}
-
-const char *mf_env_get(char **envp, const char *name)
-{
-	size_t n = strlen(name);
-
-	if (envp == NULL)
-		return NULL;
-	for (char **e = envp; *e != NULL; e++)
-		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
-			return *e + n + 1;
-	return NULL;
-}
-
-/* '*' any run, '?' one byte, everything else literal. */
 int mf_glob(const char *pat, const char *s)
 {
 	const char *star = NULL, *mark = NULL;
@@ -160,11 +123,10 @@ static int parse_errno(const char *s, size_t len, int *out)
  * private writable mmap. Counting of nth/every/after is per process, in
  * call order: deterministic for a single-threaded sequence.
  */
-static int mf_fault_parse(const char *spec, struct mf_fault *f, const char **err)
+static int fault_parse(const char *spec, struct mf_fault *f, const char **err)
 {
 	const char *p = spec;
 
-	memset(f, 0, sizeof(*f));
 	while (*p != '\0') {
 		const char *end = strchr(p, ',');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
@@ -228,20 +190,55 @@ static int mf_fault_parse(const char *spec, struct mf_fault *f, const char **err
 	return 0;
 }
 
+int mf_fault_parse(const char *spec, struct mf_fault *f, const char **err)
+{
+	memset(f, 0, sizeof(*f));
+	if (fault_parse(spec, f, err) == 0)
+		return 0;
+	memset(f, 0, sizeof(*f));
+	return -1;
+}
+
 /*
  * The limit the process must stay under, and the two lines of the
- * zero-collateral policy below it (pressure.c). Default guard: a quarter of
+ * zero-collateral policy below it (policy.c). Default guard: a quarter of
  * the limit: room for what the runtime allocates outside requests, and for the requests
  * still running when the largest is refused, which go on growing until it
  * has unwound and freed (an eighth was measured too little on a loaded
  * machine: 1 to 2 ordinary calls of 295 refused at the hard line). The
  * hard line sits halfway between the soft one and the limit.
  */
+int mf_pressure_lines(uint64_t limit, const char *spec, uint64_t *soft, uint64_t *hard,
+		      const char **err)
+{
+	uint64_t guard;
+
+	*soft = *hard = 0;
+	if (spec != NULL && (strcmp(spec, "off") == 0 || strcmp(spec, "0") == 0))
+		return 0;
+	if (spec != NULL && *spec != '\0') {
+		if (mf_size_parse(spec, limit, soft, err) != 0) {
+			*soft = 0;
+			return -1;
+		}
+		/* "0%", like "0": off */
+		if (*soft != 0)
+			*hard = limit > *soft ? *soft + (limit - *soft) / 2 : *soft + *soft / 16;
+		return 0;
+	}
+	if (limit == 0)
+		return 0;
+	guard = limit / 4;
+	*soft = limit - guard;
+	*hard = limit - guard / 2;
+	return 0;
+}
+
 static void pressure_config(char **envp)
 {
 	const char *v = mf_env_get(envp, "MEMFENCE_BUDGET"), *err;
 	struct rlimit data, as;
-	uint64_t limit = 0, guard, soft;
+	uint64_t limit = 0;
 
 	if (v != NULL && *v != '\0' && mf_size_parse(v, 0, &limit, &err) != 0) {
 		mf_say("invalid MEMFENCE_BUDGET: ", err, "; using the rlimit");
@@ -263,26 +260,10 @@ static void pressure_config(char **envp)
 			    (v == NULL || strstr(v, "trim_threshold") == NULL);
 
 	v = mf_env_get(envp, "MEMFENCE_PRESSURE");
-	if (v != NULL && (strcmp(v, "off") == 0 || strcmp(v, "0") == 0))
-		return;
-	if (v != NULL && *v != '\0') {
-		if (mf_size_parse(v, limit, &soft, &err) != 0) {
-			mf_say("invalid MEMFENCE_PRESSURE: ", err,
-			       limit == 0 ? " (a percentage needs a limit); the policy stays off"
-					  : "; the policy stays off");
-			return;
-		}
-		if (soft == 0)
-			return; /* "0%", like "0": off */
-		mf_cfg.press_soft = soft;
-		mf_cfg.press_hard = limit > soft ? soft + (limit - soft) / 2 : soft + soft / 16;
-		return;
-	}
-	if (limit == 0)
-		return;
-	guard = limit / 4;
-	mf_cfg.press_soft = limit - guard;
-	mf_cfg.press_hard = limit - guard / 2;
+	if (mf_pressure_lines(limit, v, &mf_cfg.press_soft, &mf_cfg.press_hard, &err) != 0)
+		mf_say("invalid MEMFENCE_PRESSURE: ", err,
+		       limit == 0 ? " (a percentage needs a limit); the policy stays off"
+				  : "; the policy stays off");
 }
 
 static int preloaded(char **envp)
@@ -322,8 +303,6 @@ void mf_config_read(char **envp)
 	pressure_config(envp);
 
 	v = mf_env_get(envp, "MEMFENCE_FAULT");
-	if (v != NULL && *v != '\0' && mf_fault_parse(v, &mf_cfg.fault, &err) != 0) {
+	if (v != NULL && *v != '\0' && mf_fault_parse(v, &mf_cfg.fault, &err) != 0)
 		mf_say("invalid MEMFENCE_FAULT: ", err, "; no fault injection");
-		memset(&mf_cfg.fault, 0, sizeof(mf_cfg.fault));
-	}
 }

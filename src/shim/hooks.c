@@ -27,19 +27,57 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "shim/shim.h"
-#include "shim/prof.h" /* sampling profiler: mf_prof_alloc/mf_prof_free call sites */
+#include "shim/config.h"
+#include "shim/maps.h"
+#include "shim/policy.h"
+#include "shim/prof.h"
+#include "shim/segw.h"
+#include "shim/thread.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
-struct mf_real mf_real;
+/* The functions this file interposes, as found next in the link order. */
+static struct mf_real {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+	size_t (*usable)(void *);
+	void *(*mmap)(void *, size_t, int, int, int, off_t);
+	int (*munmap)(void *, size_t);
+	void *(*mremap)(void *, size_t, size_t, int, ...);
+	int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+} mf_real;
+
+/* The page size, from the auxiliary vector: no system call, no
+ * allocation, usable from the first hook on. */
+static size_t page_size(void)
+{
+	static size_t pg;
+	size_t v = __atomic_load_n(&pg, __ATOMIC_RELAXED);
+
+	if (MF_UNLIKELY(v == 0)) {
+		v = (size_t)getauxval(AT_PAGESZ);
+		if (v == 0)
+			v = 4096;
+		__atomic_store_n(&pg, v, __ATOMIC_RELAXED);
+	}
+	return v;
+}
 
 /* ---- bootstrap buffer ---- */
 
@@ -63,7 +101,7 @@ static void *boot_alloc(size_t n, size_t align)
 
 	if (align < 16)
 		align = 16;
-	if (n > BOOT_SIZE || align > 4096)
+	if (n > BOOT_SIZE || align > page_size())
 		goto nomem;
 	need = n + sizeof(struct boot_hdr) + align;
 	off = __atomic_fetch_add(&boot_used, need, __ATOMIC_RELAXED);
@@ -210,7 +248,7 @@ static void init(char **envp)
 	mf_config_read(envp);
 	if (mf_cfg.account && mf_real.malloc != NULL) {
 		check_glibc_sizes();
-		mf_pressure_init(glibc_sizes);
+		mf_policy_init(glibc_sizes);
 		mf_account_init();
 		mf_segw_attach();
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
@@ -264,6 +302,35 @@ static inline int need_checks(struct mf_thread *t)
 	return mf_gchecks | (t != NULL ? t->nbudget : 0);
 }
 
+/* ---- admission and failures ---- */
+
+/* An allocation the real allocator failed (MF_FAIL_ALLOC) or the policy
+ * refused: counted, and the profiler takes its snapshot at the first. */
+static void failed(struct mf_thread *t, int cause)
+{
+	mf_count_fail(t, cause);
+	mf_prof_on_fail();
+}
+
+/* mf_admit_pre and mf_admit_post, with a refusal counted. */
+static inline int admit_pre(struct mf_thread *t, uint64_t req)
+{
+	int cause = mf_admit_pre(t, req);
+
+	if (MF_UNLIKELY(cause != 0))
+		failed(t, cause);
+	return cause;
+}
+
+static inline int admit_post(struct mf_thread *t, uint64_t u)
+{
+	int cause = mf_admit_post(t, u);
+
+	if (MF_UNLIKELY(cause != 0))
+		failed(t, cause);
+	return cause;
+}
+
 /* ---- malloc family ---- */
 
 /* Admission around a fresh block p of a request of req bytes. Returns p,
@@ -273,11 +340,11 @@ static inline void *admit_block(struct mf_thread *t, void *p)
 	size_t u;
 
 	if (MF_UNLIKELY(p == NULL)) {
-		mf_count_fail(t, MF_FAIL_ALLOC);
+		failed(t, MF_FAIL_ALLOC);
 		return NULL;
 	}
 	u = usable_of(p);
-	if (MF_UNLIKELY(need_checks(t)) && mf_admit_post(t, u) != 0) {
+	if (MF_UNLIKELY(need_checks(t)) && admit_post(t, u) != 0) {
 		mf_real.free(p);
 		errno = ENOMEM;
 		return NULL;
@@ -289,9 +356,9 @@ static inline void *admit_block(struct mf_thread *t, void *p)
 
 static inline int refuse_pre(struct mf_thread *t, uint64_t req)
 {
-	if (MF_LIKELY(!need_checks(t)) && req < (64u << 10))
+	if (MF_LIKELY(!need_checks(t)) && req < MF_LARGE)
 		return 0;
-	if (mf_admit_pre(t, req) != 0) {
+	if (admit_pre(t, req) != 0) {
 		errno = ENOMEM;
 		return 1;
 	}
@@ -327,7 +394,7 @@ EXPORT void *malloc(size_t n)
 				mf_prof_alloc(p, u);
 				return p;
 			}
-			mf_count_fail(t, MF_FAIL_ALLOC);
+			failed(t, MF_FAIL_ALLOC);
 			return NULL;
 		}
 	}
@@ -378,7 +445,7 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 		return mf_real.calloc(nmemb, size);
 	t = mf_self();
 	if (__builtin_mul_overflow(nmemb, size, &n)) {
-		mf_count_fail(t, MF_FAIL_ALLOC);
+		failed(t, MF_FAIL_ALLOC);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -395,11 +462,11 @@ static void *realloc_checked(struct mf_thread *t, void *p, size_t n, size_t old)
 	size_t u;
 
 	if (q == NULL) {
-		mf_count_fail(t, MF_FAIL_ALLOC);
+		failed(t, MF_FAIL_ALLOC);
 		return NULL;
 	}
 	u = usable_of(q);
-	if (u > old && mf_admit_post(t, u - old) != 0) {
+	if (u > old && admit_post(t, u - old) != 0) {
 		mf_real.free(q);
 		errno = ENOMEM;
 		return NULL;
@@ -426,7 +493,7 @@ static int budget_room(const struct mf_thread *t, uint64_t grow)
 
 	for (int i = 0; i < t->depth; i++) {
 		const struct mf_scope *s = &t->scopes[i];
-		if (s->budget != 0 && s->net + (int64_t)(grow + slack) > (int64_t)s->budget)
+		if (s->fig.budget != 0 && s->fig.net + (int64_t)(grow + slack) > (int64_t)s->fig.budget)
 			return 0;
 	}
 	return 1;
@@ -466,7 +533,7 @@ EXPORT void *realloc(void *p, size_t n)
 		return NULL;
 	}
 	if (n > old && (MF_UNLIKELY(need_checks(t)) || n - old >= MF_LARGE)) {
-		if (mf_admit_pre(t, n - old) != 0) {
+		if (admit_pre(t, n - old) != 0) {
 			errno = ENOMEM;
 			return NULL;
 		}
@@ -480,7 +547,7 @@ EXPORT void *realloc(void *p, size_t n)
 	mf_prof_free(p); /* sampled again below as a new block, if at all */
 	q = mf_real.realloc(p, n);
 	if (q == NULL) {
-		mf_count_fail(t, MF_FAIL_ALLOC);
+		failed(t, MF_FAIL_ALLOC);
 		return NULL;
 	}
 	u = usable_of(q);
@@ -554,7 +621,7 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
 		return ENOMEM;
 	r = mf_real.posix_memalign(&p, align, n);
 	if (r != 0) {
-		mf_count_fail(t, MF_FAIL_ALLOC);
+		failed(t, MF_FAIL_ALLOC);
 		return r;
 	}
 	p = admit_block(t, p);
@@ -579,14 +646,16 @@ static void *page_common(size_t n, void *(*fn)(size_t))
 EXPORT void *valloc(size_t n)
 {
 	if (MF_UNLIKELY(!ready()))
-		return boot_alloc(n, 4096);
+		return boot_alloc(n, page_size());
 	return page_common(n, mf_real.valloc);
 }
 
 EXPORT void *pvalloc(size_t n)
 {
-	if (MF_UNLIKELY(!ready()))
-		return boot_alloc((n + 4095) & ~(size_t)4095, 4096);
+	if (MF_UNLIKELY(!ready())) {
+		size_t pg = page_size();
+		return boot_alloc((n + pg - 1) & ~(pg - 1), pg);
+	}
 	return page_common(n, mf_real.pvalloc);
 }
 
@@ -605,7 +674,7 @@ EXPORT size_t malloc_usable_size(void *p)
 
 static uint64_t page_round(uint64_t n)
 {
-	uint64_t pg = 4096;
+	uint64_t pg = page_size();
 
 	return (n + pg - 1) & ~(pg - 1);
 }
@@ -653,7 +722,7 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 	size = page_round(len);
 	if (len == 0)
 		return mf_real.mmap(addr, len, prot, flags, fd, off);
-	if (mf_admit_pre(t, size) != 0 || (need_checks(t) && mf_admit_post(t, size) != 0)) {
+	if (admit_pre(t, size) != 0 || (need_checks(t) && admit_post(t, size) != 0)) {
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
@@ -662,7 +731,7 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 		int e = errno;
 		if (need_checks(t))
 			mf_admit_undo(t, size);
-		mf_count_fail(t, MF_FAIL_ALLOC);
+		failed(t, MF_FAIL_ALLOC);
 		errno = e;
 		return p;
 	}
@@ -748,8 +817,8 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	if (tracked == 0)
 		return mf_real.mremap(old, old_len, new_len, flags, new_addr);
 	if (nsize > tracked && !(flags & 4 /* MREMAP_DONTUNMAP */)) {
-		if (mf_admit_pre(t, nsize - tracked) != 0 ||
-		    (need_checks(t) && mf_admit_post(t, nsize - tracked) != 0)) {
+		if (admit_pre(t, nsize - tracked) != 0 ||
+		    (need_checks(t) && admit_post(t, nsize - tracked) != 0)) {
 			errno = ENOMEM;
 			return MAP_FAILED;
 		}
@@ -770,7 +839,7 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 		uint64_t grow = nsize > tracked ? nsize - tracked : 0;
 		if (grow != 0 && need_checks(t))
 			mf_admit_undo(t, grow);
-		mf_count_fail(t, MF_FAIL_ALLOC);
+		failed(t, MF_FAIL_ALLOC);
 		errno = e;
 		return p;
 	}

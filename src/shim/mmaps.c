@@ -19,7 +19,7 @@
 #include <signal.h>
 #include <string.h>
 
-#include "shim/shim.h"
+#include "shim/maps.h"
 
 #define MF_MAPS_CAP (1u << 15)
 

@@ -1,7 +1,7 @@
 /*
  * prof.c - sampling heap profiler: configuration, sampling, site and
  * live-sample tables, snapshots. docs/profiler.md describes the method and
- * the snapshot file; src/core/profile.c reads it.
+ * the snapshot file; src/profile/profile.c reads it.
  *
  * Sampling (as tcmalloc, jemalloc's prof.c and Go's MemProfileRate): the
  * bytes between two samples are exponentially distributed with mean R, so
@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <link.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h> /* rename */
 #include <string.h>
@@ -31,8 +32,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/env.h"
+#include "base/proc.h"
 #include "base/size.h"
+#include "shim/config.h"
 #include "shim/prof.h"
+#include "shim/segw.h"
+#include "shim/thread.h"
 
 #define NATIVE_MAX 32 /* native frames kept per sample */
 #define PY_MAX 24     /* Python frames kept per sample */
@@ -742,26 +748,9 @@ static int mod_of(uintptr_t pc)
 
 static uint64_t read_rss(void)
 {
-	char buf[128];
-	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-	ssize_t n;
-	uint64_t v = 0;
-	char *p;
+	uint64_t v;
 
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* "size resident shared ...", in pages */
-	p = strchr(buf, ' ');
-	if (p == NULL)
-		return 0;
-	for (p++; *p >= '0' && *p <= '9'; p++)
-		v = v * 10 + (uint64_t)(*p - '0');
-	return v * (uint64_t)sysconf(_SC_PAGESIZE);
+	return mf_statm_read(MF_STATM_RESIDENT, &v) == 0 ? v : 0;
 }
 
 static void out_site_line(struct out *o, uint32_t idx, const struct site *s)

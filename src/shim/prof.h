@@ -18,10 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shim/shim.h"
+#include "shim/util.h"
 
 /* Control bits in the segment header the supervisor may set (next to
- * MF_CTL_PROFILE of core/segment.h, which switches sampling on and off
+ * MF_CTL_PROFILE of base/segment.h, which switches sampling on and off
  * when MEMFENCE_PROFILE_CTL=1). */
 #define MF_PROF_CTL_SNAPSHOT 2u
 

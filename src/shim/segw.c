@@ -4,7 +4,8 @@
  * Every process under the shim owns one slot of the segment; its threads
  * add their batched counts to the slot's counters with relaxed atomic adds
  * and publish their open scopes in the slot's in-flight table. Layout and
- * the seqlock rules are in core/segment.h.
+ * the seqlock rules are in base/segment.h. Only transport: what the shim
+ * refuses, it decides in policy.c.
  *
  * Which segment: MEMFENCE_SEGMENT names a file made by the supervisor or
  * `memfence exec --account`. Without it the process makes its own in a
@@ -19,41 +20,16 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "shim/shim.h"
+#include "base/proc.h"
+#include "memfence.h" /* the outcome of a scope */
+#include "shim/config.h"
+#include "shim/segw.h"
 
 struct mf_seg_header *mf_seg;
 struct mf_seg_slot *mf_slot;
 static uint64_t seg_len;
-
-uint64_t mf_now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t mf_now_real(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void *mf_os_alloc(size_t len)
-{
-	long r = syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	/* The raw syscall returns -errno in the top page on failure. */
-	if (r < 0 && r > -4096)
-		return NULL;
-	return (void *)r;
-}
 
 static void *os_map_shared(int fd, size_t len)
 {
@@ -204,12 +180,9 @@ static int private_segment(void)
 
 static void read_comm(char comm[16])
 {
-	int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, comm, 15) : -1;
+	size_t n;
 
-	if (fd >= 0)
-		close(fd);
-	if (n < 0)
+	if (mf_read_file("/proc/self/comm", comm, 16, &n) != 0)
 		n = 0;
 	comm[n] = '\0';
 	if (n > 0 && comm[n - 1] == '\n')
@@ -326,22 +299,7 @@ int32_t mf_segw_scope_claim(void)
 	return -1;
 }
 
-/* Seqlock write side: one writer per entry, so plain increments. */
-static uint64_t seq_begin(uint64_t *seq)
-{
-	uint64_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
-
-	__atomic_store_n(seq, s + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	return s + 2;
-}
-
-static void seq_end(uint64_t *seq, uint64_t v)
-{
-	__atomic_store_n(seq, v, __ATOMIC_RELEASE);
-}
-
-void mf_segw_scope_publish(struct mf_thread *t, const struct mf_scope *s, int depth)
+void mf_segw_scope_publish(int tid, const struct mf_scope *s, int depth)
 {
 	struct mf_seg_scope *e;
 	uint64_t v;
@@ -349,21 +307,16 @@ void mf_segw_scope_publish(struct mf_thread *t, const struct mf_scope *s, int de
 	if (s->entry < 0 || mf_slot == NULL)
 		return;
 	e = &mf_slot->scopes[s->entry];
-	v = seq_begin(&e->seq);
+	v = mf_seq_write_begin(&e->seq);
 	e->in_use = 1;
-	e->tid = t->tid;
+	e->tid = tid;
 	e->depth = (uint32_t)depth;
-	e->outcome_flags = s->failed != 0 ? MEMFENCE_OUTCOME_FAILED_ALLOC : 0;
+	e->outcome_flags = s->fig.failed != 0 ? MEMFENCE_OUTCOME_FAILED_ALLOC : 0;
 	e->start_ns = s->start_real;
-	e->allocated = s->allocated;
-	e->freed = s->freed;
-	e->net = s->net;
-	e->peak = s->peak > 0 ? (uint64_t)s->peak : 0;
-	e->budget = s->budget;
-	e->failed = s->failed;
+	e->fig = s->fig;
 	memcpy(e->name, s->name, sizeof(e->name));
 	memcpy(e->id, s->id, sizeof(e->id));
-	seq_end(&e->seq, v);
+	mf_seq_write_end(&e->seq, v);
 }
 
 void mf_segw_scope_release(int32_t entry)
@@ -374,13 +327,13 @@ void mf_segw_scope_release(int32_t entry)
 	if (entry < 0 || mf_slot == NULL)
 		return;
 	e = &mf_slot->scopes[entry];
-	v = seq_begin(&e->seq);
+	v = mf_seq_write_begin(&e->seq);
 	e->tid = 0;
-	seq_end(&e->seq, v);
+	mf_seq_write_end(&e->seq, v);
 	__atomic_store_n(&e->in_use, 0, __ATOMIC_RELEASE);
 }
 
-void mf_segw_record(struct mf_thread *t, const struct mf_scope *s, uint64_t end_mono)
+void mf_segw_record(int tid, const struct mf_scope *s, uint64_t end_mono)
 {
 	struct mf_seg_header *h = mf_seg;
 	struct mf_seg_record *r;
@@ -390,117 +343,15 @@ void mf_segw_record(struct mf_thread *t, const struct mf_scope *s, uint64_t end_
 		return;
 	idx = __atomic_fetch_add(&h->ring_head, 1, __ATOMIC_RELAXED);
 	r = mf_seg_record_at(h, idx);
-	v = seq_begin(&r->seq);
+	v = mf_seq_write_begin(&r->seq);
 	r->index = idx;
 	r->pid = mf_slot != NULL ? mf_slot->pid : 0;
-	r->tid = t != NULL ? t->tid : 0;
-	r->outcome = s->failed != 0 ? MEMFENCE_OUTCOME_FAILED_ALLOC : MEMFENCE_OUTCOME_OK;
+	r->tid = tid;
+	r->outcome = s->fig.failed != 0 ? MEMFENCE_OUTCOME_FAILED_ALLOC : MEMFENCE_OUTCOME_OK;
 	r->start_ns = s->start_real;
 	r->duration_ns = end_mono - s->start_mono;
-	r->allocated = s->allocated;
-	r->freed = s->freed;
-	r->net = s->net;
-	r->peak = s->peak > 0 ? (uint64_t)s->peak : 0;
-	r->budget = s->budget;
-	r->failed = s->failed;
+	r->fig = s->fig;
 	memcpy(r->name, s->name, sizeof(r->name));
 	memcpy(r->id, s->id, sizeof(r->id));
-	seq_end(&r->seq, v);
-}
-
-/* Net bytes of the largest scope in flight in the whole segment (every
- * process of the container), leaving out thread t's open ones. */
-static int64_t largest_in_segment(const struct mf_thread *t)
-{
-	struct mf_seg_header *h = mf_seg;
-	int64_t most = 0;
-
-	for (uint32_t i = 0; i < h->nslots; i++) {
-		struct mf_seg_slot *s = mf_seg_slot_at(h, i);
-
-		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != MF_SLOT_LIVE)
-			continue;
-		for (uint32_t k = 0; k < h->scopes_per_slot; k++) {
-			const struct mf_seg_scope *e = &s->scopes[k];
-			int64_t net;
-
-			if (__atomic_load_n(&e->in_use, __ATOMIC_RELAXED) == 0)
-				continue;
-			if (t != NULL && s == mf_slot && mf_scope_is_own(t, k))
-				continue;
-			net = __atomic_load_n(&e->net, __ATOMIC_RELAXED);
-			if (net > most)
-				most = net;
-		}
-	}
-	return most;
-}
-
-/* Our live bytes when we first saw the supervisor's current sample. */
-static uint64_t seen_updated, seen_live;
-
-/*
- * Container headroom (capability 5). The supervisor samples the cgroup's
- * working set several times a second; until its next sample, this
- * process's own change since it first saw the current one is added, so a
- * burst of allocations cannot all pass on one stale figure, nor a large
- * free leave the others refused (other processes' changes in between are
- * what the reserve is for). Then, like the
- * process pressure policy (pressure.c):
- *   past limit - reserve      an allocation is refused if its scope would
- *                             be the largest in flight in the container,
- *                             or if no scope of MF_PRESS_MIN_NET is in
- *                             flight anywhere (pre-fork workers without
- *                             scopes: nobody to prefer);
- *   past limit - reserve / 2  every allocation of at least min_size is.
- */
-int mf_segw_container_refuse(struct mf_thread *t, uint64_t size)
-{
-	struct mf_seg_container *c;
-	uint64_t s1, s2, limit, ws, reserve, min_size, updated, live, seen, est;
-	int64_t own, most;
-
-	if (mf_seg == NULL)
-		return 0;
-	c = &mf_seg->container;
-	for (int tries = 0;; tries++) {
-		if (tries == 4)
-			return 0; /* never refuse on figures we could not read */
-		s1 = __atomic_load_n(&c->seq, __ATOMIC_ACQUIRE);
-		if (s1 & 1)
-			continue;
-		limit = __atomic_load_n(&c->limit, __ATOMIC_RELAXED);
-		ws = __atomic_load_n(&c->working_set, __ATOMIC_RELAXED);
-		reserve = __atomic_load_n(&c->reserve, __ATOMIC_RELAXED);
-		min_size = __atomic_load_n(&c->min_size, __ATOMIC_RELAXED);
-		updated = __atomic_load_n(&c->updated_ns, __ATOMIC_RELAXED);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		s2 = __atomic_load_n(&c->seq, __ATOMIC_RELAXED);
-		if (s1 == s2)
-			break;
-	}
-	if (limit == 0 || min_size == 0 || size < min_size)
-		return 0;
-	live = mf_slot != NULL ? __atomic_load_n(&mf_slot->live, __ATOMIC_RELAXED) : 0;
-	if ((int64_t)live < 0)
-		live = 0;
-	if (__atomic_exchange_n(&seen_updated, updated, __ATOMIC_RELAXED) != updated)
-		__atomic_store_n(&seen_live, live, __ATOMIC_RELAXED);
-	seen = __atomic_load_n(&seen_live, __ATOMIC_RELAXED);
-	/* Signed: a large free since the sample (an oversized request that
-	 * was just refused) must not leave the others refused on a figure
-	 * that no longer holds. */
-	est = live >= seen ? ws + (live - seen) : (ws > seen - live ? ws - (seen - live) : 0);
-	est += size;
-	if (reserve > limit)
-		reserve = limit;
-	if (est <= limit - reserve)
-		return 0;
-	if (est > limit - reserve / 2 || size > INT64_MAX)
-		return 1;
-	most = largest_in_segment(t);
-	if (most < (int64_t)MF_PRESS_MIN_NET)
-		return 1;
-	own = (t != NULL ? mf_scope_own_net(t) : 0) + (int64_t)size;
-	return own >= most;
+	mf_seq_write_end(&r->seq, v);
 }

@@ -11,22 +11,29 @@
  *
  * MEMFENCE_STACK holds the size (`memfence exec` writes it in bytes; a person
  * may write 1M). This file is also built as libmemfence-stack.so, with the
- * size parser alone, for `exec` without accounting.
+ * size parser and the environment lookup alone, for `exec` without
+ * accounting. The variable is read from the constructor's envp, not with
+ * getenv(): libmemfence.so runs this constructor too, and nothing in the
+ * shim goes through libc's environment functions.
  */
 #include <pthread.h>
-#include <stdlib.h>
 
+#include "base/env.h"
 #include "base/size.h"
 
 #define MF_STACK_FLOOR (256u << 10) /* the command refuses less; so do we */
 
-__attribute__((constructor)) static void mf_stack_init(void)
+extern char **__environ;
+
+__attribute__((constructor)) static void mf_stack_init(int argc, char **argv, char **envp)
 {
-	const char *s = getenv("MEMFENCE_STACK");
+	const char *s = mf_env_get(envp != NULL ? envp : __environ, "MEMFENCE_STACK");
 	const char *err;
 	uint64_t n;
 	pthread_attr_t attr;
 
+	(void)argc;
+	(void)argv;
 	if (s == NULL || *s == '\0')
 		return;
 	if (mf_size_parse(s, 0, &n, &err) != 0 || n < MF_STACK_FLOOR)

@@ -65,15 +65,13 @@ void sup_seg_publish(struct sup_seg *s, uint64_t limit, uint64_t working_set,
 		return;
 	/* The supervisor is the only writer of this block: a plain seqlock. */
 	c = &((struct mf_seg_header *)s->r.mem)->container;
-	seq = RELAXED(&c->seq);
-	__atomic_store_n(&c->seq, seq + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	seq = mf_seq_write_begin(&c->seq);
 	__atomic_store_n(&c->limit, limit, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->working_set, working_set, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->reserve, reserve, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->min_size, min_size, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->updated_ns, sup_now_ms() * 1000000u, __ATOMIC_RELAXED);
-	__atomic_store_n(&c->seq, seq + 2, __ATOMIC_RELEASE);
+	mf_seq_write_end(&c->seq, seq);
 }
 
 static void retire(struct sup_seg *s, struct sup_slotmem *sm)

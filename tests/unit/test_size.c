@@ -155,6 +155,61 @@ static void test_bad(void)
 	CHECK_STR(err, "empty size");
 }
 
+/* What mf_size_format printed with snprintf, before it was written by hand
+ * for the shim: the reference it must still agree with. */
+static void printf_format(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+	unsigned u = 0;
+	uint64_t scale = 1;
+
+	while (u + 1 < 7 && bytes / scale >= 1024) {
+		scale <<= 10;
+		u++;
+	}
+	if (u > 0 && u + 1 < 7 && bytes % scale != 0 && (double)bytes / (double)scale >= 1023.95) {
+		scale <<= 10;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+	else if (bytes % scale == 0)
+		snprintf(buf, len, "%llu %s", (unsigned long long)(bytes / scale), units[u]);
+	else
+		snprintf(buf, len, "%.1f %s", (double)bytes / (double)scale, units[u]);
+}
+
+static void check_like_printf(uint64_t v)
+{
+	char got[32], want[32];
+
+	mf_size_format(v, got, sizeof(got));
+	printf_format(v, want, sizeof(want));
+	if (strcmp(got, want) != 0)
+		fprintf(stderr, "mf_size_format(%" PRIu64 "): \"%s\", printf: \"%s\"\n", v, got, want);
+	CHECK(strcmp(got, want) == 0);
+}
+
+static void test_format_like_printf(void)
+{
+	uint64_t x = 88172645463325252ull;
+
+	/* Around every power of two (unit edges, ties of the tenth: 2304 is
+	 * 2.25 KiB, printed "2.2"), then pseudo-random values of every
+	 * magnitude below 2^53, where the quotient printf rounds is exact. */
+	for (int b = 0; b < 64; b++)
+		for (int64_t d = -300; d <= 300; d++)
+			check_like_printf((1ull << b) + (uint64_t)d);
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		check_like_printf(x >> (11 + i % 53));
+	}
+	check_like_printf(2304);
+	check_like_printf(UINT64_MAX);
+}
+
 static void test_format(void)
 {
 	char buf[32];
@@ -198,5 +253,6 @@ int main(void)
 	test_ok();
 	test_bad();
 	test_format();
+	test_format_like_printf();
 	return unit_done("test_size");
 }

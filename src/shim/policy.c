@@ -1,0 +1,371 @@
+/*
+ * policy.c - admission: every reason the shim refuses an allocation.
+ *
+ *   fault injection   MEMFENCE_FAULT, deterministic per process (config.c
+ *                     parses the spec)
+ *   budgets           a scope's budget: the allocation that would cross it
+ *                     fails, checked on the request before the real call and
+ *                     on the usable size after it
+ *   heap limit        MEMFENCE_HEAP_LIMIT on process live bytes, through the
+ *                     credit ledger of account.c
+ *   pressure          zero collateral near the process's own limit
+ *   container         zero collateral near the container's limit, from the
+ *                     headroom the supervisor publishes in the segment
+ *
+ * Zero collateral. RLIMIT_DATA fails whichever allocation happens to cross
+ * it. When one oversized request has eaten the headroom, that is as likely
+ * to be a small, ordinary request running beside it (the seed measured 0
+ * to 13 ordinary failures in 295 calls). So below a limit the shim draws
+ * two lines, the way Envoy's overload manager resets its largest streams
+ * first (mf_zone_of, mf_largest_refused):
+ *
+ *   soft   above it, a large allocation (>= MF_LARGE) is refused only if it
+ *          comes from the in-flight scope that would then hold the most net
+ *          bytes: the oversized request fails, the others go on;
+ *   hard   above it, every large allocation is refused, so that what the
+ *          program still needs outside requests (the C runtime, gRPC's core,
+ *          which aborts on NULL) finds the rest free.
+ *
+ * Small allocations are not checked at all, so the policy costs nothing on
+ * the hot path; they are also what a C library is least prepared to see
+ * fail.
+ *
+ * The process's lines (MEMFENCE_PRESSURE, mf_pressure_lines) sit below its
+ * rlimit. Allocations outside any scope are never refused for them, nor
+ * those of a scope holding less than MF_PRESS_MIN_NET: the runtime makes
+ * them, and a NULL there may be fatal. What the rlimit counts is the virtual
+ * size of private writable mappings (mm->data_vm), not live heap: glibc
+ * keeps freed memory in its arenas, thread stacks count in full. So the
+ * distance to the limit is measured: /proc/self/statm (its "data" field,
+ * data_vm + stack_vm, in pages; "size" under RLIMIT_AS) is read at most
+ * every MF_PRESS_SAMPLE_NS, by one thread at a time, and between two reads
+ * the growth of the process's live bytes is added to the last reading.
+ * statm is O(1) in the kernel (counters of the mm, no walk of the
+ * mappings): three system calls per sample.
+ *
+ * The container's lines (capability 5) sit below the cgroup's limit, at the
+ * reserve and at half of it; the largest scope is looked for in every
+ * process of the segment, and pre-fork workers without scopes (no scope of
+ * MF_PRESS_MIN_NET in flight anywhere: nobody to prefer) are refused
+ * between the lines as well.
+ */
+#include <malloc.h>
+
+#include "base/proc.h"
+#include "shim/config.h"
+#include "shim/policy.h"
+#include "shim/segw.h"
+
+#define MF_PRESS_SAMPLE_NS (2u * 1000 * 1000)
+
+static uint64_t fault_calls; /* atomic: matching allocations so far */
+static uint64_t fault_bytes; /* atomic: matching bytes so far */
+
+static uint64_t smp_data; /* atomic: bytes measured at the last sample */
+static uint64_t smp_live; /* atomic: process live bytes at that sample */
+static uint64_t smp_ns;   /* atomic: CLOCK_MONOTONIC of the last sample */
+
+/* Our live bytes when we first saw the supervisor's current sample. */
+static uint64_t seen_updated, seen_live;
+
+/* ---- fault injection ---- */
+
+static int scope_matches(struct mf_thread *t, const char *pat)
+{
+	if (pat[0] == '\0')
+		return 1;
+	if (t == NULL)
+		return 0;
+	for (int i = 0; i < t->depth; i++)
+		if (mf_glob(pat, t->scopes[i].name))
+			return 1;
+	return 0;
+}
+
+static int fault_alloc(struct mf_thread *t, uint64_t req)
+{
+	const struct mf_fault *f = &mf_cfg.fault;
+	uint64_t n, before;
+
+	if (req < f->min_size || !scope_matches(t, f->scope))
+		return 0;
+	n = __atomic_add_fetch(&fault_calls, 1, __ATOMIC_RELAXED);
+	before = __atomic_fetch_add(&fault_bytes, req, __ATOMIC_RELAXED);
+	if (f->nth != 0 && n != f->nth)
+		return 0;
+	if (f->every != 0 && n % f->every != 0)
+		return 0;
+	if (f->after_set && before + req <= f->after)
+		return 0;
+	return 1;
+}
+
+int mf_fault_thread(struct mf_thread *t)
+{
+	if (mf_cfg.fault.thread_errno == 0 || !scope_matches(t, mf_cfg.fault.scope))
+		return 0;
+	return mf_cfg.fault.thread_errno;
+}
+
+/* ---- budgets ---- */
+
+/* Would any open scope's net pass its budget with grow more bytes? */
+static int over_budget(const struct mf_thread *t, uint64_t grow)
+{
+	for (int i = 0; i < t->depth; i++) {
+		const struct mf_scope *s = &t->scopes[i];
+		if (s->fig.budget != 0 && s->fig.net + (int64_t)grow > (int64_t)s->fig.budget)
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- the rule both lines share ---- */
+
+enum mf_zone mf_zone_of(uint64_t est, uint64_t soft, uint64_t hard)
+{
+	if (est <= soft)
+		return MF_ZONE_BELOW;
+	return est > hard ? MF_ZONE_ABOVE : MF_ZONE_BETWEEN;
+}
+
+bool mf_largest_refused(int64_t own, int64_t largest_other)
+{
+	return largest_other < (int64_t)MF_PRESS_MIN_NET || own >= largest_other;
+}
+
+int64_t mf_scope_own_net(const struct mf_thread *t)
+{
+	int64_t most = 0;
+
+	/* The outermost scope holds what the inner ones do, unless an inner
+	 * one started before a big free: take the largest. */
+	for (int i = 0; i < t->depth; i++)
+		if (t->scopes[i].fig.net > most)
+			most = t->scopes[i].fig.net;
+	return most;
+}
+
+int mf_scope_is_own(const struct mf_thread *t, uint32_t entry)
+{
+	for (int i = 0; i < t->depth; i++)
+		if (t->scopes[i].entry == (int32_t)entry)
+			return 1;
+	return 0;
+}
+
+/*
+ * Net bytes of the largest scope in flight in slot s other than t's open
+ * ones (when s is our own slot), as last published (at most one flush
+ * behind). Suspended scopes count, whichever thread suspended them: an
+ * asyncio request between two steps is as large as it was.
+ */
+static int64_t largest_in_slot(const struct mf_seg_slot *s, uint32_t nscopes,
+			       const struct mf_thread *t)
+{
+	int64_t most = 0;
+
+	for (uint32_t i = 0; i < nscopes; i++) {
+		const struct mf_seg_scope *e = &s->scopes[i];
+		int64_t net;
+
+		if (__atomic_load_n(&e->in_use, __ATOMIC_RELAXED) == 0)
+			continue;
+		if (t != NULL && s == mf_slot && mf_scope_is_own(t, i))
+			continue;
+		net = __atomic_load_n(&e->net, __ATOMIC_RELAXED);
+		if (net > most)
+			most = net;
+	}
+	return most;
+}
+
+/* ---- pressure: near the process's own limit ---- */
+
+static uint64_t live_now(void)
+{
+	int64_t live = mf_slot != NULL ? (int64_t)__atomic_load_n(&mf_slot->live, __ATOMIC_RELAXED) : 0;
+
+	return live > 0 ? (uint64_t)live : 0;
+}
+
+uint64_t mf_pressure_estimate(void)
+{
+	uint64_t now = mf_now_mono(), at = __atomic_load_n(&smp_ns, __ATOMIC_RELAXED);
+	uint64_t data, base, live;
+
+	/* One sampler at a time; the others use the previous reading. */
+	if (now - at >= MF_PRESS_SAMPLE_NS &&
+	    __atomic_compare_exchange_n(&smp_ns, &at, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+		uint64_t d;
+		if (mf_statm_read(mf_cfg.press_measure_size ? MF_STATM_SIZE : MF_STATM_DATA, &d) == 0) {
+			__atomic_store_n(&smp_live, live_now(), __ATOMIC_RELAXED);
+			__atomic_store_n(&smp_data, d, __ATOMIC_RELAXED);
+		}
+	}
+	data = __atomic_load_n(&smp_data, __ATOMIC_RELAXED);
+	base = __atomic_load_n(&smp_live, __ATOMIC_RELAXED);
+	live = live_now();
+	return data + (live > base ? live - base : 0);
+}
+
+int mf_pressure_refuse(struct mf_thread *t, uint64_t req)
+{
+	int64_t own;
+	uint64_t est;
+
+	if (t == NULL || t->depth == 0 || req > INT64_MAX)
+		return 0;
+	own = mf_scope_own_net(t) + (int64_t)req;
+	if (own < (int64_t)MF_PRESS_MIN_NET)
+		return 0;
+	est = mf_pressure_estimate() + req;
+	switch (mf_zone_of(est, mf_cfg.press_soft, mf_cfg.press_hard)) {
+	case MF_ZONE_BELOW:
+		return 0;
+	case MF_ZONE_ABOVE:
+		return 1;
+	default:
+		if (mf_seg == NULL || mf_slot == NULL)
+			return mf_largest_refused(own, 0);
+		return mf_largest_refused(own, largest_in_slot(mf_slot, mf_seg->scopes_per_slot, t));
+	}
+}
+
+/* ---- container headroom ---- */
+
+/* Net bytes of the largest scope in flight in the whole segment (every
+ * process of the container), leaving out thread t's open ones. */
+static int64_t largest_in_segment(const struct mf_thread *t)
+{
+	struct mf_seg_header *h = mf_seg;
+	int64_t most = 0;
+
+	for (uint32_t i = 0; i < h->nslots; i++) {
+		struct mf_seg_slot *s = mf_seg_slot_at(h, i);
+		int64_t net;
+
+		if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != MF_SLOT_LIVE)
+			continue;
+		net = largest_in_slot(s, h->scopes_per_slot, t);
+		if (net > most)
+			most = net;
+	}
+	return most;
+}
+
+/*
+ * The supervisor samples the cgroup's working set several times a second;
+ * until its next sample, this process's own change since it first saw the
+ * current one is added, so a burst of allocations cannot all pass on one
+ * stale figure, nor a large free leave the others refused (other
+ * processes' changes in between are what the reserve is for).
+ */
+int mf_container_refuse(struct mf_thread *t, uint64_t size)
+{
+	struct mf_seg_container *c;
+	uint64_t seq, limit, ws, reserve, min_size, updated, live, seen, est;
+	enum mf_zone zone;
+
+	if (mf_seg == NULL)
+		return 0;
+	c = &mf_seg->container;
+	for (int tries = 0;; tries++) {
+		if (tries == 4)
+			return 0; /* never refuse on figures we could not read */
+		seq = mf_seq_read_begin(&c->seq);
+		if (seq & 1)
+			continue;
+		limit = __atomic_load_n(&c->limit, __ATOMIC_RELAXED);
+		ws = __atomic_load_n(&c->working_set, __ATOMIC_RELAXED);
+		reserve = __atomic_load_n(&c->reserve, __ATOMIC_RELAXED);
+		min_size = __atomic_load_n(&c->min_size, __ATOMIC_RELAXED);
+		updated = __atomic_load_n(&c->updated_ns, __ATOMIC_RELAXED);
+		if (mf_seq_read_ok(&c->seq, seq))
+			break;
+	}
+	if (limit == 0 || min_size == 0 || size < min_size)
+		return 0;
+	live = mf_slot != NULL ? __atomic_load_n(&mf_slot->live, __ATOMIC_RELAXED) : 0;
+	if ((int64_t)live < 0)
+		live = 0;
+	if (__atomic_exchange_n(&seen_updated, updated, __ATOMIC_RELAXED) != updated)
+		__atomic_store_n(&seen_live, live, __ATOMIC_RELAXED);
+	seen = __atomic_load_n(&seen_live, __ATOMIC_RELAXED);
+	/* Signed: a large free since the sample (an oversized request that
+	 * was just refused) must not leave the others refused on a figure
+	 * that no longer holds. */
+	est = live >= seen ? ws + (live - seen) : (ws > seen - live ? ws - (seen - live) : 0);
+	est += size;
+	if (reserve > limit)
+		reserve = limit;
+	zone = mf_zone_of(est, limit - reserve, limit - reserve / 2);
+	if (zone == MF_ZONE_BELOW)
+		return 0;
+	if (zone == MF_ZONE_ABOVE || size > INT64_MAX)
+		return 1;
+	return mf_largest_refused((t != NULL ? mf_scope_own_net(t) : 0) + (int64_t)size,
+				  largest_in_segment(t));
+}
+
+/* ---- admission ---- */
+
+int mf_admit_pre(struct mf_thread *t, uint64_t req)
+{
+	if (mf_cfg.fault.alloc_on && fault_alloc(t, req))
+		return MF_FAIL_FAULT;
+	if (t != NULL && t->nbudget != 0 && (req > INT64_MAX || over_budget(t, req)))
+		return MF_FAIL_BUDGET;
+	if (mf_cfg.heap_limit != 0 && req > mf_cfg.heap_limit)
+		return MF_FAIL_HEAP;
+	if (req >= MF_LARGE && mf_container_refuse(t, req))
+		return MF_FAIL_CONTAINER;
+	if (req >= MF_LARGE && mf_cfg.press_soft != 0 && mf_pressure_refuse(t, req))
+		return MF_FAIL_BUDGET; /* a budget the process sets itself: docs/accounting.md */
+	return 0;
+}
+
+int mf_admit_post(struct mf_thread *t, uint64_t u)
+{
+	if (t != NULL && t->nbudget != 0 && over_budget(t, u))
+		return MF_FAIL_BUDGET;
+	if (mf_cfg.heap_limit != 0 && mf_heap_take(t, u) != 0)
+		return MF_FAIL_HEAP;
+	return 0;
+}
+
+void mf_admit_undo(struct mf_thread *t, uint64_t u)
+{
+	if (mf_cfg.heap_limit != 0)
+		mf_heap_untake(t, u);
+}
+
+/*
+ * glibc serves a large block from the heap of the calling thread's arena
+ * once its dynamic mmap threshold has risen (it rises to the size of any
+ * mmapped block freed, up to 32 MiB), and a freed block then stays in that
+ * arena: still writable, still counted by RLIMIT_DATA, reusable only by the
+ * threads of that arena. One oversized request per arena is enough to leave
+ * the process with no headroom although little is live: ordinary requests
+ * on other threads then fail at the rlimit (measured on the model server:
+ * 60 and 239 of 295 failed with this policy and the default threshold, 0
+ * with the threshold fixed at 128 KiB). So, when there is a limit to
+ * protect and the user set no threshold of their own (MALLOC_MMAP_THRESHOLD_,
+ * the glibc.malloc.mmap_threshold tunable), blocks of 1 MiB and more are
+ * mapped and unmapped on their own. The cost is a page fault per page of a
+ * new large block, which a workload of huge arrays can notice
+ * (docs/performance.md): 1 MiB, not 128 KiB, because the cost grows fast
+ * for programs that churn mid-sized blocks.
+ */
+void mf_policy_init(int glibc)
+{
+	__atomic_store_n(&fault_calls, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&fault_bytes, 0, __ATOMIC_RELAXED);
+	if (glibc && mf_cfg.press_soft != 0 && mf_cfg.press_mmap) {
+		mallopt(M_MMAP_THRESHOLD, 1 << 20);
+		/* A fixed mmap threshold freezes the trim threshold at 128 KiB:
+		 * glibc's dynamic rule would make it twice the mmap one. */
+		if (mf_cfg.press_trim)
+			mallopt(M_TRIM_THRESHOLD, 2 << 20);
+	}
+}

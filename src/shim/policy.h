@@ -1,0 +1,73 @@
+/*
+ * policy.h - admission: whether an allocation may go ahead (policy.c).
+ *
+ * Every reason the shim refuses an allocation is decided here: fault
+ * injection, scope budgets, the heap limit, the process's pressure policy
+ * and the container's headroom. The decisions count nothing: the hooks
+ * count a refusal (mf_count_fail) and tell the profiler.
+ */
+#ifndef MF_SHIM_POLICY_H
+#define MF_SHIM_POLICY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "shim/thread.h"
+#include "shim/util.h"
+
+/* Allocations at least this large take the checked path; the pressure
+ * policy and container headroom look at these only. */
+#define MF_LARGE (64u << 10)
+/* A scope holding less than this is never refused for pressure. */
+#define MF_PRESS_MIN_NET (1u << 20)
+
+/* At start-up, with the configuration read and the real allocator known
+ * to be glibc's (or not). */
+void mf_policy_init(int glibc) MF_HIDDEN;
+
+/* Admission of an allocation of req bytes by t (NULL: a thread past its
+ * exit handler) before the real call: fault injection, scope budgets,
+ * heap limit, container headroom, pressure. 0, or the MF_FAIL_* cause. */
+int mf_admit_pre(struct mf_thread *t, uint64_t req) MF_HIDDEN;
+/* After the real call produced usable bytes u (the growth, for a
+ * realloc): exact budget check, heap-limit credit taken. 0, or the cause;
+ * the caller undoes the allocation on refusal. */
+int mf_admit_post(struct mf_thread *t, uint64_t u) MF_HIDDEN;
+/* Give back what mf_admit_post took for an allocation that then failed or
+ * was undone. */
+void mf_admit_undo(struct mf_thread *t, uint64_t u) MF_HIDDEN;
+/* Fault injection for pthread_create: the errno to fail with, or 0. */
+int mf_fault_thread(struct mf_thread *t) MF_HIDDEN;
+
+/*
+ * The rule the pressure policy and the container headroom share. est is
+ * what the measure (the process's size, the container's working set)
+ * would be with the allocation; two lines sit below the limit:
+ *   below soft          nothing is refused;
+ *   between soft, hard  only the allocation whose scope would then be the
+ *                       largest in flight (mf_largest_refused);
+ *   above hard          every checked allocation is.
+ */
+enum mf_zone { MF_ZONE_BELOW, MF_ZONE_BETWEEN, MF_ZONE_ABOVE };
+enum mf_zone mf_zone_of(uint64_t est, uint64_t soft, uint64_t hard) MF_HIDDEN;
+/* Between the lines: refused when own (the net bytes the allocating scope
+ * would hold) is at least the largest other scope in flight, or when no
+ * other scope holds MF_PRESS_MIN_NET (nobody else to prefer). */
+bool mf_largest_refused(int64_t own, int64_t largest_other) MF_HIDDEN;
+
+/* The pressure policy (MEMFENCE_PRESSURE): 1 if the large allocation of
+ * req bytes by t must be refused because the process is near its limit. */
+int mf_pressure_refuse(struct mf_thread *t, uint64_t req) MF_HIDDEN;
+/* The process's measured size (VmData, or VmSize) plus live growth since
+ * the last measurement: rate-limited, never blocks. */
+uint64_t mf_pressure_estimate(void) MF_HIDDEN;
+/* Container headroom published by the supervisor: 1 if an allocation of
+ * size bytes by t must be refused. */
+int mf_container_refuse(struct mf_thread *t, uint64_t size) MF_HIDDEN;
+
+/* 1 if in-flight entry `entry` of our slot is one of t's open scopes. */
+int mf_scope_is_own(const struct mf_thread *t, uint32_t entry) MF_HIDDEN;
+/* Largest net of t's open scopes (0 if none is positive). */
+int64_t mf_scope_own_net(const struct mf_thread *t) MF_HIDDEN;
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * util.c - clocks, raw memory and messages for the rest of the shim.
+ */
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "shim/util.h"
+
+void mf_strlcpy(char *dst, const char *src, size_t n)
+{
+	size_t i = 0;
+
+	if (n == 0)
+		return;
+	if (src != NULL)
+		for (; i + 1 < n && src[i] != '\0'; i++)
+			dst[i] = src[i];
+	dst[i] = '\0';
+}
+
+void mf_say(const char *a, const char *b, const char *c)
+{
+	const char *parts[] = {"memfence: ", a, b, c, "\n"};
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		if (parts[i] == NULL)
+			continue;
+		/* Best effort: nothing to do if stderr is closed. */
+		ssize_t r = write(2, parts[i], strlen(parts[i]));
+		(void)r;
+	}
+}
+
+uint64_t mf_now_mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mf_now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void *mf_os_alloc(size_t len)
+{
+	long r = syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	/* The raw syscall returns -errno in the top page on failure. */
+	if (r < 0 && r > -4096)
+		return NULL;
+	return (void *)r;
+}

@@ -1,0 +1,353 @@
+/*
+ * test_shim_policy.c - the shim's admission decisions as functions with
+ * inputs: budgets, fault injection, the heap limit and its credit ledger,
+ * the pressure lines, the container headroom. Thread states are built by
+ * hand; the segment is the process's own (a memfd), as a program without
+ * a supervisor has it.
+ */
+#include <errno.h>
+
+#include "shim/config.h"
+#include "shim/policy.h"
+#include "shim/segw.h"
+#include "shim/thread.h"
+#include "unit.h"
+
+#define KiB (1ull << 10)
+#define MiB (1ull << 20)
+#define GiB (1ull << 30)
+
+/* A thread state with scopes of these nets and budgets (0 = none). */
+static void make_thread(struct mf_thread *t, int depth, const int64_t *net, const uint64_t *budget)
+{
+	memset(t, 0, sizeof(*t));
+	t->tid = 1;
+	t->depth = depth;
+	for (int i = 0; i < depth; i++) {
+		struct mf_scope *s = &t->scopes[i];
+		snprintf(s->name, sizeof(s->name), "req%d", i);
+		s->fig.net = net[i];
+		s->fig.peak = net[i] > 0 ? (uint64_t)net[i] : 0;
+		s->fig.budget = budget != NULL ? budget[i] : 0;
+		t->nbudget += s->fig.budget != 0;
+		s->entry = -1;
+	}
+}
+
+static void reset_config(void)
+{
+	memset(&mf_cfg, 0, sizeof(mf_cfg));
+	mf_cfg.account = 1;
+	mf_policy_init(0);
+	mf_account_init();
+}
+
+static void test_zone_and_largest(void)
+{
+	CHECK(mf_zone_of(100, 100, 200) == MF_ZONE_BELOW);
+	CHECK(mf_zone_of(101, 100, 200) == MF_ZONE_BETWEEN);
+	CHECK(mf_zone_of(200, 100, 200) == MF_ZONE_BETWEEN);
+	CHECK(mf_zone_of(201, 100, 200) == MF_ZONE_ABOVE);
+
+	/* The largest is refused; equal counts as largest. */
+	CHECK(mf_largest_refused(8 * MiB, 4 * MiB));
+	CHECK(mf_largest_refused(4 * MiB, 4 * MiB));
+	CHECK(!mf_largest_refused(2 * MiB, 4 * MiB));
+	/* Nobody else of MF_PRESS_MIN_NET in flight: nobody to prefer. */
+	CHECK(mf_largest_refused(0, 0));
+	CHECK(mf_largest_refused(1, MF_PRESS_MIN_NET - 1));
+	CHECK(!mf_largest_refused(1, MF_PRESS_MIN_NET));
+}
+
+static void test_budgets(void)
+{
+	struct mf_thread t;
+	const int64_t net[] = {900, 100};
+	const uint64_t budget[] = {1000, 0};
+
+	reset_config();
+	make_thread(&t, 2, net, budget);
+	/* The outer scope's budget binds: 100 bytes left in it. */
+	CHECK(mf_admit_pre(&t, 100) == 0);
+	CHECK(mf_admit_pre(&t, 101) == MF_FAIL_BUDGET);
+	CHECK(mf_admit_post(&t, 100) == 0);
+	CHECK(mf_admit_post(&t, 101) == MF_FAIL_BUDGET);
+	CHECK(mf_admit_pre(&t, (uint64_t)INT64_MAX + 1) == MF_FAIL_BUDGET);
+	/* No budget open: no budget refusal, whatever the size. */
+	make_thread(&t, 2, net, NULL);
+	CHECK(mf_admit_pre(&t, 1ull << 40) == 0);
+	CHECK(mf_admit_pre(NULL, 1ull << 40) == 0);
+}
+
+static void test_faults(void)
+{
+	struct mf_thread t, other;
+	const int64_t net[] = {0};
+	const char *err;
+	int fails = 0;
+
+	make_thread(&t, 1, net, NULL);
+	snprintf(t.scopes[0].name, sizeof(t.scopes[0].name), "request");
+	make_thread(&other, 1, net, NULL);
+	snprintf(other.scopes[0].name, sizeof(other.scopes[0].name), "job");
+
+	/* nth=3 counts matching allocations only, and fails once. */
+	reset_config();
+	CHECK(mf_fault_parse("nth=3,scope=req*", &mf_cfg.fault, &err) == 0);
+	mf_policy_init(0);
+	CHECK(mf_admit_pre(&other, 10) == 0);
+	CHECK(mf_admit_pre(NULL, 10) == 0);
+	CHECK(mf_admit_pre(&t, 10) == 0);
+	CHECK(mf_admit_pre(&t, 10) == 0);
+	CHECK(mf_admit_pre(&t, 10) == MF_FAIL_FAULT);
+	for (int i = 0; i < 10; i++)
+		CHECK(mf_admit_pre(&t, 10) == 0);
+
+	/* every=4 */
+	CHECK(mf_fault_parse("every=4", &mf_cfg.fault, &err) == 0);
+	mf_policy_init(0);
+	for (int i = 1; i <= 12; i++) {
+		int r = mf_admit_pre(NULL, 1);
+		CHECK(r == (i % 4 == 0 ? MF_FAIL_FAULT : 0));
+		fails += r != 0;
+	}
+	CHECK(fails == 3);
+
+	/* after=1M: the allocation that takes the matching bytes past it. */
+	CHECK(mf_fault_parse("after=1M,scope=job", &mf_cfg.fault, &err) == 0);
+	mf_policy_init(0);
+	CHECK(mf_admit_pre(&other, 512 * KiB) == 0);
+	CHECK(mf_admit_pre(&t, 1 * MiB) == 0); /* not matching: not counted */
+	CHECK(mf_admit_pre(&other, 512 * KiB) == 0);
+	CHECK(mf_admit_pre(&other, 1) == MF_FAIL_FAULT);
+
+	/* size>= alone: every allocation that large. */
+	CHECK(mf_fault_parse("size>=1M", &mf_cfg.fault, &err) == 0);
+	mf_policy_init(0);
+	CHECK(mf_admit_pre(NULL, MiB - 1) == 0);
+	CHECK(mf_admit_pre(NULL, MiB) == MF_FAIL_FAULT);
+	CHECK(mf_admit_pre(&t, 2 * MiB) == MF_FAIL_FAULT);
+
+	/* Threads: scope-matched errno. */
+	CHECK(mf_fault_parse("thread=EAGAIN,scope=spawn", &mf_cfg.fault, &err) == 0);
+	snprintf(t.scopes[0].name, sizeof(t.scopes[0].name), "spawn");
+	CHECK(mf_fault_thread(&t) == EAGAIN);
+	CHECK(mf_fault_thread(&other) == 0);
+	CHECK(mf_fault_thread(NULL) == 0);
+	CHECK(mf_admit_pre(&t, 10) == 0); /* no allocation fault configured */
+	reset_config();
+}
+
+/*
+ * The heap limit: live + credits + pool = limit, so a single thread fails
+ * exactly at the crossing byte, and a free makes exactly its bytes
+ * available again.
+ */
+static void test_heap_limit(void)
+{
+	struct mf_thread t;
+	const uint64_t limit = 1 * MiB;
+	uint64_t live = 0;
+
+	reset_config();
+	mf_cfg.heap_limit = limit;
+	mf_account_init();
+	make_thread(&t, 0, NULL, NULL);
+
+	CHECK(mf_admit_pre(&t, limit + 1) == MF_FAIL_HEAP);
+	CHECK(mf_admit_pre(&t, limit) == 0);
+	/* Take it in uneven pieces, counting each like the hooks do. */
+	for (uint64_t piece = 1000; live + piece <= limit; live += piece) {
+		CHECK(mf_admit_post(&t, piece) == 0);
+		mf_count(&t, piece, 0, 1, 0);
+	}
+	CHECK(mf_admit_post(&t, limit - live) == 0);
+	mf_count(&t, limit - live, 0, 1, 0);
+	live = limit;
+	CHECK(mf_admit_post(&t, 1) == MF_FAIL_HEAP);
+	CHECK(mf_admit_post(NULL, 1) == MF_FAIL_HEAP);
+
+	/* A free gives back exactly its bytes. */
+	mf_count(&t, 0, 5000, 0, 1);
+	CHECK(mf_admit_post(&t, 5001) == MF_FAIL_HEAP);
+	CHECK(mf_admit_post(&t, 5000) == 0);
+	CHECK(mf_admit_post(&t, 1) == MF_FAIL_HEAP);
+	/* Undone (the allocation failed after all): available again. */
+	mf_admit_undo(&t, 5000);
+	CHECK(mf_admit_post(&t, 5000) == 0);
+	CHECK(mf_admit_post(&t, 1) == MF_FAIL_HEAP);
+
+	/* Credit a thread holds past two chunks goes back to the pool, where
+	 * a thread past its exit handler (NULL) can take it. */
+	mf_count(&t, 0, 3 * MF_CREDIT_CHUNK, 0, 1);
+	CHECK(mf_admit_post(NULL, 2 * MF_CREDIT_CHUNK) == 0);
+	CHECK(mf_admit_post(NULL, 1) == MF_FAIL_HEAP);
+	CHECK(mf_admit_post(&t, MF_CREDIT_CHUNK) == 0);
+	CHECK(mf_admit_post(&t, 1) == MF_FAIL_HEAP);
+
+	/* The pool is shared: a second thread gets what the first freed
+	 * beyond its own chunk, not more. */
+	struct mf_thread u;
+	make_thread(&u, 0, NULL, NULL);
+	mf_count(&t, 0, 256 * KiB, 0, 1);
+	CHECK(mf_admit_post(&u, 256 * KiB - MF_CREDIT_CHUNK) == 0);
+	CHECK(mf_admit_post(&u, 1) == MF_FAIL_HEAP);
+	CHECK(mf_admit_post(&t, MF_CREDIT_CHUNK) == 0);
+	CHECK(mf_admit_post(&t, 1) == MF_FAIL_HEAP);
+	reset_config();
+}
+
+/* Publish a scope of another thread of this process, net bytes large. */
+static int32_t other_scope(int64_t net)
+{
+	struct mf_scope s;
+
+	memset(&s, 0, sizeof(s));
+	s.entry = mf_segw_scope_claim();
+	s.fig.net = net;
+	snprintf(s.name, sizeof(s.name), "other");
+	mf_segw_scope_publish(2, &s, 0);
+	return s.entry;
+}
+
+static void test_pressure(void)
+{
+	struct mf_thread t;
+	int64_t net[] = {8 * MiB};
+	int32_t e;
+
+	reset_config();
+	make_thread(&t, 1, net, NULL);
+	t.scopes[0].entry = mf_segw_scope_claim();
+	mf_segw_scope_publish(t.tid, &t.scopes[0], 0);
+
+	/* Below the soft line (far above anything measured): never. */
+	mf_cfg.press_soft = UINT64_MAX - 1;
+	mf_cfg.press_hard = UINT64_MAX;
+	CHECK(!mf_pressure_refuse(&t, MF_LARGE));
+	/* Above the hard line: every scoped large allocation... */
+	mf_cfg.press_soft = mf_cfg.press_hard = 1;
+	CHECK(mf_pressure_refuse(&t, MF_LARGE));
+	CHECK(mf_admit_pre(&t, MF_LARGE) == MF_FAIL_BUDGET);
+	CHECK(mf_admit_pre(&t, MF_LARGE - 1) == 0); /* small ones are not checked */
+	/* ...but never outside a scope, nor of a scope under MF_PRESS_MIN_NET. */
+	CHECK(!mf_pressure_refuse(NULL, MF_LARGE));
+	struct mf_thread bare;
+	make_thread(&bare, 0, NULL, NULL);
+	CHECK(!mf_pressure_refuse(&bare, 8 * MiB));
+	struct mf_thread small;
+	int64_t little[] = {100 * KiB};
+	make_thread(&small, 1, little, NULL);
+	CHECK(!mf_pressure_refuse(&small, MF_LARGE));
+	CHECK(mf_pressure_refuse(&small, MF_PRESS_MIN_NET));
+
+	/* Between the lines: only the scope that would be the largest. */
+	mf_cfg.press_soft = 1;
+	mf_cfg.press_hard = UINT64_MAX;
+	CHECK(mf_pressure_refuse(&t, MF_LARGE)); /* alone in flight */
+	e = other_scope(16 * MiB);
+	CHECK(!mf_pressure_refuse(&t, MF_LARGE));
+	CHECK(!mf_pressure_refuse(&t, 8 * MiB - 1));
+	CHECK(mf_pressure_refuse(&t, 8 * MiB)); /* as large as the other */
+	mf_segw_scope_release(e);
+	CHECK(mf_pressure_refuse(&t, MF_LARGE));
+	/* Its own scopes are not "another": nested ones count once. */
+	int64_t nested[] = {8 * MiB, 8 * MiB};
+	make_thread(&t, 2, nested, NULL);
+	t.scopes[0].entry = mf_segw_scope_claim();
+	t.scopes[1].entry = mf_segw_scope_claim();
+	mf_segw_scope_publish(t.tid, &t.scopes[0], 0);
+	mf_segw_scope_publish(t.tid, &t.scopes[1], 1);
+	CHECK(mf_pressure_refuse(&t, MF_LARGE));
+	mf_segw_scope_release(t.scopes[0].entry);
+	mf_segw_scope_release(t.scopes[1].entry);
+	reset_config();
+}
+
+static void set_container(uint64_t limit, uint64_t ws, uint64_t reserve, uint64_t min_size,
+			  uint64_t updated)
+{
+	struct mf_seg_container *c = &mf_seg->container;
+	uint64_t end = mf_seq_write_begin(&c->seq);
+
+	c->limit = limit;
+	c->working_set = ws;
+	c->reserve = reserve;
+	c->min_size = min_size;
+	c->updated_ns = updated;
+	mf_seq_write_end(&c->seq, end);
+}
+
+static void test_container(void)
+{
+	struct mf_thread t;
+	int64_t net[] = {8 * MiB};
+	uint64_t live0 = __atomic_load_n(&mf_slot->live, __ATOMIC_RELAXED);
+	int32_t e;
+
+	reset_config();
+	make_thread(&t, 1, net, NULL);
+	t.scopes[0].entry = mf_segw_scope_claim();
+	mf_segw_scope_publish(t.tid, &t.scopes[0], 0);
+
+	/* Lines at limit - reserve (900M) and limit - reserve / 2 (950M). */
+	set_container(1 * GiB, 800 * MiB, 124 * MiB, MF_LARGE, 1);
+	CHECK(!mf_container_refuse(&t, 100 * MiB));        /* 900M: below */
+	CHECK(mf_container_refuse(&t, 100 * MiB + 1));     /* between, largest */
+	CHECK(mf_admit_pre(&t, 100 * MiB + 1) == MF_FAIL_CONTAINER);
+	CHECK(mf_container_refuse(&t, 162 * MiB + 1));     /* above 950M */
+	CHECK(!mf_container_refuse(&t, MF_LARGE - 1));      /* under min_size */
+
+	/* Between the lines a larger scope elsewhere takes the refusal (this
+	 * scope would hold 8M + the request). */
+	e = other_scope(256 * MiB);
+	CHECK(!mf_container_refuse(&t, 100 * MiB + 1));
+	CHECK(mf_container_refuse(&t, 162 * MiB + 1));     /* above: everyone */
+	CHECK(!mf_container_refuse(NULL, 100 * MiB + 1));  /* no scope, smaller */
+	mf_segw_scope_release(e);
+	/* No scope of MF_PRESS_MIN_NET anywhere: nobody to prefer. */
+	e = other_scope(MF_PRESS_MIN_NET - 1);
+	CHECK(mf_container_refuse(NULL, 100 * MiB + 1));
+	mf_segw_scope_release(e);
+
+	/* Until the next sample, this process's own growth since it first saw
+	 * the current one is added, and a free taken off. */
+	set_container(1 * GiB, 800 * MiB, 124 * MiB, MF_LARGE, 2);
+	CHECK(!mf_container_refuse(&t, 100 * MiB));        /* sees live here */
+	__atomic_store_n(&mf_slot->live, live0 + 10 * MiB, __ATOMIC_RELAXED);
+	CHECK(!mf_container_refuse(&t, 90 * MiB));
+	CHECK(mf_container_refuse(&t, 90 * MiB + 1));
+	__atomic_store_n(&mf_slot->live, live0 - (live0 < 5 * MiB ? live0 : 5 * MiB), __ATOMIC_RELAXED);
+	CHECK(!mf_container_refuse(&t, 100 * MiB + (live0 < 5 * MiB ? live0 : 5 * MiB)));
+	__atomic_store_n(&mf_slot->live, live0, __ATOMIC_RELAXED);
+
+	/* Nothing published, a figure torn mid-update: never refused. */
+	set_container(0, 800 * MiB, 124 * MiB, MF_LARGE, 3);
+	CHECK(!mf_container_refuse(&t, 512 * MiB));
+	set_container(1 * GiB, 800 * MiB, 124 * MiB, MF_LARGE, 4);
+	(void)mf_seq_write_begin(&mf_seg->container.seq);
+	CHECK(!mf_container_refuse(&t, 512 * MiB));
+	mf_seg->container.seq++;
+	/* A reserve past the limit is the limit: the hard line at half. */
+	set_container(1 * GiB, 0, 2 * GiB, MF_LARGE, 5);
+	CHECK(!mf_container_refuse(NULL, MF_LARGE)); /* between: t's 8M scope is larger */
+	CHECK(mf_container_refuse(NULL, 512 * MiB + 1));
+	set_container(0, 0, 0, 0, 6);
+	mf_segw_scope_release(t.scopes[0].entry);
+}
+
+int main(void)
+{
+	reset_config();
+	mf_segw_attach(); /* the process's own segment and slot */
+	CHECK(mf_seg != NULL && mf_slot != NULL);
+	if (mf_seg == NULL || mf_slot == NULL)
+		return unit_done("test_shim_policy");
+	test_zone_and_largest();
+	test_budgets();
+	test_faults();
+	test_heap_limit();
+	test_pressure();
+	test_container();
+	return unit_done("test_shim_policy");
+}
