@@ -11,7 +11,7 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-CORE = [("host", "memory.c"), ("host", "plan.c"), ("base", "size.c")]
+CORE = [("host", "memory.c"), ("host", "plan.c"), ("host", "options.c"), ("base", "size.c")]
 
 sources = ["memfence/_memfence.c"]
 macros = [("_GNU_SOURCE", None), ("Py_LIMITED_API", "0x03080000")]

@@ -6,7 +6,18 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "host/options.h"
 #include "supervisor/sup.h"
+
+enum { OPT_JSON = MF_OPT_KEY_BASE };
+
+static const struct mf_option report_options[] = {
+	{.name = "json", .key = OPT_JSON,
+	 .help = "print the JSON document itself (checked,\nre-indented)"},
+	{0},
+};
+
+static const struct mf_option *const report_tabs[] = {report_options, mf_help_options, NULL};
 
 static void usage(FILE *f)
 {
@@ -16,9 +27,10 @@ static void usage(FILE *f)
 		"Print a post-mortem report written by `memfence run` (see\n"
 		"docs/report-format.md): what ended the program, the memory at the end,\n"
 		"the requests and tasks in flight, the last minute of memory.\n"
-		"\n"
-		"  --json       print the JSON document itself (checked, re-indented)\n"
-		"  -h, --help   show this help\n"
+		"\n");
+	mf_opts_help(f, "Options", report_options);
+	mf_opts_help(f, NULL, mf_help_options);
+	fprintf(f,
 		"\n"
 		"Exit status: 0; 1 when FILE cannot be read or is not a report; 2 for a\n"
 		"bad option.\n");
@@ -26,18 +38,15 @@ static void usage(FILE *f)
 
 int mf_cmd_report(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
+	struct mf_opts opts;
 	json_error_t jerr;
 	json_t *r;
 	int opt, as_json = 0;
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	mf_opts_init(&opts, "", report_tabs);
+	while ((opt = getopt_long(argc, argv, opts.shortopts, opts.longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'j': as_json = 1; break;
+		case OPT_JSON: as_json = 1; break;
 		case 'h': usage(stdout); return 0;
 		default:
 			fprintf(stderr, "Try 'memfence report --help'.\n");
