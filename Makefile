@@ -114,9 +114,11 @@ $(STACK_LIB): src/shim/stack.c src/base/size.c src/shim/exports-stack.map
 $(CLI_BIN): $(CLI_OBJ) $(HOST_LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
 
+# Unit tests find their data (tests/data) wherever they are run from.
 $(B)/tests/%: tests/unit/%.c $(HOST_LIB) tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Itests/unit -o $@ $< $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Itests/unit -DMF_TEST_DATA='"$(CURDIR)/tests/data"' \
+	  -o $@ $< $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
 
 # Test programs use the public API and link against the shim like any user would.
 $(B)/tests/shim/%: tests/shim/%.c $(SHIM_LIB) include/memfence.h

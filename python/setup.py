@@ -1,9 +1,11 @@
 """Build of the C extension (the rest is in pyproject.toml).
 
-The extension takes the limit code from the memfence source tree next to
-this directory (../src/base and ../src/host), so that memfence.install() resolves limits
-exactly as `memfence exec` does. Built from a copy without that tree, it
-still builds, without install().
+The extension takes code from the memfence source tree next to this
+directory: the size parser (../src/base), so that a size means the same in
+Python as on the command line, and the limit code (../src/host), so that
+memfence.install() resolves limits exactly as `memfence exec` does. Without
+../src/host it still builds, without install(); without ../src/base it
+does not.
 """
 import os
 
@@ -11,11 +13,17 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-CORE = [("host", "memory.c"), ("host", "plan.c"), ("host", "options.c"), ("base", "size.c")]
+BASE = [("base", "size.c")]
+CORE = [("host", "memory.c"), ("host", "plan.c"), ("host", "options.c")]
 
 sources = ["memfence/_memfence.c"]
 macros = [("_GNU_SOURCE", None), ("Py_LIMITED_API", "0x03080000")]
 include = [os.path.join(TOP, "include"), os.path.join(TOP, "src")]
+base = [os.path.join(TOP, "src", d, f) for d, f in BASE]
+if not all(os.path.exists(p) for p in base):
+    raise SystemExit("memfence: the Python package is built from the memfence source tree "
+                     "(%s is missing)" % os.path.join(TOP, "src", "base"))
+sources += [os.path.relpath(p, HERE) for p in base]
 core = [os.path.join(TOP, "src", d, f) for d, f in CORE]
 if all(os.path.exists(p) for p in core) and os.path.exists(os.path.join(TOP, "include", "memfence.h")):
     sources += [os.path.relpath(p, HERE) for p in core]
