@@ -401,14 +401,16 @@ def stats():
 _installed = None
 
 
-def install(limit="auto", reserve=None, stack="2M", rlimit="data"):
+def install(limit="auto", reserve=None, stack=getattr(_memfence, "STACK_DEFAULT", None),
+            rlimit="data"):
     """Apply memfence's limits to this process, from inside it.
 
     limit: "auto" (the cgroup's limit, else physical memory), bytes, or a
     size such as '1G' or '80%'. reserve: what is kept out of the budget for
-    the C runtime and libraries (default: 5 %, at least 64 MiB). rlimit:
-    "data" (default), "as" or "none". stack: default stack of threads
-    started from now on (the main thread keeps its own); None leaves it.
+    the C runtime and libraries (default: RESERVE_RULE, as for `memfence
+    exec`). rlimit: "data" (default), "as" or "none". stack: default stack
+    of threads started from now on (default: as for `memfence exec`; the
+    main thread keeps its own); None leaves it.
 
     The soft RLIMIT_DATA becomes limit - reserve, so allocations beyond it
     raise MemoryError in the thread that asked instead of the kernel killing
@@ -434,3 +436,8 @@ def install(limit="auto", reserve=None, stack="2M", rlimit="data"):
         plan["stack"] = None
     _installed = plan
     return plan
+
+
+if install.__doc__ is not None:
+    install.__doc__ = install.__doc__.replace(
+        "RESERVE_RULE", getattr(_memfence, "RESERVE_RULE", "the command's rule"))

@@ -400,6 +400,9 @@ PyMODINIT_FUNC PyInit__memfence(void)
 		return NULL;
 #ifdef MF_HAVE_LIMITS
 	PyModule_AddIntConstant(m, "HAVE_LIMITS", 1);
+	/* install()'s defaults are the command's. */
+	PyModule_AddStringConstant(m, "RESERVE_RULE", MF_RESERVE_RULE);
+	PyModule_AddIntConstant(m, "STACK_DEFAULT", (long)MF_STACK_DEFAULT);
 #else
 	PyModule_AddIntConstant(m, "HAVE_LIMITS", 0);
 #endif
