@@ -21,7 +21,9 @@
 #   tests/shim/*.c      programs run under the shim by the tests
 #   tests/progs/*.c     plain programs the tests run
 
-VERSION    := 0.1.0
+# The one place the version is written: the command, the pkg-config file
+# and the Python package (python/setup.py) read VERSION.
+VERSION    := $(shell cat VERSION)
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 BINDIR     ?= $(PREFIX)/bin
@@ -111,6 +113,9 @@ $(STACK_LIB): src/shim/stack.c src/base/size.c src/shim/exports-stack.map
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -shared \
 	  -Wl,--version-script=src/shim/exports-stack.map -o $@ src/shim/stack.c src/base/size.c -lpthread
 
+# The objects that print the version.
+$(B)/obj/src/cli/main.o: VERSION
+
 $(CLI_BIN): $(CLI_OBJ) $(HOST_LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
 
@@ -138,7 +143,7 @@ $(B)/tests/progs/%: tests/progs/%.c
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	     -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
 
-$(PC_FILE): memfence.pc.in Makefile
+$(PC_FILE): memfence.pc.in Makefile VERSION
 	@mkdir -p $(dir $@)
 	$(PC_SED) $< > $@
 
@@ -221,7 +226,7 @@ install-python: python
 	install -m 0644 $(B)/python/memfence/_bootstrap/*.py $(DESTDIR)$(PYLIBDIR)/memfence/_bootstrap/
 	install -m 0755 $(PY_EXT) $(DESTDIR)$(PYLIBDIR)/memfence/
 
-$(PY_EXT): python/memfence/_memfence.c include/memfence.h src/host/memory.h src/host/plan.h $(HOST_LIB)
+$(PY_EXT): python/memfence/_memfence.c include/memfence.h src/host/memory.h src/host/plan.h $(HOST_LIB) VERSION
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DMF_HAVE_LIMITS -isystem $(PYINC) -fvisibility=hidden -shared \
 	  -o $@ $< $(HOST_LIB) -ldl -lpthread

@@ -26,6 +26,10 @@
 #include "memfence.h"
 #include "base/size.h"
 
+#ifndef MF_VERSION
+#error "MF_VERSION is defined by the build, from the VERSION file"
+#endif
+
 #ifdef MF_HAVE_LIMITS
 #include "host/memory.h"
 #include "host/plan.h"
@@ -407,5 +411,6 @@ PyMODINIT_FUNC PyInit__memfence(void)
 	PyModule_AddIntConstant(m, "HAVE_LIMITS", 0);
 #endif
 	PyModule_AddIntConstant(m, "API_VERSION", MEMFENCE_API_VERSION);
+	PyModule_AddStringConstant(m, "VERSION", MF_VERSION);
 	return m;
 }
