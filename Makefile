@@ -23,7 +23,9 @@
 #   tests/shim/*.c      programs run under the shim by the tests
 #   tests/progs/*.c     plain programs the tests run
 
-VERSION    := 0.1.0
+# The one place the version is written: the command, the pkg-config file
+# and the Python package (python/setup.py) read VERSION.
+VERSION    := $(shell cat VERSION)
 PREFIX     ?= /usr/local
 DESTDIR    ?=
 BINDIR     ?= $(PREFIX)/bin
@@ -114,12 +116,17 @@ $(STACK_LIB): $(STACK_SRC) src/shim/exports-stack.map
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -shared \
 	  -Wl,--version-script=src/shim/exports-stack.map -o $@ $(STACK_SRC) -lpthread
 
+# The objects that print the version.
+$(B)/obj/src/cli/main.o: VERSION
+
 $(CLI_BIN): $(CLI_OBJ) $(HOST_LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
 
+# Unit tests find their data (tests/data) wherever they are run from.
 $(B)/tests/%: tests/unit/%.c $(HOST_LIB) tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Itests/unit -o $@ $< $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Itests/unit -DMF_TEST_DATA='"$(CURDIR)/tests/data"' \
+	  -o $@ $< $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
 
 # The shim's objects once more, for its unit tests: a static archive built
 # without -fvisibility=hidden (and without MF_SHIM, which makes MF_HIDDEN
@@ -161,7 +168,7 @@ $(B)/tests/progs/%: tests/progs/%.c
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	     -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
 
-$(PC_FILE): memfence.pc.in Makefile
+$(PC_FILE): memfence.pc.in Makefile VERSION
 	@mkdir -p $(dir $@)
 	$(PC_SED) $< > $@
 
@@ -244,7 +251,7 @@ install-python: python
 	install -m 0644 $(B)/python/memfence/_bootstrap/*.py $(DESTDIR)$(PYLIBDIR)/memfence/_bootstrap/
 	install -m 0755 $(PY_EXT) $(DESTDIR)$(PYLIBDIR)/memfence/
 
-$(PY_EXT): python/memfence/_memfence.c include/memfence.h src/host/memory.h src/host/plan.h $(HOST_LIB)
+$(PY_EXT): python/memfence/_memfence.c include/memfence.h src/host/memory.h src/host/plan.h $(HOST_LIB) VERSION
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DMF_HAVE_LIMITS -isystem $(PYINC) -fvisibility=hidden -shared \
 	  -o $@ $< $(HOST_LIB) -ldl -lpthread

@@ -1,9 +1,11 @@
 """Build of the C extension (the rest is in pyproject.toml).
 
-The extension takes the limit code from the memfence source tree next to
-this directory (../src/base and ../src/host), so that memfence.install() resolves limits
-exactly as `memfence exec` does. Built from a copy without that tree, it
-still builds, without install().
+The extension takes code from the memfence source tree next to this
+directory: the size parser (../src/base), so that a size means the same in
+Python as on the command line, and the limit code (../src/host), so that
+memfence.install() resolves limits exactly as `memfence exec` does. Without
+../src/host it still builds, without install(); without ../src/base it
+does not. The version is the tree's VERSION file.
 """
 import os
 
@@ -11,17 +13,28 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-CORE = [("host", "memory.c"), ("host", "plan.c"), ("base", "size.c")]
+BASE = [("base", "size.c")]
+CORE = [("host", "memory.c"), ("host", "plan.c"), ("host", "options.c")]
 
 sources = ["memfence/_memfence.c"]
 macros = [("_GNU_SOURCE", None), ("Py_LIMITED_API", "0x03080000")]
 include = [os.path.join(TOP, "include"), os.path.join(TOP, "src")]
+base = [os.path.join(TOP, "src", d, f) for d, f in BASE]
+if not all(os.path.exists(p) for p in base + [os.path.join(TOP, "VERSION")]):
+    raise SystemExit("memfence: the Python package is built from the memfence source tree "
+                     "(%s or %s is missing)" % (os.path.join(TOP, "src", "base"),
+                                                 os.path.join(TOP, "VERSION")))
+sources += [os.path.relpath(p, HERE) for p in base]
+with open(os.path.join(TOP, "VERSION")) as f:
+    version = f.read().strip()
+macros.append(("MF_VERSION", '"%s"' % version))
 core = [os.path.join(TOP, "src", d, f) for d, f in CORE]
 if all(os.path.exists(p) for p in core) and os.path.exists(os.path.join(TOP, "include", "memfence.h")):
     sources += [os.path.relpath(p, HERE) for p in core]
     macros.append(("MF_HAVE_LIMITS", None))
 
 setup(
+    version=version,
     ext_modules=[Extension(
         "memfence._memfence", sources=sources, include_dirs=include, define_macros=macros,
         extra_compile_args=["-std=gnu11", "-fvisibility=hidden"], libraries=["dl", "pthread"],

@@ -12,12 +12,13 @@
 Servers: memfence.grpc (ServerInterceptor, AioServerInterceptor),
 memfence.wsgi.Middleware, memfence.asgi.Middleware.
 """
+from memfence import _memfence
 from memfence._core import (Figures, current_scope, install, parse_size, scope, scoped,
                             shim_active, stats, thread_errno)
 from memfence.failures import allocation_failure_kind, describe_failure, is_allocation_failure
 from memfence.isolate import IsolatedResult, IsolationError, IsolationTimeout, isolate
 
-__version__ = "0.1.0"
+__version__ = _memfence.VERSION  # the memfence tree's VERSION file
 
 __all__ = ["install", "scope", "scoped", "current_scope", "Figures", "stats", "shim_active",
            "thread_errno", "parse_size", "is_allocation_failure", "allocation_failure_kind",

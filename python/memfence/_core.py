@@ -32,14 +32,9 @@ def thread_errno():
     return _memfence.thread_errno()
 
 
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "kib": 1 << 10, "ki": 1 << 10,
-          "m": 1 << 20, "mb": 1 << 20, "mib": 1 << 20, "mi": 1 << 20,
-          "g": 1 << 30, "gb": 1 << 30, "gib": 1 << 30, "gi": 1 << 30,
-          "t": 1 << 40, "tb": 1 << 40, "tib": 1 << 40, "ti": 1 << 40}
-
-
 def parse_size(value, what="size"):
-    """Bytes from an int or a string such as '512M', '2GiB', '1.5G'."""
+    """Bytes from an int or a string such as '512M', '2GiB', '1.5G', parsed as
+    the memfence command parses it (K, M, G, T are powers of 1024)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -48,18 +43,10 @@ def parse_size(value, what="size"):
         if value < 0:
             raise ValueError("invalid %s %r: must not be negative" % (what, value))
         return value
-    s = str(value).strip()
-    i = 0
-    while i < len(s) and (s[i].isdigit() or s[i] == "."):
-        i += 1
-    num, unit = s[:i], s[i:].strip().lower()
     try:
-        n = float(num) if "." in num else int(num)
-    except ValueError:
-        raise ValueError("invalid %s %r: expected bytes or a size like '512M'" % (what, value)) from None
-    if unit not in _UNITS:
-        raise ValueError("invalid %s %r: unknown unit %r (use K, M, G, T)" % (what, value, unit))
-    return int(n * _UNITS[unit])
+        return _memfence.parse_size(str(value))
+    except ValueError as e:
+        raise ValueError("invalid %s %r: %s" % (what, value, e)) from None
 
 
 # --- /proc figures ---------------------------------------------------------
@@ -414,14 +401,16 @@ def stats():
 _installed = None
 
 
-def install(limit="auto", reserve=None, stack="2M", rlimit="data"):
+def install(limit="auto", reserve=None, stack=getattr(_memfence, "STACK_DEFAULT", None),
+            rlimit="data"):
     """Apply memfence's limits to this process, from inside it.
 
     limit: "auto" (the cgroup's limit, else physical memory), bytes, or a
     size such as '1G' or '80%'. reserve: what is kept out of the budget for
-    the C runtime and libraries (default: 5 %, at least 64 MiB). rlimit:
-    "data" (default), "as" or "none". stack: default stack of threads
-    started from now on (the main thread keeps its own); None leaves it.
+    the C runtime and libraries (default: RESERVE_RULE, as for `memfence
+    exec`). rlimit: "data" (default), "as" or "none". stack: default stack
+    of threads started from now on (default: as for `memfence exec`; the
+    main thread keeps its own); None leaves it.
 
     The soft RLIMIT_DATA becomes limit - reserve, so allocations beyond it
     raise MemoryError in the thread that asked instead of the kernel killing
@@ -447,3 +436,8 @@ def install(limit="auto", reserve=None, stack="2M", rlimit="data"):
         plan["stack"] = None
     _installed = plan
     return plan
+
+
+if install.__doc__ is not None:
+    install.__doc__ = install.__doc__.replace(
+        "RESERVE_RULE", getattr(_memfence, "RESERVE_RULE", "the command's rule"))

@@ -6,9 +6,11 @@
  * run` preloaded libmemfence.so, and when the shim is absent every call here
  * says so (None) and the Python side falls back to /proc figures.
  *
- * The limits (install) are the core library's code, linked in statically so
- * that in-process limits resolve exactly as `memfence exec` resolves them.
- * MF_HAVE_LIMITS is defined by the build when the core library has them.
+ * Sizes are parsed by the command's own parser (src/base/size.c), so that
+ * "512M" means the same in Python as on the command line. The limits
+ * (install) are the host library's code, linked in statically so that
+ * in-process limits resolve exactly as `memfence exec` resolves them.
+ * MF_HAVE_LIMITS is defined by the build when the host library has them.
  */
 #define PY_SSIZE_T_CLEAN
 #define Py_LIMITED_API 0x03080000
@@ -22,6 +24,11 @@
 #include <sys/prctl.h>
 
 #include "memfence.h"
+#include "base/size.h"
+
+#ifndef MF_VERSION
+#error "MF_VERSION is defined by the build, from the VERSION file"
+#endif
 
 #ifdef MF_HAVE_LIMITS
 #include "host/memory.h"
@@ -215,6 +222,23 @@ static PyObject *mf_py_set_default_stack(PyObject *self, PyObject *args)
 	Py_RETURN_NONE;
 }
 
+/* parse_size(text, percent_base=0) -> bytes, or ValueError with the reason. */
+static PyObject *mf_py_parse_size(PyObject *self, PyObject *args)
+{
+	const char *s, *err = "invalid size";
+	unsigned long long base = 0;
+	uint64_t v;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "s|K", &s, &base))
+		return NULL;
+	if (mf_size_parse(s, base, &v, &err) != 0) {
+		PyErr_SetString(PyExc_ValueError, err);
+		return NULL;
+	}
+	return PyLong_FromUnsignedLongLong(v);
+}
+
 /* Ask the kernel to send sig to this process when its parent dies: an
  * isolate() child must not outlive the caller. */
 static PyObject *mf_py_set_pdeathsig(PyObject *self, PyObject *args)
@@ -355,6 +379,7 @@ static PyMethodDef mf_methods[] = {
 	{"thread_errno", mf_py_thread_errno, METH_NOARGS, "errno of this thread's last failed thread start."},
 	{"set_default_stack", mf_py_set_default_stack, METH_VARARGS, "Stack size of new threads."},
 	{"set_pdeathsig", mf_py_set_pdeathsig, METH_VARARGS, "prctl(PR_SET_PDEATHSIG)."},
+	{"parse_size", mf_py_parse_size, METH_VARARGS, "parse_size(text, percent_base=0) -> bytes."},
 #ifdef MF_HAVE_LIMITS
 	{"memory", mf_py_memory, METH_NOARGS, "Memory limit and usage of this process."},
 	{"plan", mf_py_plan, METH_VARARGS, "Resolve (and apply) limits."},
@@ -379,9 +404,13 @@ PyMODINIT_FUNC PyInit__memfence(void)
 		return NULL;
 #ifdef MF_HAVE_LIMITS
 	PyModule_AddIntConstant(m, "HAVE_LIMITS", 1);
+	/* install()'s defaults are the command's. */
+	PyModule_AddStringConstant(m, "RESERVE_RULE", MF_RESERVE_RULE);
+	PyModule_AddIntConstant(m, "STACK_DEFAULT", (long)MF_STACK_DEFAULT);
 #else
 	PyModule_AddIntConstant(m, "HAVE_LIMITS", 0);
 #endif
 	PyModule_AddIntConstant(m, "API_VERSION", MEMFENCE_API_VERSION);
+	PyModule_AddStringConstant(m, "VERSION", MF_VERSION);
 	return m;
 }

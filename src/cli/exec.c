@@ -13,6 +13,16 @@
 #include "cli/launch.h"
 #include "base/size.h"
 
+static const struct mf_option exec_options[] = {
+	{.name = "verbose", .key = 'v', .help = "print the plan on stderr before starting\nPROGRAM"},
+	{.name = "dry-run", .key = 'n', .help = "print the plan and exit"},
+	{0},
+};
+
+static const struct mf_option *const exec_tabs[] = {
+	mf_plan_options, mf_root_options, mf_account_options, exec_options, mf_help_options, NULL,
+};
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -22,17 +32,15 @@ static void usage(FILE *f)
 		"allocation past it fails (malloc returns NULL, Python raises MemoryError)\n"
 		"in the thread that asked instead of the kernel killing the process; then\n"
 		"replace memfence with PROGRAM.\n"
-		"\n"
-		"%s"
-		"Other:\n"
-		"  -v, --verbose        print the plan on stderr before starting PROGRAM\n"
-		"  -n, --dry-run        print the plan and exit\n"
-		"  -h, --help           show this help\n"
+		"\n");
+	mf_launch_help(f);
+	mf_opts_help(f, "Other", exec_options);
+	mf_opts_help(f, NULL, mf_help_options);
+	fprintf(f,
 		"\n"
 		"Exit status: PROGRAM's own; 2 for a bad option or size; 1 when the limits\n"
 		"cannot be applied (setrlimit refused, --account without libmemfence.so);\n"
-		"126/127 when PROGRAM cannot be run.\n",
-		mf_launch_help);
+		"126/127 when PROGRAM cannot be run.\n");
 }
 
 static void print_plan(FILE *f, const struct mf_plan *p, int account)
@@ -41,7 +49,7 @@ static void print_plan(FILE *f, const struct mf_plan *p, int account)
 
 	fprintf(f, "limit    %s  from %s\n", mf_size_format(p->limit, a, sizeof(a)), p->limit_from);
 	fprintf(f, "reserve  %s%s\n", mf_size_format(p->reserve, a, sizeof(a)),
-		p->reserve_default ? "  (default: max(64M, 5%))" : "");
+		p->reserve_default ? "  (default: " MF_RESERVE_RULE ")" : "");
 	fprintf(f, "budget   %s  (%llu bytes) as RLIMIT_%s\n", mf_size_format(p->budget, a, sizeof(a)),
 		(unsigned long long)p->budget,
 		p->rlimit == MF_RLIMIT_AS ? "AS" : p->rlimit == MF_RLIMIT_DATA ? "DATA" : "NONE (not applied)");
@@ -51,19 +59,14 @@ static void print_plan(FILE *f, const struct mf_plan *p, int account)
 
 int mf_cmd_exec(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		MF_LAUNCH_LONGOPTS,
-		{"verbose", no_argument, NULL, 'v'},
-		{"dry-run", no_argument, NULL, 'n'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
+	struct mf_opts opts;
 	struct mf_launch l = {.account = -1};
 	struct mf_plan plan;
 	int opt, verbose = 0, dry = 0, status;
 
 	/* '+': stop at the program's name so its own options stay its own. */
-	while ((opt = getopt_long(argc, argv, "+vnh", longopts, NULL)) != -1) {
+	mf_opts_init(&opts, "+", exec_tabs);
+	while ((opt = getopt_long(argc, argv, opts.shortopts, opts.longopts, NULL)) != -1) {
 		if (mf_launch_opt(&l, opt, optarg))
 			continue;
 		switch (opt) {

@@ -35,6 +35,17 @@
 
 enum { OPT_PID = MF_OPT_LAUNCH_LAST, OPT_JSON };
 
+static const struct mf_option inspect_options[] = {
+	{.name = "pid", .key = OPT_PID, .has_arg = required_argument, .arg = "PID",
+	 .shown = "this process", .help = "inspect process PID"},
+	{.name = "json", .key = OPT_JSON, .help = "print JSON (schema in docs/inspect.md)"},
+	{0},
+};
+
+static const struct mf_option *const inspect_tabs[] = {
+	inspect_options, mf_root_options, mf_plan_options, mf_help_options, NULL,
+};
+
 struct rlim_pair {
 	uint64_t soft, hard; /* MF_NOLIMIT: unlimited; MF_UNKNOWN: unread */
 };
@@ -63,19 +74,13 @@ static void usage(FILE *f)
 		"memory), where that limit comes from, its usage, working set and headroom,\n"
 		"OOM kills, its rlimits and default thread stack size, and the budget\n"
 		"`memfence exec` would apply with the same options. Nothing is changed.\n"
+		"\n");
+	mf_opts_help(f, "Options", inspect_options);
+	mf_opts_help(f, NULL, mf_root_options);
+	mf_opts_help(f, "Limit options (as for exec)", mf_plan_options);
+	mf_opts_help(f, NULL, mf_help_options);
+	fprintf(f,
 		"\n"
-		"Options:\n"
-		"  --pid PID            inspect process PID (default: this process)\n"
-		"  --json               print JSON (schema in docs/inspect.md)\n"
-		"  --root DIR           read /proc and /sys under DIR (default $MEMFENCE_ROOT)\n"
-		"  --limit auto|SIZE    limit to plan for (default auto)\n"
-		"  --reserve SIZE|PCT   kept free below the limit (default: the larger of\n"
-		"                       64M and 5%% of the limit)\n"
-		"  --rlimit data|as|none  rlimit that would carry the budget (default data)\n"
-		"  --stack SIZE         default stack of new threads (default 2M)\n"
-		"  -h, --help           show this help\n"
-		"\n"
-		"Each limit option has a MEMFENCE_* equivalent (MEMFENCE_LIMIT, ...).\n"
 		"Exit status: 0; 1 when the process or its /proc entry cannot be read;\n"
 		"2 for a bad option or size.\n");
 }
@@ -481,7 +486,7 @@ static void print_human(const struct inspect *in)
 	snprintf(line, sizeof(line), "%s from %s", with_bytes(p->limit, a, sizeof(a)), p->limit_from);
 	printf(ROW, "limit", line);
 	snprintf(line, sizeof(line), "%s%s", mf_size_format(p->reserve, a, sizeof(a)),
-		 p->reserve_default ? " (default: the larger of 64 MiB and 5%)" : "");
+		 p->reserve_default ? " (default: " MF_RESERVE_RULE ")" : "");
 	printf(ROW, "reserve", line);
 	snprintf(line, sizeof(line), "%s as %s", with_bytes(p->budget, a, sizeof(a)),
 		 p->rlimit == MF_RLIMIT_AS ? "RLIMIT_AS"
@@ -631,20 +636,10 @@ static int print_json(const struct inspect *in)
 
 int mf_cmd_inspect(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"pid", required_argument, NULL, OPT_PID},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"root", required_argument, NULL, MF_OPT_ROOT},
-		{"limit", required_argument, NULL, MF_OPT_LIMIT},
-		{"reserve", required_argument, NULL, MF_OPT_RESERVE},
-		{"rlimit", required_argument, NULL, MF_OPT_RLIMIT},
-		{"stack", required_argument, NULL, MF_OPT_STACK},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
+	struct mf_opts getopts;
 	struct mf_plan_opts opts = {0};
 	struct inspect *in;
-	char err[512], dir[MF_PATH_MAX];
+	char err[512], dir[MF_PATH_MAX], who[64];
 	struct stat st;
 	int opt, json = 0, rc = MF_EXIT_FAILURE;
 	size_t n;
@@ -655,7 +650,8 @@ int mf_cmd_inspect(int argc, char **argv)
 		mf_err("inspect: out of memory");
 		return MF_EXIT_FAILURE;
 	}
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	mf_opts_init(&getopts, "", inspect_tabs);
+	while ((opt = getopt_long(argc, argv, getopts.shortopts, getopts.longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_PID:
 			if (parse_pid(optarg, &in->pid) != 0) {
@@ -683,8 +679,10 @@ int mf_cmd_inspect(int argc, char **argv)
 		goto out;
 	}
 	mf_plan_opts_from_env(&opts);
+	/* "" is the real system, as for an unset MEMFENCE_ROOT. */
+	in->root = mf_opt_value(mf_root_options, in->root, who, sizeof(who));
 	if (in->root == NULL)
-		in->root = mf_root_default();
+		in->root = "";
 
 	/* "" and "/" mean the real system; drop a trailing slash otherwise. */
 	snprintf(dir, sizeof(dir), "%s", in->root);
@@ -692,7 +690,7 @@ int mf_cmd_inspect(int argc, char **argv)
 	while (n > 0 && dir[n - 1] == '/')
 		dir[--n] = '\0';
 	if (in->root[0] != '\0' && (stat(in->root, &st) != 0 || !S_ISDIR(st.st_mode))) {
-		mf_err("invalid --root '%s': not a directory", in->root);
+		mf_err("invalid %s '%s': not a directory", who, in->root);
 		rc = MF_EXIT_USAGE;
 		goto out;
 	}

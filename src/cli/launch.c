@@ -14,22 +14,34 @@
 #include "host/memory.h"
 #include "base/size.h"
 
-const char mf_launch_help[] =
-	"Limits:\n"
-	"  --limit auto|SIZE    memory limit to plan for (default auto: the cgroup's\n"
-	"                       memory.max / memory.limit_in_bytes, else MemTotal)\n"
-	"  --reserve SIZE|PCT   kept free below the limit (default: the larger of\n"
-	"                       64M and 5% of the limit); budget = limit - reserve\n"
-	"  --rlimit data|as|none  which rlimit carries the budget (default data)\n"
-	"  --stack SIZE         default stack of new threads (default 2M, at least\n"
-	"                       256K); the main thread's stack is unchanged\n"
-	"Accounting:\n"
-	"  --account            preload libmemfence.so: per-request counters, budgets\n"
-	"  --no-account         do not preload it\n"
-	"  --heap-limit SIZE|PCT  live heap bytes the process may hold (needs\n"
-	"                       accounting; a percentage is of the budget)\n"
-	"  --segment FILE       shared stats segment for the accounting library\n"
-	"  --root DIR           read /proc and /sys under DIR (for tests)\n";
+const struct mf_option mf_root_options[] = {
+	{.name = "root", .key = MF_OPT_ROOT, .has_arg = required_argument, .arg = "DIR",
+	 .env = "MEMFENCE_ROOT", .help = "read /proc and /sys under DIR (for tests)"},
+	{0},
+};
+
+const struct mf_option mf_account_options[] = {
+	{.name = "account", .key = MF_OPT_ACCOUNT, .has_arg = no_argument, .env = "MEMFENCE_ACCOUNT",
+	 .env_is = "1", .help = "preload libmemfence.so: per-request\n"
+		 "counters, budgets"},
+	{.name = "no-account", .key = MF_OPT_NO_ACCOUNT, .has_arg = no_argument,
+	 .env = "MEMFENCE_ACCOUNT", .env_is = "0", .help = "do not preload it"},
+	{.name = "heap-limit", .key = MF_OPT_HEAP_LIMIT, .has_arg = required_argument,
+	 .arg = "SIZE|PCT", .env = "MEMFENCE_HEAP_LIMIT", .shown = "none",
+	 .help = "live heap bytes the process may hold (needs\n"
+		 "accounting; a percentage is of the budget)"},
+	{.name = "segment", .key = MF_OPT_SEGMENT, .has_arg = required_argument, .arg = "FILE",
+	 .env = "MEMFENCE_SEGMENT", .help = "shared stats segment for the accounting\n"
+		 "library"},
+	{0},
+};
+
+void mf_launch_help(FILE *f)
+{
+	mf_opts_help(f, "Limits", mf_plan_options);
+	mf_opts_help(f, NULL, mf_root_options);
+	mf_opts_help(f, "Accounting", mf_account_options);
+}
 
 int mf_launch_opt(struct mf_launch *l, int opt, const char *arg)
 {
@@ -47,17 +59,25 @@ int mf_launch_opt(struct mf_launch *l, int opt, const char *arg)
 	return 0;
 }
 
+static const struct mf_option *launch_opt(int key)
+{
+	static const struct mf_option *const tabs[] = {mf_account_options, mf_root_options, NULL};
+
+	return mf_opts_find(tabs, key);
+}
+
 void mf_launch_env(struct mf_launch *l)
 {
 	const char *v;
+	char who[64];
 
 	mf_plan_opts_from_env(&l->plan_opts);
-	if (l->heap_limit == NULL && (v = getenv("MEMFENCE_HEAP_LIMIT")) != NULL && *v)
-		l->heap_limit = v;
-	if (l->account < 0 && (v = getenv("MEMFENCE_ACCOUNT")) != NULL && *v)
+	l->heap_limit = mf_opt_value(launch_opt(MF_OPT_HEAP_LIMIT), l->heap_limit, who, sizeof(who));
+	if (l->account < 0 && (v = mf_opt_env(launch_opt(MF_OPT_ACCOUNT))) != NULL)
 		l->account = strcmp(v, "0") != 0;
-	if (l->segment == NULL && (v = getenv("MEMFENCE_SEGMENT")) != NULL && *v)
-		l->segment = v;
+	l->segment = mf_opt_value(launch_opt(MF_OPT_SEGMENT), l->segment, who, sizeof(who));
+	/* "" is the real system, as for an unset MEMFENCE_ROOT. */
+	l->root = mf_opt_value(launch_opt(MF_OPT_ROOT), l->root, who, sizeof(who));
 	if (l->root == NULL)
-		l->root = mf_root_default();
+		l->root = "";
 }

@@ -5,18 +5,16 @@
 #ifndef MF_LAUNCH_H
 #define MF_LAUNCH_H
 
-#include <getopt.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "host/launch.h"
+#include "host/options.h"
+#include "host/plan.h"
 
-/* Options every launching command takes (getopt_long values). */
+/* Keys of the options exec and run add to the limit options. */
 enum {
-	MF_OPT_LIMIT = 0x100,
-	MF_OPT_RESERVE,
-	MF_OPT_RLIMIT,
-	MF_OPT_STACK,
-	MF_OPT_HEAP_LIMIT,
+	MF_OPT_HEAP_LIMIT = MF_OPT_PLAN_LAST,
 	MF_OPT_ACCOUNT,
 	MF_OPT_NO_ACCOUNT,
 	MF_OPT_SEGMENT,
@@ -24,25 +22,19 @@ enum {
 	MF_OPT_LAUNCH_LAST
 };
 
-#define MF_LAUNCH_LONGOPTS                                               \
-	{"limit", required_argument, NULL, MF_OPT_LIMIT},                \
-	{"reserve", required_argument, NULL, MF_OPT_RESERVE},            \
-	{"rlimit", required_argument, NULL, MF_OPT_RLIMIT},              \
-	{"stack", required_argument, NULL, MF_OPT_STACK},                \
-	{"heap-limit", required_argument, NULL, MF_OPT_HEAP_LIMIT},      \
-	{"account", no_argument, NULL, MF_OPT_ACCOUNT},                  \
-	{"no-account", no_argument, NULL, MF_OPT_NO_ACCOUNT},            \
-	{"segment", required_argument, NULL, MF_OPT_SEGMENT},            \
-	{"root", required_argument, NULL, MF_OPT_ROOT}
+/* --root: where /proc and /sys are read (exec, run, inspect). */
+extern const struct mf_option mf_root_options[];
+/* --account, --no-account, --heap-limit, --segment (exec, run). */
+extern const struct mf_option mf_account_options[];
 
-/* The help lines for those options. */
-extern const char mf_launch_help[];
+/* Help of the options exec and run share: limits, then accounting. */
+void mf_launch_help(FILE *f);
 
 /* Handle one getopt_long result; returns 1 if it was a launch option. */
 int mf_launch_opt(struct mf_launch *l, int opt, const char *arg);
 
-/* Fill what the command line left unset from MEMFENCE_* variables
- * (MEMFENCE_LIMIT, _RESERVE, _RLIMIT, _STACK, _HEAP_LIMIT, _ACCOUNT). */
+/* Fill what the command line left unset from the options' MEMFENCE_*
+ * variables, and the root from its default. */
 void mf_launch_env(struct mf_launch *l);
 
 #endif

@@ -18,8 +18,46 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "host/options.h"
 #include "profile/profile.h"
 #include "base/size.h"
+
+enum { OPT_PYTHONMALLOC = MF_OPT_KEY_BASE };
+
+static const struct mf_option run_options[] = {
+	{.name = "rate", .key = 'r', .has_arg = required_argument, .arg = "SIZE",
+	 .env = "MEMFENCE_PROFILE_RATE", .shown = "512K",
+	 .help = "mean bytes between samples"},
+	{.name = "output", .key = 'o', .has_arg = required_argument, .arg = "FILE",
+	 .shown = "memfence-PID.prof",
+	 .help = "profile file; profiles of other processes\n"
+		 "PROGRAM started go to FILE.PID"},
+	{.name = "pythonmalloc", .key = OPT_PYTHONMALLOC,
+	 .help = "run Python with PYTHONMALLOC=malloc (every\n"
+		 "object through malloc, as Fil does; slower)\n"
+		 "instead of sampling small objects with an\n"
+		 "allocator hook in pymalloc"},
+	{0},
+};
+
+static const struct mf_option report_options[] = {
+	{.name = "format", .key = 'f', .has_arg = required_argument, .arg = "F", .def = "text",
+	 .help = "text, collapsed, svg, pprof, json"},
+	{.name = "view", .key = 'v', .has_arg = required_argument, .arg = "V", .def = "allocated",
+	 .help = "allocated, live (at the snapshot: leaks at\n"
+		 "exit), peak, failure"},
+	{.name = "scope", .key = 's', .has_arg = required_argument, .arg = "NAME",
+	 .help = "only samples taken in scopes (requests, tasks)\n"
+		 "named NAME"},
+	{.name = "top", .key = 'n', .has_arg = required_argument, .arg = "N", .def = "20",
+	 .help = "sites in the text report"},
+	{.name = "output", .key = 'o', .has_arg = required_argument, .arg = "OUT",
+	 .help = "write there instead of standard output"},
+	{0},
+};
+
+static const struct mf_option *const run_tabs[] = {run_options, mf_help_options, NULL};
+static const struct mf_option *const report_tabs[] = {report_options, mf_help_options, NULL};
 
 static void usage(FILE *f)
 {
@@ -31,23 +69,11 @@ static void usage(FILE *f)
 		"allocation is sampled per SIZE bytes on average, with its native and Python\n"
 		"stacks. Snapshots are written at the peak of live memory, at the first failed\n"
 		"allocation, on SIGUSR2 and at exit; the last one is kept as FILE.\n"
-		"\n"
-		"Options:\n"
-		"  -r, --rate SIZE      mean bytes between samples (default 512K; MEMFENCE_PROFILE_RATE)\n"
-		"  -o, --output FILE    profile file (default memfence-PID.prof); profiles of\n"
-		"                       other processes PROGRAM started go to FILE.PID\n"
-		"      --pythonmalloc   run Python with PYTHONMALLOC=malloc (every object through\n"
-		"                       malloc, as Fil does; slower) instead of sampling small\n"
-		"                       objects with an allocator hook in pymalloc\n"
-		"  -h, --help           show this help\n"
-		"\n"
-		"Report options:\n"
-		"  -f, --format F       text (default), collapsed, svg, pprof, json\n"
-		"  -v, --view V         allocated (default), live (at the snapshot: leaks at exit),\n"
-		"                       peak, failure\n"
-		"  -s, --scope NAME     only samples taken in scopes (requests, tasks) named NAME\n"
-		"  -n, --top N          sites in the text report (default 20)\n"
-		"  -o, --output OUT     write there instead of standard output\n"
+		"\n");
+	mf_opts_help(f, "Options", run_options);
+	mf_opts_help(f, NULL, mf_help_options);
+	mf_opts_help(f, "Report options", report_options);
+	fprintf(f,
 		"\n"
 		"Exit status: PROGRAM's own (128+N when killed by signal N); 1 when no profile\n"
 		"could be made or read; 2 for a bad option.\n");
@@ -55,50 +81,45 @@ static void usage(FILE *f)
 
 int mf_profile_report(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"format", required_argument, NULL, 'f'}, {"view", required_argument, NULL, 'v'},
-		{"scope", required_argument, NULL, 's'},  {"top", required_argument, NULL, 'n'},
-		{"output", required_argument, NULL, 'o'}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	enum mf_prof_format fmt = MF_FMT_TEXT;
-	enum mf_prof_view view = MF_VIEW_ALLOCATED;
-	const char *scope = NULL, *out = NULL;
+	enum mf_prof_format fmt;
+	enum mf_prof_view view;
+	const char *format = NULL, *view_s = NULL, *top_s = NULL, *scope = NULL, *out = NULL;
 	struct mf_profile p;
-	char err[512];
-	int opt, top = 20, rc;
+	struct mf_opts opts;
+	char err[512], who[64], *end;
+	int opt, top, rc;
+	long v;
 	FILE *o = stdout;
 
-	while ((opt = getopt_long(argc, argv, "f:v:s:n:o:h", longopts, NULL)) != -1) {
+	mf_opts_init(&opts, "", report_tabs);
+	while ((opt = getopt_long(argc, argv, opts.shortopts, opts.longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'f':
-			if (mf_profile_format_parse(optarg, &fmt) != 0) {
-				mf_err("profile report: unknown format '%s' (text, collapsed, svg, pprof, json)", optarg);
-				return MF_EXIT_USAGE;
-			}
-			break;
-		case 'v':
-			if (mf_profile_view_parse(optarg, &view) != 0) {
-				mf_err("profile report: unknown view '%s' (allocated, live, peak, failure)", optarg);
-				return MF_EXIT_USAGE;
-			}
-			break;
+		case 'f': format = optarg; break;
+		case 'v': view_s = optarg; break;
 		case 's': scope = optarg; break;
-		case 'n': {
-			char *end;
-			long v = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || v <= 0 || v > 100000) {
-				mf_err("profile report: invalid --top '%s' (a count from 1)", optarg);
-				return MF_EXIT_USAGE;
-			}
-			top = (int)v;
-			break;
-		}
+		case 'n': top_s = optarg; break;
 		case 'o': out = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: fprintf(stderr, "Try 'memfence profile --help'.\n"); return MF_EXIT_USAGE;
 		}
 	}
+	format = mf_opt_value(mf_opts_find(report_tabs, 'f'), format, who, sizeof(who));
+	if (mf_profile_format_parse(format, &fmt) != 0) {
+		mf_err("profile report: unknown format '%s' (text, collapsed, svg, pprof, json)", format);
+		return MF_EXIT_USAGE;
+	}
+	view_s = mf_opt_value(mf_opts_find(report_tabs, 'v'), view_s, who, sizeof(who));
+	if (mf_profile_view_parse(view_s, &view) != 0) {
+		mf_err("profile report: unknown view '%s' (allocated, live, peak, failure)", view_s);
+		return MF_EXIT_USAGE;
+	}
+	top_s = mf_opt_value(mf_opts_find(report_tabs, 'n'), top_s, who, sizeof(who));
+	v = strtol(top_s, &end, 10);
+	if (*top_s == '\0' || *end != '\0' || v <= 0 || v > 100000) {
+		mf_err("profile report: invalid --top '%s' (a count from 1)", top_s);
+		return MF_EXIT_USAGE;
+	}
+	top = (int)v;
 	if (optind + 1 != argc) {
 		mf_err("profile report: give exactly one profile FILE");
 		return MF_EXIT_USAGE;
@@ -202,32 +223,28 @@ static void cleanup_dir(const char *dir)
 
 int mf_cmd_profile(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"rate", required_argument, NULL, 'r'},
-		{"output", required_argument, NULL, 'o'},
-		{"pythonmalloc", no_argument, NULL, 'P'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *rate = getenv("MEMFENCE_PROFILE_RATE"), *out = NULL, *shim, *err = NULL;
-	char dir[PATH_MAX], outbuf[64];
+	struct mf_opts opts;
+	const char *rate = NULL, *out = NULL, *shim, *err = NULL;
+	char dir[PATH_MAX], outbuf[64], who[64];
 	int opt, pythonmalloc = 0, status, found;
 	uint64_t r;
 	pid_t pid;
 
 	if (argc >= 2 && strcmp(argv[1], "report") == 0)
 		return mf_profile_report(argc - 1, argv + 1);
-	while ((opt = getopt_long(argc, argv, "+r:o:h", longopts, NULL)) != -1) {
+	mf_opts_init(&opts, "+", run_tabs);
+	while ((opt = getopt_long(argc, argv, opts.shortopts, opts.longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'r': rate = optarg; break;
 		case 'o': out = optarg; break;
-		case 'P': pythonmalloc = 1; break;
+		case OPT_PYTHONMALLOC: pythonmalloc = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: fprintf(stderr, "Try 'memfence profile --help'.\n"); return MF_EXIT_USAGE;
 		}
 	}
+	rate = mf_opt_value(mf_opts_find(run_tabs, 'r'), rate, who, sizeof(who));
 	if (rate != NULL && (mf_size_parse(rate, 0, &r, &err) != 0 || r == 0)) {
-		mf_err("profile: invalid --rate '%s'%s%s (a size above 0, such as 512K)", rate,
+		mf_err("profile: invalid %s '%s'%s%s (a size above 0, such as 512K)", who, rate,
 		       err ? ": " : "", err ? err : "");
 		return MF_EXIT_USAGE;
 	}

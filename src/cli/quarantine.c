@@ -19,13 +19,14 @@
 #include <jansson.h>
 
 #include "cli/cli.h"
+#include "host/options.h"
 #include "store/quarantine.h"
 #include "base/size.h"
 
 #define EXIT_QUARANTINED 3
 
 enum {
-	OPT_QUARANTINE = 0x200,
+	OPT_QUARANTINE = MF_OPT_KEY_BASE,
 	OPT_STATE_DIR,
 	OPT_REDIS_TIMEOUT,
 	OPT_JSON,
@@ -41,24 +42,53 @@ enum {
 	OPT_QUARANTINED,
 };
 
-static const struct option longopts[] = {
-	{"quarantine", required_argument, NULL, OPT_QUARANTINE},
-	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-	{"redis-timeout", required_argument, NULL, OPT_REDIS_TIMEOUT},
-	{"json", no_argument, NULL, OPT_JSON},
-	{"name", required_argument, NULL, OPT_NAME},
-	{"cause", required_argument, NULL, OPT_CAUSE},
-	{"peak", required_argument, NULL, OPT_PEAK},
-	{"allocated", required_argument, NULL, OPT_ALLOCATED},
-	{"net", required_argument, NULL, OPT_NET},
-	{"host", required_argument, NULL, OPT_HOST},
-	{"at", required_argument, NULL, OPT_AT},
-	{"threshold", required_argument, NULL, OPT_THRESHOLD},
-	{"all", no_argument, NULL, OPT_ALL},
-	{"quarantined", no_argument, NULL, OPT_QUARANTINED},
-	{"help", no_argument, NULL, 'h'},
-	{NULL, 0, NULL, 0},
+/* The store's options, for every verb. */
+static const struct mf_option store_options[] = {
+	{.name = "quarantine", .key = OPT_QUARANTINE, .has_arg = required_argument, .arg = "STORE",
+	 .env = "MEMFENCE_QUARANTINE", .shown = "STATE_DIR/" MF_QUARANTINE_FILE,
+	 .help = "PATH, sqlite:PATH or\nredis://[[USER]:PASSWORD@]HOST[:PORT][/DB]"},
+	{.name = "state-dir", .key = OPT_STATE_DIR, .has_arg = required_argument, .arg = "DIR",
+	 .env = "MEMFENCE_STATE_DIR", .shown_fn = mf_quarantine_default_state_dir,
+	 .help = "holds the default file and Redis' local copy"},
+	{.name = "redis-timeout", .key = OPT_REDIS_TIMEOUT, .has_arg = required_argument,
+	 .arg = "MS", .env = "MEMFENCE_REDIS_TIMEOUT", .shown = MF_STR(MF_QUARANTINE_TIMEOUT_DEFAULT),
+	 .help = "connect and command timeout"},
+	{.name = "json", .key = OPT_JSON, .help = "machine-readable output"},
+	{0},
 };
+
+/* The options of one verb or two. */
+static const struct mf_option verb_options[] = {
+	{.name = "threshold", .key = OPT_THRESHOLD, .has_arg = required_argument, .arg = "N",
+	 .env = "MEMFENCE_QUARANTINE_THRESHOLD", .shown = MF_STR(MF_QUARANTINE_THRESHOLD_DEFAULT),
+	 .help = "check, record: deaths before quarantine,\n1.." MF_STR(MF_QUARANTINE_THRESHOLD_MAX)},
+	{.name = "name", .key = OPT_NAME, .has_arg = required_argument, .arg = "NAME",
+	 .help = "record: the task's or request's name"},
+	{.name = "cause", .key = OPT_CAUSE, .has_arg = required_argument, .arg = "CAUSE",
+	 .shown = "unknown", .help = "record: what ended the worker"},
+	{.name = "peak", .key = OPT_PEAK, .has_arg = required_argument, .arg = "SIZE",
+	 .help = "record: the scope's peak memory"},
+	{.name = "allocated", .key = OPT_ALLOCATED, .has_arg = required_argument, .arg = "SIZE",
+	 .help = "record: bytes the scope allocated"},
+	{.name = "net", .key = OPT_NET, .has_arg = required_argument, .arg = "SIZE",
+	 .help = "record: bytes the scope held at death"},
+	{.name = "host", .key = OPT_HOST, .has_arg = required_argument, .arg = "HOST",
+	 .shown = "this host", .help = "record: where the worker ran"},
+	{.name = "at", .key = OPT_AT, .has_arg = required_argument, .arg = "MS",
+	 .shown = "now", .help = "record: time of death, Unix milliseconds"},
+	{.name = "all", .key = OPT_ALL, .help = "clear: every record"},
+	{.name = "quarantined", .key = OPT_QUARANTINED, .help = "list: only quarantined ids"},
+	{0},
+};
+
+static const struct mf_option *const quarantine_tabs[] = {
+	store_options, verb_options, mf_help_options, NULL,
+};
+
+static const struct mf_option *qopt(int key)
+{
+	return mf_opts_find(quarantine_tabs, key);
+}
 
 static void usage(FILE *f)
 {
@@ -80,22 +110,16 @@ static void usage(FILE *f)
 		"  import FILE|-           records from `export --json` (replaces same ids)\n"
 		"  sync                    send deaths kept locally to Redis now\n"
 		"\n"
-		"Options (anywhere on the line):\n"
-		"  --quarantine STORE      PATH, sqlite:PATH or redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]\n"
-		"                          (MEMFENCE_QUARANTINE; default STATE_DIR/%s)\n"
-		"  --state-dir DIR         (MEMFENCE_STATE_DIR; default %s)\n"
-		"                          holds the default file and Redis' local copy\n"
-		"  --redis-timeout MS      connect and command timeout (MEMFENCE_REDIS_TIMEOUT; %d)\n"
-		"  --threshold N           deaths before quarantine, 1..%d\n"
-		"                          (MEMFENCE_QUARANTINE_THRESHOLD; default %d)\n"
-		"  --json                  machine-readable output\n"
+		"Options go anywhere on the line.\n",
+		MF_QUARANTINE_THRESHOLD_DEFAULT);
+	mf_opts_help(f, "Store", store_options);
+	mf_opts_help(f, "Verbs' options", verb_options);
+	mf_opts_help(f, NULL, mf_help_options);
+	fprintf(f,
 		"\n"
 		"CAUSE: oom_kill, sigkill, signal, allocation_failure, exit, unknown.\n"
 		"Exit status: 0 done (check: may run), 1 failed, 2 bad usage or input,\n"
-		"3 (check) quarantined.\n",
-		MF_QUARANTINE_THRESHOLD_DEFAULT, MF_QUARANTINE_FILE,
-		mf_quarantine_default_state_dir(), MF_QUARANTINE_TIMEOUT_DEFAULT,
-		MF_QUARANTINE_THRESHOLD_MAX, MF_QUARANTINE_THRESHOLD_DEFAULT);
+		"3 (check) quarantined.\n");
 }
 
 struct qargs {
@@ -103,16 +127,6 @@ struct qargs {
 	const char *name, *cause, *peak, *allocated, *net, *host, *at;
 	int json, all, only_quarantined;
 };
-
-static const char *env_or(const char *cur, const char *name)
-{
-	const char *v;
-
-	if (cur != NULL)
-		return cur;
-	v = getenv(name);
-	return (v != NULL && *v != '\0') ? v : NULL;
-}
 
 static int parse_uint(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -571,11 +585,13 @@ int mf_cmd_quarantine(int argc, char **argv)
 	struct mf_qstore_opts so = {0};
 	struct mf_qstore *s = NULL;
 	const char *verb, *arg = NULL;
-	char err[PATH_MAX + 512], why[160];
+	char err[PATH_MAX + 512], why[160], who[96];
+	struct mf_opts opts;
 	uint64_t v, threshold = 0;
 	int opt, nargs, status;
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	mf_opts_init(&opts, "", quarantine_tabs);
+	while ((opt = getopt_long(argc, argv, opts.shortopts, opts.longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'h': usage(stdout); return 0;
 		case OPT_QUARANTINE: a.store = optarg; break;
@@ -652,16 +668,18 @@ int mf_cmd_quarantine(int argc, char **argv)
 		return MF_EXIT_USAGE;
 	}
 
-	a.store = env_or(a.store, "MEMFENCE_QUARANTINE");
-	a.state_dir = env_or(a.state_dir, "MEMFENCE_STATE_DIR");
-	a.timeout = env_or(a.timeout, "MEMFENCE_REDIS_TIMEOUT");
-	if (strcmp(verb, "record") == 0 || strcmp(verb, "check") == 0)
-		a.threshold = env_or(a.threshold, "MEMFENCE_QUARANTINE_THRESHOLD");
-	if (a.threshold != NULL &&
-	    parse_uint("--threshold", a.threshold, 1, MF_QUARANTINE_THRESHOLD_MAX, &threshold) != 0)
-		return MF_EXIT_USAGE;
+	a.store = mf_opt_value(qopt(OPT_QUARANTINE), a.store, who, sizeof(who));
+	a.state_dir = mf_opt_value(qopt(OPT_STATE_DIR), a.state_dir, who, sizeof(who));
+	if (strcmp(verb, "record") == 0 || strcmp(verb, "check") == 0) {
+		a.threshold = mf_opt_value(qopt(OPT_THRESHOLD), a.threshold, who, sizeof(who));
+		if (a.threshold != NULL &&
+		    parse_uint(who, a.threshold, 1, MF_QUARANTINE_THRESHOLD_MAX, &threshold) != 0)
+			return MF_EXIT_USAGE;
+	}
+	a.timeout = mf_opt_value(qopt(OPT_REDIS_TIMEOUT), a.timeout, who, sizeof(who));
 	if (a.timeout != NULL) {
-		if (parse_uint("--redis-timeout (milliseconds)", a.timeout, 1, 600000, &v) != 0)
+		strncat(who, " (milliseconds)", sizeof(who) - strlen(who) - 1);
+		if (parse_uint(who, a.timeout, 1, 600000, &v) != 0)
 			return MF_EXIT_USAGE;
 		so.timeout_ms = (int)v;
 	}

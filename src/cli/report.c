@@ -18,9 +18,37 @@
 
 #include "base/segment.h"
 #include "cli/cli.h"
+#include "host/options.h"
 #include "supervisor/sup.h"
 
 #define PROFILE_MAGIC "memfence-profile "
+
+enum { OPT_JSON = MF_OPT_KEY_BASE };
+
+static const struct mf_option report_options[] = {
+	{.name = "json", .key = OPT_JSON,
+	 .help = "print JSON: the document itself (checked,\nre-indented), a profile as --format json,\n"
+		 "a segment as `stat --json`"},
+	{.name = "format", .key = 'f', .has_arg = required_argument, .arg = "F", .def = "text",
+	 .help = "text or json; for a profile also collapsed,\nsvg, pprof"},
+	{0},
+};
+
+/* Passed on to `memfence profile report` as given. */
+static const struct mf_option report_profile_options[] = {
+	{.name = "view", .key = 'v', .has_arg = required_argument, .arg = "V", .def = "allocated",
+	 .help = "allocated, live, peak, failure"},
+	{.name = "scope", .key = 's', .has_arg = required_argument, .arg = "NAME",
+	 .help = "only samples taken in scopes named NAME"},
+	{.name = "top", .key = 'n', .has_arg = required_argument, .arg = "N", .def = "20",
+	 .help = "sites in the text report"},
+	{.name = "output", .key = 'o', .has_arg = required_argument, .arg = "OUT",
+	 .help = "write there instead of standard output"},
+	{0},
+};
+
+static const struct mf_option *const report_tabs[] = {report_options, report_profile_options,
+						      mf_help_options, NULL};
 
 static void usage(FILE *f)
 {
@@ -37,16 +65,11 @@ static void usage(FILE *f)
 		"  a profile (memfence-PID.prof, docs/profiler.md), as `memfence profile\n"
 		"    report` prints it;\n"
 		"  a stats segment, as `memfence stat` prints it.\n"
-		"\n"
-		"  --json              print JSON: the document itself (checked, re-indented),\n"
-		"                      a profile as --format json, a segment as `stat --json`\n"
-		"  -f, --format F      text (default) or json; for a profile also collapsed,\n"
-		"                      svg, pprof\n"
-		"  -v, --view V        profile: allocated (default), live, peak, failure\n"
-		"  -s, --scope NAME    profile: only samples taken in scopes named NAME\n"
-		"  -n, --top N         profile: sites in the text report (default 20)\n"
-		"  -o, --output OUT    profile: write there instead of standard output\n"
-		"  -h, --help          show this help\n"
+		"\n");
+	mf_opts_help(f, "Options", report_options);
+	mf_opts_help(f, "Profiles only", report_profile_options);
+	mf_opts_help(f, NULL, mf_help_options);
+	fprintf(f,
 		"\n"
 		"Exit status: 0; 1 when FILE cannot be read or is of no kind memfence\n"
 		"writes; 2 for a bad option, or one that does not apply to FILE's kind.\n");
@@ -118,26 +141,19 @@ static int print_report(const char *path, int as_json)
 
 int mf_cmd_report(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, 'j'},
-		{"format", required_argument, NULL, 'f'},
-		{"view", required_argument, NULL, 'v'},
-		{"scope", required_argument, NULL, 's'},
-		{"top", required_argument, NULL, 'n'},
-		{"output", required_argument, NULL, 'o'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
 	/* What a profile report takes, passed on as given. */
 	char *pargv[16];
 	int pargc = 1, opt, as_json = 0, profile_only = 0, err;
 	const char *format = NULL, *path;
 	enum kind k;
 
+	struct mf_opts opts;
+
 	pargv[0] = "report";
-	while ((opt = getopt_long(argc, argv, "f:v:s:n:o:h", longopts, NULL)) != -1) {
+	mf_opts_init(&opts, "", report_tabs);
+	while ((opt = getopt_long(argc, argv, opts.shortopts, opts.longopts, NULL)) != -1) {
 		switch (opt) {
-		case 'j': as_json = 1; break;
+		case OPT_JSON: as_json = 1; break;
 		case 'f': format = optarg; break;
 		case 'v': case 's': case 'n': case 'o':
 			profile_only = opt;

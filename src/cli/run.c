@@ -11,10 +11,11 @@
 
 #include "cli/cli.h"
 #include "cli/launch.h"
+#include "store/quarantine.h"
 #include "supervisor/sup.h"
 #include "base/size.h"
 
-/* ---- options: one table for the parser, the environment and --help ---- */
+/* ---- options: the tables the parser, the environment and --help come from ---- */
 
 enum {
 	O_HTTP = MF_OPT_LAUNCH_LAST + 1,
@@ -39,57 +40,80 @@ enum {
 	O_LAST
 };
 
-struct run_opt {
-	const char *name;
-	int val;
-	const char *env;
-	const char *def;    /* NULL: none */
-	const char *arg;
-	const char *help;
-	const char *shown;  /* the default as --help says it, when def is NULL */
+static const struct mf_option run_opts[] = {
+	{.name = "http", .key = O_HTTP, .has_arg = required_argument, .arg = "ADDR:PORT|off",
+	 .env = "MEMFENCE_HTTP", .def = "0.0.0.0:9090",
+	 .help = "serve /livez /readyz /metrics /status here"},
+	{.name = "restart", .key = O_RESTART, .has_arg = required_argument,
+	 .arg = "never|on-oom|always", .env = "MEMFENCE_RESTART", .def = "never",
+	 .help = "restart the program when it ends"},
+	{.name = "restart-delay", .key = O_RESTART_DELAY, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_RESTART_DELAY", .def = "1s",
+	 .help = "first restart delay, doubled at each quick\nfailure"},
+	{.name = "restart-max-delay", .key = O_RESTART_MAX, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_RESTART_MAX_DELAY", .def = "30s",
+	 .help = "cap of the restart delay"},
+	{.name = "report-dir", .key = O_REPORT_DIR, .has_arg = required_argument, .arg = "DIR",
+	 .env = "MEMFENCE_REPORT_DIR", .shown = "STATE_DIR/reports, else /tmp/memfence",
+	 .help = "where post-mortem reports go"},
+	{.name = "state-dir", .key = O_STATE_DIR, .has_arg = required_argument, .arg = "DIR",
+	 .env = "MEMFENCE_STATE_DIR", .shown = "none",
+	 .help = "journal for post-mortems that outlive the\nsupervisor"},
+	{.name = "quarantine", .key = O_QUARANTINE, .has_arg = required_argument,
+	 .arg = "STORE|off", .env = "MEMFENCE_QUARANTINE",
+	 .shown = "STATE_DIR/" MF_QUARANTINE_FILE,
+	 .help = "record deaths of scopes with an id here\n(sqlite:PATH, PATH, redis://...)"},
+	{.name = "request-need", .key = O_NEED, .has_arg = required_argument,
+	 .arg = "SIZE|PCT|auto", .env = "MEMFENCE_REQUEST_NEED", .def = "auto",
+	 .help = "headroom a request needs\n(auto: p95 of recent scopes' allocations)"},
+	{.name = "ready-grace", .key = O_GRACE, .has_arg = required_argument, .arg = "DURATION",
+	 .env = "MEMFENCE_READY_GRACE", .def = "10s",
+	 .help = "low headroom this long makes /readyz fail"},
+	{.name = "ready-hysteresis", .key = O_HYST, .has_arg = required_argument, .arg = "PCT",
+	 .env = "MEMFENCE_READY_HYSTERESIS", .def = "50%",
+	 .help = "ready again above the need plus this much"},
+	{.name = "live-after", .key = O_LIVE_AFTER, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_LIVE_AFTER", .def = "60s",
+	 .help = "not ready this long makes /livez fail"},
+	{.name = "fail-ratio", .key = O_FAIL_RATIO, .has_arg = required_argument, .arg = "PCT",
+	 .env = "MEMFENCE_FAIL_RATIO", .def = "50%",
+	 .help = "share of scopes failing on allocation\nthat makes /livez fail"},
+	{.name = "fail-window", .key = O_FAIL_WINDOW, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_FAIL_WINDOW", .def = "60s",
+	 .help = "window of that share (at most 600s)"},
+	{.name = "fail-min", .key = O_FAIL_MIN, .has_arg = required_argument, .arg = "N",
+	 .env = "MEMFENCE_FAIL_MIN", .def = "10",
+	 .help = "scopes needed in the window before the share\ncounts"},
+	{.name = "container-check", .key = O_CONTAINER, .has_arg = required_argument,
+	 .arg = "SIZE|off", .env = "MEMFENCE_CONTAINER_CHECK", .def = "1M",
+	 .help = "allocations this large fail when the\ncontainer has no headroom"},
+	{.name = "sample-interval", .key = O_INTERVAL, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_SAMPLE_INTERVAL", .def = "100ms",
+	 .help = "how often the cgroup and the segment are read"},
+	{0},
+};
+#define NRUN_OPTS (sizeof(run_opts) / sizeof(run_opts[0]) - 1)
+
+/* The supervisor's flags: their variables are read where they are used. */
+static const struct mf_option run_flags[] = {
+	{.name = "no-quarantine", .key = O_NO_QUARANTINE, .env = "MEMFENCE_QUARANTINE",
+	 .env_is = "off", .help = "record no deaths in the quarantine"},
+	{.name = "profile", .key = O_PROFILE, .env = "MEMFENCE_PROFILE", .env_is = "1",
+	 .help = "sample the program's heap (docs/profiler.md):\n"
+		 "snapshots go to the report directory"},
+	{.name = "no-auto-python", .key = O_NO_AUTO_PY, .env = "MEMFENCE_AUTO_PYTHON",
+	 .env_is = "0", .help = "do not put memfence's Python bootstrap on\n"
+		 "PYTHONPATH of a Python program"},
+	{0},
 };
 
-static const struct run_opt run_opts[] = {
-	{"http", O_HTTP, "MEMFENCE_HTTP", "0.0.0.0:9090", "ADDR:PORT|off",
-	 "serve /livez /readyz /metrics /status here", NULL},
-	{"restart", O_RESTART, "MEMFENCE_RESTART", "never", "never|on-oom|always",
-	 "restart the program when it ends", NULL},
-	{"restart-delay", O_RESTART_DELAY, "MEMFENCE_RESTART_DELAY", "1s", "DURATION",
-	 "first restart delay, doubled at each quick failure", NULL},
-	{"restart-max-delay", O_RESTART_MAX, "MEMFENCE_RESTART_MAX_DELAY", "30s", "DURATION",
-	 "cap of the restart delay", NULL},
-	{"report-dir", O_REPORT_DIR, "MEMFENCE_REPORT_DIR", NULL, "DIR",
-	 "where post-mortem reports go", "STATE_DIR/reports, else /tmp/memfence"},
-	{"state-dir", O_STATE_DIR, "MEMFENCE_STATE_DIR", NULL, "DIR",
-	 "journal for post-mortems that outlive the supervisor", "none"},
-	{"quarantine", O_QUARANTINE, "MEMFENCE_QUARANTINE", NULL, "STORE|off",
-	 "record deaths of scopes with an id here (sqlite:PATH, PATH, redis://...)",
-	 "STATE_DIR/quarantine.db"},
-	{"request-need", O_NEED, "MEMFENCE_REQUEST_NEED", "auto", "SIZE|PCT|auto",
-	 "headroom a request needs (auto: p95 of recent scopes' allocations)", NULL},
-	{"ready-grace", O_GRACE, "MEMFENCE_READY_GRACE", "10s", "DURATION",
-	 "low headroom this long makes /readyz fail", NULL},
-	{"ready-hysteresis", O_HYST, "MEMFENCE_READY_HYSTERESIS", "50%", "PCT",
-	 "ready again above the need plus this much", NULL},
-	{"live-after", O_LIVE_AFTER, "MEMFENCE_LIVE_AFTER", "60s", "DURATION",
-	 "not ready this long makes /livez fail", NULL},
-	{"fail-ratio", O_FAIL_RATIO, "MEMFENCE_FAIL_RATIO", "50%", "PCT",
-	 "share of scopes failing on allocation that makes /livez fail", NULL},
-	{"fail-window", O_FAIL_WINDOW, "MEMFENCE_FAIL_WINDOW", "60s", "DURATION",
-	 "window of that share (at most 600s)", NULL},
-	{"fail-min", O_FAIL_MIN, "MEMFENCE_FAIL_MIN", "10", "N",
-	 "scopes needed in the window before the share counts", NULL},
-	{"container-check", O_CONTAINER, "MEMFENCE_CONTAINER_CHECK", "1M", "SIZE|off",
-	 "allocations this large fail when the container has no headroom", NULL},
-	{"sample-interval", O_INTERVAL, "MEMFENCE_SAMPLE_INTERVAL", "100ms", "DURATION",
-	 "how often the cgroup and the segment are read", NULL},
+static const struct mf_option *const run_tabs[] = {
+	mf_plan_options, mf_root_options, mf_account_options, run_opts, run_flags,
+	mf_help_options, NULL,
 };
-#define NRUN_OPTS (sizeof(run_opts) / sizeof(run_opts[0]))
 
 static void usage(FILE *f)
 {
-	char left[64];
-
 	fprintf(f,
 		"Usage: memfence run [OPTIONS] [--] PROGRAM [ARGS...]\n"
 		"\n"
@@ -97,26 +121,12 @@ static void usage(FILE *f)
 		"(--no-account to opt out), and supervise it: forward signals, reap zombies,\n"
 		"serve health probes and metrics, write a post-mortem when it dies, and\n"
 		"optionally restart it.\n"
-		"\n"
-		"%s"
-		"Supervisor:\n",
-		mf_launch_help);
-	for (size_t i = 0; i < NRUN_OPTS; i++) {
-		snprintf(left, sizeof(left), "--%s %s", run_opts[i].name, run_opts[i].arg);
-		fprintf(f, "  %-34s %s\n", left, run_opts[i].help);
-		fprintf(f, "  %-34s   [%s; default %s]\n", "", run_opts[i].env,
-			run_opts[i].def ? run_opts[i].def : run_opts[i].shown);
-	}
+		"\n");
+	mf_launch_help(f);
+	mf_opts_help(f, "Supervisor", run_opts);
+	mf_opts_help(f, NULL, run_flags);
+	mf_opts_help(f, NULL, mf_help_options);
 	fprintf(f,
-		"  --no-quarantine                    record no deaths in the quarantine\n"
-		"                                       [MEMFENCE_QUARANTINE=off]\n"
-		"  --profile                          sample the program's heap (docs/profiler.md):\n"
-		"                                     snapshots go to the report directory\n"
-		"                                       [MEMFENCE_PROFILE=1]\n"
-		"  --no-auto-python                   do not put memfence's Python bootstrap on\n"
-		"                                     PYTHONPATH of a Python program\n"
-		"                                       [MEMFENCE_AUTO_PYTHON=0]\n"
-		"  -h, --help                         show this help\n"
 		"\n"
 		"Durations: 500ms, 10s, 2m, 1h (a bare number is seconds).\n"
 		"Exit status: PROGRAM's own (128+N when signal N ended it); 2 for a bad\n"
@@ -173,39 +183,20 @@ struct run_cfg {
 	const char *need;
 };
 
-/* The value of option o from the command line, the environment or its
- * default, with the name to blame in an error message. */
-static const char *opt_value(struct run_cfg *c, const struct run_opt *o, char *who, size_t wlen)
-{
-	const char *v = c->val[o->val];
-
-	if (v) {
-		snprintf(who, wlen, "--%s", o->name);
-		return v;
-	}
-	v = getenv(o->env);
-	if (v && *v) {
-		snprintf(who, wlen, "%s", o->env);
-		return v;
-	}
-	snprintf(who, wlen, "--%s", o->name);
-	return o->def;
-}
-
 static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 {
 	char who[64];
 	const char *msg;
 
 	for (size_t i = 0; i < NRUN_OPTS; i++) {
-		const struct run_opt *o = &run_opts[i];
-		const char *v = opt_value(c, o, who, sizeof(who));
+		const struct mf_option *o = &run_opts[i];
+		const char *v = mf_opt_value(o, c->val[o->key], who, sizeof(who));
 		uint64_t ms, sz;
 		unsigned pct;
 
 		if (!v)
 			continue;
-		switch (o->val) {
+		switch (o->key) {
 		case O_HTTP:
 			c->http = strcmp(v, "off") == 0 ? NULL : v;
 			break;
@@ -227,15 +218,15 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 		case O_INTERVAL:
 			if (parse_duration(v, &ms) < 0)
 				goto bad;
-			if (o->val == O_RESTART_DELAY)
+			if (o->key == O_RESTART_DELAY)
 				c->delay_ms = ms;
-			else if (o->val == O_RESTART_MAX)
+			else if (o->key == O_RESTART_MAX)
 				c->max_delay_ms = ms;
-			else if (o->val == O_GRACE)
+			else if (o->key == O_GRACE)
 				c->health.grace_ms = ms;
-			else if (o->val == O_LIVE_AFTER)
+			else if (o->key == O_LIVE_AFTER)
 				c->health.live_after_ms = ms;
-			else if (o->val == O_FAIL_WINDOW) {
+			else if (o->key == O_FAIL_WINDOW) {
 				if (ms < 1000 || ms > SUP_WINDOW_MAX * 1000ull) {
 					mf_err("invalid %s '%s': between 1s and %ds", who, v, SUP_WINDOW_MAX);
 					return -1;
@@ -331,29 +322,17 @@ static struct run_args R;      /* static: the supervisor keeps pointers into it 
 
 int mf_cmd_run(int argc, char **argv)
 {
-	static struct option longopts[32 + NRUN_OPTS];
-	static const struct option launch_opts[] = {MF_LAUNCH_LONGOPTS};
+	static struct mf_opts opts;
 	static struct mf_memory mem;
 	struct run_args *s = &R;
 	struct sup_config sc;
 	char err[512];
 	int opt, have_mem;
-	size_t n = 0;
 
 	memset(s, 0, sizeof(*s));
 	s->launch.account = -1;
-	for (size_t i = 0; i < sizeof(launch_opts) / sizeof(launch_opts[0]); i++)
-		longopts[n++] = launch_opts[i];
-	for (size_t i = 0; i < NRUN_OPTS; i++)
-		longopts[n++] = (struct option){run_opts[i].name, required_argument, NULL,
-						run_opts[i].val};
-	longopts[n++] = (struct option){"no-auto-python", no_argument, NULL, O_NO_AUTO_PY};
-	longopts[n++] = (struct option){"no-quarantine", no_argument, NULL, O_NO_QUARANTINE};
-	longopts[n++] = (struct option){"profile", no_argument, NULL, O_PROFILE};
-	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
-	longopts[n] = (struct option){NULL, 0, NULL, 0};
-
-	while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	mf_opts_init(&opts, "+", run_tabs);
+	while ((opt = getopt_long(argc, argv, opts.shortopts, opts.longopts, NULL)) != -1) {
 		if (mf_launch_opt(&s->launch, opt, optarg))
 			continue;
 		if (opt == O_NO_AUTO_PY) {
@@ -406,8 +385,8 @@ int mf_cmd_run(int argc, char **argv)
 		return MF_EXIT_USAGE;
 	}
 	{
-		const char *v = getenv("MEMFENCE_PROFILE");
-		if (v && *v && strcmp(v, "0") != 0)
+		const char *v = mf_opt_env(mf_opts_find(run_tabs, O_PROFILE));
+		if (v && strcmp(v, "0") != 0)
 			s->profile = 1;
 	}
 	if (s->profile && s->launch.account == 0) {

@@ -18,12 +18,32 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "host/options.h"
 #include "host/segread.h"
 #include "base/size.h"
 
 #define LAST_DEFAULT 20 /* finished scopes shown per snapshot */
 
-enum { OPT_JSON = 0x100, OPT_WATCH, OPT_COUNT, OPT_LAST };
+enum { OPT_JSON = MF_OPT_KEY_BASE, OPT_WATCH, OPT_COUNT, OPT_LAST };
+
+static const struct mf_option stat_options[] = {
+	{.name = "json", .key = OPT_JSON,
+	 .help = "one JSON document per snapshot (one per line\nwith --watch)"},
+	{.name = "watch", .key = OPT_WATCH, .has_arg = optional_argument, .arg = "SECS",
+	 .help = "print a snapshot every SECS seconds (default 1)\n"
+		 "until interrupted, or until the process of PID\n"
+		 "ends; only scopes finished since the last\n"
+		 "snapshot are listed"},
+	{.name = "count", .key = OPT_COUNT, .has_arg = required_argument, .arg = "N",
+	 .help = "with --watch: stop after N snapshots"},
+	{.name = "last", .key = OPT_LAST, .has_arg = required_argument, .arg = "N",
+	 .shown = MF_STR(LAST_DEFAULT),
+	 .help = "show the N newest finished scopes (the segment\n"
+		 "keeps the last " MF_STR(MF_SEG_DEFAULT_RING) ")"},
+	{0},
+};
+
+static const struct mf_option *const stat_tabs[] = {stat_options, mf_help_options, NULL};
 
 struct stat_opts {
 	int json;
@@ -51,16 +71,12 @@ static void usage(FILE *f)
 		"peak, allocated and freed bytes, refused allocations by cause, thread-start\n"
 		"failures; the scopes (requests, tasks) in flight; the last finished ones.\n"
 		"\n"
-		"  SEGMENT          a stats segment file (memfence run, exec --account)\n"
-		"  PID              a process running under the shim\n"
-		"  --json           one JSON document per snapshot (one per line with --watch)\n"
-		"  --watch[=SECS]   print a snapshot every SECS seconds (default 1) until\n"
-		"                   interrupted, or until the process of PID ends; only\n"
-		"                   scopes finished since the last snapshot are listed\n"
-		"  --count N        with --watch: stop after N snapshots\n"
-		"  --last N         show the N newest finished scopes (default 20; the\n"
-		"                   segment keeps the last 1024)\n"
-		"  -h, --help       this help\n"
+		"  SEGMENT                    a stats segment file (memfence run, exec --account)\n"
+		"  PID                        a process running under the shim\n"
+		"\n");
+	mf_opts_help(f, "Options", stat_options);
+	mf_opts_help(f, NULL, mf_help_options);
+	fprintf(f,
 		"\n"
 		"Exit status: 0 shown, 1 the segment cannot be read, 2 usage error.\n");
 }
@@ -340,14 +356,7 @@ static int parse_secs(const char *s, double *out)
 
 int mf_cmd_stat(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{"watch", optional_argument, NULL, OPT_WATCH},
-		{"count", required_argument, NULL, OPT_COUNT},
-		{"last", required_argument, NULL, OPT_LAST},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
+	struct mf_opts opts;
 	struct stat_opts o = {.last = LAST_DEFAULT};
 	struct mf_segread r;
 	char path[4096];
@@ -355,7 +364,8 @@ int mf_cmd_stat(int argc, char **argv)
 	long shown = 0;
 	int opt, err;
 
-	while ((opt = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	mf_opts_init(&opts, "+", stat_tabs);
+	while ((opt = getopt_long(argc, argv, opts.shortopts, opts.longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_JSON:
 			o.json = 1;

@@ -21,29 +21,42 @@ const char *mf_rlimit_name(enum mf_rlimit_kind k)
 	return "?";
 }
 
-static const char *env_or(const char *cur, const char *name)
-{
-	const char *v;
+/* A NULL field of struct mf_plan_opts is the default: the rules below. */
+const struct mf_option mf_plan_options[] = {
+	{.name = "limit", .key = MF_OPT_LIMIT, .has_arg = required_argument, .arg = "auto|SIZE",
+	 .env = "MEMFENCE_LIMIT", .def = "auto",
+	 .help = "memory limit to plan for (auto: the cgroup's\n"
+		 "memory.max or memory.limit_in_bytes, else\n"
+		 "MemTotal)"},
+	{.name = "reserve", .key = MF_OPT_RESERVE, .has_arg = required_argument, .arg = "SIZE|PCT",
+	 .env = "MEMFENCE_RESERVE", .shown = MF_RESERVE_RULE,
+	 .help = "kept free below the limit;\n"
+		 "budget = limit - reserve"},
+	{.name = "rlimit", .key = MF_OPT_RLIMIT, .has_arg = required_argument, .arg = "data|as|none",
+	 .env = "MEMFENCE_RLIMIT", .def = "data", .help = "which rlimit carries the budget"},
+	{.name = "stack", .key = MF_OPT_STACK, .has_arg = required_argument, .arg = "SIZE",
+	 .env = "MEMFENCE_STACK", .shown = MF_STACK_DEFAULT_TEXT,
+	 .help = "default stack of new threads, at least " MF_STACK_MIN_TEXT ";\n"
+		 "the main thread's stack is unchanged"},
+	{0},
+};
 
-	if (cur != NULL)
-		return cur;
-	v = getenv(name);
-	return (v != NULL && *v != '\0') ? v : NULL;
-}
+enum { P_LIMIT, P_RESERVE, P_RLIMIT, P_STACK };
 
 void mf_plan_opts_from_env(struct mf_plan_opts *o)
 {
-	o->limit = env_or(o->limit, "MEMFENCE_LIMIT");
-	o->reserve = env_or(o->reserve, "MEMFENCE_RESERVE");
-	o->rlimit = env_or(o->rlimit, "MEMFENCE_RLIMIT");
-	o->stack = env_or(o->stack, "MEMFENCE_STACK");
+	const char **field[] = {&o->limit, &o->reserve, &o->rlimit, &o->stack};
+
+	for (size_t i = 0; i < sizeof(field) / sizeof(field[0]); i++)
+		if (*field[i] == NULL)
+			*field[i] = mf_opt_env(&mf_plan_options[i]);
 }
 
 int mf_plan_resolve(const struct mf_plan_opts *o, const struct mf_memory *mem,
 		    struct mf_plan *p, char *err, size_t errlen)
 {
 	const char *msg;
-	char a[32], b[32];
+	char a[32], b[32], who[64];
 
 	memset(p, 0, sizeof(*p));
 
@@ -65,11 +78,13 @@ int mf_plan_resolve(const struct mf_plan_opts *o, const struct mf_memory *mem,
 		/* A percentage of the limit found, so that "--limit 80%" works. */
 		uint64_t base = (mem != NULL && mem->limit != MF_UNKNOWN) ? mem->limit : 0;
 		if (mf_size_parse(o->limit, base, &p->limit, &msg) != 0) {
-			snprintf(err, errlen, "invalid limit '%s' (--limit, MEMFENCE_LIMIT): %s", o->limit, msg);
+			snprintf(err, errlen, "invalid limit '%s' (%s): %s", o->limit,
+				 mf_opt_names(&mf_plan_options[P_LIMIT], who, sizeof(who)), msg);
 			return -1;
 		}
 		if (p->limit == 0) {
-			snprintf(err, errlen, "invalid limit '%s' (--limit, MEMFENCE_LIMIT): must be more than 0", o->limit);
+			snprintf(err, errlen, "invalid limit '%s' (%s): must be more than 0", o->limit,
+				 mf_opt_names(&mf_plan_options[P_LIMIT], who, sizeof(who)));
 			return -1;
 		}
 		p->limit_source = MF_LIMIT_USER;
@@ -85,7 +100,8 @@ int mf_plan_resolve(const struct mf_plan_opts *o, const struct mf_memory *mem,
 			p->reserve = MF_RESERVE_MIN;
 		p->reserve_default = 1;
 	} else if (mf_size_parse(o->reserve, p->limit, &p->reserve, &msg) != 0) {
-		snprintf(err, errlen, "invalid reserve '%s' (--reserve, MEMFENCE_RESERVE): %s", o->reserve, msg);
+		snprintf(err, errlen, "invalid reserve '%s' (%s): %s", o->reserve,
+			 mf_opt_names(&mf_plan_options[P_RESERVE], who, sizeof(who)), msg);
 		return -1;
 	}
 	if (p->reserve >= p->limit) {
@@ -103,24 +119,30 @@ int mf_plan_resolve(const struct mf_plan_opts *o, const struct mf_memory *mem,
 	else if (strcmp(o->rlimit, "none") == 0)
 		p->rlimit = MF_RLIMIT_NONE;
 	else {
-		snprintf(err, errlen, "invalid rlimit '%s' (--rlimit, MEMFENCE_RLIMIT): use data, as or none", o->rlimit);
+		snprintf(err, errlen, "invalid rlimit '%s' (%s): use data, as or none", o->rlimit,
+			 mf_opt_names(&mf_plan_options[P_RLIMIT], who, sizeof(who)));
 		return -1;
 	}
 
 	if (o->stack == NULL) {
 		p->stack = MF_STACK_DEFAULT;
 	} else {
+		const char *stack_names = mf_opt_names(&mf_plan_options[P_STACK], who, sizeof(who));
+
 		if (mf_size_parse(o->stack, 0, &p->stack, &msg) != 0) {
-			snprintf(err, errlen, "invalid stack size '%s' (--stack, MEMFENCE_STACK): %s", o->stack, msg);
+			snprintf(err, errlen, "invalid stack size '%s' (%s): %s", o->stack,
+				 stack_names, msg);
 			return -1;
 		}
 		if (p->stack < MF_STACK_MIN) {
-			snprintf(err, errlen, "invalid stack size '%s' (--stack, MEMFENCE_STACK): at least 256K is needed "
-				 "(Python and most C libraries overflow smaller stacks)", o->stack);
+			snprintf(err, errlen, "invalid stack size '%s' (%s): at least " MF_STACK_MIN_TEXT
+				 " is needed (Python and most C libraries overflow smaller stacks)",
+				 o->stack, stack_names);
 			return -1;
 		}
 		if (p->stack >= p->budget) {
-			snprintf(err, errlen, "invalid stack size '%s' (--stack, MEMFENCE_STACK): larger than the budget", o->stack);
+			snprintf(err, errlen, "invalid stack size '%s' (%s): larger than the budget", o->stack,
+				 stack_names);
 			return -1;
 		}
 	}

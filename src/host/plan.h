@@ -10,13 +10,37 @@
 
 #include <stdint.h>
 #include "host/memory.h"
+#include "host/options.h"
 
 enum mf_rlimit_kind { MF_RLIMIT_DATA = 0, MF_RLIMIT_AS, MF_RLIMIT_NONE };
 
-#define MF_STACK_DEFAULT (2ull << 20)
-#define MF_STACK_MIN (256ull << 10)
-#define MF_RESERVE_MIN (64ull << 20)
+/* The defaults, in the units people write them in, so that --help, the
+ * Python package and the plan say the same thing. */
+#define MF_STACK_DEFAULT_MIB 2
+#define MF_STACK_MIN_KIB 256
+#define MF_RESERVE_MIN_MIB 64
 #define MF_RESERVE_PERCENT 5
+
+#define MF_STACK_DEFAULT ((uint64_t)MF_STACK_DEFAULT_MIB << 20)
+#define MF_STACK_MIN ((uint64_t)MF_STACK_MIN_KIB << 10)
+#define MF_RESERVE_MIN ((uint64_t)MF_RESERVE_MIN_MIB << 20)
+#define MF_STACK_DEFAULT_TEXT MF_STR(MF_STACK_DEFAULT_MIB) "M"
+#define MF_STACK_MIN_TEXT MF_STR(MF_STACK_MIN_KIB) "K"
+/* The default reserve: the larger of the two. */
+#define MF_RESERVE_RULE "max(" MF_STR(MF_RESERVE_MIN_MIB) "M, " MF_STR(MF_RESERVE_PERCENT) "%)"
+
+/* Keys of the limit options (getopt_long values). */
+enum {
+	MF_OPT_LIMIT = MF_OPT_KEY_BASE,
+	MF_OPT_RESERVE,
+	MF_OPT_RLIMIT,
+	MF_OPT_STACK,
+	MF_OPT_PLAN_LAST
+};
+
+/* --limit, --reserve, --rlimit, --stack and their MEMFENCE_* variables, in
+ * the order of the fields of struct mf_plan_opts. */
+extern const struct mf_option mf_plan_options[];
 
 struct mf_plan_opts {
 	const char *limit;   /* "auto" or a size; NULL = default */
@@ -36,8 +60,8 @@ struct mf_plan {
 	uint64_t stack;
 };
 
-/* Fill unset fields of opts from MEMFENCE_LIMIT, MEMFENCE_RESERVE,
- * MEMFENCE_RLIMIT and MEMFENCE_STACK. */
+/* Fill unset fields of opts from the options' environment variables
+ * (MEMFENCE_LIMIT, ...). */
 void mf_plan_opts_from_env(struct mf_plan_opts *opts);
 
 /* Compute the plan from opts and the memory read for the process.

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # `pip install ./python` with Debian's pip and setuptools (offline: no build
 # isolation), into a throw-away virtual environment; the installed package
-# imports, has the limits, and finds no shim.
+# imports, has the limits, finds no shim, and has the tree's version.
 . "$(dirname "$0")/../lib.sh"
 "$PY" -m venv --help >/dev/null 2>&1 || skip "python3-venv is not installed"
 src=$MF_TMP/src
 mkdir -p "$src/src"
-cp -r "$MF_ROOT_DIR/python" "$MF_ROOT_DIR/include" "$src/"
+cp -r "$MF_ROOT_DIR/python" "$MF_ROOT_DIR/include" "$MF_ROOT_DIR/VERSION" "$src/"
 cp -r "$MF_ROOT_DIR/src/base" "$MF_ROOT_DIR/src/host" "$src/src/"
 rm -rf "$src/python/build" "$src/python/"*.egg-info
 "$PY" -m venv --system-site-packages "$MF_TMP/venv" || fail "cannot make a virtual environment"
@@ -17,6 +17,10 @@ import memfence
 print(memfence.__file__.startswith("'"$MF_TMP"'/venv/"), memfence._memfence.HAVE_LIMITS, memfence.shim_active())
 with memfence.scope("x") as s:
     pass
-print(s.figures.source)')
+print(s.figures.source)
+import importlib.metadata
+print(memfence.__version__, importlib.metadata.version("memfence"))')
+v=$(cat "$MF_ROOT_DIR/VERSION")
 expect_eq "installed package" "True 1 False
-rss" "$out"
+rss
+$v $v" "$out"

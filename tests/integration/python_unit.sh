@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Python package's own tests (tests/python/test_*.py), with Debian's
-# python3 and without the accounting shim: is_allocation_failure, isolate(),
+# python3 and without the accounting shim: sizes (the cases of
+# tests/data/sizes.tsv), is_allocation_failure, isolate(),
 # scope figures from /proc, the gRPC interceptors on 127.0.0.1, the WSGI and
 # ASGI middleware, the automatic bootstrap.
 . "$(dirname "$0")/../lib.sh"

@@ -1,154 +1,102 @@
 /*
  * test_size.c - sizes as people write them: what is accepted, what each
- * means, and what is refused with which reason.
+ * means, and what is refused with which reason (tests/data/sizes.tsv), and
+ * how sizes are printed.
  */
 #include "base/size.h"
 #include "unit.h"
+
+#include <errno.h>
+#include <stdlib.h>
 
 #define KiB (1ull << 10)
 #define MiB (1ull << 20)
 #define GiB (1ull << 30)
 #define TiB (1ull << 40)
 
-struct ok_case {
-	const char *in;
-	uint64_t base;
-	uint64_t want;
-};
+/* The cases, shared with the Python package's test (tests/python/test_size.py). */
+#ifndef MF_TEST_DATA
+#define MF_TEST_DATA "tests/data"
+#endif
 
-struct bad_case {
-	const char *in;
-	uint64_t base;
-	const char *why; /* the start of the reason */
-};
-
-static const struct ok_case ok[] = {
-	{"0", 0, 0},
-	{"1", 0, 1},
-	{"1234", 0, 1234},
-	{"007", 0, 7},
-	{"1b", 0, 1},
-	{"1B", 0, 1},
-	{"1k", 0, KiB},
-	{"1K", 0, KiB},
-	{"1KB", 0, KiB},
-	{"1kb", 0, KiB},
-	{"1Ki", 0, KiB},
-	{"1KiB", 0, KiB},
-	{"1kib", 0, KiB},
-	{"64K", 0, 64 * KiB},
-	{"512M", 0, 512 * MiB},
-	{"512MiB", 0, 512 * MiB},
-	{"512mb", 0, 512 * MiB},
-	{"2G", 0, 2 * GiB},
-	{"2GiB", 0, 2 * GiB},
-	{"2Gi", 0, 2 * GiB},
-	{"1T", 0, TiB},
-	{"1TiB", 0, TiB},
-	/* fractions before a suffix */
-	{"1.5G", 0, GiB + GiB / 2},
-	{"0.5M", 0, MiB / 2},
-	{".5M", 0, MiB / 2},
-	{"1.25K", 0, 1280},
-	{"2.0G", 0, 2 * GiB},
-	/* a fraction of a byte is dropped */
-	{"1.0001K", 0, 1024},
-	/* digits past the ninth cannot change a byte count */
-	{"1.0000000001G", 0, GiB},
-	{"0.1K", 0, 102},
-	/* percentages of the base */
-	{"80%", 1000, 800},
-	{"100%", 1000, 1000},
-	{"0%", 1000, 0},
-	{"12.5%", 1000, 125},
-	{"5%", 256 * MiB, 256 * MiB / 20},
-	{"0.1%", 1024, 1},
-	{"100%", UINT64_MAX, UINT64_MAX},
-	{"50%", UINT64_MAX, UINT64_MAX / 2},
-	{"100.0%", 7, 7},
-	/* the largest values that fit */
-	{"18446744073709551615", 0, UINT64_MAX},
-	{"18446744073709551610", 0, UINT64_MAX - 5},
-	{"16777215T", 0, 16777215ull * TiB},
-	{"17179869183G", 0, 17179869183ull * GiB},
-	{"16777215.5T", 0, 16777215ull * TiB + TiB / 2},
-};
-
-static const struct bad_case bad[] = {
-	{"", 0, "empty size"},
-	{"M", 0, "a size starts with a number"},
-	{"-5M", 0, "a size starts with a number"},
-	{" 5M", 0, "a size starts with a number"},
-	{"+5M", 0, "a size starts with a number"},
-	{".", 0, "expected digits after the decimal point"},
-	{"5.G", 0, "expected digits after the decimal point"},
-	{"5.", 0, "expected digits after the decimal point"},
-	{"5 M", 0, "unknown size suffix"},
-	{"5M ", 0, "unknown size suffix"},
-	{"5MM", 0, "unknown size suffix"},
-	{"5X", 0, "unknown size suffix"},
-	{"5P", 0, "unknown size suffix"},
-	{"1e3M", 0, "unknown size suffix"},
-	{"0x10M", 0, "unknown size suffix"},
-	{"1,5G", 0, "unknown size suffix"},
-	{"1.2.3M", 0, "unknown size suffix"},
-	{"1.5", 0, "a byte count has no fraction"},
-	{"1.5B", 0, "a byte count has no fraction"},
-	{"80%", 0, "a percentage is not accepted here"},
-	{"101%", 1000, "a percentage must be at most 100%"},
-	{"100.5%", 1000, "a percentage must be at most 100%"},
-	{"1000000000000000000000%", 1000, "size too large"},
-	{"%", 1000, "a size starts with a number"},
-	{"80 %", 1000, "unknown size suffix"},
-	{"80%%", 1000, "unknown size suffix"},
-	/* overflow, in digits and through the multiplier */
-	{"18446744073709551616", 0, "size too large"},
-	{"18446744073709551620", 0, "size too large"},
-	{"99999999999999999999999", 0, "size too large"},
-	{"16777216T", 0, "size too large"},
-	{"17179869184G", 0, "size too large"},
-	{"16777215.99999999999T", 0, NULL}, /* fits: just under 2^64 */
-	{"18446744073709551615.5K", 0, "size too large"},
-};
-
-static void test_ok(void)
+/*
+ * One line of sizes.tsv, input quoted so that spaces show:
+ *   "1.5G"	0	1610612736
+ *   " 5M"	0	error: a size starts with a number
+ */
+static int parse_line(char *line, char **in, uint64_t *base, char **want)
 {
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		uint64_t v = 12345;
-		const char *err = NULL;
-		int rc = mf_size_parse(ok[i].in, ok[i].base, &v, &err);
-		CHECK_EQ_U64(rc, 0);
-		if (rc != 0)
-			fprintf(stderr, "  '%s' refused: %s\n", ok[i].in, err);
-		else if (v != ok[i].want)
-			fprintf(stderr, "  '%s' (base %llu)\n", ok[i].in, (unsigned long long)ok[i].base);
-		CHECK_EQ_U64(v, ok[i].want);
-	}
+	char *q, *tab, *end;
+
+	if (line[0] != '"' || (q = strchr(line + 1, '"')) == NULL || q[1] != '\t')
+		return -1;
+	*q = '\0';
+	*in = line + 1;
+	errno = 0;
+	*base = strtoull(q + 2, &end, 10);
+	if (errno != 0 || end == q + 2 || *end != '\t')
+		return -1;
+	*want = end + 1;
+	if ((tab = strchr(*want, '\n')) != NULL)
+		*tab = '\0';
+	return 0;
 }
 
-static void test_bad(void)
+static void test_cases(void)
 {
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		uint64_t v = 12345;
+	char line[512];
+	int n = 0, lineno = 0;
+	FILE *f = fopen(MF_TEST_DATA "/sizes.tsv", "re");
+
+	CHECK(f != NULL);
+	if (f == NULL) {
+		fprintf(stderr, "  %s/sizes.tsv: %s\n", MF_TEST_DATA, strerror(errno));
+		return;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *in, *want;
+		uint64_t base, v = 12345;
 		const char *err = NULL;
-		int rc = mf_size_parse(bad[i].in, bad[i].base, &v, &err);
-		if (bad[i].why == NULL) {
-			/* Boundary cases listed beside their refused neighbours. */
-			CHECK_EQ_U64(rc, 0);
+		int rc;
+
+		lineno++;
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (parse_line(line, &in, &base, &want) != 0) {
+			fprintf(stderr, "  sizes.tsv:%d: not \"INPUT\"<tab>BASE<tab>WANT\n", lineno);
+			CHECK(0);
 			continue;
 		}
-		CHECK_EQ_U64(rc, -1);
-		if (rc != 0) {
-			CHECK(err != NULL && strncmp(err, bad[i].why, strlen(bad[i].why)) == 0);
-			if (err == NULL || strncmp(err, bad[i].why, strlen(bad[i].why)) != 0)
-				fprintf(stderr, "  '%s': reason '%s', expected '%s'\n", bad[i].in,
-					err ? err : "(none)", bad[i].why);
+		n++;
+		rc = mf_size_parse(in, base, &v, &err);
+		if (strncmp(want, "error: ", 7) == 0) {
+			const char *why = want + 7;
+
+			CHECK_EQ_U64(rc, -1);
+			if (rc == 0) {
+				fprintf(stderr, "  '%s' accepted as %llu\n", in, (unsigned long long)v);
+				continue;
+			}
+			CHECK(err != NULL && strncmp(err, why, strlen(why)) == 0);
+			if (err == NULL || strncmp(err, why, strlen(why)) != 0)
+				fprintf(stderr, "  '%s': reason '%s', expected '%s'\n", in,
+					err ? err : "(none)", why);
 			/* A refused size leaves the output alone. */
 			CHECK_EQ_U64(v, 12345);
 		} else {
-			fprintf(stderr, "  '%s' accepted as %llu\n", bad[i].in, (unsigned long long)v);
+			uint64_t expect = strtoull(want, NULL, 10);
+
+			CHECK_EQ_U64(rc, 0);
+			if (rc != 0)
+				fprintf(stderr, "  '%s' refused: %s\n", in, err);
+			else if (v != expect)
+				fprintf(stderr, "  '%s' (base %llu)\n", in, (unsigned long long)base);
+			CHECK_EQ_U64(v, expect);
 		}
 	}
+	fclose(f);
+	/* A file cut short must not pass for a few good lines. */
+	CHECK(n >= 75);
 	const char *err = NULL;
 	uint64_t v;
 	CHECK_EQ_U64(mf_size_parse(NULL, 0, &v, &err), -1);
@@ -250,8 +198,7 @@ static void test_format(void)
 
 int main(void)
 {
-	test_ok();
-	test_bad();
+	test_cases();
 	test_format();
 	test_format_like_printf();
 	return unit_done("test_size");
