@@ -55,6 +55,7 @@ enum {
 	O_FAIL_MIN,
 	O_CONTAINER,
 	O_INTERVAL,
+	O_PRESSURE,
 	O_NO_AUTO_PY,
 	O_QUARANTINE,
 	O_NO_QUARANTINE,
@@ -94,6 +95,9 @@ static const struct run_opt run_opts[] = {
 	 "low headroom this long makes /readyz fail", NULL},
 	{"ready-hysteresis", O_HYST, "MEMFENCE_READY_HYSTERESIS", "50%", "PCT",
 	 "ready again above the need plus this much", NULL},
+	{"ready-pressure", O_PRESSURE, "MEMFENCE_READY_PRESSURE", "40%", "PCT|off",
+	 "cgroup v2: full memory pressure (avg10) that fails /readyz",
+	 NULL},
 	{"live-after", O_LIVE_AFTER, "MEMFENCE_LIVE_AFTER", "60s", "DURATION",
 	 "not ready this long makes /livez fail", NULL},
 	{"fail-ratio", O_FAIL_RATIO, "MEMFENCE_FAIL_RATIO", "50%", "PCT",
@@ -298,6 +302,14 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 				goto bad;
 			c->health.hysteresis_pct = pct;
 			break;
+		case O_PRESSURE:
+			if (strcmp(v, "off") == 0)
+				c->health.pressure_pct = 0;
+			else if (parse_pct(v, 100, &pct) < 0 || pct == 0)
+				goto bad;
+			else
+				c->health.pressure_pct = pct;
+			break;
 		case O_FAIL_RATIO:
 			if (parse_pct(v, 100, &pct) < 0 || pct == 0)
 				goto bad;
@@ -458,6 +470,7 @@ static void sample(struct sup *s)
 	st->oom_kill = cs.oom_kill;
 	st->headroom = st->limit > cs.working_set ? st->limit - cs.working_set : 0;
 	st->usable = st->budget > cs.working_set ? st->budget - cs.working_set : 0;
+	st->psi_ok = s->cg.version == 2 && mf_psi_read(s->cg.dir, &st->psi) == 0;
 	if (s->seg.open)
 		sup_seg_read(&s->seg, st, 1, on_record, s);
 	st->now_s = sup_real_ns() / 1000000000u;

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "host/memory.h"
+#include "host/psi.h"
 #include "base/segment.h"
 #include "host/segread.h"
 
@@ -166,6 +167,8 @@ struct sup_health_cfg {
 	unsigned fail_pct;           /* failed scopes share that makes not live */
 	unsigned fail_window_s;
 	unsigned fail_min;
+	unsigned pressure_pct;       /* memory.pressure full avg10 at or above this
+					for grace_ms -> not ready; 0 = off */
 };
 
 struct sup_health {
@@ -175,6 +178,7 @@ struct sup_health {
 	uint64_t low_since_ms;       /* 0 = headroom fine */
 	uint64_t unready_since_ms;   /* 0 = ready */
 	int ready;
+	uint64_t stall_since_ms;     /* 0 = full avg10 below pressure_pct */
 	/* scopes ended / failed per second, ring indexed by unix second */
 	uint32_t win_ended[SUP_WINDOW_MAX];
 	uint32_t win_failed[SUP_WINDOW_MAX];
@@ -215,6 +219,8 @@ struct sup_state {
 	/* cgroup */
 	uint64_t usage, working_set, headroom, usable;
 	uint64_t oom_kill, oom_kill_at_start;
+	int psi_ok;                  /* psi was read (cgroup v2 with PSI) */
+	struct mf_psi psi;           /* memory.pressure */
 	/* heap, all processes */
 	int accounting;
 	char segment[MF_PATH_MAX];
@@ -268,6 +274,8 @@ extern const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS];
 size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len);
 /* One in-flight scope as JSON (age against now_ns, CLOCK_REALTIME). */
 json_t *sup_scope_json(const struct sup_scope *s, uint64_t now_ns);
+/* memory.pressure as JSON: {"some": {avg10, avg60, avg300, total_us}, "full": ...}. */
+json_t *sup_psi_json(const struct mf_psi *p);
 /* The /status document. */
 json_t *sup_status_json(const struct sup_state *st);
 

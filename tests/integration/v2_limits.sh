@@ -21,6 +21,10 @@ expect_eq "nested: ctr's memory.max" "$((256 * M)) cgroup v2 2 /kubepods/pod1/ct
 	"$(jget "$MF_SCRATCH/i.json" '" ".join(map(str, [d["limit_bytes"], d["limit_source"],
 		d["cgroup"]["version"], d["cgroup"]["path"], d["limit_file"]]))')"
 expect_eq "nested: no swap" 0 "$(jget "$MF_SCRATCH/i.json" 'd["swap_max_bytes"]')"
+# Debian's user-mode Linux is built without PSI (CONFIG_PSI): said so, not guessed.
+expect_eq "no memory.pressure in this kernel" "null" "$(jget "$MF_SCRATCH/i.json" 'd["memory_pressure"]')"
+expect_match "inspect says why" "memory.pressure +none \(this kernel has no PSI\)" \
+	"$(v2_in "$CTR" "$MEMFENCE" inspect 2>&1)"
 
 # "max" in the container: the pod's limit applies.
 c=$(v2_container big max)
