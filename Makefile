@@ -22,6 +22,7 @@
 #                       (libmemfence-shim-test.a, below)
 #   tests/shim/*.c      programs run under the shim by the tests
 #   tests/progs/*.c     plain programs the tests run
+#   tests/uml/xstate.c  preloaded into user-mode Linux by tests/uml/run-in-v2
 
 # The one place the version is written: the command, the pkg-config file
 # and the Python package (python/setup.py) read VERSION.
@@ -80,7 +81,7 @@ PC_FILE   := $(B)/memfence.pc
 
 all: $(CLI_BIN) $(SHIM_LIB) $(STACK_LIB) $(PC_FILE) tests-build
 
-tests-build: $(UNIT_BIN) $(TPROG_BIN) $(PROG_BIN)
+tests-build: $(UNIT_BIN) $(TPROG_BIN) $(PROG_BIN) $(B)/tests/uml-xstate.so
 
 .PHONY: all tests-build check demo bench install uninstall clean deps-build python
 
@@ -163,6 +164,11 @@ $(B)/bench/%: bench/%.c
 $(B)/tests/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< -lpthread
+
+# Lets Debian's user-mode Linux run on hosts with AMX (see the file).
+$(B)/tests/uml-xstate.so: tests/uml/xstate.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $< -ldl
 
 # The pkg-config file is written again at install time with that PREFIX.
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \

@@ -22,9 +22,11 @@ set -eu
 #   python3-venv python3-setuptools            the test that pip-installs the package
 #   python3-protobuf           decodes pprof output in the profiler's tests
 #   curl                       HTTP probes in tests and the demo
+#   user-mode-linux            a real cgroup v2 kernel for tests/integration/v2_*
+#                              (this machine's memory controller is on cgroup v1)
 #   hyperfine heaptrack python3-numpy time       benchmarks
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
-check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl)
+check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux)
 demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time)
 

@@ -33,6 +33,7 @@ enum {
 	O_FAIL_MIN,
 	O_CONTAINER,
 	O_INTERVAL,
+	O_PRESSURE,
 	O_NO_AUTO_PY,
 	O_QUARANTINE,
 	O_NO_QUARANTINE,
@@ -72,6 +73,9 @@ static const struct mf_option run_opts[] = {
 	{.name = "ready-hysteresis", .key = O_HYST, .has_arg = required_argument, .arg = "PCT",
 	 .env = "MEMFENCE_READY_HYSTERESIS", .def = "50%",
 	 .help = "ready again above the need plus this much"},
+	{.name = "ready-pressure", .key = O_PRESSURE, .has_arg = required_argument,
+	 .arg = "PCT|off", .env = "MEMFENCE_READY_PRESSURE", .def = "40%",
+	 .help = "cgroup v2: full memory pressure (avg10)\nthat fails /readyz"},
 	{.name = "live-after", .key = O_LIVE_AFTER, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_LIVE_AFTER", .def = "60s",
 	 .help = "not ready this long makes /livez fail"},
@@ -263,6 +267,14 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 			if (parse_pct(v, 1000, &pct) < 0)
 				goto bad;
 			c->health.hysteresis_pct = pct;
+			break;
+		case O_PRESSURE:
+			if (strcmp(v, "off") == 0)
+				c->health.pressure_pct = 0;
+			else if (parse_pct(v, 100, &pct) < 0 || pct == 0)
+				goto bad;
+			else
+				c->health.pressure_pct = pct;
 			break;
 		case O_FAIL_RATIO:
 			if (parse_pct(v, 100, &pct) < 0 || pct == 0)

@@ -18,6 +18,7 @@
 #include "host/launch.h"
 #include "host/memory.h"
 #include "host/plan.h"
+#include "host/psi.h"
 #include "base/segment.h"
 #include "host/segread.h"
 
@@ -40,6 +41,8 @@ struct sup_health_cfg {
 	unsigned fail_pct;           /* failed scopes share that makes not live */
 	unsigned fail_window_s;
 	unsigned fail_min;
+	unsigned pressure_pct;       /* memory.pressure full avg10 at or above this
+					for grace_ms -> not ready; 0 = off */
 };
 
 /* ---- the entry: `memfence run` once its options are resolved ---- */
@@ -191,6 +194,7 @@ struct sup_health {
 	uint64_t low_since_ms;       /* 0 = headroom fine */
 	uint64_t unready_since_ms;   /* 0 = ready */
 	int ready;
+	uint64_t stall_since_ms;     /* 0 = full avg10 below pressure_pct */
 	/* scopes ended / failed per second, ring indexed by unix second */
 	uint32_t win_ended[SUP_WINDOW_MAX];
 	uint32_t win_failed[SUP_WINDOW_MAX];
@@ -230,6 +234,8 @@ struct sup_state {
 	/* cgroup */
 	uint64_t usage, working_set, headroom, usable;
 	uint64_t oom_kill, oom_kill_at_start;
+	int psi_ok;                  /* psi was read (cgroup v2 with PSI) */
+	struct mf_psi psi;           /* memory.pressure */
 	/* heap, all processes */
 	int accounting;
 	char segment[MF_PATH_MAX];
@@ -281,6 +287,8 @@ extern const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS];
 
 /* Prometheus text exposition into buf; returns bytes written (truncates). */
 size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len);
+/* memory.pressure as JSON: {"some": {avg10, avg60, avg300, total_us}, "full": ...}. */
+json_t *sup_psi_json(const struct mf_psi *p);
 /* The /status document. */
 json_t *sup_status_json(const struct sup_state *st);
 
