@@ -17,6 +17,7 @@ set -eu
 #   zlib1g-dev                 gzip of pprof profiles
 #   python3-dev                the Python package's C extension
 #   python3-grpcio             gRPC interceptor, example server, tests
+#   gunicorn python3-gunicorn uvicorn python3-uvicorn   the HTTP example server and its tests
 #   python3-celery python3-redis redis-server   Celery integration and its tests
 #   procps                     ps/pkill used by tests
 #   python3-venv python3-setuptools            the test that pip-installs the package
@@ -26,7 +27,7 @@ set -eu
 #                              (this machine's memory controller is on cgroup v1)
 #   hyperfine heaptrack python3-numpy time       benchmarks
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
-check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux)
+check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux)
 demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time)
 
