@@ -31,7 +31,12 @@ lib = ctypes.CDLL(None)
 lib.memfence_scope_begin(b"task process_video", b"t-7", ctypes.c_size_t(0))
 x = b"\x01" * (8 << 20)
 open(sys.argv[1], "w").close()
-time.sleep(float(sys.argv[2]))
+# Until the test has looked at the probes (argv[2] appears), at most 60 s:
+# a loaded machine makes the guest slow, so no fixed delay is long enough.
+for _ in range(1200):
+    if os.path.exists(sys.argv[2]):
+        break
+    time.sleep(0.05)
 # Written, not mapped: the kernel allocates the pages without a page fault
 # each, which user-mode Linux makes slow.
 fd = os.open("/dev/shm/" + os.path.basename(sys.argv[1]), os.O_RDWR | os.O_CREAT, 0o600)
@@ -45,17 +50,18 @@ echo "time: $SECONDS s"
 # --- run: probes and metrics over loopback; then a real OOM kill ----------
 c=$(v2_container run 200M)
 v2_in "$c" "$MEMFENCE" run --http 127.0.0.1:9090 --report-dir "$S/reports" \
-	-- $PY "$S/shm.py" "$S/run-in" 3 >"$S/run.out" 2>"$S/run.err" &
+	-- $PY "$S/shm.py" "$S/run-in" "$S/run-go" >"$S/run.out" 2>"$S/run.err" &
 SUP=$!
 wait_for 20 test -f "$S/run-in" || bad "run: the program did not start ($(cat "$S/run.err"))"
-wait_for 5 curl -sf -o /dev/null --max-time 1 http://127.0.0.1:9090/readyz || bad "run: /readyz"
-expect_eq "run: /livez" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 http://127.0.0.1:9090/livez)"
-m=$(curl -s --max-time 2 http://127.0.0.1:9090/metrics)
+wait_for 20 curl -sf -o /dev/null --max-time 1 http://127.0.0.1:9090/readyz || bad "run: /readyz"
+expect_eq "run: /livez" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 15 --retry 3 --retry-all-errors http://127.0.0.1:9090/livez)"
+m=$(curl -s --max-time 15 --retry 3 --retry-all-errors http://127.0.0.1:9090/metrics)
 expect_match "run: metrics limit" "^memfence_limit_bytes $((200 << 20))\$" "$(echo "$m" | grep '^memfence_limit_bytes ')"
 expect_match "run: metrics in flight" "^memfence_scopes_in_flight 1\$" "$(echo "$m" | grep '^memfence_scopes_in_flight ')"
-curl -s --max-time 2 http://127.0.0.1:9090/status >"$S/status.json"
+curl -s --max-time 15 --retry 3 --retry-all-errors http://127.0.0.1:9090/status >"$S/status.json"
 expect_eq "run: /status cgroup" "2 /kubepods/pod1/run" \
 	"$(jget "$S/status.json" '"%d %s" % (d["memory"]["cgroup_version"], d["memory"]["cgroup"])')"
+touch "$S/run-go"
 wait "$SUP"
 expect_eq "run: status of an OOM-killed program" 137 $?
 expect_eq "run: the kernel killed it" 1 "$(v2_key "$c/memory.events" oom_kill)"
@@ -72,12 +78,13 @@ echo 1 >"$g/memory.oom.group"
 # as in a container that does not add it.
 v2_in "$g" setpriv --bounding-set=-all --inh-caps=-all --ambient-caps=-all \
 	"$MEMFENCE" run --http 127.0.0.1:9091 --state-dir "$S/state" \
-	-- $PY "$S/shm.py" "$S/group-in" 2 >"$S/group.out" 2>"$S/group.err" &
+	-- $PY "$S/shm.py" "$S/group-in" "$S/group-go" >"$S/group.out" 2>"$S/group.err" &
 SUP=$!
 wait_for 20 test -f "$S/group-in" || bad "group: the program did not start ($(cat "$S/group.err"))"
-wait_for 5 curl -sf -o "$S/gstatus.json" --max-time 1 http://127.0.0.1:9091/status
+wait_for 20 curl -sf -o "$S/gstatus.json" --max-time 5 http://127.0.0.1:9091/status
 expect_eq "group: oom_score_adj -1000 refused" false \
 	"$(jget "$S/gstatus.json" 'd["supervisor"]["oom_score_adj_held"]')"
+touch "$S/group-go"
 wait "$SUP"
 expect_eq "group: the supervisor was killed too" 137 $?
 expect_eq "group: memory.events oom_group_kill" 1 "$(v2_key "$g/memory.events" oom_group_kill)"
