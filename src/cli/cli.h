@@ -29,5 +29,6 @@ int mf_cmd_stat(int argc, char **argv);
 int mf_cmd_report(int argc, char **argv);
 int mf_cmd_quarantine(int argc, char **argv);
 int mf_cmd_profile(int argc, char **argv);
+int mf_cmd_diagnose(int argc, char **argv);
 
 #endif

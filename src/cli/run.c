@@ -389,6 +389,7 @@ static void on_record(void *ctx, const struct sup_record *r)
 
 	sup_hist_add(&s->st, r);
 	sup_health_record(&s->health, r);
+	sup_model_record(r);
 }
 
 /*
@@ -461,6 +462,7 @@ static void sample(struct sup *s)
 	if (s->seg.open)
 		sup_seg_read(&s->seg, st, 1, on_record, s);
 	st->now_s = sup_real_ns() / 1000000000u;
+	sup_model_sample(st);
 }
 
 static void timeline_push(struct sup_state *st)
@@ -564,6 +566,7 @@ static void tick(struct sup *s)
 			sup_quar_counts(&st->quarantine_recorded, &st->quarantine_errors,
 					&st->quarantine_dropped);
 		journal(s, NULL);
+		sup_model_save(st, 0);
 	}
 	sup_health_eval(&s->health, st, now, st->now_s);
 	if (s->seg.open)
@@ -924,6 +927,8 @@ static int loop(struct sup *s, int *code)
 			if (sig != SIGCHLD) {
 				if (stop_signal(sig))
 					s->stopping = 1;
+				if (stop_signal(sig))
+					sup_model_freeze();
 				if (s->st.child_up) {
 					s->last_forwarded = sig;
 					/* Ctrl-C, Ctrl-\, a resized or hung-up terminal:
@@ -1212,6 +1217,7 @@ int mf_cmd_run(int argc, char **argv)
 	 * it resident; it needs CAP_IPC_LOCK or a large enough
 	 * RLIMIT_MEMLOCK, and is only an improvement: no warning without. */
 	s->st.memory_locked = mlockall(MCL_CURRENT | MCL_ONFAULT) == 0;
+	sup_model_start(&s->st, s->cfg.state_dir, s->cfg.report_dir);
 	sample(s);
 	s->st.oom_kill_at_start = s->st.oom_kill;
 	for (;;) {
@@ -1226,6 +1232,7 @@ int mf_cmd_run(int argc, char **argv)
 	}
 	if (s->http)
 		sup_http_stop(s->http);
+	sup_model_stop(&s->st);
 	if (s->cfg.state_dir)
 		sup_journal_close(s->cfg.state_dir);
 out_fds:

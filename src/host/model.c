@@ -134,7 +134,7 @@ void mf_model_scope(struct mf_model *m, const char *name, const char *id, uint64
 	}
 	/* Judged against the peaks before this one, so that a burst of
 	 * oversized requests does not hide itself by raising the p95. */
-	typical = n->count >= 8 ? mf_dist_quantile(&n->peak, 0.95) : 0;
+	typical = n->peak.count >= 8 ? mf_dist_quantile(&n->peak, 0.95) : 0;
 	if (failed || (typical && peak >= 2 * typical && peak >= 64 * 1024))
 		big_add(m, n->name, id, peak, net, failed, t_s, typical);
 	if (n->count == 0)
@@ -143,7 +143,11 @@ void mf_model_scope(struct mf_model *m, const char *name, const char *id, uint64
 	n->count++;
 	if (failed)
 		n->failed++;
-	mf_dist_add(&n->peak, peak);
+	/* A refused scope stopped short of what it needed: its peak says
+	 * nothing of the need of its name (it is counted in failed, and kept
+	 * as an event and a candidate). */
+	if (!failed)
+		mf_dist_add(&n->peak, peak);
 	mf_dist_add(&n->retained, net > 0 ? (uint64_t)net : 0);
 	n->retained_sum += net;
 	n->recent[n->recent_pos] = net;
@@ -235,10 +239,13 @@ void mf_model_sample(struct mf_model *m, const struct mf_model_sample *s)
 		memset(c, 0, sizeof(*c));
 		c->t_s = s->t_s - s->t_s % m->window_s;
 		c->floor = s->live;
+		c->floor_load = s->load;
 		m->cur_open = 1;
 	}
-	if (s->live < c->floor)
+	if (s->live < c->floor) {
 		c->floor = s->live;
+		c->floor_load = s->load;
+	}
 	if (s->live > c->high)
 		c->high = s->live;
 	if (s->in_flight > c->max_in_flight)

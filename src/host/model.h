@@ -57,7 +57,7 @@ struct mf_model_name {
 	char name[MF_MODEL_NAME_LEN];
 	uint64_t count;            /* scopes ended */
 	uint64_t failed;           /* of which ended with an allocation refused */
-	struct mf_dist peak;       /* peak net bytes of each scope */
+	struct mf_dist peak;       /* peak net bytes of each scope not refused */
 	struct mf_dist retained;   /* net bytes left when it ended (0 if negative) */
 	int64_t retained_sum;      /* signed sum of nets */
 	int64_t recent[MF_MODEL_RECENT]; /* the last nets, a ring */
@@ -81,6 +81,9 @@ struct mf_model_floor {
 	uint64_t load;
 	uint64_t load_top;
 	uint64_t ws_high;          /* most cgroup working set seen (0 = unknown) */
+	/* What the scopes in flight held at the sample that set the floor:
+	 * floor - floor_load is the heap no request accounts for. */
+	uint64_t floor_load;
 };
 
 /* Scopes far larger than the others of their name (or refused), the

@@ -10,7 +10,7 @@
  *               "first_s": .., "last_s": .., "max_peak": .., "max_id": "..",
  *               "max_at_s": .., "max_failed": false}],
  *    "floors": [[t_s, floor, high, max_in_flight, load, load_n, load_top,
- *                ws_high], ...],
+ *                ws_high, floor_load], ...],
  *    "big": [{"name": .., "id": .., "peak": .., "net": .., "t_s": ..,
  *             "failed": false, "typical": ..}],
  *    "events": [{"t_s": .., "kind": "refused", "count": 3, "bytes": ..,
@@ -28,6 +28,20 @@
 
 #include "host/model.h"
 #include "host/model_json.h"
+
+void mf_model_path_for_segment(const char *segment, char *out, size_t len)
+{
+	const char *base = strrchr(segment, '/');
+	size_t n = strlen(segment);
+
+	base = base ? base + 1 : segment;
+	if (strcmp(base, "segment.seg") == 0)
+		snprintf(out, len, "%.*s%s", (int)(base - segment), segment, MF_MODEL_FILE);
+	else if (n > 4 && strcmp(segment + n - 4, ".seg") == 0)
+		snprintf(out, len, "%.*s.model.json", (int)(n - 4), segment);
+	else
+		snprintf(out, len, "%s.model.json", segment);
+}
 
 static json_t *dist_json(const struct mf_dist *d)
 {
@@ -63,11 +77,12 @@ json_t *mf_model_json(const struct mf_model *m)
 	}
 	for (uint32_t i = 0; i < m->nfloors; i++) {
 		const struct mf_model_floor *f = mf_model_floor_at(m, i);
-		json_array_append_new(floors, json_pack("[IIIiIiII]", (json_int_t)f->t_s,
+		json_array_append_new(floors, json_pack("[IIIiIiIII]", (json_int_t)f->t_s,
 							(json_int_t)f->floor, (json_int_t)f->high,
 							(int)f->max_in_flight, (json_int_t)f->load,
 							(int)f->load_n, (json_int_t)f->load_top,
-							(json_int_t)f->ws_high));
+							(json_int_t)f->ws_high,
+							(json_int_t)f->floor_load));
 	}
 	json_t *big = json_array(), *events = json_array(), *totals = json_object();
 	for (uint32_t i = 0; i < m->nbig; i++) {
@@ -196,21 +211,22 @@ int mf_model_from_json(json_t *j, struct mf_model *m, char *err, size_t errlen)
 		m->nnames++;
 	}
 	json_array_foreach(floors, i, e) {
-		json_int_t t, f, h, load = 0, top = 0, ws = 0;
+		json_int_t t, f, h, load = 0, top = 0, ws = 0, fl = 0;
 		int inflight, load_n = 0;
-		int ok = json_array_size(e) >= 8
-				 ? json_unpack(e, "[IIIiIiII]", &t, &f, &h, &inflight, &load, &load_n,
-					       &top, &ws) == 0
+		int ok = json_array_size(e) >= 9
+				 ? json_unpack(e, "[IIIiIiIII]", &t, &f, &h, &inflight, &load, &load_n,
+					       &top, &ws, &fl) == 0
 				 : json_unpack(e, "[IIIi]", &t, &f, &h, &inflight) == 0;
 		if (!ok || t < 0 || f < 0 || h < 0 || inflight < 0 || load < 0 || load_n < 0 ||
-		    top < 0 || ws < 0) {
+		    top < 0 || ws < 0 || fl < 0) {
 			snprintf(err, errlen, "malformed model: floors[%zu]", i);
 			return -1;
 		}
 		m->floors[m->floor_pos] = (struct mf_model_floor){
 			.t_s = (uint64_t)t, .floor = (uint64_t)f, .high = (uint64_t)h,
 			.max_in_flight = (uint32_t)inflight, .load_n = (uint32_t)load_n,
-			.load = (uint64_t)load, .load_top = (uint64_t)top, .ws_high = (uint64_t)ws};
+			.load = (uint64_t)load, .load_top = (uint64_t)top, .ws_high = (uint64_t)ws,
+			.floor_load = (uint64_t)fl};
 		m->floor_pos = (m->floor_pos + 1) % MF_MODEL_FLOORS;
 		if (m->nfloors < MF_MODEL_FLOORS)
 			m->nfloors++;

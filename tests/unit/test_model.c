@@ -205,6 +205,7 @@ static void test_load_events(void)
 	const struct mf_model_floor *f = mf_model_floor_at(&M, 0);
 	CHECK_EQ_U64(f->t_s, 100);
 	CHECK_EQ_U64(f->floor, 50 * MiB);
+	CHECK_EQ_U64(f->floor_load, 30 * MiB);   /* held by the scope in flight then */
 	CHECK_EQ_U64(f->high, 140 * MiB);
 	CHECK_EQ_U64(f->load, 120 * MiB);
 	CHECK_EQ_U64(f->load_n, 12);
@@ -290,6 +291,8 @@ static void test_json(void)
 	CHECK(a.leaking && b.leaking);
 	CHECK_EQ_U64((uint64_t)a.forecast_s, (uint64_t)b.forecast_s);
 	/* Load, candidates and events come back too. */
+	CHECK_EQ_U64(mf_model_floor_at(&back, 0)->floor_load, mf_model_floor_at(&M, 0)->floor_load);
+	CHECK_EQ_U64(mf_model_floor_at(&back, 0)->ws_high, mf_model_floor_at(&M, 0)->ws_high);
 	CHECK_EQ_U64(back.nbig, M.nbig);
 	CHECK(M.nbig >= 1);
 	CHECK_STR(back.big[0].id, M.big[0].id);
