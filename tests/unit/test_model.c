@@ -53,6 +53,8 @@ static void test_names(void)
 	CHECK(a != NULL);
 	CHECK_EQ_U64(a->count, 41);
 	CHECK_EQ_U64(a->failed, 1);
+	/* The refused one stopped short of its need: not in the peaks. */
+	CHECK_EQ_U64(a->peak.count, 40);
 	CHECK_EQ_U64(a->max_peak, 900 * MiB);
 	CHECK_STR(a->max_id, "big-1");
 	CHECK(a->max_failed == 1);
