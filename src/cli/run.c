@@ -925,10 +925,10 @@ static int loop(struct sup *s, int *code)
 			int sig = (int)si.ssi_signo;
 
 			if (sig != SIGCHLD) {
-				if (stop_signal(sig))
+				if (stop_signal(sig)) {
 					s->stopping = 1;
-				if (stop_signal(sig))
 					sup_model_freeze();
+				}
 				if (s->st.child_up) {
 					s->last_forwarded = sig;
 					/* Ctrl-C, Ctrl-\, a resized or hung-up terminal:

@@ -205,7 +205,7 @@ static int write_atomic(json_t *j, const char *path)
 
 void sup_model_save(struct sup_state *st, int force)
 {
-	struct mf_model snap;
+	static struct mf_model snap;    /* static: the supervisor's size is fixed */
 	json_t *j;
 	int err;
 
