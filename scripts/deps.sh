@@ -25,9 +25,11 @@ set -eu
 #   curl                       HTTP probes in tests and the demo
 #   user-mode-linux            a real cgroup v2 kernel for tests/integration/v2_*
 #                              (this machine's memory controller is on cgroup v1)
+#   chromium                   loads the page of `memfence diagnose --html` in a real
+#                              browser (headless) in its test
 #   hyperfine heaptrack python3-numpy time       benchmarks
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
-check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux)
+check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux chromium)
 demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time)
 

@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/launch.h"
+#include "host/model.h"
 #include "store/quarantine.h"
 #include "supervisor/sup.h"
 #include "base/size.h"
@@ -33,6 +34,7 @@ enum {
 	O_FAIL_MIN,
 	O_CONTAINER,
 	O_INTERVAL,
+	O_MODEL_WINDOW,
 	O_PRESSURE,
 	O_NO_AUTO_PY,
 	O_QUARANTINE,
@@ -94,6 +96,9 @@ static const struct mf_option run_opts[] = {
 	{.name = "sample-interval", .key = O_INTERVAL, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_SAMPLE_INTERVAL", .def = "100ms",
 	 .help = "how often the cgroup and the segment are read"},
+	{.name = "model-window", .key = O_MODEL_WINDOW, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_MODEL_WINDOW", .def = MF_STR(MF_MODEL_WINDOW_S) "s",
+	 .help = "window of the live heap's floor in the model\n(leak slope, diagnose): 1s to 1h"},
 	{0},
 };
 #define NRUN_OPTS (sizeof(run_opts) / sizeof(run_opts[0]) - 1)
@@ -178,7 +183,7 @@ struct run_cfg {
 	const char *val[O_LAST];
 	const char *http;          /* NULL = off */
 	enum sup_restart restart;
-	uint64_t delay_ms, max_delay_ms, interval_ms;
+	uint64_t delay_ms, max_delay_ms, interval_ms, model_window_s;
 	const char *report_dir, *state_dir;
 	const char *quarantine;    /* store spec; NULL = off, "" = default */
 	char report_dir_buf[MF_PATH_MAX];
@@ -220,6 +225,7 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 		case O_LIVE_AFTER:
 		case O_FAIL_WINDOW:
 		case O_INTERVAL:
+		case O_MODEL_WINDOW:
 			if (parse_duration(v, &ms) < 0)
 				goto bad;
 			if (o->key == O_RESTART_DELAY)
@@ -236,6 +242,12 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 					return -1;
 				}
 				c->health.fail_window_s = (unsigned)(ms / 1000);
+			} else if (o->key == O_MODEL_WINDOW) {
+				if (ms < 1000 || ms > 3600000 || ms % 1000) {
+					mf_err("invalid %s '%s': whole seconds from 1s to 1h", who, v);
+					return -1;
+				}
+				c->model_window_s = ms / 1000;
 			} else {
 				if (ms < 10 || ms > 10000) {
 					mf_err("invalid %s '%s': between 10ms and 10s", who, v);
@@ -416,6 +428,7 @@ int mf_cmd_run(int argc, char **argv)
 		.delay_ms = s->cfg.delay_ms,
 		.max_delay_ms = s->cfg.max_delay_ms,
 		.interval_ms = s->cfg.interval_ms,
+		.model_window_s = s->cfg.model_window_s,
 		.report_dir = s->cfg.report_dir,
 		.state_dir = s->cfg.state_dir,
 		.quarantine = s->no_quarantine ? NULL : s->cfg.quarantine,

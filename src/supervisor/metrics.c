@@ -319,5 +319,6 @@ json_t *sup_status_json(const struct sup_state *st)
 				      (json_int_t)st->quarantine_recorded, "errors",
 				      (json_int_t)st->quarantine_errors, "dropped",
 				      (json_int_t)st->quarantine_dropped));
+	json_object_set_new(root, "model", sup_model_status_json(&st->model));
 	return root;
 }

@@ -25,6 +25,7 @@ static void on_record(void *ctx, const struct sup_record *r)
 
 	sup_hist_add(&s->st, r);
 	sup_health_record(&s->health, r);
+	sup_model_record(r);
 }
 
 void sup_state_sample(struct sup *s)
@@ -43,6 +44,7 @@ void sup_state_sample(struct sup *s)
 	if (s->seg.open)
 		sup_seg_read(&s->seg, st, 1, on_record, s);
 	st->now_s = sup_real_ns() / 1000000000u;
+	sup_model_sample(st);
 }
 
 void sup_timeline_push(struct sup_state *st)

@@ -60,6 +60,7 @@ struct sup_config {
 	enum sup_restart restart;
 	uint64_t delay_ms, max_delay_ms; /* restart backoff: first, cap */
 	uint64_t interval_ms;        /* sampling period */
+	uint64_t model_window_s;     /* window of the heap's floor in the model */
 	const char *report_dir;      /* never NULL */
 	const char *state_dir;       /* NULL = none */
 	const char *quarantine;      /* store spec ("" = the default file); NULL = off */
@@ -149,9 +150,11 @@ void sup_seg_publish(struct sup_seg *s, uint64_t limit, uint64_t working_set,
 struct sup_record {
 	uint64_t end_ns;             /* CLOCK_REALTIME */
 	uint64_t allocated;
+	uint64_t peak;
 	int64_t net;
 	int failed;
 	char name[MF_SEG_NAME_LEN];
+	char id[MF_SEG_NAME_LEN];
 };
 typedef void (*sup_record_fn)(void *ctx, const struct sup_record *r);
 
@@ -215,6 +218,17 @@ struct sup_point {
 	uint64_t usage, working_set, heap_live;
 };
 
+/* What /status says of the model (supervisor/model.c). */
+struct sup_model_status {
+	char file[MF_PATH_MAX];      /* where it is saved ("" = nowhere) */
+	uint64_t saved_s;            /* last save, unix seconds */
+	uint32_t names, windows;
+	int leaking;
+	double floor_slope;          /* bytes per second */
+	int64_t forecast_s;          /* -1 = none */
+	uint64_t load, load_n;       /* most the scopes in flight held together */
+};
+
 enum sup_cause {
 	SUP_CAUSE_NONE = 0,
 	SUP_CAUSE_EXIT,              /* exited with a status */
@@ -276,12 +290,38 @@ struct sup_state {
 	uint64_t sup_rss;
 	uint64_t started_s;
 	uint64_t now_s;
+	struct sup_model_status model;
 };
 
 /* Name a scope belongs to in the histograms (created if room). */
 struct sup_hist *sup_hist_get(struct sup_state *st, const char *name);
 void sup_hist_add(struct sup_state *st, const struct sup_record *r);
 extern const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS];
+
+/* ---- the model of the program's memory (supervisor/model.c) ---- */
+
+/*
+ * The supervisor feeds the one model (host/model.h) with every finished
+ * scope and every sample, and saves it atomically every few seconds and at
+ * the end: as STATE_DIR/model.json with --state-dir (it outlives the run;
+ * the next start goes on from it), else next to the segment (removed at the
+ * end). `memfence diagnose` reads it. Fixed memory: one static model.
+ */
+/* Before the first sample: where to save, what to say of the run. */
+void sup_model_start(struct sup_state *st, const char *state_dir, const char *report_dir,
+		     uint64_t window_s);
+void sup_model_record(const struct sup_record *r);
+/* One sample of st: the heap, the load of the scopes in flight, the
+ * working set; OOM kills, exits and restarts become events. */
+void sup_model_sample(struct sup_state *st);
+/* A stop was asked for: the program's shutdown is not its steady state,
+ * so samples no longer go into the heap's floor. */
+void sup_model_freeze(void);
+/* Save when the last save is a few seconds old (force: now). */
+void sup_model_save(struct sup_state *st, int force);
+/* At the end: save, and remove the file unless it is in the state dir. */
+void sup_model_stop(struct sup_state *st);
+json_t *sup_model_status_json(const struct sup_model_status *m);
 
 /* ---- rendering (metrics.c) ---- */
 

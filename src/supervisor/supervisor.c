@@ -78,6 +78,7 @@ static void tick(struct sup *s)
 			sup_quar_counts(&st->quarantine_recorded, &st->quarantine_errors,
 					&st->quarantine_dropped);
 		sup_journal_update(s, NULL);
+		sup_model_save(st, 0);
 	}
 	sup_health_eval(&s->health, st, now, st->now_s);
 	if (s->seg.open)
@@ -146,8 +147,10 @@ static int loop(struct sup *s, int *code)
 			int sig = (int)si.ssi_signo;
 
 			if (sig != SIGCHLD) {
-				if (stop_signal(sig))
+				if (stop_signal(sig)) {
 					s->stopping = 1;
+					sup_model_freeze();
+				}
 				if (s->st.child_up) {
 					s->last_forwarded = sig;
 					/* Ctrl-C, Ctrl-\, a resized or hung-up terminal:
@@ -296,6 +299,7 @@ int sup_run(const struct sup_config *cfg)
 		}
 	}
 	sup_protect(s);
+	sup_model_start(&s->st, s->cfg.state_dir, s->cfg.report_dir, s->cfg.model_window_s);
 	sup_state_sample(s);
 	s->st.oom_kill_at_start = s->st.oom_kill;
 	for (;;) {
@@ -310,6 +314,7 @@ int sup_run(const struct sup_config *cfg)
 	}
 	if (s->http)
 		sup_http_stop(s->http);
+	sup_model_stop(&s->st);
 	if (s->cfg.state_dir)
 		sup_journal_close(s->cfg.state_dir);
 out_fds:
