@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "host/options.h"
 #include "cli/diagnose.h"
 #include "host/model_json.h"
 #include "host/segread.h"
@@ -28,27 +29,36 @@
 
 #define EXIT_PROBLEM 3
 
-enum { OPT_JSON = 0x100, OPT_HTML, OPT_SINCE };
+enum { OPT_JSON = MF_OPT_KEY_BASE, OPT_HTML, OPT_SINCE };
+
+static const struct mf_option diagnose_options[] = {
+	{.name = "json", .key = OPT_JSON,
+	 .help = "one JSON document (verdict list, evidence\nper verdict)"},
+	{.name = "html", .key = OPT_HTML, .has_arg = required_argument, .arg = "FILE",
+	 .help = "also write a self-contained page: timeline,\nper-name distributions, oversized requests,\nflame graph"},
+	{.name = "since", .key = OPT_SINCE, .has_arg = required_argument, .arg = "DURATION",
+	 .help = "only what happened in the last DURATION\n(10m, 2h); per-name distributions always\ncover the whole history"},
+	{0},
+};
+
+static const struct mf_option *const diagnose_tabs[] = {diagnose_options, mf_help_options, NULL};
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: memfence diagnose [--json] [--html FILE] [--since DURATION] TARGET\n"
+		"Usage: memfence diagnose [OPTIONS] TARGET\n"
 		"\n"
 		"Tell why a program runs out of memory: a leak, aggregate load (many ordinary\n"
 		"requests at once), oversized requests, or memory outside the heap; or that it\n"
 		"is healthy. Each verdict comes with its evidence (see docs/diagnose.md).\n"
 		"\n"
-		"  TARGET           the PID of a `memfence run` supervisor or of its program;\n"
-		"                   a stats segment file; or the --state-dir or --report-dir\n"
-		"                   of a run, also after it ended (model.json, segment.seg,\n"
-		"                   journal.json, memfence-report-*.json)\n"
-		"  --json           one JSON document (verdict list, evidence per verdict)\n"
-		"  --html FILE      also write a self-contained page: timeline, per-name\n"
-		"                   distributions, oversized requests, flame graph\n"
-		"  --since DURATION only what happened in the last DURATION (10m, 2h);\n"
-		"                   per-name distributions always cover the whole history\n"
-		"  -h, --help       this help\n"
+		"TARGET: the PID of a `memfence run` supervisor or of its program; a stats\n"
+		"segment file; or the --state-dir or --report-dir of a run, also after it\n"
+		"ended (model.json, segment.seg, journal.json, memfence-report-*.json).\n"
+		"\n");
+	mf_opts_help(f, "Options", diagnose_options);
+	mf_opts_help(f, NULL, mf_help_options);
+	fprintf(f,
 		"\n"
 		"Exit status: 0 healthy, 3 a problem was found (any other verdict), 1 the\n"
 		"target cannot be read, 2 usage error.\n");
@@ -412,13 +422,7 @@ static int gather(struct diag_src *s)
 
 int mf_cmd_diagnose(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"json", no_argument, NULL, OPT_JSON},
-		{"html", required_argument, NULL, OPT_HTML},
-		{"since", required_argument, NULL, OPT_SINCE},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
+	struct mf_opts opts;
 	static struct diag_src src;
 	static struct mf_model model;
 	static struct mf_diag d;
@@ -428,7 +432,8 @@ int mf_cmd_diagnose(int argc, char **argv)
 	uint64_t since = 0;
 	int json = 0, opt, rc;
 
-	while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	mf_opts_init(&opts, "", diagnose_tabs);
+	while ((opt = getopt_long(argc, argv, opts.shortopts, opts.longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_JSON:
 			json = 1;
