@@ -45,8 +45,12 @@ static void tick(struct sup *s)
 		siginfo_t si = {0};
 		int seen = 0;
 
+		/* Another process seen dead: not the main program, which an
+		 * OOM kill may leave unreaped (but already dead to the segment's
+		 * reader) while its memory is freed; taking its death for a
+		 * worker's would make its own end a plain SIGKILL. */
 		for (uint32_t i = 0; i < st->nprocs; i++)
-			seen |= !st->procs[i].alive;
+			seen |= !st->procs[i].alive && st->procs[i].pid != st->child_pid;
 		/* The main program's own death is classified when it is reaped;
 		 * here, another process of the program. Wait for the victim to
 		 * be seen dead (its scopes are in this sample), at most 2 s. */
