@@ -48,8 +48,16 @@ int mf_seg_create(const char *path, uint32_t nslots, uint32_t scopes, uint32_t r
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
-	if (ftruncate(fd, (off_t)len) != 0)
-		goto fail_errno;
+	/* Pages reserved now, not at the first write through the mapping: on
+	 * a full filesystem (a small tmpfs, a container's 64 MiB /dev/shm)
+	 * that write is a SIGBUS in the supervisor and in every process of
+	 * the program. Here it is an error the caller can live with. */
+	err = posix_fallocate(fd, 0, (off_t)len);
+	if (err != 0) {
+		close(fd);
+		unlink(tmp);
+		return -err;
+	}
 	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mem == MAP_FAILED)
 		goto fail_errno;

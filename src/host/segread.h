@@ -41,7 +41,9 @@ struct mf_segread {
  * dimensions (0 = the MF_SEG_DEFAULT_* value; ring is rounded up to a power
  * of two) and owner pid. The file is written whole before it gets its final
  * name, so a shim that opens path sees a complete segment or none.
- * Mode 0600. Returns 0 or -errno.
+ * Mode 0600. Every page is allocated before it is mapped (posix_fallocate):
+ * -ENOSPC, not a SIGBUS later, when the filesystem is full; nothing is left
+ * behind on failure. Returns 0 or -errno.
  */
 int mf_seg_create(const char *path, uint32_t nslots, uint32_t scopes, uint32_t ring,
 		  int32_t owner);

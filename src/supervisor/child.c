@@ -125,7 +125,7 @@ static void quarantine_env(const struct sup *s)
 	}
 	setenv("MEMFENCE_STATE_DIR", s->quar_dir, 1);
 	setenv("MEMFENCE_QUARANTINE", s->quar_spec, 1);
-	if (s->cfg.launch.account == 1)
+	if (s->seg.open)
 		setenv("MEMFENCE_QUARANTINE_RECORDER", "supervisor", 1);
 }
 
@@ -143,6 +143,12 @@ static void child_exec(struct sup *s)
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	sup_protect_undo(s);
+	if (s->cfg.launch.account == 1 && !s->seg.open) {
+		/* No segment this time: the shim must not make one where the
+		 * supervisor found no room, nor join a file of someone else. */
+		s->cfg.launch.segment = NULL;
+		unsetenv("MEMFENCE_SEGMENT");
+	}
 	if (mf_launch_prepare(&s->cfg.launch, &s->cfg.plan, &status) != 0)
 		_exit(status);
 	quarantine_env(s);
@@ -165,11 +171,17 @@ int sup_child_start(struct sup *s)
 
 		sup_seg_close(&s->seg, 1);
 		err = sup_seg_create(&s->seg, s->cfg.launch.segment, (int32_t)getpid());
-		if (err) {
-			mf_err("cannot create the stats segment %s: %s", s->cfg.launch.segment,
-			       strerror(-err));
-			return -1;
-		}
+		/* No room for it (a full tmpfs or /dev/shm): the program runs
+		 * anyway, its shim counting in private memory; what only the
+		 * segment tells (scopes, heap figures, deaths for the
+		 * quarantine) is missing until a restart finds room. */
+		if (err && !s->seg_failed)
+			mf_warn("cannot create the stats segment %s: %s; the program runs without it "
+				"(accounting is off in the supervisor: no scopes, heap figures or "
+				"quarantine deaths)",
+				s->cfg.launch.segment, strerror(-err));
+		s->seg_failed = err != 0;
+		s->st.accounting = !err;
 	}
 	fflush(NULL);
 	pid = fork();

@@ -36,6 +36,7 @@ struct sup {
 	char segment[MF_PATH_MAX]; /* the segment's path when memfence names it */
 	char quar_dir[MF_PATH_MAX];   /* the store's state directory */
 	char quar_spec[2 * MF_PATH_MAX + 64];
+	int seg_failed;            /* the last start found no room for the segment */
 	pid_t dying_pid;           /* the program, reaped: its wait status */
 	int dying_ws;
 };
