@@ -87,7 +87,9 @@ int mf_segread_open(struct mf_segread *r, const char *path, int writable)
 	if (strlen(path) >= sizeof(r->path))
 		return -ENAMETOOLONG;
 	strcpy(r->path, path);
-	r->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO under a segment's name is refused below, not
+	 * waited on (it has no effect on a regular file). */
+	r->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC);
 	if (r->fd < 0)
 		return -errno;
 	if (fstat(r->fd, &st) != 0) {

@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "host/file.h"
 #include "host/msg.h"
 #include "supervisor/sup.h"
 
@@ -97,17 +99,29 @@ static void scopes_from_segment(json_t *j, const char *state_dir, int sup_pid)
 
 int sup_journal_recover(const char *state_dir, const char *report_dir, char *out, size_t outlen)
 {
-	char path[MF_PATH_MAX], boot[64], detail[512], last[40];
+	char path[MF_PATH_MAX], boot[64], detail[512], last[40], *buf;
 	json_t *j, *sup;
 	json_error_t jerr;
+	size_t len;
 	int pid, err;
 
 	snprintf(path, sizeof(path), "%s/%s", state_dir, SUP_JOURNAL);
 	if (access(path, F_OK) < 0)
 		return 0;
-	j = json_load_file(path, 0, &jerr);
+	/* Only what the supervisor could have written: a FIFO there would
+	 * block this start for good. */
+	err = mf_file_read(path, SUP_REPORT_FILE_MAX, &buf, &len);
+	if (err) {
+		mf_warn("state journal %s is unreadable (%s): ignored", path, mf_file_strerror(err));
+		if (err == MF_FILE_ENOTREG || err == -EFBIG)
+			unlink(path);
+		return -1;
+	}
+	j = json_loadb(buf, len, 0, &jerr);
+	free(buf);
 	if (!j || !json_is_object(j)) {
-		mf_warn("state journal %s is unreadable (%s): ignored", path, jerr.text);
+		mf_warn("state journal %s is unreadable (%s): ignored", path,
+			j ? "not a JSON object" : jerr.text);
 		json_decref(j);
 		unlink(path);
 		return -1;
