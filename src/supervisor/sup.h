@@ -248,6 +248,7 @@ struct sup_state {
 	/* child */
 	pid_t child_pid;
 	int child_up;
+	int child_stopped;           /* the signal that stopped the program, 0 if running */
 	uint64_t child_started_s;
 	uint64_t restarts;
 	uint64_t exits[SUP_CAUSE_NCAUSES];

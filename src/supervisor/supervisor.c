@@ -80,6 +80,16 @@ static void tick(struct sup *s)
 		sup_journal_update(s, NULL);
 	}
 	sup_health_eval(&s->health, st, now, st->now_s);
+	if (st->child_up && st->child_stopped) {
+		/* A stopped program answers nobody: neither live nor ready. */
+		const char *sig = sigabbrev_np(st->child_stopped);
+
+		st->live = st->ready = 0;
+		snprintf(st->live_reason, sizeof(st->live_reason),
+			 "not live: the program is stopped (SIG%s)", sig ? sig : "?");
+		snprintf(st->ready_reason, sizeof(st->ready_reason),
+			 "not ready: the program is stopped (SIG%s)", sig ? sig : "?");
+	}
 	if (s->seg.open)
 		sup_seg_publish(&s->seg, s->cfg.container_min ? st->limit : 0, st->working_set,
 				st->reserve, s->cfg.container_min);
@@ -157,22 +167,33 @@ static int loop(struct sup *s, int *code)
 					if (!(si.ssi_code == SI_KERNEL &&
 					      getpgid(s->st.child_pid) == getpgrp()))
 						kill(s->st.child_pid, sig);
+					/* A stopped program would hold a stop until someone
+					 * continued it, and the supervisor with it. */
+					if (stop_signal(sig))
+						kill(s->st.child_pid, SIGCONT);
 				} else if (s->stopping) {
 					/* Waiting to restart: nothing to stop but us. */
 					return 0;
 				}
 				continue;
 			}
-			/* SIGCHLD: reap everything, ours and adopted orphans. */
+			/* SIGCHLD: reap everything, ours and adopted orphans, and
+			 * hear when the program is stopped or continued. */
 			for (;;) {
 				int ws;
-				pid_t p = waitpid(-1, &ws, WNOHANG);
+				pid_t p = waitpid(-1, &ws, WNOHANG | WUNTRACED | WCONTINUED);
 				struct sup_death d;
 
 				if (p <= 0)
 					break;
 				if (!s->st.child_up || p != s->st.child_pid)
 					continue;
+				if (WIFSTOPPED(ws) || WIFCONTINUED(ws)) {
+					s->st.child_stopped = WIFSTOPPED(ws) ? WSTOPSIG(ws) : 0;
+					tick(s);
+					continue;
+				}
+				s->st.child_stopped = 0;
 				sup_child_ended(s, ws, &d);
 				*code = exit_code(ws);
 				if (!sup_child_should_restart(s, &d))
