@@ -188,7 +188,6 @@ struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen)
 			       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_PER_IP,
 			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 			       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-			       MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 			       MHD_OPTION_END);
 	if (!h.d) {
 		snprintf(err, errlen, "--http %s: cannot listen there (address in use or not local?)",

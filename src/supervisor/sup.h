@@ -332,6 +332,9 @@ const char *sup_json_str(json_t *o, const char *k);
  * (SUP_MAX_*) make its documents some tens of KiB. */
 #define SUP_REPORT_FILE_MAX ((size_t)4 << 20)
 
+/* The lock file of a state directory: one supervisor at a time. */
+#define SUP_STATE_LOCK "lock"
+
 /* The stats segment's name under --state-dir: there it survives a kill
  * of the whole container, and the next start reads what was in flight. */
 #define SUP_STATE_SEGMENT "segment.seg"

@@ -272,7 +272,7 @@ int sup_run(const struct sup_config *cfg)
 
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
-	s->sfd = s->tfd = -1;
+	s->sfd = s->tfd = s->lock_fd = -1;
 	s->seg.on_dead = sup_child_on_dead;
 	s->seg.dead_ctx = s;
 	if (s->cfg.profile) {
@@ -290,12 +290,15 @@ int sup_run(const struct sup_config *cfg)
 		return MF_EXIT_FAILURE;
 	}
 	state_init(s);
+	if (sup_state_dir_lock(s) < 0)
+		return MF_EXIT_FAILURE;
 	sup_segment_path(s);
 	if (s->st.quarantine_on && (code = quarantine_start(s)) != 0)
-		return code;
+		goto out_lock;
 	if (sup_state_dir_prepare(s) < 0) {
 		sup_quar_stop();
-		return MF_EXIT_FAILURE;
+		code = MF_EXIT_FAILURE;
+		goto out_lock;
 	}
 	if (!s->st.pid1) {
 		s->st.subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
@@ -338,5 +341,8 @@ out_fds:
 	sup_seg_close(&s->seg, 1);
 	close(s->sfd);
 	close(s->tfd);
+out_lock:
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	return code;
 }
