@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -142,6 +143,16 @@ static void child_exec(struct sup *s)
 	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* The supervisor killed (SIGKILL) leaves the program without probes,
+	 * reaping or reports: it is told to end (SIGTERM) rather than live
+	 * on as an orphan. As PID 1 the supervisor's end is the container's
+	 * anyway. The kernel forgets this when the program changes its
+	 * credentials (setpriv, gosu): docs/failure.md. */
+	if (!s->st.pid1) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != s->st.sup_pid)
+			_exit(MF_EXIT_FAILURE);  /* the supervisor is already gone */
+	}
 	sup_protect_undo(s);
 	if (s->cfg.launch.account == 1 && !s->seg.open) {
 		/* No segment this time: the shim must not make one where the
