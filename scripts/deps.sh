@@ -22,9 +22,10 @@ set -eu
 #   python3-venv python3-setuptools            the test that pip-installs the package
 #   python3-protobuf           decodes pprof output in the profiler's tests
 #   curl                       HTTP probes in tests and the demo
+#   strace                     counts the shim's write() calls per warning (failure_output.sh)
 #   hyperfine heaptrack python3-numpy time       benchmarks
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
-check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl)
+check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl strace)
 demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time)
 

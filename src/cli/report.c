@@ -144,6 +144,8 @@ static int print_report(const char *path, int as_json)
 		json_dumpf(r, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 	} else {
+		/* The file may be anyone's: no terminal escapes from it. */
+		mf_stdout_clean();
 		sup_report_print(stdout, r, 1);
 	}
 	json_decref(r);
