@@ -9,7 +9,8 @@
  * path must not reach a privileged program.
  *
  * Variables:
- *   MEMFENCE_ACCOUNT=0|1     0 forwards everything uncounted; 1 counts. Unset:
+ *   MEMFENCE_ACCOUNT=0|1     0 forwards everything uncounted; 1 counts (any
+ *                            boolean word, mf_env_bool). Unset:
  *                            count when LD_PRELOAD names libmemfence (a
  *                            program merely linked with -lmemfence is off).
  *   MEMFENCE_SEGMENT=PATH    stats segment to join (made by the supervisor or
@@ -281,14 +282,19 @@ void mf_config_read(char **envp)
 	if (getauxval(AT_SECURE) != 0)
 		return;
 	v = mf_env_get(envp, "MEMFENCE_ACCOUNT");
-	if (v != NULL && strcmp(v, "0") == 0)
-		return;
-	if (v != NULL && strcmp(v, "1") != 0 && *v != '\0') {
-		mf_say("MEMFENCE_ACCOUNT='", v, "' is not 0 or 1; accounting stays off");
+	if (v != NULL && *v != '\0') {
+		int on;
+
+		if (mf_env_bool(v, &on) != 0) {
+			mf_say("MEMFENCE_ACCOUNT='", v,
+			       "' is not " MF_ENV_BOOL_WORDS "; accounting stays off");
+			return;
+		}
+		if (!on)
+			return;
+	} else if (!preloaded(envp)) {
 		return;
 	}
-	if ((v == NULL || *v == '\0') && !preloaded(envp))
-		return;
 	mf_cfg.account = 1;
 
 	v = mf_env_get(envp, "MEMFENCE_SEGMENT");

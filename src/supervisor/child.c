@@ -266,8 +266,17 @@ uint64_t sup_child_backoff_ms(struct sup *s, uint64_t ran_ms)
 	 * again: the backoff is for crash loops. */
 	if (ran_ms >= 2 * s->cfg.max_delay_ms + 10000)
 		s->quick_failures = 0;
+	/* --restart-delay 0 restarts at once, the first time; a loop of
+	 * quick failures still backs off, from SUP_RESTART_FLOOR_MS, however
+	 * small the delays asked (hundreds of restarts a second otherwise). */
+	if (s->quick_failures > 0 && d < SUP_RESTART_FLOOR_MS)
+		d = SUP_RESTART_FLOOR_MS;
 	for (unsigned i = 0; i < s->quick_failures && d < s->cfg.max_delay_ms; i++)
 		d *= 2;
+	if (d > s->cfg.max_delay_ms)
+		d = s->cfg.max_delay_ms;
+	if (s->quick_failures > 0 && d < SUP_RESTART_FLOOR_MS)
+		d = SUP_RESTART_FLOOR_MS;
 	s->quick_failures++;
-	return d < s->cfg.max_delay_ms ? d : s->cfg.max_delay_ms;
+	return d;
 }

@@ -26,6 +26,7 @@
 #define SUP_MAX_NAMES 32     /* scope names with their own histograms */
 #define SUP_HIST_BUCKETS 12  /* 4 KiB .. 16 GiB by powers of 4 */
 #define SUP_TIMELINE 60      /* one point a second: the last minute */
+#define SUP_RESTART_FLOOR_MS 100 /* the least backoff of a crash loop's later restarts */
 #define SUP_LEARN 256        /* recent scopes' A kept to learn a request's need */
 #define SUP_WINDOW_MAX 600   /* failure window, seconds, at most */
 
@@ -288,6 +289,9 @@ json_t *sup_status_json(const struct sup_state *st);
 /* ---- HTTP (http.c) ---- */
 
 struct sup_http;
+/* Check an --http address as sup_http_start() will read it: 0, or -1 with
+ * a message in err. */
+int sup_http_check(const char *addr, char *err, size_t errlen);
 /* Start serving on addr ("HOST:PORT", "[V6]:PORT", ":PORT"). Returns NULL
  * with a message in err. */
 struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen);

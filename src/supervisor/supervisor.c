@@ -198,9 +198,13 @@ static int loop(struct sup *s, int *code)
 				*code = exit_code(ws);
 				if (!sup_child_should_restart(s, &d))
 					return 0;
-				restart_at = sup_now_ms() + sup_child_backoff_ms(s, d.runtime_ms);
-				fprintf(stderr, "memfence: restarting the program in %.1fs\n",
-					(double)(restart_at - sup_now_ms()) / 1000.0);
+				{
+					uint64_t delay = sup_child_backoff_ms(s, d.runtime_ms);
+
+					restart_at = sup_now_ms() + delay;
+					fprintf(stderr, "memfence: restarting the program in %.1fs\n",
+						(double)delay / 1000.0);
+				}
 			}
 		}
 		if (read(s->tfd, &expirations, sizeof(expirations)) > 0)
