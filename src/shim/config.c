@@ -15,6 +15,8 @@
  *                            program merely linked with -lmemfence is off).
  *   MEMFENCE_SEGMENT=PATH    stats segment to join (made by the supervisor or
  *                            `memfence exec --account`)
+ *   MEMFENCE_SEGMENT_MAKE=0  do not make MEMFENCE_SEGMENT when it is missing
+ *                            (the supervisor's: it has ended); count privately
  *   MEMFENCE_HEAP_LIMIT=SIZE process live-bytes limit (512M, 2GiB; 0 = none)
  *   MEMFENCE_FAULT=SPEC      fault injection, see mf_fault_parse()
  *   MEMFENCE_PRESSURE=SIZE|PCT|off  where the zero-collateral policy starts
@@ -299,6 +301,14 @@ void mf_config_read(char **envp)
 
 	v = mf_env_get(envp, "MEMFENCE_SEGMENT");
 	mf_cfg.segment = v != NULL && *v != '\0' ? v : NULL;
+	/* The supervisor's segment is its own to make: gone, it means the
+	 * supervisor has ended, and a file made now would be left behind. */
+	v = mf_env_get(envp, "MEMFENCE_SEGMENT_MAKE");
+	mf_cfg.segment_make = 1;
+	if (v != NULL && *v != '\0' && mf_env_bool(v, &mf_cfg.segment_make) != 0) {
+		mf_say("MEMFENCE_SEGMENT_MAKE is not ", MF_ENV_BOOL_WORDS, ": the segment is not made");
+		mf_cfg.segment_make = 0;
+	}
 
 	v = mf_env_get(envp, "MEMFENCE_HEAP_LIMIT");
 	if (v != NULL && *v != '\0' && mf_size_parse(v, 0, &mf_cfg.heap_limit, &err) != 0) {

@@ -121,6 +121,8 @@ static int join_segment(const char *path)
 	int r;
 
 	if (fd < 0 && errno == ENOENT) {
+		if (!mf_cfg.segment_make)
+			return -1;    /* its supervisor has ended: nobody to tell */
 		/* Made by us, or by another process that won the race. */
 		create_file(path);
 		fd = open(path, O_RDWR | O_CLOEXEC);

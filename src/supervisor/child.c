@@ -163,6 +163,10 @@ static void child_exec(struct sup *s)
 	if (mf_launch_prepare(&s->cfg.launch, &s->cfg.plan, &status) != 0)
 		_exit(status);
 	quarantine_env(s);
+	/* The segment is ours to make: a process of the program that outlives
+	 * us must not make it again (shim/segw.c). */
+	if (s->seg.open)
+		setenv("MEMFENCE_SEGMENT_MAKE", "0", 1);
 	sup_python_env(s);
 	if (s->cfg.profile) {
 		/* Beside the post-mortems, so that both outlive the program. */
