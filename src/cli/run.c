@@ -206,9 +206,18 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 		if (!v)
 			continue;
 		switch (o->key) {
-		case O_HTTP:
+		case O_HTTP: {
+			char err[300];
+
 			c->http = strcmp(v, "off") == 0 ? NULL : v;
+			/* A bad address is a bad option (exit 2), found before
+			 * anything starts. */
+			if (c->http && sup_http_check(c->http, err, sizeof(err)) < 0) {
+				mf_err("invalid %s %s", who, err);
+				return -1;
+			}
 			break;
+		}
 		case O_RESTART:
 			if (strcmp(v, "never") == 0)
 				c->restart = SUP_RESTART_NEVER;
@@ -387,7 +396,8 @@ int mf_cmd_run(int argc, char **argv)
 		return MF_EXIT_USAGE;
 	}
 	s->argv = argv + optind;
-	mf_launch_env(&s->launch);
+	if (mf_launch_env(&s->launch) < 0)
+		return MF_EXIT_USAGE;
 	if (s->launch.account < 0)
 		s->launch.account = 1;
 
@@ -409,9 +419,16 @@ int mf_cmd_run(int argc, char **argv)
 		return MF_EXIT_USAGE;
 	}
 	{
-		const char *v = mf_opt_env(mf_opts_find(run_tabs, O_PROFILE));
-		if (v && strcmp(v, "0") != 0)
+		int on;
+
+		if (mf_opt_env_bool(mf_opts_find(run_tabs, O_PROFILE), &on) < 0)
+			return MF_EXIT_USAGE;
+		if (on == 1)
 			s->profile = 1;
+		if (mf_opt_env_bool(mf_opts_find(run_tabs, O_NO_AUTO_PY), &on) < 0)
+			return MF_EXIT_USAGE;
+		if (on == 0)
+			s->no_auto_python = 1;
 	}
 	if (s->profile && s->launch.account == 0) {
 		mf_err("--profile needs accounting (drop --no-account)");

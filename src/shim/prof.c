@@ -1134,6 +1134,18 @@ static void *map_or_null(size_t len)
 
 extern char **__environ;
 
+/* A boolean variable: unset or empty is off; anything not a boolean word
+ * is said and off. */
+static int env_flag(char **envp, const char *name)
+{
+	const char *v = mf_env_get(envp, name);
+	int on = 0;
+
+	if (v != NULL && v[0] != '\0' && mf_env_bool(v, &on) != 0)
+		mf_say(name, " is not " MF_ENV_BOOL_WORDS ": off", NULL);
+	return on;
+}
+
 /*
  * Runs after the shim's own constructor (101), so accounting is set up and
  * allocations made here (loading libgcc_s, the unwinder's first run, dlsym) are counted
@@ -1154,6 +1166,11 @@ __attribute__((constructor(102))) static void prof_ctor(int argc, char **argv, c
 	v = mf_env_get(envp, "MEMFENCE_PROFILE_DIR");
 	if (v == NULL || v[0] == '\0')
 		return;
+	if (access(v, W_OK) != 0) {
+		/* Every snapshot would be lost: say it now, once. */
+		mf_say("MEMFENCE_PROFILE_DIR ", v, " is not a writable directory: profiler off");
+		return;
+	}
 	mf_strlcpy(S.dir, v, sizeof(S.dir));
 	v = mf_env_get(envp, "MEMFENCE_PROFILE_RATE");
 	if (v != NULL && (mf_size_parse(v, 0, &rate, &err) != 0 || rate == 0)) {
@@ -1164,8 +1181,7 @@ __attribute__((constructor(102))) static void prof_ctor(int argc, char **argv, c
 	v = mf_env_get(envp, "PYTHONMALLOC");
 	mf_strlcpy(S.pymalloc, v != NULL && strncmp(v, "malloc", 6) == 0 ? "off" : "on",
 		   sizeof(S.pymalloc));
-	v = mf_env_get(envp, "MEMFENCE_PROFILE_CTL");
-	S.ctl_follow = v != NULL && v[0] == '1';
+	S.ctl_follow = env_flag(envp, "MEMFENCE_PROFILE_CTL");
 
 	S.sites = map_or_null(sizeof(struct site) * SITES_MAX);
 	S.site_idx = map_or_null(sizeof(int32_t) * SITES_IDX);
@@ -1199,8 +1215,7 @@ __attribute__((constructor(102))) static void prof_ctor(int argc, char **argv, c
 		}
 	}
 	python_resolve();
-	v = mf_env_get(envp, "MEMFENCE_PROFILE_SIGNAL");
-	if (v != NULL && v[0] == '1') {
+	if (env_flag(envp, "MEMFENCE_PROFILE_SIGNAL")) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = on_signal;

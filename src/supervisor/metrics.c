@@ -218,7 +218,8 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	for (int c = SUP_CAUSE_EXIT; c < SUP_CAUSE_LOST; c++)
 		put(&o, "memfence_child_exits_total{cause=\"%s\"} %llu\n", sup_cause_name(c),
 		    (unsigned long long)st->exits[c]);
-	gauge(&o, "child_up", "gauge", "1 while the program runs.", (uint64_t)st->child_up);
+	gauge(&o, "child_up", "gauge", "1 while the program runs (not stopped).",
+	      (uint64_t)(st->child_up && !st->child_stopped));
 	gauge(&o, "ready", "gauge", "1 when /readyz answers 200.", (uint64_t)st->ready);
 	gauge(&o, "live", "gauge", "1 when /livez answers 200.", (uint64_t)st->live);
 	gauge(&o, "window_scopes_ended", "gauge", "Scopes ended in the liveness window.",
@@ -304,8 +305,9 @@ json_t *sup_status_json(const struct sup_state *st)
 	}
 	json_object_set_new(root, "processes", a);
 	json_object_set_new(root, "child",
-			    json_pack("{s:i,s:b,s:I,s:I}", "pid", (int)st->child_pid, "up",
-				      st->child_up, "restarts", (json_int_t)st->restarts,
+			    json_pack("{s:i,s:b,s:b,s:I,s:I}", "pid", (int)st->child_pid, "up",
+				      st->child_up && !st->child_stopped, "stopped",
+				      st->child_stopped != 0, "restarts", (json_int_t)st->restarts,
 				      "started", (json_int_t)st->child_started_s));
 	json_object_set_new(root, "supervisor",
 			    json_pack("{s:i,s:b,s:b,s:b,s:s,s:b,s:I,s:I}", "pid", (int)st->sup_pid,

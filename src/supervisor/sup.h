@@ -27,6 +27,7 @@
 #define SUP_MAX_NAMES 32     /* scope names with their own histograms */
 #define SUP_HIST_BUCKETS 12  /* 4 KiB .. 16 GiB by powers of 4 */
 #define SUP_TIMELINE 60      /* one point a second: the last minute */
+#define SUP_RESTART_FLOOR_MS 100 /* the least backoff of a crash loop's later restarts */
 #define SUP_LEARN 256        /* recent scopes' A kept to learn a request's need */
 #define SUP_WINDOW_MAX 600   /* failure window, seconds, at most */
 
@@ -268,6 +269,7 @@ struct sup_state {
 	/* child */
 	pid_t child_pid;
 	int child_up;
+	int child_stopped;           /* the signal that stopped the program, 0 if running */
 	uint64_t child_started_s;
 	uint64_t restarts;
 	uint64_t exits[SUP_CAUSE_NCAUSES];
@@ -335,6 +337,9 @@ json_t *sup_status_json(const struct sup_state *st);
 /* ---- HTTP (http.c) ---- */
 
 struct sup_http;
+/* Check an --http address as sup_http_start() will read it: 0, or -1 with
+ * a message in err. */
+int sup_http_check(const char *addr, char *err, size_t errlen);
 /* Start serving on addr ("HOST:PORT", "[V6]:PORT", ":PORT"). Returns NULL
  * with a message in err. */
 struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen);
@@ -374,6 +379,13 @@ const char *sup_json_str(json_t *o, const char *k);
 
 /* The journal's file name in the state directory. */
 #define SUP_JOURNAL "journal.json"
+
+/* The largest post-mortem or journal read back: the supervisor's tables
+ * (SUP_MAX_*) make its documents some tens of KiB. */
+#define SUP_REPORT_FILE_MAX ((size_t)4 << 20)
+
+/* The lock file of a state directory: one supervisor at a time. */
+#define SUP_STATE_LOCK "lock"
 
 /* The stats segment's name under --state-dir: there it survives a kill
  * of the whole container, and the next start reads what was in flight. */
