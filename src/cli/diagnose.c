@@ -64,30 +64,6 @@ static void usage(FILE *f)
 		"target cannot be read, 2 usage error.\n");
 }
 
-/* "500ms", "10s", "2m", "1h", "3d", "90" (seconds) -> seconds. */
-static int parse_since(const char *s, uint64_t *out)
-{
-	char *end;
-	double v = strtod(s, &end), mul = 1;
-
-	if (end == s || !isfinite(v) || v <= 0)
-		return -1;
-	if (*end == '\0' || strcmp(end, "s") == 0)
-		mul = 1;
-	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-		mul = 60;
-	else if (strcmp(end, "h") == 0)
-		mul = 3600;
-	else if (strcmp(end, "d") == 0)
-		mul = 86400;
-	else
-		return -1;
-	if (v * mul > 1e10)
-		return -1;
-	*out = (uint64_t)ceil(v * mul);
-	return 0;
-}
-
 static int alive(pid_t pid)
 {
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
@@ -442,10 +418,11 @@ int mf_cmd_diagnose(int argc, char **argv)
 			html = optarg;
 			break;
 		case OPT_SINCE:
-			if (parse_since(optarg, &since) != 0) {
-				mf_err("invalid --since '%s': a duration such as 30s, 10m, 2h, 1d", optarg);
+			if (mf_duration_parse(optarg, &since) != 0 || since == 0) {
+				mf_err("invalid --since '%s': a duration (" MF_DURATION_SYNTAX ")", optarg);
 				return MF_EXIT_USAGE;
 			}
+			since = (since + 999) / 1000;   /* seconds, as the model keeps time */
 			break;
 		case 'h':
 			usage(stdout);

@@ -137,34 +137,10 @@ static void usage(FILE *f)
 	mf_opts_help(f, NULL, mf_help_options);
 	fprintf(f,
 		"\n"
-		"Durations: 500ms, 10s, 2m, 1h (a bare number is seconds).\n"
+		"Durations: " MF_DURATION_SYNTAX ".\n"
 		"Exit status: PROGRAM's own (128+N when signal N ended it); 2 for a bad\n"
 		"option, 1 when the supervisor cannot start, 126/127 when PROGRAM cannot\n"
 		"be run.\n");
-}
-
-/* "500ms", "10s", "2m", "1h", "1.5" (seconds) -> milliseconds. */
-static int parse_duration(const char *s, uint64_t *ms)
-{
-	char *end;
-	double v = strtod(s, &end), mul = 1000;
-
-	if (end == s || !isfinite(v) || v < 0)
-		return -1;
-	if (strcmp(end, "ms") == 0)
-		mul = 1;
-	else if (strcmp(end, "s") == 0 || *end == '\0')
-		mul = 1000;
-	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
-		mul = 60000;
-	else if (strcmp(end, "h") == 0)
-		mul = 3600000;
-	else
-		return -1;
-	if (v * mul > 1e15)
-		return -1;
-	*ms = (uint64_t)(v * mul + 0.5);
-	return 0;
 }
 
 /* "50%", "50", "0.5" is not accepted: percentages only. */
@@ -235,7 +211,7 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 		case O_FAIL_WINDOW:
 		case O_INTERVAL:
 		case O_MODEL_WINDOW:
-			if (parse_duration(v, &ms) < 0)
+			if (mf_duration_parse(v, &ms) < 0)
 				goto bad;
 			if (o->key == O_RESTART_DELAY)
 				c->delay_ms = ms;

@@ -3,6 +3,7 @@
  */
 #include "host/options.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,4 +146,29 @@ const char *mf_opt_names(const struct mf_option *o, char *buf, size_t len)
 	else
 		snprintf(buf, len, "--%s", o->name);
 	return buf;
+}
+
+int mf_duration_parse(const char *s, uint64_t *ms)
+{
+	char *end;
+	double v = strtod(s, &end), mul = 1000;
+
+	if (end == s || !isfinite(v) || v < 0)
+		return -1;
+	if (strcmp(end, "ms") == 0)
+		mul = 1;
+	else if (strcmp(end, "s") == 0 || *end == '\0')
+		mul = 1000;
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+		mul = 60000;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600000;
+	else if (strcmp(end, "d") == 0)
+		mul = 86400000;
+	else
+		return -1;
+	if (v * mul > 3.2e12)
+		return -1;
+	*ms = (uint64_t)(v * mul + 0.5);
+	return 0;
 }

@@ -14,6 +14,7 @@
 
 #include <getopt.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 /* A number as the text of a string literal: MF_STR(5) is "5". */
@@ -80,6 +81,13 @@ const char *mf_opt_env(const struct mf_option *o);
  * is not a boolean word (base/env.h: 1/0, true/false, yes/no, on/off).
  */
 int mf_opt_env_bool(const struct mf_option *o, int *on);
+
+/* The syntax of durations, for --help and messages. */
+#define MF_DURATION_SYNTAX "500ms, 10s, 2m, 1h, 1d; a bare number is seconds"
+
+/* A duration in that syntax -> milliseconds. 0, or -1 when malformed,
+ * negative or past a century. */
+int mf_duration_parse(const char *s, uint64_t *ms);
 
 /* For an error message: "--name, MEMFENCE_NAME" (or "--name") in buf. */
 const char *mf_opt_names(const struct mf_option *o, char *buf, size_t len);

@@ -159,26 +159,6 @@ void sup_model_sample(struct sup_state *st)
 	}
 }
 
-static int write_atomic(json_t *j, const char *path)
-{
-	char tmp[MF_PATH_MAX + 16];
-	int fd, err = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (json_dumpfd(j, fd, JSON_COMPACT) < 0 || write(fd, "\n", 1) != 1)
-		err = errno ? -errno : -EIO;
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
-	if (err)
-		unlink(tmp);
-	return err;
-}
-
 void sup_model_save(struct sup_state *st, int force)
 {
 	static struct mf_model snap;    /* static: the supervisor's size is fixed */
@@ -208,7 +188,7 @@ void sup_model_save(struct sup_state *st, int force)
 			  SM.report_dir, "state_dir", SM.state_dir, "supervisor_pid", (int)st->sup_pid,
 			  "program_pid", (int)st->child_pid, "started", (json_int_t)st->started_s,
 			  "saved", (json_int_t)st->now_s, "program_up", st->child_up));
-	err = j ? write_atomic(j, SM.path) : -ENOMEM;
+	err = j ? sup_write_atomic(j, SM.path) : -ENOMEM;
 	json_decref(j);
 	if (err) {
 		static int warned;
