@@ -22,6 +22,7 @@
 #                       (libmemfence-shim-test.a, below)
 #   tests/shim/*.c      programs run under the shim by the tests
 #   tests/progs/*.c     plain programs the tests run
+#   tests/uml/xstate.c  preloaded into user-mode Linux by tests/uml/run-in-v2
 
 # The one place the version is written: the command, the pkg-config file
 # and the Python package (python/setup.py) read VERSION.
@@ -80,7 +81,7 @@ PC_FILE   := $(B)/memfence.pc
 
 all: $(CLI_BIN) $(SHIM_LIB) $(STACK_LIB) $(PC_FILE) tests-build
 
-tests-build: $(UNIT_BIN) $(TPROG_BIN) $(PROG_BIN)
+tests-build: $(UNIT_BIN) $(TPROG_BIN) $(PROG_BIN) $(B)/tests/uml-xstate.so
 
 .PHONY: all tests-build check demo bench install uninstall clean deps-build python
 
@@ -164,6 +165,11 @@ $(B)/tests/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< -lpthread
 
+# Lets Debian's user-mode Linux run on hosts with AMX (see the file).
+$(B)/tests/uml-xstate.so: tests/uml/xstate.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $< -ldl
+
 # The pkg-config file is written again at install time with that PREFIX.
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	     -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
@@ -228,8 +234,10 @@ PY_SRC     := $(sort $(wildcard python/memfence/*.py python/memfence/*/*.py))
 PY_OUT     := $(PY_SRC:python/%=$(B)/python/%)
 PY_EXT     := $(B)/python/memfence/_memfence.abi3.so
 
+PY_PYC     := $(B)/python/.compiled
+
 ifneq ($(wildcard $(PYINC)/Python.h),)
-python: $(PY_OUT) $(PY_EXT)
+python: $(PY_OUT) $(PY_EXT) $(PY_PYC)
 else
 python:
 	@echo "python: $(PYTHON) headers not found (install python3-dev); package not built"
@@ -241,6 +249,13 @@ $(B)/python/%.py: python/%.py
 	@mkdir -p $(dir $@)
 	cp $< $@
 
+# Byte-compiled ahead: every Python program under `memfence run` imports the
+# bootstrap, and compiling it at each start would cost milliseconds where the
+# program cannot write a cache (an installed tree, PYTHONDONTWRITEBYTECODE).
+$(PY_PYC): $(PY_OUT)
+	$(PYTHON) -m compileall -q $(B)/python/memfence
+	@touch $@
+
 # The package where `memfence run` can put it on a Python child's PYTHONPATH
 # (memfence/_bootstrap holds the sitecustomize that enables it).
 PYLIBDIR   ?= $(PRELOADDIR)/python
@@ -250,6 +265,7 @@ install-python: python
 	install -m 0644 $(patsubst python/%,$(B)/python/%,$(wildcard python/memfence/*.py)) $(DESTDIR)$(PYLIBDIR)/memfence/
 	install -m 0644 $(B)/python/memfence/_bootstrap/*.py $(DESTDIR)$(PYLIBDIR)/memfence/_bootstrap/
 	install -m 0755 $(PY_EXT) $(DESTDIR)$(PYLIBDIR)/memfence/
+	$(PYTHON) -m compileall -q -d $(PYLIBDIR)/memfence $(DESTDIR)$(PYLIBDIR)/memfence
 
 $(PY_EXT): python/memfence/_memfence.c include/memfence.h src/host/memory.h src/host/plan.h $(HOST_LIB) VERSION
 	@mkdir -p $(dir $@)

@@ -1,8 +1,8 @@
 """Build of the C extension (the rest is in pyproject.toml).
 
 The extension takes code from the memfence source tree next to this
-directory: the size parser (../src/base), so that a size means the same in
-Python as on the command line, and the limit code (../src/host), so that
+directory: the size parser and the boolean words (../src/base), so that a
+size or a flag means the same in Python as on the command line, and the limit code (../src/host), so that
 memfence.install() resolves limits exactly as `memfence exec` does. Without
 ../src/host it still builds, without install(); without ../src/base it
 does not. The version is the tree's VERSION file.
@@ -13,8 +13,8 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-BASE = [("base", "size.c")]
-CORE = [("host", "memory.c"), ("host", "plan.c"), ("host", "options.c")]
+BASE = [("base", "size.c"), ("base", "env.c")]
+CORE = [("host", "memory.c"), ("host", "plan.c"), ("host", "options.c"), ("host", "msg.c")]
 
 sources = ["memfence/_memfence.c"]
 macros = [("_GNU_SOURCE", None), ("Py_LIMITED_API", "0x03080000")]

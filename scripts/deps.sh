@@ -17,14 +17,20 @@ set -eu
 #   zlib1g-dev                 gzip of pprof profiles
 #   python3-dev                the Python package's C extension
 #   python3-grpcio             gRPC interceptor, example server, tests
+#   gunicorn python3-gunicorn uvicorn python3-uvicorn   the HTTP example server and its tests
 #   python3-celery python3-redis redis-server   Celery integration and its tests
 #   procps                     ps/pkill used by tests
 #   python3-venv python3-setuptools            the test that pip-installs the package
 #   python3-protobuf           decodes pprof output in the profiler's tests
 #   curl                       HTTP probes in tests and the demo
+#   user-mode-linux            a real cgroup v2 kernel for tests/integration/v2_*
+#                              (this machine's memory controller is on cgroup v1)
+#   chromium                   loads the page of `memfence diagnose --html` in a real
+#                              browser (headless) in its test
+#   strace                     counts the shim's write() calls per warning (failure_output.sh)
 #   hyperfine heaptrack python3-numpy time       benchmarks
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
-check=("${build[@]}" python3-grpcio python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl)
+check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux chromium strace)
 demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time)
 

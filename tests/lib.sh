@@ -127,3 +127,20 @@ mf_cgroup_remove() {
 mf_free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# mf_v2_boot SCRIPT: run SCRIPT inside a real cgroup v2 kernel (user-mode
+# Linux, tests/uml/run-in-v2), print what it printed, and fail on any of its
+# "FAIL:" lines or a non-zero status; skip where user-mode Linux cannot run.
+mf_v2_boot() {
+	local rc
+	"$MF_ROOT_DIR/tests/uml/run-in-v2" "$1" >"$MF_TMP/v2.out" 2>"$MF_TMP/v2.err"
+	rc=$?
+	cat "$MF_TMP/v2.out"
+	case $rc in
+	127) skip "no cgroup v2 kernel here: $(cat "$MF_TMP/v2.err")" ;;
+	125) cat "$MF_TMP/v2.err" >&2; fail "the v2 guest did not run $1" ;;
+	esac
+	grep -q '^FAIL' "$MF_TMP/v2.out" && fail "$(grep -c '^FAIL' "$MF_TMP/v2.out") check(s) failed in the v2 guest"
+	[ "$rc" = 0 ] || fail "$1 exited $rc in the v2 guest ($(cat "$MF_TMP/v2.err"))"
+	grep -q '^ok' "$MF_TMP/v2.out" || fail "no check ran in the v2 guest"
+}

@@ -4,7 +4,7 @@ sizes and a few oversized ones, then a summary.
 
     python3 loadgen.py --target 127.0.0.1:50051 --calls 300 --concurrency 16 \
         --oversized 5 --oversized-mib 3000
-    python3 loadgen.py --protocol http --target 127.0.0.1:8080 ...   # http_server.py
+    python3 loadgen.py --protocol http --target 127.0.0.1:8080 ...   # http_server.py on gunicorn/uvicorn
 
 Every call carries a request id "req-N" (x-request-id). The summary counts
 OK, refused (gRPC RESOURCE_EXHAUSTED, HTTP 503), other errors, and calls lost

@@ -149,20 +149,33 @@ def current_scope():
 class _Stepper:
     """Accumulates figures of a unit of work that runs in steps, possibly
     interleaved with other work on the same thread (an asyncio task between
-    awaits, a response generator between items). Each step runs inside its
-    own shim scope on the thread that runs it; the figures of the steps add
-    up, and the budget left is handed to the next step."""
+    awaits, a response generator between items). With the shim, it is one
+    scope, put on the thread that runs each step and suspended in between
+    (memfence_scope_suspend): it stays in flight as large as it is, so the
+    pressure policy ranks it like a request on a thread of its own. A shim
+    without suspend gets one scope per step, whose figures add up."""
 
     def __init__(self, sc):
         self.sc = sc
         self.fig = Figures("shim" if shim_active() else "rss")
+        self.saved = None
+        if self.fig.source == "shim" and _memfence.suspend_supported():
+            self.saved = _memfence.Saved()
         self.t0 = time.monotonic()
         self.base = None
         self.open = False
+        self.begun = False
 
     def resume(self):
         sc = self.sc
-        if self.fig.source == "shim":
+        if self.saved is not None:
+            if self.begun:
+                rc = self.saved.resume()
+            else:
+                self.begun = True
+                rc = _memfence.scope_begin(sc.name, sc.id, sc.budget)
+            self.open = rc == _OK
+        elif self.fig.source == "shim":
             budget = 0
             if sc.budget:
                 budget = max(1, sc.budget - max(0, self.fig.net))
@@ -173,7 +186,11 @@ class _Stepper:
 
     def suspend(self):
         f = self.fig
-        if f.source == "shim" and self.open:
+        if self.saved is not None:
+            if self.open:
+                self.open = False
+                self.saved.suspend()
+        elif f.source == "shim" and self.open:
             self.open = False
             d = _memfence.scope_end()
             if d is not None:
@@ -184,8 +201,25 @@ class _Stepper:
                 f.failed += d["failed"]
                 f.calls += d["calls"]
 
+    def current(self):
+        if self.saved is not None and self.open:
+            d = _memfence.scope_current()
+            if d is not None:
+                return _from_shim(d)
+        return self.fig
+
     def finish(self, failed=False):
         f = self.fig
+        if self.saved is not None and self.begun:
+            self.begun = False
+            if not self.open and self.saved.resume() == _OK:
+                self.open = True
+            if self.open:
+                self.open = False
+                d = _memfence.scope_end()
+                if d is not None:
+                    self.fig = f = _from_shim(d)
+                    return f
         if f.source == "rss":
             _rss_figures(f, self.base or _proc_memory(), _proc_memory())
             if failed:
@@ -346,7 +380,7 @@ class _ScopeHandle:
         self.figures = None
 
     def current(self):
-        return self._st.fig
+        return self._st.current()
 
 
 async def scoped(coro, name, id=None, budget=None, on_figures=None):

@@ -42,6 +42,8 @@ static int (*mf_end_fn)(struct memfence_scope_stats *);
 static int (*mf_current_fn)(struct memfence_scope_stats *);
 static int (*mf_pstats_fn)(struct memfence_process_stats *);
 static int (*mf_terrno_fn)(void);
+static int (*mf_suspend_fn)(struct memfence_saved_scope *);
+static int (*mf_resume_fn)(struct memfence_saved_scope *);
 
 /* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
 #define MF_RESOLVE(var, name) (*(void **)(&(var)) = dlsym(RTLD_DEFAULT, (name)))
@@ -54,6 +56,10 @@ static void mf_resolve_shim(void)
 	MF_RESOLVE(mf_current_fn, "memfence_scope_current");
 	MF_RESOLVE(mf_pstats_fn, "memfence_process_stats");
 	MF_RESOLVE(mf_terrno_fn, "memfence_thread_errno");
+	MF_RESOLVE(mf_suspend_fn, "memfence_scope_suspend");
+	MF_RESOLVE(mf_resume_fn, "memfence_scope_resume");
+	if (!mf_suspend_fn || !mf_resume_fn)
+		mf_suspend_fn = NULL;
 	/* A partial set (an older shim) is treated as no shim at all. */
 	if (!mf_active_fn || !mf_begin_fn || !mf_end_fn || !mf_current_fn || !mf_pstats_fn)
 		mf_active_fn = NULL;
@@ -219,6 +225,63 @@ static PyObject *mf_py_trim(PyObject *self, PyObject *args)
 #endif
 	return PyBool_FromLong(released);
 }
+
+/*
+ * Saved(): storage for one scope taken off its thread, so that a request
+ * that waits (an asyncio task between two awaits, a WSGI body between two
+ * chunks) stays one scope, ranked by the shim's pressure policy as large
+ * as it is, instead of one scope per step. suspend() takes the thread's
+ * innermost scope into it, resume() puts it back on the calling thread.
+ * Both return the shim's code, or None when the shim (or this part of its
+ * API) is absent; the Python side then falls back to a scope per step.
+ */
+typedef struct {
+	PyObject_HEAD
+	struct memfence_saved_scope saved;
+} mf_saved_obj;
+
+static PyObject *mf_saved_call(PyObject *self, int (*fn)(struct memfence_saved_scope *))
+{
+	if (!mf_shim_on() || mf_suspend_fn == NULL)
+		Py_RETURN_NONE;
+	return PyLong_FromLong(fn(&((mf_saved_obj *)self)->saved));
+}
+
+static PyObject *mf_saved_suspend(PyObject *self, PyObject *args)
+{
+	(void)args;
+	return mf_saved_call(self, mf_suspend_fn);
+}
+
+static PyObject *mf_saved_resume(PyObject *self, PyObject *args)
+{
+	(void)args;
+	return mf_saved_call(self, mf_resume_fn);
+}
+
+static PyObject *mf_py_suspend_supported(PyObject *self, PyObject *args)
+{
+	(void)self;
+	(void)args;
+	return PyBool_FromLong(mf_shim_on() && mf_suspend_fn != NULL);
+}
+
+static PyMethodDef mf_saved_methods[] = {
+	{"suspend", mf_saved_suspend, METH_NOARGS, "Take the innermost scope off this thread."},
+	{"resume", mf_saved_resume, METH_NOARGS, "Put the saved scope back on this thread."},
+	{NULL, NULL, 0, NULL}
+};
+
+static PyType_Slot mf_saved_slots[] = {
+	{Py_tp_doc, "Storage for a suspended memfence scope."},
+	{Py_tp_methods, mf_saved_methods},
+	{Py_tp_new, PyType_GenericNew},
+	{0, NULL}
+};
+
+static PyType_Spec mf_saved_spec = {
+	"memfence._memfence.Saved", sizeof(mf_saved_obj), 0, Py_TPFLAGS_DEFAULT, mf_saved_slots
+};
 
 /* Default stack of threads created from now on; the main thread and threads
  * already running keep theirs. */
@@ -399,6 +462,7 @@ static PyMethodDef mf_methods[] = {
 	{"scope_end", mf_py_scope_end, METH_NOARGS, "Close the innermost scope: figures or None."},
 	{"scope_current", mf_py_scope_current, METH_NOARGS, "Figures of the innermost scope or None."},
 	{"process_stats", mf_py_process_stats, METH_NOARGS, "Process figures from the shim or None."},
+	{"suspend_supported", mf_py_suspend_supported, METH_NOARGS, "True when scopes can be suspended."},
 	{"thread_errno", mf_py_thread_errno, METH_NOARGS, "errno of this thread's last failed thread start."},
 	{"trim", mf_py_trim, METH_NOARGS, "malloc_trim(0): free heap back to the kernel."},
 	{"set_default_stack", mf_py_set_default_stack, METH_VARARGS, "Stack size of new threads."},
@@ -420,12 +484,18 @@ PyMODINIT_FUNC PyInit__memfence(void);
 
 PyMODINIT_FUNC PyInit__memfence(void)
 {
-	PyObject *m;
+	PyObject *m, *saved;
 
 	mf_resolve_shim();
 	m = PyModule_Create(&mf_module);
 	if (m == NULL)
 		return NULL;
+	saved = PyType_FromSpec(&mf_saved_spec);
+	if (saved == NULL || PyModule_AddObject(m, "Saved", saved) != 0) {
+		Py_XDECREF(saved);
+		Py_DECREF(m);
+		return NULL;
+	}
 #ifdef MF_HAVE_LIMITS
 	PyModule_AddIntConstant(m, "HAVE_LIMITS", 1);
 	/* install()'s defaults are the command's. */

@@ -1,7 +1,9 @@
 """What the servers' integrations share: naming scopes, budgets per
 endpoint, and turning an allocation failure into a retriable answer."""
 import logging
+import threading
 import traceback
+from contextvars import ContextVar
 
 from memfence import _core
 from memfence.failures import describe_failure, is_allocation_failure
@@ -11,6 +13,43 @@ log = logging.getLogger("memfence")
 # How long a client should wait before retrying, by default: long enough for
 # the requests that were using the memory to finish.
 DEFAULT_RETRY_AFTER = 1.0
+
+# Distinct HTTP scope names a process makes before the rest share one per
+# method: the supervisor keeps figures for a few dozen names in all, and a
+# raw path may carry ids.
+DEFAULT_MAX_ROUTES = 24
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT",
+                      "TRACE"))
+
+
+class Routes:
+    """Scope names for HTTP requests: "METHOD /path" (the raw path, without
+    its query), for the first max_routes distinct ones of this process;
+    later new paths are named "METHOD /..." so that the names stay bounded
+    whatever the clients send."""
+
+    def __init__(self, max_routes=DEFAULT_MAX_ROUTES):
+        if max_routes is None or max_routes < 0:
+            raise ValueError("invalid max_routes %r: 0 or more" % (max_routes,))
+        self.max_routes = max_routes
+        self.known = set()
+        self.lock = threading.Lock()
+
+    def name(self, method, path):
+        method = method if method in _METHODS else "OTHER"
+        name = "%s %s" % (method, path or "/")
+        if name in self.known:
+            return name
+        with self.lock:
+            if len(self.known) < self.max_routes:
+                self.known.add(name)
+                return name
+        return "%s /..." % method
+
+
+# True while a request runs inside one of memfence's HTTP middlewares: an
+# application wrapped twice (by hand, and by `memfence run`) gets one scope.
+in_request = ContextVar("memfence_http_request", default=False)
 
 
 class Policy:
@@ -43,14 +82,17 @@ class Policy:
                 return b
         return self.default_budget
 
-    def refused(self, endpoint, request_id, exc, figures):
-        """Log and report one refused request; returns the client's message."""
+    def refused(self, endpoint, request_id, exc, figures, started=False):
+        """Log and report one refused request; returns the client's message.
+        started: the response had begun, so the connection is closed
+        instead of answered."""
         if figures is not None and figures.source == "rss" and not figures.failed:
             # The shim counts refused allocations itself; /proc cannot.
             figures.failed = 1
         what = describe_failure(exc) or type(exc).__name__
-        msg = "out of memory while serving %s%s (%s); retry later" % (
-            endpoint, " request %s" % request_id if request_id else "", what)
+        msg = "out of memory while serving %s%s (%s); %s" % (
+            endpoint, " request %s" % request_id if request_id else "", what,
+            "response already started, connection closed" if started else "retry later")
         log.warning("memfence: %s; figures %r", msg, figures)
         if self.on_failure is not None:
             try:
@@ -71,4 +113,5 @@ def release(exc):
             traceback.clear_frames(e.__traceback__)
 
 
-__all__ = ["Policy", "release", "is_allocation_failure", "DEFAULT_RETRY_AFTER"]
+__all__ = ["Policy", "Routes", "release", "is_allocation_failure", "in_request",
+           "DEFAULT_RETRY_AFTER", "DEFAULT_MAX_ROUTES"]

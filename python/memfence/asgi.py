@@ -4,32 +4,49 @@ Retry-After when the response has not started.
 
     app = memfence.asgi.Middleware(app, budgets={"/report": "512M"})
 
-Many requests interleave on the event loop's thread. The request's scope is
-opened around each step of the application's coroutine (between two
-awaits) and closed before the next task runs, so its figures count what
-this request's own code allocated, not its neighbours. Work the request
-hands to other tasks or threads is not counted in it.
+Many requests interleave on the event loop's thread. Under the accounting
+shim each request is one scope, put on the thread for each step of the
+application's coroutine (between two awaits) and suspended before the next
+task runs: its figures count what this request's own code allocated, not
+its neighbours', and while it waits it stays in flight as large as it is,
+so the shim's pressure policy refuses the largest request first, as it
+does for requests on threads. Work the request hands to other tasks or
+threads is not counted in it.
+
+Lifespan and websocket connections pass through without a scope. When an
+allocation fails after the response has started, no status can be sent any
+more: the failure is logged and counted (on_failure, the scope's refused
+allocations) and re-raised, and the server closes the connection.
 """
 from memfence import _core
 from memfence import quarantine as mq
-from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
+from memfence._respond import (DEFAULT_MAX_ROUTES, DEFAULT_RETRY_AFTER, Policy, Routes,
+                               in_request, release)
 from memfence.failures import is_allocation_failure
 
-__all__ = ["Middleware"]
+__all__ = ["Middleware", "wrap"]
 
 
 class Middleware:
+    """budgets, default_budget, retry_after, on_failure: see memfence.wsgi.
+    max_routes: distinct "METHOD /path" scope names before new paths are
+    named "METHOD /..." (the names must stay few)."""
+
+    memfence_middleware = True
+
     def __init__(self, app, budgets=None, default_budget=None, retry_after=DEFAULT_RETRY_AFTER,
-                 on_failure=None, request_id_header="x-request-id", quarantine=None):
+                 on_failure=None, request_id_header="x-request-id", quarantine=None,
+                 max_routes=DEFAULT_MAX_ROUTES):
         self.app = app
         self.quarantine = mq.requests_enabled() if quarantine is None else quarantine
         self.policy = Policy(budgets, default_budget, retry_after, on_failure)
+        self.routes = Routes(max_routes)
         self.rid_key = request_id_header.lower().encode("latin-1")
 
     async def __call__(self, scope, receive, send):
-        if scope.get("type") != "http":
+        if scope.get("type") != "http" or in_request.get():
             return await self.app(scope, receive, send)
-        endpoint = "%s %s" % (scope.get("method", "GET"), scope.get("path", "/") or "/")
+        endpoint = self.routes.name(scope.get("method", "GET"), scope.get("path", "/"))
         rid = None
         for k, v in scope.get("headers") or ():
             if k.lower() == self.rid_key:
@@ -46,15 +63,21 @@ class Middleware:
 
         got = {}
         failure = None
+        token = in_request.set(True)
         try:
             return await _core.scoped(self.app(scope, receive, tracking_send), endpoint, rid,
                                       self.policy.budget(endpoint),
                                       on_figures=lambda f, e: got.setdefault("f", f))
         except BaseException as e:
-            if started or not is_allocation_failure(e):
+            if not is_allocation_failure(e):
                 raise
             release(e)
+            if started:
+                self.policy.refused(endpoint, rid, e, got.get("f"), started=True)
+                raise
             failure = e
+        finally:
+            in_request.reset(token)
         msg = self.policy.refused(endpoint, rid, failure, got.get("f"))
         failure = None
         body = (msg + "\n").encode("utf-8")
@@ -64,3 +87,10 @@ class Middleware:
                                 (b"content-length", str(len(body)).encode()),
                                 (b"retry-after", retry)]})
         await send({"type": "http.response.body", "body": body})
+
+
+def wrap(app, **options):
+    """app in a Middleware, unless it is one already."""
+    if getattr(app, "memfence_middleware", False):
+        return app
+    return Middleware(app, **options)

@@ -1,8 +1,10 @@
 """What `memfence run` changes in a Python program without a code change.
 
-Loaded from memfence/_bootstrap/sitecustomize.py, which the supervisor puts
-first on PYTHONPATH (MEMFENCE_AUTO_PYTHON=0, or `--no-auto-python`, turns it
-off). Exactly this is patched, and nothing else:
+The bootstrap the supervisor puts first on PYTHONPATH
+(memfence/_bootstrap/sitecustomize.py; MEMFENCE_AUTO_PYTHON=0, or
+`--no-auto-python`, turns it off) imports this module only when the program
+imports one of the modules below, and calls the function that patches it.
+Exactly this is patched, and nothing else:
 
 - grpc.server and grpc.aio.server: when the program imports grpc, these two
   functions are replaced by wrappers that put memfence's interceptor first
@@ -16,22 +18,35 @@ off). Exactly this is patched, and nothing else:
   signal is connected, which calls memfence.celery.install(app) on the app
   of every worker that starts (unless the app already has it). Celery
   clients that only send tasks are unchanged (memfence.celery.enable_auto).
+- gunicorn.workers.base.Worker.load_wsgi: the application a sync or gthread
+  worker loads (in every forked worker, or once before the fork with
+  --preload) is wrapped in memfence.wsgi.Middleware. Other worker classes
+  are left alone: gevent and eventlet run many requests on one thread in
+  greenlets, which a thread's scope cannot follow; uvicorn's worker is
+  covered by the next item.
+- uvicorn.config.Config.load: the application uvicorn loads (uvicorn alone,
+  its --workers processes, gunicorn's uvicorn.workers.UvicornWorker) is
+  wrapped in memfence.asgi.Middleware; with --interface wsgi, the WSGI
+  application inside uvicorn's WSGI adapter is wrapped in
+  memfence.wsgi.Middleware instead, since it runs on threads.
 
-No limit is applied here: the supervisor has already applied them.
+An application already wrapped in memfence's middleware is not wrapped
+twice. No limit is applied here: the supervisor has already applied them.
 """
-import importlib.abc
-import os
-import sys
 import threading
 
-__all__ = ["enable", "patch_grpc", "patch_celery", "enabled"]
+__all__ = ["patch_grpc", "patch_celery", "patch_gunicorn", "patch_uvicorn"]
 
 _lock = threading.Lock()
 _patched = set()
 
 
-def enabled():
-    return os.environ.get("MEMFENCE_AUTO_PYTHON", "1") not in ("0", "no", "false", "off")
+def _once(what):
+    with _lock:
+        if what in _patched:
+            return False
+        _patched.add(what)
+        return True
 
 
 def _has_ours(interceptors):
@@ -40,12 +55,9 @@ def _has_ours(interceptors):
 
 def patch_grpc(grpc_module):
     """Wrap grpc.server and grpc.aio.server (idempotent)."""
-    with _lock:
-        if "grpc" in _patched:
-            return
-        _patched.add("grpc")
+    if not _once("grpc"):
+        return
     import memfence.grpc as mg
-
     orig = grpc_module.server
 
     def with_ours(args, kwargs, make):
@@ -83,60 +95,61 @@ def patch_grpc(grpc_module):
         aio.server = aio_server
 
 
-class _Loader(importlib.abc.Loader):
-    def __init__(self, inner, after):
-        self.inner, self.after = inner, after
-
-    def create_module(self, spec):
-        return self.inner.create_module(spec)
-
-    def exec_module(self, module):
-        self.inner.exec_module(module)
-        try:
-            self.after(module)
-        except Exception as e:  # never break the program's import
-            sys.stderr.write("memfence: could not patch %s: %s\n" % (module.__name__, e))
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-
 def patch_celery(celery_module):
     """Install memfence.celery on every Celery worker as it starts (idempotent)."""
     import memfence.celery
     memfence.celery.enable_auto()
 
 
-def _hooks():
-    return {"grpc": patch_grpc, "celery": patch_celery}
+_WSGI_WORKERS = ("gunicorn.workers.sync", "gunicorn.workers.gthread")
 
 
-class _Finder(importlib.abc.MetaPathFinder):
-    """Lets the real finders find grpc (celery), then patches it once executed."""
+def patch_gunicorn(base_module):
+    """Wrap the WSGI application of gunicorn's sync and gthread workers."""
+    if not _once("gunicorn"):
+        return
+    # Imported now, in the arbiter, so that forked workers inherit it.
+    import memfence.wsgi as mw
 
-    def find_spec(self, fullname, path=None, target=None):
-        after = _hooks().get(fullname)
-        if after is None:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _Loader(spec.loader, after)
-                return spec
-        return None
+    worker = base_module.Worker
+    orig = worker.load_wsgi
+
+    def load_wsgi(self):
+        orig(self)
+        if any(c.__module__ in _WSGI_WORKERS for c in type(self).__mro__):
+            self.wsgi = mw.wrap(self.wsgi)
+
+    load_wsgi.__wrapped__ = orig
+    load_wsgi.__doc__ = orig.__doc__
+    worker.load_wsgi = load_wsgi
 
 
-def enable():
-    """Patch grpc and celery now if imported, else when they are imported."""
-    if not enabled():
-        return False
-    for name, patch in _hooks().items():
-        if name in sys.modules:
-            patch(sys.modules[name])
-    if not any(isinstance(f, _Finder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _Finder())
-    return True
+def patch_uvicorn(config_module):
+    """Wrap the application uvicorn's Config loads."""
+    if not _once("uvicorn"):
+        return
+    import memfence.asgi as ma
+    import memfence.wsgi as mw
 
+    config = config_module.Config
+    orig = config.load
+
+    def load(self):
+        orig(self)
+        if self.interface != "wsgi":
+            self.loaded_app = ma.wrap(self.loaded_app)
+            return
+        # uvicorn's WSGIMiddleware runs the application on a thread pool:
+        # a thread's scope follows a request there.
+        app = self.loaded_app
+        for _ in range(16):
+            if type(app).__name__ == "WSGIMiddleware" and hasattr(app, "app"):
+                app.app = mw.wrap(app.app)
+                return
+            app = getattr(app, "app", None)
+            if app is None:
+                return
+
+    load.__wrapped__ = orig
+    load.__doc__ = orig.__doc__
+    config.load = load

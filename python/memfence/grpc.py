@@ -224,9 +224,10 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
             try:
                 it = None
                 while True:
-                    # Each step (the handler's work for one response) in its
-                    # own scope: between items gRPC runs on this thread, and
-                    # an abandoned generator may be closed on another one.
+                    # The scope is on the thread for each step (the handler's
+                    # work for one response) only: between items gRPC runs on
+                    # this thread, and an abandoned generator may be closed
+                    # on another one.
                     st.resume()
                     try:
                         if it is None:

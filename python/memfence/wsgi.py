@@ -4,32 +4,77 @@ answered with 503 Service Unavailable and Retry-After.
     app = memfence.wsgi.Middleware(app, budgets={"/report": "512M"})
 
 The scope is named "METHOD /path" and carries the X-Request-Id header when
-present. It covers the application call and the production of the first
-body chunk, where a WSGI application does its work; later chunks of a
-streamed body are not counted, and a failure there cannot become a 503
-(the status line has been sent) and propagates to the server.
+present. It covers the whole request: the application call, and every
+chunk of its body until the last one or close(). Under the accounting shim
+it is suspended while the server has control between two chunks (writing
+to the client counts in no request), and stays in flight meanwhile.
+
+The status line is held back until the first chunk exists, so a failure up
+to there becomes a 503. A failure in a later chunk cannot (the status has
+been sent): it is logged and counted (on_failure, the scope's refused
+allocations) and propagates to the server, which closes the connection.
 """
 import sys
 
 from memfence import _core
 from memfence import quarantine as mq
-from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
+from memfence._respond import (DEFAULT_MAX_ROUTES, DEFAULT_RETRY_AFTER, Policy, Routes,
+                               in_request, release)
 from memfence.failures import is_allocation_failure
 
-__all__ = ["Middleware"]
+__all__ = ["Middleware", "wrap"]
+
+
+class _Request:
+    """The request's scope, entered for each step (the call, each chunk)."""
+
+    def __init__(self, name, rid, budget):
+        sc = _core.scope(name, rid, budget)
+        if sc.budget and not _core.shim_active():
+            _core._warn_budget_unenforced(sc.name)
+        self.stepper = _core._Stepper(sc)
+        self.handle = _core._ScopeHandle(sc.name, sc.id, sc.budget, self.stepper)
+        self.done = False
+
+    def step(self, fn, *args):
+        self.stepper.resume()
+        token = _core._current.set(self.handle)
+        try:
+            return fn(*args)
+        finally:
+            _core._current.reset(token)
+            self.stepper.suspend()
+
+    def finish(self, failed=False):
+        if not self.done:
+            self.done = True
+            self.handle.figures = self.stepper.finish(failed)
+        return self.handle.figures
 
 
 class Middleware:
+    """budgets: {"METHOD /path": size} (exact, or a prefix ending in '*');
+    default_budget; retry_after (seconds); on_failure(endpoint, request_id,
+    description, figures), called once per failed request; quarantine (see
+    docs/python.md); max_routes: distinct "METHOD /path" scope names before
+    new paths are named "METHOD /..." (the names must stay few)."""
+
+    memfence_middleware = True
+
     def __init__(self, app, budgets=None, default_budget=None, retry_after=DEFAULT_RETRY_AFTER,
-                 on_failure=None, request_id_header="X-Request-Id", quarantine=None):
+                 on_failure=None, request_id_header="X-Request-Id", quarantine=None,
+                 max_routes=DEFAULT_MAX_ROUTES):
         self.app = app
         self.quarantine = mq.requests_enabled() if quarantine is None else quarantine
         self.policy = Policy(budgets, default_budget, retry_after, on_failure)
+        self.routes = Routes(max_routes)
         self.rid_key = "HTTP_" + request_id_header.upper().replace("-", "_")
 
     def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "") or "/"
-        endpoint = "%s %s" % (environ.get("REQUEST_METHOD", "GET"), path)
+        if in_request.get():
+            return self.app(environ, start_response)
+        endpoint = self.routes.name(environ.get("REQUEST_METHOD", "GET"),
+                                    environ.get("PATH_INFO", "") or "/")
         rid = environ.get(self.rid_key)
         refused = mq.wsgi_gate(rid, start_response) if self.quarantine else None
         if refused is not None:
@@ -57,32 +102,41 @@ class Middleware:
             flush()
             real_write[0](data)
 
-        failure = None
-        sc = _core.scope(endpoint, rid, self.policy.budget(endpoint))
-        first, it, result = None, None, None
-        with sc:
+        req = _Request(endpoint, rid, self.policy.budget(endpoint))
+        box = {}
+
+        def first_chunk():
+            box["result"] = result = self.app(environ, deferred_start)
+            it = iter(result)
             try:
-                result = self.app(environ, deferred_start)
-                it = iter(result)
-                try:
-                    first = next(it)
-                except StopIteration:
-                    first = None
-                    it = None
-            except BaseException as e:
-                if not is_allocation_failure(e):
-                    raise
-                release(e)
-                failure = e
+                return next(it), it
+            except StopIteration:
+                return None, None
+
+        failure = None
+        token = in_request.set(True)
+        try:
+            first, it = req.step(first_chunk)
+        except BaseException as e:
+            if not is_allocation_failure(e):
+                req.finish()
+                raise
+            release(e)
+            failure = e
+        finally:
+            in_request.reset(token)
         if failure is not None:
+            result = box.get("result")
             if result is not None and hasattr(result, "close"):
                 try:
-                    result.close()
+                    req.step(result.close)
                 except Exception:
                     pass
+            figures = req.finish(True)
             if sent:
+                self.policy.refused(endpoint, rid, failure, figures, started=True)
                 raise failure
-            msg = self.policy.refused(endpoint, rid, failure, sc.figures)
+            msg = self.policy.refused(endpoint, rid, failure, figures)
             body = (msg + "\n").encode("utf-8")
             retry = str(max(1, int(round(self.policy.retry_after))))
             start_response("503 Service Unavailable",
@@ -91,21 +145,55 @@ class Middleware:
                            sys.exc_info() if sys.exc_info()[0] else None)
             return [body]
         flush()
-        return _Body(first, it, result)
+        if it is None or isinstance(box["result"], (list, tuple)):
+            # Nothing left to produce, only to send.
+            req.finish()
+        return _Body(first, it, box.get("result"), req, self.policy, endpoint, rid)
 
 
 class _Body:
-    """The rest of the application's body, closed as WSGI asks."""
+    """The rest of the application's body, produced inside the request's
+    scope, and closed as WSGI asks."""
 
-    def __init__(self, first, it, result):
+    def __init__(self, first, it, result, req, policy, endpoint, rid):
         self.first, self.it, self.result = first, it, result
+        self.req, self.policy, self.endpoint, self.rid = req, policy, endpoint, rid
 
     def __iter__(self):
         if self.first is not None:
             yield self.first
-        if self.it is not None:
-            yield from self.it
+        if self.it is None:
+            return
+        nxt = self.it.__next__
+        while True:
+            try:
+                chunk = nxt() if self.req.done else self.req.step(nxt)
+            except StopIteration:
+                self.req.finish()
+                return
+            except BaseException as e:
+                if is_allocation_failure(e):
+                    release(e)
+                    self.policy.refused(self.endpoint, self.rid, e, self.req.finish(True),
+                                        started=True)
+                else:
+                    self.req.finish()
+                raise
+            yield chunk
 
     def close(self):
-        if hasattr(self.result, "close"):
-            self.result.close()
+        try:
+            if hasattr(self.result, "close"):
+                if self.req.done:
+                    self.result.close()
+                else:
+                    self.req.step(self.result.close)
+        finally:
+            self.req.finish()
+
+
+def wrap(app, **options):
+    """app in a Middleware, unless it is one already."""
+    if getattr(app, "memfence_middleware", False):
+        return app
+    return Middleware(app, **options)

@@ -18,5 +18,6 @@ int mf_cmd_quarantine(int argc, char **argv);
 int mf_cmd_profile(int argc, char **argv);
 /* `memfence profile report FILE [OPTIONS]`, argv[0] being "report". */
 int mf_profile_report(int argc, char **argv);
+int mf_cmd_diagnose(int argc, char **argv);
 
 #endif

@@ -82,9 +82,15 @@ int mf_cmd_exec(int argc, char **argv)
 		mf_err("exec: no program given (memfence exec [OPTIONS] -- PROGRAM [ARGS...])");
 		return MF_EXIT_USAGE;
 	}
-	mf_launch_env(&l);
+	if (mf_launch_env(&l) < 0)
+		return MF_EXIT_USAGE;
 	if (l.account < 0)
 		l.account = 0;
+	/* Accounting is off by default here, unlike `run`. */
+	if (l.heap_limit != NULL && l.account == 0) {
+		mf_err("--heap-limit needs accounting (add --account)");
+		return MF_EXIT_USAGE;
+	}
 	if (mf_launch_prepare(&l, &plan, &status) != 0)
 		return status;
 	if (verbose || dry)

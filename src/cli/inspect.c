@@ -24,6 +24,8 @@
 #include "cli/launch.h"
 #include "host/memory.h"
 #include "host/plan.h"
+#include "host/psi.h"
+#include "supervisor/sup.h"
 #include "base/size.h"
 
 #define JSON_SCHEMA 1
@@ -55,6 +57,8 @@ struct inspect {
 	const char *root;
 	char proc[MF_PATH_MAX];
 	struct mf_memory mem;
+	int psi_err;          /* 0: psi read; -errno otherwise */
+	struct mf_psi psi;
 	struct rlim_pair data, as, stack;
 	char rlimits_from[MF_PATH_MAX + 16];
 	uint64_t thread_stack;
@@ -471,6 +475,24 @@ static void print_human(const struct inspect *in)
 			 size_or(m->swap_total, a, sizeof(a), "unknown"),
 			 size_or(m->swap_max, b, sizeof(b), "unknown"));
 	printf(ROW, "swap", line);
+	if (in->psi_err == 0) {
+		snprintf(line, sizeof(line), "some %.2f%% %.2f%% %.2f%% (avg10 avg60 avg300), %.1fs",
+			 in->psi.some.avg10, in->psi.some.avg60, in->psi.some.avg300,
+			 (double)in->psi.some.total_us / 1e6);
+		printf(ROW, "memory.pressure", line);
+		if (in->psi.has_full) {
+			snprintf(line, sizeof(line),
+				 "full %.2f%% %.2f%% %.2f%% (avg10 avg60 avg300), %.1fs",
+				 in->psi.full.avg10, in->psi.full.avg60, in->psi.full.avg300,
+				 (double)in->psi.full.total_us / 1e6);
+			printf(ROW, "", line);
+		}
+	} else {
+		printf(ROW, "memory.pressure",
+		       in->psi_err == -EOPNOTSUPP ? "none (cgroup v2 only)"
+		       : in->psi_err == -ENOENT   ? "none (this kernel has no PSI)"
+						  : "unreadable");
+	}
 
 	printf("Limits (%s)\n", in->rlimits_from);
 	printf(ROW, "RLIMIT_DATA", rlim_text(&in->data, line, sizeof(line)));
@@ -625,6 +647,9 @@ static int print_json(const struct inspect *in)
 		mf_err("inspect: cannot build the JSON answer: %s", jerr.text);
 		return -1;
 	}
+	/* null where there is none: cgroup v1, or a kernel without PSI. */
+	json_object_set_new(root, "memory_pressure",
+			    in->psi_err == 0 ? sup_psi_json(&in->psi) : json_null());
 	rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	if (rc != 0 || fputc('\n', stdout) == EOF) {
@@ -711,6 +736,8 @@ int mf_cmd_inspect(int argc, char **argv)
 		mf_err("%s", err);
 		goto out;
 	}
+	in->psi_err = in->mem.cgroup_version == 2 ? mf_psi_read(in->mem.cgroup_dir, &in->psi)
+						   : -EOPNOTSUPP;
 	if (read_rlimits(in) != 0)
 		goto out;
 	thread_stack(in);

@@ -66,18 +66,21 @@ static const struct mf_option *launch_opt(int key)
 	return mf_opts_find(tabs, key);
 }
 
-void mf_launch_env(struct mf_launch *l)
+int mf_launch_env(struct mf_launch *l)
 {
-	const char *v;
 	char who[64];
+	int on;
 
 	mf_plan_opts_from_env(&l->plan_opts);
 	l->heap_limit = mf_opt_value(launch_opt(MF_OPT_HEAP_LIMIT), l->heap_limit, who, sizeof(who));
-	if (l->account < 0 && (v = mf_opt_env(launch_opt(MF_OPT_ACCOUNT))) != NULL)
-		l->account = strcmp(v, "0") != 0;
+	if (mf_opt_env_bool(launch_opt(MF_OPT_ACCOUNT), &on) < 0)
+		return -1;
+	if (l->account < 0 && on >= 0)
+		l->account = on;
 	l->segment = mf_opt_value(launch_opt(MF_OPT_SEGMENT), l->segment, who, sizeof(who));
 	/* "" is the real system, as for an unset MEMFENCE_ROOT. */
 	l->root = mf_opt_value(launch_opt(MF_OPT_ROOT), l->root, who, sizeof(who));
 	if (l->root == NULL)
 		l->root = "";
+	return 0;
 }

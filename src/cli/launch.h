@@ -34,7 +34,8 @@ void mf_launch_help(FILE *f);
 int mf_launch_opt(struct mf_launch *l, int opt, const char *arg);
 
 /* Fill what the command line left unset from the options' MEMFENCE_*
- * variables, and the root from its default. */
-void mf_launch_env(struct mf_launch *l);
+ * variables, and the root from its default. 0, or -1 after a message
+ * (a value of no meaning: exit 2). */
+int mf_launch_env(struct mf_launch *l);
 
 #endif

@@ -20,6 +20,7 @@ static const struct command commands[] = {
 	{"stat", mf_cmd_stat, "show live memory figures of processes under the shim: totals, scopes in flight, finished"},
 	{"report", mf_cmd_report, "print a post-mortem report for a person"},
 	{"profile", mf_cmd_profile, "run a command under the sampling heap profiler; report a profile"},
+	{"diagnose", mf_cmd_diagnose, "tell a leak from aggregate load, oversized requests or memory outside the heap"},
 	{"quarantine", mf_cmd_quarantine, "list, show, clear and export poison-task records; check and record deaths"},
 };
 

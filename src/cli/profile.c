@@ -128,6 +128,12 @@ int mf_profile_report(int argc, char **argv)
 		mf_err("%s", err);
 		return MF_EXIT_FAILURE;
 	}
+	/* Names and paths come from the file: text on stdout carries no
+	 * terminal escapes. */
+	if (out == NULL && (fmt == MF_FMT_TEXT || fmt == MF_FMT_COLLAPSED)) {
+		mf_stdout_clean();
+		o = stdout;
+	}
 	if (out != NULL && (o = fopen(out, "w")) == NULL) {
 		mf_err("%s: %s", out, strerror(errno));
 		mf_profile_free(&p);

@@ -690,6 +690,10 @@ int mf_cmd_quarantine(int argc, char **argv)
 		/* A malformed STORE is bad input; a file we cannot use is a failure. */
 		return strncmp(err, "invalid", 7) == 0 ? MF_EXIT_USAGE : MF_EXIT_FAILURE;
 	}
+	/* Ids, names and hosts come from the store: text only, no terminal
+	 * escapes (JSON escapes them itself). */
+	if (!a.json)
+		mf_stdout_clean();
 	if (strcmp(verb, "list") == 0)
 		status = verb_list(s, &a, 0);
 	else if (strcmp(verb, "export") == 0)

@@ -13,11 +13,13 @@
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/segment.h"
 #include "cli/cli.h"
+#include "host/file.h"
 #include "host/options.h"
 #include "supervisor/sup.h"
 
@@ -82,12 +84,12 @@ static int sniff(const char *path, enum kind *k)
 {
 	char head[32];
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = mf_file_open(path);
 	uint64_t magic;
 
 	*k = K_UNKNOWN;
 	if (fd < 0)
-		return -errno;
+		return fd;
 	n = read(fd, head, sizeof(head));
 	close(fd);
 	if (n < 0)
@@ -118,8 +120,17 @@ static int sniff(const char *path, enum kind *k)
 static int print_report(const char *path, int as_json)
 {
 	json_error_t jerr;
-	json_t *r = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+	json_t *r;
+	char *buf;
+	size_t len;
+	int err = mf_file_read(path, SUP_REPORT_FILE_MAX, &buf, &len);
 
+	if (err) {
+		mf_err("report: cannot read %s: %s", path, mf_file_strerror(err));
+		return MF_EXIT_FAILURE;
+	}
+	r = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+	free(buf);
 	if (!r) {
 		mf_err("report: cannot read %s: %s (line %d)", path, jerr.text, jerr.line);
 		return MF_EXIT_FAILURE;
@@ -133,6 +144,8 @@ static int print_report(const char *path, int as_json)
 		json_dumpf(r, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 	} else {
+		/* The file may be anyone's: no terminal escapes from it. */
+		mf_stdout_clean();
 		sup_report_print(stdout, r, 1);
 	}
 	json_decref(r);
@@ -184,7 +197,7 @@ int mf_cmd_report(int argc, char **argv)
 		as_json = 1;
 	err = sniff(path, &k);
 	if (err) {
-		mf_err("report: cannot read %s: %s", path, strerror(-err));
+		mf_err("report: cannot read %s: %s", path, mf_file_strerror(err));
 		return MF_EXIT_FAILURE;
 	}
 	if (k != K_PROFILE) {

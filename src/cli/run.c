@@ -11,6 +11,7 @@
 
 #include "cli/cli.h"
 #include "cli/launch.h"
+#include "host/model.h"
 #include "store/quarantine.h"
 #include "supervisor/sup.h"
 #include "base/size.h"
@@ -34,6 +35,8 @@ enum {
 	O_FAIL_MIN,
 	O_CONTAINER,
 	O_INTERVAL,
+	O_MODEL_WINDOW,
+	O_PRESSURE,
 	O_NO_AUTO_PY,
 	O_QUARANTINE,
 	O_NO_QUARANTINE,
@@ -75,6 +78,9 @@ static const struct mf_option run_opts[] = {
 	{.name = "ready-hysteresis", .key = O_HYST, .has_arg = required_argument, .arg = "PCT",
 	 .env = "MEMFENCE_READY_HYSTERESIS", .def = "50%",
 	 .help = "ready again above the need plus this much"},
+	{.name = "ready-pressure", .key = O_PRESSURE, .has_arg = required_argument,
+	 .arg = "PCT|off", .env = "MEMFENCE_READY_PRESSURE", .def = "40%",
+	 .help = "cgroup v2: full memory pressure (avg10)\nthat fails /readyz"},
 	{.name = "live-after", .key = O_LIVE_AFTER, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_LIVE_AFTER", .def = "60s",
 	 .help = "not ready this long makes /livez fail"},
@@ -102,6 +108,9 @@ static const struct mf_option run_opts[] = {
 	{.name = "sample-interval", .key = O_INTERVAL, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_SAMPLE_INTERVAL", .def = "100ms",
 	 .help = "how often the cgroup and the segment are read"},
+	{.name = "model-window", .key = O_MODEL_WINDOW, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_MODEL_WINDOW", .def = MF_STR(MF_MODEL_WINDOW_S) "s",
+	 .help = "window of the live heap's floor in the model\n(leak slope, diagnose): 1s to 1h"},
 	{0},
 };
 #define NRUN_OPTS (sizeof(run_opts) / sizeof(run_opts[0]) - 1)
@@ -186,7 +195,7 @@ struct run_cfg {
 	const char *val[O_LAST];
 	const char *http;          /* NULL = off */
 	enum sup_restart restart;
-	uint64_t delay_ms, max_delay_ms, interval_ms;
+	uint64_t delay_ms, max_delay_ms, interval_ms, model_window_s;
 	const char *report_dir, *state_dir;
 	const char *quarantine;    /* store spec; NULL = off, "" = default */
 	char report_dir_buf[MF_PATH_MAX];
@@ -209,9 +218,18 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 		if (!v)
 			continue;
 		switch (o->key) {
-		case O_HTTP:
+		case O_HTTP: {
+			char err[300];
+
 			c->http = strcmp(v, "off") == 0 ? NULL : v;
+			/* A bad address is a bad option (exit 2), found before
+			 * anything starts. */
+			if (c->http && sup_http_check(c->http, err, sizeof(err)) < 0) {
+				mf_err("invalid %s %s", who, err);
+				return -1;
+			}
 			break;
+		}
 		case O_RESTART:
 			if (strcmp(v, "never") == 0)
 				c->restart = SUP_RESTART_NEVER;
@@ -229,6 +247,7 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 		case O_LIVE_REFUSED:
 		case O_FAIL_WINDOW:
 		case O_INTERVAL:
+		case O_MODEL_WINDOW:
 			if (parse_duration(v, &ms) < 0)
 				goto bad;
 			if (o->key == O_RESTART_DELAY)
@@ -247,6 +266,12 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 					return -1;
 				}
 				c->health.fail_window_s = (unsigned)(ms / 1000);
+			} else if (o->key == O_MODEL_WINDOW) {
+				if (ms < 1000 || ms > 3600000 || ms % 1000) {
+					mf_err("invalid %s '%s': whole seconds from 1s to 1h", who, v);
+					return -1;
+				}
+				c->model_window_s = ms / 1000;
 			} else {
 				if (ms < 10 || ms > 10000) {
 					mf_err("invalid %s '%s': between 10ms and 10s", who, v);
@@ -278,6 +303,14 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 			if (parse_pct(v, 1000, &pct) < 0)
 				goto bad;
 			c->health.hysteresis_pct = pct;
+			break;
+		case O_PRESSURE:
+			if (strcmp(v, "off") == 0)
+				c->health.pressure_pct = 0;
+			else if (parse_pct(v, 100, &pct) < 0 || pct == 0)
+				goto bad;
+			else
+				c->health.pressure_pct = pct;
 			break;
 		case O_FAIL_RATIO:
 			if (parse_pct(v, 100, &pct) < 0 || pct == 0)
@@ -393,7 +426,8 @@ int mf_cmd_run(int argc, char **argv)
 		return MF_EXIT_USAGE;
 	}
 	s->argv = argv + optind;
-	mf_launch_env(&s->launch);
+	if (mf_launch_env(&s->launch) < 0)
+		return MF_EXIT_USAGE;
 	if (s->launch.account < 0)
 		s->launch.account = 1;
 
@@ -415,9 +449,16 @@ int mf_cmd_run(int argc, char **argv)
 		return MF_EXIT_USAGE;
 	}
 	{
-		const char *v = mf_opt_env(mf_opts_find(run_tabs, O_PROFILE));
-		if (v && strcmp(v, "0") != 0)
+		int on;
+
+		if (mf_opt_env_bool(mf_opts_find(run_tabs, O_PROFILE), &on) < 0)
+			return MF_EXIT_USAGE;
+		if (on == 1)
 			s->profile = 1;
+		if (mf_opt_env_bool(mf_opts_find(run_tabs, O_NO_AUTO_PY), &on) < 0)
+			return MF_EXIT_USAGE;
+		if (on == 0)
+			s->no_auto_python = 1;
 	}
 	if (s->profile && s->launch.account == 0) {
 		mf_err("--profile needs accounting (drop --no-account)");
@@ -434,6 +475,7 @@ int mf_cmd_run(int argc, char **argv)
 		.delay_ms = s->cfg.delay_ms,
 		.max_delay_ms = s->cfg.max_delay_ms,
 		.interval_ms = s->cfg.interval_ms,
+		.model_window_s = s->cfg.model_window_s,
 		.report_dir = s->cfg.report_dir,
 		.state_dir = s->cfg.state_dir,
 		.quarantine = s->no_quarantine ? NULL : s->cfg.quarantine,

@@ -442,6 +442,10 @@ int mf_cmd_stat(int argc, char **argv)
 		return MF_EXIT_FAILURE;
 	}
 
+	/* Names and commands come from the segment, which any process of
+	 * the program writes: no terminal escapes in the text. */
+	if (!o.json)
+		mf_stdout_clean();
 	signal(SIGINT, on_stop);
 	signal(SIGTERM, on_stop);
 	signal(SIGPIPE, SIG_DFL);

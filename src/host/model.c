@@ -89,22 +89,65 @@ static struct mf_model_name *name_get(struct mf_model *m, const char *name)
 	return n;
 }
 
+static void copy_name(char *dst, const char *src)
+{
+	size_t n = src ? strnlen(src, MF_MODEL_NAME_LEN - 1) : 0;
+
+	memcpy(dst, src ? src : "", n);
+	dst[n] = '\0';
+}
+
+/* Keep the MF_MODEL_BIG largest candidates, largest first. */
+static void big_add(struct mf_model *m, const char *name, const char *id, uint64_t peak,
+		    int64_t net, int failed, uint64_t t_s, uint64_t typical)
+{
+	uint32_t at = m->nbig;
+
+	while (at > 0 && m->big[at - 1].peak < peak)
+		at--;
+	if (at >= MF_MODEL_BIG)
+		return;
+	if (m->nbig < MF_MODEL_BIG)
+		m->nbig++;
+	memmove(&m->big[at + 1], &m->big[at], (m->nbig - 1 - at) * sizeof(m->big[0]));
+	struct mf_model_big *b = &m->big[at];
+	copy_name(b->name, name);
+	copy_name(b->id, id);
+	b->peak = peak;
+	b->net = net;
+	b->t_s = t_s;
+	b->failed = failed != 0;
+	b->typical = typical;
+}
+
 void mf_model_scope(struct mf_model *m, const char *name, const char *id, uint64_t peak,
 		    int64_t net, int failed, uint64_t t_s)
 {
 	struct mf_model_name *n = name_get(m, name && *name ? name : "(unnamed)");
+	uint64_t typical;
 
+	if (failed)
+		mf_model_event(m, t_s, MF_EV_REFUSED, n ? n->name : name, id, peak);
 	if (!n) {
 		m->dropped++;
 		return;
 	}
+	/* Judged against the peaks before this one, so that a burst of
+	 * oversized requests does not hide itself by raising the p95. */
+	typical = n->peak.count >= 8 ? mf_dist_quantile(&n->peak, 0.95) : 0;
+	if (failed || (typical && peak >= 2 * typical && peak >= 64 * 1024))
+		big_add(m, n->name, id, peak, net, failed, t_s, typical);
 	if (n->count == 0)
 		n->first_s = t_s;
 	n->last_s = t_s;
 	n->count++;
 	if (failed)
 		n->failed++;
-	mf_dist_add(&n->peak, peak);
+	/* A refused scope stopped short of what it needed: its peak says
+	 * nothing of the need of its name (it is counted in failed, and kept
+	 * as an event and a candidate). */
+	if (!failed)
+		mf_dist_add(&n->peak, peak);
 	mf_dist_add(&n->retained, net > 0 ? (uint64_t)net : 0);
 	n->retained_sum += net;
 	n->recent[n->recent_pos] = net;
@@ -186,24 +229,94 @@ static void floor_close(struct mf_model *m)
 	m->cur_open = 0;
 }
 
-void mf_model_heap(struct mf_model *m, uint64_t t_s, uint64_t live, uint32_t in_flight)
+void mf_model_sample(struct mf_model *m, const struct mf_model_sample *s)
 {
-	if (m->cur_open && t_s >= m->cur.t_s + m->window_s)
+	struct mf_model_floor *c = &m->cur;
+
+	if (m->cur_open && s->t_s >= c->t_s + m->window_s)
 		floor_close(m);
 	if (!m->cur_open) {
-		m->cur.t_s = t_s - t_s % m->window_s;
-		m->cur.floor = live;
-		m->cur.high = live;
-		m->cur.max_in_flight = in_flight;
+		memset(c, 0, sizeof(*c));
+		c->t_s = s->t_s - s->t_s % m->window_s;
+		c->floor = s->live;
+		c->floor_load = s->load;
 		m->cur_open = 1;
-		return;
 	}
-	if (live < m->cur.floor)
-		m->cur.floor = live;
-	if (live > m->cur.high)
-		m->cur.high = live;
-	if (in_flight > m->cur.max_in_flight)
-		m->cur.max_in_flight = in_flight;
+	if (s->live < c->floor) {
+		c->floor = s->live;
+		c->floor_load = s->load;
+	}
+	if (s->live > c->high)
+		c->high = s->live;
+	if (s->in_flight > c->max_in_flight)
+		c->max_in_flight = s->in_flight;
+	if (s->load > c->load) {
+		c->load = s->load;
+		c->load_n = s->in_flight;
+		c->load_top = s->load_top;
+	}
+	if (s->working_set > c->ws_high)
+		c->ws_high = s->working_set;
+}
+
+void mf_model_heap(struct mf_model *m, uint64_t t_s, uint64_t live, uint32_t in_flight)
+{
+	struct mf_model_sample s = {.t_s = t_s, .live = live, .in_flight = in_flight};
+
+	mf_model_sample(m, &s);
+}
+
+/* ---- events ---- */
+
+static const char *const event_names[MF_EV_NKINDS] = {
+	"refused", "oom-kill", "exit", "restart", "recycle",
+};
+
+const char *mf_model_event_name(enum mf_model_event_kind kind)
+{
+	return (unsigned)kind < MF_EV_NKINDS ? event_names[kind] : "unknown";
+}
+
+const struct mf_model_event *mf_model_event_at(const struct mf_model *m, uint32_t i)
+{
+	uint32_t start = (m->event_pos + MF_MODEL_EVENTS - m->nevents) % MF_MODEL_EVENTS;
+
+	return &m->events[(start + i) % MF_MODEL_EVENTS];
+}
+
+void mf_model_event(struct mf_model *m, uint64_t t_s, enum mf_model_event_kind kind,
+		    const char *name, const char *id, uint64_t bytes)
+{
+	struct mf_model_event *e;
+
+	if ((unsigned)kind >= MF_EV_NKINDS)
+		return;
+	m->event_total[kind]++;
+	/* A storm of refusals in one second is one mark on a timeline, not
+	 * the whole ring. */
+	if (m->nevents) {
+		e = &m->events[(m->event_pos + MF_MODEL_EVENTS - 1) % MF_MODEL_EVENTS];
+		if (e->t_s == t_s && e->kind == (uint32_t)kind &&
+		    strncmp(e->name, name ? name : "", MF_MODEL_NAME_LEN - 1) == 0) {
+			e->count++;
+			if (bytes > e->bytes) {
+				e->bytes = bytes;
+				copy_name(e->id, id);
+			}
+			return;
+		}
+	}
+	e = &m->events[m->event_pos];
+	m->event_pos = (m->event_pos + 1) % MF_MODEL_EVENTS;
+	if (m->nevents < MF_MODEL_EVENTS)
+		m->nevents++;
+	memset(e, 0, sizeof(*e));
+	e->t_s = t_s;
+	e->kind = (uint32_t)kind;
+	e->count = 1;
+	e->bytes = bytes;
+	copy_name(e->name, name);
+	copy_name(e->id, id);
 }
 
 const struct mf_model_floor *mf_model_floor_at(const struct mf_model *m, uint32_t i)

@@ -34,6 +34,8 @@
 #define MF_MODEL_NAME_LEN 64   /* as MF_SEG_NAME_LEN */
 #define MF_MODEL_RECENT 32     /* recent retained values kept per name */
 #define MF_MODEL_FLOORS 120    /* windows of the live heap's floor kept */
+#define MF_MODEL_BIG 16        /* oversized candidates kept */
+#define MF_MODEL_EVENTS 64     /* events kept, a ring */
 /* Quarter powers of two from 4 KiB (bucket 0 holds everything below) up to
  * 2^40 bytes: a quantile is the upper edge of its bucket, at most 19 % above
  * the true value, which errs on the side of needing more. */
@@ -55,7 +57,7 @@ struct mf_model_name {
 	char name[MF_MODEL_NAME_LEN];
 	uint64_t count;            /* scopes ended */
 	uint64_t failed;           /* of which ended with an allocation refused */
-	struct mf_dist peak;       /* peak net bytes of each scope */
+	struct mf_dist peak;       /* peak net bytes of each scope not refused */
 	struct mf_dist retained;   /* net bytes left when it ended (0 if negative) */
 	int64_t retained_sum;      /* signed sum of nets */
 	int64_t recent[MF_MODEL_RECENT]; /* the last nets, a ring */
@@ -72,6 +74,49 @@ struct mf_model_floor {
 	uint64_t floor;            /* least live heap seen in the window */
 	uint64_t high;             /* most live heap seen in the window */
 	uint32_t max_in_flight;    /* most scopes in flight at one sample */
+	/* The sample of the window where the scopes in flight held the most,
+	 * together (aggregate load): their summed net bytes, how many they
+	 * were and the largest one's share. 0 when no sample said. */
+	uint32_t load_n;
+	uint64_t load;
+	uint64_t load_top;
+	uint64_t ws_high;          /* most cgroup working set seen (0 = unknown) */
+	/* What the scopes in flight held at the sample that set the floor:
+	 * floor - floor_load is the heap no request accounts for. */
+	uint64_t floor_load;
+};
+
+/* Scopes far larger than the others of their name (or refused), the
+ * largest kept: the candidates of an oversized request. */
+struct mf_model_big {
+	char name[MF_MODEL_NAME_LEN];
+	char id[MF_MODEL_NAME_LEN];
+	uint64_t peak;
+	int64_t net;
+	uint64_t t_s;
+	uint32_t failed;
+	uint64_t typical;          /* p95 of its name when it ended (0 = unknown) */
+};
+
+/* What happened to the program, for a timeline: refusals are recorded by
+ * mf_model_scope; deaths and restarts by whoever sees them. Events of one
+ * kind, name and second are merged (count). */
+enum mf_model_event_kind {
+	MF_EV_REFUSED = 0,         /* a scope had an allocation refused */
+	MF_EV_OOM_KILL = 1,        /* the kernel OOM-killed a process of the program */
+	MF_EV_EXIT = 2,            /* the program ended otherwise */
+	MF_EV_RESTART = 3,         /* the program was started again */
+	MF_EV_RECYCLE = 4,         /* a process was replaced on purpose */
+	MF_EV_NKINDS = 5
+};
+
+struct mf_model_event {
+	uint64_t t_s;
+	uint32_t kind;             /* enum mf_model_event_kind */
+	uint32_t count;
+	uint64_t bytes;            /* the largest figure among them (peak) */
+	char name[MF_MODEL_NAME_LEN];
+	char id[MF_MODEL_NAME_LEN];
 };
 
 struct mf_model {
@@ -84,6 +129,11 @@ struct mf_model {
 	uint32_t nfloors, floor_pos;
 	struct mf_model_floor cur; /* the window being filled */
 	int cur_open;
+	struct mf_model_big big[MF_MODEL_BIG]; /* largest peak first */
+	uint32_t nbig;
+	struct mf_model_event events[MF_MODEL_EVENTS]; /* a ring */
+	uint32_t nevents, event_pos;
+	uint64_t event_total[MF_EV_NKINDS]; /* counts ever, by kind */
 };
 
 #define MF_MODEL_VERSION 1
@@ -92,13 +142,36 @@ struct mf_model {
 void mf_model_init(struct mf_model *m, uint64_t window_s);
 
 /* A scope ended: its name and id, peak and net bytes, whether an allocation
- * was refused in it, and when (unix seconds). */
+ * was refused in it, and when (unix seconds). A refused scope is also an
+ * event; one refused, or at least 2x the p95 of its name's earlier peaks
+ * (after 8 of them), is a candidate for the oversized list. */
 void mf_model_scope(struct mf_model *m, const char *name, const char *id, uint64_t peak,
 		    int64_t net, int failed, uint64_t t_s);
 
 /* One sample of the process (all processes of the program): live heap
  * bytes and scopes in flight, at unix second t_s. */
 void mf_model_heap(struct mf_model *m, uint64_t t_s, uint64_t live, uint32_t in_flight);
+
+/* The same sample with what the container and the scopes in flight held. */
+struct mf_model_sample {
+	uint64_t t_s;
+	uint64_t live;             /* live heap bytes */
+	uint32_t in_flight;        /* scopes in flight */
+	uint64_t load;             /* their summed net bytes (negatives as 0) */
+	uint64_t load_top;         /* the largest one's net bytes */
+	uint64_t working_set;      /* the cgroup's, 0 = unknown */
+};
+void mf_model_sample(struct mf_model *m, const struct mf_model_sample *s);
+
+/* Record an event (deaths, restarts; refusals come with mf_model_scope). */
+void mf_model_event(struct mf_model *m, uint64_t t_s, enum mf_model_event_kind kind,
+		    const char *name, const char *id, uint64_t bytes);
+
+/* The i-th kept event, oldest first (i < nevents). */
+const struct mf_model_event *mf_model_event_at(const struct mf_model *m, uint32_t i);
+
+/* "refused", "oom-kill", "exit", "restart", "recycle". */
+const char *mf_model_event_name(enum mf_model_event_kind kind);
 
 /* The model of one name, or NULL. */
 const struct mf_model_name *mf_model_find(const struct mf_model *m, const char *name);

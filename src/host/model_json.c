@@ -9,16 +9,39 @@
  *               "retained": {...}, "retained_sum": 0, "recent": [..],
  *               "first_s": .., "last_s": .., "max_peak": .., "max_id": "..",
  *               "max_at_s": .., "max_failed": false}],
- *    "floors": [[t_s, floor, high, max_in_flight], ...]}
+ *    "floors": [[t_s, floor, high, max_in_flight, load, load_n, load_top,
+ *                ws_high, floor_load], ...],
+ *    "big": [{"name": .., "id": .., "peak": .., "net": .., "t_s": ..,
+ *             "failed": false, "typical": ..}],
+ *    "events": [{"t_s": .., "kind": "refused", "count": 3, "bytes": ..,
+ *                "name": .., "id": ..}],
+ *    "event_totals": {"refused": 3, "oom-kill": 0, ...}}
  *
  * Buckets are written sparse (index, count). A reader refuses another
  * version and anything malformed, with the reason; it never trusts sizes.
+ * Fields added since version 1 first came out (the last four of a floor,
+ * "big", "events", "event_totals") may be absent: they read as zero.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "host/model.h"
 #include "host/model_json.h"
+
+void mf_model_path_for_segment(const char *segment, char *out, size_t len)
+{
+	const char *base = strrchr(segment, '/');
+	size_t n = strlen(segment);
+
+	base = base ? base + 1 : segment;
+	if (strcmp(base, "segment.seg") == 0)
+		snprintf(out, len, "%.*s%s", (int)(base - segment), segment, MF_MODEL_FILE);
+	else if (n > 4 && strcmp(segment + n - 4, ".seg") == 0)
+		snprintf(out, len, "%.*s.model.json", (int)(n - 4), segment);
+	else
+		snprintf(out, len, "%s.model.json", segment);
+}
 
 static json_t *dist_json(const struct mf_dist *d)
 {
@@ -54,12 +77,44 @@ json_t *mf_model_json(const struct mf_model *m)
 	}
 	for (uint32_t i = 0; i < m->nfloors; i++) {
 		const struct mf_model_floor *f = mf_model_floor_at(m, i);
-		json_array_append_new(floors, json_pack("[IIIi]", (json_int_t)f->t_s, (json_int_t)f->floor,
-							(json_int_t)f->high, (int)f->max_in_flight));
+		json_array_append_new(floors, json_pack("[IIIiIiIII]", (json_int_t)f->t_s,
+							(json_int_t)f->floor, (json_int_t)f->high,
+							(int)f->max_in_flight, (json_int_t)f->load,
+							(int)f->load_n, (json_int_t)f->load_top,
+							(json_int_t)f->ws_high,
+							(json_int_t)f->floor_load));
 	}
-	return json_pack("{sisIsIsoso}", "memfence_model", MF_MODEL_VERSION, "window_s",
+	json_t *big = json_array(), *events = json_array(), *totals = json_object();
+	for (uint32_t i = 0; i < m->nbig; i++) {
+		const struct mf_model_big *b = &m->big[i];
+		json_array_append_new(big, json_pack("{sssssIsIsIsbsI}", "name", b->name, "id", b->id,
+						     "peak", (json_int_t)b->peak, "net",
+						     (json_int_t)b->net, "t_s", (json_int_t)b->t_s,
+						     "failed", (int)b->failed, "typical",
+						     (json_int_t)b->typical));
+	}
+	for (uint32_t i = 0; i < m->nevents; i++) {
+		const struct mf_model_event *e = mf_model_event_at(m, i);
+		json_array_append_new(events,
+				      json_pack("{sIsssisIssss}", "t_s", (json_int_t)e->t_s, "kind",
+						mf_model_event_name(e->kind), "count", (int)e->count,
+						"bytes", (json_int_t)e->bytes, "name", e->name, "id",
+						e->id));
+	}
+	for (int k = 0; k < MF_EV_NKINDS; k++)
+		json_object_set_new(totals, mf_model_event_name(k),
+				    json_integer((json_int_t)m->event_total[k]));
+	return json_pack("{sisIsIsosososos o}", "memfence_model", MF_MODEL_VERSION, "window_s",
 			 (json_int_t)m->window_s, "dropped", (json_int_t)m->dropped, "names", names,
-			 "floors", floors);
+			 "floors", floors, "big", big, "events", events, "event_totals", totals);
+}
+
+static int kind_of(const char *s)
+{
+	for (int k = 0; k < MF_EV_NKINDS; k++)
+		if (s && strcmp(s, mf_model_event_name(k)) == 0)
+			return k;
+	return -1;
 }
 
 static int u64_of(json_t *o, const char *key, uint64_t *out)
@@ -156,18 +211,69 @@ int mf_model_from_json(json_t *j, struct mf_model *m, char *err, size_t errlen)
 		m->nnames++;
 	}
 	json_array_foreach(floors, i, e) {
-		json_int_t t, f, h;
-		int inflight;
-		if (json_unpack(e, "[IIIi]", &t, &f, &h, &inflight) != 0 || t < 0 || f < 0 || h < 0 ||
-		    inflight < 0) {
+		json_int_t t, f, h, load = 0, top = 0, ws = 0, fl = 0;
+		int inflight, load_n = 0;
+		int ok = json_array_size(e) >= 9
+				 ? json_unpack(e, "[IIIiIiIII]", &t, &f, &h, &inflight, &load, &load_n,
+					       &top, &ws, &fl) == 0
+				 : json_unpack(e, "[IIIi]", &t, &f, &h, &inflight) == 0;
+		if (!ok || t < 0 || f < 0 || h < 0 || inflight < 0 || load < 0 || load_n < 0 ||
+		    top < 0 || ws < 0 || fl < 0) {
 			snprintf(err, errlen, "malformed model: floors[%zu]", i);
 			return -1;
 		}
-		m->floors[m->floor_pos] = (struct mf_model_floor){(uint64_t)t, (uint64_t)f,
-								  (uint64_t)h, (uint32_t)inflight};
+		m->floors[m->floor_pos] = (struct mf_model_floor){
+			.t_s = (uint64_t)t, .floor = (uint64_t)f, .high = (uint64_t)h,
+			.max_in_flight = (uint32_t)inflight, .load_n = (uint32_t)load_n,
+			.load = (uint64_t)load, .load_top = (uint64_t)top, .ws_high = (uint64_t)ws,
+			.floor_load = (uint64_t)fl};
 		m->floor_pos = (m->floor_pos + 1) % MF_MODEL_FLOORS;
 		if (m->nfloors < MF_MODEL_FLOORS)
 			m->nfloors++;
 	}
+	json_array_foreach(json_object_get(j, "big"), i, e) {
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *id = json_string_value(json_object_get(e, "id"));
+		json_t *net = json_object_get(e, "net");
+		struct mf_model_big *b;
+
+		if (m->nbig >= MF_MODEL_BIG)
+			break;
+		b = &m->big[m->nbig];
+		memset(b, 0, sizeof(*b));
+		if (!name || !json_is_integer(net) || u64_of(e, "peak", &b->peak) ||
+		    u64_of(e, "t_s", &b->t_s) || u64_of(e, "typical", &b->typical)) {
+			snprintf(err, errlen, "malformed model: big[%zu]", i);
+			return -1;
+		}
+		snprintf(b->name, sizeof(b->name), "%s", name);
+		snprintf(b->id, sizeof(b->id), "%s", id ? id : "");
+		b->net = json_integer_value(net);
+		b->failed = json_is_true(json_object_get(e, "failed"));
+		m->nbig++;
+	}
+	json_array_foreach(json_object_get(j, "events"), i, e) {
+		int kind = kind_of(json_string_value(json_object_get(e, "kind")));
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *id = json_string_value(json_object_get(e, "id"));
+		uint64_t count;
+		struct mf_model_event *ev = &m->events[m->event_pos];
+
+		memset(ev, 0, sizeof(*ev));
+		if (kind < 0 || u64_of(e, "t_s", &ev->t_s) || u64_of(e, "count", &count) ||
+		    u64_of(e, "bytes", &ev->bytes) || count > UINT32_MAX) {
+			snprintf(err, errlen, "malformed model: events[%zu]", i);
+			return -1;
+		}
+		ev->kind = (uint32_t)kind;
+		ev->count = (uint32_t)count;
+		snprintf(ev->name, sizeof(ev->name), "%s", name ? name : "");
+		snprintf(ev->id, sizeof(ev->id), "%s", id ? id : "");
+		m->event_pos = (m->event_pos + 1) % MF_MODEL_EVENTS;
+		if (m->nevents < MF_MODEL_EVENTS)
+			m->nevents++;
+	}
+	for (int k = 0; k < MF_EV_NKINDS; k++)
+		u64_of(json_object_get(j, "event_totals"), mf_model_event_name(k), &m->event_total[k]);
 	return 0;
 }

@@ -10,6 +10,14 @@
 
 #include "host/model.h"
 
+/* The model's file in a state directory. */
+#define MF_MODEL_FILE "model.json"
+
+/* Where a supervisor saves the model of the run whose stats segment is at
+ * segment: DIR/model.json beside DIR/segment.seg (a state directory), else
+ * the segment's path with ".model.json" for ".seg". */
+void mf_model_path_for_segment(const char *segment, char *out, size_t len);
+
 /* A new JSON document of the model (caller decrefs). */
 json_t *mf_model_json(const struct mf_model *m);
 /* Fill m from a document; 0, or -1 with the reason in err. */

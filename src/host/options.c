@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/env.h"
+#include "host/msg.h"
+
 void mf_opts_init(struct mf_opts *o, const char *mode, const struct mf_option *const tabs[])
 {
 	size_t n = 0, s = 0;
@@ -104,6 +107,21 @@ const char *mf_opt_env(const struct mf_option *o)
 		return NULL;
 	v = getenv(o->env);
 	return v != NULL && *v != '\0' ? v : NULL;
+}
+
+int mf_opt_env_bool(const struct mf_option *o, int *on)
+{
+	const char *v = mf_opt_env(o);
+
+	*on = -1;
+	if (v == NULL)
+		return 0;
+	if (mf_env_bool(v, on) != 0) {
+		*on = -1;
+		mf_err("invalid %s '%s': expected " MF_ENV_BOOL_WORDS, o->env, v);
+		return -1;
+	}
+	return 0;
 }
 
 const char *mf_opt_value(const struct mf_option *o, const char *given, char *who, size_t wlen)

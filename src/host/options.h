@@ -74,6 +74,13 @@ const char *mf_opt_value(const struct mf_option *o, const char *given, char *who
 /* The environment's value of o (set and not empty), or NULL. */
 const char *mf_opt_env(const struct mf_option *o);
 
+/*
+ * A boolean variable of o (its env): 0 with *on set (-1 when unset or
+ * empty), or -1 after a one-line error naming the variable when the value
+ * is not a boolean word (base/env.h: 1/0, true/false, yes/no, on/off).
+ */
+int mf_opt_env_bool(const struct mf_option *o, int *on);
+
 /* For an error message: "--name, MEMFENCE_NAME" (or "--name") in buf. */
 const char *mf_opt_names(const struct mf_option *o, char *buf, size_t len);
 

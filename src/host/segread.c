@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sched.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SEQ_TRIES 64
@@ -48,8 +49,16 @@ int mf_seg_create(const char *path, uint32_t nslots, uint32_t scopes, uint32_t r
 	fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
-	if (ftruncate(fd, (off_t)len) != 0)
-		goto fail_errno;
+	/* Pages reserved now, not at the first write through the mapping: on
+	 * a full filesystem (a small tmpfs, a container's 64 MiB /dev/shm)
+	 * that write is a SIGBUS in the supervisor and in every process of
+	 * the program. Here it is an error the caller can live with. */
+	err = posix_fallocate(fd, 0, (off_t)len);
+	if (err != 0) {
+		close(fd);
+		unlink(tmp);
+		return -err;
+	}
 	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (mem == MAP_FAILED)
 		goto fail_errno;
@@ -79,7 +88,9 @@ int mf_segread_open(struct mf_segread *r, const char *path, int writable)
 	if (strlen(path) >= sizeof(r->path))
 		return -ENAMETOOLONG;
 	strcpy(r->path, path);
-	r->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO under a segment's name is refused below, not
+	 * waited on (it has no effect on a regular file). */
+	r->fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_NONBLOCK | O_CLOEXEC);
 	if (r->fd < 0)
 		return -errno;
 	if (fstat(r->fd, &st) != 0) {
@@ -201,12 +212,23 @@ void mf_segread_header(const struct mf_segread *r, struct mf_seg_header *out)
 	out->slot_claims_failed = __atomic_load_n(&h->slot_claims_failed, __ATOMIC_RELAXED);
 }
 
-/* Alive for a reader: the process exists and is not a zombie. A zombie
- * still answers kill(pid, 0), and an OOM-killed pool worker stays one until
- * its parent (not us) waits for it. */
-static int pid_exists(pid_t pid)
+/* Realtime at which the system booted, in ns (CLOCK_REALTIME minus
+ * CLOCK_BOOTTIME: /proc/PID/stat counts from the boot). */
+static uint64_t boot_realtime_ns(void)
 {
-	char path[64], buf[256], *rp;
+	struct timespec r, b;
+
+	clock_gettime(CLOCK_REALTIME, &r);
+	clock_gettime(CLOCK_BOOTTIME, &b);
+	return ((uint64_t)r.tv_sec - (uint64_t)b.tv_sec) * 1000000000u + (uint64_t)r.tv_nsec -
+	       (uint64_t)b.tv_nsec;
+}
+
+int mf_proc_is(pid_t pid, uint64_t since_ns)
+{
+	char path[64], buf[1024], *rp, *end;
+	unsigned long long start;
+	long tck;
 	ssize_t n;
 	int fd;
 
@@ -223,7 +245,31 @@ static int pid_exists(pid_t pid)
 	buf[n] = '\0';
 	/* "1234 (python3) Z 1 ...": the state follows the last ')'. */
 	rp = strrchr(buf, ')');
-	return !(rp && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'));
+	if (!rp || rp[1] != ' ')
+		return 1;
+	if (rp[2] == 'Z' || rp[2] == 'X')
+		return 0;
+	if (since_ns == 0)
+		return 1;
+	/* Field 22, starttime, in clock ticks since boot (proc(5)): the 20th
+	 * after the state's. */
+	rp += 2;
+	for (int k = 0; k < 19 && rp; k++) {
+		rp = strchr(rp, ' ');
+		rp = rp ? rp + 1 : NULL;
+	}
+	tck = sysconf(_SC_CLK_TCK);
+	if (!rp || tck <= 0)
+		return 1;
+	start = strtoull(rp, &end, 10);
+	if (end == rp)
+		return 1;
+	/* The tick count is rounded down, so the process that took the slot
+	 * never looks younger than its claim; a process that started later
+	 * got the pid after the claimant had ended. One tick of slack covers
+	 * the two clocks read apart. */
+	return boot_realtime_ns() + (uint64_t)start * (1000000000u / (uint64_t)tck) <=
+	       since_ns + 1000000000u / (uint64_t)tck;
 }
 
 static uint64_t ld(const uint64_t *p)
@@ -292,7 +338,8 @@ int mf_segread_slot(struct mf_segread *r, uint32_t i, struct mf_segread_slot *ou
 		return 0;
 	case MF_SLOT_LIVE:
 		/* pid 0: being claimed right now. */
-		out->view = c->pid == 0 || pid_exists(c->pid) ? MF_SLOT_VIEW_LIVE : MF_SLOT_VIEW_DEAD;
+		out->view = c->pid == 0 || mf_proc_is(c->pid, c->start_realtime_ns) ? MF_SLOT_VIEW_LIVE
+												 : MF_SLOT_VIEW_DEAD;
 		break;
 	case MF_SLOT_EXITED:
 		out->view = MF_SLOT_VIEW_EXITED;
@@ -340,7 +387,7 @@ int mf_segread_mark_read(struct mf_segread *r, uint32_t i, uint32_t generation)
 	state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 	if (state == MF_SLOT_LIVE) {
 		pid_t pid = __atomic_load_n(&s->pid, __ATOMIC_ACQUIRE);
-		if (pid == 0 || pid_exists(pid))
+		if (pid == 0 || mf_proc_is(pid, s->start_realtime_ns))
 			return -EBUSY;
 		if (!__atomic_compare_exchange_n(&s->state, &state, MF_SLOT_DEAD, 0,
 						 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))

@@ -41,7 +41,9 @@ struct mf_segread {
  * dimensions (0 = the MF_SEG_DEFAULT_* value; ring is rounded up to a power
  * of two) and owner pid. The file is written whole before it gets its final
  * name, so a shim that opens path sees a complete segment or none.
- * Mode 0600. Returns 0 or -errno.
+ * Mode 0600. Every page is allocated before it is mapped (posix_fallocate):
+ * -ENOSPC, not a SIGBUS later, when the filesystem is full; nothing is left
+ * behind on failure. Returns 0 or -errno.
  */
 int mf_seg_create(const char *path, uint32_t nslots, uint32_t scopes, uint32_t ring,
 		  int32_t owner);
@@ -83,9 +85,17 @@ struct mf_segread_slot {
 };
 
 /*
+ * Whether pid is a running process (not a zombie) that started no later
+ * than since_ns (CLOCK_REALTIME; 0: any): the process that wrote a slot
+ * claimed at since_ns, not a later one that got its pid. 1 or 0 (1 when
+ * /proc cannot tell).
+ */
+int mf_proc_is(pid_t pid, uint64_t since_ns);
+
+/*
  * Copy slot i: identity, counters and the scopes in flight (into scopes,
  * at most max of them; scopes may be NULL with max 0). Liveness is decided
- * with kill(pid, 0). Returns 0, -EINVAL for a bad index.
+ * with mf_proc_is(pid, claim time). Returns 0, -EINVAL for a bad index.
  */
 int mf_segread_slot(struct mf_segread *r, uint32_t i, struct mf_segread_slot *out,
 		    struct mf_seg_scope *scopes, uint32_t max);

@@ -17,9 +17,13 @@
  * as module:file-offset (hex), Python ones as code:line.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "host/file.h"
 #include "profile/profile.h"
 
 struct rawmod {
@@ -175,24 +179,54 @@ static void split_tab(char *s, char **fields, int n)
 
 int mf_profile_load(const char *path, struct mf_profile *p, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
+	struct stat st;
+	FILE *f;
+	int fd = mf_file_open(path), rc;
+
+	memset(p, 0, sizeof(*p));
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: %s", path, mf_file_strerror(fd));
+		return -1;
+	}
+	if (fstat(fd, &st) != 0 || (uint64_t)st.st_size > MF_PROFILE_FILE_MAX) {
+		snprintf(err, errlen, "%s: %s", path, mf_file_strerror(-EFBIG));
+		close(fd);
+		return -1;
+	}
+	f = fdopen(fd, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	rc = mf_profile_parse(f, path, p, err, errlen);
+	fclose(f);
+	return rc;
+}
+
+int mf_profile_parse(FILE *f, const char *path, struct mf_profile *p, char *err, size_t errlen)
+{
 	struct builder b = {.p = p};
 	char *line = NULL;
-	size_t cap = 0;
+	size_t cap = 0, total = 0;
 	ssize_t len;
 	int lineno = 0, ended = 0, rc = -1;
 
 	memset(p, 0, sizeof(*p));
-	if (f == NULL) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return -1;
-	}
 	p->scopes = xrealloc(NULL, sizeof(char *));
 	p->scopes[0] = xstrdup("");
 	p->nscopes = 1;
 	while ((len = getline(&line, &cap, f)) > 0) {
 		char *fl[4];
 		lineno++;
+		/* A file that grows while it is read stops here too. */
+		total += (size_t)len;
+		if (total > MF_PROFILE_FILE_MAX) {
+			snprintf(err, errlen, "%s: %s", path, mf_file_strerror(-EFBIG));
+			goto out;
+		}
+		if (memchr(line, '\0', (size_t)len) != NULL)
+			goto bad;
 		if (line[len - 1] == '\n')
 			line[len - 1] = '\0';
 		if (lineno == 1) {
@@ -303,7 +337,6 @@ out:
 	free(b.mods);
 	free(b.codes);
 	free(line);
-	fclose(f);
 	if (rc != 0)
 		mf_profile_free(p);
 	return rc;

@@ -49,8 +49,16 @@ struct mf_profile {
 	int nsites;
 };
 
-/* Read and symbolise FILE. 0, or -1 with a one-line reason in err. */
+/* The largest profile file read: the profiler's tables are bounded
+ * (4096 sites of at most 56 frames, 4096 code objects), its files far
+ * smaller than this. */
+#define MF_PROFILE_FILE_MAX ((size_t)64 << 20)
+
+/* Read and symbolise FILE, a regular file of at most MF_PROFILE_FILE_MAX
+ * bytes. 0, or -1 with a one-line reason in err. */
 int mf_profile_load(const char *path, struct mf_profile *p, char *err, size_t errlen);
+/* The same from an open stream; path names it in messages. */
+int mf_profile_parse(FILE *f, const char *path, struct mf_profile *p, char *err, size_t errlen);
 void mf_profile_free(struct mf_profile *p);
 
 int mf_profile_view_parse(const char *s, enum mf_prof_view *out);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "host/file.h"
 #include "profile/profile.h"
 
 struct sym {
@@ -45,19 +46,27 @@ static int sym_cmp(const void *a, const void *b)
 	return x->lo < y->lo ? -1 : x->lo > y->lo;
 }
 
+/* [off, off + size) lies within a file of len bytes (no overflow). */
+static int within(uint64_t off, uint64_t size, uint64_t len)
+{
+	return off <= len && size <= len - off;
+}
+
 static void load_syms(struct elf_cache *c, const Elf64_Ehdr *eh)
 {
 	const Elf64_Shdr *sh = (const void *)((const char *)c->map + eh->e_shoff);
 	int want = SHT_SYMTAB;
 
-	if (eh->e_shoff == 0 || eh->e_shoff + (uint64_t)eh->e_shnum * sizeof(*sh) > c->len)
+	if (eh->e_shoff == 0 || !within(eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(*sh), c->len))
 		return;
 	for (int pass = 0; pass < 2; pass++, want = SHT_DYNSYM) {
 		for (int i = 0; i < eh->e_shnum; i++) {
 			if (sh[i].sh_type != (uint32_t)want || sh[i].sh_link >= eh->e_shnum)
 				continue;
 			const Elf64_Shdr *strs = &sh[sh[i].sh_link];
-			if (sh[i].sh_offset + sh[i].sh_size > c->len || strs->sh_offset + strs->sh_size > c->len)
+			if (!within(sh[i].sh_offset, sh[i].sh_size, c->len) ||
+			    !within(strs->sh_offset, strs->sh_size, c->len) || strs->sh_size == 0 ||
+			    ((const char *)c->map)[strs->sh_offset + strs->sh_size - 1] != '\0')
 				continue;
 			const Elf64_Sym *s = (const void *)((const char *)c->map + sh[i].sh_offset);
 			size_t n = sh[i].sh_size / sizeof(*s);
@@ -96,7 +105,13 @@ static struct elf_cache *open_elf(const char *path)
 	memset(c, 0, sizeof(*c));
 	c->path = strdup(path);
 	c->bad = 1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (c->path == NULL) {
+		ncache--;
+		return NULL;
+	}
+	/* A path from the profile file: a FIFO or a device there must not
+	 * hang or flood the report. */
+	fd = mf_file_open(path);
 	if (fd < 0)
 		return c;
 	if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(Elf64_Ehdr)) {
@@ -110,7 +125,7 @@ static struct elf_cache *open_elf(const char *path)
 		return c;
 	const Elf64_Ehdr *eh = c->map;
 	if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-	    eh->e_phoff + (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr) > c->len)
+	    !within(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr), c->len))
 		return c;
 	c->ph = (const void *)((const char *)c->map + eh->e_phoff);
 	c->phnum = eh->e_phnum;

@@ -9,11 +9,14 @@
  * path must not reach a privileged program.
  *
  * Variables:
- *   MEMFENCE_ACCOUNT=0|1     0 forwards everything uncounted; 1 counts. Unset:
+ *   MEMFENCE_ACCOUNT=0|1     0 forwards everything uncounted; 1 counts (any
+ *                            boolean word, mf_env_bool). Unset:
  *                            count when LD_PRELOAD names libmemfence (a
  *                            program merely linked with -lmemfence is off).
  *   MEMFENCE_SEGMENT=PATH    stats segment to join (made by the supervisor or
  *                            `memfence exec --account`)
+ *   MEMFENCE_SEGMENT_MAKE=0  do not make MEMFENCE_SEGMENT when it is missing
+ *                            (the supervisor's: it has ended); count privately
  *   MEMFENCE_HEAP_LIMIT=SIZE process live-bytes limit (512M, 2GiB; 0 = none)
  *   MEMFENCE_FAULT=SPEC      fault injection, see mf_fault_parse()
  *   MEMFENCE_PRESSURE=SIZE|PCT|off  where the zero-collateral policy starts
@@ -281,18 +284,31 @@ void mf_config_read(char **envp)
 	if (getauxval(AT_SECURE) != 0)
 		return;
 	v = mf_env_get(envp, "MEMFENCE_ACCOUNT");
-	if (v != NULL && strcmp(v, "0") == 0)
-		return;
-	if (v != NULL && strcmp(v, "1") != 0 && *v != '\0') {
-		mf_say("MEMFENCE_ACCOUNT='", v, "' is not 0 or 1; accounting stays off");
+	if (v != NULL && *v != '\0') {
+		int on;
+
+		if (mf_env_bool(v, &on) != 0) {
+			mf_say("MEMFENCE_ACCOUNT='", v,
+			       "' is not " MF_ENV_BOOL_WORDS "; accounting stays off");
+			return;
+		}
+		if (!on)
+			return;
+	} else if (!preloaded(envp)) {
 		return;
 	}
-	if ((v == NULL || *v == '\0') && !preloaded(envp))
-		return;
 	mf_cfg.account = 1;
 
 	v = mf_env_get(envp, "MEMFENCE_SEGMENT");
 	mf_cfg.segment = v != NULL && *v != '\0' ? v : NULL;
+	/* The supervisor's segment is its own to make: gone, it means the
+	 * supervisor has ended, and a file made now would be left behind. */
+	v = mf_env_get(envp, "MEMFENCE_SEGMENT_MAKE");
+	mf_cfg.segment_make = 1;
+	if (v != NULL && *v != '\0' && mf_env_bool(v, &mf_cfg.segment_make) != 0) {
+		mf_say("MEMFENCE_SEGMENT_MAKE is not ", MF_ENV_BOOL_WORDS, ": the segment is not made");
+		mf_cfg.segment_make = 0;
+	}
 
 	v = mf_env_get(envp, "MEMFENCE_HEAP_LIMIT");
 	if (v != NULL && *v != '\0' && mf_size_parse(v, 0, &mf_cfg.heap_limit, &err) != 0) {

@@ -31,6 +31,7 @@ struct mf_config {
 	int press_mmap;       /* set glibc's mmap threshold (none given by the user) */
 	int press_trim;       /* and its trim threshold (likewise) */
 	const char *segment; /* MEMFENCE_SEGMENT, NULL = own */
+	int segment_make;    /* make MEMFENCE_SEGMENT when it is not there */
 	struct mf_fault fault;
 };
 

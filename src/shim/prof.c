@@ -112,6 +112,7 @@ struct state {
 	int32_t *code_idx;
 	char (*scopes)[MF_SEG_NAME_LEN];
 	uintptr_t self_lo, self_hi; /* our own code, left out of stacks */
+	uintptr_t eval_lo, eval_len; /* CPython's _PyEval_EvalFrameDefault */
 	/* CPython 3.11, resolved at start: read only with the GIL held. */
 	int py;
 	int (*py_initialized)(void);
@@ -251,6 +252,11 @@ static int walk_cb(struct _Unwind_Context *ctx, void *arg)
 	if (pc >= S.self_lo && pc < S.self_hi)
 		return 0;
 	w->out[w->n++] = pc;
+	/* Reports keep the native frames up to the interpreter's eval loop
+	 * and drop the ones above it (src/profile/profile.c): those are not
+	 * unwound at all, which makes a Python sample several times cheaper. */
+	if (pc - 1 - S.eval_lo < S.eval_len)
+		return 5;
 	return w->n >= NATIVE_MAX ? 5 : 0;
 }
 
@@ -374,45 +380,91 @@ struct py_alloc {
 #define PY_SMALL 512
 static struct py_alloc py_prev[2];
 
+/*
+ * The countdown runs before the call, on the requested size, so that an
+ * allocation that is not sampled is a subtraction, a branch and a tail
+ * call to pymalloc: nothing of the wrapper stays on the stack. The sampled
+ * one (about one per rate bytes) takes the calls below.
+ */
+static __attribute__((noinline, cold)) void *py_malloc_sampled(struct py_alloc *a, size_t n)
+{
+	void *p = a->malloc(a->ctx, n);
+
+	mf_prof_sample(p, n);
+	return p;
+}
+
+static __attribute__((noinline, cold)) void *py_calloc_sampled(struct py_alloc *a, size_t k,
+								size_t n)
+{
+	void *p = a->calloc(a->ctx, k, n);
+
+	mf_prof_sample(p, k * n);
+	return p;
+}
+
+static __attribute__((noinline, cold)) void *py_realloc_sampled(struct py_alloc *a, void *p,
+								 size_t n)
+{
+	void *q = a->realloc(a->ctx, p, n);
+
+	mf_prof_sample(q, n);
+	return q;
+}
+
 static void *py_malloc(void *ctx, size_t n)
 {
 	struct py_alloc *a = ctx;
-	void *p = a->malloc(a->ctx, n);
 
-	if (p != NULL && n <= PY_SMALL)
-		mf_prof_alloc(p, n);
-	return p;
+	if (n <= PY_SMALL && mf_prof_due(n))
+		return py_malloc_sampled(a, n);
+	return a->malloc(a->ctx, n);
 }
 
 static void *py_calloc(void *ctx, size_t k, size_t n)
 {
 	struct py_alloc *a = ctx;
-	void *p = a->calloc(a->ctx, k, n);
+	size_t total;
 
-	if (p != NULL && k * n <= PY_SMALL)
-		mf_prof_alloc(p, k * n);
-	return p;
+	if (!__builtin_mul_overflow(k, n, &total) && total <= PY_SMALL && mf_prof_due(total))
+		return py_calloc_sampled(a, k, n);
+	return a->calloc(a->ctx, k, n);
 }
 
+/* A block that may be a sampled one leaves the live view first. */
+static __attribute__((noinline, cold)) void *py_realloc_live(struct py_alloc *a, void *p,
+							      size_t n)
+{
+	mf_prof_free_slow(p);
+	if (n <= PY_SMALL && mf_prof_due(n))
+		return py_realloc_sampled(a, p, n);
+	return a->realloc(a->ctx, p, n);
+}
+
+static __attribute__((noinline, cold)) void py_free_live(struct py_alloc *a, void *p)
+{
+	mf_prof_free_slow(p);
+	a->free(a->ctx, p);
+}
+
+/* Every path ends in a tail call: the wrapper keeps no frame. */
 static void *py_realloc(void *ctx, void *p, size_t n)
 {
 	struct py_alloc *a = ctx;
-	void *q;
 
-	if (p != NULL)
-		mf_prof_free(p);
-	q = a->realloc(a->ctx, p, n);
-	if (q != NULL && n <= PY_SMALL)
-		mf_prof_alloc(q, n);
-	return q;
+	if (p != NULL && mf_prof_maybe_live(p))
+		return py_realloc_live(a, p, n);
+	if (n <= PY_SMALL && mf_prof_due(n))
+		return py_realloc_sampled(a, p, n);
+	return a->realloc(a->ctx, p, n);
 }
 
 static void py_free(void *ctx, void *p)
 {
 	struct py_alloc *a = ctx;
 
-	if (p != NULL)
-		mf_prof_free(p);
+	if (p != NULL && mf_prof_maybe_live(p))
+		return py_free_live(a, p);
 	a->free(a->ctx, p);
 }
 
@@ -1107,6 +1159,21 @@ static int self_range_cb(struct dl_phdr_info *info, size_t size, void *data)
 	return 0;
 }
 
+/* Where the native unwinding of a Python program stops: the eval loop,
+ * in any CPython version that exports it (its size from the symbol). */
+static void eval_resolve(void)
+{
+	void *ev = dlsym(RTLD_DEFAULT, "_PyEval_EvalFrameDefault");
+	const ElfW(Sym) *sym = NULL;
+	Dl_info info;
+
+	if (ev != NULL && dladdr1(ev, &info, (void **)&sym, RTLD_DL_SYMENT) != 0 && sym != NULL &&
+	    sym->st_size != 0) {
+		S.eval_lo = (uintptr_t)ev;
+		S.eval_len = sym->st_size;
+	}
+}
+
 static void python_resolve(void)
 {
 	const unsigned long *ver = dlsym(RTLD_DEFAULT, "Py_Version");
@@ -1134,6 +1201,18 @@ static void *map_or_null(size_t len)
 
 extern char **__environ;
 
+/* A boolean variable: unset or empty is off; anything not a boolean word
+ * is said and off. */
+static int env_flag(char **envp, const char *name)
+{
+	const char *v = mf_env_get(envp, name);
+	int on = 0;
+
+	if (v != NULL && v[0] != '\0' && mf_env_bool(v, &on) != 0)
+		mf_say(name, " is not " MF_ENV_BOOL_WORDS ": off", NULL);
+	return on;
+}
+
 /*
  * Runs after the shim's own constructor (101), so accounting is set up and
  * allocations made here (loading libgcc_s, the unwinder's first run, dlsym) are counted
@@ -1154,6 +1233,11 @@ __attribute__((constructor(102))) static void prof_ctor(int argc, char **argv, c
 	v = mf_env_get(envp, "MEMFENCE_PROFILE_DIR");
 	if (v == NULL || v[0] == '\0')
 		return;
+	if (access(v, W_OK) != 0) {
+		/* Every snapshot would be lost: say it now, once. */
+		mf_say("MEMFENCE_PROFILE_DIR ", v, " is not a writable directory: profiler off");
+		return;
+	}
 	mf_strlcpy(S.dir, v, sizeof(S.dir));
 	v = mf_env_get(envp, "MEMFENCE_PROFILE_RATE");
 	if (v != NULL && (mf_size_parse(v, 0, &rate, &err) != 0 || rate == 0)) {
@@ -1164,8 +1248,7 @@ __attribute__((constructor(102))) static void prof_ctor(int argc, char **argv, c
 	v = mf_env_get(envp, "PYTHONMALLOC");
 	mf_strlcpy(S.pymalloc, v != NULL && strncmp(v, "malloc", 6) == 0 ? "off" : "on",
 		   sizeof(S.pymalloc));
-	v = mf_env_get(envp, "MEMFENCE_PROFILE_CTL");
-	S.ctl_follow = v != NULL && v[0] == '1';
+	S.ctl_follow = env_flag(envp, "MEMFENCE_PROFILE_CTL");
 
 	S.sites = map_or_null(sizeof(struct site) * SITES_MAX);
 	S.site_idx = map_or_null(sizeof(int32_t) * SITES_IDX);
@@ -1199,8 +1282,8 @@ __attribute__((constructor(102))) static void prof_ctor(int argc, char **argv, c
 		}
 	}
 	python_resolve();
-	v = mf_env_get(envp, "MEMFENCE_PROFILE_SIGNAL");
-	if (v != NULL && v[0] == '1') {
+	eval_resolve();
+	if (env_flag(envp, "MEMFENCE_PROFILE_SIGNAL")) {
 		struct sigaction sa;
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = on_signal;

@@ -15,6 +15,7 @@
 #ifndef MF_PROF_H
 #define MF_PROF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,20 +54,35 @@ static inline unsigned mf_prof_hash(const void *p)
 	return (unsigned)((a ^ (a >> MF_PROF_FILTER_BITS)) & ((1u << MF_PROF_FILTER_BITS) - 1));
 }
 
+/* Count size bytes down; true when they complete an interval, and the
+ * allocation they belong to is to be sampled. One TLS subtraction and a
+ * branch: all that an allocation that is not sampled pays. */
+static inline bool mf_prof_due(size_t size)
+{
+	mf_prof_left -= (int64_t)size;
+	return MF_UNLIKELY(mf_prof_left < 0);
+}
+
 /* Called with each new block and its usable size. */
 static inline void mf_prof_alloc(void *p, size_t size)
 {
-	mf_prof_left -= (int64_t)size;
-	if (MF_UNLIKELY(mf_prof_left < 0))
+	if (mf_prof_due(size))
 		mf_prof_sample(p, size);
+}
+
+/* May p be a sampled block still live? false for every block that never
+ * was one, but a few that share its filter counter. */
+static inline bool mf_prof_maybe_live(const void *p)
+{
+	const uint8_t *f = mf_prof_filter;
+
+	return MF_UNLIKELY(f != NULL) && MF_UNLIKELY(f[mf_prof_hash(p)] != 0);
 }
 
 /* Called with each block about to be freed (or moved by realloc). */
 static inline void mf_prof_free(void *p)
 {
-	const uint8_t *f = mf_prof_filter;
-
-	if (MF_UNLIKELY(f != NULL) && MF_UNLIKELY(f[mf_prof_hash(p)] != 0))
+	if (mf_prof_maybe_live(p))
 		mf_prof_free_slow(p);
 }
 

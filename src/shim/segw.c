@@ -95,7 +95,9 @@ static int create_file(const char *path)
 	fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -1;
-	if (ftruncate(fd, (off_t)len) != 0 || (mem = os_map_shared(fd, len)) == NULL) {
+	/* Reserved now: a page first touched on a full filesystem is a
+	 * SIGBUS (mf_seg_create says more). */
+	if (posix_fallocate(fd, 0, (off_t)len) != 0 || (mem = os_map_shared(fd, len)) == NULL) {
 		close(fd);
 		unlink(tmp);
 		return -1;
@@ -119,6 +121,8 @@ static int join_segment(const char *path)
 	int r;
 
 	if (fd < 0 && errno == ENOENT) {
+		if (!mf_cfg.segment_make)
+			return -1;    /* its supervisor has ended: nobody to tell */
 		/* Made by us, or by another process that won the race. */
 		create_file(path);
 		fd = open(path, O_RDWR | O_CLOEXEC);

@@ -17,6 +17,7 @@
  * shim goes through libc's environment functions.
  */
 #include <pthread.h>
+#include <unistd.h>
 
 #include "base/env.h"
 #include "base/size.h"
@@ -36,8 +37,15 @@ __attribute__((constructor)) static void mf_stack_init(int argc, char **argv, ch
 	(void)argv;
 	if (s == NULL || *s == '\0')
 		return;
-	if (mf_size_parse(s, 0, &n, &err) != 0 || n < MF_STACK_FLOOR)
+	if (mf_size_parse(s, 0, &n, &err) != 0 || n < MF_STACK_FLOOR) {
+		/* One write: this library has no message helper of its own. */
+		static const char msg[] = "memfence: invalid MEMFENCE_STACK (a size of at least "
+					  "256K, such as 1M): thread stacks keep their default size\n";
+		ssize_t w = write(2, msg, sizeof(msg) - 1);
+
+		(void)w;
 		return;
+	}
 	if (pthread_getattr_default_np(&attr) != 0)
 		return;
 	if (pthread_attr_setstacksize(&attr, (size_t)n) == 0)

@@ -23,15 +23,20 @@ void mf_strlcpy(char *dst, const char *src, size_t n)
 
 void mf_say(const char *a, const char *b, const char *c)
 {
-	const char *parts[] = {"memfence: ", a, b, c, "\n"};
+	const char *parts[] = {"memfence: ", a, b, c};
+	char line[512];
+	size_t n = 0;
 
-	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
-		if (parts[i] == NULL)
-			continue;
-		/* Best effort: nothing to do if stderr is closed. */
-		ssize_t r = write(2, parts[i], strlen(parts[i]));
-		(void)r;
-	}
+	/* One write() per line: processes of a program share stderr, and a
+	 * line written in pieces interleaves with theirs. Cut to fit, the
+	 * newline kept. */
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+		for (const char *p = parts[i]; p != NULL && *p != '\0' && n < sizeof(line) - 1; p++)
+			line[n++] = *p;
+	line[n++] = '\n';
+	/* Best effort: nothing to do if stderr is closed. */
+	ssize_t r = write(2, line, n);
+	(void)r;
 }
 
 uint64_t mf_now_mono(void)

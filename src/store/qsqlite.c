@@ -147,10 +147,18 @@ static const char schema_sql[] =
 
 int mf_qsql_open(struct mf_qstore *s)
 {
+	struct stat st;
 	int rc;
 	int64_t app, ver, ntables;
 	char sql[128];
 
+	/* SQLite opens what it is given, and writes PATH-journal beside it:
+	 * "--quarantine /dev/zero" would create /dev/zero-journal. */
+	if (stat(s->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(s->err, sizeof(s->err), "%s is not a regular file: not a quarantine file",
+			 s->path);
+		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+	}
 	rc = mkdir_parents(s->path);
 	if (rc != 0) {
 		snprintf(s->err, sizeof(s->err), "cannot create the directory of %s: %s", s->path,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,7 +126,7 @@ static void quarantine_env(const struct sup *s)
 	}
 	setenv("MEMFENCE_STATE_DIR", s->quar_dir, 1);
 	setenv("MEMFENCE_QUARANTINE", s->quar_spec, 1);
-	if (s->cfg.launch.account == 1)
+	if (s->seg.open)
 		setenv("MEMFENCE_QUARANTINE_RECORDER", "supervisor", 1);
 }
 
@@ -142,10 +143,30 @@ static void child_exec(struct sup *s)
 	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* The supervisor killed (SIGKILL) leaves the program without probes,
+	 * reaping or reports: it is told to end (SIGTERM) rather than live
+	 * on as an orphan. As PID 1 the supervisor's end is the container's
+	 * anyway. The kernel forgets this when the program changes its
+	 * credentials (setpriv, gosu): docs/failure.md. */
+	if (!s->st.pid1) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != s->st.sup_pid)
+			_exit(MF_EXIT_FAILURE);  /* the supervisor is already gone */
+	}
 	sup_protect_undo(s);
+	if (s->cfg.launch.account == 1 && !s->seg.open) {
+		/* No segment this time: the shim must not make one where the
+		 * supervisor found no room, nor join a file of someone else. */
+		s->cfg.launch.segment = NULL;
+		unsetenv("MEMFENCE_SEGMENT");
+	}
 	if (mf_launch_prepare(&s->cfg.launch, &s->cfg.plan, &status) != 0)
 		_exit(status);
 	quarantine_env(s);
+	/* The segment is ours to make: a process of the program that outlives
+	 * us must not make it again (shim/segw.c). */
+	if (s->seg.open)
+		setenv("MEMFENCE_SEGMENT_MAKE", "0", 1);
 	sup_python_env(s);
 	if (s->cfg.profile) {
 		/* Beside the post-mortems, so that both outlive the program. */
@@ -165,11 +186,17 @@ int sup_child_start(struct sup *s)
 
 		sup_seg_close(&s->seg, 1);
 		err = sup_seg_create(&s->seg, s->cfg.launch.segment, (int32_t)getpid());
-		if (err) {
-			mf_err("cannot create the stats segment %s: %s", s->cfg.launch.segment,
-			       strerror(-err));
-			return -1;
-		}
+		/* No room for it (a full tmpfs or /dev/shm): the program runs
+		 * anyway, its shim counting in private memory; what only the
+		 * segment tells (scopes, heap figures, deaths for the
+		 * quarantine) is missing until a restart finds room. */
+		if (err && !s->seg_failed)
+			mf_warn("cannot create the stats segment %s: %s; the program runs without it "
+				"(accounting is off in the supervisor: no scopes, heap figures or "
+				"quarantine deaths)",
+				s->cfg.launch.segment, strerror(-err));
+		s->seg_failed = err != 0;
+		s->st.accounting = !err;
 	}
 	fflush(NULL);
 	pid = fork();
@@ -243,8 +270,17 @@ uint64_t sup_child_backoff_ms(struct sup *s, uint64_t ran_ms)
 	 * again: the backoff is for crash loops. */
 	if (ran_ms >= 2 * s->cfg.max_delay_ms + 10000)
 		s->quick_failures = 0;
+	/* --restart-delay 0 restarts at once, the first time; a loop of
+	 * quick failures still backs off, from SUP_RESTART_FLOOR_MS, however
+	 * small the delays asked (hundreds of restarts a second otherwise). */
+	if (s->quick_failures > 0 && d < SUP_RESTART_FLOOR_MS)
+		d = SUP_RESTART_FLOOR_MS;
 	for (unsigned i = 0; i < s->quick_failures && d < s->cfg.max_delay_ms; i++)
 		d *= 2;
+	if (d > s->cfg.max_delay_ms)
+		d = s->cfg.max_delay_ms;
+	if (s->quick_failures > 0 && d < SUP_RESTART_FLOOR_MS)
+		d = SUP_RESTART_FLOOR_MS;
 	s->quick_failures++;
-	return d < s->cfg.max_delay_ms ? d : s->cfg.max_delay_ms;
+	return d;
 }

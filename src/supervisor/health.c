@@ -8,6 +8,17 @@
  * SUP_LEARN finished scopes. Ready again only above need * (1 + hysteresis),
  * so a service hovering at the threshold does not flap.
  *
+ * Readiness also fails (cgroup v2) while memory.pressure's full avg10 -- the
+ * share of the last 10 s in which every task of the container was stalled
+ * on memory -- stays at or above pressure_pct for the same grace period.
+ * That is a program thrashing on reclaim while headroom looks fine, as when
+ * shared memory or page cache that cannot be dropped fills the cgroup: the
+ * working set leaves out inactive file pages, but the program is stalled.
+ * Ready again once full avg10 falls below the threshold (the average itself
+ * decays over about 10 s, which is the hysteresis). Liveness does not use
+ * it: a stalled program still progresses, and restarting it would not free
+ * what fills the cgroup.
+ *
  * Readiness, at once: a process has less than a request's need left under
  * its rlimit (what the kernel counts against RLIMIT_DATA: VmData), or
  * allocations are being refused and it has less than twice that left. No
@@ -129,9 +140,18 @@ void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms
 	uint64_t upper = need + need / 100 * h->cfg.hysteresis_pct;
 	uint32_t ended = 0, failed = 0;
 	char a[32], b[32], c[32];
+	int stalled;
 
 	st->need = need;
 	budget_eval(h, st, need, upper, now_ms);
+	if (h->cfg.pressure_pct && st->psi_ok && st->psi.has_full &&
+	    st->psi.full.avg10 >= (double)h->cfg.pressure_pct) {
+		if (!h->stall_since_ms)
+			h->stall_since_ms = now_ms;
+	} else {
+		h->stall_since_ms = 0;
+	}
+	stalled = h->stall_since_ms && now_ms - h->stall_since_ms >= h->cfg.grace_ms;
 	if (st->usable < need) {
 		if (!h->low_since_ms)
 			h->low_since_ms = now_ms;
@@ -159,7 +179,7 @@ void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms
 	st->window_ended = ended;
 	st->window_failed = failed;
 
-	st->ready = h->ready && !h->at_budget && st->child_up;
+	st->ready = h->ready && !h->at_budget && !stalled && st->child_up;
 	if (!st->child_up)
 		snprintf(st->ready_reason, sizeof(st->ready_reason), "not ready: the program is not running");
 	else if (h->at_budget)
@@ -169,6 +189,13 @@ void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms
 			 mf_size_format(st->budget, b, sizeof(b)), mf_size_format(need, c, sizeof(c)),
 			 st->need_learned ? " (learned p95)" : "",
 			 st->refusals_new ? ", allocations refused" : "");
+	else if (h->ready && stalled)
+		snprintf(st->ready_reason, sizeof(st->ready_reason),
+			 "not ready: memory pressure full avg10 %.2f%% at or above %u%% for %.1fs "
+			 "(stalled on reclaim; headroom %s)",
+			 st->psi.full.avg10, h->cfg.pressure_pct,
+			 (double)(now_ms - h->stall_since_ms) / 1000.0,
+			 mf_size_format(st->usable, a, sizeof(a)));
 	else if (!h->ready)
 		snprintf(st->ready_reason, sizeof(st->ready_reason),
 			 "not ready: headroom %s below a request's need %s%s for %.1fs",

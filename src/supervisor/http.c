@@ -140,15 +140,18 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
 		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
 		port = colon + 1;
 	}
+	/* Digits only: strtol would take " 80" and "+80". */
+	if (!*port || strspn(port, "0123456789") != strlen(port))
+		goto bad;
 	p = strtol(port, &end, 10);
-	if (!*port || *end || p < 1 || p > 65535)
+	if (*end || p < 1 || p > 65535)
 		goto bad;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
 	if (rc != 0) {
-		snprintf(err, errlen, "--http %s: %s", addr, gai_strerror(rc));
+		snprintf(err, errlen, "'%s': %s", addr, gai_strerror(rc));
 		return -1;
 	}
 	if (!host[0]) {
@@ -167,8 +170,16 @@ static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *
 	freeaddrinfo(res);
 	return 0;
 bad:
-	snprintf(err, errlen, "--http '%s': expected HOST:PORT, [IPV6]:PORT, :PORT or off", addr);
+	snprintf(err, errlen, "'%s': expected HOST:PORT, [IPV6]:PORT, :PORT or off", addr);
 	return -1;
+}
+
+int sup_http_check(const char *addr, char *err, size_t errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	return parse_addr(addr, &ss, &sl, err, errlen);
 }
 
 struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen)
@@ -178,8 +189,13 @@ struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen)
 	socklen_t sl;
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
 
-	if (parse_addr(addr, &ss, &sl, err, errlen) < 0)
+	if (parse_addr(addr, &ss, &sl, err, errlen) < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", err);
+		snprintf(err, errlen, "--http %s", why);
 		return NULL;
+	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	h.d = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
@@ -188,7 +204,6 @@ struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen)
 			       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_PER_IP,
 			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 			       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-			       MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 			       MHD_OPTION_END);
 	if (!h.d) {
 		snprintf(err, errlen, "--http %s: cannot listen there (address in use or not local?)",

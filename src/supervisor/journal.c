@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "host/file.h"
 #include "host/msg.h"
 #include "supervisor/sup.h"
 
@@ -73,8 +75,11 @@ static void scopes_from_segment(json_t *j, const char *state_dir, int sup_pid)
 			memcpy(x.id, sc[k].id, sizeof(x.id));
 			/* They died with the run: count them in the quarantine
 			 * (a no-op when it is off). A process that exited
-			 * normally with a scope open killed nothing. */
-			if (v.view != MF_SLOT_VIEW_EXITED && sc[k].id[0]) {
+			 * normally with a scope open killed nothing, and one
+			 * that still runs (the supervisor alone was killed;
+			 * mf_proc_is tells it from a later one with its pid)
+			 * is still working on it. */
+			if (v.view == MF_SLOT_VIEW_DEAD && sc[k].id[0]) {
 				struct sup_qdeath qd = {.cause = SUP_CAUSE_LOST, .pid = v.slot.pid,
 							.peak = sc[k].peak,
 							.allocated = sc[k].allocated,
@@ -97,17 +102,30 @@ static void scopes_from_segment(json_t *j, const char *state_dir, int sup_pid)
 
 int sup_journal_recover(const char *state_dir, const char *report_dir, char *out, size_t outlen)
 {
-	char path[MF_PATH_MAX], boot[64], detail[512], last[40];
-	json_t *j, *sup;
+	char path[MF_PATH_MAX], boot[64], detail[512], last[40], *buf;
+	json_t *j, *sup, *child;
 	json_error_t jerr;
-	int pid, err;
+	json_int_t cstart;
+	size_t len;
+	int pid, cpid, err;
 
 	snprintf(path, sizeof(path), "%s/%s", state_dir, SUP_JOURNAL);
 	if (access(path, F_OK) < 0)
 		return 0;
-	j = json_load_file(path, 0, &jerr);
+	/* Only what the supervisor could have written: a FIFO there would
+	 * block this start for good. */
+	err = mf_file_read(path, SUP_REPORT_FILE_MAX, &buf, &len);
+	if (err) {
+		mf_warn("state journal %s is unreadable (%s): ignored", path, mf_file_strerror(err));
+		if (err == MF_FILE_ENOTREG || err == -EFBIG)
+			unlink(path);
+		return -1;
+	}
+	j = json_loadb(buf, len, 0, &jerr);
+	free(buf);
 	if (!j || !json_is_object(j)) {
-		mf_warn("state journal %s is unreadable (%s): ignored", path, jerr.text);
+		mf_warn("state journal %s is unreadable (%s): ignored", path,
+			j ? "not a JSON object" : jerr.text);
 		json_decref(j);
 		unlink(path);
 		return -1;
@@ -123,11 +141,25 @@ int sup_journal_recover(const char *state_dir, const char *report_dir, char *out
 		return -1;
 	}
 	snprintf(last, sizeof(last), "%s", sup_json_str(j, "time"));
-	snprintf(detail, sizeof(detail),
-		 "the previous run (supervisor pid %d) ended without a report; last journal entry %s. "
-		 "The supervisor was killed with the program: a kernel OOM kill of the whole container "
-		 "(memory.oom.group) is the usual cause",
-		 pid, last);
+	child = json_object_get(j, "child");
+	cpid = (int)json_integer_value(json_object_get(child, "pid"));
+	/* When the program started, from the journal's time and the runtime
+	 * it gives in whole seconds of samples: two seconds of slack. */
+	cstart = json_integer_value(json_object_get(j, "time_unix")) -
+		 (json_int_t)json_number_value(json_object_get(child, "runtime_s")) + 2;
+	if (cpid > 0 && cstart > 2 && strcmp(sup_json_str(sup, "boot_id"), boot) == 0 &&
+	    mf_proc_is(cpid, (uint64_t)cstart * 1000000000u))
+		snprintf(detail, sizeof(detail),
+			 "the previous run (supervisor pid %d) ended without a report; last journal "
+			 "entry %s. Its program (pid %d) still runs: the supervisor alone was killed "
+			 "(SIGKILL?), and the program did not end when it was told to (SIGTERM)",
+			 pid, last, cpid);
+	else
+		snprintf(detail, sizeof(detail),
+			 "the previous run (supervisor pid %d) ended without a report; last journal entry %s. "
+			 "The supervisor was killed with the program: a kernel OOM kill of the whole container "
+			 "(memory.oom.group) is the usual cause",
+			 pid, last);
 	json_object_set_new(j, "cause", json_string(sup_cause_name(SUP_CAUSE_LOST)));
 	json_object_set_new(j, "detail", json_string(detail));
 	json_object_set_new(j, "last_seen", json_string(last));

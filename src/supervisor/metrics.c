@@ -103,6 +103,51 @@ static const char *esc(const char *s, char *buf, size_t len)
 	return buf;
 }
 
+/* memory.pressure (cgroup v2 with PSI only): the kernel's averages as it
+ * prints them, in percent, and its stall totals as counters in seconds. */
+static void pressure(struct out *o, const struct mf_psi *p)
+{
+	static const char *const kind[] = {"some", "full"};
+
+	for (int k = 0; k < 2; k++) {
+		const struct mf_psi_line *l = k ? &p->full : &p->some;
+
+		if (k && !p->has_full)
+			break;
+		for (int w = 0; w < 2; w++)
+			put(o,
+			    "# HELP memfence_memory_pressure_%s_avg%d Percent of the last %d s in which "
+			    "%s stalled on memory (memory.pressure).\n"
+			    "# TYPE memfence_memory_pressure_%s_avg%d gauge\n"
+			    "memfence_memory_pressure_%s_avg%d %.2f\n",
+			    kind[k], w ? 60 : 10, w ? 60 : 10,
+			    k ? "every task of the cgroup" : "some task of the cgroup", kind[k],
+			    w ? 60 : 10, kind[k], w ? 60 : 10, w ? l->avg60 : l->avg10);
+		put(o,
+		    "# HELP memfence_memory_pressure_%s_seconds_total Time %s stalled on memory.\n"
+		    "# TYPE memfence_memory_pressure_%s_seconds_total counter\n"
+		    "memfence_memory_pressure_%s_seconds_total %.6f\n",
+		    kind[k], k ? "every task of the cgroup" : "some task of the cgroup", kind[k],
+		    kind[k], (double)l->total_us / 1e6);
+	}
+}
+
+json_t *sup_psi_json(const struct mf_psi *p)
+{
+	json_t *o = json_object();
+
+	for (int k = 0; k < 2; k++) {
+		const struct mf_psi_line *l = k ? &p->full : &p->some;
+
+		if (k && !p->has_full)
+			break;
+		json_object_set_new(o, k ? "full" : "some",
+				    json_pack("{s:f,s:f,s:f,s:I}", "avg10", l->avg10, "avg60", l->avg60,
+					      "avg300", l->avg300, "total_us", (json_int_t)l->total_us));
+	}
+	return o;
+}
+
 static void histogram(struct out *o, const struct sup_state *st, int retained)
 {
 	const char *m = retained ? "scope_retained_bytes" : "scope_allocated_bytes";
@@ -144,6 +189,8 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	      st->usable);
 	gauge(&o, "request_need_bytes", "gauge",
 	      "Headroom a typical request needs (configured or learned p95).", st->need);
+	if (st->psi_ok)
+		pressure(&o, &st->psi);
 	gauge(&o, "heap_live_bytes", "gauge", "Bytes allocated and not freed, all processes.",
 	      st->heap_live);
 	gauge(&o, "heap_peak_bytes", "gauge", "Highest heap_live seen.", st->heap_peak);
@@ -171,7 +218,8 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	for (int c = SUP_CAUSE_EXIT; c < SUP_CAUSE_LOST; c++)
 		put(&o, "memfence_child_exits_total{cause=\"%s\"} %llu\n", sup_cause_name(c),
 		    (unsigned long long)st->exits[c]);
-	gauge(&o, "child_up", "gauge", "1 while the program runs.", (uint64_t)st->child_up);
+	gauge(&o, "child_up", "gauge", "1 while the program runs (not stopped).",
+	      (uint64_t)(st->child_up && !st->child_stopped));
 	gauge(&o, "ready", "gauge", "1 when /readyz answers 200.", (uint64_t)st->ready);
 	gauge(&o, "live", "gauge", "1 when /livez answers 200.", (uint64_t)st->live);
 	gauge(&o, "window_scopes_ended", "gauge", "Scopes ended in the liveness window.",
@@ -224,6 +272,8 @@ json_t *sup_status_json(const struct sup_state *st)
 	json_object_set_new(json_object_get(root, "memory"), "container_check",
 			    json_integer((json_int_t)st->container_min));
 	json_object_set_new(root, "request_need_learned", json_boolean(st->need_learned));
+	json_object_set_new(json_object_get(root, "memory"), "pressure",
+			    st->psi_ok ? sup_psi_json(&st->psi) : json_null());
 	o = json_object();
 	for (int c = 0; c < MF_FAIL_NCAUSES; c++)
 		json_object_set_new(o, sup_fail_name(c), json_integer((json_int_t)st->failed[c]));
@@ -255,8 +305,9 @@ json_t *sup_status_json(const struct sup_state *st)
 	}
 	json_object_set_new(root, "processes", a);
 	json_object_set_new(root, "child",
-			    json_pack("{s:i,s:b,s:I,s:I}", "pid", (int)st->child_pid, "up",
-				      st->child_up, "restarts", (json_int_t)st->restarts,
+			    json_pack("{s:i,s:b,s:b,s:I,s:I}", "pid", (int)st->child_pid, "up",
+				      st->child_up && !st->child_stopped, "stopped",
+				      st->child_stopped != 0, "restarts", (json_int_t)st->restarts,
 				      "started", (json_int_t)st->child_started_s));
 	json_object_set_new(root, "supervisor",
 			    json_pack("{s:i,s:b,s:b,s:b,s:s,s:b,s:I,s:I}", "pid", (int)st->sup_pid,
@@ -270,5 +321,6 @@ json_t *sup_status_json(const struct sup_state *st)
 				      (json_int_t)st->quarantine_recorded, "errors",
 				      (json_int_t)st->quarantine_errors, "dropped",
 				      (json_int_t)st->quarantine_dropped));
+	json_object_set_new(root, "model", sup_model_status_json(&st->model));
 	return root;
 }

@@ -55,13 +55,13 @@ static int is_python(const char *prog)
  */
 void sup_python_env(const struct sup *s)
 {
-	const char *v = getenv("MEMFENCE_AUTO_PYTHON"), *cur, *file;
+	const char *cur, *file;
 	char dir[MF_PATH_MAX], buf[2 * MF_PATH_MAX + 2];
 	char *slash;
 	size_t len;
 
-	if (!s->cfg.auto_python || (v && (strcmp(v, "0") == 0 || strcmp(v, "no") == 0 ||
-					  strcmp(v, "false") == 0 || strcmp(v, "off") == 0)))
+	/* MEMFENCE_AUTO_PYTHON was read with the options (cli/run.c). */
+	if (!s->cfg.auto_python)
 		return;
 	if (!is_python(s->cfg.argv[0]))
 		return;

@@ -128,9 +128,11 @@ static void read_ring(struct sup_seg *s, sup_record_fn fn, void *ctx)
 
 			out.end_ns = rec[i].start_ns + rec[i].duration_ns;
 			out.allocated = rec[i].allocated;
+			out.peak = rec[i].peak;
 			out.net = rec[i].net;
 			out.failed = rec[i].failed > 0 || rec[i].outcome != MEMFENCE_OUTCOME_OK;
 			memcpy(out.name, rec[i].name, sizeof(out.name));
+			memcpy(out.id, rec[i].id, sizeof(out.id));
 			if (fn)
 				fn(ctx, &out);
 		}

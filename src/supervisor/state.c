@@ -27,6 +27,7 @@ static void on_record(void *ctx, const struct sup_record *r)
 
 	sup_hist_add(&s->st, r);
 	sup_health_record(&s->health, r);
+	sup_model_record(r);
 }
 
 /*
@@ -74,10 +75,12 @@ void sup_state_sample(struct sup *s)
 	st->oom_kill = cs.oom_kill;
 	st->headroom = st->limit > cs.working_set ? st->limit - cs.working_set : 0;
 	st->usable = st->budget > cs.working_set ? st->budget - cs.working_set : 0;
+	st->psi_ok = s->cg.version == 2 && mf_psi_read(s->cg.dir, &st->psi) == 0;
 	if (s->seg.open)
 		sup_seg_read(&s->seg, st, 1, on_record, s);
 	sample_rlimit_use(s, st);
 	st->now_s = sup_real_ns() / 1000000000u;
+	sup_model_sample(st);
 }
 
 void sup_timeline_push(struct sup_state *st)

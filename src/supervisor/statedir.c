@@ -4,10 +4,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,13 +76,21 @@ void sup_segment_path(struct sup *s)
 	snprintf(s->st.segment, sizeof(s->st.segment), "%s", s->cfg.launch.segment);
 }
 
-/* Create the state directory, and turn the journal of a run that ended
- * without a report into its post-mortem. */
-int sup_state_dir_prepare(struct sup *s)
+/*
+ * Create the state directory and take it: one supervisor at a time. A
+ * second one would read the first one's live journal as a lost run's, and
+ * at its own end remove the segment and journal the first still uses. The
+ * lock is an flock on STATE_DIR/lock, held for the supervisor's life (not
+ * inherited by the program: close-on-exec) and released by the kernel
+ * however the supervisor ends; the file holds the pid for the message.
+ */
+int sup_state_dir_lock(struct sup *s)
 {
-	char path[MF_PATH_MAX];
-	int rc;
+	char path[MF_PATH_MAX], pid[24];
+	ssize_t n;
+	int fd;
 
+	s->lock_fd = -1;
 	if (!s->cfg.state_dir)
 		return 0;
 	if (mkdir(s->cfg.state_dir, 0755) < 0 && errno != EEXIST) {
@@ -88,6 +98,43 @@ int sup_state_dir_prepare(struct sup *s)
 		       strerror(errno));
 		return -1;
 	}
+	snprintf(path, sizeof(path), "%s/%s", s->cfg.state_dir, SUP_STATE_LOCK);
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		mf_err("cannot open the lock of the state directory %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		if (e == EWOULDBLOCK)
+			mf_err("the state directory %s is in use by another memfence run%s%s%s",
+			       s->cfg.state_dir, pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "");
+		else
+			mf_err("cannot lock the state directory %s: %s", s->cfg.state_dir, strerror(e));
+		close(fd);
+		return -1;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		/* Only the message of a second run loses the pid. */
+	}
+	s->lock_fd = fd;
+	return 0;
+}
+
+/* Turn the journal of a run that ended without a report into its
+ * post-mortem. */
+int sup_state_dir_prepare(struct sup *s)
+{
+	char path[MF_PATH_MAX];
+	int rc;
+
+	if (!s->cfg.state_dir)
+		return 0;
 	rc = sup_journal_recover(s->cfg.state_dir, s->cfg.report_dir, path, sizeof(path));
 	if (rc == 1)
 		fprintf(stderr,

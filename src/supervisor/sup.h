@@ -18,6 +18,7 @@
 #include "host/launch.h"
 #include "host/memory.h"
 #include "host/plan.h"
+#include "host/psi.h"
 #include "base/segment.h"
 #include "host/segread.h"
 
@@ -26,6 +27,7 @@
 #define SUP_MAX_NAMES 32     /* scope names with their own histograms */
 #define SUP_HIST_BUCKETS 12  /* 4 KiB .. 16 GiB by powers of 4 */
 #define SUP_TIMELINE 60      /* one point a second: the last minute */
+#define SUP_RESTART_FLOOR_MS 100 /* the least backoff of a crash loop's later restarts */
 #define SUP_LEARN 256        /* recent scopes' A kept to learn a request's need */
 #define SUP_WINDOW_MAX 600   /* failure window, seconds, at most */
 
@@ -42,6 +44,8 @@ struct sup_health_cfg {
 	unsigned fail_min;
 	uint64_t live_refused_ms;    /* refusals at the budget this long ->
 					not live (programs without scopes) */
+	unsigned pressure_pct;       /* memory.pressure full avg10 at or above this
+					for grace_ms -> not ready; 0 = off */
 };
 
 /* ---- the entry: `memfence run` once its options are resolved ---- */
@@ -59,6 +63,7 @@ struct sup_config {
 	enum sup_restart restart;
 	uint64_t delay_ms, max_delay_ms; /* restart backoff: first, cap */
 	uint64_t interval_ms;        /* sampling period */
+	uint64_t model_window_s;     /* window of the heap's floor in the model */
 	const char *report_dir;      /* never NULL */
 	const char *state_dir;       /* NULL = none */
 	const char *quarantine;      /* store spec ("" = the default file); NULL = off */
@@ -148,9 +153,11 @@ void sup_seg_publish(struct sup_seg *s, uint64_t limit, uint64_t working_set,
 struct sup_record {
 	uint64_t end_ns;             /* CLOCK_REALTIME */
 	uint64_t allocated;
+	uint64_t peak;
 	int64_t net;
 	int failed;
 	char name[MF_SEG_NAME_LEN];
+	char id[MF_SEG_NAME_LEN];
 };
 typedef void (*sup_record_fn)(void *ctx, const struct sup_record *r);
 
@@ -193,6 +200,7 @@ struct sup_health {
 	uint64_t low_since_ms;       /* 0 = headroom fine */
 	uint64_t unready_since_ms;   /* 0 = ready */
 	int ready;
+	uint64_t stall_since_ms;     /* 0 = full avg10 below pressure_pct */
 	/* scopes ended / failed per second, ring indexed by unix second */
 	uint32_t win_ended[SUP_WINDOW_MAX];
 	uint32_t win_failed[SUP_WINDOW_MAX];
@@ -220,6 +228,17 @@ struct sup_point {
 	uint64_t usage, working_set, heap_live;
 };
 
+/* What /status says of the model (supervisor/model.c). */
+struct sup_model_status {
+	char file[MF_PATH_MAX];      /* where it is saved ("" = nowhere) */
+	uint64_t saved_s;            /* last save, unix seconds */
+	uint32_t names, windows;
+	int leaking;
+	double floor_slope;          /* bytes per second */
+	int64_t forecast_s;          /* -1 = none */
+	uint64_t load, load_n;       /* most the scopes in flight held together */
+};
+
 enum sup_cause {
 	SUP_CAUSE_NONE = 0,
 	SUP_CAUSE_EXIT,              /* exited with a status */
@@ -239,6 +258,8 @@ struct sup_state {
 	/* cgroup */
 	uint64_t usage, working_set, headroom, usable;
 	uint64_t oom_kill, oom_kill_at_start;
+	int psi_ok;                  /* psi was read (cgroup v2 with PSI) */
+	struct mf_psi psi;           /* memory.pressure */
 	/* heap, all processes */
 	int accounting;
 	char segment[MF_PATH_MAX];
@@ -262,6 +283,7 @@ struct sup_state {
 	/* child */
 	pid_t child_pid;
 	int child_up;
+	int child_stopped;           /* the signal that stopped the program, 0 if running */
 	uint64_t child_started_s;
 	uint64_t restarts;
 	uint64_t exits[SUP_CAUSE_NCAUSES];
@@ -285,6 +307,7 @@ struct sup_state {
 	uint64_t sup_rss;
 	uint64_t started_s;
 	uint64_t now_s;
+	struct sup_model_status model;
 };
 
 /* Name a scope belongs to in the histograms (created if room). */
@@ -292,16 +315,46 @@ struct sup_hist *sup_hist_get(struct sup_state *st, const char *name);
 void sup_hist_add(struct sup_state *st, const struct sup_record *r);
 extern const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS];
 
+/* ---- the model of the program's memory (supervisor/model.c) ---- */
+
+/*
+ * The supervisor feeds the one model (host/model.h) with every finished
+ * scope and every sample, and saves it atomically every few seconds and at
+ * the end: as STATE_DIR/model.json with --state-dir (it outlives the run;
+ * the next start goes on from it), else next to the segment (removed at the
+ * end). `memfence diagnose` reads it. Fixed memory: one static model.
+ */
+/* Before the first sample: where to save, what to say of the run. */
+void sup_model_start(struct sup_state *st, const char *state_dir, const char *report_dir,
+		     uint64_t window_s);
+void sup_model_record(const struct sup_record *r);
+/* One sample of st: the heap, the load of the scopes in flight, the
+ * working set; OOM kills, exits and restarts become events. */
+void sup_model_sample(struct sup_state *st);
+/* A stop was asked for: the program's shutdown is not its steady state,
+ * so samples no longer go into the heap's floor. */
+void sup_model_freeze(void);
+/* Save when the last save is a few seconds old (force: now). */
+void sup_model_save(struct sup_state *st, int force);
+/* At the end: save, and remove the file unless it is in the state dir. */
+void sup_model_stop(struct sup_state *st);
+json_t *sup_model_status_json(const struct sup_model_status *m);
+
 /* ---- rendering (metrics.c) ---- */
 
 /* Prometheus text exposition into buf; returns bytes written (truncates). */
 size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len);
+/* memory.pressure as JSON: {"some": {avg10, avg60, avg300, total_us}, "full": ...}. */
+json_t *sup_psi_json(const struct mf_psi *p);
 /* The /status document. */
 json_t *sup_status_json(const struct sup_state *st);
 
 /* ---- HTTP (http.c) ---- */
 
 struct sup_http;
+/* Check an --http address as sup_http_start() will read it: 0, or -1 with
+ * a message in err. */
+int sup_http_check(const char *addr, char *err, size_t errlen);
 /* Start serving on addr ("HOST:PORT", "[V6]:PORT", ":PORT"). Returns NULL
  * with a message in err. */
 struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen);
@@ -341,6 +394,13 @@ const char *sup_json_str(json_t *o, const char *k);
 
 /* The journal's file name in the state directory. */
 #define SUP_JOURNAL "journal.json"
+
+/* The largest post-mortem or journal read back: the supervisor's tables
+ * (SUP_MAX_*) make its documents some tens of KiB. */
+#define SUP_REPORT_FILE_MAX ((size_t)4 << 20)
+
+/* The lock file of a state directory: one supervisor at a time. */
+#define SUP_STATE_LOCK "lock"
 
 /* The stats segment's name under --state-dir: there it survives a kill
  * of the whole container, and the next start reads what was in flight. */

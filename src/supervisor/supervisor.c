@@ -45,8 +45,12 @@ static void tick(struct sup *s)
 		siginfo_t si = {0};
 		int seen = 0;
 
+		/* Another process seen dead: not the main program, which an
+		 * OOM kill may leave unreaped (but already dead to the segment's
+		 * reader) while its memory is freed; taking its death for a
+		 * worker's would make its own end a plain SIGKILL. */
 		for (uint32_t i = 0; i < st->nprocs; i++)
-			seen |= !st->procs[i].alive;
+			seen |= !st->procs[i].alive && st->procs[i].pid != st->child_pid;
 		/* The main program's own death is classified when it is reaped;
 		 * here, another process of the program. Wait for the victim to
 		 * be seen dead (its scopes are in this sample), at most 2 s. */
@@ -78,8 +82,19 @@ static void tick(struct sup *s)
 			sup_quar_counts(&st->quarantine_recorded, &st->quarantine_errors,
 					&st->quarantine_dropped);
 		sup_journal_update(s, NULL);
+		sup_model_save(st, 0);
 	}
 	sup_health_eval(&s->health, st, now, st->now_s);
+	if (st->child_up && st->child_stopped) {
+		/* A stopped program answers nobody: neither live nor ready. */
+		const char *sig = sigabbrev_np(st->child_stopped);
+
+		st->live = st->ready = 0;
+		snprintf(st->live_reason, sizeof(st->live_reason),
+			 "not live: the program is stopped (SIG%s)", sig ? sig : "?");
+		snprintf(st->ready_reason, sizeof(st->ready_reason),
+			 "not ready: the program is stopped (SIG%s)", sig ? sig : "?");
+	}
 	if (s->seg.open)
 		sup_seg_publish(&s->seg, s->cfg.container_min ? st->limit : 0, st->working_set,
 				st->reserve, s->cfg.container_min);
@@ -146,8 +161,10 @@ static int loop(struct sup *s, int *code)
 			int sig = (int)si.ssi_signo;
 
 			if (sig != SIGCHLD) {
-				if (stop_signal(sig))
+				if (stop_signal(sig)) {
 					s->stopping = 1;
+					sup_model_freeze();
+				}
 				if (s->st.child_up) {
 					s->last_forwarded = sig;
 					/* Ctrl-C, Ctrl-\, a resized or hung-up terminal:
@@ -157,29 +174,44 @@ static int loop(struct sup *s, int *code)
 					if (!(si.ssi_code == SI_KERNEL &&
 					      getpgid(s->st.child_pid) == getpgrp()))
 						kill(s->st.child_pid, sig);
+					/* A stopped program would hold a stop until someone
+					 * continued it, and the supervisor with it. */
+					if (stop_signal(sig))
+						kill(s->st.child_pid, SIGCONT);
 				} else if (s->stopping) {
 					/* Waiting to restart: nothing to stop but us. */
 					return 0;
 				}
 				continue;
 			}
-			/* SIGCHLD: reap everything, ours and adopted orphans. */
+			/* SIGCHLD: reap everything, ours and adopted orphans, and
+			 * hear when the program is stopped or continued. */
 			for (;;) {
 				int ws;
-				pid_t p = waitpid(-1, &ws, WNOHANG);
+				pid_t p = waitpid(-1, &ws, WNOHANG | WUNTRACED | WCONTINUED);
 				struct sup_death d;
 
 				if (p <= 0)
 					break;
 				if (!s->st.child_up || p != s->st.child_pid)
 					continue;
+				if (WIFSTOPPED(ws) || WIFCONTINUED(ws)) {
+					s->st.child_stopped = WIFSTOPPED(ws) ? WSTOPSIG(ws) : 0;
+					tick(s);
+					continue;
+				}
+				s->st.child_stopped = 0;
 				sup_child_ended(s, ws, &d);
 				*code = exit_code(ws);
 				if (!sup_child_should_restart(s, &d))
 					return 0;
-				restart_at = sup_now_ms() + sup_child_backoff_ms(s, d.runtime_ms);
-				fprintf(stderr, "memfence: restarting the program in %.1fs\n",
-					(double)(restart_at - sup_now_ms()) / 1000.0);
+				{
+					uint64_t delay = sup_child_backoff_ms(s, d.runtime_ms);
+
+					restart_at = sup_now_ms() + delay;
+					fprintf(stderr, "memfence: restarting the program in %.1fs\n",
+						(double)delay / 1000.0);
+				}
 			}
 		}
 		if (read(s->tfd, &expirations, sizeof(expirations)) > 0)
@@ -251,7 +283,7 @@ int sup_run(const struct sup_config *cfg)
 
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
-	s->sfd = s->tfd = -1;
+	s->sfd = s->tfd = s->lock_fd = -1;
 	s->seg.on_dead = sup_child_on_dead;
 	s->seg.dead_ctx = s;
 	if (s->cfg.profile) {
@@ -269,12 +301,15 @@ int sup_run(const struct sup_config *cfg)
 		return MF_EXIT_FAILURE;
 	}
 	state_init(s);
+	if (sup_state_dir_lock(s) < 0)
+		return MF_EXIT_FAILURE;
 	sup_segment_path(s);
 	if (s->st.quarantine_on && (code = quarantine_start(s)) != 0)
-		return code;
+		goto out_lock;
 	if (sup_state_dir_prepare(s) < 0) {
 		sup_quar_stop();
-		return MF_EXIT_FAILURE;
+		code = MF_EXIT_FAILURE;
+		goto out_lock;
 	}
 	if (!s->st.pid1) {
 		s->st.subreaper = prctl(PR_SET_CHILD_SUBREAPER, 1) == 0;
@@ -296,6 +331,7 @@ int sup_run(const struct sup_config *cfg)
 		}
 	}
 	sup_protect(s);
+	sup_model_start(&s->st, s->cfg.state_dir, s->cfg.report_dir, s->cfg.model_window_s);
 	sup_state_sample(s);
 	s->st.oom_kill_at_start = s->st.oom_kill;
 	for (;;) {
@@ -310,6 +346,7 @@ int sup_run(const struct sup_config *cfg)
 	}
 	if (s->http)
 		sup_http_stop(s->http);
+	sup_model_stop(&s->st);
 	if (s->cfg.state_dir)
 		sup_journal_close(s->cfg.state_dir);
 out_fds:
@@ -317,5 +354,8 @@ out_fds:
 	sup_seg_close(&s->seg, 1);
 	close(s->sfd);
 	close(s->tfd);
+out_lock:
+	if (s->lock_fd >= 0)
+		close(s->lock_fd);
 	return code;
 }

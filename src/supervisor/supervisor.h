@@ -36,6 +36,8 @@ struct sup {
 	char segment[MF_PATH_MAX]; /* the segment's path when memfence names it */
 	char quar_dir[MF_PATH_MAX];   /* the store's state directory */
 	char quar_spec[2 * MF_PATH_MAX + 64];
+	int lock_fd;               /* the state directory's lock, -1 without one */
+	int seg_failed;            /* the last start found no room for the segment */
 	pid_t dying_pid;           /* the program, reaped: its wait status */
 	int dying_ws;
 };
@@ -73,6 +75,9 @@ void sup_protect_undo(const struct sup *s);
 
 /* statedir.c */
 void sup_segment_path(struct sup *s);
+/* Create and lock the state directory: 0, or -1 (said) when it cannot be
+ * made or another supervisor holds it. */
+int sup_state_dir_lock(struct sup *s);
 int sup_state_dir_prepare(struct sup *s);
 
 #endif

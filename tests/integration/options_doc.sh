@@ -15,6 +15,7 @@ stat       | stat                                    | stat
 report     | report                                  | report
 profile    | profile                                 | profile; profile report
 quarantine | quarantine                              | quarantine
+diagnose   | diagnose                                | diagnose
 '
 
 # Commands run in a clean environment: no MEMFENCE_* variable may change

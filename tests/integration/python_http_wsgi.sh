@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The model server's computation as a WSGI app (a pool of 8 threads) with memfence's middleware under
-# `memfence exec` in a real 512 MiB memory cgroup: ~300 calls at concurrency
-# 16 with five oversized ones; no death, no OOM kill, the oversized calls get
-# 503 + Retry-After, nothing else goes wrong. See python_model_server.sh.
-. "$(dirname "$0")/python_model_server.sh"
-run_mode exec wsgi
+# The model server's WSGI app with memfence's middleware added in code
+# (http_server:wsgi_with_middleware) on gunicorn's gthread worker, under
+# `memfence exec --account` (the shim, no supervisor) in a real 512 MiB
+# memory cgroup: the same load and assertions as tests/http_servers.sh.
+. "$(dirname "$0")/../http_servers.sh"
+run_server gunicorn-gthread account
+echo ok

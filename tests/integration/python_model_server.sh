@@ -11,7 +11,7 @@
 #   plain     no memfence at all: the contrast, and the proof that the load
 #             generator sees a death: the kernel OOM-kills the server
 # This script runs exec; python_model_account.sh account; python_model_auto.sh
-# auto and plain; python_http_{wsgi,asgi}.sh the HTTP apps.
+# auto and plain. The HTTP apps on gunicorn and uvicorn: tests/http_servers.sh.
 # Under the rlimit alone some normal calls may fail too (the seed's result):
 # reported, not asserted. Under the shim (account, auto) there must be none:
 # the shim refuses the largest in-flight scope first (MF_ZERO_COLLATERAL=0
@@ -22,14 +22,10 @@
 EX=$MF_ROOT_DIR/examples/model_server
 CALLS=${MF_MODEL_CALLS:-300}
 
-# run_mode MODE [grpc|wsgi|asgi]
+# run_mode MODE
 run_mode() {
-	local mode=$1 app=${2:-grpc} port ready pid i out json srv_args=(--memfence) pre=()
+	local mode=$1 app=grpc port ready pid i out json srv_args=(--memfence) pre=()
 	local server=$EX/server.py lg_args=()
-	if [ "$app" != grpc ]; then
-		server=$EX/http_server.py
-		lg_args=(--protocol http)
-	fi
 	mf_need_cgroup "model-$mode-$app" $((512 << 20))
 	port=$(mf_free_port)
 	ready=$MF_TMP/ready-$mode-$app
@@ -43,7 +39,6 @@ run_mode() {
 		# Nothing on PYTHONPATH: the supervisor puts the bootstrap there.
 		pre=(env -u PYTHONPATH "$MEMFENCE" run --http off --report-dir "$MF_TMP/reports" --) ;;
 	esac
-	[ "$app" != grpc ] && srv_args+=(--app "$app")
 	PYTHONPATH=$MF_BUILD/python mf_cgroup_run "$MF_CG" "${pre[@]}" "$PY" "$server" \
 		--port "$port" --ready-file "$ready" "${srv_args[@]}" >"$MF_TMP/server-$mode-$app.log" 2>&1 &
 	MF_PIDS+=($!)
@@ -68,9 +63,7 @@ run_mode() {
 	expect_eq "$mode: oversized calls failed" 5 "$(field oversized_failed)"
 	expect_eq "$mode: RESOURCE_EXHAUSTED/503 answers" $((5 + $(field normal_failed))) "$(field resource_exhausted)"
 	expect_eq "$mode: OOM kills in the cgroup" 0 "$(mf_cgroup_oom_kills "$MF_CG")"
-	# ASGI: one scope per await step of a request, so the shim cannot yet
-	# tell which request is the largest (normal calls may fail; reported).
-	if [ "$mode" != exec ] && [ "$app" != asgi ] && [ "${MF_ZERO_COLLATERAL:-1}" = 1 ]; then
+	if [ "$mode" != exec ] && [ "${MF_ZERO_COLLATERAL:-1}" = 1 ]; then
 		expect_eq "$mode: normal calls failed" 0 "$(field normal_failed)"
 	fi
 	kill "$pid" 2>/dev/null

@@ -50,7 +50,7 @@ check_err 2 "fail-ratio" "$MEMFENCE" run --fail-ratio 150% -- true
 check_err 2 "request-need" "$MEMFENCE" run --request-need lots -- true
 check_err 2 "MEMFENCE_FAIL_MIN" env MEMFENCE_FAIL_MIN=x "$MEMFENCE" run -- true
 check_err 2 "no program" "$MEMFENCE" run --http off
-check_err 1 "http" "$MEMFENCE" run --no-account --http 127.0.0.1:99999 -- true
+check_err 2 "http" "$MEMFENCE" run --no-account --http 127.0.0.1:99999 -- true
 check_err 2 "expected one" "$MEMFENCE" report
 check_err 1 "cannot read" "$MEMFENCE" report "$MF_TMP/nope.json"
 echo '{"a": 1}' >"$MF_TMP/other.json"

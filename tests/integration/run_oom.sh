@@ -43,4 +43,19 @@ mf_cgroup_run "$MF_CG" "$MEMFENCE" run --http off --no-account --rlimit none \
 	--report-dir "$R" -- $PY "$MF_TMP/eat.py" "$MF_TMP/mark" 2>"$MF_TMP/err"
 expect_eq "status of an OOM-killed program" 137 $?
 grep -q "OOM-killed by the kernel" "$MF_TMP/err" || fail "no OOM summary: $(cat "$MF_TMP/err")"
+
+# With accounting on (the default) the segment's reader also watches the
+# program's slot, which can be seen dead before the program is reaped: the
+# program's own OOM kill must still be an OOM kill (restarted by on-oom),
+# not "a process of the program ... the main process lives on". The window
+# is a race this test does not force; three rounds give it a chance.
+for round in 1 2 3; do
+	rm -f "$MF_TMP/mark"
+	mf_cgroup_run "$MF_CG" "$MEMFENCE" run --http off --rlimit none --container-check off \
+		--restart on-oom --restart-delay 100ms --report-dir "$MF_TMP/ra$round" \
+		-- $PY "$MF_TMP/eat.py" "$MF_TMP/mark" 2>"$MF_TMP/err"
+	expect_eq "round $round, accounting on: status of the restarted program ($(cat "$MF_TMP/err"))" 0 $?
+	grep -q "restarting the program" "$MF_TMP/err" || fail "round $round: on-oom did not restart: $(cat "$MF_TMP/err")"
+	grep -q "lives on" "$MF_TMP/err" && fail "round $round: the program's own OOM kill was taken for a worker's: $(cat "$MF_TMP/err")"
+done
 echo ok

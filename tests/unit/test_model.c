@@ -2,7 +2,8 @@
  * test_model.c - the model of a program's memory: distributions, needs,
  * retained bytes per name, and the leak verdict on the live heap's floor,
  * including the two shapes that must not be called a leak (a cache that
- * fills and stays flat; bursty traffic).
+ * fills and stays flat; bursty traffic); aggregate load per window, the
+ * oversized candidates and the events of a timeline.
  */
 #include <stdlib.h>
 
@@ -52,6 +53,8 @@ static void test_names(void)
 	CHECK(a != NULL);
 	CHECK_EQ_U64(a->count, 41);
 	CHECK_EQ_U64(a->failed, 1);
+	/* The refused one stopped short of its need: not in the peaks. */
+	CHECK_EQ_U64(a->peak.count, 40);
 	CHECK_EQ_U64(a->max_peak, 900 * MiB);
 	CHECK_STR(a->max_id, "big-1");
 	CHECK(a->max_failed == 1);
@@ -184,6 +187,78 @@ static void test_leak(void)
 		     10 * (MF_MODEL_FLOORS + 20) - 20);
 }
 
+/* Aggregate load per window, oversized candidates and events. */
+static void test_load_events(void)
+{
+	mf_model_init(&M, 10);
+	/* One window: 4 scopes of 10 MiB, then 12 of them; a lone 30 MiB one. */
+	struct mf_model_sample a = {.t_s = 100, .live = 60 * MiB, .in_flight = 4,
+				    .load = 40 * MiB, .load_top = 10 * MiB, .working_set = 90 * MiB};
+	struct mf_model_sample b = {.t_s = 103, .live = 140 * MiB, .in_flight = 12,
+				    .load = 120 * MiB, .load_top = 11 * MiB, .working_set = 170 * MiB};
+	struct mf_model_sample c = {.t_s = 105, .live = 50 * MiB, .in_flight = 1,
+				    .load = 30 * MiB, .load_top = 30 * MiB, .working_set = 80 * MiB};
+	mf_model_sample(&M, &a);
+	mf_model_sample(&M, &b);
+	mf_model_sample(&M, &c);
+	c.t_s = 111;  /* closes the first window */
+	mf_model_sample(&M, &c);
+	CHECK_EQ_U64(M.nfloors, 1);
+	const struct mf_model_floor *f = mf_model_floor_at(&M, 0);
+	CHECK_EQ_U64(f->t_s, 100);
+	CHECK_EQ_U64(f->floor, 50 * MiB);
+	CHECK_EQ_U64(f->floor_load, 30 * MiB);   /* held by the scope in flight then */
+	CHECK_EQ_U64(f->high, 140 * MiB);
+	CHECK_EQ_U64(f->load, 120 * MiB);
+	CHECK_EQ_U64(f->load_n, 12);
+	CHECK_EQ_U64(f->load_top, 11 * MiB);
+	CHECK_EQ_U64(f->ws_high, 170 * MiB);
+	CHECK_EQ_U64(f->max_in_flight, 12);
+	/* The old entry point still feeds the floor. */
+	mf_model_heap(&M, 112, 10 * MiB, 2);
+	CHECK_EQ_U64(M.cur.floor, 10 * MiB);
+
+	/* Ordinary scopes are no candidates; one 10x its name's p95 is, and
+	 * so is every refused one; the largest come first. */
+	for (int i = 0; i < 30; i++)
+		mf_model_scope(&M, "Get", "r", (uint64_t)(8 + i % 4) * MiB, 0, 0, 200 + i);
+	CHECK_EQ_U64(M.nbig, 0);
+	mf_model_scope(&M, "Get", "huge-1", 200 * MiB, 0, 0, 300);
+	mf_model_scope(&M, "Get", "refused-1", 9 * MiB, 0, 1, 301);
+	mf_model_scope(&M, "Get", "huge-2", 400 * MiB, 0, 1, 302);
+	CHECK_EQ_U64(M.nbig, 3);
+	CHECK_STR(M.big[0].id, "huge-2");
+	CHECK_STR(M.big[1].id, "huge-1");
+	CHECK_STR(M.big[2].id, "refused-1");
+	CHECK(M.big[1].typical >= 11 * MiB && M.big[1].typical <= 14 * MiB);
+	CHECK(M.big[0].failed == 1 && M.big[1].failed == 0);
+	/* The table keeps the largest MF_MODEL_BIG. */
+	for (int i = 0; i < MF_MODEL_BIG + 5; i++)
+		mf_model_scope(&M, "Get", "x", 100 * MiB + (uint64_t)i * MiB, 0, 1, 400);
+	CHECK_EQ_U64(M.nbig, MF_MODEL_BIG);
+	CHECK_STR(M.big[0].id, "huge-2");
+	for (uint32_t i = 1; i < M.nbig; i++)
+		CHECK(M.big[i - 1].peak >= M.big[i].peak);
+
+	/* Refusals are events; those of one second and name merge. */
+	CHECK_EQ_U64(M.event_total[MF_EV_REFUSED], 2 + MF_MODEL_BIG + 5);
+	const struct mf_model_event *e = mf_model_event_at(&M, M.nevents - 1);
+	CHECK_EQ_U64(e->kind, MF_EV_REFUSED);
+	CHECK_EQ_U64(e->t_s, 400);
+	CHECK_EQ_U64(e->count, MF_MODEL_BIG + 5);
+	mf_model_event(&M, 500, MF_EV_OOM_KILL, NULL, NULL, 300 * MiB);
+	e = mf_model_event_at(&M, M.nevents - 1);
+	CHECK_EQ_U64(e->kind, MF_EV_OOM_KILL);
+	CHECK_STR(mf_model_event_name(e->kind), "oom-kill");
+	CHECK_EQ_U64(M.event_total[MF_EV_OOM_KILL], 1);
+	/* The ring keeps the newest MF_MODEL_EVENTS. */
+	for (int i = 0; i < MF_MODEL_EVENTS + 3; i++)
+		mf_model_event(&M, 600 + (uint64_t)i, MF_EV_RESTART, NULL, NULL, 0);
+	CHECK_EQ_U64(M.nevents, MF_MODEL_EVENTS);
+	CHECK_EQ_U64(mf_model_event_at(&M, 0)->t_s, 603);
+	CHECK_EQ_U64(mf_model_event_at(&M, MF_MODEL_EVENTS - 1)->t_s, 600 + MF_MODEL_EVENTS + 2);
+}
+
 static void test_json(void)
 {
 	static struct mf_model back;
@@ -217,6 +292,27 @@ static void test_json(void)
 	mf_model_leak(&back, 512 * MiB, 6, 4 * MiB, &b);
 	CHECK(a.leaking && b.leaking);
 	CHECK_EQ_U64((uint64_t)a.forecast_s, (uint64_t)b.forecast_s);
+	/* Load, candidates and events come back too. */
+	CHECK_EQ_U64(mf_model_floor_at(&back, 0)->floor_load, mf_model_floor_at(&M, 0)->floor_load);
+	CHECK_EQ_U64(mf_model_floor_at(&back, 0)->ws_high, mf_model_floor_at(&M, 0)->ws_high);
+	CHECK_EQ_U64(back.nbig, M.nbig);
+	CHECK(M.nbig >= 1);
+	CHECK_STR(back.big[0].id, M.big[0].id);
+	CHECK_EQ_U64(back.big[0].peak, M.big[0].peak);
+	CHECK_EQ_U64(back.nevents, M.nevents);
+	CHECK_EQ_U64(back.event_total[MF_EV_REFUSED], 1);
+	CHECK_EQ_U64(mf_model_event_at(&back, 0)->kind, MF_EV_REFUSED);
+	CHECK_STR(mf_model_event_at(&back, 0)->id, "big");
+
+	/* A file of the first release (4 fields a floor, no events) reads. */
+	j = json_loads("{\"memfence_model\": 1, \"window_s\": 10, \"names\": [], "
+		       "\"floors\": [[10, 1, 2, 3]]}", 0, &jerr);
+	CHECK(mf_model_from_json(j, &back, err, sizeof(err)) == 0);
+	CHECK_EQ_U64(back.nfloors, 1);
+	CHECK_EQ_U64(mf_model_floor_at(&back, 0)->high, 2);
+	CHECK_EQ_U64(mf_model_floor_at(&back, 0)->load, 0);
+	CHECK_EQ_U64(back.nevents, 0);
+	json_decref(j);
 
 	/* Refused: another version, a wrong type, bucket indices out of range. */
 	static const char *bad[] = {
@@ -230,6 +326,10 @@ static void test_json(void)
 		"\"retained_sum\": 0, \"recent\": [], \"peak\": {\"count\": 1, \"sum\": 1, \"max\": 1, "
 		"\"b\": [[500, 1]]}, \"retained\": {\"count\": 0, \"sum\": 0, \"max\": 0, \"b\": []}}], "
 		"\"floors\": []}",
+		"{\"memfence_model\": 1, \"window_s\": 10, \"names\": [], \"floors\": [], "
+		"\"events\": [{\"t_s\": 1, \"kind\": \"nope\", \"count\": 1, \"bytes\": 0}]}",
+		"{\"memfence_model\": 1, \"window_s\": 10, \"names\": [], \"floors\": [], "
+		"\"big\": [{\"name\": \"x\", \"peak\": -1, \"net\": 0, \"t_s\": 0, \"typical\": 0}]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		j = json_loads(bad[i], 0, &jerr);
@@ -247,6 +347,7 @@ int main(void)
 	test_names();
 	test_retained();
 	test_leak();
+	test_load_events();
 	test_json();
 	return unit_done("test_model");
 }

@@ -1,9 +1,11 @@
 /*
  * test_shim_config.c - the shim's specs, parsed as functions: MEMFENCE_FAULT
- * terms, the zero-collateral lines of MEMFENCE_PRESSURE, scope globs.
+ * terms, the zero-collateral lines of MEMFENCE_PRESSURE, scope globs, the
+ * boolean words of every MEMFENCE_* flag.
  */
 #include <errno.h>
 
+#include "base/env.h"
 #include "shim/config.h"
 #include "unit.h"
 
@@ -133,8 +135,33 @@ static void test_glob(void)
 	CHECK(!mf_glob("job", "jobs"));
 }
 
+/* One boolean reading for every MEMFENCE_* flag, shim and command. */
+static void test_env_bool(void)
+{
+	static const char *const yes[] = {"1", "true", "yes", "on", "TRUE", "On", "YES"};
+	static const char *const no[] = {"0", "false", "no", "off", "OFF", "False"};
+	static const char *const bad[] = {"", "garbage", "2", "10", "y", "n", "onn", "of",
+					  " 1", "1 ", "true\n", "-1"};
+	int v;
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		v = -1;
+		CHECK(mf_env_bool(yes[i], &v) == 0 && v == 1);
+	}
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		v = -1;
+		CHECK(mf_env_bool(no[i], &v) == 0 && v == 0);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 7;
+		CHECK(mf_env_bool(bad[i], &v) == -EINVAL && v == 7);
+	}
+	CHECK(mf_env_bool(NULL, &v) == -EINVAL);
+}
+
 int main(void)
 {
+	test_env_bool();
 	test_fault_ok();
 	test_fault_bad();
 	test_pressure_lines();

@@ -1,0 +1,520 @@
+/*
+ * diagnose.c - `memfence diagnose`: is the program running out of memory
+ * because of a leak, aggregate load, oversized requests, or memory outside
+ * the heap? Gathers what memfence kept (the model, the stats segment, the
+ * post-mortems, a heap profile) and hands it to host/diagnose.c, which
+ * reasons; prints the verdicts with their evidence as text or JSON, and
+ * draws them as one HTML page (diagnose_html.c).
+ *
+ * Read-only: nothing of a live run is changed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "host/options.h"
+#include "cli/diagnose.h"
+#include "host/model_json.h"
+#include "host/segread.h"
+#include "memfence.h"
+
+#define EXIT_PROBLEM 3
+
+enum { OPT_JSON = MF_OPT_KEY_BASE, OPT_HTML, OPT_SINCE };
+
+static const struct mf_option diagnose_options[] = {
+	{.name = "json", .key = OPT_JSON,
+	 .help = "one JSON document (verdict list, evidence\nper verdict)"},
+	{.name = "html", .key = OPT_HTML, .has_arg = required_argument, .arg = "FILE",
+	 .help = "also write a self-contained page: timeline,\nper-name distributions, oversized requests,\nflame graph"},
+	{.name = "since", .key = OPT_SINCE, .has_arg = required_argument, .arg = "DURATION",
+	 .help = "only what happened in the last DURATION\n(10m, 2h); per-name distributions always\ncover the whole history"},
+	{0},
+};
+
+static const struct mf_option *const diagnose_tabs[] = {diagnose_options, mf_help_options, NULL};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: memfence diagnose [OPTIONS] TARGET\n"
+		"\n"
+		"Tell why a program runs out of memory: a leak, aggregate load (many ordinary\n"
+		"requests at once), oversized requests, or memory outside the heap; or that it\n"
+		"is healthy. Each verdict comes with its evidence (see docs/diagnose.md).\n"
+		"\n"
+		"TARGET: the PID of a `memfence run` supervisor or of its program; a stats\n"
+		"segment file; or the --state-dir or --report-dir of a run, also after it\n"
+		"ended (model.json, segment.seg, journal.json, memfence-report-*.json).\n"
+		"\n");
+	mf_opts_help(f, "Options", diagnose_options);
+	mf_opts_help(f, NULL, mf_help_options);
+	fprintf(f,
+		"\n"
+		"Exit status: 0 healthy, 3 a problem was found (any other verdict), 1 the\n"
+		"target cannot be read, 2 usage error.\n");
+}
+
+/* "500ms", "10s", "2m", "1h", "3d", "90" (seconds) -> seconds. */
+static int parse_since(const char *s, uint64_t *out)
+{
+	char *end;
+	double v = strtod(s, &end), mul = 1;
+
+	if (end == s || !isfinite(v) || v <= 0)
+		return -1;
+	if (*end == '\0' || strcmp(end, "s") == 0)
+		mul = 1;
+	else if (strcmp(end, "m") == 0 || strcmp(end, "min") == 0)
+		mul = 60;
+	else if (strcmp(end, "h") == 0)
+		mul = 3600;
+	else if (strcmp(end, "d") == 0)
+		mul = 86400;
+	else
+		return -1;
+	if (v * mul > 1e10)
+		return -1;
+	*out = (uint64_t)ceil(v * mul);
+	return 0;
+}
+
+static int alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+static int is_dir(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int exists(const char *p)
+{
+	return access(p, R_OK) == 0;
+}
+
+static uint64_t jnum(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+/* The model file, with the run's summary the supervisor adds. */
+static int load_model(struct diag_src *s)
+{
+	json_error_t jerr;
+	char err[200];
+	json_t *j = json_load_file(s->model_file, 0, &jerr), *run;
+
+	if (!j) {
+		mf_err("cannot read %s: %s", s->model_file, jerr.text);
+		return -1;
+	}
+	if (mf_model_from_json(j, s->model, err, sizeof(err)) != 0) {
+		mf_err("%s: %s", s->model_file, err);
+		json_decref(j);
+		return -1;
+	}
+	run = json_object_get(j, "run");
+	if (json_is_object(run)) {
+		const char *v;
+
+		s->limit = jnum(run, "limit");
+		s->budget = jnum(run, "budget");
+		s->sup_pid = (pid_t)jnum(run, "supervisor_pid");
+		s->prog_pid = (pid_t)jnum(run, "program_pid");
+		v = json_string_value(json_object_get(run, "report_dir"));
+		if (v && *v && !s->report_dir[0])
+			snprintf(s->report_dir, sizeof(s->report_dir), "%s", v);
+		v = json_string_value(json_object_get(run, "state_dir"));
+		if (v && *v && !s->state_dir[0])
+			snprintf(s->state_dir, sizeof(s->state_dir), "%s", v);
+		v = json_string_value(json_object_get(run, "segment"));
+		if (v && *v && !s->segment[0] && exists(v))
+			snprintf(s->segment, sizeof(s->segment), "%s", v);
+	}
+	json_decref(j);
+	return 0;
+}
+
+/* The segment: scopes in flight and the live heap now; and, when there is
+ * no model file, a model rebuilt from its ring of finished scopes. */
+static int read_segment(struct diag_src *s, int rebuild)
+{
+	static struct mf_seg_scope sc[MF_SEG_DEFAULT_SCOPES * 4];
+	static struct mf_seg_record rec[256];
+	struct mf_segread r;
+	struct mf_seg_header h;
+	uint64_t since = 0, next, lost;
+	uint32_t n;
+	int err = mf_segread_open(&r, s->segment, 0);
+
+	if (err) {
+		mf_err("cannot read the stats segment %s: %s", s->segment, mf_segread_strerror(err));
+		return -1;
+	}
+	mf_segread_header(&r, &h);
+	if (!s->sup_pid)
+		s->sup_pid = h.owner_pid;
+	for (uint32_t i = 0; i < h.nslots; i++) {
+		struct mf_segread_slot v;
+		uint32_t max = sizeof(sc) / sizeof(sc[0]);
+
+		if (mf_segread_slot(&r, i, &v, sc, max) != 0 || v.view != MF_SLOT_VIEW_LIVE)
+			continue;
+		s->heap_live += v.slot.live;
+		if (!s->prog_pid)
+			s->prog_pid = v.slot.pid;
+		for (uint32_t k = 0; k < v.nscopes && s->nin_flight < DIAG_IN_FLIGHT; k++) {
+			struct mf_diag_scope *d = &s->in_flight[s->nin_flight++];
+
+			memset(d, 0, sizeof(*d));
+			snprintf(d->name, sizeof(d->name), "%.*s", MF_SEG_NAME_LEN - 1, sc[k].name);
+			snprintf(d->id, sizeof(d->id), "%.*s", MF_SEG_NAME_LEN - 1, sc[k].id);
+			d->peak = sc[k].peak;
+			d->net = sc[k].net;
+			d->failed = sc[k].failed;
+		}
+	}
+	if (!s->limit && h.container.limit)
+		s->limit = h.container.limit;
+	if (rebuild) {
+		/* Oldest first, as they ended. */
+		since = h.ring_head > h.ring_size ? h.ring_head - h.ring_size : 0;
+		do {
+			n = mf_segread_ring(&r, since, rec, sizeof(rec) / sizeof(rec[0]), &next, &lost);
+			for (uint32_t i = 0; i < n; i++)
+				mf_model_scope(s->model, rec[i].name, rec[i].id, rec[i].peak, rec[i].net,
+					       rec[i].failed > 0 ||
+						       rec[i].outcome != MEMFENCE_OUTCOME_OK,
+					       (rec[i].start_ns + rec[i].duration_ns) / 1000000000u);
+			s->ring_records += n;
+			since = next;
+		} while (n == sizeof(rec) / sizeof(rec[0]));
+	}
+	mf_segread_close(&r);
+	return 0;
+}
+
+static int is_report_name(const struct dirent *e)
+{
+	size_t n = strlen(e->d_name);
+
+	return strncmp(e->d_name, "memfence-report-", 16) == 0 && n > 5 &&
+	       strcmp(e->d_name + n - 5, ".json") == 0;
+}
+
+static void add_report(struct diag_src *s, json_t *j, int newest)
+{
+	struct mf_diag_death *d;
+
+	if (s->ndeaths >= DIAG_DEATHS || mf_diag_death_from_report(j, &s->deaths[s->ndeaths]) != 0)
+		return;
+	d = &s->deaths[s->ndeaths];
+	if (strcmp(d->cause, "running") == 0)
+		return;
+	s->ndeaths++;
+	if (!s->limit)
+		s->limit = d->limit;
+	if (!s->budget && d->limit) {
+		uint64_t reserve = jnum(json_object_get(j, "memory"), "reserve");
+		s->budget = d->limit > reserve ? d->limit - reserve : d->limit;
+	}
+	if (newest && !s->timeline) {
+		s->timeline = json_incref(json_object_get(j, "timeline"));
+	}
+}
+
+static void read_reports(struct diag_src *s, const char *dir)
+{
+	struct dirent **list;
+	char path[MF_PATH_MAX + 300];
+	int n = scandir(dir, &list, is_report_name, alphasort);
+
+	for (int i = n - 1; i >= 0; i--) {
+		if (n - 1 - i < DIAG_DEATHS) {
+			json_error_t jerr;
+			json_t *j;
+
+			snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
+			j = json_load_file(path, 0, &jerr);
+			if (j)
+				add_report(s, j, i == n - 1);
+			else
+				mf_warn("%s: %s (ignored)", path, jerr.text);
+			json_decref(j);
+		}
+		free(list[i]);
+	}
+	if (n >= 0)
+		free(list);
+}
+
+/* The journal of a run: its timeline is the newest; when its supervisor
+ * is gone without a report (killed with the container), it is the
+ * post-mortem. */
+static void read_journal(struct diag_src *s)
+{
+	char path[MF_PATH_MAX + 16];
+	json_error_t jerr;
+	json_t *j;
+	pid_t pid;
+
+	if (!s->state_dir[0])
+		return;
+	snprintf(path, sizeof(path), "%s/journal.json", s->state_dir);
+	j = json_load_file(path, 0, &jerr);
+	if (!j)
+		return;
+	json_decref(s->timeline);
+	s->timeline = json_incref(json_object_get(j, "timeline"));
+	pid = (pid_t)jnum(json_object_get(j, "supervisor"), "pid");
+	if (!alive(pid)) {
+		json_object_set_new(j, "cause", json_string("lost"));
+		add_report(s, j, 0);
+	}
+	json_decref(j);
+}
+
+static void find_profile(struct diag_src *s, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	time_t best = 0;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		char path[MF_PATH_MAX + 300];
+		size_t n = strlen(e->d_name);
+		struct stat st;
+
+		if (strncmp(e->d_name, "memfence-", 9) != 0 || n < 6 ||
+		    strcmp(e->d_name + n - 5, ".prof") != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (stat(path, &st) == 0 && st.st_mtime >= best && strlen(path) < sizeof(s->profile)) {
+			best = st.st_mtime;
+			snprintf(s->profile, sizeof(s->profile), "%s", path);
+		}
+	}
+	closedir(d);
+}
+
+static int resolve_target(struct diag_src *s)
+{
+	const char *t = s->target;
+	char *end;
+	long pid = strtol(t, &end, 10);
+	int err;
+
+	if (*t && *end == '\0') {
+		if (pid <= 0) {
+			mf_err("invalid PID '%s'", t);
+			return -2;
+		}
+		err = mf_segread_find_pid("", (pid_t)pid, s->segment, sizeof(s->segment));
+		if (err == -ESRCH) {
+			mf_err("no process %ld", pid);
+			return -1;
+		}
+		if (err) {
+			mf_err("process %ld has no memfence stats segment (is it under `memfence run`?): %s",
+			       pid, mf_segread_strerror(err));
+			return -1;
+		}
+	} else if (is_dir(t)) {
+		snprintf(s->state_dir, sizeof(s->state_dir), "%s", t);
+		snprintf(s->model_file, sizeof(s->model_file), "%s/%s", t, MF_MODEL_FILE);
+		if (!exists(s->model_file))
+			s->model_file[0] = '\0';
+		snprintf(s->segment, sizeof(s->segment), "%s/segment.seg", t);
+		if (!exists(s->segment))
+			s->segment[0] = '\0';
+	} else if (exists(t)) {
+		struct mf_segread r;
+
+		if (mf_segread_open(&r, t, 0) == 0) {
+			mf_segread_close(&r);
+			snprintf(s->segment, sizeof(s->segment), "%s", t);
+		} else {
+			snprintf(s->model_file, sizeof(s->model_file), "%s", t);
+		}
+	} else {
+		mf_err("%s: no such process, file or directory", t);
+		return -1;
+	}
+	if (s->segment[0] && !s->model_file[0]) {
+		mf_model_path_for_segment(s->segment, s->model_file, sizeof(s->model_file));
+		if (!exists(s->model_file))
+			s->model_file[0] = '\0';
+	}
+	return 0;
+}
+
+static int gather(struct diag_src *s)
+{
+	int rc = resolve_target(s);
+	char dir[MF_PATH_MAX];
+
+	if (rc)
+		return rc;
+	mf_model_init(s->model, 0);
+	if (s->model_file[0] && load_model(s) != 0)
+		return -1;
+	if (s->segment[0] && read_segment(s, !s->model_file[0]) != 0 && !s->model_file[0])
+		return -1;
+	s->running = alive(s->sup_pid) || alive(s->prog_pid);
+	if (!s->report_dir[0] && s->state_dir[0]) {
+		if (snprintf(dir, sizeof(dir), "%.*s/reports", MF_PATH_MAX - 9, s->state_dir) > 0 &&
+		    is_dir(dir))
+			snprintf(s->report_dir, sizeof(s->report_dir), "%s", dir);
+	}
+	read_journal(s);
+	if (s->report_dir[0])
+		read_reports(s, s->report_dir);
+	/* A --report-dir given as TARGET holds the reports itself. */
+	if (s->state_dir[0] && strcmp(s->state_dir, s->report_dir) != 0)
+		read_reports(s, s->state_dir);
+	if (s->report_dir[0])
+		find_profile(s, s->report_dir);
+	if (!s->profile[0] && s->state_dir[0])
+		find_profile(s, s->state_dir);
+	if (!s->model_file[0] && !s->segment[0] && s->ndeaths == 0) {
+		mf_err("%s holds nothing memfence can diagnose (no model.json, segment.seg or "
+		       "memfence-report-*.json)",
+		       s->target);
+		return -1;
+	}
+	if (s->running) {
+		struct mf_memory mem;
+		char err[256];
+		pid_t pid = alive(s->prog_pid) ? s->prog_pid : s->sup_pid;
+
+		if (mf_memory_read(mf_root_default(), pid, &mem, err, sizeof(err)) == 0 &&
+		    mem.cgroup_version) {
+			s->working_set = mem.working_set;
+			if (!s->limit && mem.limit != MF_UNKNOWN)
+				s->limit = mem.limit;
+		}
+		s->have_now = 1;
+	} else {
+		/* After the run: the scopes left in the segment died with it and
+		 * are in the post-mortems. */
+		s->nin_flight = 0;
+		s->heap_live = 0;
+	}
+	return 0;
+}
+
+int mf_cmd_diagnose(int argc, char **argv)
+{
+	struct mf_opts opts;
+	static struct diag_src src;
+	static struct mf_model model;
+	static struct mf_diag d;
+	struct diag_src *s = &src;
+	struct mf_diag_input in;
+	const char *html = NULL;
+	uint64_t since = 0;
+	int json = 0, opt, rc;
+
+	mf_opts_init(&opts, "", diagnose_tabs);
+	while ((opt = getopt_long(argc, argv, opts.shortopts, opts.longopts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_JSON:
+			json = 1;
+			break;
+		case OPT_HTML:
+			html = optarg;
+			break;
+		case OPT_SINCE:
+			if (parse_since(optarg, &since) != 0) {
+				mf_err("invalid --since '%s': a duration such as 30s, 10m, 2h, 1d", optarg);
+				return MF_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "Try 'memfence diagnose --help'.\n");
+			return MF_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		mf_err(optind >= argc ? "diagnose needs a TARGET: a PID, a segment file or a state directory"
+				      : "diagnose takes one TARGET (see memfence diagnose --help)");
+		return MF_EXIT_USAGE;
+	}
+	memset(s, 0, sizeof(*s));
+	s->target = argv[optind];
+	s->model = &model;
+	rc = gather(s);
+	if (rc)
+		return rc == -2 ? MF_EXIT_USAGE : MF_EXIT_FAILURE;
+	memset(&in, 0, sizeof(in));
+	in.model = s->model;
+	in.limit = s->limit;
+	in.budget = s->budget;
+	in.now_s = (uint64_t)time(NULL);
+	in.since_s = since ? in.now_s - since : 0;
+	s->since_s = in.since_s;
+	in.have_now = s->have_now;
+	in.working_set = s->working_set;
+	in.heap_live = s->heap_live;
+	in.in_flight = s->in_flight;
+	in.nin_flight = s->nin_flight;
+	in.deaths = s->deaths;
+	in.ndeaths = s->ndeaths;
+	if (mf_diagnose(&in, &d) != 0) {
+		mf_err("out of memory");
+		json_decref(s->timeline);
+		return MF_EXIT_FAILURE;
+	}
+
+	if (json) {
+		json_t *j = mf_diag_json(&d);
+		json_t *src_j = json_pack("{s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i}", "target", s->target,
+					  "model", s->model_file, "segment", s->segment, "profile",
+					  s->profile, "running", s->running, "supervisor_pid",
+					  (int)s->sup_pid, "ring_records", (int)s->ring_records,
+					  "post_mortems", (int)s->ndeaths);
+
+		json_object_set_new(j, "source", src_j);
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(j);
+	} else {
+		printf("memfence diagnose %s: %s%s\n", s->target,
+		       s->running ? "the program is running" : "the run has ended",
+		       s->model_file[0] ? "" : " (no model file: from the segment's last scopes)");
+		mf_diag_print(stdout, &d);
+	}
+	if (html) {
+		int err = diag_html_write(html, s, &d);
+
+		if (err) {
+			mf_err("cannot write %s: %s", html, strerror(-err));
+			json_decref(s->timeline);
+			return MF_EXIT_FAILURE;
+		}
+		if (!json)
+			printf("page: %s\n", html);
+	}
+	json_decref(s->timeline);
+	return mf_diag_problem(&d) ? EXIT_PROBLEM : 0;
+}

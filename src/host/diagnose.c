@@ -1,0 +1,501 @@
+/*
+ * diagnose.c - verdicts and their evidence from the model, the scopes in
+ * flight and the post-mortems (diagnose.h).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host/diagnose.h"
+
+#define MiB (1ull << 20)
+#define LEAK_MIN_WINDOWS 6
+#define RETAIN_MIN (64ull << 10)   /* retained per call below this is noise */
+#define OVERSIZED_RATIO 4          /* x the p95 of its name */
+#define ORDINARY_RATIO 2           /* a refused scope below this is ordinary */
+
+static const char *const verdict_names[MF_VERDICT_N] = {
+	"leak", "aggregate", "oversized", "outside-heap", "healthy",
+};
+
+const char *mf_verdict_name(enum mf_verdict v)
+{
+	return (unsigned)v < MF_VERDICT_N ? verdict_names[v] : "unknown";
+}
+
+int mf_diag_problem(const struct mf_diag *d)
+{
+	return d->nverdicts > 0 && !(d->nverdicts == 1 && d->verdict[0] == MF_VERDICT_HEALTHY);
+}
+
+/* ---- post-mortem reports ---- */
+
+static uint64_t u64(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return json_is_integer(v) && json_integer_value(v) > 0 ? (uint64_t)json_integer_value(v) : 0;
+}
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	size_t n = src ? strnlen(src, len - 1) : 0;
+
+	memcpy(dst, src ? src : "", n);
+	dst[n] = '\0';
+}
+
+int mf_diag_death_from_report(json_t *r, struct mf_diag_death *d)
+{
+	json_t *mem = json_object_get(r, "memory"), *heap = json_object_get(r, "heap");
+	json_t *tl = json_object_get(r, "timeline"), *inf = json_object_get(r, "in_flight"), *v;
+	size_t i;
+
+	memset(d, 0, sizeof(*d));
+	if (!json_is_object(r) || !json_is_integer(json_object_get(r, "memfence_report")))
+		return -1;
+	d->t_s = u64(r, "time_unix");
+	copy_str(d->cause, sizeof(d->cause), json_string_value(json_object_get(r, "cause")));
+	d->limit = u64(mem, "limit");
+	d->usage = u64(mem, "usage");
+	d->working_set = u64(mem, "working_set");
+	d->heap_live = u64(heap, "live");
+	d->ws_before = d->working_set;
+	d->heap_before = d->heap_live;
+	json_array_foreach(tl, i, v) {
+		uint64_t t = u64(v, "t"), ws = u64(v, "working_set");
+
+		if (t + 10 >= d->t_s && ws > d->ws_before) {
+			d->ws_before = ws;
+			d->heap_before = u64(v, "heap_live");
+		}
+	}
+	d->in_flight = (uint32_t)u64(r, "in_flight_total");
+	json_array_foreach(inf, i, v) {
+		struct mf_diag_scope s;
+		json_t *net = json_object_get(v, "net");
+		uint32_t at;
+
+		memset(&s, 0, sizeof(s));
+		copy_str(s.name, sizeof(s.name), json_string_value(json_object_get(v, "name")));
+		copy_str(s.id, sizeof(s.id), json_string_value(json_object_get(v, "id")));
+		s.peak = u64(v, "peak");
+		s.net = json_is_integer(net) ? json_integer_value(net) : 0;
+		s.failed = u64(v, "failed");
+		if (s.net > 0)
+			d->in_flight_sum += (uint64_t)s.net;
+		/* Keep the largest MF_DIAG_LISTED, largest first. */
+		for (at = d->nlisted; at > 0 && d->listed[at - 1].peak < s.peak; at--)
+			;
+		if (at >= MF_DIAG_LISTED)
+			continue;
+		if (d->nlisted < MF_DIAG_LISTED)
+			d->nlisted++;
+		memmove(&d->listed[at + 1], &d->listed[at],
+			(d->nlisted - 1 - at) * sizeof(d->listed[0]));
+		d->listed[at] = s;
+	}
+	if (d->in_flight < d->nlisted)
+		d->in_flight = d->nlisted;
+	return 0;
+}
+
+static int death_is_kill(const struct mf_diag_death *d)
+{
+	return strcmp(d->cause, "oom-kill") == 0 || strcmp(d->cause, "lost") == 0;
+}
+
+static int death_is_bad(const struct mf_diag_death *d)
+{
+	return death_is_kill(d) || strcmp(d->cause, "sigkill") == 0 || strcmp(d->cause, "exit") == 0;
+}
+
+/* ---- the analysis ---- */
+
+/* The model with only the windows at or after since. */
+static struct mf_model *since_copy(const struct mf_model *m, uint64_t since)
+{
+	struct mf_model *f = malloc(sizeof(*f));
+
+	if (!f)
+		return NULL;
+	*f = *m;
+	if (!since)
+		return f;
+	f->nfloors = f->floor_pos = 0;
+	for (uint32_t i = 0; i < m->nfloors; i++) {
+		const struct mf_model_floor *w = mf_model_floor_at(m, i);
+
+		if (w->t_s + m->window_s <= since)
+			continue;
+		f->floors[f->floor_pos] = *w;
+		f->floor_pos = (f->floor_pos + 1) % MF_MODEL_FLOORS;
+		f->nfloors++;
+	}
+	return f;
+}
+
+static void name_typical(const struct mf_model *m, const struct mf_diag *d, const char *name,
+			 uint64_t *p50, uint64_t *p95)
+{
+	const struct mf_model_name *n = mf_model_find(m, name);
+
+	if (n && n->peak.count >= 8) {
+		*p50 = mf_dist_quantile(&n->peak, 0.5);
+		*p95 = mf_dist_quantile(&n->peak, 0.95);
+	} else {
+		/* Too few of its own: the program's typical scope. */
+		*p50 = d->need_p50;
+		*p95 = d->need_p95;
+	}
+}
+
+static void add_candidate(struct mf_diag *d, const struct mf_model *m, const char *name,
+			  const char *id, uint64_t peak, uint64_t t_s, int refused, int at_death)
+{
+	struct mf_diag_big *b;
+	const uint32_t cap = sizeof(d->big) / sizeof(d->big[0]);
+
+	/* The same scope seen twice (an id is unique while it runs). */
+	for (uint32_t i = 0; i < d->nbig; i++) {
+		b = &d->big[i];
+		if (id && *id && strcmp(b->id, id) == 0 && strcmp(b->name, name) == 0 &&
+		    (b->t_s == t_s || at_death || b->at_death)) {
+			b->refused |= refused;
+			b->at_death |= at_death;
+			if (peak > b->peak)
+				b->peak = peak;
+			return;
+		}
+	}
+	if (d->nbig >= cap)
+		return;
+	b = &d->big[d->nbig++];
+	memset(b, 0, sizeof(*b));
+	copy_str(b->name, sizeof(b->name), name);
+	copy_str(b->id, sizeof(b->id), id);
+	b->peak = peak;
+	b->t_s = t_s;
+	b->refused = refused;
+	b->at_death = at_death;
+	name_typical(m, d, name, &b->p50, &b->p95);
+	b->over_budget = d->budget && peak > d->budget;
+}
+
+static int is_oversized(const struct mf_diag_big *b)
+{
+	return b->over_budget || (b->p95 && b->peak >= MiB && b->peak >= OVERSIZED_RATIO * b->p95);
+}
+
+static int cmp_big(const void *x, const void *y)
+{
+	const struct mf_diag_big *a = x, *b = y;
+	int oa = is_oversized(a), ob = is_oversized(b);
+
+	if (oa != ob)
+		return ob - oa;
+	return a->peak < b->peak ? 1 : a->peak > b->peak ? -1 : 0;
+}
+
+static void consider_load(struct mf_diag *d, uint64_t load, uint64_t top, uint32_t n,
+			  uint64_t t_s, int at_death)
+{
+	/* Many together, none dominating: a single large scope among small
+	 * ones is the oversized question, not this one. */
+	if (n < 3 || top * 2 >= load || load <= d->agg_load)
+		return;
+	d->agg_load = load;
+	d->agg_top = top;
+	d->agg_n = n;
+	d->agg_t_s = t_s;
+	d->agg_at_death = at_death;
+}
+
+static void consider_outside(struct mf_diag *d, uint64_t ws, uint64_t heap, uint64_t t_s,
+			     int at_death)
+{
+	if (ws <= heap || ws - heap <= d->outside)
+		return;
+	d->outside = ws - heap;
+	d->outside_ws = ws;
+	d->outside_heap = heap;
+	d->outside_t_s = t_s;
+	d->outside_at_death = at_death;
+}
+
+static int cmp_retainer(const void *x, const void *y)
+{
+	const struct mf_diag_retainer *a = x, *b = y;
+
+	return a->median_retained < b->median_retained ? 1
+	       : a->median_retained > b->median_retained ? -1 : 0;
+}
+
+static void leak_analysis(struct mf_diag *d, struct mf_model *f)
+{
+	/* The floor net of what the requests in flight held at that moment:
+	 * under sustained load the floor rises with the load, and falls with
+	 * it; what no request accounts for is what a leak leaves. */
+	for (uint32_t i = 0; i < f->nfloors; i++) {
+		struct mf_model_floor *w = (struct mf_model_floor *)mf_model_floor_at(f, i);
+
+		w->floor = w->floor > w->floor_load ? w->floor - w->floor_load : 0;
+	}
+	d->leak_min_rise = d->budget / 50 > 4 * MiB ? d->budget / 50 : 4 * MiB;
+	mf_model_leak(f, d->budget, LEAK_MIN_WINDOWS, d->leak_min_rise, &d->leak);
+	for (uint32_t i = 0; i < f->nnames; i++) {
+		const struct mf_model_name *n = &f->names[i];
+		struct mf_diag_retainer *r;
+
+		if (!mf_model_name_retains(n, RETAIN_MIN))
+			continue;
+		if (d->nretainers >= MF_DIAG_RETAINERS) {
+			/* Full: replace the weakest if this one keeps more. */
+			qsort(d->retainers, d->nretainers, sizeof(d->retainers[0]), cmp_retainer);
+			if (mf_model_recent_retained(n) <= d->retainers[d->nretainers - 1].median_retained)
+				continue;
+			d->nretainers--;
+		}
+		r = &d->retainers[d->nretainers++];
+		copy_str(r->name, sizeof(r->name), n->name);
+		r->calls = n->count;
+		r->median_retained = mf_model_recent_retained(n);
+		r->retained_sum = n->retained_sum;
+		r->p50_peak = mf_dist_quantile(&n->peak, 0.5);
+	}
+	qsort(d->retainers, d->nretainers, sizeof(d->retainers[0]), cmp_retainer);
+	/* A floor that keeps rising is a leak on its own; names that keep
+	 * memory per call are one when the floor rose with them (a cache that
+	 * fills also keeps memory per call, and its floor flattens). */
+	d->holds[MF_VERDICT_LEAK] =
+		d->leak.leaking ||
+		(d->nretainers > 0 && d->leak.windows >= 3 && d->leak.slope > 0 &&
+		 d->leak.recent_slope > 0 && d->leak.floor_last > d->leak.floor_first + d->leak_min_rise);
+}
+
+int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
+{
+	const struct mf_model *m = in->model;
+	struct mf_model *f = since_copy(m, in->since_s);
+	uint64_t since = in->since_s, refused_big = 0;
+	int died = 0, trouble;
+
+	memset(d, 0, sizeof(*d));
+	if (!f)
+		return -ENOMEM;
+	d->budget = in->budget ? in->budget : in->limit;
+	d->limit = in->limit ? in->limit : d->budget;
+	d->names = f->nnames;
+	d->from_s = UINT64_MAX;
+	for (uint32_t i = 0; i < f->nnames; i++) {
+		d->scopes += f->names[i].count;
+		if (f->names[i].first_s && f->names[i].first_s < d->from_s)
+			d->from_s = f->names[i].first_s;
+		if (f->names[i].last_s > d->to_s)
+			d->to_s = f->names[i].last_s;
+	}
+	d->need_p50 = mf_model_need(f, NULL, 0.5, 1);
+	d->need_p95 = mf_model_need(f, NULL, 0.95, 1);
+
+	/* Events: refusals, kills, restarts. */
+	for (uint32_t i = 0; i < m->nevents; i++) {
+		const struct mf_model_event *e = mf_model_event_at(m, i);
+
+		if (e->t_s < since)
+			continue;
+		if (since && e->kind == MF_EV_REFUSED)
+			d->refused += e->count;
+		if (since && e->kind == MF_EV_OOM_KILL)
+			d->oom_kills += e->count;
+		if (since && e->kind == MF_EV_RESTART)
+			d->restarts += e->count;
+	}
+	if (!since) {
+		d->refused = m->event_total[MF_EV_REFUSED];
+		d->oom_kills = m->event_total[MF_EV_OOM_KILL];
+		d->restarts = m->event_total[MF_EV_RESTART];
+	}
+
+	/* Windows: the highs, the load, memory outside the heap. */
+	for (uint32_t i = 0; i <= f->nfloors; i++) {
+		const struct mf_model_floor *w = i < f->nfloors ? mf_model_floor_at(f, i) : &f->cur;
+
+		if (i == f->nfloors && (!f->cur_open || w->t_s + f->window_s <= since))
+			break;
+		if (w->t_s < d->from_s)
+			d->from_s = w->t_s;
+		if (w->t_s + f->window_s > d->to_s)
+			d->to_s = w->t_s + f->window_s;
+		if (w->high > d->heap_high)
+			d->heap_high = w->high;
+		if (w->ws_high > d->ws_high)
+			d->ws_high = w->ws_high;
+		consider_load(d, w->load, w->load_top, w->load_n, w->t_s, 0);
+		/* The heap at the working set's high was at most the window's
+		 * high: ws_high - high is a lower bound of what lay outside. */
+		if (w->ws_high)
+			consider_outside(d, w->ws_high, w->high, w->t_s, 0);
+	}
+
+	/* Deaths. */
+	{
+		uint64_t oom_deaths = 0;
+
+		for (uint32_t i = 0; i < in->ndeaths; i++) {
+			const struct mf_diag_death *x = &in->deaths[i];
+			uint64_t top = 0;
+
+			if (x->t_s < since)
+				continue;
+			d->deaths++;
+			oom_deaths += death_is_kill(x);
+			died |= death_is_bad(x);
+			if (x->ws_before > d->ws_high)
+				d->ws_high = x->ws_before;
+			if (x->heap_before > d->heap_high)
+				d->heap_high = x->heap_before;
+			if (!d->limit && x->limit)
+				d->limit = x->limit;
+			if (x->ws_before)
+				consider_outside(d, x->ws_before, x->heap_before, x->t_s, 1);
+			for (uint32_t k = 0; k < x->nlisted; k++) {
+				uint64_t net = x->listed[k].net > 0 ? (uint64_t)x->listed[k].net : 0;
+				if (net > top)
+					top = net;
+			}
+			consider_load(d, x->in_flight_sum, top, x->in_flight, x->t_s, 1);
+		}
+		if (oom_deaths > d->oom_kills)
+			d->oom_kills = oom_deaths;
+		died |= d->oom_kills > 0;
+		if (!d->budget)
+			d->budget = d->limit;
+	}
+	if (in->have_now) {
+		uint64_t load = 0, top = 0;
+
+		if (in->heap_live > d->heap_high)
+			d->heap_high = in->heap_live;
+		if (in->working_set > d->ws_high)
+			d->ws_high = in->working_set;
+		if (in->working_set)
+			consider_outside(d, in->working_set, in->heap_live, in->now_s, 0);
+		for (uint32_t i = 0; i < in->nin_flight; i++) {
+			uint64_t net = in->in_flight[i].net > 0 ? (uint64_t)in->in_flight[i].net : 0;
+			load += net;
+			if (net > top)
+				top = net;
+		}
+		consider_load(d, load, top, in->nin_flight, in->now_s, 0);
+		if (in->now_s > d->to_s)
+			d->to_s = in->now_s;
+	}
+	if (d->from_s == UINT64_MAX)
+		d->from_s = d->to_s;
+
+	leak_analysis(d, f);
+
+	/* Oversized: the model's candidates, the scopes in flight at deaths
+	 * and now. */
+	for (uint32_t i = 0; i < m->nbig; i++)
+		if (m->big[i].t_s >= since)
+			add_candidate(d, f, m->big[i].name, m->big[i].id, m->big[i].peak,
+				      m->big[i].t_s, m->big[i].failed != 0, 0);
+	for (uint32_t i = 0; i < in->ndeaths; i++)
+		if (in->deaths[i].t_s >= since)
+			for (uint32_t k = 0; k < in->deaths[i].nlisted; k++)
+				add_candidate(d, f, in->deaths[i].listed[k].name,
+					      in->deaths[i].listed[k].id, in->deaths[i].listed[k].peak,
+					      in->deaths[i].t_s, in->deaths[i].listed[k].failed > 0,
+					      death_is_bad(&in->deaths[i]));
+	if (in->have_now)
+		for (uint32_t i = 0; i < in->nin_flight; i++)
+			add_candidate(d, f, in->in_flight[i].name, in->in_flight[i].id,
+				      in->in_flight[i].peak, in->now_s, in->in_flight[i].failed > 0, 0);
+	qsort(d->big, d->nbig, sizeof(d->big[0]), cmp_big);
+	for (uint32_t i = 0; i < d->nbig; i++) {
+		if (!is_oversized(&d->big[i]))
+			break;
+		d->noversized++;
+		refused_big += d->big[i].refused;
+	}
+	/* Keep only the oversized, and the largest few ordinary ones that
+	 * were refused or in flight at a death (evidence for aggregate). */
+	{
+		uint32_t keep = d->noversized;
+
+		for (uint32_t i = d->noversized; i < d->nbig; i++)
+			if ((d->big[i].refused || d->big[i].at_death) && keep < d->noversized + 4)
+				d->big[keep++] = d->big[i];
+		d->nbig = keep;
+	}
+	d->refused_ordinary = d->refused > refused_big ? d->refused - refused_big : 0;
+	d->holds[MF_VERDICT_OVERSIZED] = d->noversized > 0;
+	d->fit = d->need_p95 ? d->budget / d->need_p95 : 0;
+
+	/* Aggregate: memory ran short while many ordinary scopes held it. */
+	trouble = d->refused > 0 || died || (d->budget && d->heap_high >= d->budget / 10 * 9) ||
+		  (d->limit && d->ws_high >= d->limit / 100 * 95);
+	d->holds[MF_VERDICT_AGGREGATE] =
+		trouble && d->budget &&
+		(d->agg_load * 2 >= d->budget ||
+		 (d->refused_ordinary > 0 && d->agg_n >= 3 && d->agg_load * 10 >= d->budget * 3));
+
+	/* Outside the heap: it is what filled the container. */
+	d->holds[MF_VERDICT_OUTSIDE] =
+		d->limit && d->outside * 2 >= d->limit &&
+		(died || d->outside_ws >= d->limit / 100 * 90);
+
+	/* How strong: what it caused (a death, refusals, nothing yet), then
+	 * how much of the budget it explains. */
+	{
+		double b = d->budget ? (double)d->budget : 1.0, l = d->limit ? (double)d->limit : 1.0;
+		double rise = d->leak.floor_last > d->leak.floor_first
+				      ? (double)(d->leak.floor_last - d->leak.floor_first) : 0;
+		int high_floor = d->leak.floor_last * 2 >= d->budget;
+		int big_death = 0, big_refused = 0;
+		double ratio = 0;
+
+		for (uint32_t i = 0; i < d->noversized; i++) {
+			big_death |= d->big[i].at_death;
+			big_refused |= d->big[i].refused;
+			if (d->big[i].p95 && (double)d->big[i].peak / (double)d->big[i].p95 > ratio)
+				ratio = (double)d->big[i].peak / (double)d->big[i].p95;
+		}
+		d->score[MF_VERDICT_LEAK] = (died && high_floor ? 30 : d->refused && high_floor ? 20 : 10) +
+					    (rise / b > 1 ? 1 : rise / b);
+		d->score[MF_VERDICT_OVERSIZED] = (big_death ? 30 : big_refused ? 20 : 10) +
+						 (ratio / 100 > 1 ? 1 : ratio / 100);
+		d->score[MF_VERDICT_AGGREGATE] = (died && d->agg_at_death ? 30 : trouble ? 20 : 10) +
+						 ((double)d->agg_load / b > 1 ? 1 : (double)d->agg_load / b);
+		d->score[MF_VERDICT_OUTSIDE] = (died ? 30 : 20) +
+					       ((double)d->outside / l > 1 ? 1 : (double)d->outside / l);
+	}
+	for (int v = 0; v < MF_VERDICT_HEALTHY; v++)
+		if (d->holds[v])
+			d->verdict[d->nverdicts++] = (enum mf_verdict)v;
+	if (d->nverdicts == 0 && trouble) {
+		/* Memory ran out and no shape stands out: most likely many
+		 * ordinary scopes (or the program's own baseline) together,
+		 * unless most of what filled the container was not heap. */
+		enum mf_verdict v = d->limit && d->outside * 4 >= d->limit && d->outside > d->heap_high
+					    ? MF_VERDICT_OUTSIDE
+					    : MF_VERDICT_AGGREGATE;
+		d->holds[v] = 1;
+		d->weak[v] = 1;
+		d->verdict[d->nverdicts++] = v;
+	}
+	/* Strongest first (insertion sort: at most four). */
+	for (uint32_t i = 1; i < d->nverdicts; i++)
+		for (uint32_t k = i; k > 0 && d->score[d->verdict[k]] > d->score[d->verdict[k - 1]]; k--) {
+			enum mf_verdict t = d->verdict[k];
+			d->verdict[k] = d->verdict[k - 1];
+			d->verdict[k - 1] = t;
+		}
+	if (d->nverdicts == 0) {
+		d->holds[MF_VERDICT_HEALTHY] = 1;
+		d->verdict[d->nverdicts++] = MF_VERDICT_HEALTHY;
+	}
+	free(f);
+	return 0;
+}

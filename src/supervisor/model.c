@@ -1,0 +1,247 @@
+/*
+ * model.c - the supervisor's side of the model of the program's memory
+ * (host/model.h): feed it, save it, say what it holds in /status.
+ *
+ * Every finished scope (the ring of the stats segment) and every sample
+ * (heap, scopes in flight, working set) goes in; deaths and restarts are
+ * told apart from the counters of the state and go in as events. The model
+ * is saved with a summary of the run ("run": the plan and where reports
+ * go) through a temporary file and rename(2), every SAVE_EVERY_S seconds and
+ * at the end: `memfence diagnose` reads it while the run goes on, after it
+ * ended and after the container died.
+ *
+ * Memory: one static model; the JSON of a save is freed at once, like the
+ * journal's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host/model.h"
+#include "host/model_json.h"
+#include "host/msg.h"
+#include "supervisor/sup.h"
+
+#define SAVE_EVERY_S 2
+
+/* Leak verdict thresholds, as `memfence diagnose` uses them. */
+#define LEAK_MIN_WINDOWS 6
+#define LEAK_MIN_RISE (4ull << 20)
+
+static struct sup_model {
+	struct mf_model m;
+	int on;
+	int in_state_dir;            /* the file outlives the run */
+	char path[MF_PATH_MAX];
+	char report_dir[MF_PATH_MAX];
+	char state_dir[MF_PATH_MAX];
+	uint64_t last_save_s;
+	/* Counters of the state at the previous sample, to see events. */
+	uint64_t oom_kill, restarts, ended;
+	uint64_t working_set;
+	int primed;
+	int frozen;                  /* the program is being stopped */
+} SM;
+
+/* Go on from the model a previous run left in the state directory. */
+static void load_previous(uint64_t window_s)
+{
+	static struct mf_model prev;
+	json_error_t jerr;
+	char err[160];
+	json_t *j;
+
+	if (access(SM.path, F_OK) != 0)
+		return;
+	j = json_load_file(SM.path, 0, &jerr);
+	if (!j || mf_model_from_json(j, &prev, err, sizeof(err)) != 0) {
+		mf_warn("the model in %s is unreadable (%s): starting a new one", SM.path,
+			j ? err : jerr.text);
+		json_decref(j);
+		return;
+	}
+	json_decref(j);
+	/* Windows of another length would make the floor's slope a lie. */
+	if (prev.window_s != window_s)
+		prev.nfloors = prev.floor_pos = 0;
+	prev.cur_open = 0;
+	SM.m = prev;
+}
+
+void sup_model_start(struct sup_state *st, const char *state_dir, const char *report_dir,
+		     uint64_t window_s)
+{
+	memset(&SM, 0, sizeof(SM));
+	mf_model_init(&SM.m, window_s);
+	window_s = SM.m.window_s;
+	SM.on = 1;
+	snprintf(SM.report_dir, sizeof(SM.report_dir), "%s", report_dir ? report_dir : "");
+	snprintf(SM.state_dir, sizeof(SM.state_dir), "%s", state_dir ? state_dir : "");
+	if (state_dir) {
+		snprintf(SM.path, sizeof(SM.path), "%s/%s", state_dir, MF_MODEL_FILE);
+		SM.in_state_dir = 1;
+		load_previous(window_s);
+	} else if (st->segment[0]) {
+		mf_model_path_for_segment(st->segment, SM.path, sizeof(SM.path));
+	}
+	snprintf(st->model.file, sizeof(st->model.file), "%s", SM.path);
+	st->model.forecast_s = -1;
+}
+
+void sup_model_record(const struct sup_record *r)
+{
+	char name[MF_SEG_NAME_LEN], id[MF_SEG_NAME_LEN];
+
+	if (!SM.on)
+		return;
+	/* Names and ids come from programs: keep them valid in JSON. */
+	sup_clean(name, sizeof(name), r->name);
+	sup_clean(id, sizeof(id), r->id);
+	mf_model_scope(&SM.m, name, id, r->peak, r->net, r->failed, r->end_ns / 1000000000u);
+}
+
+static uint64_t ended_total(const struct sup_state *st)
+{
+	return st->exits[SUP_CAUSE_EXIT] + st->exits[SUP_CAUSE_SIGKILL] +
+	       st->exits[SUP_CAUSE_SIGNAL];
+}
+
+void sup_model_sample(struct sup_state *st)
+{
+	struct mf_model_sample s = {.t_s = st->now_s, .live = st->heap_live,
+				    .in_flight = st->scopes_in_flight,
+				    .working_set = st->working_set};
+	struct mf_leak lk;
+	int up = 0;
+
+	if (!SM.on || st->now_s == 0)
+		return;
+	for (uint32_t i = 0; i < st->nscopes; i++) {
+		uint64_t net = st->scopes[i].net > 0 ? (uint64_t)st->scopes[i].net : 0;
+
+		s.load += net;
+		if (net > s.load_top)
+			s.load_top = net;
+	}
+	/* The heap's floor is the program's while it serves: not before its
+	 * first process shows up, not once all are gone, not while it shuts
+	 * down (freeing everything on the way out is no fall of the floor). */
+	for (uint32_t i = 0; i < st->nprocs && !up; i++)
+		up = st->procs[i].alive;
+	if (st->accounting && up && !SM.frozen)
+		mf_model_sample(&SM.m, &s);
+	if (SM.primed) {
+		if (st->oom_kill > SM.oom_kill)
+			mf_model_event(&SM.m, st->now_s, MF_EV_OOM_KILL, NULL, NULL, SM.working_set);
+		if (ended_total(st) > SM.ended)
+			mf_model_event(&SM.m, st->now_s, MF_EV_EXIT, NULL, NULL, 0);
+		if (st->restarts > SM.restarts)
+			mf_model_event(&SM.m, st->now_s, MF_EV_RESTART, NULL, NULL, 0);
+	}
+	SM.primed = 1;
+	SM.oom_kill = st->oom_kill;
+	SM.ended = ended_total(st);
+	SM.restarts = st->restarts;
+	SM.working_set = st->working_set;
+
+	mf_model_leak(&SM.m, st->budget, LEAK_MIN_WINDOWS, LEAK_MIN_RISE, &lk);
+	st->model.names = SM.m.nnames;
+	st->model.windows = SM.m.nfloors;
+	st->model.leaking = lk.leaking;
+	st->model.floor_slope = lk.slope;
+	st->model.forecast_s = lk.leaking ? lk.forecast_s : -1;
+	if (SM.m.cur_open && SM.m.cur.load > st->model.load) {
+		st->model.load = SM.m.cur.load;
+		st->model.load_n = SM.m.cur.load_n;
+	}
+}
+
+static int write_atomic(json_t *j, const char *path)
+{
+	char tmp[MF_PATH_MAX + 16];
+	int fd, err = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (json_dumpfd(j, fd, JSON_COMPACT) < 0 || write(fd, "\n", 1) != 1)
+		err = errno ? -errno : -EIO;
+	if (close(fd) < 0 && !err)
+		err = -errno;
+	if (!err && rename(tmp, path) < 0)
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+void sup_model_save(struct sup_state *st, int force)
+{
+	static struct mf_model snap;    /* static: the supervisor's size is fixed */
+	json_t *j;
+	int err;
+
+	if (!SM.on || !SM.path[0] || (!force && st->now_s < SM.last_save_s + SAVE_EVERY_S))
+		return;
+	SM.last_save_s = st->now_s;
+	/* The window being filled is saved as if closed, so that a reader
+	 * sees the last seconds too; the model itself goes on filling it. */
+	snap = SM.m;
+	if (snap.cur_open) {
+		snap.floors[snap.floor_pos] = snap.cur;
+		snap.floor_pos = (snap.floor_pos + 1) % MF_MODEL_FLOORS;
+		if (snap.nfloors < MF_MODEL_FLOORS)
+			snap.nfloors++;
+	}
+	j = mf_model_json(&snap);
+	if (!j)
+		return;
+	json_object_set_new(
+		j, "run",
+		json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:i,s:i,s:I,s:I,s:b}", "limit",
+			  (json_int_t)st->limit, "budget", (json_int_t)st->budget, "reserve",
+			  (json_int_t)st->reserve, "segment", st->segment, "report_dir",
+			  SM.report_dir, "state_dir", SM.state_dir, "supervisor_pid", (int)st->sup_pid,
+			  "program_pid", (int)st->child_pid, "started", (json_int_t)st->started_s,
+			  "saved", (json_int_t)st->now_s, "program_up", st->child_up));
+	err = j ? write_atomic(j, SM.path) : -ENOMEM;
+	json_decref(j);
+	if (err) {
+		static int warned;
+
+		if (!warned++)
+			mf_warn("cannot save the model in %s: %s", SM.path, strerror(-err));
+		return;
+	}
+	st->model.saved_s = st->now_s;
+}
+
+void sup_model_freeze(void)
+{
+	SM.frozen = 1;
+}
+
+void sup_model_stop(struct sup_state *st)
+{
+	if (!SM.on)
+		return;
+	sup_model_sample(st);    /* the program's end, counted after the last sample */
+	if (SM.in_state_dir)
+		sup_model_save(st, 1);
+	else if (SM.path[0])
+		unlink(SM.path);
+	SM.on = 0;
+}
+
+json_t *sup_model_status_json(const struct sup_model_status *m)
+{
+	return json_pack("{s:s,s:I,s:i,s:i,s:b,s:f,s:I,s:I,s:I}", "file", m->file, "saved",
+			 (json_int_t)m->saved_s, "names", (int)m->names, "windows",
+			 (int)m->windows, "leaking", m->leaking, "floor_slope", m->floor_slope,
+			 "forecast_s", (json_int_t)m->forecast_s, "load_max",
+			 (json_int_t)m->load, "load_max_in_flight", (json_int_t)m->load_n);
+}

@@ -1,0 +1,94 @@
+# Helpers of the diagnose_*.sh tests: a gRPC service (diagnose_server.py)
+# under `memfence run` in a real memory cgroup, calls from
+# diagnose_load.py, and `memfence diagnose` asked live (by PID) and after
+# the run (the state directory).
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+[ -x "$MEMFENCE" ] || fail "memfence is not built"
+[ -f "$MF_BUILD/python/memfence/_memfence.abi3.so" ] || fail "the Python package is not built"
+$PY -c 'import grpc' 2>/dev/null || skip "python3-grpcio is not installed"
+DIAG_HERE=$MF_ROOT_DIR/tests/integration
+
+# diag_start NAME LIMIT_MIB [memfence run options...]: sets PORT STATE PROG SUP.
+# Floor windows of 2 s, so that a leak shows within the test's seconds.
+diag_start() {
+	local name=$1 limit=$2 i
+	shift 2
+	mf_need_cgroup "diag-$name" $((limit << 20))
+	PORT=$(mf_free_port)
+	STATE=$MF_TMP/state-$name
+	mkdir -p "$STATE"
+	# Nothing on PYTHONPATH: the supervisor adds the interceptor.
+	MEMFENCE_MODEL_WINDOW=2s mf_cgroup_run "$MF_CG" env -u PYTHONPATH "$MEMFENCE" run \
+		--http off --state-dir "$STATE" "$@" -- \
+		"$PY" "$DIAG_HERE/diagnose_server.py" --port "$PORT" --ready-file "$STATE/ready" \
+		>"$MF_TMP/server-$name.log" 2>&1 &
+	MF_PIDS+=($!)
+	for i in $(seq 1 100); do [ -s "$STATE/ready" ] && break; sleep 0.1; done
+	[ -s "$STATE/ready" ] || { cat "$MF_TMP/server-$name.log"; fail "$name: the service did not start"; }
+	PROG=$(cat "$STATE/ready")
+	SUP=$(ps -o ppid= -p "$PROG" | tr -d ' ')
+	[ -n "$SUP" ] && grep -q memfence "/proc/$SUP/cmdline" || fail "$name: no supervisor above $PROG"
+	MF_PIDS+=("$SUP")
+}
+
+# diag_load ARGS...: calls against the service; prints the summary.
+diag_load() {
+	PYTHONPATH= timeout 90 "$PY" "$DIAG_HERE/diagnose_load.py" --target "127.0.0.1:$PORT" "$@" ||
+		fail "the load generator failed"
+}
+
+# diag_stop: stop the run the way a container runtime does, wait for its end.
+diag_stop() {
+	local i
+	kill -TERM "$SUP" 2>/dev/null
+	for i in $(seq 1 100); do kill -0 "$SUP" 2>/dev/null || return 0; sleep 0.1; done
+	fail "the supervisor did not stop"
+}
+
+# diag_json TARGET [options]: the JSON document into $DIAG, exit status into $DIAG_RC.
+diag_json() {
+	local out=$MF_TMP/diag-$RANDOM.json
+	"$MEMFENCE" diagnose --json "$@" >"$out" 2>"$out.err"
+	DIAG_RC=$?
+	DIAG=$(cat "$out")
+	[ -s "$out" ] || { cat "$out.err"; fail "diagnose $* printed nothing (exit $DIAG_RC)"; }
+}
+
+# jq-like: diag_get PYTHON-EXPRESSION-ON-d
+diag_get() {
+	echo "$DIAG" | "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
+}
+
+# diag_expect WHAT FIRST [ABSENT...]: the first verdict is FIRST, none of ABSENT appears.
+diag_expect() {
+	local what=$1 first=$2 v verdicts
+	shift 2
+	verdicts=$(diag_get '",".join(d["verdict"])')
+	echo "$what: verdict $verdicts (exit $DIAG_RC)"
+	expect_eq "$what: first verdict" "$first" "${verdicts%%,*}"
+	for v in "$@"; do
+		case ",$verdicts," in *",$v,"*) fail "$what: '$v' among the verdicts ($verdicts)" ;; esac
+	done
+	if [ "$first" = healthy ]; then
+		expect_eq "$what: exit status" 0 "$DIAG_RC"
+	else
+		expect_eq "$what: exit status" 3 "$DIAG_RC"
+	fi
+	[ "$(diag_get 'len(d["evidence"][d["verdict"][0]]["summary"])')" -ge 1 ] ||
+		fail "$what: no evidence for $first"
+}
+
+# diag_text_html TARGET: the text form names the verdict; the page is one
+# self-contained file (nothing fetched).
+diag_text_html() {
+	local target=$1 page=$MF_TMP/page-$RANDOM.html out
+	out=$("$MEMFENCE" diagnose --html "$page" "$target")
+	echo "$out"
+	echo "$out" | grep -q "^verdict: $(diag_get 'd["verdict"][0]')" || fail "text: no verdict line"
+	[ -s "$page" ] || fail "no page written"
+	grep -q '<svg' "$page" || fail "the page has no picture"
+	if grep -Eiq '<(script|img|link|iframe)[^>]+(src|href)=|@import|url\(' "$page"; then
+		fail "the page fetches something"
+	fi
+	DIAG_PAGE=$page
+}

@@ -1,0 +1,227 @@
+/*
+ * test_diagnose.c - verdicts from made-up models, scopes in flight and
+ * post-mortems: each of the shapes gets its verdict and not the others',
+ * memory outside the heap is never called a leak, --since forgets, and the
+ * JSON keeps its promised keys.
+ */
+#include <stdlib.h>
+
+#include "host/diagnose.h"
+#include "unit.h"
+
+#define KiB (1ull << 10)
+#define MiB (1ull << 20)
+#define T0 1800000000ull
+
+static struct mf_model M;
+static struct mf_diag D;
+
+static void run(uint64_t limit, uint64_t budget, const struct mf_diag_death *deaths, uint32_t nd,
+		uint64_t since)
+{
+	struct mf_diag_input in = {.model = &M, .limit = limit, .budget = budget,
+				   .now_s = T0 + 1000, .since_s = since, .deaths = deaths,
+				   .ndeaths = nd};
+
+	CHECK(mf_diagnose(&in, &D) == 0);
+}
+
+static int has(enum mf_verdict v)
+{
+	for (uint32_t i = 0; i < D.nverdicts; i++)
+		if (D.verdict[i] == v)
+			return 1;
+	return 0;
+}
+
+/* 300 ordinary calls of 4-12 MiB that free what they take, one a second;
+ * the heap sampled each second with live(t) and the load of 4 scopes. */
+static void ordinary(uint64_t (*live)(uint64_t t), int64_t keep)
+{
+	mf_model_init(&M, 10);
+	for (uint64_t t = 0; t < 300; t++) {
+		struct mf_model_sample s = {.t_s = T0 + t, .live = live(t), .in_flight = 4,
+					    .load = 30 * MiB, .load_top = 10 * MiB,
+					    .working_set = live(t) + 40 * MiB};
+		mf_model_sample(&M, &s);
+		mf_model_scope(&M, "/svc/Get", "r", (4 + t % 9) * MiB, keep, 0, T0 + t);
+	}
+}
+
+static uint64_t flat(uint64_t t) { return 60 * MiB + (t % 5) * MiB; }
+static uint64_t rising(uint64_t t) { return 60 * MiB + t * 256 * KiB + (t % 5) * MiB; }
+
+static void test_healthy(void)
+{
+	ordinary(flat, 0);
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK_EQ_U64(D.nverdicts, 1);
+	CHECK(D.verdict[0] == MF_VERDICT_HEALTHY);
+	CHECK(!mf_diag_problem(&D));
+	CHECK_EQ_U64(D.scopes, 300);
+	CHECK(D.need_p95 >= 12 * MiB && D.need_p95 <= 15 * MiB);
+	CHECK(D.fit >= 29 && D.fit <= 38);
+}
+
+static void test_leak(void)
+{
+	char lines[MF_DIAG_LINES][MF_DIAG_LINE];
+
+	ordinary(rising, (int64_t)(256 * KiB));
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK(D.verdict[0] == MF_VERDICT_LEAK);
+	CHECK(!has(MF_VERDICT_AGGREGATE) && !has(MF_VERDICT_OVERSIZED) && !has(MF_VERDICT_OUTSIDE));
+	CHECK(mf_diag_problem(&D));
+	CHECK_EQ_U64(D.nretainers, 1);
+	CHECK_STR(D.retainers[0].name, "/svc/Get");
+	CHECK_EQ_U64((uint64_t)D.retainers[0].median_retained, 256 * KiB);
+	CHECK(D.leak.leaking && D.leak.forecast_s > 0);
+	unsigned n = mf_diag_evidence(&D, MF_VERDICT_LEAK, lines, MF_DIAG_LINES);
+	CHECK(n >= 3);
+	CHECK(strstr(lines[2], "/svc/Get keeps 256 KiB per call") != NULL);
+
+	/* The same calls keeping memory, but the floor flat (a cache that
+	 * filled): no leak. */
+	ordinary(flat, (int64_t)(256 * KiB));
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK(!has(MF_VERDICT_LEAK));
+}
+
+static void test_oversized(void)
+{
+	char lines[MF_DIAG_LINES][MF_DIAG_LINE];
+
+	ordinary(flat, 0);
+	mf_model_scope(&M, "/svc/Get", "big-1", 300 * MiB, 0, 1, T0 + 100);
+	mf_model_scope(&M, "/svc/Get", "big-2", 500 * MiB, 0, 0, T0 + 200);
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK(D.verdict[0] == MF_VERDICT_OVERSIZED);
+	CHECK(!has(MF_VERDICT_AGGREGATE) && !has(MF_VERDICT_LEAK));
+	CHECK_EQ_U64(D.noversized, 2);
+	CHECK_STR(D.big[0].id, "big-2");
+	CHECK(D.big[0].over_budget && !D.big[1].over_budget);
+	CHECK(D.big[1].refused);
+	CHECK(D.big[1].p95 >= 12 * MiB && D.big[1].p95 <= 15 * MiB);
+	CHECK_EQ_U64(D.refused_ordinary, 0);
+	unsigned n = mf_diag_evidence(&D, MF_VERDICT_OVERSIZED, lines, MF_DIAG_LINES);
+	CHECK(n == 3);
+	CHECK(strstr(lines[0], "id big-2") && strstr(lines[0], "more than the whole budget"));
+	CHECK(strstr(lines[1], "refused after reaching 300 MiB") != NULL);
+
+	/* --since after them: forgotten. */
+	run(512 * MiB, 448 * MiB, NULL, 0, T0 + 250);
+	CHECK(!has(MF_VERDICT_OVERSIZED));
+	CHECK(D.scopes == 302);   /* distributions cover the whole history */
+}
+
+static void test_aggregate(void)
+{
+	ordinary(flat, 0);
+	/* A burst: 14 ordinary scopes hold 150 MiB together; ordinary ones
+	 * are refused. */
+	for (uint64_t t = 300; t < 330; t++) {
+		struct mf_model_sample s = {.t_s = T0 + t, .live = 180 * MiB, .in_flight = 14,
+					    .load = 150 * MiB, .load_top = 12 * MiB,
+					    .working_set = 230 * MiB};
+		mf_model_sample(&M, &s);
+		mf_model_scope(&M, "/svc/Get", "r", 11 * MiB, 0, t % 3 == 0, T0 + t);
+	}
+	run(256 * MiB, 192 * MiB, NULL, 0, 0);
+	CHECK(D.verdict[0] == MF_VERDICT_AGGREGATE);
+	CHECK(!has(MF_VERDICT_OVERSIZED) && !has(MF_VERDICT_LEAK) && !has(MF_VERDICT_OUTSIDE));
+	CHECK_EQ_U64(D.agg_n, 14);
+	CHECK_EQ_U64(D.agg_load, 150 * MiB);
+	CHECK_EQ_U64(D.refused_ordinary, 10);
+	CHECK(D.fit >= 12 && D.fit <= 16);
+
+	/* One scope holding most of it is not aggregate load. */
+	ordinary(flat, 0);
+	for (uint64_t t = 300; t < 330; t++) {
+		struct mf_model_sample s = {.t_s = T0 + t, .live = 180 * MiB, .in_flight = 4,
+					    .load = 150 * MiB, .load_top = 130 * MiB,
+					    .working_set = 230 * MiB};
+		mf_model_sample(&M, &s);
+	}
+	mf_model_scope(&M, "/svc/Get", "huge", 130 * MiB, 0, 1, T0 + 320);
+	run(256 * MiB, 192 * MiB, NULL, 0, 0);
+	CHECK(D.verdict[0] == MF_VERDICT_OVERSIZED);
+	CHECK(!has(MF_VERDICT_AGGREGATE));
+}
+
+static const char *oom_report =
+	"{\"memfence_report\": 1, \"time_unix\": 1800000400, \"cause\": \"oom-kill\","
+	" \"memory\": {\"limit\": 201326592, \"reserve\": 67108864, \"usage\": 20000000,"
+	"   \"working_set\": 19000000},"
+	" \"heap\": {\"live\": 0},"
+	" \"in_flight_total\": 2,"
+	" \"in_flight\": [{\"name\": \"/svc/Get\", \"id\": \"r-9\", \"peak\": 2097152, \"net\": 1048576,"
+	"   \"failed\": 0}, {\"name\": \"/svc/Fill\", \"id\": \"f-1\", \"peak\": 65536, \"net\": 4096,"
+	"   \"failed\": 0}],"
+	" \"timeline\": [{\"t\": 1800000398, \"working_set\": 90000000, \"heap_live\": 20000000},"
+	"   {\"t\": 1800000399, \"working_set\": 190000000, \"heap_live\": 21000000},"
+	"   {\"t\": 1800000400, \"working_set\": 19000000, \"heap_live\": 0}]}";
+
+static void test_outside(void)
+{
+	struct mf_diag_death death;
+	json_error_t jerr;
+	json_t *j = json_loads(oom_report, 0, &jerr);
+
+	CHECK(j != NULL);
+	CHECK(mf_diag_death_from_report(j, &death) == 0);
+	json_decref(j);
+	CHECK_STR(death.cause, "oom-kill");
+	CHECK_EQ_U64(death.ws_before, 190000000);
+	CHECK_EQ_U64(death.heap_before, 21000000);
+	CHECK_EQ_U64(death.nlisted, 2);
+	CHECK_STR(death.listed[0].id, "r-9");
+	CHECK_EQ_U64(death.in_flight_sum, 1048576 + 4096);
+
+	ordinary(flat, 0);
+	run(192 * MiB, 128 * MiB, &death, 1, 0);
+	CHECK(D.verdict[0] == MF_VERDICT_OUTSIDE);
+	CHECK(!has(MF_VERDICT_LEAK));
+	CHECK(mf_diag_problem(&D));
+	CHECK_EQ_U64(D.oom_kills, 1);
+	CHECK(D.outside_at_death);
+	CHECK_EQ_U64(D.outside, 190000000 - 21000000);
+
+	/* A report that is not one. */
+	j = json_loads("{\"x\": 1}", 0, &jerr);
+	CHECK(mf_diag_death_from_report(j, &death) == -1);
+	json_decref(j);
+}
+
+static void test_json(void)
+{
+	ordinary(rising, (int64_t)(256 * KiB));
+	mf_model_scope(&M, "/svc/Get", "big-1", 300 * MiB, 0, 1, T0 + 100);
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK(has(MF_VERDICT_LEAK) && has(MF_VERDICT_OVERSIZED));
+	/* The refused oversized one comes first: it caused a refusal. */
+	CHECK(D.verdict[0] == MF_VERDICT_OVERSIZED);
+	json_t *j = mf_diag_json(&D), *v = json_object_get(j, "verdict");
+	CHECK(json_array_size(v) == 2);
+	CHECK_STR(json_string_value(json_array_get(v, 0)), "oversized");
+	CHECK_STR(json_string_value(json_array_get(v, 1)), "leak");
+	CHECK(json_is_true(json_object_get(j, "problem")));
+	json_t *ev = json_object_get(j, "evidence");
+	CHECK(json_array_size(json_object_get(json_object_get(ev, "leak"), "summary")) >= 2);
+	CHECK(json_array_size(json_object_get(json_object_get(ev, "leak"), "names")) == 1);
+	CHECK(json_array_size(json_object_get(json_object_get(ev, "oversized"), "scopes")) == 1);
+	CHECK(json_object_get(ev, "healthy") == NULL);
+	CHECK(json_is_integer(json_object_get(json_object_get(j, "context"), "budget")));
+	json_decref(j);
+	CHECK_STR(mf_verdict_name(MF_VERDICT_OUTSIDE), "outside-heap");
+}
+
+int main(void)
+{
+	test_healthy();
+	test_leak();
+	test_oversized();
+	test_aggregate();
+	test_outside();
+	test_json();
+	return unit_done("test_diagnose");
+}
