@@ -91,6 +91,18 @@ mf_cgroup_run() {
 	bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$dir" "$@"
 }
 
+# mf_cgroup_spawn DIR CMD...: start CMD inside the cgroup in the background.
+# MF_SPAWNED is the pid of CMD itself (not of a subshell around it), so that
+# a signal sent to it reaches the program; a background function call or
+# ( ... ) & would give the subshell's pid, and the program would outlive it.
+mf_cgroup_spawn() {
+	local dir=$1
+	shift
+	bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$dir" "$@" &
+	MF_SPAWNED=$!
+	MF_PIDS+=("$MF_SPAWNED")
+}
+
 # OOM kills counted in the cgroup so far.
 mf_cgroup_oom_kills() {
 	if [ -f "$1/memory.oom_control" ]; then

@@ -60,6 +60,25 @@ def crunch(self, n, mib=4):
     return n * 2 + len(rows) - mib
 
 
+@app.task(name="tasks.memory")
+def memory():
+    """What the pool process that runs it holds: its pid, live heap bytes
+    (from memfence's accounting library, else the resident set) and VmData
+    (what RLIMIT_DATA counts)."""
+    out = {"pid": os.getpid(), "live": None, "vm_data": None}
+    try:
+        import memfence
+        st = memfence.stats()
+        out["live"] = st.get("live", st.get("rss"))
+    except ImportError:
+        pass
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmData:"):
+                out["vm_data"] = int(line.split()[1]) * 1024
+    return out
+
+
 @app.task(bind=True, name="tasks.explode")
 def explode(self, mib=2048, kind="blocks"):
     """Build `mib` MiB: 8 MiB blocks ("blocks"), or ("mixed") what a task

@@ -18,6 +18,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -201,6 +202,28 @@ static PyObject *mf_py_thread_errno(PyObject *self, PyObject *args)
 	if (!mf_shim_on() || mf_terrno_fn == NULL)
 		Py_RETURN_NONE;
 	return PyLong_FromLong(mf_terrno_fn());
+}
+
+/*
+ * Give free heap back to the kernel: glibc keeps what a failed request freed
+ * in its arenas, resident and counted by the container, until it is reused.
+ * malloc_trim(0) shrinks every arena's top and, since glibc 2.8, releases the
+ * whole free pages inside them too (madvise MADV_DONTNEED). The GIL is let
+ * go: it walks every arena and takes their locks. True when memory was
+ * released; False when there was none or the C library is not glibc.
+ */
+static PyObject *mf_py_trim(PyObject *self, PyObject *args)
+{
+	int released = 0;
+
+	(void)self;
+	(void)args;
+#ifdef __GLIBC__
+	Py_BEGIN_ALLOW_THREADS
+	released = malloc_trim(0);
+	Py_END_ALLOW_THREADS
+#endif
+	return PyBool_FromLong(released);
 }
 
 /*
@@ -441,6 +464,7 @@ static PyMethodDef mf_methods[] = {
 	{"process_stats", mf_py_process_stats, METH_NOARGS, "Process figures from the shim or None."},
 	{"suspend_supported", mf_py_suspend_supported, METH_NOARGS, "True when scopes can be suspended."},
 	{"thread_errno", mf_py_thread_errno, METH_NOARGS, "errno of this thread's last failed thread start."},
+	{"trim", mf_py_trim, METH_NOARGS, "malloc_trim(0): free heap back to the kernel."},
 	{"set_default_stack", mf_py_set_default_stack, METH_VARARGS, "Stack size of new threads."},
 	{"set_pdeathsig", mf_py_set_pdeathsig, METH_VARARGS, "prctl(PR_SET_PDEATHSIG)."},
 	{"parse_size", mf_py_parse_size, METH_VARARGS, "parse_size(text, percent_base=0) -> bytes."},

@@ -24,7 +24,13 @@ What it does, per task run (in the pool process that runs it):
    the message, so a plain MemoryError would cost the whole worker and
    redeliver the task; TaskOutOfMemory fails the task once, is acknowledged
    like any other failure, and the worker goes on. The task's half-built
-   data is released before the failure is reported.
+   data is released before the failure is reported (:func:`memfence.recover`:
+   frames cleared, ``gc.collect()``, ``malloc_trim``), and the pool process is
+   measured: when its heap or ``VmData`` is still above
+   ``MEMFENCE_MAX_MEMORY_PER_CHILD`` (default 50 % of ``RLIMIT_DATA``), the
+   pool replaces it once the task's failure is sent and acknowledged
+   (billiard's ``max_memory_per_child`` check, which memfence turns on and
+   answers; ``MEMFENCE_RECYCLE=off`` keeps the process).
 
 And in the worker's main process: when a pool process dies with a task in
 flight (Celery's ``WorkerLostError``: the kernel OOM-killed it, or any
@@ -51,11 +57,11 @@ import logging
 import os
 import re
 import threading
-import traceback
 
 from memfence._core import scope
 from memfence.failures import describe_failure, is_allocation_failure
 from memfence import quarantine as _q
+from memfence import recovery as _recover
 
 __all__ = ["install", "TaskOutOfMemory", "TaskQuarantined", "counters", "enable_auto"]
 
@@ -64,7 +70,7 @@ log = logging.getLogger("memfence.celery")
 #: What this process has done so far (the worker's main process counts
 #: deaths; pool processes count checks, rejections and out-of-memory tasks).
 counters = {"checked": 0, "rejected": 0, "out_of_memory": 0, "deaths_recorded": 0,
-            "store_errors": 0}
+            "store_errors": 0, "recovered": 0, "recycled": 0}
 _count_lock = threading.Lock()
 
 
@@ -158,6 +164,13 @@ def install(app, store=None, threshold=None, dead_letter_queue=None, record_deat
         if app.finalized:
             _wrap_all(app)
         _patch_request_class()
+        from celery import signals
+
+        def on_worker_init(sender=None, **kw):
+            if getattr(sender, "app", None) is app:
+                _prepare_pool(sender)
+
+        signals.worker_init.connect(on_worker_init, weak=False)
     return app
 
 
@@ -200,18 +213,16 @@ def _run(app, task, orig, args, kwargs):
             raise
         what = describe_failure(e) or type(e).__name__
         f = sc.figures
-        # The frames of the failed task hold what it built: let go of them
-        # now, not when the failure has travelled through the result backend.
-        try:
-            traceback.clear_frames(e.__traceback__)
-        except Exception:
-            pass
         peak = f.peak if f is not None else None
         msg = "task %s[%s] ran out of memory (%s)" % (name, tid, what)
         if f is not None and f.peak:
             msg += "; peak %s (%s)" % (_mib(f.peak), f.source)
         _count("out_of_memory")
         log.error("memfence: %s", msg)
+        # The frames of the failed task hold what it built: let go of them
+        # now, not when the failure has travelled through the result backend;
+        # then check that this process can take the next task.
+        _after_failure(name, tid, e)
         if cfg is not None and cfg.count_alloc:
             _record(cfg, tid, name, "allocation_failure", f and f.peak, f and f.allocated,
                     f and f.net)
@@ -280,6 +291,78 @@ def _record(cfg, tid, name, cause, peak=None, allocated=None, net=None):
               rec.get("deaths"), rec.get("threshold"),
               "; quarantined, it will not run again" if doc.get("quarantined") else "")
     return doc
+
+
+# --- recovery: a clean pool process, or a new one ---------------------------------
+
+# The pool's own way to replace a process after a task: billiard's worker loop
+# (billiard/pool.py, Worker.workloop) sends the task's result, then, when the
+# pool has a max_memory_per_child (Celery's worker_max_memory_per_child),
+# compares billiard.pool.mem_rss() with it and ends the process with
+# EX_RECYCLE; the main process acknowledges the task (acks_late) when the
+# result arrives and starts a new pool process. Nothing is lost or redelivered.
+# memfence turns that check on (a limit nobody reaches, when the user set
+# none) and answers it: over the limit when the process did not recover,
+# else what billiard measures (the peak resident set on Linux) when the user
+# set a limit of their own.
+_NEVER_KIB = 1 << 50
+_recycle_reason = None
+_user_limit = None
+_orig_mem_rss = None
+
+
+def _mem_rss():
+    if _recycle_reason is not None:
+        return _NEVER_KIB + 1
+    if _user_limit:
+        return _orig_mem_rss()
+    return 1  # billiard logs an error for 0: "unable to determine memory usage"
+
+
+def _prepare_pool(worker):
+    """Called in the worker's main process at worker_init, before the pool
+    starts: turn billiard's per-task memory check on and answer it."""
+    global _user_limit, _orig_mem_rss
+    if not _recover.recycle_enabled():
+        return
+    try:
+        import billiard.pool as bpool
+    except ImportError:
+        return
+    if bpool.mem_rss is not _mem_rss:
+        _orig_mem_rss = bpool.mem_rss
+        bpool.mem_rss = _mem_rss
+    if not getattr(worker, "max_memory_per_child", None):
+        _user_limit = None
+        worker.max_memory_per_child = _NEVER_KIB
+    else:
+        _user_limit = worker.max_memory_per_child
+
+
+def _after_failure(name, tid, exc):
+    """Release what the failed task built and check this process; when it is
+    still not clean, have the pool replace it after this task."""
+    global _recycle_reason
+    _recover.release(exc)
+    exc = None
+    try:
+        r = _recover.recover()
+    except Exception as e:  # never turn a task failure into a crash
+        log.error("memfence: recovery after %s[%s] failed: %s", name, tid, e)
+        return
+    if r.clean:
+        _count("recovered")
+        log.info("memfence: recovered after %s[%s]: %s", name, tid, r.reason)
+        return
+    if not _recover.recycle_enabled() or _orig_mem_rss is None:
+        log.error("memfence: not clean after %s[%s] (%s); recycling is %s", name, tid,
+                  r.reason, "off" if not _recover.recycle_enabled() else
+                  "not available outside a prefork pool")
+        return
+    _recycle_reason = r.reason
+    _count("recycled")
+    log.error("memfence: recycling pool process %d after %s[%s]: %s", os.getpid(), name, tid,
+              r.reason)
 
 
 # --- the worker's main process ------------------------------------------------
@@ -442,5 +525,6 @@ def enable_auto():
         app = getattr(sender, "app", None)
         if app is not None and id(app) not in _configs:
             install(app)
+            _prepare_pool(sender)  # install()'s own handler missed this signal
 
     signals.worker_init.connect(on_worker_init, weak=False)

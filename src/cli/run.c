@@ -29,6 +29,7 @@ enum {
 	O_GRACE,
 	O_HYST,
 	O_LIVE_AFTER,
+	O_LIVE_REFUSED,
 	O_FAIL_RATIO,
 	O_FAIL_WINDOW,
 	O_FAIL_MIN,
@@ -40,6 +41,8 @@ enum {
 	O_QUARANTINE,
 	O_NO_QUARANTINE,
 	O_PROFILE,
+	O_RECYCLE,
+	O_MAX_MEM_CHILD,
 	O_LAST
 };
 
@@ -81,6 +84,9 @@ static const struct mf_option run_opts[] = {
 	{.name = "live-after", .key = O_LIVE_AFTER, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_LIVE_AFTER", .def = "60s",
 	 .help = "not ready this long makes /livez fail"},
+	{.name = "live-refused", .key = O_LIVE_REFUSED, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_LIVE_REFUSED", .def = "10s",
+	 .help = "allocations refused this long at the budget\nmakes /livez fail"},
 	{.name = "fail-ratio", .key = O_FAIL_RATIO, .has_arg = required_argument, .arg = "PCT",
 	 .env = "MEMFENCE_FAIL_RATIO", .def = "50%",
 	 .help = "share of scopes failing on allocation\nthat makes /livez fail"},
@@ -93,6 +99,12 @@ static const struct mf_option run_opts[] = {
 	{.name = "container-check", .key = O_CONTAINER, .has_arg = required_argument,
 	 .arg = "SIZE|off", .env = "MEMFENCE_CONTAINER_CHECK", .def = "1M",
 	 .help = "allocations this large fail when the\ncontainer has no headroom"},
+	{.name = "recycle", .key = O_RECYCLE, .has_arg = required_argument, .arg = "auto|off",
+	 .env = "MEMFENCE_RECYCLE", .def = "auto",
+	 .help = "replace a pre-fork child (Celery prefork) that\nis not clean after an allocation failure"},
+	{.name = "max-memory-per-child", .key = O_MAX_MEM_CHILD, .has_arg = required_argument,
+	 .arg = "SIZE|PCT|off", .env = "MEMFENCE_MAX_MEMORY_PER_CHILD", .def = "50%",
+	 .help = "not clean: live heap or VmData above this\nafter a failure released its memory"},
 	{.name = "sample-interval", .key = O_INTERVAL, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_SAMPLE_INTERVAL", .def = "100ms",
 	 .help = "how often the cgroup and the segment are read"},
@@ -208,6 +220,7 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 		case O_RESTART_MAX:
 		case O_GRACE:
 		case O_LIVE_AFTER:
+		case O_LIVE_REFUSED:
 		case O_FAIL_WINDOW:
 		case O_INTERVAL:
 		case O_MODEL_WINDOW:
@@ -221,6 +234,8 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 				c->health.grace_ms = ms;
 			else if (o->key == O_LIVE_AFTER)
 				c->health.live_after_ms = ms;
+			else if (o->key == O_LIVE_REFUSED)
+				c->health.live_refused_ms = ms;
 			else if (o->key == O_FAIL_WINDOW) {
 				if (ms < 1000 || ms > SUP_WINDOW_MAX * 1000ull) {
 					mf_err("invalid %s '%s': between 1s and %ds", who, v, SUP_WINDOW_MAX);
@@ -287,6 +302,21 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 			c->health.fail_min = (unsigned)n;
 			break;
 		}
+		case O_RECYCLE:
+			if (strcmp(v, "auto") != 0 && strcmp(v, "off") != 0)
+				goto bad;
+			if (c->val[o->key] && setenv(o->env, v, 1) != 0)
+				goto bad;
+			break;
+		case O_MAX_MEM_CHILD:
+			/* Read by the Python package in each process, as a share
+			 * of its own RLIMIT_DATA: passed on as given. */
+			if (strcmp(v, "off") != 0 &&
+			    (mf_size_parse(v, plan->budget ? plan->budget : 1, &sz, &msg) != 0 || sz == 0))
+				goto bad;
+			if (c->val[o->key] && setenv(o->env, v, 1) != 0)
+				goto bad;
+			break;
 		case O_CONTAINER:
 			if (strcmp(v, "off") == 0)
 				c->container_min = 0;

@@ -19,7 +19,17 @@
  * it: a stalled program still progresses, and restarting it would not free
  * what fills the cgroup.
  *
- * Liveness: not ready (for headroom) for longer than live_after, or, within
+ * Readiness, at once: a process has less than a request's need left under
+ * its rlimit (what the kernel counts against RLIMIT_DATA: VmData), or
+ * allocations are being refused and it has less than twice that left. No
+ * grace: the next request would fail, and the rlimit is the process's own
+ * figure, not a cgroup's that page cache makes noisy. Ready again above the
+ * need plus the hysteresis.
+ *
+ * Liveness: not ready (for headroom) for longer than live_after; or, for any
+ * program, with or without scopes, allocations refused again and again while
+ * a process stays at its budget for live_refused (the first refusal that
+ * long ago, another within that time, the budget never left); or, within
  * the last fail_window seconds, at least fail_min scopes ended and at least
  * fail_pct percent of them had an allocation refused.
  */
@@ -84,16 +94,56 @@ uint64_t sup_health_need(const struct sup_health *h, int *learned)
 	return v[(h->nlearn * 95 + 99) / 100 - 1];
 }
 
+static uint64_t refusals_total(const struct sup_state *st)
+{
+	uint64_t n = st->threads_failed;
+
+	for (int c = 0; c < MF_FAIL_NCAUSES; c++)
+		n += st->failed[c];
+	return n;
+}
+
+/* The at-budget state and the refusals seen while it lasts. */
+static void budget_eval(struct sup_health *h, struct sup_state *st, uint64_t need,
+			uint64_t upper, uint64_t now_ms)
+{
+	uint64_t total = refusals_total(st), left;
+
+	st->refusals_new = h->refused_primed && total > h->refused_prev ? total - h->refused_prev : 0;
+	h->refused_prev = total;
+	h->refused_primed = 1;
+	if (st->rlimit_used == 0 || st->budget == 0 || !st->child_up) {
+		h->at_budget = 0;
+		h->refused_since_ms = 0;
+		return;
+	}
+	left = st->budget > st->rlimit_used ? st->budget - st->rlimit_used : 0;
+	if (left < need || (st->refusals_new && left < 2 * need))
+		h->at_budget = 1;
+	else if (left >= upper)
+		h->at_budget = 0;
+	if (!h->at_budget) {
+		h->refused_since_ms = 0;
+		return;
+	}
+	if (st->refusals_new) {
+		if (!h->refused_since_ms)
+			h->refused_since_ms = now_ms;
+		h->last_refused_ms = now_ms;
+	}
+}
+
 void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms,
 		     uint64_t now_real_s)
 {
 	uint64_t need = sup_health_need(h, &st->need_learned);
 	uint64_t upper = need + need / 100 * h->cfg.hysteresis_pct;
 	uint32_t ended = 0, failed = 0;
-	char a[32], b[32];
+	char a[32], b[32], c[32];
 	int stalled;
 
 	st->need = need;
+	budget_eval(h, st, need, upper, now_ms);
 	if (h->cfg.pressure_pct && st->psi_ok && st->psi.has_full &&
 	    st->psi.full.avg10 >= (double)h->cfg.pressure_pct) {
 		if (!h->stall_since_ms)
@@ -129,9 +179,16 @@ void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms
 	st->window_ended = ended;
 	st->window_failed = failed;
 
-	st->ready = h->ready && !stalled && st->child_up;
+	st->ready = h->ready && !h->at_budget && !stalled && st->child_up;
 	if (!st->child_up)
 		snprintf(st->ready_reason, sizeof(st->ready_reason), "not ready: the program is not running");
+	else if (h->at_budget)
+		snprintf(st->ready_reason, sizeof(st->ready_reason),
+			 "not ready: process %d at its budget: %s of %s used, less than a request's need %s%s left%s",
+			 (int)st->rlimit_pid, mf_size_format(st->rlimit_used, a, sizeof(a)),
+			 mf_size_format(st->budget, b, sizeof(b)), mf_size_format(need, c, sizeof(c)),
+			 st->need_learned ? " (learned p95)" : "",
+			 st->refusals_new ? ", allocations refused" : "");
 	else if (h->ready && stalled)
 		snprintf(st->ready_reason, sizeof(st->ready_reason),
 			 "not ready: memory pressure full avg10 %.2f%% at or above %u%% for %.1fs "
@@ -156,6 +213,15 @@ void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms
 			 "not live: not ready for %.1fs (headroom %s below %s)",
 			 (double)(now_ms - h->low_since_ms) / 1000.0,
 			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)));
+	} else if (h->at_budget && st->child_up && h->refused_since_ms &&
+		   now_ms - h->refused_since_ms >= h->cfg.live_refused_ms &&
+		   now_ms - h->last_refused_ms <= h->cfg.live_refused_ms) {
+		st->live = 0;
+		snprintf(st->live_reason, sizeof(st->live_reason),
+			 "not live: allocations refused for %.1fs with process %d at its budget (%s of %s used)",
+			 (double)(now_ms - h->refused_since_ms) / 1000.0, (int)st->rlimit_pid,
+			 mf_size_format(st->rlimit_used, a, sizeof(a)),
+			 mf_size_format(st->budget, b, sizeof(b)));
 	} else if (ended >= h->cfg.fail_min && ended > 0 &&
 		   (uint64_t)failed * 100 >= (uint64_t)h->cfg.fail_pct * ended) {
 		st->live = 0;

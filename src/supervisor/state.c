@@ -6,7 +6,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "base/proc.h"
 #include "host/msg.h"
 #include "supervisor/supervisor.h"
 
@@ -28,6 +30,39 @@ static void on_record(void *ctx, const struct sup_record *r)
 	sup_model_record(r);
 }
 
+/*
+ * The process nearest its rlimit, by what the kernel counts against it
+ * (/proc/PID/statm: "size" for RLIMIT_AS, "data" for RLIMIT_DATA, in pages;
+ * O(1) in the kernel): each process of a pre-fork server has its own.
+ *   /proc/PID/statm: 61234 25011 3100 700 0 50210 0
+ */
+static void sample_rlimit_use(struct sup *s, struct sup_state *st)
+{
+	int field = s->cfg.plan.rlimit == MF_RLIMIT_AS ? MF_STATM_SIZE : MF_STATM_DATA;
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	st->rlimit_used = 0;
+	st->rlimit_pid = 0;
+	if (s->cfg.plan.rlimit == MF_RLIMIT_NONE || !st->child_up)
+		return;
+	for (uint32_t i = 0; i < st->nprocs; i++) {
+		char path[64], buf[160];
+		uint64_t pages;
+		size_t n;
+
+		if (!st->procs[i].alive)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/statm", (int)st->procs[i].pid);
+		if (mf_read_file(path, buf, sizeof(buf), &n) != 0 ||
+		    mf_statm_parse(buf, n, field, &pages) != 0)
+			continue;
+		if (pages * page > st->rlimit_used) {
+			st->rlimit_used = pages * page;
+			st->rlimit_pid = st->procs[i].pid;
+		}
+	}
+}
+
 void sup_state_sample(struct sup *s)
 {
 	struct mf_cgroup_sample cs;
@@ -43,6 +78,7 @@ void sup_state_sample(struct sup *s)
 	st->psi_ok = s->cg.version == 2 && mf_psi_read(s->cg.dir, &st->psi) == 0;
 	if (s->seg.open)
 		sup_seg_read(&s->seg, st, 1, on_record, s);
+	sample_rlimit_use(s, st);
 	st->now_s = sup_real_ns() / 1000000000u;
 	sup_model_sample(st);
 }

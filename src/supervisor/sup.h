@@ -42,6 +42,8 @@ struct sup_health_cfg {
 	unsigned fail_pct;           /* failed scopes share that makes not live */
 	unsigned fail_window_s;
 	unsigned fail_min;
+	uint64_t live_refused_ms;    /* refusals at the budget this long ->
+					not live (programs without scopes) */
 	unsigned pressure_pct;       /* memory.pressure full avg10 at or above this
 					for grace_ms -> not ready; 0 = off */
 };
@@ -203,6 +205,13 @@ struct sup_health {
 	uint32_t win_ended[SUP_WINDOW_MAX];
 	uint32_t win_failed[SUP_WINDOW_MAX];
 	uint64_t win_sec[SUP_WINDOW_MAX];
+	/* At the budget: a process has less than a request's need left under
+	 * its rlimit (no grace), and the refusals seen while it lasts. */
+	int at_budget;
+	uint64_t refused_prev;       /* failures total at the previous eval */
+	int refused_primed;
+	uint64_t refused_since_ms;   /* first refusal while at the budget; 0 = none */
+	uint64_t last_refused_ms;
 };
 
 void sup_health_init(struct sup_health *h, const struct sup_health_cfg *cfg);
@@ -257,6 +266,11 @@ struct sup_state {
 	uint64_t heap_live, heap_peak, allocated, freed;
 	uint64_t failed[MF_FAIL_NCAUSES];
 	uint64_t threads_failed, scopes_ended, slot_claims_failed;
+	/* What the rlimit counts (VmData under RLIMIT_DATA, the whole size
+	 * under RLIMIT_AS) of the process that holds the most; 0 when no rlimit
+	 * carries the budget. */
+	uint64_t rlimit_used;
+	int32_t rlimit_pid;
 	uint32_t nscopes, scopes_dropped, scopes_in_flight;
 	struct sup_scope scopes[SUP_MAX_SCOPES];
 	uint32_t nprocs;
@@ -283,6 +297,7 @@ struct sup_state {
 	uint64_t need;
 	int need_learned;
 	uint32_t window_ended, window_failed;
+	uint64_t refusals_new;       /* allocations refused since the previous eval */
 	/* supervisor */
 	pid_t sup_pid;
 	int pid1, subreaper;

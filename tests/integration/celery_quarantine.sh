@@ -46,17 +46,27 @@ start_worker() {
 	shift 2
 	export CELERY_BROKER=redis://127.0.0.1:$PORT/$db EXAMPLE_STARTS=$MF_TMP/$name.starts
 	: >"$EXAMPLE_STARTS"
-	(cd "$EX" && mf_cgroup_run "$MF_CG" "$@" "$PY" -m celery -A app worker --pool prefork -c 2 \
+	# W must be memfence's own pid: stopping a subshell around it would
+	# leave this variant's worker in the cgroup, holding memory the next
+	# variant then finds missing.
+	cd "$EX" || fail "cd $EX"
+	mf_cgroup_spawn "$MF_CG" "$@" "$PY" -m celery -A app worker --pool prefork -c 2 \
 		--loglevel INFO --without-heartbeat --without-mingle --without-gossip \
-		-n "$name@%h") >"$MF_TMP/$name.log" 2>&1 &
-	W=$!
-	MF_PIDS+=("$W")
+		-n "$name@%h" >"$MF_TMP/$name.log" 2>&1
+	W=$MF_SPAWNED
+	cd - >/dev/null || true
 }
 stop_worker() {
 	kill -TERM "$W" 2>/dev/null
-	for _ in $(seq 1 30); do kill -0 "$W" 2>/dev/null || break; sleep 0.1; done
+	for _ in $(seq 1 100); do kill -0 "$W" 2>/dev/null || break; sleep 0.1; done
 	kill -KILL "$W" 2>/dev/null
 	wait "$W" 2>/dev/null
+	# Nothing of this variant may stay in the cgroup.
+	for _ in $(seq 1 50); do
+		[ -s "$MF_CG/cgroup.procs" ] || break
+		for p in $(cat "$MF_CG/cgroup.procs"); do kill -KILL "$p" 2>/dev/null; done
+		sleep 0.1
+	done
 }
 send() { (cd "$EX" && timeout 120 "$PY" send.py "$@"); }
 jq_() { $PY -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {"d": d}))' "$1"; }
