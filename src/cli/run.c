@@ -37,6 +37,11 @@ enum {
 	O_QUARANTINE,
 	O_NO_QUARANTINE,
 	O_PROFILE,
+	O_GATE,
+	O_GATE_WAIT,
+	O_GATE_NEED,
+	O_GATE_QUANTILE,
+	O_GATE_STARVE,
 	O_LAST
 };
 
@@ -90,6 +95,21 @@ static const struct mf_option run_opts[] = {
 	{.name = "sample-interval", .key = O_INTERVAL, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_SAMPLE_INTERVAL", .def = "100ms",
 	 .help = "how often the cgroup and the segment are read"},
+	{.name = "gate", .key = O_GATE, .has_arg = required_argument, .arg = "on|off",
+	 .env = "MEMFENCE_GATE", .def = "on",
+	 .help = "requests wait for the memory they need\n(docs/gate.md)"},
+	{.name = "gate-wait", .key = O_GATE_WAIT, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_GATE_WAIT", .def = "10s",
+	 .help = "longest wait of a request without a deadline\nof its own"},
+	{.name = "gate-need", .key = O_GATE_NEED, .has_arg = required_argument,
+	 .arg = "SIZE|PCT|auto", .env = "MEMFENCE_GATE_NEED", .def = "auto",
+	 .help = "need of a kind of request not learned yet\n(auto: a quarter of the line)"},
+	{.name = "gate-quantile", .key = O_GATE_QUANTILE, .has_arg = required_argument,
+	 .arg = "PCT", .env = "MEMFENCE_GATE_QUANTILE", .def = "90%",
+	 .help = "percentile of a kind's peaks taken as its\nneed"},
+	{.name = "gate-starve", .key = O_GATE_STARVE, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_GATE_STARVE", .def = "500ms",
+	 .help = "after this long no later request passes a\nwaiting one"},
 	{0},
 };
 #define NRUN_OPTS (sizeof(run_opts) / sizeof(run_opts[0]) - 1)
@@ -181,6 +201,7 @@ struct run_cfg {
 	struct sup_health_cfg health;
 	uint64_t container_min;    /* 0 = off */
 	const char *need;
+	struct sup_gate_cfg gate;
 };
 
 static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
@@ -216,9 +237,15 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 		case O_LIVE_AFTER:
 		case O_FAIL_WINDOW:
 		case O_INTERVAL:
+		case O_GATE_WAIT:
+		case O_GATE_STARVE:
 			if (parse_duration(v, &ms) < 0)
 				goto bad;
-			if (o->key == O_RESTART_DELAY)
+			if (o->key == O_GATE_WAIT)
+				c->gate.max_wait_ms = ms;
+			else if (o->key == O_GATE_STARVE)
+				c->gate.starve_ms = ms;
+			else if (o->key == O_RESTART_DELAY)
 				c->delay_ms = ms;
 			else if (o->key == O_RESTART_MAX)
 				c->max_delay_ms = ms;
@@ -278,6 +305,27 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 			c->health.fail_min = (unsigned)n;
 			break;
 		}
+		case O_GATE:
+			if (strcmp(v, "on") == 0)
+				c->gate.on = 1;
+			else if (strcmp(v, "off") == 0)
+				c->gate.on = 0;
+			else
+				goto bad;
+			break;
+		case O_GATE_NEED:
+			if (strcmp(v, "auto") == 0)
+				c->gate.default_need = 0;
+			else if (mf_size_parse(v, plan->budget, &sz, &msg) == 0 && sz > 0)
+				c->gate.default_need = sz;
+			else
+				goto bad;
+			break;
+		case O_GATE_QUANTILE:
+			if (parse_pct(v, 100, &pct) < 0 || pct == 0)
+				goto bad;
+			c->gate.quantile = pct / 100.0;
+			break;
 		case O_CONTAINER:
 			if (strcmp(v, "off") == 0)
 				c->container_min = 0;
@@ -294,6 +342,8 @@ bad:
 	}
 	if (c->max_delay_ms < c->delay_ms)
 		c->max_delay_ms = c->delay_ms;
+	/* A need is learned from this many scopes of a name. */
+	c->gate.min_count = 10;
 	/* Until scopes teach it: 2% of the budget, at least 8 MiB. */
 	c->health.need_default = plan->budget / 50 > (8ull << 20) ? plan->budget / 50 : 8ull << 20;
 	if (!c->report_dir) {
@@ -411,6 +461,9 @@ int mf_cmd_run(int argc, char **argv)
 		.container_min = s->cfg.container_min,
 		.auto_python = !s->no_auto_python,
 		.profile = s->profile,
+		.gate = s->cfg.gate,
 	};
+	if (s->launch.account == 0)
+		sc.gate.on = 0;
 	return sup_run(&sc);
 }

@@ -170,6 +170,7 @@ int sup_child_start(struct sup *s)
 			       strerror(-err));
 			return -1;
 		}
+		sup_gate_start(&s->seg, &s->cfg.gate);
 	}
 	fflush(NULL);
 	pid = fork();
