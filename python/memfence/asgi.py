@@ -8,9 +8,13 @@ Many requests interleave on the event loop's thread. The request's scope is
 opened around each step of the application's coroutine (between two
 awaits) and closed before the next task runs, so its figures count what
 this request's own code allocated, not its neighbours. Work the request
-hands to other tasks or threads is not counted in it.
+hands to other tasks or threads is not counted in it. Under `memfence run`
+the request first waits at the admission gate (memfence.gate, without
+blocking the loop) for what its endpoint needs, at most the gate's maximum
+wait; then 503.
 """
 from memfence import _core
+from memfence import gate as _gate
 from memfence import quarantine as mq
 from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
 from memfence.failures import is_allocation_failure
@@ -46,10 +50,12 @@ class Middleware:
 
         got = {}
         failure = None
+        budget = self.policy.budget(endpoint)
         try:
-            return await _core.scoped(self.app(scope, receive, tracking_send), endpoint, rid,
-                                      self.policy.budget(endpoint),
-                                      on_figures=lambda f, e: got.setdefault("f", f))
+            async with _gate.admit_async(endpoint, budget):
+                return await _core.scoped(self.app(scope, receive, tracking_send), endpoint,
+                                          rid, budget,
+                                          on_figures=lambda f, e: got.setdefault("f", f))
         except BaseException as e:
             if started or not is_allocation_failure(e):
                 raise

@@ -7,11 +7,15 @@ The scope is named "METHOD /path" and carries the X-Request-Id header when
 present. It covers the application call and the production of the first
 body chunk, where a WSGI application does its work; later chunks of a
 streamed body are not counted, and a failure there cannot become a 503
-(the status line has been sent) and propagates to the server.
+(the status line has been sent) and propagates to the server. Under
+`memfence run` the request first waits at the admission gate
+(memfence.gate) for what its endpoint needs, at most the gate's maximum
+wait; then 503.
 """
 import sys
 
 from memfence import _core
+from memfence import gate as _gate
 from memfence import quarantine as mq
 from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
 from memfence.failures import is_allocation_failure
@@ -62,13 +66,14 @@ class Middleware:
         first, it, result = None, None, None
         with sc:
             try:
-                result = self.app(environ, deferred_start)
-                it = iter(result)
-                try:
-                    first = next(it)
-                except StopIteration:
-                    first = None
-                    it = None
+                with _gate.admit(endpoint):
+                    result = self.app(environ, deferred_start)
+                    it = iter(result)
+                    try:
+                        first = next(it)
+                    except StopIteration:
+                        first = None
+                        it = None
             except BaseException as e:
                 if not is_allocation_failure(e):
                     raise
