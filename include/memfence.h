@@ -32,7 +32,9 @@ enum {
 	MEMFENCE_OK = 0,
 	MEMFENCE_EOFF = -1,    /* accounting is not active in this process */
 	MEMFENCE_EDEPTH = -2,  /* too many nested scopes on this thread */
-	MEMFENCE_ENOSCOPE = -3 /* memfence_scope_end() with no scope open */
+	MEMFENCE_ENOSCOPE = -3, /* memfence_scope_end() with no scope open */
+	MEMFENCE_EWAIT = -4,    /* the gate: not admitted yet, still queued */
+	MEMFENCE_ETOOBIG = -5   /* the gate: the need exceeds the whole budget */
 };
 
 /* Scope outcome, as recorded in the finished-scope ring. */
@@ -127,6 +129,52 @@ int memfence_process_stats(struct memfence_process_stats *out);
 
 /* errno of the last pthread_create failure in this thread, 0 if none. */
 int memfence_thread_errno(void);
+
+/*
+ * The admission gate (docs/gate.md). Before a request starts its work it
+ * asks for the memory it is expected to need; it is admitted when the
+ * usable headroom (the least of the process's and the container's, every
+ * process of the container sharing one gate through the stats segment)
+ * covers what the requests already admitted still need plus this one.
+ * Otherwise it waits, in arrival order, until memory frees up or its
+ * timeout passes. The gate never refuses an allocation: a request that
+ * uses more than it asked for is governed by its budget and the pressure
+ * policy as before. The gate is on under `memfence run` (--gate off turns
+ * it off); elsewhere every call returns MEMFENCE_EOFF and admits nothing.
+ *
+ * Storage for one request's place at the gate, owned by the caller (on
+ * the stack, or next to an asyncio task). Its contents are private.
+ */
+struct memfence_gate {
+	uint64_t opaque[4];
+};
+
+/*
+ * Ask for need bytes for a request of kind name (a scope name). need 0:
+ * the configured or learned need of that name (a high percentile of the
+ * peaks of its scopes, published by the supervisor), else the innermost
+ * open scope's budget, else a bounded default. Waits at most timeout_ms
+ * (0: do not wait; negative: the gate's configured maximum wait).
+ * Returns MEMFENCE_OK when admitted; MEMFENCE_EWAIT when the time ran out
+ * first (the place in the queue is kept: memfence_gate_wait() waits on,
+ * memfence_gate_leave() gives up); MEMFENCE_ETOOBIG when need exceeds the
+ * whole budget (not queued: such a request could never be admitted);
+ * MEMFENCE_EOFF when the gate is off. Call memfence_gate_leave(g) after
+ * every memfence_gate_enter(g, ...), whatever it returned.
+ */
+int memfence_gate_enter(struct memfence_gate *g, const char *name, size_t need, int timeout_ms);
+
+/* Wait on (timeout_ms as for memfence_gate_enter) for a request that got
+ * MEMFENCE_EWAIT. MEMFENCE_OK when admitted (at once if it was already). */
+int memfence_gate_wait(struct memfence_gate *g, int timeout_ms);
+
+/* The request is done, or gives up its place in the queue (counted as
+ * timed out). Safe to call on a gate that was never admitted or is off. */
+int memfence_gate_leave(struct memfence_gate *g);
+
+/* The gate's configured maximum wait in milliseconds, or MEMFENCE_EOFF
+ * when the gate is off. */
+int memfence_gate_max_wait(void);
 
 #ifdef __cplusplus
 }

@@ -44,6 +44,10 @@ static int (*mf_pstats_fn)(struct memfence_process_stats *);
 static int (*mf_terrno_fn)(void);
 static int (*mf_suspend_fn)(struct memfence_saved_scope *);
 static int (*mf_resume_fn)(struct memfence_saved_scope *);
+static int (*mf_genter_fn)(struct memfence_gate *, const char *, size_t, int);
+static int (*mf_gwait_fn)(struct memfence_gate *, int);
+static int (*mf_gleave_fn)(struct memfence_gate *);
+static int (*mf_gmax_fn)(void);
 
 /* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
 #define MF_RESOLVE(var, name) (*(void **)(&(var)) = dlsym(RTLD_DEFAULT, (name)))
@@ -60,6 +64,13 @@ static void mf_resolve_shim(void)
 	MF_RESOLVE(mf_resume_fn, "memfence_scope_resume");
 	if (!mf_suspend_fn || !mf_resume_fn)
 		mf_suspend_fn = NULL;
+	MF_RESOLVE(mf_genter_fn, "memfence_gate_enter");
+	MF_RESOLVE(mf_gwait_fn, "memfence_gate_wait");
+	MF_RESOLVE(mf_gleave_fn, "memfence_gate_leave");
+	MF_RESOLVE(mf_gmax_fn, "memfence_gate_max_wait");
+	/* A shim without the gate: requests are never held. */
+	if (!mf_genter_fn || !mf_gwait_fn || !mf_gleave_fn || !mf_gmax_fn)
+		mf_genter_fn = NULL;
 	/* A partial set (an older shim) is treated as no shim at all. */
 	if (!mf_active_fn || !mf_begin_fn || !mf_end_fn || !mf_current_fn || !mf_pstats_fn)
 		mf_active_fn = NULL;
@@ -283,6 +294,116 @@ static PyType_Spec mf_saved_spec = {
 	"memfence._memfence.Saved", sizeof(mf_saved_obj), 0, Py_TPFLAGS_DEFAULT, mf_saved_slots
 };
 
+/*
+ * The admission gate. A request's place is a capsule (gate_new()) the
+ * caller keeps for the request's life; one dropped without gate_leave()
+ * leaves the gate then. Waiting releases the GIL: other threads, and the
+ * requests they hold, go on meanwhile.
+ */
+#define MF_GATE_CAPSULE "memfence.gate"
+
+static void mf_gate_free(PyObject *cap)
+{
+	struct memfence_gate *g = PyCapsule_GetPointer(cap, MF_GATE_CAPSULE);
+
+	if (g == NULL)
+		return;
+	if (mf_genter_fn != NULL)
+		mf_gleave_fn(g);
+	PyMem_Free(g);
+}
+
+static PyObject *mf_py_gate_new(PyObject *self, PyObject *args)
+{
+	struct memfence_gate *g;
+	PyObject *cap;
+
+	(void)self;
+	(void)args;
+	g = PyMem_Malloc(sizeof(*g));
+	if (g == NULL)
+		return PyErr_NoMemory();
+	memset(g, 0, sizeof(*g));
+	cap = PyCapsule_New(g, MF_GATE_CAPSULE, mf_gate_free);
+	if (cap == NULL)
+		PyMem_Free(g);
+	return cap;
+}
+
+static struct memfence_gate *mf_gate_of(PyObject *cap)
+{
+	return PyCapsule_GetPointer(cap, MF_GATE_CAPSULE);
+}
+
+/* gate_enter(gate, name, need, timeout_ms) -> rc, or None without a gate. */
+static PyObject *mf_py_gate_enter(PyObject *self, PyObject *args)
+{
+	PyObject *obj;
+	const char *name;
+	unsigned long long need = 0;
+	int timeout_ms = -1, rc;
+	struct memfence_gate *g;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "Os|Ki", &obj, &name, &need, &timeout_ms))
+		return NULL;
+	if ((g = mf_gate_of(obj)) == NULL)
+		return NULL;
+	if (!mf_shim_on() || mf_genter_fn == NULL)
+		Py_RETURN_NONE;
+	Py_BEGIN_ALLOW_THREADS
+	rc = mf_genter_fn(g, name, (size_t)need, timeout_ms);
+	Py_END_ALLOW_THREADS
+	return PyLong_FromLong(rc);
+}
+
+/* gate_wait(gate, timeout_ms) -> rc, or None without a gate. */
+static PyObject *mf_py_gate_wait(PyObject *self, PyObject *args)
+{
+	PyObject *obj;
+	int timeout_ms = -1, rc;
+	struct memfence_gate *g;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "O|i", &obj, &timeout_ms))
+		return NULL;
+	if ((g = mf_gate_of(obj)) == NULL)
+		return NULL;
+	if (!mf_shim_on() || mf_genter_fn == NULL)
+		Py_RETURN_NONE;
+	Py_BEGIN_ALLOW_THREADS
+	rc = mf_gwait_fn(g, timeout_ms);
+	Py_END_ALLOW_THREADS
+	return PyLong_FromLong(rc);
+}
+
+static PyObject *mf_py_gate_leave(PyObject *self, PyObject *args)
+{
+	PyObject *obj;
+	struct memfence_gate *g;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "O", &obj))
+		return NULL;
+	if ((g = mf_gate_of(obj)) == NULL)
+		return NULL;
+	if (mf_shim_on() && mf_genter_fn != NULL)
+		mf_gleave_fn(g);
+	Py_RETURN_NONE;
+}
+
+/* The gate's maximum wait in ms, or None when it is off. */
+static PyObject *mf_py_gate_max_wait(PyObject *self, PyObject *args)
+{
+	int ms;
+
+	(void)self;
+	(void)args;
+	if (!mf_shim_on() || mf_genter_fn == NULL || (ms = mf_gmax_fn()) < 0)
+		Py_RETURN_NONE;
+	return PyLong_FromLong(ms);
+}
+
 /* Default stack of threads created from now on; the main thread and threads
  * already running keep theirs. */
 static PyObject *mf_py_set_default_stack(PyObject *self, PyObject *args)
@@ -463,6 +584,11 @@ static PyMethodDef mf_methods[] = {
 	{"scope_current", mf_py_scope_current, METH_NOARGS, "Figures of the innermost scope or None."},
 	{"process_stats", mf_py_process_stats, METH_NOARGS, "Process figures from the shim or None."},
 	{"suspend_supported", mf_py_suspend_supported, METH_NOARGS, "True when scopes can be suspended."},
+	{"gate_new", mf_py_gate_new, METH_NOARGS, "A request's place at the gate."},
+	{"gate_enter", mf_py_gate_enter, METH_VARARGS, "gate_enter(gate, name, need, timeout_ms) -> rc or None."},
+	{"gate_wait", mf_py_gate_wait, METH_VARARGS, "gate_wait(gate, timeout_ms) -> rc or None."},
+	{"gate_leave", mf_py_gate_leave, METH_VARARGS, "gate_leave(gate): done, or give up the place."},
+	{"gate_max_wait", mf_py_gate_max_wait, METH_NOARGS, "The gate's maximum wait (ms) or None."},
 	{"thread_errno", mf_py_thread_errno, METH_NOARGS, "errno of this thread's last failed thread start."},
 	{"trim", mf_py_trim, METH_NOARGS, "malloc_trim(0): free heap back to the kernel."},
 	{"set_default_stack", mf_py_set_default_stack, METH_VARARGS, "Stack size of new threads."},

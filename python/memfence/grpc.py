@@ -11,6 +11,10 @@ the handler (or the request's deserializer) fails on an allocation — see
 memfence.is_allocation_failure — the call ends with RESOURCE_EXHAUSTED, a
 message naming the method and what failed, and the trailing metadata
 grpc-retry-pushback-ms, which gRPC clients with a retry policy honour.
+Under `memfence run` each call first waits at the admission gate
+(memfence.gate) for the memory its method needs, at most half the time its
+deadline leaves (else the gate's maximum wait); a call that cannot be
+admitted in time gets the same RESOURCE_EXHAUSTED before its handler runs.
 Under the accounting shim the failed scope is recorded with outcome
 FAILED_ALLOC, which the supervisor's liveness rule counts.
 """
@@ -22,6 +26,7 @@ import time
 import grpc
 
 from memfence import _core
+from memfence import gate as _gate
 from memfence import quarantine as mq
 from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
 from memfence.failures import is_allocation_failure
@@ -200,7 +205,8 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
             sc = _core.scope(method, rid, self.policy.budget(method))
             with sc:
                 try:
-                    return behavior(request, context)
+                    with _gate.admit(method, timeout=_gate.grpc_wait(context)):
+                        return behavior(request, context)
                 except BaseException as e:
                     if not is_allocation_failure(e):
                         raise
@@ -221,7 +227,10 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
                 mq.grpc_gate(context, rid)
             st = _core._Stepper(_core.scope(method, rid, self.policy.budget(method)))
             failure = None
+            admitted = _gate.admit(method, self.policy.budget(method),
+                                   timeout=_gate.grpc_wait(context))
             try:
+                admitted.__enter__()
                 it = None
                 while True:
                     # The scope is on the thread for each step (the handler's
@@ -244,6 +253,7 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
                 release(e)
                 failure = e
             finally:
+                admitted.__exit__(None, None, None)
                 figures = st.finish(failed=failure is not None)
             if failure is not None:
                 self._refuse(context, method, rid, failure, figures)
@@ -276,11 +286,13 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
             got = {}
             failure = None
             try:
-                result = behavior(request, context)
-                if inspect.isawaitable(result):
-                    result = await _core.scoped(result, method, rid, self.policy.budget(method),
-                                                on_figures=lambda f, e: got.setdefault("f", f))
-                return result
+                budget = self.policy.budget(method)
+                async with _gate.admit_async(method, budget, timeout=_gate.grpc_wait(context)):
+                    result = behavior(request, context)
+                    if inspect.isawaitable(result):
+                        result = await _core.scoped(result, method, rid, budget,
+                                                    on_figures=lambda f, e: got.setdefault("f", f))
+                    return result
             except BaseException as e:
                 if not is_allocation_failure(e):
                     raise
@@ -299,7 +311,10 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
                 await mq.grpc_gate_async(context, rid)
             st = _core._Stepper(_core.scope(method, rid, self.policy.budget(method)))
             failure = None
+            admitted = _gate.admit_async(method, self.policy.budget(method),
+                                         timeout=_gate.grpc_wait(context))
             try:
+                await admitted.__aenter__()
                 out = behavior(request, context)
                 if inspect.isasyncgen(out):
                     while True:
@@ -316,6 +331,7 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
                 release(e)
                 failure = e
             finally:
+                await admitted.__aexit__(None, None, None)
                 figures = st.finish(failed=failure is not None)
             if failure is not None:
                 await self._refuse(context, method, rid, failure, figures)

@@ -19,11 +19,16 @@ static uint64_t slot_bytes(uint32_t scopes_per_slot)
 		       (uint64_t)scopes_per_slot * sizeof(struct mf_seg_scope));
 }
 
-uint64_t mf_seg_size(uint32_t nslots, uint32_t scopes_per_slot, uint32_t ring_size)
+static uint64_t gate_at(uint32_t nslots, uint32_t scopes_per_slot, uint32_t ring_size)
 {
 	return align64(sizeof(struct mf_seg_header)) +
 	       (uint64_t)nslots * slot_bytes(scopes_per_slot) +
 	       (uint64_t)ring_size * sizeof(struct mf_seg_record);
+}
+
+uint64_t mf_seg_size(uint32_t nslots, uint32_t scopes_per_slot, uint32_t ring_size)
+{
+	return align64(gate_at(nslots, scopes_per_slot, ring_size) + sizeof(struct mf_seg_gate));
 }
 
 void mf_seg_init(void *mem, uint32_t nslots, uint32_t scopes_per_slot,
@@ -40,6 +45,7 @@ void mf_seg_init(void *mem, uint32_t nslots, uint32_t scopes_per_slot,
 	h->ring_size = ring_size;
 	h->slots_offset = align64(sizeof(*h));
 	h->ring_offset = h->slots_offset + (uint64_t)nslots * h->slot_size;
+	h->gate_offset = gate_at(nslots, scopes_per_slot, ring_size);
 	h->total_size = mf_seg_size(nslots, scopes_per_slot, ring_size);
 	h->owner_pid = owner_pid;
 	h->created_realtime_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -66,7 +72,8 @@ int mf_seg_validate(const void *mem, uint64_t len)
 	    h->total_size != mf_seg_size(h->nslots, h->scopes_per_slot, h->ring_size))
 		return -1;
 	if (h->slots_offset != align64(sizeof(*h)) ||
-	    h->ring_offset != h->slots_offset + (uint64_t)h->nslots * h->slot_size)
+	    h->ring_offset != h->slots_offset + (uint64_t)h->nslots * h->slot_size ||
+	    h->gate_offset != gate_at(h->nslots, h->scopes_per_slot, h->ring_size))
 		return -1;
 	return 0;
 }

@@ -30,7 +30,7 @@
 #include <sys/types.h>
 
 #define MF_SEG_MAGIC 0x31474553464d454dULL /* "MEMFSEG1" little-endian */
-#define MF_SEG_VERSION 1
+#define MF_SEG_VERSION 2 /* 2: the admission gate */
 
 #define MF_SEG_NAME_LEN 64 /* scope name and id, NUL included */
 #define MF_SEG_DEFAULT_SLOTS 64
@@ -62,6 +62,9 @@ struct mf_seg_container {
 	uint64_t reserve;       /* keep this much free */
 	uint64_t min_size;      /* only allocations at least this large are checked */
 	uint64_t updated_ns;    /* CLOCK_MONOTONIC */
+	/* Of the bytes in working_set, those the scopes admitted by the gate
+	 * held at the sample, each counted up to its need (src/shim/gate.c) */
+	uint64_t gate_covered;
 };
 
 struct mf_seg_header {
@@ -84,7 +87,8 @@ struct mf_seg_header {
 	uint64_t heap_limit;    /* process live-bytes limit, 0 = none */
 	uint32_t control;       /* MF_CTL_* bits the supervisor may set */
 	uint32_t pad0;
-	uint64_t reserved[16];
+	uint64_t gate_offset;   /* struct mf_seg_gate (version 2) */
+	uint64_t reserved[15];
 };
 
 /*
@@ -168,11 +172,103 @@ struct mf_seg_record {
 	char id[MF_SEG_NAME_LEN];
 };
 
-/* The layout of version 1, which readers of older builds still map. */
-_Static_assert(sizeof(struct mf_seg_scope) == 208 && sizeof(struct mf_seg_record) == 224,
+/* The layout of version 2. */
+_Static_assert(sizeof(struct mf_seg_scope) == 208 && sizeof(struct mf_seg_record) == 224 &&
+		       sizeof(struct mf_seg_header) == 288,
 	       "the segment's layout changed: bump MF_SEG_VERSION");
 
 #define MF_CTL_PROFILE 1u /* reserved for the profiler */
+
+
+/*
+ * The admission gate (capability 15, src/shim/gate.c): before a scope starts
+ * its work it asks for the memory its kind needs, and waits in arrival order
+ * while the container cannot hold it. Every process of the segment shares
+ * one gate. Entries and counters are atomics; an entry has one writer at a
+ * time (the thread that claimed it; the supervisor frees the entries of a
+ * dead process).
+ */
+#define MF_SEG_GATE_ENTRIES 512 /* requests waiting or admitted, container-wide */
+#define MF_SEG_GATE_NAMES 64    /* scope names with a published need, hashed */
+#define MF_SEG_GATE_HIST 12     /* wait-time buckets, and one for the rest */
+
+enum mf_gate_state {
+	MF_GATE_FREE = 0,
+	MF_GATE_CLAIMED = 1,    /* being filled in */
+	MF_GATE_WAITING = 2,
+	MF_GATE_ADMITTED = 3
+};
+
+/* One request at the gate. */
+struct mf_seg_gate_entry {
+	uint32_t state;         /* enum mf_gate_state */
+	int32_t pid;
+	uint64_t ticket;        /* arrival order */
+	uint64_t need;          /* bytes asked for */
+	uint64_t since_ns;      /* CLOCK_MONOTONIC: arrival, then admission */
+	uint64_t scope_start;   /* start_ns of the linked scope entry */
+	int32_t slot;           /* the linked scope entry (-1: none): its net */
+	int32_t scope;          /* is what the request already holds */
+	uint32_t name_idx;      /* in names[], or MF_SEG_GATE_NAMES */
+	int32_t tid;
+	uint64_t pad;
+};
+
+/* One scope name: its need (written by the supervisor) and its counters
+ * (added to by the shims). */
+struct mf_seg_gate_name {
+	uint64_t hash;          /* 0 = free; claimed with compare-and-swap */
+	uint32_t ready;         /* name[] is written */
+	uint32_t pad;
+	uint64_t need;          /* learned need, bytes; 0 = not learned yet */
+	uint64_t admitted;      /* requests admitted */
+	uint64_t waited;        /* of which after waiting */
+	uint64_t timed_out;     /* left the queue without being admitted */
+	uint64_t too_big;       /* refused at once: need above the whole budget */
+	uint64_t wait_ns;       /* total time waited by those admitted */
+	char name[MF_SEG_NAME_LEN];
+};
+
+struct mf_seg_gate {
+	/* Written by the supervisor before the program starts. */
+	uint32_t on;            /* 0: every request is admitted at once */
+	uint32_t min_count;     /* scopes seen before a need is learned */
+	uint64_t default_need;  /* until then; 0 = a quarter of the line */
+	uint64_t max_wait_ms;   /* longest wait when the caller gives none */
+	uint64_t starve_ms;     /* after this, a waiter is passed by no one */
+	/* Shared by every process: atomics. */
+	uint64_t next_ticket;
+	uint64_t admitted_need; /* sum of the needs of admitted requests */
+	uint64_t waiting;       /* requests in the queue */
+	uint64_t untracked;     /* admitted without an entry (table full) */
+	uint64_t entries_hw;    /* entries ever claimed lie below this index */
+	uint64_t hist[MF_SEG_GATE_HIST + 1]; /* waits of admitted requests */
+	uint64_t reserved[7];
+	struct mf_seg_gate_name names[MF_SEG_GATE_NAMES];
+	struct mf_seg_gate_entry entries[MF_SEG_GATE_ENTRIES];
+};
+
+_Static_assert(sizeof(struct mf_seg_gate_entry) == 64 && sizeof(struct mf_seg_gate_name) == 128,
+	       "the gate's layout changed: bump MF_SEG_VERSION");
+
+/* Upper bounds of the wait-time buckets, milliseconds. */
+#define MF_SEG_GATE_HIST_MS {1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}
+
+/* The gate of a segment (version 2). */
+static inline struct mf_seg_gate *mf_seg_gate_of(const struct mf_seg_header *h)
+{
+	return (struct mf_seg_gate *)((char *)h + h->gate_offset);
+}
+
+/* FNV-1a of a scope name, never 0 (0 marks a free name). */
+static inline uint64_t mf_seg_name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s != '\0'; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h != 0 ? h : 1;
+}
 
 /* Total bytes of a segment with these dimensions. */
 uint64_t mf_seg_size(uint32_t nslots, uint32_t scopes_per_slot, uint32_t ring_size);

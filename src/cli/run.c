@@ -43,6 +43,11 @@ enum {
 	O_PROFILE,
 	O_RECYCLE,
 	O_MAX_MEM_CHILD,
+	O_GATE,
+	O_GATE_WAIT,
+	O_GATE_NEED,
+	O_GATE_QUANTILE,
+	O_GATE_STARVE,
 	O_LAST
 };
 
@@ -111,6 +116,21 @@ static const struct mf_option run_opts[] = {
 	{.name = "model-window", .key = O_MODEL_WINDOW, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_MODEL_WINDOW", .def = MF_STR(MF_MODEL_WINDOW_S) "s",
 	 .help = "window of the live heap's floor in the model\n(leak slope, diagnose): 1s to 1h"},
+	{.name = "gate", .key = O_GATE, .has_arg = required_argument, .arg = "on|off",
+	 .env = "MEMFENCE_GATE", .def = "on",
+	 .help = "requests wait for the memory they need\n(docs/gate.md)"},
+	{.name = "gate-wait", .key = O_GATE_WAIT, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_GATE_WAIT", .def = "10s",
+	 .help = "longest wait of a request without a deadline\nof its own"},
+	{.name = "gate-need", .key = O_GATE_NEED, .has_arg = required_argument,
+	 .arg = "SIZE|PCT|auto", .env = "MEMFENCE_GATE_NEED", .def = "auto",
+	 .help = "need of a kind of request not learned yet\n(auto: a quarter of the line)"},
+	{.name = "gate-quantile", .key = O_GATE_QUANTILE, .has_arg = required_argument,
+	 .arg = "PCT", .env = "MEMFENCE_GATE_QUANTILE", .def = "90%",
+	 .help = "percentile of a kind's peaks taken as its\nneed"},
+	{.name = "gate-starve", .key = O_GATE_STARVE, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_GATE_STARVE", .def = "500ms",
+	 .help = "after this long no later request passes a\nwaiting one"},
 	{0},
 };
 #define NRUN_OPTS (sizeof(run_opts) / sizeof(run_opts[0]) - 1)
@@ -178,6 +198,7 @@ struct run_cfg {
 	struct sup_health_cfg health;
 	uint64_t container_min;    /* 0 = off */
 	const char *need;
+	struct sup_gate_cfg gate;
 };
 
 static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
@@ -223,10 +244,16 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 		case O_LIVE_REFUSED:
 		case O_FAIL_WINDOW:
 		case O_INTERVAL:
+		case O_GATE_WAIT:
+		case O_GATE_STARVE:
 		case O_MODEL_WINDOW:
 			if (mf_duration_parse(v, &ms) < 0)
 				goto bad;
-			if (o->key == O_RESTART_DELAY)
+			if (o->key == O_GATE_WAIT)
+				c->gate.max_wait_ms = ms;
+			else if (o->key == O_GATE_STARVE)
+				c->gate.starve_ms = ms;
+			else if (o->key == O_RESTART_DELAY)
 				c->delay_ms = ms;
 			else if (o->key == O_RESTART_MAX)
 				c->max_delay_ms = ms;
@@ -317,6 +344,27 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 			if (c->val[o->key] && setenv(o->env, v, 1) != 0)
 				goto bad;
 			break;
+		case O_GATE:
+			if (strcmp(v, "on") == 0)
+				c->gate.on = 1;
+			else if (strcmp(v, "off") == 0)
+				c->gate.on = 0;
+			else
+				goto bad;
+			break;
+		case O_GATE_NEED:
+			if (strcmp(v, "auto") == 0)
+				c->gate.default_need = 0;
+			else if (mf_size_parse(v, plan->budget, &sz, &msg) == 0 && sz > 0)
+				c->gate.default_need = sz;
+			else
+				goto bad;
+			break;
+		case O_GATE_QUANTILE:
+			if (parse_pct(v, 100, &pct) < 0 || pct == 0)
+				goto bad;
+			c->gate.quantile = pct / 100.0;
+			break;
 		case O_CONTAINER:
 			if (strcmp(v, "off") == 0)
 				c->container_min = 0;
@@ -333,6 +381,8 @@ bad:
 	}
 	if (c->max_delay_ms < c->delay_ms)
 		c->max_delay_ms = c->delay_ms;
+	/* A need is learned from this many scopes of a name. */
+	c->gate.min_count = 10;
 	/* Until scopes teach it: 2% of the budget, at least 8 MiB. */
 	c->health.need_default = plan->budget / 50 > (8ull << 20) ? plan->budget / 50 : 8ull << 20;
 	if (!c->report_dir) {
@@ -459,6 +509,9 @@ int mf_cmd_run(int argc, char **argv)
 		.container_min = s->cfg.container_min,
 		.auto_python = !s->no_auto_python,
 		.profile = s->profile,
+		.gate = s->cfg.gate,
 	};
+	if (s->launch.account == 0)
+		sc.gate.on = 0;
 	return sup_run(&sc);
 }

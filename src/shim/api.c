@@ -6,6 +6,7 @@
  */
 #include <string.h>
 
+#include "shim/gate.h"
 #include "shim/prof.h"
 #include "shim/segw.h"
 #include "shim/thread.h"
@@ -129,4 +130,39 @@ EXPORT int memfence_thread_errno(void)
 	if (__atomic_load_n(&mf_state, __ATOMIC_ACQUIRE) != MF_STATE_ON)
 		return MEMFENCE_EOFF;
 	return t != NULL ? t->last_errno : 0;
+}
+
+EXPORT int memfence_gate_enter(struct memfence_gate *g, const char *name, size_t need,
+			       int timeout_ms)
+{
+	struct mf_thread *t = api_thread();
+
+	if (g == NULL)
+		return MEMFENCE_EOFF;
+	if (t == NULL) {
+		memset(g, 0, sizeof(*g));
+		return MEMFENCE_EOFF;
+	}
+	return mf_gate_enter(t, g, name, need, timeout_ms);
+}
+
+EXPORT int memfence_gate_wait(struct memfence_gate *g, int timeout_ms)
+{
+	if (g == NULL || api_thread() == NULL)
+		return MEMFENCE_EOFF;
+	return mf_gate_wait(g, timeout_ms);
+}
+
+EXPORT int memfence_gate_leave(struct memfence_gate *g)
+{
+	if (g == NULL || __atomic_load_n(&mf_state, __ATOMIC_ACQUIRE) != MF_STATE_ON)
+		return MEMFENCE_EOFF;
+	return mf_gate_leave(g);
+}
+
+EXPORT int memfence_gate_max_wait(void)
+{
+	if (api_thread() == NULL)
+		return MEMFENCE_EOFF;
+	return mf_gate_max_wait();
 }

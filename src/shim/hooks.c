@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "shim/config.h"
+#include "shim/gate.h"
 #include "shim/maps.h"
 #include "shim/policy.h"
 #include "shim/prof.h"
@@ -312,10 +313,15 @@ static void failed(struct mf_thread *t, int cause)
 	mf_prof_on_fail();
 }
 
-/* mf_admit_pre and mf_admit_post, with a refusal counted. */
+/* mf_admit_pre and mf_admit_post, with a refusal counted. A large
+ * allocation of a scope far past the need the gate admitted it with is
+ * refused like the pressure policy's (gate.c). */
 static inline int admit_pre(struct mf_thread *t, uint64_t req)
 {
 	int cause = mf_admit_pre(t, req);
+
+	if (cause == 0 && req >= MF_LARGE && MF_UNLIKELY(mf_gate_refuse(t, req)))
+		cause = MF_FAIL_BUDGET;
 
 	if (MF_UNLIKELY(cause != 0))
 		failed(t, cause);

@@ -15,6 +15,7 @@ struct mf_scope {
 	uint64_t start_mono;
 	uint64_t start_real;
 	int32_t entry;        /* in-flight entry in the slot, -1 none */
+	uint64_t gate_need;   /* what the gate admitted it with, 0 none */
 	char name[MF_SEG_NAME_LEN];
 	char id[MF_SEG_NAME_LEN];
 };

@@ -16,6 +16,7 @@
  *              (account.c)
  *   policy.h   admission: faults, budgets, heap limit, pressure, container
  *              headroom (policy.c)
+ *   gate.h     the admission gate of requests (gate.c)
  *   prof.h     the sampling profiler (prof.c)
  *   maps.h     sizes of the program's anonymous mappings (mmaps.c)
  *   hooks.c    the interposed libc functions; api.c, the public memfence_*

@@ -197,6 +197,8 @@ int sup_child_start(struct sup *s)
 				s->cfg.launch.segment, strerror(-err));
 		s->seg_failed = err != 0;
 		s->st.accounting = !err;
+		if (!err)
+			sup_gate_start(&s->seg, &s->cfg.gate);
 	}
 	fflush(NULL);
 	pid = fork();

@@ -8,6 +8,7 @@
  * rates); a restart of the program does not reset them.
  */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -175,6 +176,94 @@ static void histogram(struct out *o, const struct sup_state *st, int retained)
 	}
 }
 
+/* The admission gate (gate.c): per scope name, and its wait times. */
+static void gate_metrics(struct out *o, const struct sup_gate_stats *g)
+{
+	static const uint64_t bounds[MF_SEG_GATE_HIST] = MF_SEG_GATE_HIST_MS;
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} per[] = {
+		{"gate_admitted_total", "Requests the gate admitted, by scope name.",
+		 offsetof(struct sup_gate_name, admitted)},
+		{"gate_waited_total", "Of those, requests admitted after waiting.",
+		 offsetof(struct sup_gate_name, waited)},
+		{"gate_timed_out_total", "Requests that left the queue unadmitted (deadline).",
+		 offsetof(struct sup_gate_name, timed_out)},
+		{"gate_too_big_total", "Requests refused at once: need above the whole budget.",
+		 offsetof(struct sup_gate_name, too_big)},
+		{"gate_need_bytes", "Learned need of a kind of request (0: not yet).",
+		 offsetof(struct sup_gate_name, need)},
+	};
+	char e[2 * MF_SEG_NAME_LEN];
+	uint64_t cum = 0, total = 0;
+
+	if (!g->on)
+		return;
+	for (size_t k = 0; k < sizeof(per) / sizeof(per[0]); k++) {
+		put(o, "# HELP memfence_%s %s\n# TYPE memfence_%s %s\n", per[k].name, per[k].help,
+		    per[k].name, k == 4 ? "gauge" : "counter");
+		for (uint32_t i = 0; i < g->nnames; i++)
+			put(o, "memfence_%s{name=\"%s\"} %llu\n", per[k].name,
+			    esc(g->names[i].name, e, sizeof(e)),
+			    (unsigned long long)*(const uint64_t *)((const char *)&g->names[i] +
+								   per[k].off));
+	}
+	put(o, "# HELP memfence_gate_queue Requests waiting at the gate now, by scope name.\n"
+	       "# TYPE memfence_gate_queue gauge\n");
+	for (uint32_t i = 0; i < g->nnames; i++)
+		put(o, "memfence_gate_queue{name=\"%s\"} %u\n", esc(g->names[i].name, e, sizeof(e)),
+		    g->names[i].queued);
+	gauge(o, "gate_queue_length", "gauge", "Requests waiting at the gate now.", g->queued);
+	gauge(o, "gate_admitted_bytes", "gauge", "Sum of the needs of the admitted requests.",
+	      g->admitted_need);
+	put(o, "# HELP memfence_gate_wait_seconds Time admitted requests waited at the gate.\n"
+	       "# TYPE memfence_gate_wait_seconds histogram\n");
+	for (int b = 0; b <= MF_SEG_GATE_HIST; b++)
+		total += g->hist[b];
+	for (int b = 0; b < MF_SEG_GATE_HIST; b++) {
+		cum += g->hist[b];
+		put(o, "memfence_gate_wait_seconds_bucket{le=\"%g\"} %llu\n", bounds[b] / 1000.0,
+		    (unsigned long long)cum);
+	}
+	put(o, "memfence_gate_wait_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)total);
+	{
+		uint64_t ns = 0;
+
+		for (uint32_t i = 0; i < g->nnames; i++)
+			ns += g->names[i].wait_ns;
+		put(o, "memfence_gate_wait_seconds_sum %.6f\nmemfence_gate_wait_seconds_count %llu\n",
+		    ns / 1e9, (unsigned long long)total);
+	}
+}
+
+static json_t *gate_json(const struct sup_gate_stats *g)
+{
+	json_t *q = json_array(), *names = json_array();
+
+	for (uint32_t i = 0; i < g->queued && i < SUP_GATE_QUEUE_SHOWN; i++)
+		json_array_append_new(q, json_pack("{s:i,s:s,s:I,s:I,s:I}", "pid", (int)g->queue[i].pid,
+						   "name", g->queue[i].name, "ticket",
+						   (json_int_t)g->queue[i].ticket, "need_bytes",
+						   (json_int_t)g->queue[i].need, "waited_ms",
+						   (json_int_t)g->queue[i].waited_ms));
+	for (uint32_t i = 0; i < g->nnames; i++) {
+		const struct sup_gate_name *n = &g->names[i];
+
+		json_array_append_new(names, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:i}", "name", n->name,
+						       "need_bytes", (json_int_t)n->need, "admitted",
+						       (json_int_t)n->admitted, "waited",
+						       (json_int_t)n->waited, "timed_out",
+						       (json_int_t)n->timed_out, "too_big",
+						       (json_int_t)n->too_big, "queued", (int)n->queued));
+	}
+	return json_pack("{s:b,s:I,s:I,s:i,s:i,s:I,s:I,s:o,s:o}", "on", g->on, "max_wait_ms",
+			 (json_int_t)g->max_wait_ms, "starve_ms", (json_int_t)g->starve_ms,
+			 "queue_length", (int)g->queued, "admitted", (int)g->admitted_now,
+			 "admitted_need_bytes", (json_int_t)g->admitted_need, "covered_bytes",
+			 (json_int_t)g->covered, "queue", q, "names", names);
+}
+
 size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 {
 	struct out o = {buf, len, 0};
@@ -208,6 +297,7 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	gauge(&o, "scopes_ended_total", "counter", "Scopes finished.", st->scopes_ended);
 	histogram(&o, st, 0);
 	histogram(&o, st, 1);
+	gate_metrics(&o, &st->gate);
 	gauge(&o, "scope_names_dropped_total", "counter",
 	      "Finished scopes not in the histograms (too many names).", st->hist_dropped);
 	gauge(&o, "oom_kills_total", "counter", "OOM kills in the cgroup since memfence started.",
@@ -316,6 +406,7 @@ json_t *sup_status_json(const struct sup_state *st)
 				      "memory_locked", st->memory_locked,
 				      "resident_bytes", (json_int_t)st->sup_rss, "started",
 				      (json_int_t)st->started_s));
+	json_object_set_new(root, "gate", gate_json(&st->gate));
 	json_object_set_new(root, "quarantine",
 			    json_pack("{s:b,s:I,s:I,s:I}", "on", st->quarantine_on, "recorded",
 				      (json_int_t)st->quarantine_recorded, "errors",

@@ -70,6 +70,7 @@ void sup_seg_publish(struct sup_seg *s, uint64_t limit, uint64_t working_set,
 	__atomic_store_n(&c->working_set, working_set, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->reserve, reserve, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->min_size, min_size, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->gate_covered, s->gate_covered, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->updated_ns, sup_now_ms() * 1000000u, __ATOMIC_RELAXED);
 	mf_seq_write_end(&c->seq, seq);
 }

@@ -26,6 +26,7 @@ static void on_record(void *ctx, const struct sup_record *r)
 	struct sup *s = ctx;
 
 	sup_hist_add(&s->st, r);
+	sup_gate_record(r);
 	sup_health_record(&s->health, r);
 	sup_model_record(r);
 }
@@ -69,6 +70,7 @@ void sup_state_sample(struct sup *s)
 	struct sup_state *st = &s->st;
 
 	s->seg.oom_prev = st->oom_kill;
+	sup_gate_before_sample(&s->seg, st);
 	mf_cgroup_sample(&s->cg, &cs);
 	st->usage = cs.usage;
 	st->working_set = cs.working_set;
@@ -79,6 +81,7 @@ void sup_state_sample(struct sup *s)
 	if (s->seg.open)
 		sup_seg_read(&s->seg, st, 1, on_record, s);
 	sample_rlimit_use(s, st);
+	sup_gate_after_sample(&s->seg, st);
 	st->now_s = sup_real_ns() / 1000000000u;
 	sup_model_sample(st);
 }

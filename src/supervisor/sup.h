@@ -48,6 +48,17 @@ struct sup_health_cfg {
 					for grace_ms -> not ready; 0 = off */
 };
 
+/* ---- the admission gate (gate.c) ---- */
+
+struct sup_gate_cfg {
+	int on;
+	uint64_t default_need;       /* until a name is learned; 0 = a quarter of the line */
+	uint64_t max_wait_ms;        /* when the caller gives no deadline */
+	uint64_t starve_ms;          /* after this long nobody passes a waiter */
+	double quantile;             /* of a name's peaks: its need */
+	uint32_t min_count;          /* scopes of a name before its need is learned */
+};
+
 /* ---- the entry: `memfence run` once its options are resolved ---- */
 
 enum sup_restart { SUP_RESTART_NEVER, SUP_RESTART_ON_OOM, SUP_RESTART_ALWAYS };
@@ -72,6 +83,7 @@ struct sup_config {
 					applies from; 0 = off */
 	int auto_python;             /* put the Python bootstrap on PYTHONPATH */
 	int profile;                 /* sample the heap, snapshots in report_dir */
+	struct sup_gate_cfg gate;
 };
 
 /*
@@ -141,6 +153,7 @@ struct sup_seg {
 	/* Counters of processes whose slots were retired. */
 	uint64_t ret_allocated, ret_freed, ret_failed[MF_FAIL_NCAUSES];
 	uint64_t ret_thread_failed, ret_scopes_ended;
+	uint64_t gate_covered;       /* published with the container's figures */
 };
 
 int sup_seg_create(struct sup_seg *s, const char *path, int32_t owner);
@@ -249,6 +262,32 @@ enum sup_cause {
 	SUP_CAUSE_NCAUSES
 };
 
+#define SUP_GATE_QUEUE_SHOWN 16 /* waiters listed in /status */
+
+struct sup_gate_name {
+	char name[MF_SEG_NAME_LEN];
+	uint64_t need, admitted, waited, timed_out, too_big, wait_ns;
+	uint32_t queued;
+};
+
+struct sup_gate_waiter {
+	int32_t pid;
+	uint64_t ticket, need, waited_ms;
+	char name[MF_SEG_NAME_LEN];
+};
+
+/* The gate as the last sample saw it. */
+struct sup_gate_stats {
+	int on;
+	uint64_t max_wait_ms, starve_ms;
+	uint64_t admitted_need, covered, untracked, freed_dead;
+	uint32_t queued, admitted_now;
+	uint64_t hist[MF_SEG_GATE_HIST + 1];
+	uint32_t nnames;
+	struct sup_gate_name names[MF_SEG_GATE_NAMES];
+	struct sup_gate_waiter queue[SUP_GATE_QUEUE_SHOWN];
+};
+
 struct sup_state {
 	/* plan */
 	uint64_t limit, reserve, budget, container_min;
@@ -308,6 +347,7 @@ struct sup_state {
 	uint64_t started_s;
 	uint64_t now_s;
 	struct sup_model_status model;
+	struct sup_gate_stats gate;
 };
 
 /* Name a scope belongs to in the histograms (created if room). */
@@ -339,6 +379,19 @@ void sup_model_save(struct sup_state *st, int force);
 /* At the end: save, and remove the file unless it is in the state dir. */
 void sup_model_stop(struct sup_state *st);
 json_t *sup_model_status_json(const struct sup_model_status *m);
+
+/* ---- the admission gate (gate.c) ---- */
+
+/* In a new segment: the gate's settings (it stays off unless cfg->on). */
+void sup_gate_start(struct sup_seg *s, const struct sup_gate_cfg *cfg);
+/* A finished scope: what its kind needs. */
+void sup_gate_record(const struct sup_record *r);
+/* Before the cgroup is read: free what dead processes left at the gate and
+ * measure what the admitted requests hold (s->gate_covered). */
+void sup_gate_before_sample(struct sup_seg *s, struct sup_state *st);
+/* After the segment is read: publish the needs, read the counters into
+ * st->gate. */
+void sup_gate_after_sample(struct sup_seg *s, struct sup_state *st);
 
 /* ---- rendering (metrics.c) ---- */
 

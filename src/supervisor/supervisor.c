@@ -96,8 +96,10 @@ static void tick(struct sup *s)
 			 "not ready: the program is stopped (SIG%s)", sig ? sig : "?");
 	}
 	if (s->seg.open)
-		sup_seg_publish(&s->seg, s->cfg.container_min ? st->limit : 0, st->working_set,
-				st->reserve, s->cfg.container_min);
+		/* The limit always (the gate measures room against it); a
+		 * min_size of 0 keeps the container check off. */
+		sup_seg_publish(&s->seg, st->limit, st->working_set, st->reserve,
+				s->cfg.container_min);
 	if (s->http)
 		sup_publish(st);
 }
