@@ -136,6 +136,10 @@ for r in rows[:10]:
 if not rows:
     print("    (none)")
 EOF
+echo
+echo "  Why memory ran short (memfence diagnose, on the running server):"
+sleep 3   # the supervisor saves what it learned every 2 s
+{ "$MEMFENCE" diagnose "$SERVER_PID" 2>&1 || true; } | head -n 14 | sed 's/^/    /'
 kill -TERM "$LAUNCHER" 2>/dev/null
 wait "$LAUNCHER" 2>/dev/null
 echo
