@@ -4,6 +4,7 @@
  * was taken; a writer that died mid-update leaves every copy torn.
  */
 #include <pthread.h>
+#include <time.h>
 
 #include "base/segment.h"
 #include "unit.h"
@@ -47,16 +48,20 @@ static struct {
 } shared;
 static int stop;
 
+static uint64_t written;
+
+/* Writes until the reader says stop: a writer that ran to a fixed count
+ * could be done before a busy machine ever scheduled the reader. */
 static void *writer(void *arg)
 {
 	(void)arg;
-	for (uint64_t i = 1; i <= 1000000; i++) {
+	for (uint64_t i = 1; !__atomic_load_n(&stop, __ATOMIC_RELAXED); i++) {
 		uint64_t end = mf_seq_write_begin(&shared.seq);
 		__atomic_store_n(&shared.a, i, __ATOMIC_RELAXED);
 		__atomic_store_n(&shared.b, i, __ATOMIC_RELAXED);
 		mf_seq_write_end(&shared.seq, end);
+		__atomic_store_n(&written, i, __ATOMIC_RELAXED);
 	}
-	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	return NULL;
 }
 
@@ -64,27 +69,36 @@ static void test_concurrent(void)
 {
 	pthread_t th;
 	uint64_t stable = 0, torn = 0;
+	time_t until = time(NULL) + 20;
 
 	CHECK(pthread_create(&th, NULL, writer, NULL) == 0);
-	/* Until the writer is done (bounded, should it never start). */
-	for (int i = 0; i < 100000000 && !__atomic_load_n(&stop, __ATOMIC_RELAXED); i++) {
+	/* Read while the writer writes: at least 10^5 stable copies taken
+	 * after it wrote 10^5 times (so that the two really overlapped), at
+	 * most 20 s should the machine be starved. */
+	for (uint64_t i = 0;; i++) {
 		uint64_t s = mf_seq_read_begin(&shared.seq);
 		uint64_t a = __atomic_load_n(&shared.a, __ATOMIC_RELAXED);
 		uint64_t b = __atomic_load_n(&shared.b, __ATOMIC_RELAXED);
 		if (!mf_seq_read_ok(&shared.seq, s)) {
 			torn++;
-			continue;
+		} else {
+			stable++;
+			if (a != b) {
+				CHECK(a == b);
+				break;
+			}
 		}
-		stable++;
-		if (a != b) {
-			CHECK(a == b);
+		if ((i & 0xffff) == 0 &&
+		    ((stable >= 100000 && __atomic_load_n(&written, __ATOMIC_RELAXED) >= 100000) ||
+		     time(NULL) > until))
 			break;
-		}
 	}
+	__atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
 	pthread_join(th, NULL);
 	CHECK(stable > 0);
-	printf("seqlock: %llu stable copies, %llu torn\n", (unsigned long long)stable,
-	       (unsigned long long)torn);
+	CHECK(__atomic_load_n(&written, __ATOMIC_RELAXED) > 0);
+	printf("seqlock: %llu stable copies, %llu torn, %llu writes\n", (unsigned long long)stable,
+	       (unsigned long long)torn, (unsigned long long)written);
 }
 
 int main(void)
