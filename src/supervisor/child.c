@@ -229,6 +229,16 @@ void sup_child_ended(struct sup *s, int ws, struct sup_death *d)
 	s->dying_pid = 0;
 	memset(d, 0, sizeof(*d));
 	d->runtime_ms = sup_now_ms() - s->child_start_ms;
+	/* The figures at the death: after it, the victim's memory is freed
+	 * (an OOM-killed program leaves a few MiB of usage). The cgroup as
+	 * last read before the OOM kill, else while the program had not
+	 * ended; the heap counting the dead processes' slots, which say
+	 * more than a sample a fraction of a second older when the program
+	 * died growing. */
+	d->at = s->oom_pending_ms ? s->fig_oom : s->fig_alive;
+	if (st->heap_live + st->heap_live_dead > d->at.heap_live)
+		d->at.heap_live = st->heap_live + st->heap_live_dead;
+	d->at.set = 1;
 	/* A signal we passed on is a requested stop, not a death. */
 	reportable = !classify(s, ws, s->oom_at_start, st->oom_kill, d);
 	if (d->cause == SUP_CAUSE_EXIT) {

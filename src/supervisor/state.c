@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "host/msg.h"
 #include "supervisor/supervisor.h"
@@ -32,7 +33,9 @@ void sup_state_sample(struct sup *s)
 {
 	struct mf_cgroup_sample cs;
 	struct sup_state *st = &s->st;
+	siginfo_t si = {0};
 
+	s->fig_prev = sup_at_state(st);
 	s->seg.oom_prev = st->oom_kill;
 	mf_cgroup_sample(&s->cg, &cs);
 	st->usage = cs.usage;
@@ -44,6 +47,12 @@ void sup_state_sample(struct sup *s)
 	if (s->seg.open)
 		sup_seg_read(&s->seg, st, 1, on_record, s);
 	st->now_s = sup_real_ns() / 1000000000u;
+	/* Read while the program had not ended (it may have been dying):
+	 * the figures a post-mortem of its end shows. */
+	if (st->child_up &&
+	    waitid(P_PID, (id_t)st->child_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid == 0)
+		s->fig_alive = sup_at_state(st);
 	sup_model_sample(st);
 }
 
