@@ -7,6 +7,7 @@
  * of the stats segment found dead with scopes in flight.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,27 @@ static void quarantine_env(const struct sup *s)
 		setenv("MEMFENCE_QUARANTINE_RECORDER", "supervisor", 1);
 }
 
+/*
+ * The segment is mode 0600, the supervisor's: a program that drops its
+ * privileges (setpriv, gosu, celery --uid) cannot open it by name. It gets
+ * the supervisor's own descriptor instead, open across exec in the program
+ * only (close-on-exec in the supervisor), and its shim maps that when the
+ * path is refused. Loosening the file's mode would let any local user
+ * write it. docs/failure.md says which descendants keep it.
+ */
+static void segment_fd_env(const struct sup *s)
+{
+	char num[16];
+
+	unsetenv("MEMFENCE_SEGMENT_FD");
+	if (!s->seg.open || s->cfg.launch.account != 1 || s->seg.r.fd < 0)
+		return;
+	if (fcntl(s->seg.r.fd, F_SETFD, 0) != 0)
+		return;
+	snprintf(num, sizeof(num), "%d", s->seg.r.fd);
+	setenv("MEMFENCE_SEGMENT_FD", num, 1);
+}
+
 /* In the forked child: undo what only the supervisor wants, then become
  * the program. Never returns. */
 static void child_exec(struct sup *s)
@@ -167,6 +189,7 @@ static void child_exec(struct sup *s)
 	 * us must not make it again (shim/segw.c). */
 	if (s->seg.open)
 		setenv("MEMFENCE_SEGMENT_MAKE", "0", 1);
+	segment_fd_env(s);
 	sup_python_env(s);
 	if (s->cfg.profile) {
 		/* Beside the post-mortems, so that both outlive the program. */
