@@ -234,6 +234,7 @@ int sup_child_start(struct sup *s)
 	s->seg.hold_pid = pid;
 	s->child_start_ms = sup_now_ms();
 	s->st.child_started_s = sup_real_ns() / 1000000000u;
+	memset(&s->fig_alive, 0, sizeof(s->fig_alive));
 	sup_state_sample(s);
 	s->oom_at_start = s->st.oom_kill;
 	s->failed_at_start = sup_failures_total(&s->st);
@@ -259,9 +260,10 @@ void sup_child_ended(struct sup *s, int ws, struct sup_death *d)
 	 * more than a sample a fraction of a second older when the program
 	 * died growing. */
 	d->at = s->oom_pending_ms ? s->fig_oom : s->fig_alive;
+	if (!d->at.set)
+		d->at = sup_at_state(st);    /* ended before any sample saw it */
 	if (st->heap_live + st->heap_live_dead > d->at.heap_live)
 		d->at.heap_live = st->heap_live + st->heap_live_dead;
-	d->at.set = 1;
 	/* A signal we passed on is a requested stop, not a death. */
 	reportable = !classify(s, ws, s->oom_at_start, st->oom_kill, d);
 	if (d->cause == SUP_CAUSE_EXIT) {
