@@ -5,6 +5,7 @@
 #   make demo       install missing Debian packages, build, run the demonstration
 #   make install    install under $(DESTDIR)$(PREFIX) (default /usr/local)
 #   make uninstall  remove what install put there
+#   make fuzz       the fuzz targets into build/fuzz (clang, libFuzzer; tests/integration/fuzz.sh runs them)
 #
 # Sources are picked up by directory, so adding a file needs no edit here
 # (ARCHITECTURE.md says what each folder is and which way dependencies point):
@@ -23,6 +24,7 @@
 #   tests/shim/*.c      programs run under the shim by the tests
 #   tests/progs/*.c     plain programs the tests run
 #   tests/uml/xstate.c  preloaded into user-mode Linux by tests/uml/run-in-v2
+#   tests/fuzz/fuzz_*.c one libFuzzer target per reader (`make fuzz`, clang)
 
 # The one place the version is written: the command, the pkg-config file
 # and the Python package (python/setup.py) read VERSION.
@@ -83,7 +85,7 @@ all: $(CLI_BIN) $(SHIM_LIB) $(STACK_LIB) $(PC_FILE) tests-build
 
 tests-build: $(UNIT_BIN) $(TPROG_BIN) $(PROG_BIN) $(B)/tests/uml-xstate.so
 
-.PHONY: all tests-build check demo bench install uninstall clean deps-build python
+.PHONY: all tests-build check demo bench install uninstall clean deps-build python fuzz
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -169,6 +171,35 @@ $(B)/tests/progs/%: tests/progs/%.c
 $(B)/tests/uml-xstate.so: tests/uml/xstate.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $< -ldl
+
+# Fuzz targets: one per reader of a file someone else may have written
+# (post-mortems, the journal, profiles, stats segments, the quarantine
+# database, the model), built with clang's libFuzzer under AddressSanitizer
+# and UBSan; the host library and the supervisor are built again with the
+# same flags into $(B)/fuzz. tests/integration/fuzz.sh runs each for a
+# bounded time from its corpus in tests/fuzz/corpus/NAME.
+FUZZ_CC     ?= clang
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -fno-omit-frame-pointer -Wno-gnu-variable-sized-type-not-at-end \
+	       -D_GNU_SOURCE -Iinclude -Isrc \
+	       -DMF_VERSION='"$(VERSION)"' -DMF_PRELOADDIR='"$(PRELOADDIR)"' $(FUZZ_SAN)
+FUZZ_SRC    := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN    := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_OBJ    := $(HOST_SRC:%.c=$(B)/fuzz/obj/%.o) $(SUP_SRC:%.c=$(B)/fuzz/obj/%.o)
+FUZZ_LIB    := $(B)/fuzz/libmemfence-fuzz.a
+
+fuzz: $(FUZZ_BIN)
+
+$(B)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(DEP_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(FUZZ_LIB)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(DEP_CFLAGS) -Itests/fuzz -o $@ $< \
+	  $(FUZZ_LIB) $(DEP_LIBS) -lpthread -lm
 
 # The pkg-config file is written again at install time with that PREFIX.
 PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
@@ -272,4 +303,4 @@ $(PY_EXT): python/memfence/_memfence.c include/memfence.h src/host/memory.h src/
 	$(CC) $(CFLAGS) -DMF_HAVE_LIMITS -isystem $(PYINC) -fvisibility=hidden -shared \
 	  -o $@ $< $(HOST_LIB) -ldl -lpthread
 
--include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/fuzz -name '*.d' 2>/dev/null)

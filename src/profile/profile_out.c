@@ -365,6 +365,10 @@ struct buf {
 
 static void put(struct buf *b, const void *src, size_t n)
 {
+	/* An empty message has no buffer yet: memcpy from NULL is undefined
+	 * even for 0 bytes (found by tests/fuzz/fuzz_profile.c). */
+	if (n == 0)
+		return;
 	if (b->n + n > b->cap) {
 		b->cap = (b->n + n) * 2 + 256;
 		b->d = realloc(b->d, b->cap);

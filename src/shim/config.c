@@ -17,6 +17,9 @@
  *                            `memfence exec --account`)
  *   MEMFENCE_SEGMENT_MAKE=0  do not make MEMFENCE_SEGMENT when it is missing
  *                            (the supervisor's: it has ended); count privately
+ *   MEMFENCE_SEGMENT_FD=N    an open descriptor of MEMFENCE_SEGMENT (set by the
+ *                            supervisor), used when the path cannot be opened:
+ *                            a program that dropped its privileges (segw.c)
  *   MEMFENCE_HEAP_LIMIT=SIZE process live-bytes limit (512M, 2GiB; 0 = none)
  *   MEMFENCE_FAULT=SPEC      fault injection, see mf_fault_parse()
  *   MEMFENCE_PRESSURE=SIZE|PCT|off  where the zero-collateral policy starts
@@ -308,6 +311,20 @@ void mf_config_read(char **envp)
 	if (v != NULL && *v != '\0' && mf_env_bool(v, &mf_cfg.segment_make) != 0) {
 		mf_say("MEMFENCE_SEGMENT_MAKE is not ", MF_ENV_BOOL_WORDS, ": the segment is not made");
 		mf_cfg.segment_make = 0;
+	}
+
+	mf_cfg.segment_fd = -1;
+	v = mf_env_get(envp, "MEMFENCE_SEGMENT_FD");
+	if (v != NULL && *v != '\0') {
+		int fd = 0;
+		const char *c = v;
+
+		/* Silent when malformed: the path is tried first, and the
+		 * descriptor is checked against it before it is used. */
+		for (; *c >= '0' && *c <= '9' && fd < 1 << 20; c++)
+			fd = fd * 10 + (*c - '0');
+		if (*c == '\0')
+			mf_cfg.segment_fd = fd;
 	}
 
 	v = mf_env_get(envp, "MEMFENCE_HEAP_LIMIT");

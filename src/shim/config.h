@@ -32,6 +32,7 @@ struct mf_config {
 	int press_trim;       /* and its trim threshold (likewise) */
 	const char *segment; /* MEMFENCE_SEGMENT, NULL = own */
 	int segment_make;    /* make MEMFENCE_SEGMENT when it is not there */
+	int segment_fd;      /* MEMFENCE_SEGMENT_FD, -1 = none */
 	struct mf_fault fault;
 };
 

@@ -8,7 +8,9 @@
  * refuses, it decides in policy.c.
  *
  * Which segment: MEMFENCE_SEGMENT names a file made by the supervisor or
- * `memfence exec --account`. Without it the process makes its own in a
+ * `memfence exec --account`; a process that may not open it (the program
+ * dropped its privileges: setpriv, gosu) maps the descriptor the supervisor
+ * handed down instead (inherited_segment). Without it the process makes its own in a
  * memfd (see create_own); forked children share it through the inherited
  * mapping, exec'd programs make their own. If nothing can be mapped at
  * all, the slot is private memory: counting and the API still work, only
@@ -115,10 +117,37 @@ static int create_file(const char *path)
 	return 0;
 }
 
+/*
+ * The descriptor of path the supervisor handed down (MEMFENCE_SEGMENT_FD),
+ * for a process whose credentials no longer open the file (mode 0600,
+ * owned by the supervisor's user). It is the same file only if its device
+ * and inode are path's: the number may have been closed and reused by the
+ * time a descendant reads the variable. It stays open and inheritable:
+ * a program exec'd after the drop (setpriv -> python) needs it in turn.
+ */
+static int inherited_segment(const char *path)
+{
+	struct stat byname, byfd;
+	int fd = mf_cfg.segment_fd;
+	int fl;
+
+	if (fd < 0 || stat(path, &byname) != 0 || fstat(fd, &byfd) != 0)
+		return -1;
+	if (!S_ISREG(byfd.st_mode) || byfd.st_dev != byname.st_dev || byfd.st_ino != byname.st_ino)
+		return -1;
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || (fl & O_ACCMODE) != O_RDWR)
+		return -1;
+	return map_file(fd);
+}
+
 static int join_segment(const char *path)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 	int r;
+
+	if (fd < 0 && (errno == EACCES || errno == EPERM) && inherited_segment(path) == 0)
+		return 0;
 
 	if (fd < 0 && errno == ENOENT) {
 		if (!mf_cfg.segment_make)

@@ -7,6 +7,7 @@
  * of the stats segment found dead with scopes in flight.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -130,6 +131,27 @@ static void quarantine_env(const struct sup *s)
 		setenv("MEMFENCE_QUARANTINE_RECORDER", "supervisor", 1);
 }
 
+/*
+ * The segment is mode 0600, the supervisor's: a program that drops its
+ * privileges (setpriv, gosu, celery --uid) cannot open it by name. It gets
+ * the supervisor's own descriptor instead, open across exec in the program
+ * only (close-on-exec in the supervisor), and its shim maps that when the
+ * path is refused. Loosening the file's mode would let any local user
+ * write it. docs/failure.md says which descendants keep it.
+ */
+static void segment_fd_env(const struct sup *s)
+{
+	char num[16];
+
+	unsetenv("MEMFENCE_SEGMENT_FD");
+	if (!s->seg.open || s->cfg.launch.account != 1 || s->seg.r.fd < 0)
+		return;
+	if (fcntl(s->seg.r.fd, F_SETFD, 0) != 0)
+		return;
+	snprintf(num, sizeof(num), "%d", s->seg.r.fd);
+	setenv("MEMFENCE_SEGMENT_FD", num, 1);
+}
+
 /* In the forked child: undo what only the supervisor wants, then become
  * the program. Never returns. */
 static void child_exec(struct sup *s)
@@ -167,6 +189,7 @@ static void child_exec(struct sup *s)
 	 * us must not make it again (shim/segw.c). */
 	if (s->seg.open)
 		setenv("MEMFENCE_SEGMENT_MAKE", "0", 1);
+	segment_fd_env(s);
 	sup_python_env(s);
 	if (s->cfg.profile) {
 		/* Beside the post-mortems, so that both outlive the program. */
@@ -213,6 +236,7 @@ int sup_child_start(struct sup *s)
 	s->seg.hold_pid = pid;
 	s->child_start_ms = sup_now_ms();
 	s->st.child_started_s = sup_real_ns() / 1000000000u;
+	memset(&s->fig_alive, 0, sizeof(s->fig_alive));
 	sup_state_sample(s);
 	s->oom_at_start = s->st.oom_kill;
 	s->failed_at_start = sup_failures_total(&s->st);
@@ -231,6 +255,17 @@ void sup_child_ended(struct sup *s, int ws, struct sup_death *d)
 	s->dying_pid = 0;
 	memset(d, 0, sizeof(*d));
 	d->runtime_ms = sup_now_ms() - s->child_start_ms;
+	/* The figures at the death: after it, the victim's memory is freed
+	 * (an OOM-killed program leaves a few MiB of usage). The cgroup as
+	 * last read before the OOM kill, else while the program had not
+	 * ended; the heap counting the dead processes' slots, which say
+	 * more than a sample a fraction of a second older when the program
+	 * died growing. */
+	d->at = s->oom_pending_ms ? s->fig_oom : s->fig_alive;
+	if (!d->at.set)
+		d->at = sup_at_state(st);    /* ended before any sample saw it */
+	if (st->heap_live + st->heap_live_dead > d->at.heap_live)
+		d->at.heap_live = st->heap_live + st->heap_live_dead;
 	/* A signal we passed on is a requested stop, not a death. */
 	reportable = !classify(s, ws, s->oom_at_start, st->oom_kill, d);
 	if (d->cause == SUP_CAUSE_EXIT) {

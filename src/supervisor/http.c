@@ -11,6 +11,18 @@
  * from one epoll thread instead of a thread each. The handler only copies
  * the last published state under a mutex and formats it into a fixed
  * buffer: no request waits for the main loop.
+ *
+ * Its connection limits alone let other clients shut the probes out: 16
+ * idle connections from the prober's address refused every probe from it,
+ * and 64 connections trickling a header line every 3 s (never idle for its
+ * timeout) made the probes wait for as long as they stayed, libmicrohttpd
+ * no longer accepting at its limit. So the limits are ours (admit(), at
+ * accept): a connection past the limit, in total or from one address,
+ * closes the oldest connection that has been open for HTTP_EVICT_MS
+ * (idle, or still sending its headers: a probe sends its request at once
+ * and is answered in a millisecond), and is refused at once when there is
+ * none. libmicrohttpd's own limit sits above ours, for the evicted
+ * connections it has not closed yet.
  */
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -19,18 +31,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "supervisor/sup.h"
 
 #define HTTP_CONNECTIONS 64     /* connections at once, all clients */
 #define HTTP_PER_IP 16          /* connections at once from one address */
 #define HTTP_TIMEOUT_S 10       /* idle connections are closed after this */
+#define HTTP_EVICT_MS 500       /* open this long: closed for a newcomer at a limit */
+#define HTTP_EVICT_MARGIN 16    /* evicted, not closed yet */
+#define HTTP_SLOTS (HTTP_CONNECTIONS + HTTP_EVICT_MARGIN)
 #define HTTP_CONN_MEMORY 16384  /* request line + headers per connection */
 #define METRICS_BUF (256 * 1024)
 
 struct sup_http {
 	struct MHD_Daemon *d;
 };
+
+/* The connections open, as the daemon's one thread sees them (the accept
+ * policy and the connection notifications run there: no lock). */
+struct conn {
+	int used, evicted;
+	int fd;
+	uint64_t since_ms;
+	struct sockaddr_storage addr;
+};
+static struct conn conns[HTTP_SLOTS];
 
 static pthread_mutex_t pub_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sup_state pub;
@@ -113,6 +139,97 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return reply(c, MHD_HTTP_OK, "application/json", s, strlen(s), MHD_RESPMEM_MUST_FREE);
 	}
 	return text(c, MHD_HTTP_NOT_FOUND, "not found: try /livez, /readyz, /metrics or /status");
+}
+
+static int same_host(const struct sockaddr *a, const struct sockaddr_storage *b)
+{
+	if (a->sa_family != b->ss_family)
+		return 0;
+	if (a->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+		       ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+	if (a->sa_family == AF_INET6)
+		return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+			      &((const struct sockaddr_in6 *)b)->sin6_addr, sizeof(struct in6_addr)) == 0;
+	return 1;
+}
+
+/* Close the oldest connection (of host, when not NULL) open for at least
+ * HTTP_EVICT_MS: 0, or -1 when there is none. The daemon sees the end of
+ * its socket and closes it at its next turn. */
+static int evict_oldest(const struct sockaddr *host, uint64_t now)
+{
+	struct conn *old = NULL;
+
+	for (int i = 0; i < HTTP_SLOTS; i++) {
+		struct conn *k = &conns[i];
+
+		if (!k->used || k->evicted || now - k->since_ms < HTTP_EVICT_MS)
+			continue;
+		if (host && !same_host(host, &k->addr))
+			continue;
+		if (!old || k->since_ms < old->since_ms)
+			old = k;
+	}
+	if (!old)
+		return -1;
+	shutdown(old->fd, SHUT_RDWR);
+	old->evicted = 1;
+	return 0;
+}
+
+/* The accept policy: room for a newcomer, made by eviction at a limit. */
+static enum MHD_Result admit(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	uint64_t now = sup_now_ms();
+	unsigned total = 0, same = 0;
+
+	(void)cls, (void)addrlen;
+	for (int i = 0; i < HTTP_SLOTS; i++) {
+		if (!conns[i].used || conns[i].evicted)
+			continue;
+		total++;
+		same += same_host(addr, &conns[i].addr);
+	}
+	if (same >= HTTP_PER_IP && evict_oldest(addr, now) != 0)
+		return MHD_NO;
+	if (same >= HTTP_PER_IP)
+		total--;
+	if (total >= HTTP_CONNECTIONS && evict_oldest(NULL, now) != 0)
+		return MHD_NO;
+	return MHD_YES;
+}
+
+static void notify(void *cls, struct MHD_Connection *c, void **ctx,
+		   enum MHD_ConnectionNotificationCode what)
+{
+	(void)cls;
+	if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *fd =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *ad =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+		*ctx = NULL;
+		for (int i = 0; i < HTTP_SLOTS && fd && ad; i++) {
+			struct conn *k = &conns[i];
+
+			if (k->used)
+				continue;
+			memset(k, 0, sizeof(*k));
+			k->used = 1;
+			k->fd = fd->connect_fd;
+			k->since_ms = sup_now_ms();
+			memcpy(&k->addr, ad->client_addr,
+			       ad->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+								      : sizeof(struct sockaddr_in));
+			*ctx = k;
+			break;
+		}
+	} else if (what == MHD_CONNECTION_NOTIFY_CLOSED && *ctx) {
+		((struct conn *)*ctx)->used = 0;
+		*ctx = NULL;
+	}
 }
 
 /* "HOST:PORT", "[V6]:PORT" or ":PORT" (every address). */
@@ -198,10 +315,11 @@ struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen)
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
-	h.d = MHD_start_daemon(flags, 0, NULL, NULL, handler, NULL,
+	memset(conns, 0, sizeof(conns));
+	h.d = MHD_start_daemon(flags, 0, admit, NULL, handler, NULL,
 			       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-			       MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_CONNECTIONS,
-			       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)HTTP_PER_IP,
+			       MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_SLOTS,
+			       MHD_OPTION_NOTIFY_CONNECTION, notify, NULL,
 			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 			       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 			       MHD_OPTION_END);

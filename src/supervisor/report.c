@@ -42,10 +42,19 @@ void sup_boot_id(char *buf, size_t len)
 	buf[strcspn(buf, "\n")] = '\0';
 }
 
+struct sup_at_death sup_at_state(const struct sup_state *st)
+{
+	struct sup_at_death f = {.set = 1, .usage = st->usage, .working_set = st->working_set,
+				 .headroom = st->headroom, .heap_live = st->heap_live};
+
+	return f;
+}
+
 json_t *sup_report_json(const struct sup_state *st, const struct sup_death *d, char *const *argv)
 {
 	json_t *r = json_object(), *a, *o, *child;
 	uint64_t now_ns = sup_real_ns();
+	struct sup_at_death at = d && d->at.set ? d->at : sup_at_state(st);
 	char when[40], boot[64];
 
 	iso_time(now_ns / 1000000000u, when, sizeof(when));
@@ -87,16 +96,18 @@ json_t *sup_report_json(const struct sup_state *st, const struct sup_death *d, c
 	json_object_set_new(r, "memory",
 			    json_pack("{s:I,s:s,s:I,s:I,s:I,s:I,s:s,s:i,s:I,s:I}", "limit",
 				      (json_int_t)st->limit, "limit_from", st->limit_from, "reserve",
-				      (json_int_t)st->reserve, "usage", (json_int_t)st->usage,
-				      "working_set", (json_int_t)st->working_set, "headroom",
-				      (json_int_t)st->headroom, "cgroup", st->cgroup, "cgroup_version",
+				      (json_int_t)st->reserve, "usage", (json_int_t)at.usage,
+				      "working_set", (json_int_t)at.working_set, "headroom",
+				      (json_int_t)at.headroom, "cgroup", st->cgroup, "cgroup_version",
 				      st->cgroup_version, "oom_kills_before",
 				      (json_int_t)(d ? d->oom_before : st->oom_kill), "oom_kills_after",
 				      (json_int_t)(d ? d->oom_after : st->oom_kill)));
 	json_object_set_new(r, "heap",
 			    json_pack("{s:b,s:I,s:I,s:I,s:I,s:I}", "accounting", st->accounting,
-				      "live", (json_int_t)st->heap_live, "peak",
-				      (json_int_t)st->heap_peak, "allocated",
+				      "live", (json_int_t)at.heap_live, "peak",
+				      (json_int_t)(at.heap_live > st->heap_peak ? at.heap_live
+										: st->heap_peak),
+				      "allocated",
 				      (json_int_t)st->allocated, "freed", (json_int_t)st->freed,
 				      "scopes_ended", (json_int_t)st->scopes_ended));
 	o = json_object();

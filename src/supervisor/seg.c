@@ -145,10 +145,11 @@ void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
 {
 	static struct mf_seg_scope scopes[MF_SEG_DEFAULT_SCOPES];
 	uint64_t cur_alloc = 0, cur_freed = 0, cur_failed[MF_FAIL_NCAUSES] = {0};
-	uint64_t cur_thr = 0, cur_ended = 0, live = 0;
+	uint64_t cur_thr = 0, cur_ended = 0, live = 0, dead_live = 0;
 	uint32_t nslots;
 
 	st->nscopes = 0;
+	st->heap_live_dead = 0;
 	st->scopes_dropped = 0;
 	st->scopes_in_flight = 0;
 	st->nprocs = 0;
@@ -204,6 +205,11 @@ void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
 			p->scopes_open = c->scopes_open;
 		}
 		add_scopes(st, c->pid, scopes, v.nscopes, v.ntorn);
+		/* A killed process's heap is not freed by its death in the
+		 * sense a post-mortem asks about: what it held is why it
+		 * died, so its slot's last figure is kept apart. */
+		if (v.view == MF_SLOT_VIEW_DEAD)
+			dead_live += c->live;
 		st->scopes_dropped += v.ndropped;
 		st->scopes_in_flight += v.ndropped;
 		if (alive) {
@@ -231,6 +237,7 @@ void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
 		cur_ended += sm->scopes_ended;
 	}
 	st->heap_live = live;
+	st->heap_live_dead = dead_live;
 	if (live > st->heap_peak)
 		st->heap_peak = live;
 	st->allocated = s->ret_allocated + cur_alloc;

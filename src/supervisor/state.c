@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/proc.h"
@@ -68,7 +69,9 @@ void sup_state_sample(struct sup *s)
 {
 	struct mf_cgroup_sample cs;
 	struct sup_state *st = &s->st;
+	siginfo_t si = {0};
 
+	s->fig_prev = sup_at_state(st);
 	s->seg.oom_prev = st->oom_kill;
 	sup_gate_before_sample(&s->seg, st);
 	mf_cgroup_sample(&s->cg, &cs);
@@ -83,6 +86,12 @@ void sup_state_sample(struct sup *s)
 	sample_rlimit_use(s, st);
 	sup_gate_after_sample(&s->seg, st);
 	st->now_s = sup_real_ns() / 1000000000u;
+	/* Read while the program had not ended (it may have been dying):
+	 * the figures a post-mortem of its end shows. */
+	if (st->child_up &&
+	    waitid(P_PID, (id_t)st->child_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid == 0)
+		s->fig_alive = sup_at_state(st);
 	sup_model_sample(st);
 }
 

@@ -303,6 +303,9 @@ struct sup_state {
 	int accounting;
 	char segment[MF_PATH_MAX];
 	uint64_t heap_live, heap_peak, allocated, freed;
+	/* Live bytes of the processes this read found dead (held for a
+	 * post-mortem, or retired now): their slots' last figures. */
+	uint64_t heap_live_dead;
 	uint64_t failed[MF_FAIL_NCAUSES];
 	uint64_t threads_failed, scopes_ended, slot_claims_failed;
 	/* What the rlimit counts (VmData under RLIMIT_DATA, the whole size
@@ -417,15 +420,26 @@ void sup_publish(const struct sup_state *st);
 
 /* ---- post-mortems (report.c) ---- */
 
+/* The figures of a death as they were before it: the cgroup's last sample
+ * before the death (after it, the victim's memory is already freed) and
+ * the live heap counting the dead processes' last figures. */
+struct sup_at_death {
+	int set;                     /* 0: the report takes the state's */
+	uint64_t usage, working_set, headroom, heap_live;
+};
+
 struct sup_death {
 	enum sup_cause cause;
 	int status;                  /* exit code, or signal number */
 	int core;
 	uint64_t oom_before, oom_after;
 	uint64_t runtime_ms;
+	struct sup_at_death at;
 	char detail[256];
 };
 
+/* The figures of st as a death's. */
+struct sup_at_death sup_at_state(const struct sup_state *st);
 /* The report document for a death (also the journal's body, with cause
  * SUP_CAUSE_NONE while the child runs). argv: the command. */
 json_t *sup_report_json(const struct sup_state *st, const struct sup_death *d,

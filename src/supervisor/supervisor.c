@@ -40,6 +40,7 @@ static void tick(struct sup *s)
 	if (st->oom_kill > prev_oom && st->child_up && !s->oom_pending_ms) {
 		s->oom_pending_ms = now;
 		s->oom_pending_from = prev_oom;
+		s->fig_oom = s->fig_prev;
 	}
 	if (s->oom_pending_ms && st->child_up) {
 		siginfo_t si = {0};
@@ -60,7 +61,8 @@ static void tick(struct sup *s)
 					      .oom_before = s->oom_pending_from,
 					      .oom_after = st->oom_kill,
 					      .status = SIGKILL,
-					      .runtime_ms = now - s->child_start_ms};
+					      .runtime_ms = now - s->child_start_ms,
+					      .at = s->fig_oom};
 
 			snprintf(d.detail, sizeof(d.detail),
 				 "a process of the program was OOM-killed (cgroup oom_kill %llu -> %llu); "

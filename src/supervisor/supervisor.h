@@ -40,6 +40,10 @@ struct sup {
 	int seg_failed;            /* the last start found no room for the segment */
 	pid_t dying_pid;           /* the program, reaped: its wait status */
 	int dying_ws;
+	/* Figures for post-mortems (sup_at_death): of the previous sample,
+	 * of the last one that found the program not yet ended, and of the
+	 * sample before the OOM kill now pending. */
+	struct sup_at_death fig_prev, fig_alive, fig_oom;
 };
 
 /* state.c: read the cgroup and the segment into s->st. */
