@@ -1,7 +1,9 @@
 """What the servers' integrations share: naming scopes, budgets per
 endpoint, and turning an allocation failure into a retriable answer."""
 import logging
+import os
 import threading
+import time
 import traceback
 from contextvars import ContextVar
 
@@ -99,7 +101,36 @@ class Policy:
                 self.on_failure(endpoint, request_id, what, figures)
             except Exception:
                 log.exception("memfence: on_failure callback failed")
+        _check_clean(endpoint)
         return msg
+
+
+# Under `memfence run` with recycling on: after a refused request, is the
+# process clean again (memfence.recover)? If not, the supervisor drains and
+# replaces it. At most once per _CHECK_EVERY seconds: a storm of refusals
+# is one question, and gc.collect() is not free.
+_CHECK_EVERY = 5.0
+_checked = [0.0]
+_check_lock = threading.Lock()
+
+
+def _check_clean(endpoint):
+    if not os.environ.get("MEMFENCE_RECYCLE_DIR"):
+        return
+    now = time.monotonic()
+    with _check_lock:
+        if now - _checked[0] < _CHECK_EVERY:
+            return
+        _checked[0] = now
+    from memfence import recovery
+    try:
+        r = recovery.recover()
+    except Exception as e:  # never turn an answer into a crash
+        log.error("memfence: recovery after %s failed: %s", endpoint, e)
+        return
+    if not r.clean and recovery.request_recycle("after %s: %s" % (endpoint, r.reason)):
+        log.error("memfence: not clean after %s (%s); asked memfence run to recycle process %d",
+                  endpoint, r.reason, os.getpid())
 
 
 def release(exc):

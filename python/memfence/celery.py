@@ -354,10 +354,17 @@ def _after_failure(name, tid, exc):
         _count("recovered")
         log.info("memfence: recovered after %s[%s]: %s", name, tid, r.reason)
         return
+    if _recover.recycle_enabled() and _orig_mem_rss is None and \
+            _recover.request_recycle("after %s[%s]: %s" % (name, tid, r.reason)):
+        # Not a prefork pool: the supervisor drains and replaces the worker.
+        _count("recycled")
+        log.error("memfence: not clean after %s[%s] (%s); asked memfence run to recycle "
+                  "process %d", name, tid, r.reason, os.getpid())
+        return
     if not _recover.recycle_enabled() or _orig_mem_rss is None:
         log.error("memfence: not clean after %s[%s] (%s); recycling is %s", name, tid,
                   r.reason, "off" if not _recover.recycle_enabled() else
-                  "not available outside a prefork pool")
+                  "not available outside a prefork pool and memfence run")
         return
     _recycle_reason = r.reason
     _count("recycled")

@@ -31,6 +31,12 @@ What :func:`recover` does, in order:
 
 Named after Celery's ``worker_max_memory_per_child``: the same question,
 asked after a failure instead of after every task.
+
+A process that is not clean and cannot be replaced by its own pool asks the
+supervisor (``memfence run``) to do it: :func:`request_recycle` writes one
+line of reason in a file named after its pid in ``MEMFENCE_RECYCLE_DIR``;
+the supervisor drains the process and replaces it (the whole program, or
+this one process of a pre-fork server).
 """
 import gc
 import os
@@ -40,7 +46,8 @@ import traceback
 from memfence import _memfence
 from memfence.failures import _walk
 
-__all__ = ["recover", "Recovery", "max_memory_per_child", "recycle_enabled"]
+__all__ = ["recover", "Recovery", "max_memory_per_child", "recycle_enabled",
+           "request_recycle"]
 
 DEFAULT_THRESHOLD = "50%"
 
@@ -87,6 +94,28 @@ def max_memory_per_child(rlimit=None):
 def recycle_enabled():
     """False when ``memfence run --recycle off`` (MEMFENCE_RECYCLE=off)."""
     return os.environ.get("MEMFENCE_RECYCLE", "auto").strip().lower() not in ("off", "0", "no")
+
+
+def request_recycle(reason):
+    """Ask the supervisor to drain and replace this process. True when the
+    request was written (under ``memfence run`` with recycling on), False
+    otherwise."""
+    d = os.environ.get("MEMFENCE_RECYCLE_DIR")
+    if not d or not recycle_enabled():
+        return False
+    line = " ".join(str(reason).split())[:150] + "\n"
+    tmp = os.path.join(d, "%d.tmp" % os.getpid())
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, line.encode("ascii", "replace"))
+        finally:
+            os.close(fd)
+        # Whole or absent: the supervisor reads only files named PID.
+        os.rename(tmp, os.path.join(d, "%d" % os.getpid()))
+    except OSError:
+        return False
+    return True
 
 
 def release(exc):

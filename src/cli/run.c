@@ -42,6 +42,12 @@ enum {
 	O_NO_QUARANTINE,
 	O_PROFILE,
 	O_RECYCLE,
+	O_RECYCLE_BEFORE,
+	O_RECYCLE_JITTER,
+	O_RECYCLE_INTERVAL,
+	O_DRAIN_DELAY,
+	O_DRAIN_TIMEOUT,
+	O_RECYCLE_GRACE,
 	O_MAX_MEM_CHILD,
 	O_GATE,
 	O_GATE_WAIT,
@@ -104,9 +110,29 @@ static const struct mf_option run_opts[] = {
 	{.name = "container-check", .key = O_CONTAINER, .has_arg = required_argument,
 	 .arg = "SIZE|off", .env = "MEMFENCE_CONTAINER_CHECK", .def = "1M",
 	 .help = "allocations this large fail when the\ncontainer has no headroom"},
-	{.name = "recycle", .key = O_RECYCLE, .has_arg = required_argument, .arg = "auto|off",
+	{.name = "recycle", .key = O_RECYCLE, .has_arg = required_argument, .arg = "auto|on|off",
 	 .env = "MEMFENCE_RECYCLE", .def = "auto",
-	 .help = "replace a pre-fork child (Celery prefork) that\nis not clean after an allocation failure"},
+	 .help = "drain and replace the program, or its leaking\n"
+		 "pre-fork child, before memory runs out (auto:\n"
+		 "when --restart is on-oom or always)"},
+	{.name = "recycle-before", .key = O_RECYCLE_BEFORE, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_RECYCLE_BEFORE", .def = "5m",
+	 .help = "recycle when the leak forecast reaches the\nbudget within this"},
+	{.name = "recycle-jitter", .key = O_RECYCLE_JITTER, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_RECYCLE_JITTER", .def = "1m",
+	 .help = "recycle up to this much earlier, drawn at\nrandom at each start"},
+	{.name = "recycle-min-interval", .key = O_RECYCLE_INTERVAL, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_RECYCLE_MIN_INTERVAL", .def = "1m",
+	 .help = "at most one recycle per this long"},
+	{.name = "drain-delay", .key = O_DRAIN_DELAY, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_DRAIN_DELAY", .def = "5s",
+	 .help = "/readyz fails this long before a recycled\nprogram is stopped"},
+	{.name = "drain-timeout", .key = O_DRAIN_TIMEOUT, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_DRAIN_TIMEOUT", .def = "30s",
+	 .help = "then scopes in flight get this long to end"},
+	{.name = "recycle-grace", .key = O_RECYCLE_GRACE, .has_arg = required_argument,
+	 .arg = "DURATION", .env = "MEMFENCE_RECYCLE_GRACE", .def = "10s",
+	 .help = "SIGKILL this long after a recycle's SIGTERM"},
 	{.name = "max-memory-per-child", .key = O_MAX_MEM_CHILD, .has_arg = required_argument,
 	 .arg = "SIZE|PCT|off", .env = "MEMFENCE_MAX_MEMORY_PER_CHILD", .def = "50%",
 	 .help = "not clean: live heap or VmData above this\nafter a failure released its memory"},
@@ -199,6 +225,8 @@ struct run_cfg {
 	uint64_t container_min;    /* 0 = off */
 	const char *need;
 	struct sup_gate_cfg gate;
+	int recycle_mode;          /* -1 auto, 0 off, 1 on */
+	struct sup_recycle_cfg recycle;
 };
 
 static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
@@ -283,6 +311,27 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 				c->interval_ms = ms;
 			}
 			break;
+		case O_RECYCLE_BEFORE:
+		case O_RECYCLE_JITTER:
+		case O_RECYCLE_INTERVAL:
+		case O_DRAIN_DELAY:
+		case O_DRAIN_TIMEOUT:
+		case O_RECYCLE_GRACE:
+			if (mf_duration_parse(v, &ms) < 0)
+				goto bad;
+			if (o->key == O_RECYCLE_BEFORE)
+				c->recycle.before_s = ms / 1000;
+			else if (o->key == O_RECYCLE_JITTER)
+				c->recycle.jitter_s = ms / 1000;
+			else if (o->key == O_RECYCLE_INTERVAL)
+				c->recycle.min_interval_ms = ms;
+			else if (o->key == O_DRAIN_DELAY)
+				c->recycle.drain_delay_ms = ms;
+			else if (o->key == O_DRAIN_TIMEOUT)
+				c->recycle.drain_timeout_ms = ms;
+			else
+				c->recycle.grace_ms = ms;
+			break;
 		case O_REPORT_DIR:
 			c->report_dir = v;
 			break;
@@ -330,7 +379,13 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 			break;
 		}
 		case O_RECYCLE:
-			if (strcmp(v, "auto") != 0 && strcmp(v, "off") != 0)
+			if (strcmp(v, "auto") == 0)
+				c->recycle_mode = -1;
+			else if (strcmp(v, "on") == 0)
+				c->recycle_mode = 1;
+			else if (strcmp(v, "off") == 0)
+				c->recycle_mode = 0;
+			else
 				goto bad;
 			if (c->val[o->key] && setenv(o->env, v, 1) != 0)
 				goto bad;
@@ -381,6 +436,10 @@ bad:
 	}
 	if (c->max_delay_ms < c->delay_ms)
 		c->max_delay_ms = c->delay_ms;
+	/* auto: the supervisor replaces the program when the user let it start
+	 * the program again anyway; the Python package's own replacement of a
+	 * Celery pool process stays on whatever --restart says. */
+	c->recycle.on = c->recycle_mode == 1 || (c->recycle_mode < 0 && c->restart != SUP_RESTART_NEVER);
 	/* A need is learned from this many scopes of a name. */
 	c->gate.min_count = 10;
 	/* Until scopes teach it: 2% of the budget, at least 8 MiB. */
@@ -510,6 +569,7 @@ int mf_cmd_run(int argc, char **argv)
 		.auto_python = !s->no_auto_python,
 		.profile = s->profile,
 		.gate = s->cfg.gate,
+		.recycle = s->cfg.recycle,
 	};
 	if (s->launch.account == 0)
 		sc.gate.on = 0;

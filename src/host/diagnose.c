@@ -240,6 +240,7 @@ static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 		struct mf_model_floor *w = (struct mf_model_floor *)mf_model_floor_at(f, i);
 
 		w->floor = w->floor > w->floor_load ? w->floor - w->floor_load : 0;
+		w->floor_load = 0;    /* taken off once: mf_model_leak takes it off too */
 	}
 	d->leak_min_rise = d->budget / 50 > 4 * MiB ? d->budget / 50 : 4 * MiB;
 	mf_model_leak(f, d->budget, LEAK_MIN_WINDOWS, d->leak_min_rise, &d->leak);

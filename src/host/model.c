@@ -326,6 +326,19 @@ const struct mf_model_floor *mf_model_floor_at(const struct mf_model *m, uint32_
 	return &m->floors[(start + i) % MF_MODEL_FLOORS];
 }
 
+void mf_model_epoch(struct mf_model *m, uint64_t t_s)
+{
+	/* The window being filled mixes the old run and the new: the first
+	 * window of the new run is the next one. */
+	m->epoch_s = t_s - t_s % m->window_s + m->window_s;
+}
+
+/* A window's floor net of the load in flight when it was set. */
+static uint64_t floor_net(const struct mf_model_floor *f)
+{
+	return f->floor > f->floor_load ? f->floor - f->floor_load : 0;
+}
+
 /* Least-squares slope of floor against time over windows [from, n). */
 static double slope_of(const struct mf_model *m, uint32_t from, uint32_t n)
 {
@@ -336,7 +349,37 @@ static double slope_of(const struct mf_model *m, uint32_t from, uint32_t n)
 	double t0 = (double)mf_model_floor_at(m, from)->t_s;
 	for (uint32_t i = from; i < n; i++) {
 		const struct mf_model_floor *f = mf_model_floor_at(m, i);
-		double t = (double)f->t_s - t0, y = (double)f->floor;
+		double t = (double)f->t_s - t0, y = (double)floor_net(f);
+		st += t;
+		sf += y;
+		stt += t * t;
+		stf += t * y;
+	}
+	double den = k * stt - st * st;
+	return den > 0 ? (k * stf - st * sf) / den : 0;
+}
+
+/* The slope over windows [from, n) with their largest rise from one window
+ * to the next taken out (every later window lowered by it). */
+static double steady_slope(const struct mf_model *m, uint32_t from, uint32_t n)
+{
+	double st = 0, sf = 0, stt = 0, stf = 0, k = n - from, jump = 0;
+	uint32_t at = n;
+
+	if (k < 2)
+		return 0;
+	for (uint32_t i = from + 1; i < n; i++) {
+		double d = (double)floor_net(mf_model_floor_at(m, i)) -
+			   (double)floor_net(mf_model_floor_at(m, i - 1));
+		if (d > jump) {
+			jump = d;
+			at = i;
+		}
+	}
+	double t0 = (double)mf_model_floor_at(m, from)->t_s;
+	for (uint32_t i = from; i < n; i++) {
+		const struct mf_model_floor *f = mf_model_floor_at(m, i);
+		double t = (double)f->t_s - t0, y = (double)floor_net(f) - (i >= at ? jump : 0);
 		st += t;
 		sf += y;
 		stt += t * t;
@@ -349,18 +392,20 @@ static double slope_of(const struct mf_model *m, uint32_t from, uint32_t n)
 void mf_model_leak(const struct mf_model *m, uint64_t budget, uint32_t min_windows,
 		   uint64_t min_rise, struct mf_leak *out)
 {
-	uint32_t n = m->nfloors;
+	uint32_t n = m->nfloors, from = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->forecast_s = -1;
-	out->windows = n;
-	if (n < 2)
+	while (from < n && mf_model_floor_at(m, from)->t_s < m->epoch_s)
+		from++;
+	out->windows = n - from;
+	if (n - from < 2)
 		return;
-	out->floor_first = mf_model_floor_at(m, 0)->floor;
-	out->floor_last = mf_model_floor_at(m, n - 1)->floor;
-	out->slope = slope_of(m, 0, n);
-	out->recent_slope = slope_of(m, n / 2, n);
-	if (n < (min_windows < 3 ? 3 : min_windows))
+	out->floor_first = floor_net(mf_model_floor_at(m, from));
+	out->floor_last = floor_net(mf_model_floor_at(m, n - 1));
+	out->slope = slope_of(m, from, n);
+	out->recent_slope = slope_of(m, from + (n - from) / 2, n);
+	if (n - from < (min_windows < 3 ? 3 : min_windows))
 		return;
 	if (out->floor_last <= out->floor_first + min_rise)
 		return;
@@ -371,6 +416,13 @@ void mf_model_leak(const struct mf_model *m, uint64_t budget, uint32_t min_windo
 	/* The recent half must carry a real share of the rise, not a wobble:
 	 * at least a quarter of the overall rate. */
 	if (out->recent_slope < out->slope / 4)
+		return;
+	/* ...and not in one step: a cache that fills at once, late in the
+	 * run, puts a single jump in the recent half, which would read as a
+	 * steep rise for as long as the run had lasted before it. A leak
+	 * still rises with its largest step taken out. */
+	double steady = steady_slope(m, from + (n - from) / 2, n);
+	if (steady <= 0 || steady < out->slope / 8)
 		return;
 	out->leaking = 1;
 	if (budget > out->floor_last) {

@@ -134,6 +134,11 @@ struct mf_model {
 	struct mf_model_event events[MF_MODEL_EVENTS]; /* a ring */
 	uint32_t nevents, event_pos;
 	uint64_t event_total[MF_EV_NKINDS]; /* counts ever, by kind */
+	/* The program's current run (started again, or recycled) began here:
+	 * the leak verdict looks at the windows from it on only, since the
+	 * floors of a process that was replaced say nothing of the new one.
+	 * 0 = every window. */
+	uint64_t epoch_s;
 };
 
 #define MF_MODEL_VERSION 1
@@ -162,6 +167,11 @@ struct mf_model_sample {
 	uint64_t working_set;      /* the cgroup's, 0 = unknown */
 };
 void mf_model_sample(struct mf_model *m, const struct mf_model_sample *s);
+
+/* The program runs anew from t_s (a restart, a recycle): the leak verdict
+ * starts over from the first window that begins at or after t_s; the
+ * windows before it stay for a diagnosis. */
+void mf_model_epoch(struct mf_model *m, uint64_t t_s);
 
 /* Record an event (deaths, restarts; refusals come with mf_model_scope). */
 void mf_model_event(struct mf_model *m, uint64_t t_s, enum mf_model_event_kind kind,
@@ -200,10 +210,13 @@ struct mf_leak {
 				    * budget at this slope; -1 = never/unknown */
 };
 
-/* Leak verdict from the floors (closed windows only), against budget
- * (bytes; 0 = no forecast). A leak needs at least min_windows windows, a
- * rise of more than min_rise bytes from first to last, and a positive
- * slope both over all windows and over the recent half. */
+/* Leak verdict from the floors (closed windows since the epoch only),
+ * each net of what the scopes in flight held when it was set (under
+ * sustained load the floor rises and falls with the load; what no request
+ * accounts for is what a leak leaves), against budget (bytes; 0 = no
+ * forecast). A leak needs at least min_windows windows, a rise of more
+ * than min_rise bytes from first to last, and a positive slope both over
+ * all windows and over the recent half. */
 void mf_model_leak(const struct mf_model *m, uint64_t budget, uint32_t min_windows,
 		   uint64_t min_rise, struct mf_leak *out);
 

@@ -185,6 +185,8 @@ static void child_exec(struct sup *s)
 	if (mf_launch_prepare(&s->cfg.launch, &s->cfg.plan, &status) != 0)
 		_exit(status);
 	quarantine_env(s);
+	if (s->rc.dir[0])
+		setenv("MEMFENCE_RECYCLE_DIR", s->rc.dir, 1);
 	/* The segment is ours to make: a process of the program that outlives
 	 * us must not make it again (shim/segw.c). */
 	if (s->seg.open)
@@ -240,6 +242,7 @@ int sup_child_start(struct sup *s)
 	sup_state_sample(s);
 	s->oom_at_start = s->st.oom_kill;
 	s->failed_at_start = sup_failures_total(&s->st);
+	sup_recycle_started(s);
 	return 0;
 }
 
@@ -277,6 +280,9 @@ void sup_child_ended(struct sup *s, int ws, struct sup_death *d)
 				 "the program exited with status %d after %llu refused allocation(s)",
 				 d->status, (unsigned long long)refused);
 	}
+	/* Ended on purpose to be replaced: no post-mortem, even after SIGKILL. */
+	if (sup_recycle_whole_ending(s))
+		reportable = 0;
 	s->oom_pending_ms = 0;
 	st->exits[d->cause]++;
 	if (reportable)

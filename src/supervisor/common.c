@@ -17,6 +17,13 @@ static const char *const fail_names[MF_FAIL_NCAUSES] = {
 	"allocator", "budget", "heap_limit", "container", "fault",
 };
 
+static const char *const recycle_names[SUP_RECYCLE_NREASONS] = {"leak", "unclean"};
+
+const char *sup_recycle_reason_name(int r)
+{
+	return (unsigned)r < SUP_RECYCLE_NREASONS ? recycle_names[r] : "unknown";
+}
+
 const char *sup_cause_name(enum sup_cause c)
 {
 	return (unsigned)c < SUP_CAUSE_NCAUSES ? cause_names[c] : "unknown";

@@ -176,6 +176,48 @@ static void histogram(struct out *o, const struct sup_state *st, int retained)
 	}
 }
 
+/* The model's leak figures (model.c): the heap floor's slope and forecast,
+ * and what each scope name leaves behind per call. */
+static void leak_metrics(struct out *o, const struct sup_state *st)
+{
+	const struct sup_model_status *m = &st->model;
+	char e[2 * MF_SEG_NAME_LEN];
+
+	put(o, "# HELP memfence_leak_floor_slope_bytes_per_second Slope of the live heap's floor "
+	       "(least heap per window, net of the scopes in flight) since the program's start.\n"
+	       "# TYPE memfence_leak_floor_slope_bytes_per_second gauge\n"
+	       "memfence_leak_floor_slope_bytes_per_second %.1f\n",
+	    m->floor_slope);
+	gauge(o, "leak_floor_bytes", "gauge", "The live heap's floor in the last closed window.",
+	      m->floor);
+	gauge(o, "leak_detected", "gauge",
+	      "1 when the floor keeps rising (over all windows and their recent half).",
+	      (uint64_t)m->leaking);
+	put(o, "# HELP memfence_leak_forecast_seconds Seconds until the floor reaches the budget "
+	       "at its recent slope; -1 when no leak is detected.\n"
+	       "# TYPE memfence_leak_forecast_seconds gauge\n"
+	       "memfence_leak_forecast_seconds %lld\n",
+	    (long long)m->forecast_s);
+	put(o, "# HELP memfence_scope_retained_per_call_bytes Median net bytes the recent calls "
+	       "of a scope name left behind.\n"
+	       "# TYPE memfence_scope_retained_per_call_bytes gauge\n");
+	for (uint32_t i = 0; i < m->nshown; i++)
+		put(o, "memfence_scope_retained_per_call_bytes{name=\"%s\"} %lld\n",
+		    esc(m->shown[i].name, e, sizeof(e)), (long long)m->shown[i].retained);
+	put(o, "# HELP memfence_scope_leaking 1 when a scope name leaves memory behind call "
+	       "after call.\n# TYPE memfence_scope_leaking gauge\n");
+	for (uint32_t i = 0; i < m->nshown; i++)
+		put(o, "memfence_scope_leaking{name=\"%s\"} %d\n", esc(m->shown[i].name, e, sizeof(e)),
+		    m->shown[i].retains);
+	put(o, "# HELP memfence_recycles_total Processes drained and replaced on purpose, by "
+	       "reason.\n# TYPE memfence_recycles_total counter\n");
+	for (int r = 0; r < SUP_RECYCLE_NREASONS; r++)
+		put(o, "memfence_recycles_total{reason=\"%s\"} %llu\n", sup_recycle_reason_name(r),
+		    (unsigned long long)st->recycles[r]);
+	gauge(o, "recycling", "gauge", "1 while a process is being drained and replaced.",
+	      (uint64_t)st->recycling);
+}
+
 /* The admission gate (gate.c): per scope name, and its wait times. */
 static void gate_metrics(struct out *o, const struct sup_gate_stats *g)
 {
@@ -297,6 +339,7 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	gauge(&o, "scopes_ended_total", "counter", "Scopes finished.", st->scopes_ended);
 	histogram(&o, st, 0);
 	histogram(&o, st, 1);
+	leak_metrics(&o, st);
 	gate_metrics(&o, &st->gate);
 	gauge(&o, "scope_names_dropped_total", "counter",
 	      "Finished scopes not in the histograms (too many names).", st->hist_dropped);
@@ -413,5 +456,13 @@ json_t *sup_status_json(const struct sup_state *st)
 				      (json_int_t)st->quarantine_errors, "dropped",
 				      (json_int_t)st->quarantine_dropped));
 	json_object_set_new(root, "model", sup_model_status_json(&st->model));
+	o = json_object();
+	for (int r = 0; r < SUP_RECYCLE_NREASONS; r++)
+		json_object_set_new(o, sup_recycle_reason_name(r), json_integer((json_int_t)st->recycles[r]));
+	json_object_set_new(root, "recycle",
+			    json_pack("{s:b,s:b,s:b,s:i,s:s,s:I,s:o}", "on", st->recycle_on,
+				      "under_way", st->recycling, "whole_program", st->recycling_whole,
+				      "pid", (int)st->recycle_pid, "reason", st->recycle_reason,
+				      "threshold_s", (json_int_t)st->recycle_threshold_s, "total", o));
 	return root;
 }

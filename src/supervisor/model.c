@@ -30,6 +30,7 @@
 /* Leak verdict thresholds, as `memfence diagnose` uses them. */
 #define LEAK_MIN_WINDOWS 6
 #define LEAK_MIN_RISE (4ull << 20)
+#define RETAIN_MIN (64ull << 10)     /* retained per call below this is noise */
 
 static struct sup_model {
 	struct mf_model m;
@@ -109,6 +110,68 @@ static uint64_t ended_total(const struct sup_state *st)
 	       st->exits[SUP_CAUSE_SIGNAL];
 }
 
+/*
+ * What the heap's floor may reach before memory runs out: the budget, less
+ * what lies outside the heap and does not go away (the interpreter, its
+ * libraries, stacks). Two walls, the nearer one counts: the container's
+ * (its working set beyond the heap of all processes) and the rlimit of the
+ * process nearest its own (what the kernel counts for it beyond the heap
+ * figures; its heap is taken as the whole program's, the sum, which errs
+ * on the early side for a pre-fork server).
+ */
+static uint64_t leak_target(const struct sup_state *st)
+{
+	uint64_t target = st->budget, out;
+
+	if (!target)
+		return 0;
+	out = st->working_set > st->heap_live ? st->working_set - st->heap_live : 0;
+	if (st->working_set && out < target)
+		target = st->budget - out;
+	for (uint32_t i = 0; i < st->nprocs; i++) {
+		const struct sup_proc *p = &st->procs[i];
+
+		if (p->pid != st->rlimit_pid || !p->alive || !st->rlimit_used)
+			continue;
+		out = st->rlimit_used > p->live ? st->rlimit_used - p->live : 0;
+		if (out < st->budget && st->budget - out < target)
+			target = st->budget - out;
+	}
+	return target;
+}
+
+static int cmp_shown(const void *a, const void *b)
+{
+	const struct sup_model_name *x = a, *y = b;
+
+	if (x->retains != y->retains)
+		return y->retains - x->retains;
+	return x->retained < y->retained ? 1 : x->retained > y->retained ? -1 : 0;
+}
+
+/* The names that retain most (those that leak first), for /status and
+ * /metrics. */
+static void names_shown(struct sup_model_status *ms)
+{
+	static struct sup_model_name all[MF_MODEL_NAMES];
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < SM.m.nnames && n < MF_MODEL_NAMES; i++) {
+		const struct mf_model_name *mn = &SM.m.names[i];
+		struct sup_model_name *o = &all[n++];
+
+		memcpy(o->name, mn->name, sizeof(o->name));
+		o->name[sizeof(o->name) - 1] = '\0';
+		o->calls = mn->count;
+		o->retained = mf_model_recent_retained(mn);
+		o->retained_sum = mn->retained_sum;
+		o->retains = mf_model_name_retains(mn, RETAIN_MIN);
+	}
+	qsort(all, n, sizeof(all[0]), cmp_shown);
+	ms->nshown = n < SUP_MODEL_NAMES_SHOWN ? n : SUP_MODEL_NAMES_SHOWN;
+	memcpy(ms->shown, all, ms->nshown * sizeof(all[0]));
+}
+
 void sup_model_sample(struct sup_state *st)
 {
 	struct mf_model_sample s = {.t_s = st->now_s, .live = st->heap_live,
@@ -147,16 +210,32 @@ void sup_model_sample(struct sup_state *st)
 	SM.restarts = st->restarts;
 	SM.working_set = st->working_set;
 
-	mf_model_leak(&SM.m, st->budget, LEAK_MIN_WINDOWS, LEAK_MIN_RISE, &lk);
+	st->model.target = leak_target(st);
+	mf_model_leak(&SM.m, st->model.target, LEAK_MIN_WINDOWS, LEAK_MIN_RISE, &lk);
 	st->model.names = SM.m.nnames;
-	st->model.windows = SM.m.nfloors;
+	st->model.windows = lk.windows;
 	st->model.leaking = lk.leaking;
 	st->model.floor_slope = lk.slope;
+	st->model.recent_slope = lk.recent_slope;
+	st->model.floor = lk.floor_last;
 	st->model.forecast_s = lk.leaking ? lk.forecast_s : -1;
 	if (SM.m.cur_open && SM.m.cur.load > st->model.load) {
 		st->model.load = SM.m.cur.load;
 		st->model.load_n = SM.m.cur.load_n;
 	}
+	names_shown(&st->model);
+}
+
+void sup_model_epoch(struct sup_state *st)
+{
+	if (SM.on)
+		mf_model_epoch(&SM.m, st->now_s ? st->now_s : sup_real_ns() / 1000000000u);
+}
+
+void sup_model_recycled(struct sup_state *st, const char *why, uint64_t bytes)
+{
+	if (SM.on)
+		mf_model_event(&SM.m, st->now_s, MF_EV_RECYCLE, why, NULL, bytes);
 }
 
 void sup_model_save(struct sup_state *st, int force)
@@ -219,9 +298,29 @@ void sup_model_stop(struct sup_state *st)
 
 json_t *sup_model_status_json(const struct sup_model_status *m)
 {
-	return json_pack("{s:s,s:I,s:i,s:i,s:b,s:f,s:I,s:I,s:I}", "file", m->file, "saved",
-			 (json_int_t)m->saved_s, "names", (int)m->names, "windows",
-			 (int)m->windows, "leaking", m->leaking, "floor_slope", m->floor_slope,
-			 "forecast_s", (json_int_t)m->forecast_s, "load_max",
-			 (json_int_t)m->load, "load_max_in_flight", (json_int_t)m->load_n);
+	json_t *j, *ret = json_array();
+
+	for (uint32_t i = 0; i < m->nshown; i++) {
+		const struct sup_model_name *n = &m->shown[i];
+
+		json_array_append_new(ret, json_pack("{s:s,s:I,s:I,s:I,s:b}", "name", n->name,
+						     "calls", (json_int_t)n->calls,
+						     "retained_per_call", (json_int_t)n->retained,
+						     "retained_total", (json_int_t)n->retained_sum,
+						     "leaking", n->retains));
+	}
+	j = json_pack("{s:s,s:I,s:i,s:i,s:b,s:f,s:I,s:I,s:I}", "file", m->file, "saved",
+		      (json_int_t)m->saved_s, "names", (int)m->names, "windows", (int)m->windows,
+		      "leaking", m->leaking, "floor_slope", m->floor_slope, "forecast_s",
+		      (json_int_t)m->forecast_s, "load_max", (json_int_t)m->load,
+		      "load_max_in_flight", (json_int_t)m->load_n);
+	if (!j) {
+		json_decref(ret);
+		return NULL;
+	}
+	json_object_set_new(j, "floor", json_integer((json_int_t)m->floor));
+	json_object_set_new(j, "floor_recent_slope", json_real(m->recent_slope));
+	json_object_set_new(j, "forecast_target", json_integer((json_int_t)m->target));
+	json_object_set_new(j, "retained", ret);
+	return j;
 }

@@ -59,6 +59,18 @@ struct sup_gate_cfg {
 	uint32_t min_count;          /* scopes of a name before its need is learned */
 };
 
+/* ---- recycling (recycle.c) ---- */
+
+struct sup_recycle_cfg {
+	int on;                      /* the supervisor recycles (auto resolved) */
+	uint64_t before_s;           /* forecast of the budget within this -> recycle */
+	uint64_t jitter_s;           /* up to this much earlier, drawn at each start */
+	uint64_t min_interval_ms;    /* at most one recycle per this long */
+	uint64_t drain_delay_ms;     /* not ready this long before anything stops */
+	uint64_t drain_timeout_ms;   /* then scopes in flight get this long */
+	uint64_t grace_ms;           /* SIGTERM, then SIGKILL this long after */
+};
+
 /* ---- the entry: `memfence run` once its options are resolved ---- */
 
 enum sup_restart { SUP_RESTART_NEVER, SUP_RESTART_ON_OOM, SUP_RESTART_ALWAYS };
@@ -84,6 +96,7 @@ struct sup_config {
 	int auto_python;             /* put the Python bootstrap on PYTHONPATH */
 	int profile;                 /* sample the heap, snapshots in report_dir */
 	struct sup_gate_cfg gate;
+	struct sup_recycle_cfg recycle;
 };
 
 /*
@@ -241,15 +254,39 @@ struct sup_point {
 	uint64_t usage, working_set, heap_live;
 };
 
+/* Retained bytes of one scope name, as the model has them. */
+struct sup_model_name {
+	char name[MF_SEG_NAME_LEN];
+	uint64_t calls;              /* scopes of the name ended */
+	int64_t retained;            /* median of the recent calls' net bytes */
+	int64_t retained_sum;        /* every call's, summed */
+	int retains;                 /* it leaves memory behind call after call */
+};
+
+#define SUP_MODEL_NAMES_SHOWN 32 /* the names retaining most, in /status and /metrics */
+
 /* What /status says of the model (supervisor/model.c). */
 struct sup_model_status {
 	char file[MF_PATH_MAX];      /* where it is saved ("" = nowhere) */
 	uint64_t saved_s;            /* last save, unix seconds */
 	uint32_t names, windows;
 	int leaking;
-	double floor_slope;          /* bytes per second */
+	double floor_slope;          /* bytes per second, since the program's start */
+	double recent_slope;         /* over the recent half of those windows */
+	uint64_t floor;              /* the last window's floor (net of the load) */
+	uint64_t target;             /* what the floor may reach: the budget less
+					what lies outside the heap */
 	int64_t forecast_s;          /* -1 = none */
 	uint64_t load, load_n;       /* most the scopes in flight held together */
+	uint32_t nshown;
+	struct sup_model_name shown[SUP_MODEL_NAMES_SHOWN]; /* most retained first */
+};
+
+/* Why a process was recycled. */
+enum sup_recycle_reason {
+	SUP_RECYCLE_LEAK = 0,        /* the forecast reached --recycle-before */
+	SUP_RECYCLE_UNCLEAN,         /* the program said a failure left it unclean */
+	SUP_RECYCLE_NREASONS
 };
 
 enum sup_cause {
@@ -351,6 +388,14 @@ struct sup_state {
 	uint64_t now_s;
 	struct sup_model_status model;
 	struct sup_gate_stats gate;
+	/* recycling */
+	int recycle_on;
+	int recycling;               /* a recycle is under way */
+	int recycling_whole;         /* ...of the whole program (readiness fails) */
+	int32_t recycle_pid;
+	char recycle_reason[200];    /* of the one under way, else the last */
+	uint64_t recycles[SUP_RECYCLE_NREASONS];
+	uint64_t recycle_threshold_s; /* --recycle-before with this run's jitter */
 };
 
 /* Name a scope belongs to in the histograms (created if room). */
@@ -374,6 +419,11 @@ void sup_model_record(const struct sup_record *r);
 /* One sample of st: the heap, the load of the scopes in flight, the
  * working set; OOM kills, exits and restarts become events. */
 void sup_model_sample(struct sup_state *st);
+/* The program (or one of its processes) was started anew: the leak
+ * verdict starts over. */
+void sup_model_epoch(struct sup_state *st);
+/* A process was recycled on purpose (a model event). */
+void sup_model_recycled(struct sup_state *st, const char *why, uint64_t bytes);
 /* A stop was asked for: the program's shutdown is not its steady state,
  * so samples no longer go into the heap's floor. */
 void sup_model_freeze(void);
@@ -485,6 +535,8 @@ int sup_journal_recover(const char *state_dir, const char *report_dir, char *out
 
 /* ---- shared by every part (common.c) ---- */
 
+/* "leak", "unclean" */
+const char *sup_recycle_reason_name(int r);
 /* "running", "exit", "oom-kill", "sigkill", "signal", "lost" */
 const char *sup_cause_name(enum sup_cause c);
 /* An allocation failure's cause (MF_FAIL_*): "allocator", "budget", ... */

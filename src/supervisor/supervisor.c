@@ -97,6 +97,7 @@ static void tick(struct sup *s)
 		snprintf(st->ready_reason, sizeof(st->ready_reason),
 			 "not ready: the program is stopped (SIG%s)", sig ? sig : "?");
 	}
+	sup_recycle_tick(s, now);
 	if (s->seg.open)
 		/* The limit always (the gate measures room against it); a
 		 * min_size of 0 keeps the container check off. */
@@ -207,6 +208,11 @@ static int loop(struct sup *s, int *code)
 				s->st.child_stopped = 0;
 				sup_child_ended(s, ws, &d);
 				*code = exit_code(ws);
+				if (sup_recycle_whole_ending(s)) {
+					/* Replaced on purpose: at once, no backoff. */
+					restart_at = sup_now_ms();
+					continue;
+				}
 				if (!sup_child_should_restart(s, &d))
 					return 0;
 				{
@@ -336,6 +342,7 @@ int sup_run(const struct sup_config *cfg)
 	}
 	sup_protect(s);
 	sup_model_start(&s->st, s->cfg.state_dir, s->cfg.report_dir, s->cfg.model_window_s);
+	sup_recycle_init(s);
 	sup_state_sample(s);
 	s->st.oom_kill_at_start = s->st.oom_kill;
 	for (;;) {
@@ -351,6 +358,7 @@ int sup_run(const struct sup_config *cfg)
 	if (s->http)
 		sup_http_stop(s->http);
 	sup_model_stop(&s->st);
+	sup_recycle_stop(s);
 	if (s->cfg.state_dir)
 		sup_journal_close(s->cfg.state_dir);
 out_fds:

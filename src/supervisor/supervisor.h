@@ -1,6 +1,7 @@
 /*
  * supervisor.h - the supervisor's own state, shared by the files of its
- * loop: supervisor.c (the loop), child.c (start, end, restart), state.c
+ * loop: supervisor.c (the loop), child.c (start, end, restart), recycle.c
+ * (draining and replacing the program or one of its processes), state.c
  * (sampling; reports and journal from the state), python.c (the Python
  * bootstrap), protect.c (oom_score_adj), statedir.c (state directory,
  * segment file). Dependencies point that way only: supervisor.c uses
@@ -16,6 +17,16 @@
 #include <sys/types.h>
 
 #include "supervisor/sup.h"
+
+/* A recycle under way (recycle.c). */
+struct sup_recycle {
+	int phase;                 /* idle, draining, SIGTERM sent, SIGKILL sent */
+	int whole;                 /* the program, not one of its processes */
+	pid_t pid;
+	uint64_t since_ms, term_ms;
+	uint64_t last_ms;          /* when the last one ended; 0 = none yet */
+	char dir[MF_PATH_MAX];     /* where processes ask for it; "" = nowhere */
+};
 
 struct sup {
 	struct sup_config cfg;     /* a copy: the segment's path is filled in */
@@ -44,6 +55,7 @@ struct sup {
 	 * of the last one that found the program not yet ended, and of the
 	 * sample before the OOM kill now pending. */
 	struct sup_at_death fig_prev, fig_alive, fig_oom;
+	struct sup_recycle rc;
 };
 
 /* state.c: read the cgroup and the segment into s->st. */
@@ -68,6 +80,16 @@ uint64_t sup_child_backoff_ms(struct sup *s, uint64_t ran_ms);
 /* sup_seg's on_dead: count the scopes of a dead process in the quarantine. */
 void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_alive,
 		       const struct mf_seg_scope *sc, uint32_t n);
+
+/* recycle.c: the directory processes ask in (before the first start). */
+void sup_recycle_init(struct sup *s);
+/* The program (re)started: a recycle under way is over; this run's jitter. */
+void sup_recycle_started(struct sup *s);
+/* After the health rules: start, drive or end a recycle. */
+void sup_recycle_tick(struct sup *s, uint64_t now_ms);
+/* The program's end is a recycle's: start it again at once, no report. */
+int sup_recycle_whole_ending(const struct sup *s);
+void sup_recycle_stop(struct sup *s);
 
 /* python.c: in the child, put the bootstrap first on PYTHONPATH. */
 void sup_python_env(const struct sup *s);

@@ -153,6 +153,18 @@ static void test_leak(void)
 	CHECK(!lk.leaking);
 	CHECK_EQ_U64((uint64_t)lk.forecast_s, (uint64_t)-1);
 
+	/* A cache that fills at once after 5 minutes: one step, then flat.
+	 * Not a leak in any window after it, though the step sits in the
+	 * recent half for as long again. */
+	mf_model_init(&M, 10);
+	for (uint64_t t = 0; t < 900; t++) {
+		mf_model_heap(&M, 10000 + t, flat_fn(t) + (t >= 300 ? 60 * MiB : 0), 4);
+		if (t > 300 && t % 10 == 5) {
+			mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+			CHECK(!lk.leaking);
+		}
+	}
+
 	/* Bursty traffic: high peaks, flat floor. */
 	mf_model_init(&M, 10);
 	feed(10000, 900, bursty_fn);
@@ -185,6 +197,49 @@ static void test_leak(void)
 	CHECK(mf_model_floor_at(&M, 0)->t_s < mf_model_floor_at(&M, MF_MODEL_FLOORS - 1)->t_s);
 	CHECK_EQ_U64(mf_model_floor_at(&M, MF_MODEL_FLOORS - 1)->t_s,
 		     10 * (MF_MODEL_FLOORS + 20) - 20);
+}
+
+/* A restart or a recycle: the leak verdict starts over with the new run;
+ * the floor is taken net of the load in flight. */
+static void test_epoch_load(void)
+{
+	struct mf_leak lk;
+
+	mf_model_init(&M, 10);
+	feed(10000, 600, leak_fn);
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+	CHECK(lk.leaking);
+	/* Replaced at 10600: the new process is flat. Until 6 windows of it
+	 * are closed there is nothing to say; then it is no leak, though the
+	 * windows of the old process still rise. */
+	mf_model_epoch(&M, 10600);
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+	CHECK(!lk.leaking);
+	CHECK_EQ_U64(lk.windows, 0);
+	for (uint64_t t = 10600; t < 10700; t++)
+		mf_model_heap(&M, t, flat_fn(t), 4);
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+	CHECK(!lk.leaking);
+	CHECK(lk.windows >= 8 && lk.windows <= 10);
+	CHECK(M.nfloors > 60);    /* kept for a diagnosis */
+	/* The new process leaks in turn: seen from its own windows. */
+	for (uint64_t t = 10700; t < 11000; t++)
+		mf_model_heap(&M, t, leak_fn(t - 10700), 4);
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+	CHECK(lk.leaking);
+
+	/* Sustained load that grows, then ends: the heap's floor rose with it,
+	 * but net of what the scopes in flight held it is flat. */
+	mf_model_init(&M, 10);
+	for (uint64_t t = 0; t < 300; t++) {
+		struct mf_model_sample s = {.t_s = 1000 + t, .in_flight = 8};
+
+		s.load = t * 300 * KiB;
+		s.live = 80 * MiB + s.load + (t % 7) * MiB;
+		mf_model_sample(&M, &s);
+	}
+	mf_model_leak(&M, 512 * MiB, 6, 4 * MiB, &lk);
+	CHECK(!lk.leaking);
 }
 
 /* Aggregate load per window, oversized candidates and events. */
@@ -347,6 +402,7 @@ int main(void)
 	test_names();
 	test_retained();
 	test_leak();
+	test_epoch_load();
 	test_load_events();
 	test_json();
 	return unit_done("test_model");

@@ -1,0 +1,362 @@
+/*
+ * recycle.c - drain and replace the program, or the one process of a
+ * pre-fork server that needs it, before memory runs out.
+ *
+ * Two reasons start a recycle:
+ *  - leak: the model forecasts the heap's floor reaching the budget within
+ *    --recycle-before (plus this run's jitter, so that replicas started
+ *    together do not recycle together);
+ *  - unclean: a process of the program said a failed scope left it
+ *    unclean (python/memfence/recovery.py writes a file named after its pid,
+ *    holding one line of reason, in the directory MEMFENCE_RECYCLE_DIR
+ *    names; a file is a request that survives a process too busy or too
+ *    short of memory to do more than write it).
+ *
+ * The one to replace: the process with the largest live heap. When that is
+ * the program itself (or it is alone), the whole program: readiness fails
+ * first ("not ready: recycling: ..."), for --drain-delay at least so that
+ * load balancers see it, then the scopes in flight get up to
+ * --drain-timeout to end, then SIGTERM, SIGKILL after --recycle-grace, and
+ * the program is started again at once (whatever --restart says: the end
+ * was memfence's doing). When it is another process (a gunicorn worker, a
+ * Celery pool process), only that one: its own scopes get --drain-timeout,
+ * then SIGTERM (a gunicorn worker ends after its request; its arbiter
+ * starts a new one), SIGKILL after the grace; readiness does not change,
+ * the other processes serve meanwhile.
+ *
+ * At most one recycle at a time, and one per --recycle-min-interval. Each
+ * is logged with its reason, counted (memfence_recycles_total{reason}) and
+ * recorded in the model as an event; the leak verdict starts over with the
+ * new process.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/size.h"
+#include "host/file.h"
+#include "host/msg.h"
+#include "supervisor/supervisor.h"
+
+#define REQUESTS_READ 64    /* request files looked at per sample, at most */
+#define KILL_WAIT_MS 5000   /* after SIGKILL, wait this long for the end */
+
+enum { RC_IDLE, RC_DRAIN, RC_TERM, RC_KILL };
+
+/* The directory next to the segment (or in the state directory) where the
+ * program asks to be recycled. */
+void sup_recycle_init(struct sup *s)
+{
+	struct sup_recycle *rc = &s->rc;
+	int n;
+
+	rc->dir[0] = '\0';
+	s->st.recycle_on = s->cfg.recycle.on;
+	if (!s->cfg.recycle.on)
+		return;
+	if (s->cfg.state_dir)
+		n = snprintf(rc->dir, sizeof(rc->dir), "%s/recycle", s->cfg.state_dir);
+	else if (s->cfg.launch.segment)
+		n = snprintf(rc->dir, sizeof(rc->dir), "%s.recycle", s->cfg.launch.segment);
+	else
+		return;
+	if (n >= (int)sizeof(rc->dir) || (mkdir(rc->dir, 0700) != 0 && errno != EEXIST)) {
+		mf_warn("cannot make %s (%s): processes of the program cannot ask to be recycled",
+			rc->dir, n >= (int)sizeof(rc->dir) ? "name too long" : strerror(errno));
+		rc->dir[0] = '\0';
+	}
+}
+
+static void clear_requests(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+}
+
+void sup_recycle_stop(struct sup *s)
+{
+	if (!s->rc.dir[0])
+		return;
+	clear_requests(s->rc.dir);
+	rmdir(s->rc.dir);
+}
+
+static uint64_t draw(uint64_t max)
+{
+	uint64_t r = 0;
+
+	if (!max)
+		return 0;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint64_t)getpid() * 2654435761u ^ sup_real_ns();
+	return r % (max + 1);
+}
+
+static void finish(struct sup *s, uint64_t now_ms)
+{
+	s->rc.phase = RC_IDLE;
+	s->rc.last_ms = now_ms;
+	s->st.recycling = 0;
+	s->st.recycling_whole = 0;
+	s->st.recycle_pid = 0;
+}
+
+void sup_recycle_started(struct sup *s)
+{
+	struct sup_recycle *rc = &s->rc;
+	uint64_t now = sup_now_ms();
+
+	if (rc->phase != RC_IDLE) {
+		fprintf(stderr, "memfence: recycle: the program started again after %.1fs\n",
+			(double)(now - rc->since_ms) / 1000.0);
+		finish(s, now);
+	}
+	/* Earlier by a random share: never later than asked. */
+	s->st.recycle_threshold_s = s->cfg.recycle.before_s + draw(s->cfg.recycle.jitter_s);
+	if (rc->dir[0])
+		clear_requests(rc->dir);
+	sup_model_epoch(&s->st);
+}
+
+int sup_recycle_whole_ending(const struct sup *s)
+{
+	return s->rc.phase != RC_IDLE && s->rc.whole && !s->stopping;
+}
+
+static const struct sup_proc *proc_of(const struct sup_state *st, pid_t pid)
+{
+	for (uint32_t i = 0; i < st->nprocs; i++)
+		if (st->procs[i].pid == pid && st->procs[i].alive)
+			return &st->procs[i];
+	return NULL;
+}
+
+/* A process that is not ours to reap is gone when /proc says so, or is a
+ * zombie waiting for its parent.
+ *   /proc/PID/stat: 4711 (gunicorn) Z 4700 ...
+ */
+static int gone(pid_t pid)
+{
+	char path[64], buf[256], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ESRCH;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
+/* The first request of a live process of the program: 1 with its pid and
+ * reason; every request file read is removed. */
+static int take_request(struct sup *s, pid_t *pid, char *why, size_t whylen)
+{
+	DIR *d = opendir(s->rc.dir);
+	struct dirent *e;
+	int found = 0, seen = 0;
+
+	if (!d)
+		return 0;
+	while (!found && seen < REQUESTS_READ && (e = readdir(d)) != NULL) {
+		char path[MF_PATH_MAX + 300], *end;
+		long p;
+		int fd;
+
+		if (e->d_name[0] == '.')
+			continue;
+		seen++;
+		p = strtol(e->d_name, &end, 10);
+		snprintf(path, sizeof(path), "%s/%s", s->rc.dir, e->d_name);
+		if (*end) {
+			/* A file being written (PID.tmp) is renamed when done. */
+			continue;
+		}
+		if (p > 0 && (proc_of(&s->st, (pid_t)p) || (pid_t)p == s->st.child_pid) &&
+		    (fd = mf_file_open(path)) >= 0) {
+			ssize_t n = read(fd, why, whylen - 1);
+
+			close(fd);
+			why[n > 0 ? n : 0] = '\0';
+			why[strcspn(why, "\n")] = '\0';
+			sup_clean(why, whylen, why);
+			if (!why[0])
+				snprintf(why, whylen, "a failed scope left the process unclean");
+			*pid = (pid_t)p;
+			found = 1;
+		}
+		unlink(path);
+	}
+	closedir(d);
+	return found;
+}
+
+/* The process to replace: the one with the largest heap. */
+static pid_t leaker(const struct sup_state *st)
+{
+	pid_t pid = st->child_pid;
+	uint64_t most = 0;
+	unsigned alive = 0;
+
+	for (uint32_t i = 0; i < st->nprocs; i++) {
+		if (!st->procs[i].alive)
+			continue;
+		alive++;
+		if (st->procs[i].live > most) {
+			most = st->procs[i].live;
+			pid = st->procs[i].pid;
+		}
+	}
+	return alive <= 1 ? st->child_pid : pid;
+}
+
+static void start(struct sup *s, pid_t pid, int reason, const char *why, uint64_t now_ms)
+{
+	struct sup_recycle *rc = &s->rc;
+	struct sup_state *st = &s->st;
+
+	rc->phase = RC_DRAIN;
+	rc->pid = pid;
+	rc->whole = pid == st->child_pid;
+	rc->since_ms = now_ms;
+	st->recycling = 1;
+	st->recycling_whole = rc->whole;
+	st->recycle_pid = pid;
+	snprintf(st->recycle_reason, sizeof(st->recycle_reason), "%s: %s",
+		 sup_recycle_reason_name(reason), why);
+	st->recycles[reason]++;
+	sup_model_recycled(st, sup_recycle_reason_name(reason), st->model.floor);
+	fprintf(stderr, "memfence: recycling %s %d (%s); draining\n",
+		rc->whole ? "the program" : "process", (int)pid, st->recycle_reason);
+}
+
+static void consider(struct sup *s, uint64_t now_ms)
+{
+	const struct sup_recycle_cfg *c = &s->cfg.recycle;
+	struct sup_state *st = &s->st;
+	char why[160], a[32], b[32], t[32];
+	pid_t pid;
+
+	if (!c->on || s->stopping || !st->child_up || st->child_stopped)
+		return;
+	if (s->rc.last_ms && now_ms - s->rc.last_ms < c->min_interval_ms)
+		return;
+	if (s->rc.dir[0] && take_request(s, &pid, why, sizeof(why))) {
+		start(s, pid, SUP_RECYCLE_UNCLEAN, why, now_ms);
+		return;
+	}
+	if (!st->model.leaking || st->model.forecast_s < 0 ||
+	    (uint64_t)st->model.forecast_s > st->recycle_threshold_s)
+		return;
+	snprintf(why, sizeof(why), "heap floor %s rising %s/s, reaches %s in %llds",
+		 mf_size_format(st->model.floor, a, sizeof(a)),
+		 mf_size_format(st->model.recent_slope > 0 ? (uint64_t)st->model.recent_slope : 0, b,
+				sizeof(b)),
+		 mf_size_format(st->model.target, t, sizeof(t)), (long long)st->model.forecast_s);
+	start(s, leaker(st), SUP_RECYCLE_LEAK, why, now_ms);
+}
+
+static void term(struct sup *s, uint64_t now_ms, const char *after)
+{
+	struct sup_recycle *rc = &s->rc;
+
+	fprintf(stderr, "memfence: recycle: SIGTERM to %d %s\n", (int)rc->pid, after);
+	if (rc->whole)
+		s->last_forwarded = SIGTERM;    /* its end is a stop, not a death */
+	kill(rc->pid, SIGTERM);
+	kill(rc->pid, SIGCONT);
+	rc->phase = RC_TERM;
+	rc->term_ms = now_ms;
+}
+
+void sup_recycle_tick(struct sup *s, uint64_t now_ms)
+{
+	const struct sup_recycle_cfg *c = &s->cfg.recycle;
+	struct sup_recycle *rc = &s->rc;
+	struct sup_state *st = &s->st;
+	const struct sup_proc *p;
+	uint64_t age;
+
+	if (rc->phase != RC_IDLE && s->stopping) {
+		finish(s, now_ms);    /* a stop was asked for: that one wins */
+		return;
+	}
+	if (rc->phase == RC_IDLE)
+		consider(s, now_ms);
+	if (rc->phase == RC_IDLE)
+		return;
+	age = now_ms - rc->since_ms;
+	if (rc->whole) {
+		/* Between its end and its new start the rules say "not running". */
+		if (st->child_up) {
+			st->ready = 0;
+			snprintf(st->ready_reason, sizeof(st->ready_reason), "not ready: recycling: %.130s",
+				 st->recycle_reason);
+		}
+		if (!st->child_up)
+			return;    /* the loop starts it again */
+	} else if (gone(rc->pid)) {
+		fprintf(stderr, "memfence: recycle: process %d ended after %.1fs\n", (int)rc->pid,
+			(double)age / 1000.0);
+		finish(s, now_ms);
+		sup_model_epoch(st);
+		return;
+	}
+	switch (rc->phase) {
+	case RC_DRAIN:
+		if (rc->whole) {
+			char after[96];
+
+			if (age < c->drain_delay_ms ||
+			    (st->scopes_in_flight && age < c->drain_delay_ms + c->drain_timeout_ms))
+				break;
+			snprintf(after, sizeof(after), "after %.1fs not ready (%u scopes in flight)",
+				 (double)age / 1000.0, st->scopes_in_flight);
+			term(s, now_ms, after);
+		} else {
+			char after[96];
+
+			p = proc_of(st, rc->pid);
+			if (p && p->scopes_open && age < c->drain_timeout_ms)
+				break;
+			snprintf(after, sizeof(after), "after %.1fs (%u scopes in flight)",
+				 (double)age / 1000.0, p ? p->scopes_open : 0);
+			term(s, now_ms, after);
+		}
+		break;
+	case RC_TERM:
+		if (now_ms - rc->term_ms < c->grace_ms)
+			break;
+		fprintf(stderr, "memfence: recycle: %d still there %.1fs after SIGTERM: SIGKILL\n",
+			(int)rc->pid, (double)(now_ms - rc->term_ms) / 1000.0);
+		kill(rc->pid, SIGKILL);
+		rc->phase = RC_KILL;
+		break;
+	case RC_KILL:
+		if (now_ms - rc->term_ms < c->grace_ms + KILL_WAIT_MS)
+			break;
+		mf_warn("recycle: %d did not end after SIGKILL; giving up", (int)rc->pid);
+		finish(s, now_ms);
+		break;
+	}
+}
