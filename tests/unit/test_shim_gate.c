@@ -185,9 +185,18 @@ static void test_starvation(void)
 	set_container(1000 * MiB, 600 * MiB, 100 * MiB); /* 300 MiB of room */
 	CHECK(mf_gate_enter(t, &hold, "small", 100 * MiB, 0) == MEMFENCE_OK);
 	CHECK(pthread_create(&th, NULL, waiter, &big) == 0);
-	/* For 400 ms, small requests come and go: they pass the big one
-	 * (which does not fit beside hold) until it has waited 100 ms. */
-	for (int i = 0; i < 40; i++) {
+	/* The big one queued first: a loaded machine may start its thread late,
+	 * and small requests before that pass nothing (at most 1 s). */
+	for (int i = 0; i < 1000 && __atomic_load_n(&G->waiting, __ATOMIC_ACQUIRE) == 0; i++) {
+		struct timespec ts = {0, 1000000};
+		nanosleep(&ts, NULL);
+	}
+	CHECK(__atomic_load_n(&G->waiting, __ATOMIC_ACQUIRE) == 1);
+	/* Small requests come and go: they pass the big one (which does not
+	 * fit beside hold) until it has waited 100 ms, then are blocked; at
+	 * least 300 ms of them, more until both were seen (at most 1.5 s,
+	 * within the big one's 2 s). */
+	for (int i = 0; i < 150 && (i < 30 || !passed || !blocked); i++) {
 		struct timespec ts = {0, 10 * 1000000};
 		int rc = mf_gate_enter(t, &small, "small", 50 * MiB, 0);
 
@@ -197,9 +206,8 @@ static void test_starvation(void)
 			blocked++;
 		mf_gate_leave(&small);
 		nanosleep(&ts, NULL);
-		if (i == 30)
-			mf_gate_leave(&hold); /* room for the big one */
 	}
+	mf_gate_leave(&hold); /* room for the big one */
 	pthread_join(th, NULL);
 	CHECK(passed > 0);
 	CHECK(blocked > 0);
