@@ -16,7 +16,7 @@ check() {
 	[ "$(diag_get 'd["context"]["oom_kills"]')" -ge 1 ] || fail "$1: the OOM kill is not seen"
 	local o
 	o=$(diag_get 'd["evidence"]["outside-heap"]["outside"]')
-	[ "$o" -ge $((96 << 20)) ] || fail "$1: only $o bytes outside the heap"
+	[ "$o" -ge $((64 << 20)) ] || fail "$1: only $o bytes outside the heap"
 }
 diag_json "$SUP"
 check "live, supervisor pid"
