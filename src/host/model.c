@@ -170,7 +170,9 @@ uint64_t mf_model_need(const struct mf_model *m, const char *name, double q,
 {
 	if (name) {
 		const struct mf_model_name *n = mf_model_find(m, name);
-		return n && n->count >= min_count && n->count > 0 ? mf_dist_quantile(&n->peak, q) : 0;
+		return n && n->peak.count >= min_count && n->peak.count > 0
+			       ? mf_dist_quantile(&n->peak, q)
+			       : 0;
 	}
 	struct mf_dist all;
 	memset(&all, 0, sizeof(all));

@@ -177,8 +177,10 @@ const char *mf_model_event_name(enum mf_model_event_kind kind);
 const struct mf_model_name *mf_model_find(const struct mf_model *m, const char *name);
 
 /* What a scope of this name needs: the q-quantile of its peaks once at
- * least min_count ended; else 0. With name NULL, over every name (the
- * typical request of the program). */
+ * least min_count of them are known (scopes that ended without a refusal:
+ * a refused one says nothing of the need); else 0. With name NULL, over
+ * every name (the typical request of the program). The admission gate
+ * publishes these (src/supervisor/gate.c). */
 uint64_t mf_model_need(const struct mf_model *m, const char *name, double q,
 		       uint64_t min_count);
 

@@ -103,6 +103,17 @@ void sup_model_record(const struct sup_record *r)
 	mf_model_scope(&SM.m, name, id, r->peak, r->net, r->failed, r->end_ns / 1000000000u);
 }
 
+uint64_t sup_model_need(const char *name, double q, uint64_t min_count)
+{
+	char clean[MF_SEG_NAME_LEN];
+
+	if (!SM.on)
+		return 0;
+	/* Cleaned as sup_model_record cleans it, so that the names meet. */
+	sup_clean(clean, sizeof(clean), name);
+	return mf_model_need(&SM.m, clean[0] ? clean : "(unnamed)", q, min_count);
+}
+
 static uint64_t ended_total(const struct sup_state *st)
 {
 	return st->exits[SUP_CAUSE_EXIT] + st->exits[SUP_CAUSE_SIGKILL] +

@@ -66,6 +66,11 @@ static void test_names(void)
 	/* Too few scopes of /b: no need learned yet. */
 	CHECK_EQ_U64(mf_model_need(&M, "POST /b", 0.9, 20), 0);
 	CHECK_EQ_U64(mf_model_need(&M, "nope", 0.9, 0), 0);
+	/* Refused scopes do not count toward the scopes a need rests on. */
+	for (int i = 0; i < 12; i++)
+		mf_model_scope(&M, "PUT /c", NULL, 5 * MiB, 0, i >= 4, 1000);
+	CHECK_EQ_U64(mf_model_need(&M, "PUT /c", 0.9, 10), 0);
+	CHECK(mf_model_need(&M, "PUT /c", 0.9, 4) >= 5 * MiB);
 	/* Over every name. */
 	uint64_t all = mf_model_need(&M, NULL, 0.5, 20);
 	CHECK(all >= 10 * MiB && all <= 14 * MiB);
