@@ -17,8 +17,15 @@ Lifespan and websocket connections pass through without a scope. When an
 allocation fails after the response has started, no status can be sent any
 more: the failure is logged and counted (on_failure, the scope's refused
 allocations) and re-raised, and the server closes the connection.
+
+Under `memfence run` the request first waits at the admission gate
+(memfence.gate, docs/gate.md) for the memory its route needs, in its own
+scope and without blocking the event loop (it polls between awaits), at
+most the gate's maximum wait (--gate-wait); when that runs out it gets 503
+with Retry-After before the application ran.
 """
 from memfence import _core
+from memfence import gate as _gate
 from memfence import quarantine as mq
 from memfence._respond import (DEFAULT_MAX_ROUTES, DEFAULT_RETRY_AFTER, Policy, Routes,
                                in_request, release)
@@ -61,12 +68,17 @@ class Middleware:
                 started.append(True)
             await send(message)
 
+        async def admitted():
+            # Inside the scope: the gate links the request to it, and its
+            # polls between awaits are steps of the request like any other.
+            async with _gate.admit_async(endpoint):
+                return await self.app(scope, receive, tracking_send)
+
         got = {}
         failure = None
         token = in_request.set(True)
         try:
-            return await _core.scoped(self.app(scope, receive, tracking_send), endpoint, rid,
-                                      self.policy.budget(endpoint),
+            return await _core.scoped(admitted(), endpoint, rid, self.policy.budget(endpoint),
                                       on_figures=lambda f, e: got.setdefault("f", f))
         except BaseException as e:
             if not is_allocation_failure(e):

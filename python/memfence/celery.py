@@ -32,6 +32,17 @@ What it does, per task run (in the pool process that runs it):
    (billiard's ``max_memory_per_child`` check, which memfence turns on and
    answers; ``MEMFENCE_RECYCLE=off`` keeps the process).
 
+4. **Admission gate** (under ``memfence run``, docs/gate.md): before the
+   task starts it waits, in its scope, for the memory its kind needs, at
+   most the gate's maximum wait; when that runs out nothing of the task has
+   run, and it is retried a second later (``task.retry``, counted as
+   ``gate_timed_out``). Every pool process shares one gate. Prefetch does
+   not let one child hoard memory: a child asks for its need only when a
+   task starts, one task at a time, and prefetched messages ask for
+   nothing; with Celery's default fair scheduling the parent hands
+   messages to idle children only, so a child waiting at the gate holds no
+   other task back.
+
 And in the worker's main process: when a pool process dies with a task in
 flight (Celery's ``WorkerLostError``: the kernel OOM-killed it, or any
 other abnormal end) the death is recorded in the store for that task id
@@ -58,6 +69,7 @@ import os
 import re
 import threading
 
+from memfence import gate as _gate
 from memfence._core import scope
 from memfence.failures import describe_failure, is_allocation_failure
 from memfence import quarantine as _q
@@ -70,7 +82,7 @@ log = logging.getLogger("memfence.celery")
 #: What this process has done so far (the worker's main process counts
 #: deaths; pool processes count checks, rejections and out-of-memory tasks).
 counters = {"checked": 0, "rejected": 0, "out_of_memory": 0, "deaths_recorded": 0,
-            "store_errors": 0, "recovered": 0, "recycled": 0}
+            "store_errors": 0, "recovered": 0, "recycled": 0, "gate_timed_out": 0}
 _count_lock = threading.Lock()
 
 
@@ -207,7 +219,15 @@ def _run(app, task, orig, args, kwargs):
     sc = scope(name, id=tid)
     try:
         with sc:
-            return orig(*args, **kwargs)
+            # The admission gate, before the task starts: it waits for the
+            # memory its kind needs (at most the gate's maximum wait).
+            with _gate.admit(name):
+                return orig(*args, **kwargs)
+    except _gate.GateTimeout as e:
+        # Nothing of the task ran: send it again later rather than fail it.
+        _count("gate_timed_out")
+        log.warning("memfence: task %s[%s]: %s; retried later", name, tid, e)
+        raise task.retry(exc=e, countdown=1, max_retries=None)
     except Exception as e:
         if not is_allocation_failure(e):
             raise

@@ -72,11 +72,10 @@ def _ms(timeout):
     return max(0, int(timeout * 1000))
 
 
-def _need(name, need):
-    if need:
-        return _core.parse_size(need, "need")
-    sc = _core.current_scope()
-    return (getattr(sc, "budget", 0) or 0) if sc is not None else 0
+def _need(need):
+    # 0: the shim chooses (the learned need of the name, else the budget of
+    # the scope on the thread, else the default), in that order.
+    return _core.parse_size(need, "need") if need else 0
 
 
 class admit:
@@ -92,7 +91,7 @@ class admit:
     def __enter__(self):
         self._g = _memfence.gate_new()
         t0 = time.monotonic()
-        need = _need(self.name, self.need)
+        need = _need(self.need)
         rc = _memfence.gate_enter(self._g, self.name, need, _ms(self.timeout))
         if rc in (None, _OK, _EOFF):
             return self
@@ -120,14 +119,21 @@ class admit_async:
     async def __aenter__(self):
         self._g = g = _memfence.gate_new()
         t0 = time.monotonic()
-        need = _need(self.name, self.need)
+        need = _need(self.need)
         rc = _memfence.gate_enter(g, self.name, need, 0)
         limit = self.timeout if self.timeout is not None else (max_wait() or 0.0)
         pause = 0.001
-        while rc == _EWAIT and time.monotonic() - t0 < limit:
-            await asyncio.sleep(min(pause, max(0.0, limit - (time.monotonic() - t0))))
-            pause = min(pause * 2, 0.008)
-            rc = _memfence.gate_wait(g, 0)
+        try:
+            while rc == _EWAIT and time.monotonic() - t0 < limit:
+                await asyncio.sleep(min(pause, max(0.0, limit - (time.monotonic() - t0))))
+                pause = min(pause * 2, 0.008)
+                rc = _memfence.gate_wait(g, 0)
+        except BaseException:
+            # Cancelled while waiting (the client went away): give up the
+            # place now, not when the capsule is collected.
+            _memfence.gate_leave(g)
+            self._g = None
+            raise
         if rc in (None, _OK, _EOFF):
             return self
         _memfence.gate_leave(g)

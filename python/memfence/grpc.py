@@ -227,19 +227,19 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
                 mq.grpc_gate(context, rid)
             st = _core._Stepper(_core.scope(method, rid, self.policy.budget(method)))
             failure = None
-            admitted = _gate.admit(method, self.policy.budget(method),
-                                   timeout=_gate.grpc_wait(context))
+            admitted = _gate.admit(method, timeout=_gate.grpc_wait(context))
             try:
-                admitted.__enter__()
                 it = None
                 while True:
                     # The scope is on the thread for each step (the handler's
                     # work for one response) only: between items gRPC runs on
                     # this thread, and an abandoned generator may be closed
-                    # on another one.
+                    # on another one. The gate is asked in the first step, so
+                    # that it knows the call's scope.
                     st.resume()
                     try:
                         if it is None:
+                            admitted.__enter__()
                             it = iter(behavior(request, context))
                         item = next(it)
                     except StopIteration:
@@ -285,14 +285,19 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
                 await mq.grpc_gate_async(context, rid)
             got = {}
             failure = None
-            try:
-                budget = self.policy.budget(method)
-                async with _gate.admit_async(method, budget, timeout=_gate.grpc_wait(context)):
+            wait = _gate.grpc_wait(context)
+
+            async def admitted():
+                # In the call's scope: the gate links the call to it.
+                async with _gate.admit_async(method, timeout=wait):
                     result = behavior(request, context)
                     if inspect.isawaitable(result):
-                        result = await _core.scoped(result, method, rid, budget,
-                                                    on_figures=lambda f, e: got.setdefault("f", f))
+                        result = await result
                     return result
+
+            try:
+                return await _core.scoped(admitted(), method, rid, self.policy.budget(method),
+                                          on_figures=lambda f, e: got.setdefault("f", f))
             except BaseException as e:
                 if not is_allocation_failure(e):
                     raise
@@ -311,10 +316,10 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
                 await mq.grpc_gate_async(context, rid)
             st = _core._Stepper(_core.scope(method, rid, self.policy.budget(method)))
             failure = None
-            admitted = _gate.admit_async(method, self.policy.budget(method),
-                                         timeout=_gate.grpc_wait(context))
+            admitted = _gate.admit_async(method, timeout=_gate.grpc_wait(context))
             try:
-                await admitted.__aenter__()
+                # Its polls are steps of the call, in the call's scope.
+                await _core._StepAwaitable(admitted.__aenter__(), st)
                 out = behavior(request, context)
                 if inspect.isasyncgen(out):
                     while True:
@@ -331,7 +336,7 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
                 release(e)
                 failure = e
             finally:
-                await admitted.__aexit__(None, None, None)
+                await _core._StepAwaitable(admitted.__aexit__(None, None, None), st)
                 figures = st.finish(failed=failure is not None)
             if failure is not None:
                 await self._refuse(context, method, rid, failure, figures)

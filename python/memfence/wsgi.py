@@ -13,10 +13,17 @@ The status line is held back until the first chunk exists, so a failure up
 to there becomes a 503. A failure in a later chunk cannot (the status has
 been sent): it is logged and counted (on_failure, the scope's refused
 allocations) and propagates to the server, which closes the connection.
+
+Under `memfence run` the request first waits at the admission gate
+(memfence.gate, docs/gate.md), in its scope, for the memory its route
+needs, at most the gate's maximum wait (--gate-wait); when that runs out it
+gets the same 503 with Retry-After, before the application ran. It holds
+its admission until its last chunk or close().
 """
 import sys
 
 from memfence import _core
+from memfence import gate as _gate
 from memfence import quarantine as mq
 from memfence._respond import (DEFAULT_MAX_ROUTES, DEFAULT_RETRY_AFTER, Policy, Routes,
                                in_request, release)
@@ -35,6 +42,15 @@ class _Request:
         self.stepper = _core._Stepper(sc)
         self.handle = _core._ScopeHandle(sc.name, sc.id, sc.budget, self.stepper)
         self.done = False
+        self.admission = None
+
+    def admit(self):
+        """Wait at the gate; called in a step, so that the gate knows the
+        request's scope (what it already holds, the need it came in with).
+        GateTimeout (a MemoryError) when the wait runs out."""
+        a = _gate.admit(self.handle.name)
+        a.__enter__()
+        self.admission = a
 
     def step(self, fn, *args):
         self.stepper.resume()
@@ -48,6 +64,9 @@ class _Request:
     def finish(self, failed=False):
         if not self.done:
             self.done = True
+            if self.admission is not None:
+                self.admission.__exit__(None, None, None)
+                self.admission = None
             self.handle.figures = self.stepper.finish(failed)
         return self.handle.figures
 
@@ -106,6 +125,7 @@ class Middleware:
         box = {}
 
         def first_chunk():
+            req.admit()
             box["result"] = result = self.app(environ, deferred_start)
             it = iter(result)
             try:

@@ -126,6 +126,38 @@ static int load_model(struct diag_src *s)
 	return 0;
 }
 
+/* The admission gate's counters (what /status shows): requests that waited
+ * and gave up, the waits, the queue and the requests admitted now. */
+static void read_gate(struct diag_src *s, const struct mf_segread *r)
+{
+	const struct mf_seg_header *h = r->hdr;
+	const struct mf_seg_gate *g;
+	struct mf_diag_gate *out = &s->gate;
+
+	if (h->gate_offset == 0 || h->gate_offset > r->len ||
+	    r->len - h->gate_offset < sizeof(struct mf_seg_gate))
+		return;
+	g = mf_seg_gate_of(h);
+	if (!__atomic_load_n(&g->on, __ATOMIC_ACQUIRE))
+		return;
+	memset(out, 0, sizeof(*out));
+	for (uint32_t i = 0; i < MF_SEG_GATE_NAMES; i++) {
+		if (!__atomic_load_n(&g->names[i].ready, __ATOMIC_ACQUIRE))
+			continue;
+		out->waited += __atomic_load_n(&g->names[i].waited, __ATOMIC_RELAXED);
+		out->timed_out += __atomic_load_n(&g->names[i].timed_out, __ATOMIC_RELAXED);
+	}
+	for (unsigned b = 0; b < MF_MODEL_GATE_HIST; b++)
+		out->hist[b] = __atomic_load_n(&g->hist[b], __ATOMIC_RELAXED);
+	for (uint32_t i = 0; i < MF_SEG_GATE_ENTRIES; i++) {
+		uint32_t st = __atomic_load_n(&g->entries[i].state, __ATOMIC_ACQUIRE);
+
+		out->queue += st == MF_GATE_WAITING;
+		out->admitted += st == MF_GATE_ADMITTED;
+	}
+	s->have_gate = 1;
+}
+
 /* The segment: scopes in flight and the live heap now; and, when there is
  * no model file, a model rebuilt from its ring of finished scopes. */
 static int read_segment(struct diag_src *s, int rebuild)
@@ -167,6 +199,7 @@ static int read_segment(struct diag_src *s, int rebuild)
 	}
 	if (!s->limit && h.container.limit)
 		s->limit = h.container.limit;
+	read_gate(s, &r);
 	if (rebuild) {
 		/* Oldest first, as they ended. */
 		since = h.ring_head > h.ring_size ? h.ring_head - h.ring_size : 0;
@@ -389,9 +422,10 @@ static int gather(struct diag_src *s)
 		s->have_now = 1;
 	} else {
 		/* After the run: the scopes left in the segment died with it and
-		 * are in the post-mortems. */
+		 * are in the post-mortems; nobody waits at its gate any more. */
 		s->nin_flight = 0;
 		s->heap_live = 0;
+		s->gate.queue = s->gate.admitted = 0;
 	}
 	return 0;
 }
@@ -457,6 +491,7 @@ int mf_cmd_diagnose(int argc, char **argv)
 	in.nin_flight = s->nin_flight;
 	in.deaths = s->deaths;
 	in.ndeaths = s->ndeaths;
+	in.gate = s->have_gate ? &s->gate : NULL;
 	if (mf_diagnose(&in, &d) != 0) {
 		mf_err("out of memory");
 		json_decref(s->timeline);

@@ -34,6 +34,8 @@ struct diag_src {
 	uint32_t nin_flight;
 	struct mf_diag_death deaths[DIAG_DEATHS];
 	uint32_t ndeaths;
+	struct mf_diag_gate gate;    /* the admission gate's counters */
+	int have_gate;               /* read from a segment with the gate on */
 	json_t *timeline;            /* per-second points of the newest report or journal */
 	uint64_t since_s;
 };

@@ -13,6 +13,11 @@
 #define RETAIN_MIN (64ull << 10)   /* retained per call below this is noise */
 #define OVERSIZED_RATIO 4          /* x the p95 of its name */
 #define ORDINARY_RATIO 2           /* a refused scope below this is ordinary */
+/* Waits at the gate that say memory ran short: at least this many, and
+ * this share of the scopes (one in a hundred): a few requests wait at a
+ * start, while the gate still asks its default need of every kind. */
+#define GATE_MIN_WAITS 3
+#define GATE_MIN_SHARE 100
 
 static const char *const verdict_names[MF_VERDICT_N] = {
 	"leak", "aggregate", "oversized", "outside-heap", "healthy",
@@ -223,6 +228,80 @@ static void consider_outside(struct mf_diag *d, uint64_t ws, uint64_t heap, uint
 	d->outside_at_death = at_death;
 }
 
+static int cmp_u32(const void *x, const void *y)
+{
+	uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+
+	return a < b ? -1 : a > b;
+}
+
+/* The admission gate: from the windows (since counts), else the model's
+ * totals, and the segment's counters when they are ahead (the model is
+ * saved every few seconds). */
+static void gate_analysis(struct mf_diag *d, const struct mf_model *f,
+			  const struct mf_diag_input *in)
+{
+	uint32_t full[MF_MODEL_FLOORS + 2];
+	const uint64_t *hist = f->gate.hist;
+	uint64_t waited = 0, timed_out = 0, seg = 0, mod = 0;
+	uint32_t nfull = 0;
+
+	for (uint32_t i = 0; i <= f->nfloors; i++) {
+		const struct mf_model_floor *w = i < f->nfloors ? mf_model_floor_at(f, i) : &f->cur;
+
+		if (i == f->nfloors && (!f->cur_open || w->t_s + f->window_s <= in->since_s))
+			break;
+		waited += w->gate_waited;
+		timed_out += w->gate_timed_out;
+		if (w->gate_queue == 0)
+			continue;
+		full[nfull++] = w->gate_full_n;
+		if (w->gate_queue > d->gate_queue_max) {
+			d->gate_queue_max = w->gate_queue;
+			d->gate_queue_t_s = w->t_s;
+		}
+	}
+	if (!in->since_s) {
+		if (f->gate.waited > waited)
+			waited = f->gate.waited;
+		if (f->gate.timed_out > timed_out)
+			timed_out = f->gate.timed_out;
+		if (in->gate && in->gate->waited > waited)
+			waited = in->gate->waited;
+		if (in->gate && in->gate->timed_out > timed_out)
+			timed_out = in->gate->timed_out;
+	}
+	if (in->gate) {
+		for (unsigned b = 0; b < MF_MODEL_GATE_HIST; b++) {
+			seg += in->gate->hist[b];
+			mod += f->gate.hist[b];
+		}
+		if (seg > mod)
+			hist = in->gate->hist;
+	}
+	if (in->have_now && in->gate) {
+		d->gate_now = 1;
+		d->gate_queue_now = in->gate->queue;
+		d->gate_admitted_now = in->gate->admitted;
+		if (in->gate->queue) {
+			full[nfull++] = in->gate->admitted;
+			if (in->gate->queue > d->gate_queue_max) {
+				d->gate_queue_max = in->gate->queue;
+				d->gate_queue_t_s = in->now_s;
+			}
+		}
+	}
+	d->gate_waited = waited;
+	d->gate_timed_out = timed_out;
+	/* Percentiles over the whole history, as the distributions of names. */
+	d->gate_p50_ms = mf_model_gate_wait_ms(hist, 0.5);
+	d->gate_p99_ms = mf_model_gate_wait_ms(hist, 0.99);
+	if (nfull) {
+		qsort(full, nfull, sizeof(full[0]), cmp_u32);
+		d->gate_full_n = full[(nfull - 1) / 2];
+	}
+}
+
 static int cmp_retainer(const void *x, const void *y)
 {
 	const struct mf_diag_retainer *a = x, *b = y;
@@ -279,7 +358,7 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 	const struct mf_model *m = in->model;
 	struct mf_model *f = since_copy(m, in->since_s);
 	uint64_t since = in->since_s, refused_big = 0;
-	int died = 0, trouble;
+	int died = 0, trouble, waits;
 
 	memset(d, 0, sizeof(*d));
 	if (!f)
@@ -395,6 +474,7 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 		d->from_s = d->to_s;
 
 	leak_analysis(d, f);
+	gate_analysis(d, f, in);
 
 	/* Oversized: the model's candidates, the scopes in flight at deaths
 	 * and now. */
@@ -434,13 +514,19 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 	d->holds[MF_VERDICT_OVERSIZED] = d->noversized > 0;
 	d->fit = d->need_p95 ? d->budget / d->need_p95 : 0;
 
-	/* Aggregate: memory ran short while many ordinary scopes held it. */
+	/* Aggregate: memory ran short while many ordinary scopes held it. With
+	 * the admission gate it runs short without a refusal: requests wait
+	 * for it, and the gate keeps the load in flight below the budget. */
 	trouble = d->refused > 0 || died || (d->budget && d->heap_high >= d->budget / 10 * 9) ||
 		  (d->limit && d->ws_high >= d->limit / 100 * 95);
+	waits = d->gate_waited + d->gate_timed_out >= GATE_MIN_WAITS &&
+		(d->gate_waited + d->gate_timed_out) * GATE_MIN_SHARE >= d->scopes;
 	d->holds[MF_VERDICT_AGGREGATE] =
-		trouble && d->budget &&
-		(d->agg_load * 2 >= d->budget ||
-		 (d->refused_ordinary > 0 && d->agg_n >= 3 && d->agg_load * 10 >= d->budget * 3));
+		d->budget &&
+		((trouble && (d->agg_load * 2 >= d->budget ||
+			      (d->refused_ordinary > 0 && d->agg_n >= 3 &&
+			       d->agg_load * 10 >= d->budget * 3))) ||
+		 (waits && d->agg_n >= 3 && d->agg_load * 10 >= d->budget * 3));
 
 	/* Outside the heap: it is what filled the container. */
 	d->holds[MF_VERDICT_OUTSIDE] =
@@ -467,7 +553,9 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 					    (rise / b > 1 ? 1 : rise / b);
 		d->score[MF_VERDICT_OVERSIZED] = (big_death ? 30 : big_refused ? 20 : 10) +
 						 (ratio / 100 > 1 ? 1 : ratio / 100);
-		d->score[MF_VERDICT_AGGREGATE] = (died && d->agg_at_death ? 30 : trouble ? 20 : 10) +
+		d->score[MF_VERDICT_AGGREGATE] = (died && d->agg_at_death ? 30 : trouble ? 20
+										 : waits ? 15
+											 : 10) +
 						 ((double)d->agg_load / b > 1 ? 1 : (double)d->agg_load / b);
 		d->score[MF_VERDICT_OUTSIDE] = (died ? 30 : 20) +
 					       ((double)d->outside / l > 1 ? 1 : (double)d->outside / l);

@@ -17,7 +17,9 @@
  *    than the p95 of their name;
  *  - aggregate: memory ran short (refusals, an OOM kill, the heap at the
  *    budget) while many ordinary scopes held it together (at least half the
- *    budget, no single one half of that);
+ *    budget, no single one half of that); or, with the admission gate,
+ *    requests waited for memory while many ordinary scopes held it: the
+ *    same load, turned into waits instead of failures;
  *  - outside-heap: the container filled with memory the accounting does
  *    not see (shared memory, tmpfs, page cache that cannot be reclaimed,
  *    other processes): the cgroup's working set far above the live heap.
@@ -75,6 +77,14 @@ struct mf_diag_death {
 /* Fill d from a report document; 0, or -1 when it is not a report. */
 int mf_diag_death_from_report(json_t *report, struct mf_diag_death *d);
 
+/* The admission gate as its counters in the stats segment say. */
+struct mf_diag_gate {
+	uint64_t waited;               /* requests admitted after waiting */
+	uint64_t timed_out;            /* requests that gave up waiting */
+	uint64_t hist[MF_MODEL_GATE_HIST]; /* waits of those admitted */
+	uint32_t queue, admitted;      /* now (when the input has_now) */
+};
+
 struct mf_diag_input {
 	const struct mf_model *model;  /* required */
 	uint64_t limit, budget;        /* bytes, 0 = unknown */
@@ -86,6 +96,7 @@ struct mf_diag_input {
 	uint32_t nin_flight;
 	const struct mf_diag_death *deaths;
 	uint32_t ndeaths;
+	const struct mf_diag_gate *gate;  /* NULL: no gate, or not read */
 };
 
 #define MF_DIAG_RETAINERS 8
@@ -142,6 +153,19 @@ struct mf_diag {
 	uint32_t agg_n;
 	int agg_at_death;
 	uint64_t fit;                  /* scopes of the p95 need the budget holds */
+	/* aggregate under the admission gate: requests that waited for
+	 * memory, how long (p50, p99 in ms; UINT64_MAX: past the last
+	 * bucket), requests that gave up; how many were admitted at once
+	 * while others waited (the median over the windows with a queue: the
+	 * concurrency at which memory ran short), the longest queue, and the
+	 * queue now */
+	uint64_t gate_waited, gate_timed_out;
+	uint64_t gate_p50_ms, gate_p99_ms;
+	uint32_t gate_full_n;
+	uint32_t gate_queue_max;
+	uint64_t gate_queue_t_s;
+	int gate_now;
+	uint32_t gate_queue_now, gate_admitted_now;
 
 	/* outside the heap: working set minus live heap, at its worst */
 	uint64_t outside, outside_ws, outside_heap, outside_t_s;

@@ -116,6 +116,36 @@ static void ev_oversized(const struct mf_diag *d, struct lines *o)
 		say(o, "no scope of an ordinary size was refused: the others were served");
 }
 
+static char *wait_ms(uint64_t ms, char *buf, size_t len)
+{
+	if (ms == UINT64_MAX)
+		snprintf(buf, len, "over 10 s");
+	else
+		snprintf(buf, len, "under %llu ms", (unsigned long long)ms);
+	return buf;
+}
+
+/* The admission gate's part: what the load became instead of failures. */
+static void ev_gate(const struct mf_diag *d, struct lines *o)
+{
+	char a[32], b[32], t[32];
+
+	if (d->gate_waited + d->gate_timed_out == 0)
+		return;
+	say(o, "%llu request(s) waited at the admission gate for memory (p50 %s, p99 %s); %llu "
+	       "gave up waiting (timed out: RESOURCE_EXHAUSTED, 503 or a task retried)",
+	    (unsigned long long)d->gate_waited, wait_ms(d->gate_p50_ms, a, sizeof(a)),
+	    wait_ms(d->gate_p99_ms, b, sizeof(b)), (unsigned long long)d->gate_timed_out);
+	if (d->gate_full_n)
+		say(o, "while requests waited, %u were admitted at once (up to %u waiting, at %s): "
+		       "the memory left for requests runs out at about %u in flight",
+		    d->gate_full_n, d->gate_queue_max, clock_of(d->gate_queue_t_s, t, sizeof(t)),
+		    d->gate_full_n);
+	if (d->gate_now)
+		say(o, "now: %u request(s) waiting at the gate, %u admitted", d->gate_queue_now,
+		    d->gate_admitted_now);
+}
+
 static void ev_aggregate(const struct mf_diag *d, struct lines *o)
 {
 	char a[32], b[32], c[32], t[32];
@@ -132,6 +162,7 @@ static void ev_aggregate(const struct mf_diag *d, struct lines *o)
 		       "concurrency near %llu, or give the container more memory",
 		    SZ(d->need_p95, a), SZ(d->need_p50, b), (unsigned long long)d->fit,
 		    (unsigned long long)(d->fit ? d->fit : 1));
+	ev_gate(d, o);
 	if (d->refused_ordinary)
 		say(o, "%llu allocation refusal(s) hit scopes of an ordinary size",
 		    (unsigned long long)d->refused_ordinary);
@@ -175,6 +206,7 @@ static void ev_healthy(const struct mf_diag *d, struct lines *o)
 	if (d->need_p95)
 		say(o, "a typical scope needs %s (p95): the budget holds about %llu at once",
 		    SZ(d->need_p95, a), (unsigned long long)d->fit);
+	ev_gate(d, o);
 }
 
 unsigned mf_diag_evidence(const struct mf_diag *d, enum mf_verdict v, char lines[][MF_DIAG_LINE],
@@ -301,6 +333,22 @@ json_t *mf_diag_json(const struct mf_diag *d)
 			json_object_set_new(o, "refused_ordinary",
 					    json_integer((json_int_t)d->refused_ordinary));
 			json_object_set_new(o, "refused_scopes", a);
+			json_object_set_new(
+				o, "gate",
+				json_pack("{s:I,s:I,s:o,s:o,s:i,s:i,s:I,s:o,s:o}", "waited",
+					  (json_int_t)d->gate_waited, "timed_out",
+					  (json_int_t)d->gate_timed_out, "wait_p50_ms",
+					  d->gate_p50_ms == UINT64_MAX ? json_null()
+								       : json_integer((json_int_t)d->gate_p50_ms),
+					  "wait_p99_ms",
+					  d->gate_p99_ms == UINT64_MAX ? json_null()
+								       : json_integer((json_int_t)d->gate_p99_ms),
+					  "concurrency", (int)d->gate_full_n, "queue_max",
+					  (int)d->gate_queue_max, "queue_t", (json_int_t)d->gate_queue_t_s,
+					  "queue_now",
+					  d->gate_now ? json_integer(d->gate_queue_now) : json_null(),
+					  "admitted_now",
+					  d->gate_now ? json_integer(d->gate_admitted_now) : json_null()));
 			break;
 		case MF_VERDICT_OUTSIDE:
 			json_object_set_new(o, "t", json_integer((json_int_t)d->outside_t_s));
@@ -320,7 +368,8 @@ json_t *mf_diag_json(const struct mf_diag *d)
 	json_object_set_new(root, "evidence", ev);
 	json_object_set_new(
 		root, "context",
-		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "limit",
+		json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}",
+			  "limit",
 			  (json_int_t)d->limit, "budget", (json_int_t)d->budget, "from",
 			  (json_int_t)d->from_s, "to", (json_int_t)d->to_s, "scopes",
 			  (json_int_t)d->scopes, "names", (json_int_t)d->names, "refused",
@@ -328,6 +377,7 @@ json_t *mf_diag_json(const struct mf_diag *d)
 			  (json_int_t)d->deaths, "restarts", (json_int_t)d->restarts, "heap_high",
 			  (json_int_t)d->heap_high, "working_set_high", (json_int_t)d->ws_high,
 			  "need_p50", (json_int_t)d->need_p50, "need_p95", (json_int_t)d->need_p95,
-			  "outside_high", (json_int_t)d->outside));
+			  "outside_high", (json_int_t)d->outside, "gate_waited",
+			  (json_int_t)d->gate_waited, "gate_timed_out", (json_int_t)d->gate_timed_out));
 	return root;
 }

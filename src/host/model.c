@@ -170,7 +170,9 @@ uint64_t mf_model_need(const struct mf_model *m, const char *name, double q,
 {
 	if (name) {
 		const struct mf_model_name *n = mf_model_find(m, name);
-		return n && n->count >= min_count && n->count > 0 ? mf_dist_quantile(&n->peak, q) : 0;
+		return n && n->peak.count >= min_count && n->peak.count > 0
+			       ? mf_dist_quantile(&n->peak, q)
+			       : 0;
 	}
 	struct mf_dist all;
 	memset(&all, 0, sizeof(all));
@@ -257,6 +259,40 @@ void mf_model_sample(struct mf_model *m, const struct mf_model_sample *s)
 	}
 	if (s->working_set > c->ws_high)
 		c->ws_high = s->working_set;
+	c->gate_waited += s->gate_waited;
+	c->gate_timed_out += s->gate_timed_out;
+	if (s->gate_queue > c->gate_queue ||
+	    (s->gate_queue != 0 && s->gate_queue == c->gate_queue &&
+	     s->gate_admitted > c->gate_full_n)) {
+		c->gate_queue = s->gate_queue;
+		c->gate_full_n = s->gate_admitted;
+	}
+	m->gate.waited += s->gate_waited;
+	m->gate.timed_out += s->gate_timed_out;
+	for (unsigned b = 0; b < MF_MODEL_GATE_HIST; b++)
+		m->gate.hist[b] += s->gate_hist[b];
+}
+
+uint64_t mf_model_gate_wait_ms(const uint64_t *hist, double q)
+{
+	static const uint64_t bound[MF_SEG_GATE_HIST] = MF_SEG_GATE_HIST_MS;
+	uint64_t total = 0, rank, seen = 0;
+
+	for (unsigned b = 0; b < MF_MODEL_GATE_HIST; b++)
+		total += hist[b];
+	if (total == 0)
+		return 0;
+	if (!(q > 0))
+		q = 1e-9;
+	rank = (uint64_t)ceil((q > 1 ? 1 : q) * (double)total);
+	if (rank == 0)
+		rank = 1;
+	for (unsigned b = 0; b < MF_SEG_GATE_HIST; b++) {
+		seen += hist[b];
+		if (seen >= rank)
+			return bound[b];
+	}
+	return UINT64_MAX;
 }
 
 void mf_model_heap(struct mf_model *m, uint64_t t_s, uint64_t live, uint32_t in_flight)

@@ -7,7 +7,9 @@
  * retained bytes (net left behind when it ended); the largest one seen, by
  * id. For the process: the floor of the live heap, window by window (the
  * least it held while serving), its slope and a forecast of when the budget
- * is reached.
+ * is reached. For the admission gate: how many requests waited for memory
+ * and how long, how many gave up, and how many were admitted at once while
+ * others waited (the concurrency at which memory ran short).
  *
  * Consumers: the health rules (the need of a typical request), the
  * admission gate (the need of this kind of request), leak detection and
@@ -30,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/segment.h" /* the gate's wait-time buckets */
+
 #define MF_MODEL_NAMES 64      /* scope names with a model of their own */
 #define MF_MODEL_NAME_LEN 64   /* as MF_SEG_NAME_LEN */
 #define MF_MODEL_RECENT 32     /* recent retained values kept per name */
@@ -40,6 +44,9 @@
  * 2^40 bytes: a quantile is the upper edge of its bucket, at most 19 % above
  * the true value, which errs on the side of needing more. */
 #define MF_DIST_BUCKETS 113
+/* Waits at the admission gate: the segment's buckets (upper bounds in
+ * MF_SEG_GATE_HIST_MS, and one for the rest). */
+#define MF_MODEL_GATE_HIST (MF_SEG_GATE_HIST + 1)
 
 struct mf_dist {
 	uint64_t count;
@@ -84,6 +91,21 @@ struct mf_model_floor {
 	/* What the scopes in flight held at the sample that set the floor:
 	 * floor - floor_load is the heap no request accounts for. */
 	uint64_t floor_load;
+	/* The admission gate in the window: requests admitted after waiting
+	 * and requests that gave up waiting; the longest queue one sample
+	 * saw, and how many requests were admitted at that sample (what the
+	 * memory held when it ran short). */
+	uint64_t gate_waited;
+	uint64_t gate_timed_out;
+	uint32_t gate_queue;
+	uint32_t gate_full_n;
+};
+
+/* The admission gate over the whole history. */
+struct mf_model_gate {
+	uint64_t waited;           /* requests admitted after waiting */
+	uint64_t timed_out;        /* requests that gave up waiting */
+	uint64_t hist[MF_MODEL_GATE_HIST]; /* the waits of those admitted */
 };
 
 /* Scopes far larger than the others of their name (or refused), the
@@ -139,6 +161,7 @@ struct mf_model {
 	 * floors of a process that was replaced say nothing of the new one.
 	 * 0 = every window. */
 	uint64_t epoch_s;
+	struct mf_model_gate gate;
 };
 
 #define MF_MODEL_VERSION 1
@@ -165,6 +188,14 @@ struct mf_model_sample {
 	uint64_t load;             /* their summed net bytes (negatives as 0) */
 	uint64_t load_top;         /* the largest one's net bytes */
 	uint64_t working_set;      /* the cgroup's, 0 = unknown */
+	/* The admission gate: since the last sample, requests admitted after
+	 * waiting, requests that gave up, and the waits of those admitted (by
+	 * bucket); now, requests waiting and requests admitted. */
+	uint64_t gate_waited;
+	uint64_t gate_timed_out;
+	uint64_t gate_hist[MF_MODEL_GATE_HIST];
+	uint32_t gate_queue;
+	uint32_t gate_admitted;
 };
 void mf_model_sample(struct mf_model *m, const struct mf_model_sample *s);
 
@@ -172,6 +203,10 @@ void mf_model_sample(struct mf_model *m, const struct mf_model_sample *s);
  * starts over from the first window that begins at or after t_s; the
  * windows before it stay for a diagnosis. */
 void mf_model_epoch(struct mf_model *m, uint64_t t_s);
+/* The q-quantile of the waits in hist (MF_MODEL_GATE_HIST buckets), as the
+ * upper bound of its bucket in milliseconds; UINT64_MAX when it lies past
+ * the last bound; 0 when no request waited. */
+uint64_t mf_model_gate_wait_ms(const uint64_t *hist, double q);
 
 /* Record an event (deaths, restarts; refusals come with mf_model_scope). */
 void mf_model_event(struct mf_model *m, uint64_t t_s, enum mf_model_event_kind kind,
@@ -187,8 +222,10 @@ const char *mf_model_event_name(enum mf_model_event_kind kind);
 const struct mf_model_name *mf_model_find(const struct mf_model *m, const char *name);
 
 /* What a scope of this name needs: the q-quantile of its peaks once at
- * least min_count ended; else 0. With name NULL, over every name (the
- * typical request of the program). */
+ * least min_count of them are known (scopes that ended without a refusal:
+ * a refused one says nothing of the need); else 0. With name NULL, over
+ * every name (the typical request of the program). The admission gate
+ * publishes these (src/supervisor/gate.c). */
 uint64_t mf_model_need(const struct mf_model *m, const char *name, double q,
 		       uint64_t min_count);
 

@@ -10,17 +10,20 @@
  *               "first_s": .., "last_s": .., "max_peak": .., "max_id": "..",
  *               "max_at_s": .., "max_failed": false}],
  *    "floors": [[t_s, floor, high, max_in_flight, load, load_n, load_top,
- *                ws_high, floor_load], ...],
+ *                ws_high, floor_load, gate_waited, gate_timed_out,
+ *                gate_queue, gate_full_n], ...],
  *    "big": [{"name": .., "id": .., "peak": .., "net": .., "t_s": ..,
  *             "failed": false, "typical": ..}],
  *    "events": [{"t_s": .., "kind": "refused", "count": 3, "bytes": ..,
  *                "name": .., "id": ..}],
- *    "event_totals": {"refused": 3, "oom-kill": 0, ...}}
+ *    "event_totals": {"refused": 3, "oom-kill": 0, ...},
+ *    "gate": {"waited": 120, "timed_out": 0, "hist": [0, 4, ...]}}
  *
  * Buckets are written sparse (index, count). A reader refuses another
  * version and anything malformed, with the reason; it never trusts sizes.
- * Fields added since version 1 first came out (the last four of a floor,
- * "big", "events", "event_totals") may be absent: they read as zero.
+ * Fields added since version 1 first came out (the last eight of a floor,
+ * "big", "events", "event_totals", "gate") may be absent: they read as
+ * zero.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -77,13 +80,19 @@ json_t *mf_model_json(const struct mf_model *m)
 	}
 	for (uint32_t i = 0; i < m->nfloors; i++) {
 		const struct mf_model_floor *f = mf_model_floor_at(m, i);
-		json_array_append_new(floors, json_pack("[IIIiIiIII]", (json_int_t)f->t_s,
+		json_array_append_new(floors, json_pack("[IIIiIiIIIIIii]", (json_int_t)f->t_s,
 							(json_int_t)f->floor, (json_int_t)f->high,
 							(int)f->max_in_flight, (json_int_t)f->load,
 							(int)f->load_n, (json_int_t)f->load_top,
 							(json_int_t)f->ws_high,
-							(json_int_t)f->floor_load));
+							(json_int_t)f->floor_load,
+							(json_int_t)f->gate_waited,
+							(json_int_t)f->gate_timed_out,
+							(int)f->gate_queue, (int)f->gate_full_n));
 	}
+	json_t *gate_hist = json_array();
+	for (unsigned b = 0; b < MF_MODEL_GATE_HIST; b++)
+		json_array_append_new(gate_hist, json_integer((json_int_t)m->gate.hist[b]));
 	json_t *big = json_array(), *events = json_array(), *totals = json_object();
 	for (uint32_t i = 0; i < m->nbig; i++) {
 		const struct mf_model_big *b = &m->big[i];
@@ -104,9 +113,11 @@ json_t *mf_model_json(const struct mf_model *m)
 	for (int k = 0; k < MF_EV_NKINDS; k++)
 		json_object_set_new(totals, mf_model_event_name(k),
 				    json_integer((json_int_t)m->event_total[k]));
-	return json_pack("{sisIsIsosososos o}", "memfence_model", MF_MODEL_VERSION, "window_s",
-			 (json_int_t)m->window_s, "dropped", (json_int_t)m->dropped, "names", names,
-			 "floors", floors, "big", big, "events", events, "event_totals", totals);
+	return json_pack("{sisIsIsosososos os{sIsIso}}", "memfence_model", MF_MODEL_VERSION,
+			 "window_s", (json_int_t)m->window_s, "dropped", (json_int_t)m->dropped,
+			 "names", names, "floors", floors, "big", big, "events", events,
+			 "event_totals", totals, "gate", "waited", (json_int_t)m->gate.waited,
+			 "timed_out", (json_int_t)m->gate.timed_out, "hist", gate_hist);
 }
 
 static int kind_of(const char *s)
@@ -211,14 +222,17 @@ int mf_model_from_json(json_t *j, struct mf_model *m, char *err, size_t errlen)
 		m->nnames++;
 	}
 	json_array_foreach(floors, i, e) {
-		json_int_t t, f, h, load = 0, top = 0, ws = 0, fl = 0;
-		int inflight, load_n = 0;
-		int ok = json_array_size(e) >= 9
-				 ? json_unpack(e, "[IIIiIiIII]", &t, &f, &h, &inflight, &load, &load_n,
-					       &top, &ws, &fl) == 0
-				 : json_unpack(e, "[IIIi]", &t, &f, &h, &inflight) == 0;
+		json_int_t t, f, h, load = 0, top = 0, ws = 0, fl = 0, gw = 0, gt = 0;
+		int inflight, load_n = 0, gq = 0, gn = 0;
+		size_t len = json_array_size(e);
+		int ok = len >= 13   ? json_unpack(e, "[IIIiIiIIIIIii]", &t, &f, &h, &inflight,
+						   &load, &load_n, &top, &ws, &fl, &gw, &gt, &gq,
+						   &gn) == 0
+			 : len >= 9 ? json_unpack(e, "[IIIiIiIII]", &t, &f, &h, &inflight, &load,
+						  &load_n, &top, &ws, &fl) == 0
+				    : json_unpack(e, "[IIIi]", &t, &f, &h, &inflight) == 0;
 		if (!ok || t < 0 || f < 0 || h < 0 || inflight < 0 || load < 0 || load_n < 0 ||
-		    top < 0 || ws < 0 || fl < 0) {
+		    top < 0 || ws < 0 || fl < 0 || gw < 0 || gt < 0 || gq < 0 || gn < 0) {
 			snprintf(err, errlen, "malformed model: floors[%zu]", i);
 			return -1;
 		}
@@ -226,7 +240,9 @@ int mf_model_from_json(json_t *j, struct mf_model *m, char *err, size_t errlen)
 			.t_s = (uint64_t)t, .floor = (uint64_t)f, .high = (uint64_t)h,
 			.max_in_flight = (uint32_t)inflight, .load_n = (uint32_t)load_n,
 			.load = (uint64_t)load, .load_top = (uint64_t)top, .ws_high = (uint64_t)ws,
-			.floor_load = (uint64_t)fl};
+			.floor_load = (uint64_t)fl, .gate_waited = (uint64_t)gw,
+			.gate_timed_out = (uint64_t)gt, .gate_queue = (uint32_t)gq,
+			.gate_full_n = (uint32_t)gn};
 		m->floor_pos = (m->floor_pos + 1) % MF_MODEL_FLOORS;
 		if (m->nfloors < MF_MODEL_FLOORS)
 			m->nfloors++;
@@ -275,5 +291,19 @@ int mf_model_from_json(json_t *j, struct mf_model *m, char *err, size_t errlen)
 	}
 	for (int k = 0; k < MF_EV_NKINDS; k++)
 		u64_of(json_object_get(j, "event_totals"), mf_model_event_name(k), &m->event_total[k]);
+	{
+		json_t *g = json_object_get(j, "gate"), *hist = json_object_get(g, "hist");
+
+		u64_of(g, "waited", &m->gate.waited);
+		u64_of(g, "timed_out", &m->gate.timed_out);
+		json_array_foreach(hist, i, e) {
+			if (i >= MF_MODEL_GATE_HIST || !json_is_integer(e) ||
+			    json_integer_value(e) < 0) {
+				snprintf(err, errlen, "malformed model: gate.hist[%zu]", i);
+				return -1;
+			}
+			m->gate.hist[i] = (uint64_t)json_integer_value(e);
+		}
+	}
 	return 0;
 }

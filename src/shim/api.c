@@ -148,9 +148,11 @@ EXPORT int memfence_gate_enter(struct memfence_gate *g, const char *name, size_t
 
 EXPORT int memfence_gate_wait(struct memfence_gate *g, int timeout_ms)
 {
-	if (g == NULL || api_thread() == NULL)
+	struct mf_thread *t = api_thread();
+
+	if (g == NULL || t == NULL)
 		return MEMFENCE_EOFF;
-	return mf_gate_wait(g, timeout_ms);
+	return mf_gate_wait(t, g, timeout_ms);
 }
 
 EXPORT int memfence_gate_leave(struct memfence_gate *g)

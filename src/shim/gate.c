@@ -399,11 +399,24 @@ static int wait_for(struct mf_seg_gate *g, struct handle *hd, int timeout_ms)
 
 /* ---- the API ---- */
 
-/* The scope the request runs in remembers its need (mf_gate_refuse). */
-static int scope_admitted(struct mf_thread *t, const struct handle *hd)
+/* The scope the request runs in remembers its need (mf_gate_refuse): the
+ * innermost scope of t. After a later wait (linked_only), only when it is
+ * the one the entry was linked to at its arrival: the wait may run on
+ * another thread, or between two steps of a request whose scope is
+ * suspended meanwhile (an asyncio request). */
+static int scope_admitted(struct mf_thread *t, const struct handle *hd, bool linked_only)
 {
-	if (t != NULL && t->depth > 0)
-		t->scopes[t->depth - 1].gate_need = hd->need;
+	struct mf_seg_gate *g = gate_on();
+	const struct mf_seg_gate_entry *e;
+	struct mf_scope *s;
+
+	if (t == NULL || t->depth == 0 || g == NULL || hd->idx >= MF_SEG_GATE_ENTRIES)
+		return MEMFENCE_OK;
+	s = &t->scopes[t->depth - 1];
+	e = &g->entries[hd->idx];
+	if (!linked_only || (e->scope >= 0 && s->entry == e->scope &&
+			     s->start_real == e->scope_start))
+		s->gate_need = hd->need;
 	return MEMFENCE_OK;
 }
 
@@ -505,7 +518,7 @@ int mf_gate_enter(struct mf_thread *t, struct memfence_gate *out, const char *na
 	entry_link(e, t);
 	if (__atomic_load_n(&g->waiting, __ATOMIC_ACQUIRE) == 0 &&
 	    (try_admit(g, hd, true) || try_admit(g, hd, false)))
-		return scope_admitted(t, hd);
+		return scope_admitted(t, hd, false);
 	/* Queue: the ticket is written before the entry shows as waiting. */
 	hd->ticket = __atomic_add_fetch(&g->next_ticket, 1, __ATOMIC_ACQ_REL);
 	__atomic_store_n(&e->ticket, hd->ticket, __ATOMIC_RELAXED);
@@ -514,19 +527,23 @@ int mf_gate_enter(struct mf_thread *t, struct memfence_gate *out, const char *na
 	hd->state = H_WAITING;
 	if (wait_for(g, hd, timeout_ms) != MEMFENCE_OK)
 		return MEMFENCE_EWAIT;
-	return scope_admitted(t, hd);
+	return scope_admitted(t, hd, false);
 }
 
-int mf_gate_wait(struct memfence_gate *out, int timeout_ms)
+int mf_gate_wait(struct mf_thread *t, struct memfence_gate *out, int timeout_ms)
 {
 	struct handle *hd = (struct handle *)out;
 	struct mf_seg_gate *g = gate_on();
 
-	if (hd->state == H_ADMITTED || hd->state == H_UNTRACKED)
+	if (hd->state == H_ADMITTED)
+		return scope_admitted(t, hd, true);
+	if (hd->state == H_UNTRACKED)
 		return MEMFENCE_OK;
 	if (g == NULL || hd->state != H_WAITING)
 		return MEMFENCE_EOFF;
-	return wait_for(g, hd, timeout_ms);
+	if (wait_for(g, hd, timeout_ms) != MEMFENCE_OK)
+		return MEMFENCE_EWAIT;
+	return scope_admitted(t, hd, true);
 }
 
 int mf_gate_leave(struct memfence_gate *out)

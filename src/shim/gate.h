@@ -36,7 +36,7 @@ bool mf_gate_decide(uint64_t need, int64_t room_c, int64_t room_p,
 
 int mf_gate_enter(struct mf_thread *t, struct memfence_gate *g, const char *name,
 		  uint64_t need, int timeout_ms) MF_HIDDEN;
-int mf_gate_wait(struct memfence_gate *g, int timeout_ms) MF_HIDDEN;
+int mf_gate_wait(struct mf_thread *t, struct memfence_gate *g, int timeout_ms) MF_HIDDEN;
 int mf_gate_leave(struct memfence_gate *g) MF_HIDDEN;
 int mf_gate_max_wait(void) MF_HIDDEN;
 

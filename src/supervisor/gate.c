@@ -5,21 +5,22 @@
  * processes left at the gate, and read its counters for /metrics and
  * /status.
  *
- * Needs. Every finished scope that was not refused goes into a model of
- * its own (host/model.h): a refused scope stopped where it was refused, so
- * its peak says nothing of what its kind needs. A name's need is the
- * configured quantile of its peaks once min_count scopes of it ended; the
- * shim uses a default until then.
+ * Needs come from the one model of the program's memory (model.c,
+ * host/model.h), which every finished scope feeds and which leaves refused
+ * scopes out of the peaks (a refused scope stopped where it was refused, so
+ * its peak says nothing of what its kind needs). For each name the shims
+ * asked the gate about, its need is the configured quantile of those peaks
+ * once min_count of them are known; the shim uses a default until then.
+ * The model is kept in the state directory, so a restarted program's
+ * requests are admitted with what the previous run learned.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "host/model.h"
 #include "supervisor/sup.h"
 
-static struct mf_model gate_model;
 static struct sup_gate_cfg gate_cfg;
 
 #define RELAXED(p) __atomic_load_n((p), __ATOMIC_RELAXED)
@@ -39,7 +40,6 @@ void sup_gate_start(struct sup_seg *s, const struct sup_gate_cfg *cfg)
 	struct mf_seg_gate *g = gate_of(s);
 
 	gate_cfg = *cfg;
-	mf_model_init(&gate_model, 0);
 	if (g == NULL)
 		return;
 	g->min_count = cfg->min_count;
@@ -49,46 +49,24 @@ void sup_gate_start(struct sup_seg *s, const struct sup_gate_cfg *cfg)
 	__atomic_store_n(&g->on, (uint32_t)(cfg->on != 0), __ATOMIC_RELEASE);
 }
 
-void sup_gate_record(const struct sup_record *r)
-{
-	if (!r->failed)
-		mf_model_scope(&gate_model, r->name, NULL, r->peak, r->net, 0,
-			       r->end_ns / 1000000000u);
-}
-
-static uint32_t name_slot(struct mf_seg_gate *g, const char *name)
-{
-	uint64_t h = mf_seg_name_hash(name);
-
-	for (uint32_t k = 0; k < MF_SEG_GATE_NAMES; k++) {
-		uint32_t i = (uint32_t)((h + k) % MF_SEG_GATE_NAMES);
-		uint64_t cur = __atomic_load_n(&g->names[i].hash, __ATOMIC_ACQUIRE), zero = 0;
-
-		if (cur == h)
-			return i;
-		if (cur == 0 && __atomic_compare_exchange_n(&g->names[i].hash, &zero, h, 0,
-							    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-			snprintf(g->names[i].name, sizeof(g->names[i].name), "%s", name);
-			__atomic_store_n(&g->names[i].ready, 1, __ATOMIC_RELEASE);
-			return i;
-		}
-		if (zero == h)
-			return i;
-	}
-	return MF_SEG_GATE_NAMES;
-}
-
+/* The names are the shims' (each claims its name's entry when a request
+ * of it first comes to the gate), so a need goes where the shim looks. */
 static void publish_needs(struct mf_seg_gate *g)
 {
-	for (uint32_t i = 0; i < gate_model.nnames; i++) {
-		const struct mf_model_name *n = &gate_model.names[i];
-		uint64_t need = mf_model_need(&gate_model, n->name, gate_cfg.quantile,
-					      gate_cfg.min_count ? gate_cfg.min_count : 1);
-		uint32_t k;
+	uint64_t min = gate_cfg.min_count ? gate_cfg.min_count : 1;
 
-		if (need == 0 || (k = name_slot(g, n->name)) == MF_SEG_GATE_NAMES)
+	for (uint32_t i = 0; i < MF_SEG_GATE_NAMES; i++) {
+		struct mf_seg_gate_name *n = &g->names[i];
+		char name[MF_SEG_NAME_LEN];
+		uint64_t need;
+
+		if (!__atomic_load_n(&n->ready, __ATOMIC_ACQUIRE))
 			continue;
-		__atomic_store_n(&g->names[k].need, need, __ATOMIC_RELAXED);
+		memcpy(name, n->name, sizeof(name));
+		name[sizeof(name) - 1] = '\0';
+		need = sup_model_need(name, gate_cfg.quantile, min);
+		if (need != 0)
+			__atomic_store_n(&n->need, need, __ATOMIC_RELAXED);
 	}
 }
 

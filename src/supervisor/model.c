@@ -43,6 +43,8 @@ static struct sup_model {
 	/* Counters of the state at the previous sample, to see events. */
 	uint64_t oom_kill, restarts, ended;
 	uint64_t working_set;
+	/* The gate's counters at the previous sample fed to the model. */
+	uint64_t gate_waited, gate_timed_out, gate_hist[MF_MODEL_GATE_HIST];
 	int primed;
 	int frozen;                  /* the program is being stopped */
 } SM;
@@ -102,6 +104,17 @@ void sup_model_record(const struct sup_record *r)
 	sup_clean(name, sizeof(name), r->name);
 	sup_clean(id, sizeof(id), r->id);
 	mf_model_scope(&SM.m, name, id, r->peak, r->net, r->failed, r->end_ns / 1000000000u);
+}
+
+uint64_t sup_model_need(const char *name, double q, uint64_t min_count)
+{
+	char clean[MF_SEG_NAME_LEN];
+
+	if (!SM.on)
+		return 0;
+	/* Cleaned as sup_model_record cleans it, so that the names meet. */
+	sup_clean(clean, sizeof(clean), name);
+	return mf_model_need(&SM.m, clean[0] ? clean : "(unnamed)", q, min_count);
 }
 
 static uint64_t ended_total(const struct sup_state *st)
@@ -172,6 +185,37 @@ static void names_shown(struct sup_model_status *ms)
 	memcpy(ms->shown, all, ms->nshown * sizeof(all[0]));
 }
 
+/* What grew since the last sample fed (a counter that went back started
+ * again: a new segment). */
+static uint64_t grew(uint64_t now, uint64_t *prev)
+{
+	uint64_t d = now >= *prev ? now - *prev : now;
+
+	*prev = now;
+	return d;
+}
+
+/* The gate's counters into s, as changes since the last sample fed. */
+static void gate_sample(const struct sup_gate_stats *g, struct mf_model_sample *s)
+{
+	uint64_t waited = 0, timed_out = 0;
+
+	_Static_assert(MF_MODEL_GATE_HIST == sizeof(g->hist) / sizeof(g->hist[0]),
+		       "the model keeps the gate's buckets");
+	if (!g->on)
+		return;
+	for (uint32_t i = 0; i < g->nnames; i++) {
+		waited += g->names[i].waited;
+		timed_out += g->names[i].timed_out;
+	}
+	s->gate_waited = grew(waited, &SM.gate_waited);
+	s->gate_timed_out = grew(timed_out, &SM.gate_timed_out);
+	for (unsigned b = 0; b < MF_MODEL_GATE_HIST; b++)
+		s->gate_hist[b] = grew(g->hist[b], &SM.gate_hist[b]);
+	s->gate_queue = g->queued;
+	s->gate_admitted = g->admitted_now;
+}
+
 void sup_model_sample(struct sup_state *st)
 {
 	struct mf_model_sample s = {.t_s = st->now_s, .live = st->heap_live,
@@ -194,8 +238,10 @@ void sup_model_sample(struct sup_state *st)
 	 * down (freeing everything on the way out is no fall of the floor). */
 	for (uint32_t i = 0; i < st->nprocs && !up; i++)
 		up = st->procs[i].alive;
-	if (st->accounting && up && !SM.frozen)
+	if (st->accounting && up && !SM.frozen) {
+		gate_sample(&st->gate, &s);
 		mf_model_sample(&SM.m, &s);
+	}
 	if (SM.primed) {
 		if (st->oom_kill > SM.oom_kill)
 			mf_model_event(&SM.m, st->now_s, MF_EV_OOM_KILL, NULL, NULL, SM.working_set);

@@ -27,7 +27,6 @@ static void on_record(void *ctx, const struct sup_record *r)
 	struct sup *s = ctx;
 
 	sup_hist_add(&s->st, r);
-	sup_gate_record(r);
 	sup_health_record(&s->health, r);
 	sup_model_record(r);
 }

@@ -416,6 +416,9 @@ extern const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS];
 void sup_model_start(struct sup_state *st, const char *state_dir, const char *report_dir,
 		     uint64_t window_s);
 void sup_model_record(const struct sup_record *r);
+/* What a scope of this name needs (mf_model_need), the name as the
+ * program wrote it; 0 while fewer than min_count of its peaks are known. */
+uint64_t sup_model_need(const char *name, double q, uint64_t min_count);
 /* One sample of st: the heap, the load of the scopes in flight, the
  * working set; OOM kills, exits and restarts become events. */
 void sup_model_sample(struct sup_state *st);
@@ -437,13 +440,11 @@ json_t *sup_model_status_json(const struct sup_model_status *m);
 
 /* In a new segment: the gate's settings (it stays off unless cfg->on). */
 void sup_gate_start(struct sup_seg *s, const struct sup_gate_cfg *cfg);
-/* A finished scope: what its kind needs. */
-void sup_gate_record(const struct sup_record *r);
 /* Before the cgroup is read: free what dead processes left at the gate and
  * measure what the admitted requests hold (s->gate_covered). */
 void sup_gate_before_sample(struct sup_seg *s, struct sup_state *st);
-/* After the segment is read: publish the needs, read the counters into
- * st->gate. */
+/* After the segment and its records are read: publish the needs the
+ * model has learned, read the counters into st->gate. */
 void sup_gate_after_sample(struct sup_seg *s, struct sup_state *st);
 
 /* ---- rendering (metrics.c) ---- */

@@ -8,7 +8,7 @@
 #   (a) memfence run, defaults: the poison task fails once with
 #       TaskOutOfMemory ("ran out of memory"), no process is OOM-killed, the
 #       worker lives, /metrics shows the task's scope with its memory.
-#   (b) memfence run --rlimit none --container-check off, MEMFENCE_PRESSURE=off:
+#   (b) memfence run --rlimit none --container-check off --gate off, MEMFENCE_PRESSURE=off:
 #       nothing stops the allocation, the kernel OOM-kills the pool process
 #       twice, each death is recorded (cause oom_kill, peak from the stats segment), and the
 #       third delivery is rejected as quarantined without running.
@@ -112,8 +112,10 @@ stop_worker
 oom0=$(mf_cgroup_oom_kills "$MF_CG")
 export MEMFENCE_STATE_DIR=$MF_TMP/state-b
 # Every protection off (MEMFENCE_PRESSURE: the library's refusal of the
-# largest scope near the limit), accounting kept: it gives the figures.
-MEMFENCE_PRESSURE=off start_worker b 2 "$MEMFENCE" run --http off --rlimit none --container-check off --
+# largest scope near the limit; --gate off: the gate's refusal of a task far
+# past its kind's need), accounting kept: it gives the figures.
+MEMFENCE_PRESSURE=off start_worker b 2 "$MEMFENCE" run --http off --rlimit none --container-check off \
+	--gate off --
 out=$(send --normal 20 --poison 1 --timeout 70) || fail "(b) send.py: $out"
 echo "(b) $out" | cut -c1-300
 pid=$(echo "$out" | jq_ 'd["poison"][0]')

@@ -185,6 +185,33 @@ class CeleryTest(unittest.TestCase):
         r = self.app.tasks["t.wrapped"].apply(task_id="id-w")
         self.assertIsInstance(r.result, mc.TaskOutOfMemory)
 
+    def test_gate_timeout_retries_the_task_unrun(self):
+        """A task that times out at the admission gate has not run: it is
+        retried (here at once: eager), not failed."""
+        import memfence.gate as mg
+        calls = []
+
+        class admit:
+            def __init__(self, name, need=None, timeout=None):
+                self.name = name
+
+            def __enter__(self):
+                calls.append((self.name, memfence.current_scope() is not None))
+                if len(calls) == 1:
+                    raise mg.GateTimeout(self.name, 0, 0.01)
+                return self
+
+            def __exit__(self, *exc):
+                return False
+        saved = mg.admit
+        mg.admit = admit
+        self.addCleanup(setattr, mg, "admit", saved)
+        before = mc.counters["gate_timed_out"]
+        r = self.app.tasks["t.ok"].apply(args=(4,), task_id="id-gate")
+        self.assertEqual(r.get()[0], 8)
+        self.assertEqual(calls, [("t.ok", True), ("t.ok", True)])
+        self.assertEqual(mc.counters["gate_timed_out"], before + 1)
+
     def test_other_errors_pass_through(self):
         r = self.app.tasks["t.other"].apply(task_id="id-k")
         self.assertIsInstance(r.result, KeyError)

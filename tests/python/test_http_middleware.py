@@ -6,6 +6,7 @@ import unittest
 from urllib.parse import parse_qs
 
 import memfence.asgi
+import memfence.gate
 import memfence.wsgi
 
 MIB = 1 << 20
@@ -51,6 +52,50 @@ def wsgi_call(app, path, query="", headers=None):
     return got["status"], got["headers"], body
 
 
+class FakeGate:
+    """Stands in for memfence.gate.admit / admit_async (the real gate needs
+    `memfence run`): records when a request enters and leaves, and times
+    out when told to."""
+
+    def __init__(self, timeout=False):
+        self.timeout = timeout
+        self.log = []
+        self.saved = None
+
+    def install(self, test):
+        self.saved = (memfence.gate.admit, memfence.gate.admit_async)
+        gate = self
+
+        class admit:
+            def __init__(self, name, need=None, timeout=None):
+                self.name = name
+
+            def __enter__(self):
+                gate.log.append(("enter", self.name, memfence.current_scope() is not None))
+                if gate.timeout:
+                    raise memfence.gate.GateTimeout(self.name, 0, 0.01)
+                return self
+
+            def __exit__(self, *exc):
+                gate.log.append(("leave", self.name))
+                return False
+
+        class admit_async(admit):
+            async def __aenter__(self):
+                await asyncio.sleep(0)   # a poll: the loop goes on
+                return self.__enter__()
+
+            async def __aexit__(self, *exc):
+                return self.__exit__(*exc)
+
+        memfence.gate.admit, memfence.gate.admit_async = admit, admit_async
+        test.addCleanup(self.restore)
+        return self
+
+    def restore(self):
+        memfence.gate.admit, memfence.gate.admit_async = self.saved
+
+
 class TestWSGI(unittest.TestCase):
     def setUp(self):
         self.failures = []
@@ -77,6 +122,40 @@ class TestWSGI(unittest.TestCase):
         self.assertEqual(status, "503 Service Unavailable")
         status, _, body = wsgi_call(self.app, "/stream", "mib=1")
         self.assertEqual((status, body), ("200 OK", b"%d\n" % MIB))
+
+    def test_waits_at_the_gate_in_its_scope(self):
+        gate = FakeGate().install(self)
+        seen = []
+
+        def app(environ, start_response):
+            seen.append(list(gate.log))
+            start_response("200 OK", [])
+
+            def body():
+                yield b"a"
+                seen.append(list(gate.log))
+                yield b"b"
+            return body()
+        status, _, body = wsgi_call(memfence.wsgi.Middleware(app), "/g")
+        self.assertEqual((status, body), ("200 OK", b"ab"))
+        # Admitted before the application ran, in the request's scope; held
+        # until the last chunk.
+        self.assertEqual(seen, [[("enter", "GET /g", True)]] * 2)
+        self.assertEqual(gate.log, [("enter", "GET /g", True), ("leave", "GET /g")])
+
+    def test_gate_timeout_is_503_before_the_app(self):
+        FakeGate(timeout=True).install(self)
+        ran = []
+
+        def app(environ, start_response):
+            ran.append(1)
+            start_response("200 OK", [])
+            return [b"x"]
+        status, headers, body = wsgi_call(memfence.wsgi.Middleware(app, retry_after=2), "/g")
+        self.assertEqual(status, "503 Service Unavailable")
+        self.assertEqual(headers["Retry-After"], "2")
+        self.assertIn(b"admission gate", body)
+        self.assertEqual(ran, [])
 
     def test_other_errors_propagate(self):
         def broken(environ, start_response):
@@ -134,6 +213,31 @@ class TestASGI(unittest.TestCase):
         self.assertEqual(status, 503)
         self.assertEqual(headers[b"retry-after"], b"2")
         self.assertIn(b"a-5", body)
+
+    def test_waits_at_the_gate_in_its_scope(self):
+        gate = FakeGate().install(self)
+        seen = []
+
+        async def app(scope, receive, send):
+            seen.append(list(gate.log))
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+        status, _, body = asgi_call(memfence.asgi.Middleware(app), "/g")
+        self.assertEqual((status, body), (200, b"ok"))
+        self.assertEqual(seen, [[("enter", "GET /g", True)]])
+        self.assertEqual(gate.log, [("enter", "GET /g", True), ("leave", "GET /g")])
+
+    def test_gate_timeout_is_503_before_the_app(self):
+        FakeGate(timeout=True).install(self)
+        ran = []
+
+        async def app(scope, receive, send):
+            ran.append(1)
+        status, headers, body = asgi_call(memfence.asgi.Middleware(app, retry_after=2), "/g")
+        self.assertEqual(status, 503)
+        self.assertEqual(headers[b"retry-after"], b"2")
+        self.assertIn(b"admission gate", body)
+        self.assertEqual(ran, [])
 
     def test_after_start_it_propagates(self):
         with self.assertRaises(MemoryError):

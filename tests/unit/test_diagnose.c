@@ -148,6 +148,93 @@ static void test_aggregate(void)
 	CHECK(!has(MF_VERDICT_AGGREGATE));
 }
 
+/* Under the admission gate aggregate load refuses nothing: requests wait.
+ * The waits, with many ordinary scopes holding the memory, are the
+ * verdict; a few waits under a light load are not. */
+static void test_aggregate_gated(void)
+{
+	char lines[MF_DIAG_LINES][MF_DIAG_LINE];
+	struct mf_diag_gate now = {.waited = 0, .queue = 5, .admitted = 9};
+	unsigned n;
+
+	ordinary(flat, 0);
+	for (uint64_t t = 300; t < 330; t++) {
+		struct mf_model_sample s = {.t_s = T0 + t, .live = 150 * MiB, .in_flight = 8,
+					    .load = 130 * MiB, .load_top = 18 * MiB,
+					    .working_set = 200 * MiB, .gate_waited = 4,
+					    .gate_queue = 6, .gate_admitted = 8};
+		s.gate_hist[6] = 3;   /* 100-250 ms */
+		s.gate_hist[9] = 1;   /* 1-2.5 s */
+		mf_model_sample(&M, &s);
+		mf_model_scope(&M, "/svc/Get", "r", 16 * MiB, 0, 0, T0 + t);
+	}
+	run(256 * MiB, 192 * MiB, NULL, 0, 0);
+	CHECK(D.verdict[0] == MF_VERDICT_AGGREGATE);
+	CHECK(!D.weak[MF_VERDICT_AGGREGATE]);
+	CHECK(!has(MF_VERDICT_OVERSIZED) && !has(MF_VERDICT_LEAK) && !has(MF_VERDICT_OUTSIDE));
+	CHECK_EQ_U64(D.refused, 0);
+	CHECK_EQ_U64(D.gate_waited, 120);
+	CHECK_EQ_U64(D.gate_p50_ms, 250);
+	CHECK_EQ_U64(D.gate_p99_ms, 2500);
+	CHECK_EQ_U64(D.gate_full_n, 8);
+	CHECK_EQ_U64(D.gate_queue_max, 6);
+	n = mf_diag_evidence(&D, MF_VERDICT_AGGREGATE, lines, MF_DIAG_LINES);
+	CHECK(n >= 4);
+	CHECK(strstr(lines[2], "120 request(s) waited at the admission gate") != NULL);
+	CHECK(strstr(lines[2], "p50 under 250 ms, p99 under 2500 ms") != NULL);
+	CHECK(strstr(lines[3], "8 were admitted at once") != NULL);
+
+	/* Live: the segment's counters are ahead of the model's last save,
+	 * and say who waits now. */
+	{
+		struct mf_diag_input in = {.model = &M, .limit = 256 * MiB, .budget = 192 * MiB,
+					   .now_s = T0 + 331, .have_now = 1, .gate = &now};
+		now.waited = 150;
+		now.timed_out = 2;
+		now.hist[6] = 150;
+		CHECK(mf_diagnose(&in, &D) == 0);
+		CHECK(D.verdict[0] == MF_VERDICT_AGGREGATE);
+		CHECK_EQ_U64(D.gate_waited, 150);
+		CHECK_EQ_U64(D.gate_timed_out, 2);
+		CHECK_EQ_U64(D.gate_p99_ms, 250);
+		CHECK(D.gate_now && D.gate_queue_now == 5 && D.gate_admitted_now == 9);
+		json_t *j = mf_diag_json(&D);
+		json_t *g = json_object_get(json_object_get(json_object_get(j, "evidence"),
+							    "aggregate"),
+					    "gate");
+		CHECK(json_integer_value(json_object_get(g, "waited")) == 150);
+		CHECK(json_integer_value(json_object_get(g, "timed_out")) == 2);
+		CHECK(json_integer_value(json_object_get(g, "wait_p99_ms")) == 250);
+		CHECK(json_integer_value(json_object_get(g, "concurrency")) == 8);
+		CHECK(json_integer_value(json_object_get(g, "queue_now")) == 5);
+		CHECK(json_integer_value(json_object_get(json_object_get(j, "context"),
+							 "gate_waited")) == 150);
+		json_decref(j);
+	}
+
+	/* --since after the burst: its waits are forgotten. */
+	run(256 * MiB, 192 * MiB, NULL, 0, T0 + 340);
+	CHECK_EQ_U64(D.gate_waited, 0);
+	CHECK(!has(MF_VERDICT_AGGREGATE));
+
+	/* A few requests waited at the start (the gate's default need) while
+	 * four small ones were in flight: healthy, the waits said. */
+	ordinary(flat, 0);
+	{
+		struct mf_model_sample s = {.t_s = T0 + 300, .live = 60 * MiB, .in_flight = 4,
+					    .load = 30 * MiB, .load_top = 10 * MiB,
+					    .working_set = 100 * MiB, .gate_waited = 3,
+					    .gate_queue = 1, .gate_admitted = 4};
+		s.gate_hist[2] = 3;
+		mf_model_sample(&M, &s);
+	}
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK_EQ_U64(D.nverdicts, 1);
+	CHECK(D.verdict[0] == MF_VERDICT_HEALTHY);
+	n = mf_diag_evidence(&D, MF_VERDICT_HEALTHY, lines, MF_DIAG_LINES);
+	CHECK(strstr(lines[n - 2], "3 request(s) waited at the admission gate") != NULL);
+}
+
 static const char *oom_report =
 	"{\"memfence_report\": 1, \"time_unix\": 1800000400, \"cause\": \"oom-kill\","
 	" \"memory\": {\"limit\": 201326592, \"reserve\": 67108864, \"usage\": 20000000,"
@@ -221,6 +308,7 @@ int main(void)
 	test_leak();
 	test_oversized();
 	test_aggregate();
+	test_aggregate_gated();
 	test_outside();
 	test_json();
 	return unit_done("test_diagnose");

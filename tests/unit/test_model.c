@@ -66,6 +66,11 @@ static void test_names(void)
 	/* Too few scopes of /b: no need learned yet. */
 	CHECK_EQ_U64(mf_model_need(&M, "POST /b", 0.9, 20), 0);
 	CHECK_EQ_U64(mf_model_need(&M, "nope", 0.9, 0), 0);
+	/* Refused scopes do not count toward the scopes a need rests on. */
+	for (int i = 0; i < 12; i++)
+		mf_model_scope(&M, "PUT /c", NULL, 5 * MiB, 0, i >= 4, 1000);
+	CHECK_EQ_U64(mf_model_need(&M, "PUT /c", 0.9, 10), 0);
+	CHECK(mf_model_need(&M, "PUT /c", 0.9, 4) >= 5 * MiB);
 	/* Over every name. */
 	uint64_t all = mf_model_need(&M, NULL, 0.5, 20);
 	CHECK(all >= 10 * MiB && all <= 14 * MiB);
@@ -314,9 +319,59 @@ static void test_load_events(void)
 	CHECK_EQ_U64(mf_model_event_at(&M, MF_MODEL_EVENTS - 1)->t_s, 600 + MF_MODEL_EVENTS + 2);
 }
 
+/* The admission gate: waits and give-ups per window and in all, the
+ * longest queue of a window with what was admitted then, and the
+ * quantiles of the waits. */
+static void test_gate(void)
+{
+	mf_model_init(&M, 10);
+	struct mf_model_sample s = {.t_s = 100, .live = 60 * MiB, .in_flight = 8,
+				    .gate_waited = 5, .gate_timed_out = 1, .gate_queue = 3,
+				    .gate_admitted = 8};
+	s.gate_hist[5] = 4;   /* 50-100 ms */
+	s.gate_hist[8] = 1;   /* 500-1000 ms */
+	mf_model_sample(&M, &s);
+	memset(s.gate_hist, 0, sizeof(s.gate_hist));
+	s.t_s = 103;
+	s.gate_waited = 2;
+	s.gate_timed_out = 0;
+	s.gate_queue = 6;
+	s.gate_admitted = 7;
+	s.gate_hist[6] = 2;   /* 100-250 ms */
+	mf_model_sample(&M, &s);
+	memset(s.gate_hist, 0, sizeof(s.gate_hist));
+	s.t_s = 105;          /* as long a queue, more admitted */
+	s.gate_waited = 0;
+	s.gate_queue = 6;
+	s.gate_admitted = 9;
+	mf_model_sample(&M, &s);
+	s.t_s = 106;          /* nobody waits: nothing to say of concurrency */
+	s.gate_queue = 0;
+	s.gate_admitted = 12;
+	mf_model_sample(&M, &s);
+	s.t_s = 111;          /* closes the window */
+	mf_model_sample(&M, &s);
+	const struct mf_model_floor *f = mf_model_floor_at(&M, 0);
+	CHECK_EQ_U64(f->gate_waited, 7);
+	CHECK_EQ_U64(f->gate_timed_out, 1);
+	CHECK_EQ_U64(f->gate_queue, 6);
+	CHECK_EQ_U64(f->gate_full_n, 9);
+	CHECK_EQ_U64(M.gate.waited, 7);
+	CHECK_EQ_U64(M.gate.timed_out, 1);
+	/* 7 waits: 4 under 100 ms, 2 under 250, 1 under 1000. */
+	CHECK_EQ_U64(mf_model_gate_wait_ms(M.gate.hist, 0.5), 100);
+	CHECK_EQ_U64(mf_model_gate_wait_ms(M.gate.hist, 0.8), 250);
+	CHECK_EQ_U64(mf_model_gate_wait_ms(M.gate.hist, 0.99), 1000);
+	uint64_t none[MF_MODEL_GATE_HIST] = {0}, past[MF_MODEL_GATE_HIST] = {0};
+	CHECK_EQ_U64(mf_model_gate_wait_ms(none, 0.5), 0);
+	past[MF_MODEL_GATE_HIST - 1] = 1;
+	CHECK_EQ_U64(mf_model_gate_wait_ms(past, 0.5), UINT64_MAX);
+}
+
 static void test_json(void)
 {
 	static struct mf_model back;
+	const struct mf_model_floor *f;
 	char err[128];
 	struct mf_leak a, b;
 
@@ -358,6 +413,27 @@ static void test_json(void)
 	CHECK_EQ_U64(back.event_total[MF_EV_REFUSED], 1);
 	CHECK_EQ_U64(mf_model_event_at(&back, 0)->kind, MF_EV_REFUSED);
 	CHECK_STR(mf_model_event_at(&back, 0)->id, "big");
+	/* And the gate's figures. */
+	{
+		struct mf_model_sample g = {.t_s = 20000, .live = MiB, .gate_waited = 3,
+					    .gate_timed_out = 2, .gate_queue = 4,
+					    .gate_admitted = 6};
+		g.gate_hist[7] = 3;
+		mf_model_sample(&M, &g);
+		g.t_s = 20010;
+		mf_model_sample(&M, &g);
+		j = mf_model_json(&M);
+		CHECK(mf_model_from_json(j, &back, err, sizeof(err)) == 0);
+		json_decref(j);
+		CHECK_EQ_U64(back.gate.waited, M.gate.waited);
+		CHECK_EQ_U64(back.gate.timed_out, 4);
+		CHECK(memcmp(back.gate.hist, M.gate.hist, sizeof(M.gate.hist)) == 0);
+		f = mf_model_floor_at(&back, back.nfloors - 1);
+		CHECK_EQ_U64(f->gate_waited, 3);
+		CHECK_EQ_U64(f->gate_timed_out, 2);
+		CHECK_EQ_U64(f->gate_queue, 4);
+		CHECK_EQ_U64(f->gate_full_n, 6);
+	}
 
 	/* A file of the first release (4 fields a floor, no events) reads. */
 	j = json_loads("{\"memfence_model\": 1, \"window_s\": 10, \"names\": [], "
@@ -385,6 +461,8 @@ static void test_json(void)
 		"\"events\": [{\"t_s\": 1, \"kind\": \"nope\", \"count\": 1, \"bytes\": 0}]}",
 		"{\"memfence_model\": 1, \"window_s\": 10, \"names\": [], \"floors\": [], "
 		"\"big\": [{\"name\": \"x\", \"peak\": -1, \"net\": 0, \"t_s\": 0, \"typical\": 0}]}",
+		"{\"memfence_model\": 1, \"window_s\": 10, \"names\": [], \"floors\": [], "
+		"\"gate\": {\"waited\": 1, \"hist\": [0, -1]}}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		j = json_loads(bad[i], 0, &jerr);
@@ -404,6 +482,7 @@ int main(void)
 	test_leak();
 	test_epoch_load();
 	test_load_events();
+	test_gate();
 	test_json();
 	return unit_done("test_model");
 }

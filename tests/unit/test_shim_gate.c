@@ -111,7 +111,7 @@ static void test_enter_leave(void)
 	CHECK(mf_now_mono() - t0 < 1000 * 1000000ull);
 	CHECK(G->waiting == 1);
 	/* A negative timeout is the configured maximum. */
-	CHECK(mf_gate_wait(&b, -1) == MEMFENCE_EWAIT);
+	CHECK(mf_gate_wait(t, &b, -1) == MEMFENCE_EWAIT);
 	CHECK(mf_gate_leave(&b) == MEMFENCE_OK);
 	CHECK(G->waiting == 0);
 	for (uint32_t i = 0; i < MF_SEG_GATE_NAMES; i++)
@@ -218,6 +218,42 @@ static void test_starvation(void)
 	set_container(0, 0, 0);
 }
 
+/* A request admitted by a later wait (an asyncio request polls between
+ * two steps, its scope suspended in between) gets its need on its scope,
+ * and only on its own: a wait on a thread whose innermost scope is
+ * another one leaves that scope alone. */
+static void test_wait_marks_scope(void)
+{
+	struct mf_thread *t = mf_self();
+	struct memfence_gate hold, req;
+	struct memfence_saved_scope saved;
+
+	G->max_wait_ms = 50;
+	__atomic_store_n(&G->on, 1, __ATOMIC_RELEASE);
+	set_container(1000 * MiB, 600 * MiB, 100 * MiB); /* 300 MiB of room */
+	CHECK(mf_gate_enter(t, &hold, "hold", 200 * MiB, 0) == MEMFENCE_OK);
+
+	CHECK(mf_scope_begin(t, "req", NULL, 0) == MEMFENCE_OK);
+	CHECK(mf_gate_enter(t, &req, "req", 150 * MiB, 0) == MEMFENCE_EWAIT);
+	CHECK(t->scopes[t->depth - 1].gate_need == 0);
+	CHECK(mf_scope_suspend(t, &saved) == MEMFENCE_OK);
+	mf_gate_leave(&hold);
+	/* Another scope on the thread: admitted, but not its need. */
+	CHECK(mf_scope_begin(t, "other", NULL, 0) == MEMFENCE_OK);
+	CHECK(mf_gate_wait(t, &req, 0) == MEMFENCE_OK);
+	CHECK(t->scopes[t->depth - 1].gate_need == 0);
+	CHECK(mf_scope_end(t, NULL) == MEMFENCE_OK);
+	/* Its own scope back: the wait (already admitted) marks it. */
+	CHECK(mf_scope_resume(t, &saved) == MEMFENCE_OK);
+	CHECK(mf_gate_wait(t, &req, 0) == MEMFENCE_OK);
+	CHECK(t->scopes[t->depth - 1].gate_need == 150 * MiB);
+	CHECK(mf_scope_end(t, NULL) == MEMFENCE_OK);
+	mf_gate_leave(&req);
+	CHECK(G->admitted_need == 0);
+	__atomic_store_n(&G->on, 0, __ATOMIC_RELEASE);
+	set_container(0, 0, 0);
+}
+
 int main(void)
 {
 	memset(&mf_cfg, 0, sizeof(mf_cfg));
@@ -232,5 +268,6 @@ int main(void)
 	test_decide();
 	test_enter_leave();
 	test_starvation();
+	test_wait_marks_scope();
 	return unit_done("test_shim_gate");
 }
