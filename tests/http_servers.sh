@@ -11,7 +11,7 @@
 # Sourced by python_http_{gunicorn_sync,gunicorn_gthread,gunicorn_uvicorn,
 # uvicorn}.sh, each of which calls run_server KIND [account]:
 #   gunicorn-sync      4 sync workers
-#   gunicorn-gthread   2 gthread workers x 8 threads (account: 1 x 16)
+#   gunicorn-gthread   2 gthread workers x 8 threads (account: 1 x 8)
 #   gunicorn-uvicorn   2 uvicorn.workers.UvicornWorker
 #   uvicorn            uvicorn alone, one process
 # "account": memfence exec --account and the middleware added in code
@@ -61,8 +61,11 @@ run_server() {
 	gunicorn-sync) cmd=(-m gunicorn -w 4) ;;
 	gunicorn-gthread) cmd=(-m gunicorn -k gthread -w 2 --threads 8) ;;
 	esac
-	# Without the supervisor nothing spans processes: one worker.
-	[ "$mode" = account ] && [ "$kind" = gunicorn-gthread ] && cmd=(-m gunicorn -k gthread -w 1 --threads 16)
+	# Without the supervisor nothing spans processes, and there is no
+	# admission gate to make aggregate load wait: one worker of 8 threads,
+	# as many requests at once as the budget holds (8 x 40 MiB), so that
+	# what this mode shows is the oversized request failing alone.
+	[ "$mode" = account ] && [ "$kind" = gunicorn-gthread ] && cmd=(-m gunicorn -k gthread -w 1 --threads 8)
 	case $kind in
 	gunicorn-uvicorn) cmd=(-m gunicorn -k uvicorn.workers.UvicornWorker -w 2) ;;
 	uvicorn) cmd=(-m uvicorn --app-dir "$EX" --host 127.0.0.1 --port "$port" --no-access-log) ;;
