@@ -83,7 +83,7 @@ start_worker() {
 	(bash -c 'echo $$ >"$0/cgroup.procs" && echo $$ >"$1" && shift && exec "$@"' "$W" "$S/w$1.pid" \
 		setpriv --bounding-set=-all --inh-caps=-all --ambient-caps=-all \
 		env MEMFENCE_PRESSURE=off "$MEMFENCE" run --http off --state-dir "$STATE" \
-		--rlimit none --container-check off -- \
+		--rlimit none --container-check off --gate off -- \
 		$PY -m celery -A v2app worker --pool prefork -c 2 --loglevel INFO \
 		--without-heartbeat --without-mingle --without-gossip -n "w$1@%h" \
 		>"$S/w$1.log" 2>&1 </dev/null
