@@ -54,6 +54,10 @@ enum mf_zone mf_zone_of(uint64_t est, uint64_t soft, uint64_t hard) MF_HIDDEN;
  * would hold) is at least the largest other scope in flight, or when no
  * other scope holds MF_PRESS_MIN_NET (nobody else to prefer). */
 bool mf_largest_refused(int64_t own, int64_t largest_other) MF_HIDDEN;
+/* Between the process's hard and last lines: true when a larger scope than
+ * own is in flight and holds at least excess (the estimate over the soft
+ * line), so that refusing it, not own, brings the process back below soft. */
+bool mf_larger_yields(int64_t own, int64_t largest_other, uint64_t excess) MF_HIDDEN;
 
 /* The pressure policy (MEMFENCE_PRESSURE): 1 if the large allocation of
  * req bytes by t must be refused because the process is near its limit. */
