@@ -61,6 +61,7 @@ static struct mf_real {
 	int (*munmap)(void *, size_t);
 	void *(*mremap)(void *, size_t, size_t, int, ...);
 	int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
+	int (*mallopt)(int, int);
 } mf_real;
 
 /* The page size, from the auxiliary vector: no system call, no
@@ -142,6 +143,7 @@ static void resolve(void)
 	RESOLVE(munmap, "munmap");
 	RESOLVE(mremap, "mremap");
 	RESOLVE(pthread_create, "pthread_create");
+	RESOLVE(mallopt, "mallopt");
 	/* malloc last: it is the "ready" flag the hooks test. */
 	void *m = dlsym(RTLD_NEXT, "malloc");
 	__atomic_store_n((void **)&mf_real.malloc, m, __ATOMIC_RELEASE);
@@ -248,7 +250,7 @@ static void init(char **envp)
 	mf_config_read(envp);
 	if (mf_cfg.account && mf_real.malloc != NULL) {
 		check_glibc_sizes();
-		mf_policy_init(glibc_sizes);
+		mf_policy_init(glibc_sizes, mf_real.mallopt);
 		mf_account_init();
 		mf_segw_attach();
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
@@ -872,4 +874,14 @@ EXPORT int pthread_create(pthread_t *th, const pthread_attr_t *attr,
 	r = mf_real.pthread_create(th, attr, start, arg);
 	mf_count_thread(t, r);
 	return r;
+}
+
+/* Only to learn that the program chose a threshold itself: the shim then
+ * leaves that threshold alone (policy.c). */
+EXPORT int mallopt(int param, int value)
+{
+	if (MF_UNLIKELY(!ready()) || mf_real.mallopt == NULL)
+		return 0;
+	mf_policy_user_mallopt(param);
+	return mf_real.mallopt(param, value);
 }

@@ -21,9 +21,16 @@
 /* A scope holding less than this is never refused for pressure. */
 #define MF_PRESS_MIN_NET (1u << 20)
 
-/* At start-up, with the configuration read and the real allocator known
- * to be glibc's (or not). */
-void mf_policy_init(int glibc) MF_HIDDEN;
+/* At start-up, with the configuration read, the real allocator known to be
+ * glibc's (or not) and its mallopt (NULL if none). */
+void mf_policy_init(int glibc, int (*set_opt)(int, int)) MF_HIDDEN;
+/* A scope is about to open: the first one fixes glibc's mmap and trim
+ * thresholds when the pressure policy needs freed large blocks returned
+ * (policy.c says why). One relaxed load after that. */
+void mf_policy_scope_opens(void) MF_HIDDEN;
+/* The program called mallopt(param, ...): a threshold it sets is its own,
+ * never overridden. */
+void mf_policy_user_mallopt(int param) MF_HIDDEN;
 
 /* Admission of an allocation of req bytes by t (NULL: a thread past its
  * exit handler) before the real call: fault injection, scope budgets,

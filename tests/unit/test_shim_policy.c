@@ -40,7 +40,7 @@ static void reset_config(void)
 {
 	memset(&mf_cfg, 0, sizeof(mf_cfg));
 	mf_cfg.account = 1;
-	mf_policy_init(0);
+	mf_policy_init(0, NULL);
 	mf_account_init();
 }
 
@@ -96,7 +96,7 @@ static void test_faults(void)
 	/* nth=3 counts matching allocations only, and fails once. */
 	reset_config();
 	CHECK(mf_fault_parse("nth=3,scope=req*", &mf_cfg.fault, &err) == 0);
-	mf_policy_init(0);
+	mf_policy_init(0, NULL);
 	CHECK(mf_admit_pre(&other, 10) == 0);
 	CHECK(mf_admit_pre(NULL, 10) == 0);
 	CHECK(mf_admit_pre(&t, 10) == 0);
@@ -107,7 +107,7 @@ static void test_faults(void)
 
 	/* every=4 */
 	CHECK(mf_fault_parse("every=4", &mf_cfg.fault, &err) == 0);
-	mf_policy_init(0);
+	mf_policy_init(0, NULL);
 	for (int i = 1; i <= 12; i++) {
 		int r = mf_admit_pre(NULL, 1);
 		CHECK(r == (i % 4 == 0 ? MF_FAIL_FAULT : 0));
@@ -117,7 +117,7 @@ static void test_faults(void)
 
 	/* after=1M: the allocation that takes the matching bytes past it. */
 	CHECK(mf_fault_parse("after=1M,scope=job", &mf_cfg.fault, &err) == 0);
-	mf_policy_init(0);
+	mf_policy_init(0, NULL);
 	CHECK(mf_admit_pre(&other, 512 * KiB) == 0);
 	CHECK(mf_admit_pre(&t, 1 * MiB) == 0); /* not matching: not counted */
 	CHECK(mf_admit_pre(&other, 512 * KiB) == 0);
@@ -125,7 +125,7 @@ static void test_faults(void)
 
 	/* size>= alone: every allocation that large. */
 	CHECK(mf_fault_parse("size>=1M", &mf_cfg.fault, &err) == 0);
-	mf_policy_init(0);
+	mf_policy_init(0, NULL);
 	CHECK(mf_admit_pre(NULL, MiB - 1) == 0);
 	CHECK(mf_admit_pre(NULL, MiB) == MF_FAIL_FAULT);
 	CHECK(mf_admit_pre(&t, 2 * MiB) == MF_FAIL_FAULT);
