@@ -1,35 +1,43 @@
 #!/usr/bin/env bash
-# Overhead of memfence's counting mode (accounting shim preloaded, scopes,
-# budgets and stats on, no sampling) against no shim, on four workloads:
+# What memfence costs, as one table: every workload under every variant
+# (plain, exec, exec --account, run, profile, and the anchors tracemalloc
+# with 1 frame and heaptrack), in interleaved rounds (bench/compare.py);
+# then the start-up of an interpreter, apart (hyperfine). Both tables are
+# printed and written to $B/bench/overhead.md.
 #
-#   c-1t     C malloc/free microbenchmark, mixed sizes, 1 thread
-#   c-8t     the same with 8 threads
-#   py-alloc allocation-heavy pure Python (dicts, lists, strings, json)
-#   py-array large array allocations (numpy, 1-64 MiB)
+#   bench/run.sh [ROUNDS]     (default 7; `make bench` runs this)
+#   B=build-x bench/run.sh    another build directory
 #
-# Each pair runs with hyperfine in one invocation (same warm-up, same number
-# of runs), then a table of medians and ratios is printed and written to
-# build/bench/overhead.md. Peak RSS comes from /usr/bin/time -v.
-#
-#   bench/run.sh [RUNS]        (default 7 runs of each command)
+# The machine's load average is printed beside each table: on a shared
+# machine read the ratios of one table only, and prefer the CPU columns.
 set -eu
 cd "$(dirname "$0")/.."
 B=${B:-build}
-RUNS=${1:-7}
+ROUNDS=${1:-7}
 PY=/usr/bin/python3
 out=$B/bench
 mkdir -p "$out"
-
-. bench/workloads.sh
-
-for w in "${order[@]}"; do
-	echo "== $w: ${cmd[$w]}" >&2
-	hyperfine -N --warmup 1 --runs "$RUNS" --export-json "$out/$w.json" \
-		-n "no shim" "${cmd[$w]}" -n "memfence" "$SHIM ${cmd[$w]}" >&2
-	for variant in base shim; do
-		c=${cmd[$w]}
-		[ $variant = shim ] && c="$SHIM $c"
-		/usr/bin/time -f '%M' -o "$out/$w.$variant.rss" $c >/dev/null
-	done
+for t in hyperfine heaptrack; do
+	command -v "$t" >/dev/null || { echo "bench: $t is not installed (scripts/deps.sh bench)" >&2; exit 1; }
 done
-$PY bench/table.py "$out" "${order[@]}" | tee "$out/overhead.md"
+$PY -c 'import numpy, grpc' 2>/dev/null ||
+	{ echo "bench: $PY needs numpy and grpcio (scripts/deps.sh bench)" >&2; exit 1; }
+[ -x "$B/bench/malloc_bench" ] || make -s B="$B" "$B/bench/malloc_bench"
+
+$PY bench/compare.py --build "$B" --rounds "$ROUNDS" --json "$out/compare.json" >"$out/overhead.md"
+
+MF=$B/memfence
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/memfence-bench.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+RUN="$MF run --http off --no-quarantine --report-dir $tmp"
+hyperfine -N --warmup 3 --runs 60 --export-json "$out/startup.json" \
+	-n plain "$PY -c pass" \
+	-n exec "$MF exec -- $PY -c pass" \
+	-n "exec --account" "$MF exec --account -- $PY -c pass" \
+	-n run "$RUN -- $PY -c pass" \
+	-n profile "$RUN --profile -- $PY -c pass" >&2
+{
+	echo
+	$PY bench/compare.py --startup "$out/startup.json"
+} >>"$out/overhead.md"
+cat "$out/overhead.md"

@@ -151,22 +151,12 @@ int mf_launch_prepare(struct mf_launch *l, struct mf_plan *plan, int *status)
 		return -1;
 	}
 
-	/* glibc keeps a freed large block in the arena of the thread that
-	 * freed it, still counted by the rlimit and of no use to the other
-	 * threads, until the headroom is gone although little is live: then
-	 * ordinary requests fail beside an oversized one. Blocks of 1 MiB
-	 * and more mapped on their own go back to the kernel when freed
-	 * (docs/accounting.md, "Zero collateral"). A fixed threshold also
-	 * stops glibc from raising its trim threshold, which then trims and
-	 * regrows the heap all the time: 2 MiB is what glibc's own dynamic
-	 * rule would pick (docs/performance.md). A threshold the user set
-	 * wins. */
-	if (plan->rlimit != MF_RLIMIT_NONE && getenv("MALLOC_MMAP_THRESHOLD_") == NULL &&
-	    (getenv("GLIBC_TUNABLES") == NULL || strstr(getenv("GLIBC_TUNABLES"), "mmap_threshold") == NULL)) {
-		setenv("MALLOC_MMAP_THRESHOLD_", "1048576", 1);
-		if (getenv("MALLOC_TRIM_THRESHOLD_") == NULL)
-			setenv("MALLOC_TRIM_THRESHOLD_", "2097152", 1);
-	}
+	/* No MALLOC_MMAP_THRESHOLD_ here: fixed for the whole program, glibc's
+	 * threshold makes every large array a fresh mapping (numpy code
+	 * reusing arrays of 1 to 32 MiB: 1.26x). Without accounting nothing
+	 * refuses the largest request, so nothing needs freed blocks
+	 * returned; with it the shim fixes the threshold itself when the
+	 * first scope opens (src/shim/policy.c, docs/accounting.md). */
 	setenv_u64("MEMFENCE_STACK", plan->stack);
 	/* What the program's own memfence package can read back. */
 	setenv_u64("MEMFENCE_LIMIT_BYTES", plan->limit);

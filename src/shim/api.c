@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "shim/gate.h"
+#include "shim/policy.h"
 #include "shim/prof.h"
 #include "shim/segw.h"
 #include "shim/thread.h"
@@ -31,6 +32,7 @@ EXPORT int memfence_scope_begin(const char *name, const char *id, size_t budget)
 
 	if (t == NULL)
 		return MEMFENCE_EOFF;
+	mf_policy_scope_opens();
 	return mf_scope_begin(t, name, id, budget);
 }
 

@@ -212,7 +212,8 @@ int mf_fault_parse(const char *spec, struct mf_fault *f, const char **err)
  * still running when the largest is refused, which go on growing until it
  * has unwound and freed (an eighth was measured too little on a loaded
  * machine: 1 to 2 ordinary calls of 295 refused at the hard line). The
- * hard line sits halfway between the soft one and the limit.
+ * hard line sits halfway between the soft one and the limit, the last
+ * (mf_pressure_last) halfway between the hard one and the limit.
  */
 int mf_pressure_lines(uint64_t limit, const char *spec, uint64_t *soft, uint64_t *hard,
 		      const char **err)
@@ -238,6 +239,16 @@ int mf_pressure_lines(uint64_t limit, const char *spec, uint64_t *soft, uint64_t
 	*soft = limit - guard;
 	*hard = limit - guard / 2;
 	return 0;
+}
+
+uint64_t mf_pressure_last(uint64_t soft, uint64_t hard)
+{
+	uint64_t half;
+
+	if (soft == 0 || hard < soft)
+		return hard;
+	half = (hard - soft) / 2;
+	return hard > UINT64_MAX - half ? UINT64_MAX : hard + half;
 }
 
 static void pressure_config(char **envp)
@@ -270,6 +281,7 @@ static void pressure_config(char **envp)
 		mf_say("invalid MEMFENCE_PRESSURE: ", err,
 		       limit == 0 ? " (a percentage needs a limit); the policy stays off"
 				  : "; the policy stays off");
+	mf_cfg.press_last = mf_pressure_last(mf_cfg.press_soft, mf_cfg.press_hard);
 }
 
 static int preloaded(char **envp)

@@ -26,7 +26,8 @@ struct mf_config {
 	/* Zero-collateral policy (policy.c): 0 soft = off. */
 	uint64_t press_limit; /* the limit it protects, 0 = unknown */
 	uint64_t press_soft;  /* above: only the largest scope is refused */
-	uint64_t press_hard;  /* above: every scope's large allocations */
+	uint64_t press_hard;  /* above: the largest, or all when it is too small */
+	uint64_t press_last;  /* above: every scope's large allocations */
 	int press_measure_size; /* measure VmSize (RLIMIT_AS), not VmData */
 	int press_mmap;       /* set glibc's mmap threshold (none given by the user) */
 	int press_trim;       /* and its trim threshold (likewise) */
@@ -51,6 +52,11 @@ int mf_fault_parse(const char *spec, struct mf_fault *f, const char **err) MF_HI
  * 0, or -1 with a static message in *err when spec does not parse. */
 int mf_pressure_lines(uint64_t limit, const char *spec, uint64_t *soft, uint64_t *hard,
 		      const char **err) MF_HIDDEN;
+
+/* The last line, above which every scope's large allocations are refused:
+ * halfway from the hard line to the limit the default lines imply
+ * (hard + (hard - soft) / 2, saturated); 0 when the policy is off. */
+uint64_t mf_pressure_last(uint64_t soft, uint64_t hard) MF_HIDDEN;
 
 /* '*' any run, '?' one byte, everything else literal: 1 on a match. */
 int mf_glob(const char *pat, const char *s) MF_HIDDEN;

@@ -22,9 +22,24 @@
  *   soft   above it, a large allocation (>= MF_LARGE) is refused only if it
  *          comes from the in-flight scope that would then hold the most net
  *          bytes: the oversized request fails, the others go on;
- *   hard   above it, every large allocation is refused, so that what the
- *          program still needs outside requests (the C runtime, gRPC's core,
- *          which aborts on NULL) finds the rest free.
+ *   hard   above it, a scope that is not the largest is still admitted
+ *          while a larger one in flight holds at least the excess over the
+ *          soft line (est - soft, mf_larger_yields): that one is refused at
+ *          its next large allocation, and its unwinding brings the process
+ *          back below soft. Else every large allocation is refused.
+ *   last   above it (halfway from hard to the limit), every large
+ *          allocation is refused, so that what the program still needs
+ *          outside requests (the C runtime, gRPC's core, which aborts on
+ *          NULL) finds the rest free.
+ *
+ * Why the band between hard and last: the oversized request is refused
+ * only when it next allocates, and while it unwinds the others keep
+ * growing. With the hard line as the last one, ordinary requests of 11 to
+ * 17 MiB were refused there in 2 of 16 runs of the model server on a
+ * loaded machine (load 8 to 14), while a 210 MiB request beside them had
+ * not yet been refused or was still freeing. Making them wait instead
+ * cannot help: a Python thread blocked in malloc holds the GIL, which the
+ * oversized thread needs to allocate or to free.
  *
  * Small allocations are not checked at all, so the policy costs nothing on
  * the hot path; they are also what a C library is least prepared to see
@@ -134,6 +149,12 @@ bool mf_largest_refused(int64_t own, int64_t largest_other)
 	return largest_other < (int64_t)MF_PRESS_MIN_NET || own >= largest_other;
 }
 
+bool mf_larger_yields(int64_t own, int64_t largest_other, uint64_t excess)
+{
+	return !mf_largest_refused(own, largest_other) && excess <= INT64_MAX &&
+	       largest_other >= (int64_t)excess;
+}
+
 int64_t mf_scope_own_net(const struct mf_thread *t)
 {
 	int64_t most = 0;
@@ -211,8 +232,9 @@ uint64_t mf_pressure_estimate(void)
 
 int mf_pressure_refuse(struct mf_thread *t, uint64_t req)
 {
-	int64_t own;
+	int64_t own, other;
 	uint64_t est;
+	enum mf_zone zone;
 
 	if (t == NULL || t->depth == 0 || req > INT64_MAX)
 		return 0;
@@ -220,16 +242,18 @@ int mf_pressure_refuse(struct mf_thread *t, uint64_t req)
 	if (own < (int64_t)MF_PRESS_MIN_NET)
 		return 0;
 	est = mf_pressure_estimate() + req;
-	switch (mf_zone_of(est, mf_cfg.press_soft, mf_cfg.press_hard)) {
-	case MF_ZONE_BELOW:
+	zone = mf_zone_of(est, mf_cfg.press_soft, mf_cfg.press_hard);
+	if (zone == MF_ZONE_BELOW)
 		return 0;
-	case MF_ZONE_ABOVE:
+	/* No last line set (0, or below hard): the hard line is the last. */
+	if (zone == MF_ZONE_ABOVE && est > mf_cfg.press_last)
 		return 1;
-	default:
-		if (mf_seg == NULL || mf_slot == NULL)
-			return mf_largest_refused(own, 0);
-		return mf_largest_refused(own, largest_in_slot(mf_slot, mf_seg->scopes_per_slot, t));
-	}
+	other = mf_seg != NULL && mf_slot != NULL
+			? largest_in_slot(mf_slot, mf_seg->scopes_per_slot, t)
+			: 0;
+	if (zone == MF_ZONE_BETWEEN)
+		return mf_largest_refused(own, other);
+	return !mf_larger_yields(own, other, est - mf_cfg.press_soft);
 }
 
 /* ---- container headroom ---- */
@@ -347,25 +371,58 @@ void mf_admit_undo(struct mf_thread *t, uint64_t u)
  * arena: still writable, still counted by RLIMIT_DATA, reusable only by the
  * threads of that arena. One oversized request per arena is enough to leave
  * the process with no headroom although little is live: ordinary requests
- * on other threads then fail at the rlimit (measured on the model server:
- * 60 and 239 of 295 failed with this policy and the default threshold, 0
- * with the threshold fixed at 128 KiB). So, when there is a limit to
- * protect and the user set no threshold of their own (MALLOC_MMAP_THRESHOLD_,
- * the glibc.malloc.mmap_threshold tunable), blocks of 1 MiB and more are
- * mapped and unmapped on their own. The cost is a page fault per page of a
- * new large block, which a workload of huge arrays can notice
- * (docs/performance.md): 1 MiB, not 128 KiB, because the cost grows fast
- * for programs that churn mid-sized blocks.
+ * on other threads then fail at the rlimit (measured on the model server in
+ * its 512 MiB cgroup: 263 of 295 failed with glibc's dynamic threshold, 0
+ * with it fixed at 1 MiB). Trimming under pressure cannot take its place:
+ * in a threaded program those blocks sit in per-thread arenas, whose trim
+ * only madvises the pages and never unmaps them, so they still count
+ * (265 failed with malloc_trim before each refusal; 264 with a threshold of
+ * a 64th of the budget; 179 when fixed once the process passed 75 % of its
+ * budget, 1 to 6 in 12 loaded runs at 50 %).
+ *
+ * So the threshold is fixed, at 1 MiB, but only when the policy has scopes
+ * to protect: when the first scope opens (mf_policy_scope_opens), not at
+ * start-up. Fixing it costs programs that churn large arrays a page fault
+ * per page of every new block (numpy code reusing arrays of 1 to 32 MiB
+ * measured 1.26x); a program without scopes, a batch job or a script,
+ * keeps glibc's dynamic threshold and pays nothing (docs/performance.md).
+ * A threshold the user chose wins: MALLOC_MMAP_THRESHOLD_, the
+ * glibc.malloc.mmap_threshold tunable (config.c), or a call to mallopt()
+ * (hooks.c reports it, mf_policy_user_mallopt). 1 MiB, not 128 KiB,
+ * because the cost grows fast for programs that churn mid-sized blocks.
  */
-void mf_policy_init(int glibc)
+static int (*tune_set)(int, int); /* glibc's mallopt */
+static int tune_pending;          /* atomic: thresholds still to set */
+
+void mf_policy_init(int glibc, int (*set_opt)(int, int))
 {
 	__atomic_store_n(&fault_calls, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&fault_bytes, 0, __ATOMIC_RELAXED);
-	if (glibc && mf_cfg.press_soft != 0 && mf_cfg.press_mmap) {
-		mallopt(M_MMAP_THRESHOLD, 1 << 20);
-		/* A fixed mmap threshold freezes the trim threshold at 128 KiB:
-		 * glibc's dynamic rule would make it twice the mmap one. */
-		if (mf_cfg.press_trim)
-			mallopt(M_TRIM_THRESHOLD, 2 << 20);
-	}
+	tune_set = set_opt;
+	__atomic_store_n(&tune_pending,
+			 glibc && set_opt != NULL && mf_cfg.press_soft != 0 && mf_cfg.press_mmap,
+			 __ATOMIC_RELAXED);
+}
+
+void mf_policy_scope_opens(void)
+{
+	if (MF_LIKELY(__atomic_load_n(&tune_pending, __ATOMIC_RELAXED) == 0) ||
+	    __atomic_exchange_n(&tune_pending, 0, __ATOMIC_ACQ_REL) == 0)
+		return;
+	if (!__atomic_load_n(&mf_cfg.press_mmap, __ATOMIC_RELAXED))
+		return;
+	tune_set(M_MMAP_THRESHOLD, 1 << 20);
+	/* A fixed mmap threshold freezes the trim threshold at 128 KiB, and
+	 * the heap is then trimmed and regrown all the time: 2 MiB is what
+	 * glibc's dynamic rule would make it (twice the mmap threshold). */
+	if (__atomic_load_n(&mf_cfg.press_trim, __ATOMIC_RELAXED))
+		tune_set(M_TRIM_THRESHOLD, 2 << 20);
+}
+
+void mf_policy_user_mallopt(int param)
+{
+	if (param == M_MMAP_THRESHOLD)
+		__atomic_store_n(&mf_cfg.press_mmap, 0, __ATOMIC_RELAXED);
+	else if (param == M_TRIM_THRESHOLD)
+		__atomic_store_n(&mf_cfg.press_trim, 0, __ATOMIC_RELAXED);
 }

@@ -21,9 +21,16 @@
 /* A scope holding less than this is never refused for pressure. */
 #define MF_PRESS_MIN_NET (1u << 20)
 
-/* At start-up, with the configuration read and the real allocator known
- * to be glibc's (or not). */
-void mf_policy_init(int glibc) MF_HIDDEN;
+/* At start-up, with the configuration read, the real allocator known to be
+ * glibc's (or not) and its mallopt (NULL if none). */
+void mf_policy_init(int glibc, int (*set_opt)(int, int)) MF_HIDDEN;
+/* A scope is about to open: the first one fixes glibc's mmap and trim
+ * thresholds when the pressure policy needs freed large blocks returned
+ * (policy.c says why). One relaxed load after that. */
+void mf_policy_scope_opens(void) MF_HIDDEN;
+/* The program called mallopt(param, ...): a threshold it sets is its own,
+ * never overridden. */
+void mf_policy_user_mallopt(int param) MF_HIDDEN;
 
 /* Admission of an allocation of req bytes by t (NULL: a thread past its
  * exit handler) before the real call: fault injection, scope budgets,
@@ -54,6 +61,10 @@ enum mf_zone mf_zone_of(uint64_t est, uint64_t soft, uint64_t hard) MF_HIDDEN;
  * would hold) is at least the largest other scope in flight, or when no
  * other scope holds MF_PRESS_MIN_NET (nobody else to prefer). */
 bool mf_largest_refused(int64_t own, int64_t largest_other) MF_HIDDEN;
+/* Between the process's hard and last lines: true when a larger scope than
+ * own is in flight and holds at least excess (the estimate over the soft
+ * line), so that refusing it, not own, brings the process back below soft. */
+bool mf_larger_yields(int64_t own, int64_t largest_other, uint64_t excess) MF_HIDDEN;
 
 /* The pressure policy (MEMFENCE_PRESSURE): 1 if the large allocation of
  * req bytes by t must be refused because the process is near its limit. */

@@ -25,6 +25,12 @@ expect_match "MALLOC_ARENA_MAX set" '^arenas=2$' "$(echo "$out" | tail -n1)"
 grep -q 'arena' "$MF_TMP/err" || fail "--rlimit as gave no warning"
 out=$(MALLOC_ARENA_MAX=4 "$MEMFENCE" exec --limit 1G --rlimit as -- sh -c 'echo $MALLOC_ARENA_MAX' 2>/dev/null)
 expect_eq "user's MALLOC_ARENA_MAX kept" 4 "$out"
+# glibc's thresholds are left to glibc: fixed for every program, they make
+# each large array a fresh mapping (docs/accounting.md).
+out=$("$MEMFENCE" exec --limit 1G -- sh -c 'echo "${MALLOC_MMAP_THRESHOLD_-none} ${MALLOC_TRIM_THRESHOLD_-none}"')
+expect_eq "no malloc thresholds under exec" "none none" "$out"
+out=$("$MEMFENCE" exec --account --limit 1G -- sh -c 'echo "${MALLOC_MMAP_THRESHOLD_-none} ${MALLOC_TRIM_THRESHOLD_-none}"')
+expect_eq "no malloc thresholds under exec --account" "none none" "$out"
 out=$(limits --limit 1G --rlimit none) || fail "exec --rlimit none failed"
 expect_eq "no rlimit under --rlimit none" unlimited "$(echo "$out" | soft 'Max data size')"
 

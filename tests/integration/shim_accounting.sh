@@ -26,6 +26,15 @@ run env MEMFENCE_PRESSURE=2G "$T/shim_pressure" below 512
 (ulimit -d $((512 << 10)) && run "$T/shim_pressure" default 384) || exit 1
 (ulimit -d $((256 << 10)) && run env MEMFENCE_PRESSURE=off "$T/shim_pressure" off) || exit 1
 run env MEMFENCE_PRESSURE=off MEMFENCE_SEGMENT="$MF_TMP/pressure.seg" "$T/shim_pressure" container
+# glibc's mmap threshold: fixed by the first scope, not before, and never
+# over the program's own.
+(
+	ulimit -d $((512 << 10))
+	run "$T/shim_threshold" dynamic
+	run "$T/shim_threshold" scope
+	run "$T/shim_threshold" user
+	run env MALLOC_MMAP_THRESHOLD_=$((16 << 20)) "$T/shim_threshold" env
+) || exit 1
 err=$(MEMFENCE_PRESSURE=lots LD_PRELOAD=$SHIM /bin/true 2>&1)
 expect_match "bad MEMFENCE_PRESSURE message" '^memfence: invalid MEMFENCE_PRESSURE' "$err"
 

@@ -16,7 +16,8 @@
  * Two threads, each in a scope, in fixed phases: "small" takes 4 MiB; then
  * "big" takes 1 MiB at a time until refused; then, while big still holds
  * its memory, small takes 16 MiB more (must all succeed: it is not the
- * largest); then small goes on until the hard line refuses it too. Blocks of
+ * largest); then small goes on past the hard line (big, refused, holds more
+ * than the excess over soft) until the last line refuses it too. Blocks of
  * 1 MiB are mapped by glibc and left untouched: address space, not memory.
  */
 #include <errno.h>
@@ -40,7 +41,22 @@ static size_t big_n, small_extra_ok, small_extra_failed, small_n;
 static int big_errno;
 static struct memfence_scope_stats big_st, small_st;
 static size_t extra_mib = 16, cap_mib = CAP;
-static int small_hard = 1; /* small goes on to the hard line */
+static int small_hard = 1; /* small goes on to the last line */
+static uint64_t small_refused_data; /* VmData when small was refused */
+
+/* The process's VmData (data + stack, what RLIMIT_DATA counts), bytes. */
+static uint64_t statm_data(void)
+{
+	unsigned long f[6] = {0};
+	FILE *fp = fopen("/proc/self/statm", "r");
+
+	if (fp == NULL)
+		return 0;
+	if (fscanf(fp, "%lu %lu %lu %lu %lu %lu", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5]) != 6)
+		f[5] = 0;
+	fclose(fp);
+	return (uint64_t)f[5] * (uint64_t)sysconf(_SC_PAGESIZE);
+}
 
 static void *small_main(void *arg)
 {
@@ -64,9 +80,10 @@ static void *small_main(void *arg)
 	}
 	sem_post(&small_done);
 	sem_wait(&go_small);
-	/* On to the hard line. */
+	/* On to the last line. */
 	while (small_hard && small_n < CAP && (small_blocks[small_n] = malloc(MIB)) != NULL)
 		small_n++;
+	small_refused_data = statm_data();
 	CHECK(memfence_scope_current(&small_st) == MEMFENCE_OK);
 	sem_post(&small_done);
 	sem_wait(&go_end);
@@ -165,15 +182,20 @@ int main(int argc, char **argv)
 		CHECK_EQ_U64(small_extra_ok, extra_mib);
 		sem_post(&go_small);
 		sem_wait(&small_done);
-		/* past the hard line every scope is refused, small too */
+		/* past the hard line small went on, big being larger than the
+		 * excess over soft; past the last line every scope is refused,
+		 * small too (the lines: policy 256, 272, 280 MiB; default under
+		 * 512 MiB: 384, 448, 480) */
 		CHECK(small_n < CAP);
 		CHECK_EQ_U64(small_st.failed, 1);
+		uint64_t hard = strcmp(mode, "default") == 0 ? soft + soft / 6 : soft + soft / 16;
+		uint64_t last = hard + (hard - soft) / 2;
+		CHECK(small_refused_data > hard + (last - hard) / 2);
+		CHECK((uint64_t)(big_st.net + small_st.net) < last);
 		p = ps();
 		CHECK_EQ_U64(p.failed_budget, 2);
 		CHECK_EQ_U64(p.failed_alloc, 0);
 		finish(a, b);
-		if (strcmp(mode, "default") == 0) /* 512 MiB limit: hard at 448 */
-			CHECK((big_st.net + small_st.net) / MIB < 448);
 	} else if (strcmp(mode, "below") == 0) {
 		cap_mib = soft / MIB;
 		run_phases(&a, &b);

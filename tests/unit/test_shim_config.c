@@ -105,6 +105,12 @@ static void test_pressure_lines(void)
 	CHECK(mf_pressure_lines(128 * MiB, "2G", &soft, &hard, &err) == 0);
 	CHECK_EQ_U64(hard, 2048 * MiB + 128 * MiB);
 
+	/* The last line: halfway from hard to the limit the others imply. */
+	CHECK_EQ_U64(mf_pressure_last(384 * MiB, 448 * MiB), 480 * MiB);
+	CHECK_EQ_U64(mf_pressure_last(256 * MiB, 384 * MiB), 448 * MiB);
+	CHECK_EQ_U64(mf_pressure_last(0, 0), 0);
+	CHECK_EQ_U64(mf_pressure_last(1, UINT64_MAX), UINT64_MAX);
+
 	/* Off, in every spelling. */
 	const char *off[] = {"off", "0", "0%", "0M"};
 	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {

@@ -6,6 +6,8 @@
  * a supervisor has it.
  */
 #include <errno.h>
+#include <sys/mman.h>
+#include <time.h>
 
 #include "shim/config.h"
 #include "shim/policy.h"
@@ -38,7 +40,7 @@ static void reset_config(void)
 {
 	memset(&mf_cfg, 0, sizeof(mf_cfg));
 	mf_cfg.account = 1;
-	mf_policy_init(0);
+	mf_policy_init(0, NULL);
 	mf_account_init();
 }
 
@@ -94,7 +96,7 @@ static void test_faults(void)
 	/* nth=3 counts matching allocations only, and fails once. */
 	reset_config();
 	CHECK(mf_fault_parse("nth=3,scope=req*", &mf_cfg.fault, &err) == 0);
-	mf_policy_init(0);
+	mf_policy_init(0, NULL);
 	CHECK(mf_admit_pre(&other, 10) == 0);
 	CHECK(mf_admit_pre(NULL, 10) == 0);
 	CHECK(mf_admit_pre(&t, 10) == 0);
@@ -105,7 +107,7 @@ static void test_faults(void)
 
 	/* every=4 */
 	CHECK(mf_fault_parse("every=4", &mf_cfg.fault, &err) == 0);
-	mf_policy_init(0);
+	mf_policy_init(0, NULL);
 	for (int i = 1; i <= 12; i++) {
 		int r = mf_admit_pre(NULL, 1);
 		CHECK(r == (i % 4 == 0 ? MF_FAIL_FAULT : 0));
@@ -115,7 +117,7 @@ static void test_faults(void)
 
 	/* after=1M: the allocation that takes the matching bytes past it. */
 	CHECK(mf_fault_parse("after=1M,scope=job", &mf_cfg.fault, &err) == 0);
-	mf_policy_init(0);
+	mf_policy_init(0, NULL);
 	CHECK(mf_admit_pre(&other, 512 * KiB) == 0);
 	CHECK(mf_admit_pre(&t, 1 * MiB) == 0); /* not matching: not counted */
 	CHECK(mf_admit_pre(&other, 512 * KiB) == 0);
@@ -123,7 +125,7 @@ static void test_faults(void)
 
 	/* size>= alone: every allocation that large. */
 	CHECK(mf_fault_parse("size>=1M", &mf_cfg.fault, &err) == 0);
-	mf_policy_init(0);
+	mf_policy_init(0, NULL);
 	CHECK(mf_admit_pre(NULL, MiB - 1) == 0);
 	CHECK(mf_admit_pre(NULL, MiB) == MF_FAIL_FAULT);
 	CHECK(mf_admit_pre(&t, 2 * MiB) == MF_FAIL_FAULT);
@@ -264,6 +266,80 @@ static void test_pressure(void)
 	reset_config();
 }
 
+/*
+ * Between the hard and the last line, a scope that is not the largest goes
+ * on while a larger one in flight holds at least the excess over the soft
+ * line: refusing that one is what brings the process back below soft.
+ * The lines are set around the process's measured size, made large and
+ * steady with an untouched mapping (counted in VmData, never faulted in);
+ * without hooks nothing changes the estimate between two samples.
+ */
+static void test_pressure_last(void)
+{
+	const size_t pad_len = 1 * GiB;
+	struct timespec ts = {0, 5 * 1000 * 1000};
+	struct mf_thread t;
+	int64_t net[] = {8 * MiB};
+	uint64_t e;
+	int32_t o;
+	void *pad;
+
+	CHECK(mf_larger_yields(8 * MiB, 256 * MiB, 64 * MiB));
+	CHECK(mf_larger_yields(8 * MiB, 64 * MiB, 64 * MiB));
+	CHECK(!mf_larger_yields(8 * MiB, 64 * MiB, 64 * MiB + 1)); /* too small to help */
+	CHECK(!mf_larger_yields(8 * MiB, 8 * MiB, 0));              /* not larger */
+	CHECK(!mf_larger_yields(0, MF_PRESS_MIN_NET - 1, 0));       /* nobody to prefer */
+	CHECK(!mf_larger_yields(8 * MiB, 256 * MiB, UINT64_MAX));
+
+	reset_config();
+	pad = mmap(NULL, pad_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		   -1, 0);
+	CHECK(pad != MAP_FAILED);
+	if (pad == MAP_FAILED)
+		return;
+	nanosleep(&ts, NULL); /* past the sampling interval: measured again */
+	e = mf_pressure_estimate();
+	CHECK(e >= pad_len);
+	make_thread(&t, 1, net, NULL);
+	t.scopes[0].entry = mf_segw_scope_claim();
+	mf_segw_scope_publish(t.tid, &t.scopes[0], 0);
+
+	/* est = e + 64 KiB: 64 MiB over soft, past hard, below last. */
+	mf_cfg.press_soft = e - 64 * MiB;
+	mf_cfg.press_hard = e - 32 * MiB;
+	mf_cfg.press_last = e + 32 * MiB;
+	o = other_scope(256 * MiB);
+	CHECK(!mf_pressure_refuse(&t, MF_LARGE));
+	CHECK(mf_admit_pre(&t, MF_LARGE) == 0);
+	mf_segw_scope_release(o);
+	/* Larger, but refusing it would leave the process above soft. */
+	o = other_scope(48 * MiB);
+	CHECK(mf_pressure_refuse(&t, MF_LARGE));
+	mf_segw_scope_release(o);
+	/* Alone in flight, or the largest itself: refused. */
+	CHECK(mf_pressure_refuse(&t, MF_LARGE));
+	o = other_scope(256 * MiB);
+	CHECK(mf_pressure_refuse(&t, 256 * MiB));
+	/* Above the last line: everyone. */
+	mf_cfg.press_last = e - 16 * MiB;
+	CHECK(mf_pressure_refuse(&t, MF_LARGE));
+	/* No last line (0) or one below hard: the hard line is the last. */
+	mf_cfg.press_last = 0;
+	CHECK(mf_pressure_refuse(&t, MF_LARGE));
+	mf_cfg.press_last = e - 48 * MiB;
+	CHECK(mf_pressure_refuse(&t, MF_LARGE));
+	/* Between soft and hard nothing changed: only the largest. */
+	mf_cfg.press_hard = e + 16 * MiB;
+	mf_cfg.press_last = e + 32 * MiB;
+	CHECK(!mf_pressure_refuse(&t, MF_LARGE));
+	mf_segw_scope_release(o);
+	CHECK(mf_pressure_refuse(&t, MF_LARGE));
+
+	mf_segw_scope_release(t.scopes[0].entry);
+	munmap(pad, pad_len);
+	reset_config();
+}
+
 static void set_container(uint64_t limit, uint64_t ws, uint64_t reserve, uint64_t min_size,
 			  uint64_t updated)
 {
@@ -348,6 +424,7 @@ int main(void)
 	test_faults();
 	test_heap_limit();
 	test_pressure();
+	test_pressure_last();
 	test_container();
 	return unit_done("test_shim_policy");
 }

@@ -1,0 +1,289 @@
+"""Compare variants of one workload in interleaved rounds.
+
+    compare.py [--rounds N] [--build DIR] [--only NAME,...] [--json FILE]
+
+Round r runs every variant of a workload once, always in the same order
+(plain, exec, exec --account, run, profile, the anchors; then plain again),
+so that what a shared machine does meanwhile touches every variant alike
+instead of the one that happened to run then. Each run is measured from
+fork to os.wait4():
+
+    wall      the monotonic clock around the run
+    CPU       user + system time of the whole process tree (wait4's rusage
+              counts every descendant that was waited for: the supervisor
+              and its program, heaptrack and its interpreter)
+    peak RSS  ru_maxrss: the largest resident set of any process of the tree
+    faults    minor page faults of the tree (ru_minflt): what glibc's mmap
+              threshold changes, counted the same on a busy machine
+
+A table of medians follows, with ratios to plain (and, for profile, to
+run). The server workload starts the example gRPC model server under each
+variant, drives it at a fixed concurrency (bench/server_client.py) and
+reports requests/s and p99 latency as well; its CPU and RSS are the
+server's.
+
+Nothing here needs more than the standard library; the variants need the
+build (memfence, libmemfence.so), heaptrack, numpy and grpcio (Debian's
+heaptrack, python3-numpy, python3-grpcio: scripts/deps.sh bench).
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PY = "/usr/bin/python3"
+# Measured in the first rounds only (--anchor-rounds): heaptrack takes 10 to
+# 40 times the plain program's time, and these rows are there for scale.
+ANCHORS = ("tracemalloc-1", "heaptrack")
+
+
+# glibc's thresholds as `memfence exec` and `run` used to set them for every
+# program: the cost the first scope now brings to a program with scopes.
+FIXED = {"MALLOC_MMAP_THRESHOLD_": "1048576", "MALLOC_TRIM_THRESHOLD_": "2097152"}
+
+
+def variants(build, tmp, python, thresholds):
+    """(name, argv prefix, extra env) for every variant; python: the workload
+    is a Python program (tracemalloc applies); thresholds: add the plain
+    program with glibc's thresholds fixed."""
+    mf = os.path.join(build, "memfence")
+    reports = os.path.join(tmp, "reports")
+    run = [mf, "run", "--http", "off", "--no-quarantine", "--report-dir", reports]
+    out = [
+        ("plain", [], {}),
+        ("exec", [mf, "exec", "--"], {}),
+        ("exec --account", [mf, "exec", "--account", "--"], {}),
+        ("run", run + ["--"], {}),
+        ("profile", run + ["--profile", "--"], {}),
+    ]
+    if thresholds:
+        out.append(("plain, thresholds fixed", [], FIXED))
+    if python:
+        out.append(("tracemalloc-1", [], {"PYTHONTRACEMALLOC": "1"}))
+    if shutil.which("heaptrack"):
+        out.append(("heaptrack", ["heaptrack", "-o", os.path.join(tmp, "ht")], {}))
+    return out
+
+
+def workloads(build):
+    """name -> (argv, is Python, kind)"""
+    return {
+        "py-alloc": ([PY, os.path.join(HERE, "py_alloc.py"), "40"], True, "batch"),
+        "py-numpy": ([PY, os.path.join(HERE, "py_numpy.py"), "5"], True, "batch"),
+        "c-8t": ([os.path.join(build, "bench", "malloc_bench"), "8", "1000000"], False, "batch"),
+        "server": ([PY, os.path.join(ROOT, "examples", "model_server", "server.py")], True,
+                   "server"),
+    }
+
+
+def env_for(extra):
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # run's bootstrap only, nothing of ours
+    env.update(extra)
+    return env
+
+
+def wait_tree(pid, t0):
+    _, status, ru = os.wait4(pid, 0)
+    return {
+        "wall": time.monotonic() - t0,
+        "cpu": ru.ru_utime + ru.ru_stime,
+        "rss_mib": ru.ru_maxrss / 1024.0,
+        "minflt": ru.ru_minflt,
+        "status": status,
+    }
+
+
+def run_batch(argv, extra):
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, env=env_for(extra), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    r = wait_tree(p.pid, t0)
+    p.returncode = 0  # reaped by wait4
+    if r["status"] != 0:
+        raise RuntimeError("%s exited with status %d" % (" ".join(argv), r["status"]))
+    return r
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_server(argv, extra, tmp, calls, concurrency):
+    port = free_port()
+    ready = os.path.join(tmp, "ready")
+    if os.path.exists(ready):
+        os.unlink(ready)
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv + ["--port", str(port), "--ready-file", ready],
+                         env=env_for(extra), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            if os.path.exists(ready) and os.path.getsize(ready) > 0:
+                break
+            if p.poll() is not None:
+                raise RuntimeError("the server ended before it was ready")
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the server did not start within 30 s")
+        out = subprocess.run([PY, os.path.join(HERE, "server_client.py"),
+                              "--target", "127.0.0.1:%d" % port, "--calls", str(calls),
+                              "--concurrency", str(concurrency)],
+                             capture_output=True, text=True, timeout=600, check=True)
+        load = json.loads(out.stdout)
+    finally:
+        if p.returncode is None:
+            p.send_signal(signal.SIGTERM)
+    try:
+        r = wait_tree(p.pid, t0)
+    except ChildProcessError:
+        r = {"wall": 0, "cpu": float("nan"), "rss_mib": float("nan"), "status": 0}
+    p.returncode = 0
+    r.update(load)
+    return r
+
+
+def median(rs, key):
+    v = [r[key] for r in rs if key in r]
+    return statistics.median(v) if v else float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--only", help="comma-separated workloads")
+    ap.add_argument("--calls", type=int, default=1500, help="server: calls measured")
+    ap.add_argument("--concurrency", type=int, default=8, help="server: calls in flight")
+    ap.add_argument("--anchor-rounds", type=int, default=3,
+                    help="rounds that also run tracemalloc and heaptrack")
+    ap.add_argument("--json", help="write every run here")
+    ap.add_argument("--table", metavar="JSON",
+                    help="only print the table of a run saved with --json")
+    ap.add_argument("--startup", metavar="HYPERFINE_JSON",
+                    help="only print the start-up table from hyperfine's export")
+    args = ap.parse_args()
+    if args.startup:
+        return startup_table(args.startup)
+    if args.table:
+        with open(args.table) as f:
+            saved = json.load(f)
+        args.rounds = len(next(iter(saved["results"].values()))["plain"])
+        return print_table(saved["results"], args, *saved["load"])
+    build = os.path.abspath(args.build)
+    wl = workloads(build)
+    names = args.only.split(",") if args.only else list(wl)
+    results = {}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="memfence-bench.") as tmp:
+        for w in names:
+            argv, python, kind = wl[w]
+            vs = variants(build, tmp, python, w in ("py-numpy", "c-8t", "server"))
+            if kind == "server":
+                vs = [v for v in vs if v[0] != "heaptrack"]
+            runs = {v[0]: [] for v in vs}
+            # One warm-up of each (page cache, .pyc files), not counted.
+            for rnd in range(args.rounds + 1):
+                for name, pre, extra in vs:
+                    if name in ANCHORS and rnd > args.anchor_rounds:
+                        continue
+                    if kind == "server":
+                        r = run_server(pre + argv, extra, tmp, args.calls, args.concurrency)
+                    else:
+                        r = run_batch(pre + argv, extra)
+                    if rnd > 0:
+                        runs[name].append(r)
+                    for f in os.listdir(tmp):
+                        if f.startswith("ht"):
+                            os.unlink(os.path.join(tmp, f))
+                print("%s: round %d of %d done (load %.1f)" % (w, rnd, args.rounds,
+                                                              os.getloadavg()[0]),
+                      file=sys.stderr)
+            results[w] = runs
+    load_after = os.getloadavg()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"results": results, "load": [load_before, load_after]}, f, indent=1)
+    print_table(results, args, load_before, load_after)
+
+
+def ratio(a, b):
+    return a / b if b and b == b else float("nan")
+
+
+def print_table(results, args, load_before, load_after):
+    print("| workload | variant | wall s | × plain | CPU s | CPU range s | × plain "
+          "| peak RSS MiB | vs plain | faults k | req/s | p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for w, runs in results.items():
+        base = runs["plain"]
+        bw, bc, br = median(base, "wall"), median(base, "cpu"), median(base, "rss_mib")
+        server = "rps" in base[0]
+        for name, rs in runs.items():
+            if not rs:
+                continue
+            wall, cpu, rss = median(rs, "wall"), median(rs, "cpu"), median(rs, "rss_mib")
+            if server:
+                # The server's wall time is the length of the run, not a
+                # cost: the client's figures are its steady state.
+                rps, p99 = median(rs, "rps"), median(rs, "p99_ms")
+                wcol = "–", "%.3f" % ratio(median(base, "rps"), rps)
+                extra = "%.0f | %.1f" % (rps, p99)
+            else:
+                wcol = "%.3f" % wall, "%.3f" % ratio(wall, bw)
+                extra = "– | –"
+            note = ""
+            if name == "profile" and "run" in runs:
+                r = runs["run"]
+                if server:
+                    note = " (%.3f × run)" % ratio(median(r, "rps"), median(rs, "rps"))
+                else:
+                    note = " (%.3f × run)" % ratio(wall, median(r, "wall"))
+            cpus = [r["cpu"] for r in rs]
+            print("| %s | %s | %s | %s%s | %.3f | %.2f–%.2f | %.3f | %.1f | %+.1f | %.0f | %s |"
+                  % (w, name, wcol[0], wcol[1], note, cpu, min(cpus), max(cpus),
+                     ratio(cpu, bc), rss, rss - br, median(rs, "minflt") / 1000, extra))
+    print()
+    print("Medians of %d interleaved rounds after one warm-up round (the anchors, "
+          "tracemalloc-1 and heaptrack: the first %d); %d CPUs, %s, Linux %s; "
+          "load average %.1f before, %.1f after (1 min)."
+          % (args.rounds, min(args.rounds, args.anchor_rounds), os.cpu_count(),
+             platform.machine(), platform.release(), load_before[0], load_after[0]))
+    if any("rps" in runs["plain"][0] for runs in results.values()):
+        print("Server: %d calls at concurrency %d after a warm-up; its × plain column is "
+              "plain's requests/s over the variant's (time per request)."
+              % (args.calls, args.concurrency))
+
+
+def startup_table(path):
+    with open(path) as f:
+        res = json.load(f)["results"]
+    base = res[0]
+    cpu = lambda r: 1000 * (r["user"] + r["system"])  # noqa: E731
+    print("| start-up of `python3 -c pass` | median ms | added ms | min ms | added ms "
+          "| CPU ms (user+sys, mean) | added ms |")
+    print("|---|---|---|---|---|---|---|")
+    for r in res:
+        print("| %s | %.1f | %+.1f | %.1f | %+.1f | %.1f | %+.1f |"
+              % (r["command"], 1000 * r["median"], 1000 * (r["median"] - base["median"]),
+                 1000 * r["min"], 1000 * (r["min"] - base["min"]), cpu(r), cpu(r) - cpu(base)))
+    print()
+    print("hyperfine, %d runs of each after 3 warm-ups; load average %.1f (1 min). CPU "
+          "counts the supervisor too." % (len(base["times"]), os.getloadavg()[0]))
+
+
+if __name__ == "__main__":
+    main()
