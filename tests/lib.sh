@@ -103,6 +103,22 @@ mf_cgroup_spawn() {
 	MF_PIDS+=("$MF_SPAWNED")
 }
 
+# mf_cgroup_stop PID DIR: SIGTERM to PID (as a container runtime stops its
+# entrypoint), SIGKILL after 10 s, then whatever is left in the cgroup, so
+# that nothing of one variant of a test lives on into the next.
+mf_cgroup_stop() {
+	local pid=$1 dir=$2 p
+	kill -TERM "$pid" 2>/dev/null
+	for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	for _ in $(seq 1 50); do
+		[ -s "$dir/cgroup.procs" ] || break
+		for p in $(cat "$dir/cgroup.procs"); do kill -KILL "$p" 2>/dev/null; done
+		sleep 0.1
+	done
+}
+
 # OOM kills counted in the cgroup so far.
 mf_cgroup_oom_kills() {
 	if [ -f "$1/memory.oom_control" ]; then

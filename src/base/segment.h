@@ -322,6 +322,29 @@ static inline bool mf_seq_read_ok(const uint64_t *seq, uint64_t begin)
 	return (begin & 1) == 0 && __atomic_load_n(seq, __ATOMIC_RELAXED) == begin;
 }
 
+/* A consistent copy of the container's figures (the supervisor rewrites
+ * them several times a second), in at most tries attempts; false when the
+ * writer was always in the middle of an update (or died there). */
+static inline bool mf_seg_container_read(const struct mf_seg_container *c,
+					 struct mf_seg_container *out, int tries)
+{
+	for (int i = 0; i < tries; i++) {
+		uint64_t seq = mf_seq_read_begin(&c->seq);
+
+		if (seq & 1)
+			continue;
+		out->limit = __atomic_load_n(&c->limit, __ATOMIC_RELAXED);
+		out->working_set = __atomic_load_n(&c->working_set, __ATOMIC_RELAXED);
+		out->reserve = __atomic_load_n(&c->reserve, __ATOMIC_RELAXED);
+		out->min_size = __atomic_load_n(&c->min_size, __ATOMIC_RELAXED);
+		out->updated_ns = __atomic_load_n(&c->updated_ns, __ATOMIC_RELAXED);
+		out->gate_covered = __atomic_load_n(&c->gate_covered, __ATOMIC_RELAXED);
+		if (mf_seq_read_ok(&c->seq, seq))
+			return true;
+	}
+	return false;
+}
+
 /* Name of the memfd a shim makes its own segment in when it finds no
  * MEMFENCE_SEGMENT (seen as "/memfd:memfence.seg (deleted)" in /proc). */
 #define MF_SEG_MEMFD_NAME "memfence.seg"

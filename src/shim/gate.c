@@ -114,23 +114,16 @@ bool mf_gate_decide(uint64_t need, int64_t room_c, int64_t room_p,
  * the supervisor publishes no limit. */
 static bool container_room(uint64_t admitted, int64_t *room, uint64_t *line)
 {
-	struct mf_seg_container *c = &mf_seg->container;
-	uint64_t seq, limit = 0, ws = 0, reserve = 0, covered = 0;
+	struct mf_seg_container f;
+	uint64_t limit, ws, reserve, covered;
 	int64_t r;
 
-	for (int tries = 0;; tries++) {
-		if (tries == 8)
-			return false;
-		seq = mf_seq_read_begin(&c->seq);
-		if (seq & 1)
-			continue;
-		limit = __atomic_load_n(&c->limit, __ATOMIC_RELAXED);
-		ws = __atomic_load_n(&c->working_set, __ATOMIC_RELAXED);
-		reserve = __atomic_load_n(&c->reserve, __ATOMIC_RELAXED);
-		covered = __atomic_load_n(&c->gate_covered, __ATOMIC_RELAXED);
-		if (mf_seq_read_ok(&c->seq, seq))
-			break;
-	}
+	if (!mf_seg_container_read(&mf_seg->container, &f, 8))
+		return false;
+	limit = f.limit;
+	ws = f.working_set;
+	reserve = f.reserve;
+	covered = f.gate_covered;
 	if (limit == 0)
 		return false;
 	if (reserve > limit)

@@ -287,27 +287,18 @@ static int64_t largest_in_segment(const struct mf_thread *t)
  */
 int mf_container_refuse(struct mf_thread *t, uint64_t size)
 {
-	struct mf_seg_container *c;
-	uint64_t seq, limit, ws, reserve, min_size, updated, live, seen, est;
+	struct mf_seg_container f;
+	uint64_t limit, ws, reserve, min_size, updated, live, seen, est;
 	enum mf_zone zone;
 
-	if (mf_seg == NULL)
+	/* Never refuse on figures that could not be read. */
+	if (mf_seg == NULL || !mf_seg_container_read(&mf_seg->container, &f, 4))
 		return 0;
-	c = &mf_seg->container;
-	for (int tries = 0;; tries++) {
-		if (tries == 4)
-			return 0; /* never refuse on figures we could not read */
-		seq = mf_seq_read_begin(&c->seq);
-		if (seq & 1)
-			continue;
-		limit = __atomic_load_n(&c->limit, __ATOMIC_RELAXED);
-		ws = __atomic_load_n(&c->working_set, __ATOMIC_RELAXED);
-		reserve = __atomic_load_n(&c->reserve, __ATOMIC_RELAXED);
-		min_size = __atomic_load_n(&c->min_size, __ATOMIC_RELAXED);
-		updated = __atomic_load_n(&c->updated_ns, __ATOMIC_RELAXED);
-		if (mf_seq_read_ok(&c->seq, seq))
-			break;
-	}
+	limit = f.limit;
+	ws = f.working_set;
+	reserve = f.reserve;
+	min_size = f.min_size;
+	updated = f.updated_ns;
 	if (limit == 0 || min_size == 0 || size < min_size)
 		return 0;
 	live = mf_slot != NULL ? __atomic_load_n(&mf_slot->live, __ATOMIC_RELAXED) : 0;

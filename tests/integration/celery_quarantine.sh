@@ -56,18 +56,7 @@ start_worker() {
 	W=$MF_SPAWNED
 	cd - >/dev/null || true
 }
-stop_worker() {
-	kill -TERM "$W" 2>/dev/null
-	for _ in $(seq 1 100); do kill -0 "$W" 2>/dev/null || break; sleep 0.1; done
-	kill -KILL "$W" 2>/dev/null
-	wait "$W" 2>/dev/null
-	# Nothing of this variant may stay in the cgroup.
-	for _ in $(seq 1 50); do
-		[ -s "$MF_CG/cgroup.procs" ] || break
-		for p in $(cat "$MF_CG/cgroup.procs"); do kill -KILL "$p" 2>/dev/null; done
-		sleep 0.1
-	done
-}
+stop_worker() { mf_cgroup_stop "$W" "$MF_CG"; }
 send() { (cd "$EX" && timeout 120 "$PY" send.py "$@"); }
 jq_() { $PY -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, {"d": d}))' "$1"; }
 starts() { grep -c "^$2 " "$MF_TMP/$1.starts"; }
