@@ -219,7 +219,9 @@ static void svg_node(const struct mf_profile *p, const struct tree *t, int i, do
 	double w = nd->value / total * (SVG_W - 20);
 	char b[32];
 
-	if (w < 0.1)
+	/* A hostile or damaged profile can give values that make no width
+	 * (NaN, infinities, more than the whole): nothing to draw then. */
+	if (!isfinite(w) || w < 0.1 || w > SVG_W)
 		return;
 	if (depth > 0) {
 		const char *label = p->frames[nd->frame].label;

@@ -111,17 +111,22 @@ pid=$(echo "$out" | jq_ 'd["poison"][0]')
 expect_eq "(b) normal tasks that succeeded" 20 "$(echo "$out" | jq_ 'len(d["ok"])')"
 expect_eq "(b) tasks still pending" 0 "$(echo "$out" | jq_ 'len(d["pending"])')"
 reason=$(echo "$out" | jq_ 'd["failed"].get(d["poison"][0], "")')
-expect_match "(b) poison task's failure" "^TaskQuarantined: .*quarantined after 2 death" "$reason"
-expect_eq "(b) poison task starts" 2 "$(starts b tasks.explode)"
+# Threshold 2, and at most one run more: a message requeued at once may be
+# checked in the moment before the supervisor has written the death it saw
+# (one sample, docs/celery.md "Limits"). Every run must have died and been
+# counted: deaths = starts.
+nstarts=$(starts b tasks.explode)
+[ "$nstarts" = 2 ] || [ "$nstarts" = 3 ] || fail "(b) poison task starts: $nstarts, expected 2 (or 3, see docs/celery.md)"
+expect_match "(b) poison task's failure" "^TaskQuarantined: .*quarantined after $nstarts death" "$reason"
 oom1=$(mf_cgroup_oom_kills "$MF_CG")
-[ "$oom1" -ge $((oom0 + 2)) ] || fail "(b) expected 2 OOM kills, the counter went $oom0 -> $oom1"
+[ "$oom1" -ge $((oom0 + nstarts)) ] || fail "(b) expected $nstarts OOM kills, the counter went $oom0 -> $oom1"
 kill -0 "$W" 2>/dev/null || fail "(b) the worker's main process died: $(tail -n 20 "$MF_TMP/b.log")"
 rec=$("$MEMFENCE" quarantine list --json)
 echo "(b) $rec" | tr -d '\n ' | cut -c1-400; echo
 expect_eq "(b) records" 1 "$(echo "$rec" | jq_ 'len(d["records"])')"
 expect_eq "(b) record id" "$pid" "$(echo "$rec" | jq_ 'd["records"][0]["id"]')"
 expect_eq "(b) record name" tasks.explode "$(echo "$rec" | jq_ 'd["records"][0]["name"]')"
-expect_eq "(b) record deaths" 2 "$(echo "$rec" | jq_ 'd["records"][0]["deaths"]')"
+expect_eq "(b) record deaths" "$nstarts" "$(echo "$rec" | jq_ 'd["records"][0]["deaths"]')"
 expect_eq "(b) record state" quarantined "$(echo "$rec" | jq_ 'd["records"][0]["state"]')"
 expect_eq "(b) record cause" oom_kill "$(echo "$rec" | jq_ 'd["records"][0]["cause"]')"
 peak=$(echo "$rec" | jq_ 'd["records"][0]["peak"] or 0')
