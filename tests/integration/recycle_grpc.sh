@@ -11,9 +11,9 @@
 # Three runs in a row, all must pass.
 . "$(dirname "$0")/diagnose_lib.bash"
 
-status() { curl -s --max-time 2 "http://127.0.0.1:$HP/status"; }
+status() { curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$HP/status"; }
 sget() { status | "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-metric() { curl -s --max-time 2 "http://127.0.0.1:$HP/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$HP/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
 leak_run() {
 	local run=$1 r slope

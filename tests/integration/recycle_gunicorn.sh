@@ -66,7 +66,7 @@ out["failed"] = out["failed"][:10]
 print(json.dumps(out))
 PY
 
-metric() { curl -s --max-time 2 "http://127.0.0.1:$HP/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$HP/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
 one_run() {
 	local run=$1 port sup prog i leaker others out failures workers
@@ -113,7 +113,7 @@ one_run() {
 	! grep -q "not ready" <(curl -s "http://127.0.0.1:$HP/readyz") || fail "run $run: not ready"
 	"$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if not d["failed"] and d["ok"] > 50 else 1)' "$out" ||
 		fail "run $run: calls failed or too few: $out"
-	failures=$(curl -s --max-time 2 "http://127.0.0.1:$HP/metrics" |
+	failures=$(curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$HP/metrics" |
 		awk '$1 ~ /^memfence_allocation_failures_total/ { n += $2 } END { print n + 0 }')
 	expect_eq "run $run: allocations refused" 0 "$failures"
 	expect_eq "run $run: OOM kills" 0 "$(mf_cgroup_oom_kills "$MF_CG")"

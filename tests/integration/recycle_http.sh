@@ -77,7 +77,7 @@ while time.monotonic() < end:
 print(json.dumps(out))
 PY
 
-metric() { curl -s --max-time 2 "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
 
 one_run() {
 	local run=$1 out field failures
@@ -95,7 +95,7 @@ one_run() {
 	expect_eq "calls failed while ready (run $run)" "[]" "$(field failed)"
 	[ "$(metric 'memfence_recycles_total{reason="leak"}')" -ge 1 ] ||
 		fail "run $run: no recycle for the leak: $(cat "$MF_TMP/err$run")"
-	failures=$(curl -s --max-time 2 "http://127.0.0.1:$PORT/metrics" |
+	failures=$(curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$PORT/metrics" |
 		awk '$1 ~ /^memfence_allocation_failures_total/ { n += $2 } END { print n + 0 }')
 	expect_eq "allocations refused (run $run)" 0 "$failures"
 	expect_eq "OOM kills (run $run)" 0 "$(mf_cgroup_oom_kills "$MF_CG")"
