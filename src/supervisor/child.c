@@ -77,6 +77,11 @@ void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_a
 	uint64_t oom = s->st.oom_kill;
 	enum sup_cause cause = SUP_CAUSE_NONE;
 
+	/* Its scopes are in this read only (add_scopes ran for the slot). */
+	for (uint32_t i = 0; i < s->st.nscopes; i++)
+		if (s->st.scopes[i].pid == slot->pid &&
+		    s->ndead_scopes < sizeof(s->dead_scopes) / sizeof(s->dead_scopes[0]))
+			s->dead_scopes[s->ndead_scopes++] = s->st.scopes[i];
 	if (!s->st.quarantine_on)
 		return;
 	/* The kernel counts the kill before the victim is gone, but the

@@ -69,13 +69,28 @@ static void tick(struct sup *s)
 				 "the main process %d lives on",
 				 (unsigned long long)d.oom_before, (unsigned long long)d.oom_after,
 				 (int)st->child_pid);
+			/* The victim's scopes, when its slot was retired at an
+			 * earlier sample than this one. */
+			uint32_t had = st->nscopes;
+			for (uint32_t k = 0; k < s->ndead_scopes && st->nscopes < SUP_MAX_SCOPES; k++) {
+				int present = 0;
+				for (uint32_t j = 0; j < had; j++)
+					present |= st->scopes[j].pid == s->dead_scopes[k].pid;
+				if (!present)
+					st->scopes[st->nscopes++] = s->dead_scopes[k];
+			}
 			sup_write_report(s, &d);
+			st->nscopes = had;
+			s->ndead_scopes = 0;
 			/* That kill is accounted for: the main program's own end
 			 * is an OOM kill only if the counter rises again. */
 			s->oom_at_start = st->oom_kill;
 			s->oom_pending_ms = 0;
 		}
 	}
+	/* Nothing pending: the scopes of the dead are of no report. */
+	if (!s->oom_pending_ms)
+		s->ndead_scopes = 0;
 	if (st->now_s != s->last_second) {
 		s->last_second = st->now_s;
 		sup_timeline_push(st);

@@ -51,6 +51,11 @@ struct sup {
 	int seg_failed;            /* the last start found no room for the segment */
 	pid_t dying_pid;           /* the program, reaped: its wait status */
 	int dying_ws;
+	/* Scopes of processes found dead, kept from the read that retired
+	 * their slots until the post-mortem of an OOM-killed worker takes
+	 * them: that report may be written a sample or more later. */
+	struct sup_scope dead_scopes[16];
+	uint32_t ndead_scopes;
 	/* Figures for post-mortems (sup_at_death): of the previous sample,
 	 * of the last one that found the program not yet ended, and of the
 	 * sample before the OOM kill now pending. */
