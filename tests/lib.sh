@@ -139,6 +139,18 @@ mf_cgroup_remove() {
 	echo "warning: could not remove $dir" >&2
 }
 
+# mf_redis_start PORT: a redis-server of the test's own on a loopback port,
+# no persistence, stopped with the test; returns once it answers (5 s).
+mf_redis_start() {
+	redis-server --port "$1" --bind 127.0.0.1 --save '' --appendonly no >>"$MF_TMP/redis.log" 2>&1 &
+	MF_PIDS+=($!)
+	for _ in $(seq 1 50); do
+		$PY -c 'import redis,sys; redis.Redis(port=int(sys.argv[1])).ping()' "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	fail "redis-server did not start: $(tail -n 5 "$MF_TMP/redis.log")"
+}
+
 # A free loopback TCP port.
 mf_free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

@@ -125,17 +125,23 @@ static void put_str(struct fmt *f, const char *s)
 		f->buf[f->n] = '\0';
 }
 
-static void put_u64(struct fmt *f, uint64_t v)
+const char *mf_u64_dec(uint64_t v, char buf[MF_U64_DEC_LEN])
 {
-	char tmp[24];
-	int i = sizeof(tmp) - 1;
+	int i = MF_U64_DEC_LEN - 1;
 
-	tmp[i] = '\0';
+	buf[i] = '\0';
 	do {
-		tmp[--i] = (char)('0' + v % 10);
+		buf[--i] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	put_str(f, tmp + i);
+	return buf + i;
+}
+
+static void put_u64(struct fmt *f, uint64_t v)
+{
+	char tmp[MF_U64_DEC_LEN];
+
+	put_str(f, mf_u64_dec(v, tmp));
 }
 
 /*

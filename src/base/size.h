@@ -23,4 +23,9 @@ int mf_size_parse(const char *s, uint64_t percent_base, uint64_t *out, const cha
 /* 1.5 GiB style, into buf; returns buf. */
 char *mf_size_format(uint64_t bytes, char *buf, size_t len);
 
+/* The decimal digits of v in buf (no libc formatting: the shim uses it
+ * inside hooks); returns where they start within buf. */
+#define MF_U64_DEC_LEN 21
+const char *mf_u64_dec(uint64_t v, char buf[MF_U64_DEC_LEN]);
+
 #endif

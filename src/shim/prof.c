@@ -665,15 +665,9 @@ static void out_str(struct out *o, const char *s)
 
 static void out_u64(struct out *o, uint64_t v)
 {
-	char tmp[24];
-	int i = sizeof(tmp) - 1;
+	char tmp[MF_U64_DEC_LEN];
 
-	tmp[i] = '\0';
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	out_str(o, tmp + i);
+	out_str(o, mf_u64_dec(v, tmp));
 }
 
 static void out_hex(struct out *o, uint64_t v)

@@ -31,12 +31,7 @@ export PYTHONPATH=$MF_BUILD/python:$EX
 export MEMFENCE_BIN=$MEMFENCE
 unset LD_PRELOAD MEMFENCE_QUARANTINE MEMFENCE_QUARANTINE_THRESHOLD MEMFENCE_QUARANTINE_RECORDER
 PORT=$(mf_free_port)
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no >"$MF_TMP/redis.log" 2>&1 &
-MF_PIDS+=($!)
-for _ in $(seq 1 50); do
-	$PY -c 'import redis,sys; redis.Redis(port=int(sys.argv[1])).ping()' "$PORT" 2>/dev/null && break
-	sleep 0.1
-done
+mf_redis_start "$PORT"
 
 W=
 # start_worker NAME DB [memfence args...]: a worker in the cgroup, on broker

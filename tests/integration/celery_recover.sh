@@ -30,12 +30,7 @@ export MEMFENCE_BIN=$MEMFENCE
 unset LD_PRELOAD MEMFENCE_QUARANTINE MEMFENCE_QUARANTINE_THRESHOLD MEMFENCE_QUARANTINE_RECORDER
 unset MEMFENCE_MAX_MEMORY_PER_CHILD MEMFENCE_RECYCLE
 PORT=$(mf_free_port)
-redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no >"$MF_TMP/redis.log" 2>&1 &
-MF_PIDS+=($!)
-for _ in $(seq 1 50); do
-	$PY -c 'import redis,sys; redis.Redis(port=int(sys.argv[1])).ping()' "$PORT" 2>/dev/null && break
-	sleep 0.1
-done
+mf_redis_start "$PORT"
 
 cat >"$MF_TMP/rounds.py" <<'PYEOF'
 """rounds.py N ORDINARY: N rounds of (memory probe, mixed poison, ORDINARY
