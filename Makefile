@@ -264,11 +264,12 @@ PYINC      ?= $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_paths(
 PY_SRC     := $(sort $(wildcard python/memfence/*.py python/memfence/*/*.py))
 PY_OUT     := $(PY_SRC:python/%=$(B)/python/%)
 PY_EXT     := $(B)/python/memfence/_memfence.abi3.so
+PY_HOST    := $(B)/python/memfence/_host.abi3.so
 
 PY_PYC     := $(B)/python/.compiled
 
 ifneq ($(wildcard $(PYINC)/Python.h),)
-python: $(PY_OUT) $(PY_EXT) $(PY_PYC)
+python: $(PY_OUT) $(PY_EXT) $(PY_HOST) $(PY_PYC)
 else
 python:
 	@echo "python: $(PYTHON) headers not found (install python3-dev); package not built"
@@ -295,12 +296,22 @@ install-python: python
 	install -d $(DESTDIR)$(PYLIBDIR)/memfence/_bootstrap
 	install -m 0644 $(patsubst python/%,$(B)/python/%,$(wildcard python/memfence/*.py)) $(DESTDIR)$(PYLIBDIR)/memfence/
 	install -m 0644 $(B)/python/memfence/_bootstrap/*.py $(DESTDIR)$(PYLIBDIR)/memfence/_bootstrap/
-	install -m 0755 $(PY_EXT) $(DESTDIR)$(PYLIBDIR)/memfence/
+	install -m 0755 $(PY_EXT) $(PY_HOST) $(DESTDIR)$(PYLIBDIR)/memfence/
 	$(PYTHON) -m compileall -q -d $(PYLIBDIR)/memfence $(DESTDIR)$(PYLIBDIR)/memfence
 
 $(PY_EXT): python/memfence/_memfence.c include/memfence.h src/host/memory.h src/host/plan.h $(HOST_LIB) VERSION
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -DMF_HAVE_LIMITS -isystem $(PYINC) -fvisibility=hidden -shared \
 	  -o $@ $< $(HOST_LIB) -ldl -lpthread
+
+# The store and the segment reader, a module of their own (see the file):
+# only the processes that use them load SQLite, hiredis and jansson. The
+# host library's symbols stay inside it.
+PY_HOST_PKGS := jansson sqlite3 hiredis
+$(PY_HOST): python/memfence/_host.c src/store/quarantine.h src/host/segread.h $(HOST_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PY_HOST_PKGS)) -isystem $(PYINC) \
+	  -fvisibility=hidden -shared -Wl,--exclude-libs,ALL -o $@ $< $(HOST_LIB) \
+	  $(shell $(PKG_CONFIG) --libs $(PY_HOST_PKGS)) -lpthread
 
 -include $(shell find $(B)/obj $(B)/fuzz -name '*.d' 2>/dev/null)

@@ -33,10 +33,20 @@ if all(os.path.exists(p) for p in core) and os.path.exists(os.path.join(TOP, "in
     sources += [os.path.relpath(p, HERE) for p in core]
     macros.append(("MF_HAVE_LIMITS", None))
 
-setup(
-    version=version,
-    ext_modules=[Extension(
-        "memfence._memfence", sources=sources, include_dirs=include, define_macros=macros,
-        extra_compile_args=["-std=gnu11", "-fvisibility=hidden"], libraries=["dl", "pthread"],
-        py_limited_api=True)],
-)
+# The quarantine store and the segment reader: a module of its own, so that
+# only the processes that use them load SQLite, hiredis and jansson.
+HOST = [("store", "quarantine.c"), ("store", "qrecord.c"), ("store", "qsqlite.c"),
+        ("store", "qredis.c"), ("host", "segread.c"), ("base", "segment.c")]
+host = [os.path.join(TOP, "src", d, f) for d, f in HOST]
+ext_modules = [Extension(
+    "memfence._memfence", sources=sources, include_dirs=include, define_macros=macros,
+    extra_compile_args=["-std=gnu11", "-fvisibility=hidden"], libraries=["dl", "pthread"],
+    py_limited_api=True)]
+if all(os.path.exists(p) for p in host):
+    ext_modules.append(Extension(
+        "memfence._host", sources=["memfence/_host.c"] + [os.path.relpath(p, HERE) for p in host],
+        include_dirs=include + ["/usr/include/hiredis"], define_macros=macros[:3],
+        extra_compile_args=["-std=gnu11", "-fvisibility=hidden"],
+        libraries=["jansson", "sqlite3", "hiredis", "pthread"], py_limited_api=True))
+
+setup(version=version, ext_modules=ext_modules)

@@ -214,7 +214,7 @@ def _run(app, task, orig, args, kwargs):
         return orig(*args, **kwargs)  # a plain function call, not a task run
     cfg = _configs.get(id(app))
     name = task.name
-    if cfg is not None:
+    if cfg is not None and cfg.store.enabled:
         _check_or_reject(cfg, task, req, tid, name)
     sc = scope(name, id=tid)
     try:
@@ -243,7 +243,7 @@ def _run(app, task, orig, args, kwargs):
         # now, not when the failure has travelled through the result backend;
         # then check that this process can take the next task.
         _after_failure(name, tid, e)
-        if cfg is not None and cfg.count_alloc:
+        if cfg is not None and cfg.count_alloc and cfg.store.enabled:
             _record(cfg, tid, name, "allocation_failure", f and f.peak, f and f.allocated,
                     f and f.net)
         raise TaskOutOfMemory(msg, name, tid, peak) from e
@@ -450,36 +450,22 @@ def _cause(exc, oom_before):
 def _figures_at_death(pid, tid):
     """(peak, allocated, net) of task tid in process pid from the stats
     segment, which outlives the process; Nones without the accounting
-    library."""
+    library. Read in this process, as `memfence stat` reads it."""
     seg = os.environ.get("MEMFENCE_SEGMENT")
-    binary = _q.find_binary()
-    if not seg or not binary:
+    if not seg or _q._host is None:
         return None, None, None
-    import json
-    import subprocess
     try:
-        p = subprocess.run([binary, "stat", "--json", seg], stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=10,
-                           env=_q.child_env())
-        doc = json.loads(p.stdout.decode("utf-8", "replace") or "null")
+        scopes = _q._host.scopes_in_flight(seg, str(tid)) or []
     except Exception:
         return None, None, None
-    best = None
-    for want_pid in (pid, None):
-        # The dead process's slot, else any slot still holding the task (the
-        # supervisor may already have handed the slot to a new process).
-        for proc in (doc or {}).get("processes", []):
-            if want_pid is not None and proc.get("pid") != want_pid:
-                continue
-            for s in proc.get("in_flight", []):
-                if s.get("id") == tid and (best is None or
-                                           s.get("depth", 0) < best.get("depth", 0)):
-                    best = s
-        if best is not None:
-            break
-    if best is None:
+    # The dead process's slot, else any slot still holding the task (the
+    # supervisor may already have handed the slot to a new process); the
+    # outermost scope of the task.
+    mine = [s for s in scopes if s[0] == pid] or scopes
+    if not mine:
         return None, None, None
-    return best.get("peak"), best.get("allocated"), best.get("net")
+    _, _, peak, allocated, net = min(mine, key=lambda s: s[1])
+    return peak, allocated, net
 
 
 def _patch_request_class():
@@ -524,7 +510,7 @@ def _on_worker_lost(req, exc):
     task = getattr(req, "task", None)
     app = getattr(task, "app", None) if task is not None else None
     cfg = _configs.get(id(app)) if app is not None else None
-    if cfg is None or not cfg.record_deaths:
+    if cfg is None or not cfg.record_deaths or not cfg.store.enabled:
         return
     tid, name = req.id, req.name
     cause = _cause(exc, getattr(req, "_memfence_oom", None))

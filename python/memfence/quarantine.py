@@ -1,19 +1,30 @@
 """The poison-task quarantine, from Python.
 
-A thin client of the store behind ``memfence quarantine`` (SQLite file by
-default, Redis for a fleet; see docs/quarantine.md). It runs the command
-with ``--json`` rather than reimplementing the store, so the Python side and
-the supervisor count deaths in exactly the same way (same file locking, same
-Redis script, same local fallback when Redis is away). The normal path costs
-one process start per task; that is small next to a task, and it is what
-keeps an unusable store from ever taking the worker down with it.
+A client of the store behind ``memfence quarantine`` (SQLite file by
+default, Redis for a fleet; see docs/quarantine.md). Checks and records run
+in this process, through the package's ``_host`` extension, which is the
+command's own store code: the Python side and the supervisor count deaths
+in exactly the same way (same file locking, same Redis script, same local
+fallback when Redis is away), and no process is started per task. Store
+calls run without the GIL.
 
-The command is found, in order: ``MEMFENCE_BIN``; ``memfence`` on PATH; the
-build tree this package was built into (``build/python/memfence`` ->
-``build/memfence``). The store settings travel in the environment
-(``MEMFENCE_QUARANTINE``, ``MEMFENCE_STATE_DIR``,
-``MEMFENCE_QUARANTINE_THRESHOLD``, ``MEMFENCE_REDIS_TIMEOUT``), or are given
-to :class:`Store`.
+A check costs one lookup at most, and usually less (docs/quarantine.md,
+"What a check costs"): for a SQLite store each process keeps the set of ids
+the file holds a record of, and while the file is unchanged (its and its
+write-ahead log's size, time and inode) an id outside that set is answered
+without a lookup; a new death changes the file and the next check reads
+the set again. A Redis store is shared by hosts whose deaths this process
+cannot see, so every check asks it (one round trip).
+
+The store settings travel in the environment (``MEMFENCE_QUARANTINE``,
+``MEMFENCE_STATE_DIR``, ``MEMFENCE_QUARANTINE_THRESHOLD``,
+``MEMFENCE_REDIS_TIMEOUT``), or are given to :class:`Store`.
+``MEMFENCE_QUARANTINE=off`` (what ``memfence run --no-quarantine`` gives its
+program) turns every check and record off.
+
+Listing the store (:meth:`Store.list`) runs the memfence command, found in
+order: ``MEMFENCE_BIN``; ``memfence`` on PATH; the build tree this package
+was built into (``build/python/memfence`` -> ``build/memfence``).
 """
 import json
 import logging
@@ -22,15 +33,30 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
+
+try:
+    from memfence import _host
+except ImportError:  # a package built without the store: the command answers
+    _host = None
 
 __all__ = ["Store", "QuarantineError", "Quarantined", "find_binary", "default_store",
            "check_request", "check_request_async", "record_request", "requests_enabled",
            "describe", "GRPC_STATUS", "HTTP_STATUS", "grpc_gate", "grpc_gate_async",
-           "wsgi_gate", "asgi_gate", "request_counters"]
+           "wsgi_gate", "asgi_gate", "request_counters", "OFF"]
 
 # A check that cannot finish in this time is treated as a store error: the
 # task runs (an unusable quarantine must not stop the queue).
 _TIMEOUT = 15.0
+#: The store spec that turns the quarantine off.
+OFF = "off"
+_THRESHOLD_DEFAULT = 2
+_THRESHOLD_MAX = 1000000
+_REDIS_TIMEOUT_DEFAULT = 1000
+# A file changed less than this long ago may change again within the same
+# tick of the kernel's file clock without its time moving: its set of ids is
+# not trusted until then (point lookups meanwhile).
+_SETTLED_NS = 1000000000
 
 
 class QuarantineError(RuntimeError):
@@ -96,13 +122,46 @@ def child_env():
     return env
 
 
+def _env_number(name, given, default, top):
+    # The command's words for a bad value, so both sides fail alike.
+    v = given if given is not None else os.environ.get(name) or None
+    if v is None:
+        return default
+    try:
+        n = int(str(v).strip(), 10)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= top:
+        raise QuarantineError("memfence: invalid %s '%s': expected a number from 1 to %d"
+                              % (name if given is None else "threshold", v, top))
+    return n
+
+
+def _file_state(path):
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (0, 0, 0)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+class _Absent:
+    """The ids a SQLite store holds a record of, as of one state of its
+    files: anything else is not in the store while the files stay so."""
+
+    __slots__ = ("state", "ids")
+
+    def __init__(self, state, ids):
+        self.state, self.ids = state, ids
+
+
 class Store:
     """One quarantine store.
 
-    store: a store spec (``sqlite:PATH``, ``PATH``, ``redis://HOST:PORT/DB``)
-    or None for the environment's (``MEMFENCE_QUARANTINE``, else the state
-    directory's file). threshold: deaths that quarantine an id (None: the
-    command's default, 2, or ``MEMFENCE_QUARANTINE_THRESHOLD``).
+    store: a store spec (``sqlite:PATH``, ``PATH``, ``redis://HOST:PORT/DB``,
+    ``off``) or None for the environment's (``MEMFENCE_QUARANTINE``, else the
+    state directory's file). threshold: deaths that quarantine an id (None:
+    the command's default, 2, or ``MEMFENCE_QUARANTINE_THRESHOLD``).
     """
 
     def __init__(self, store=None, state_dir=None, threshold=None, binary=None,
@@ -113,6 +172,130 @@ class Store:
         self.binary = binary
         self.timeout = timeout
         self.last_warning = None
+        self._local = threading.local()
+        self._absent = None      # (pid, _Absent) of a SQLite store
+        self.lookups = 0         # checks that asked the store (this process)
+        self.skipped = 0         # checks answered by the set of ids
+
+    def _spec(self):
+        return self.store if self.store is not None else os.environ.get("MEMFENCE_QUARANTINE")
+
+    @property
+    def enabled(self):
+        """False when the quarantine is off (``off`` as the store, as
+        ``memfence run --no-quarantine`` sets MEMFENCE_QUARANTINE)."""
+        spec = self._spec()
+        return spec is None or str(spec).strip().lower() != OFF
+
+    def _handle(self):
+        # One connection per thread, opened in this process (not a parent's).
+        loc = self._local
+        pid = os.getpid()
+        if getattr(loc, "pid", None) != pid:
+            spec = self._spec()
+            timeout = _env_number("MEMFENCE_REDIS_TIMEOUT", None, _REDIS_TIMEOUT_DEFAULT, 600000)
+            try:
+                loc.h = _host.open(str(spec) if spec else None,
+                                   str(self.state_dir) if self.state_dir else None, timeout)
+            except (ValueError, OSError) as e:
+                raise QuarantineError("memfence: %s" % e) from None
+            loc.desc, loc.redis = _host.describe(loc.h)
+            loc.pid = pid
+        return loc
+
+    def _threshold(self):
+        return _env_number("MEMFENCE_QUARANTINE_THRESHOLD", self.threshold, 0, _THRESHOLD_MAX)
+
+    def _warn(self, degraded, synced, desc, what):
+        lines = []
+        if synced:
+            lines.append("memfence: sent %d death(s) kept locally to %s" % (synced, desc))
+        if degraded:
+            lines.append("memfence: " + what % degraded)
+        self.last_warning = "\n".join(lines) or None
+
+    def _files_state(self, loc):
+        path = loc.desc[len("sqlite:"):]
+        return (_file_state(path), _file_state(path + "-wal"))
+
+    def _surely_absent(self, loc, ident):
+        """True when the SQLite store has no record of ident, known without
+        a lookup: its files are as they were when this process read the ids
+        it holds."""
+        if loc.redis:
+            return False
+        state = self._files_state(loc)
+        pid = os.getpid()
+        cached = self._absent
+        if cached is None or cached[0] != pid or cached[1].state != state:
+            newest = max(state[0][0], state[1][0])
+            if time.time_ns() - newest < _SETTLED_NS:
+                return False
+            try:
+                ids = frozenset(_host.ids(loc.h))
+            except OSError:
+                return False
+            if self._files_state(loc) != state:
+                return False
+            cached = self._absent = (pid, _Absent(state, ids))
+        return ident not in cached[1].ids
+
+    def check(self, ident):
+        """(quarantined, record) for ident; record is None without one.
+
+        Raises QuarantineError when the store cannot answer. Warnings of a
+        degraded answer (Redis away: the local copy answered) are in
+        ``self.last_warning``.
+        """
+        ident = str(ident)
+        if not self.enabled:
+            self.last_warning = None
+            return False, None
+        if _host is None:
+            return self._check_command(ident)
+        loc = self._handle()
+        if self._surely_absent(loc, ident):
+            self.skipped += 1
+            self.last_warning = None
+            return False, None
+        threshold = self._threshold()
+        self.lookups += 1
+        try:
+            bad, answer, degraded, synced = _host.check(loc.h, ident, threshold)
+        except (ValueError, OSError) as e:
+            raise QuarantineError("memfence: %s" % e) from None
+        self._warn(degraded, synced, loc.desc, "warning: %s; answering from the local copy")
+        return bad, json.loads(answer).get("record")
+
+    def record(self, ident, name=None, cause="unknown", peak=None, allocated=None, net=None,
+               host=None):
+        """Count one death of ident; returns the command's JSON (a dict with
+        ``record``, ``quarantined``, ``synced``), or None when the quarantine
+        is off. A death kept only in the local copy (Redis away) is still a
+        success; the warning is in ``self.last_warning``."""
+        ident = str(ident)
+        if not self.enabled:
+            self.last_warning = None
+            return None
+        if _host is None:
+            return self._record_command(ident, name, cause, peak, allocated, net, host)
+        threshold = self._threshold()
+        loc = self._handle()
+
+        def figure(v):
+            return int(v) if v is not None and v >= 0 else None
+        try:
+            answer, degraded, synced = _host.record(
+                loc.h, ident, str(name) if name else None, cause, figure(peak),
+                figure(allocated), figure(net), host or _host_name(), threshold)
+        except (ValueError, OSError) as e:
+            raise QuarantineError("memfence: %s" % e) from None
+        self._warn(degraded, synced, loc.desc,
+                   "%%s; the death of '%s' is kept in the local copy and will be sent when "
+                   "Redis answers again" % ident.replace("%", "%%"))
+        return json.loads(answer)
+
+    # --- through the command: listing, and a package built without _host ---
 
     def _run(self, verb, args, threshold=False):
         binary = self.binary or find_binary()
@@ -143,14 +326,8 @@ class Store:
             doc = None
         return p.returncode, doc, err
 
-    def check(self, ident):
-        """(quarantined, record) for ident; record is None without one.
-
-        Raises QuarantineError when the store cannot answer. Warnings of a
-        degraded answer (Redis away: the local copy answered) are in
-        ``self.last_warning``.
-        """
-        rc, doc, err = self._run("check", ["--", str(ident)], threshold=True)
+    def _check_command(self, ident):
+        rc, doc, err = self._run("check", ["--", ident], threshold=True)
         self.last_warning = err or None
         if rc not in (0, 3):
             raise QuarantineError(err.splitlines()[-1] if err else
@@ -158,12 +335,7 @@ class Store:
         rec = doc.get("record") if isinstance(doc, dict) else None
         return rc == 3, rec
 
-    def record(self, ident, name=None, cause="unknown", peak=None, allocated=None, net=None,
-               host=None):
-        """Count one death of ident; returns the command's JSON (a dict with
-        ``record``, ``quarantined``, ``synced``). A death kept only in the
-        local copy (Redis away) is still a success; the warning is in
-        ``self.last_warning``."""
+    def _record_command(self, ident, name, cause, peak, allocated, net, host):
         args = []
         if name:
             args += ["--name", str(name)]
@@ -171,8 +343,8 @@ class Store:
         for flag, v in (("--peak", peak), ("--allocated", allocated), ("--net", net)):
             if v is not None and v >= 0:
                 args += [flag, str(int(v))]
-        args += ["--host", host or _host()]
-        rc, doc, err = self._run("record", args + ["--", str(ident)], threshold=True)
+        args += ["--host", host or _host_name()]
+        rc, doc, err = self._run("record", args + ["--", ident], threshold=True)
         self.last_warning = err or None
         if rc != 0 or not isinstance(doc, dict):
             raise QuarantineError(err.splitlines()[-1] if err else
@@ -180,6 +352,8 @@ class Store:
         return doc
 
     def list(self, quarantined_only=False):
+        if not self.enabled:
+            return []
         rc, doc, err = self._run("list", ["--quarantined"] if quarantined_only else [])
         if rc != 0 or not isinstance(doc, dict):
             raise QuarantineError(err.splitlines()[-1] if err else
@@ -187,7 +361,7 @@ class Store:
         return doc.get("records", [])
 
 
-def _host():
+def _host_name():
     # In Kubernetes the pod name is the host name; HOSTNAME wins when a
     # deployment sets something more telling.
     return os.environ.get("HOSTNAME") or socket.gethostname()

@@ -266,16 +266,6 @@ static void print_csv(const struct mf_quarantine_record *r)
 	csv_field(u, 1);
 }
 
-/* Store facts every JSON answer carries. */
-static json_t *json_answer(struct mf_qstore *s)
-{
-	const char *deg = mf_qstore_degraded(s);
-
-	return json_pack("{s:s, s:s, s:o}", "store", mf_qstore_describe(s), "source",
-			 deg != NULL ? "local" : (mf_qstore_is_redis(s) ? "redis" : "sqlite"),
-			 "degraded", deg != NULL ? json_string(deg) : json_null());
-}
-
 /* Say on stderr what the store could not do this time. */
 static void report_store(struct mf_qstore *s)
 {
@@ -339,7 +329,7 @@ static int verb_list(struct mf_qstore *s, const struct qargs *a, int csv)
 	report_store(s);
 	if (a->json) {
 		/* Built after listing: it says whether Redis or the local copy answered. */
-		out = json_answer(s);
+		out = mf_qstore_answer(s);
 		if (csv)
 			json_object_set_new(out, "format", json_string("memfence-quarantine"));
 		json_object_set_new(out, "version", json_integer(1));
@@ -363,7 +353,7 @@ static int verb_show(struct mf_qstore *s, const struct qargs *a, const char *id)
 	}
 	report_store(s);
 	if (a->json) {
-		json_t *o = json_answer(s);
+		json_t *o = mf_qstore_answer(s);
 		json_object_set_new(o, "record", mf_quarantine_to_json(&r));
 		print_json(o);
 	} else {
@@ -376,27 +366,16 @@ static int verb_check(struct mf_qstore *s, const struct qargs *a, const char *id
 		      uint32_t threshold)
 {
 	struct mf_quarantine_record r;
-	int rc = mf_qstore_get(s, id, &r);
 	bool q;
+	int found = mf_qstore_check(s, id, threshold, &r, &q);
 
-	if (rc == -ENOENT) {
-		memset(&r, 0, sizeof(r));
-		snprintf(r.id, sizeof(r.id), "%s", id);
-		q = false;
-	} else if (rc != 0) {
+	if (found < 0) {
 		mf_err("%s", mf_qstore_error(s));
-		return rc == -EINVAL ? MF_EXIT_USAGE : MF_EXIT_FAILURE;
-	} else {
-		q = mf_quarantine_is_quarantined(&r, threshold);
+		return found == -EINVAL ? MF_EXIT_USAGE : MF_EXIT_FAILURE;
 	}
 	report_store(s);
 	if (a->json) {
-		json_t *o = json_answer(s);
-		json_object_set_new(o, "id", json_string(id));
-		json_object_set_new(o, "quarantined", json_boolean(q));
-		json_object_set_new(o, "deaths", json_integer((json_int_t)r.deaths));
-		json_object_set_new(o, "record", rc == 0 ? mf_quarantine_to_json(&r) : json_null());
-		print_json(o);
+		print_json(mf_qstore_check_answer(s, &r, found, q));
 	} else if (q) {
 		printf("%s: quarantined after %" PRIu64 " deaths (last: %s)\n", id, r.deaths,
 		       mf_quarantine_cause_name(r.cause));
@@ -448,11 +427,7 @@ static int verb_record(struct mf_qstore *s, const struct qargs *a, const char *i
 		mf_err("%s; the death of '%s' is kept in the local copy and will be sent when "
 		       "Redis answers again", mf_qstore_degraded(s), id);
 	if (a->json) {
-		json_t *o = json_answer(s);
-		json_object_set_new(o, "synced", json_boolean(rc == 0));
-		json_object_set_new(o, "quarantined", json_boolean(r.state == MF_QSTATE_QUARANTINED));
-		json_object_set_new(o, "record", mf_quarantine_to_json(&r));
-		print_json(o);
+		print_json(mf_qstore_record_answer(s, &r, rc));
 	} else {
 		printf("%s: death %" PRIu64 " recorded (%s), %s\n", id, r.deaths,
 		       mf_quarantine_cause_name(r.cause),
@@ -478,7 +453,7 @@ static int verb_clear(struct mf_qstore *s, const struct qargs *a, const char *id
 	if (!a->all)
 		n = 1;
 	if (a->json) {
-		json_t *o = json_answer(s);
+		json_t *o = mf_qstore_answer(s);
 		json_object_set_new(o, "cleared", json_integer((json_int_t)n));
 		print_json(o);
 	} else if (a->all) {
@@ -534,7 +509,7 @@ static int verb_import(struct mf_qstore *s, const struct qargs *a, const char *f
 		}
 	}
 	if (a->json) {
-		json_t *o = json_answer(s);
+		json_t *o = mf_qstore_answer(s);
 		json_object_set_new(o, "imported", json_integer((json_int_t)n));
 		print_json(o);
 	} else {
@@ -556,7 +531,7 @@ static int verb_sync(struct mf_qstore *s, const struct qargs *a)
 		return MF_EXIT_FAILURE;
 	}
 	if (a->json) {
-		json_t *o = json_answer(s);
+		json_t *o = mf_qstore_answer(s);
 		json_object_set_new(o, "sent", json_integer((json_int_t)n));
 		print_json(o);
 	} else if (!mf_qstore_is_redis(s)) {
@@ -669,6 +644,11 @@ int mf_cmd_quarantine(int argc, char **argv)
 	}
 
 	a.store = mf_opt_value(qopt(OPT_QUARANTINE), a.store, who, sizeof(who));
+	/* `memfence run --no-quarantine` gives its program "off": not a file. */
+	if (a.store != NULL && strcmp(a.store, "off") == 0) {
+		mf_err("the quarantine is off (%s off): there is no store to %s", who, verb);
+		return MF_EXIT_FAILURE;
+	}
 	a.state_dir = mf_opt_value(qopt(OPT_STATE_DIR), a.state_dir, who, sizeof(who));
 	if (strcmp(verb, "record") == 0 || strcmp(verb, "check") == 0) {
 		a.threshold = mf_opt_value(qopt(OPT_THRESHOLD), a.threshold, who, sizeof(who));

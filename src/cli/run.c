@@ -164,7 +164,8 @@ static const struct mf_option run_opts[] = {
 /* The supervisor's flags: their variables are read where they are used. */
 static const struct mf_option run_flags[] = {
 	{.name = "no-quarantine", .key = O_NO_QUARANTINE, .env = "MEMFENCE_QUARANTINE",
-	 .env_is = "off", .help = "record no deaths in the quarantine"},
+	 .env_is = "off", .help = "no quarantine in any process: no death\n"
+		 "recorded, no task or request checked"},
 	{.name = "profile", .key = O_PROFILE, .env = "MEMFENCE_PROFILE", .env_is = "1",
 	 .help = "sample the program's heap (docs/profiler.md):\n"
 		 "snapshots go to the report directory"},

@@ -403,3 +403,52 @@ int mf_qstore_sync(struct mf_qstore *s, uint64_t *pushed)
 	*pushed = s->synced;
 	return rc;
 }
+
+json_t *mf_qstore_answer(const struct mf_qstore *s)
+{
+	const char *deg = mf_qstore_degraded(s);
+
+	return json_pack("{s:s, s:s, s:o}", "store", mf_qstore_describe(s), "source",
+			 deg != NULL ? "local" : (mf_qstore_is_redis(s) ? "redis" : "sqlite"),
+			 "degraded", deg != NULL ? json_string(deg) : json_null());
+}
+
+int mf_qstore_check(struct mf_qstore *s, const char *id, uint32_t threshold,
+		    struct mf_quarantine_record *r, bool *quarantined)
+{
+	int rc = mf_qstore_get(s, id, r);
+
+	*quarantined = false;
+	if (rc == -ENOENT) {
+		memset(r, 0, sizeof(*r));
+		snprintf(r->id, sizeof(r->id), "%s", id);
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	*quarantined = mf_quarantine_is_quarantined(r, threshold);
+	return 1;
+}
+
+json_t *mf_qstore_check_answer(const struct mf_qstore *s, const struct mf_quarantine_record *r,
+			       int found, bool quarantined)
+{
+	json_t *o = mf_qstore_answer(s);
+
+	json_object_set_new(o, "id", json_string(r->id));
+	json_object_set_new(o, "quarantined", json_boolean(quarantined));
+	json_object_set_new(o, "deaths", json_integer((json_int_t)r->deaths));
+	json_object_set_new(o, "record", found ? mf_quarantine_to_json(r) : json_null());
+	return o;
+}
+
+json_t *mf_qstore_record_answer(const struct mf_qstore *s, const struct mf_quarantine_record *r,
+				int rc)
+{
+	json_t *o = mf_qstore_answer(s);
+
+	json_object_set_new(o, "synced", json_boolean(rc == 0));
+	json_object_set_new(o, "quarantined", json_boolean(r->state == MF_QSTATE_QUARANTINED));
+	json_object_set_new(o, "record", mf_quarantine_to_json(r));
+	return o;
+}

@@ -140,6 +140,22 @@ const char *mf_qstore_error(const struct mf_qstore *s);
 const char *mf_qstore_degraded(const struct mf_qstore *s);
 /* Deaths pushed to Redis from the local copy by the last action. */
 uint64_t mf_qstore_synced(const struct mf_qstore *s);
+/* The facts every JSON answer of the last action carries (store, source:
+ * "sqlite", "redis" or "local", degraded): the command's and the Python
+ * package's answers are built on it. */
+json_t *mf_qstore_answer(const struct mf_qstore *s);
+
+/* The check of `memfence quarantine check`: the record of id (an empty one
+ * named id when there is none) and whether it is quarantined under
+ * threshold (0: the record's own). 1 found, 0 none, or -errno. */
+int mf_qstore_check(struct mf_qstore *s, const char *id, uint32_t threshold,
+		    struct mf_quarantine_record *r, bool *quarantined);
+/* The JSON answers of check (found: what mf_qstore_check returned) and of
+ * record (rc: what mf_qstore_record returned). */
+json_t *mf_qstore_check_answer(const struct mf_qstore *s, const struct mf_quarantine_record *r,
+			       int found, bool quarantined);
+json_t *mf_qstore_record_answer(const struct mf_qstore *s, const struct mf_quarantine_record *r,
+				int rc);
 
 /*
  * Count one death of d->id atomically (concurrent writers, local or across

@@ -123,11 +123,10 @@ void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_a
 static void quarantine_env(const struct sup *s)
 {
 	if (!s->st.quarantine_on) {
-		const char *v = getenv("MEMFENCE_QUARANTINE");
-
-		/* "off" is the supervisor's word; the client would take it for a path. */
-		if (v && strcmp(v, "off") == 0)
-			unsetenv("MEMFENCE_QUARANTINE");
+		/* Off for the whole program: its own client checks and records
+		 * nothing either (it would otherwise open the default store). */
+		setenv("MEMFENCE_QUARANTINE", "off", 1);
+		unsetenv("MEMFENCE_QUARANTINE_RECORDER");
 		return;
 	}
 	setenv("MEMFENCE_STATE_DIR", s->quar_dir, 1);

@@ -55,8 +55,11 @@ class StoreTest(unittest.TestCase):
         self.assertEqual(self.store.check("-x")[1]["deaths"], 1)
 
     def test_errors_are_clear(self):
+        # A directory where the store file should be: the command's message.
+        with self.assertRaisesRegex(mq.QuarantineError, "is not a regular file"):
+            mq.Store(store="sqlite:" + self.dir).check("a")
         with self.assertRaisesRegex(mq.QuarantineError, "cannot run"):
-            mq.Store(binary="/nonexistent/memfence").check("a")
+            mq.Store(binary="/nonexistent/memfence").list()
         with self.assertRaisesRegex(mq.QuarantineError, "redis|store|URL|url"):
             mq.Store(store="redis://[bad", state_dir=self.dir).check("a")
         with self.assertRaises(mq.QuarantineError):
@@ -92,8 +95,8 @@ class StoreTest(unittest.TestCase):
         # Another prefix is another record.
         self.assertEqual(self.store.check("r-9"), (False, None))
         # A broken store lets the request run and says why.
-        err = mq.check_request("r-1", store=mq.Store(binary="/nonexistent/memfence"))
-        self.assertIn("cannot run", err)
+        err = mq.check_request("r-1", store=mq.Store(store="sqlite:" + self.dir))
+        self.assertIn("is not a regular file", err)
 
     def test_request_check_async(self):
         import asyncio
@@ -259,7 +262,7 @@ class CeleryTest(unittest.TestCase):
 
     def test_unusable_store_runs_the_task(self):
         app, runs = make_app(self.dir)
-        mc._configs[id(app)].store = mq.Store(binary="/nonexistent/memfence")
+        mc._configs[id(app)].store = mq.Store(store="sqlite:" + self.dir)
         errors = mc.counters["store_errors"]
         self.assertEqual(app.tasks["t.ok"].apply(args=(1,), task_id="id-s").get()[0], 2)
         self.assertEqual(mc.counters["store_errors"], errors + 1)

@@ -130,18 +130,19 @@ class Gates(unittest.TestCase):
         asyncio.run(run())
 
     def test_broken_store_serves(self):
-        old = os.environ.get("MEMFENCE_BIN")
+        old = os.environ.get("MEMFENCE_QUARANTINE")
         mq._default = None
-        os.environ["MEMFENCE_BIN"] = "/nonexistent/memfence"
+        # A directory where the store file should be: the store cannot answer.
+        os.environ["MEMFENCE_QUARANTINE"] = "sqlite:" + self.dir
         try:
             before = mq.request_counters["store_errors"]
             self.assertIsNone(mq.wsgi_gate("bad-1", lambda *a: None))
             self.assertEqual(mq.request_counters["store_errors"], before + 1)
         finally:
             if old is None:
-                os.environ.pop("MEMFENCE_BIN", None)
+                os.environ.pop("MEMFENCE_QUARANTINE", None)
             else:
-                os.environ["MEMFENCE_BIN"] = old
+                os.environ["MEMFENCE_QUARANTINE"] = old
             mq._default = None
 
 
