@@ -54,6 +54,11 @@ CFLAGS     += $(CFLAGS_BASE) -DMF_VERSION='"$(VERSION)"' -DMF_PRELOADDIR='"$(PRE
 DEP_PKGS   := jansson libmicrohttpd sqlite3 hiredis zlib
 DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS    = $(shell $(PKG_CONFIG) --libs $(DEP_PKGS) 2>/dev/null)
+# The command loads libmicrohttpd when its HTTP server starts (src/host/dynlib.h),
+# by the soname of the library it was built against.
+CLI_LIBS    = $(shell $(PKG_CONFIG) --libs $(filter-out libmicrohttpd,$(DEP_PKGS)) 2>/dev/null)
+MHD_SONAME := $(shell objdump -p "$$($(CC) -print-file-name=libmicrohttpd.so)" 2>/dev/null | \
+                awk '$$1 == "SONAME" { print $$2 }')
 
 BASE_SRC  := $(sort $(wildcard src/base/*.c))
 HOST_SRC  := $(BASE_SRC) $(sort $(wildcard src/host/*.c src/store/*.c src/profile/*.c))
@@ -123,7 +128,9 @@ $(STACK_LIB): $(STACK_SRC) src/shim/exports-stack.map
 $(B)/obj/src/cli/main.o: VERSION
 
 $(CLI_BIN): $(CLI_OBJ) $(HOST_LIB)
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(HOST_LIB) $(CLI_LIBS) -ldl -lpthread -lm
+
+$(B)/obj/src/supervisor/http.o: CFLAGS += $(if $(MHD_SONAME),-DMF_MHD_SONAME='"$(MHD_SONAME)"')
 
 # Unit tests find their data (tests/data) wherever they are run from.
 $(B)/tests/%: tests/unit/%.c $(HOST_LIB) tests/unit/unit.h

@@ -33,7 +33,53 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "host/dynlib.h"
 #include "supervisor/sup.h"
+
+#ifndef MF_MHD_SONAME
+#define MF_MHD_SONAME "libmicrohttpd.so.12"
+#endif
+
+/* libmicrohttpd is loaded when the server starts (host/dynlib.h: a run with
+ * --http off, and every other command, never loads it); its functions are
+ * called through these, under their own names. */
+static struct {
+	__typeof__(MHD_start_daemon) *start_daemon;
+	__typeof__(MHD_stop_daemon) *stop_daemon;
+	__typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+	__typeof__(MHD_add_response_header) *add_response_header;
+	__typeof__(MHD_queue_response) *queue_response;
+	__typeof__(MHD_destroy_response) *destroy_response;
+	__typeof__(MHD_get_connection_info) *get_connection_info;
+} mhd;
+#define MHD_start_daemon (*mhd.start_daemon)
+#define MHD_stop_daemon (*mhd.stop_daemon)
+#define MHD_create_response_from_buffer (*mhd.create_response_from_buffer)
+#define MHD_add_response_header (*mhd.add_response_header)
+#define MHD_queue_response (*mhd.queue_response)
+#define MHD_destroy_response (*mhd.destroy_response)
+#define MHD_get_connection_info (*mhd.get_connection_info)
+
+static int mhd_load(char *err, size_t errlen)
+{
+	const struct mf_dynsym syms[] = {
+		{"MHD_start_daemon", (void **)&mhd.start_daemon},
+		{"MHD_stop_daemon", (void **)&mhd.stop_daemon},
+		{"MHD_create_response_from_buffer", (void **)&mhd.create_response_from_buffer},
+		{"MHD_add_response_header", (void **)&mhd.add_response_header},
+		{"MHD_queue_response", (void **)&mhd.queue_response},
+		{"MHD_destroy_response", (void **)&mhd.destroy_response},
+		{"MHD_get_connection_info", (void **)&mhd.get_connection_info},
+	};
+	char why[512];
+
+	if (mf_dynlib_load(MF_MHD_SONAME, syms, sizeof(syms) / sizeof(syms[0]), why,
+			   sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errlen, "the HTTP server needs libmicrohttpd: %s; install it "
+		 "(Debian: libmicrohttpd12) or pass --http off", why);
+	return -1;
+}
 
 #define HTTP_CONNECTIONS 64     /* connections at once, all clients */
 #define HTTP_PER_IP 16          /* connections at once from one address */
@@ -315,6 +361,8 @@ struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen)
 	}
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	if (mhd_load(err, errlen) < 0)
+		return NULL;
 	memset(conns, 0, sizeof(conns));
 	h.d = MHD_start_daemon(flags, 0, admit, NULL, handler, NULL,
 			       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
