@@ -17,7 +17,12 @@ fork to os.wait4():
               threshold changes, counted the same on a busy machine
 
 A table of medians follows, with ratios to plain (and, for profile, to
-run). The server workload starts the example gRPC model server under each
+run). The celery workload is a prefork worker (concurrency 2, Redis broker
+started here on a loopback port, task_acks_late) running 1,000 queued small
+tasks (bench/celery_app.py); its rate is tasks/s between the first task's
+start and the last one's end, and its variants are its own: plain,
+exec --account, run (quarantine and gate on), run --no-quarantine and
+run --gate off, the last giving the gate's cost per task. The server workload starts the example gRPC model server under each
 variant, drives it at a fixed concurrency (bench/server_client.py) and
 reports requests/s and p99 latency as well; its CPU and RSS are the
 server's.
@@ -82,7 +87,108 @@ def workloads(build):
         "c-8t": ([os.path.join(build, "bench", "malloc_bench"), "8", "1000000"], False, "batch"),
         "server": ([PY, os.path.join(ROOT, "examples", "model_server", "server.py")], True,
                    "server"),
+        "celery": ([PY, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork",
+                    "-c", "2", "--loglevel", "WARNING", "--without-heartbeat",
+                    "--without-mingle", "--without-gossip"], True, "celery"),
     }
+
+
+# --- celery: throughput of a prefork worker ---------------------------------------
+
+CELERY_TASKS = 1000
+
+
+def celery_variants(build, tmp):
+    """The celery workload's variants: the quarantine and the gate on, as
+    users run it, and each turned off."""
+    mf = os.path.join(build, "memfence")
+    run = [mf, "run", "--http", "off", "--report-dir", os.path.join(tmp, "reports")]
+    state = {"MEMFENCE_STATE_DIR": os.path.join(tmp, "state")}
+    return [
+        ("plain", [], {}),
+        ("exec --account", [mf, "exec", "--account", "--"], {}),
+        ("run", run + ["--"], state),
+        ("run --no-quarantine", run + ["--no-quarantine", "--"], state),
+        ("run --gate off", run + ["--gate", "off", "--"], state),
+    ]
+
+
+class CeleryBroker:
+    """A redis-server of the benchmark's own on a loopback port: database 0
+    the broker, 1 the tasks' counter."""
+
+    def __init__(self, tmp):
+        import redis
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        self.db = redis.Redis(port=self.port, db=1)
+        for _ in range(100):
+            try:
+                self.db.ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def env(self):
+        return {"CELERY_BROKER": "redis://127.0.0.1:%d/0" % self.port,
+                "BENCH_COUNTER": "redis://127.0.0.1:%d/1" % self.port}
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def run_celery(argv, extra, broker, tasks):
+    """Queue the tasks, start the worker, wait for the last one, stop it."""
+    broker.db.flushall()
+    env = dict(extra, **broker.env())
+    sys.path.insert(0, HERE)
+    try:
+        os.environ.update(broker.env())
+        import celery_app
+        celery_app.app.conf.broker_url = env["CELERY_BROKER"]
+        with celery_app.app.connection_for_write() as conn:
+            for i in range(tasks):
+                celery_app.work.apply_async((i, tasks), connection=conn)
+    finally:
+        sys.path.remove(HERE)
+    t0 = time.monotonic()
+    p = subprocess.Popen(argv, env=env_for(env), cwd=HERE, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(1200):
+            if broker.db.get("bench:t1") is not None or p.poll() is not None:
+                break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("the Celery worker did not finish %d tasks in 120 s" % tasks)
+        if p.poll() is not None:
+            raise RuntimeError("the Celery worker ended before its tasks were done")
+    finally:
+        if p.returncode is None:
+            p.send_signal(signal.SIGTERM)
+    r = wait_tree(p.pid, t0)
+    p.returncode = 0
+    first, last = float(broker.db.get("bench:t0")), float(broker.db.get("bench:t1"))
+    r["rps"] = (tasks - 1) / (last - first)
+    return r
+
+
+def celery_notes(results):
+    """The gate's cost per task: the time per task with the gate on, less
+    with it off, times the two pool processes that run tasks at once."""
+    runs = results.get("celery")
+    if not runs or not runs.get("run") or not runs.get("run --gate off"):
+        return
+    on, off = median(runs["run"], "rps"), median(runs["run --gate off"], "rps")
+    print("Celery: %d tasks, prefork concurrency 2, Redis broker, task_acks_late; the "
+          "× plain column is plain's tasks/s over the variant's. The gate costs %+.0f µs "
+          "per task (run against run --gate off)."
+          % (CELERY_TASKS, 2e6 * (1.0 / on - 1.0 / off)))
 
 
 def env_for(extra):
@@ -194,13 +300,18 @@ def main():
             vs = variants(build, tmp, python, w in ("py-numpy", "c-8t", "server"))
             if kind == "server":
                 vs = [v for v in vs if v[0] != "heaptrack"]
+            if kind == "celery":
+                vs = celery_variants(build, tmp)
+                broker = CeleryBroker(tmp)
             runs = {v[0]: [] for v in vs}
             # One warm-up of each (page cache, .pyc files), not counted.
             for rnd in range(args.rounds + 1):
                 for name, pre, extra in vs:
                     if name in ANCHORS and rnd > args.anchor_rounds:
                         continue
-                    if kind == "server":
+                    if kind == "celery":
+                        r = run_celery(pre + argv, extra, broker, CELERY_TASKS)
+                    elif kind == "server":
                         r = run_server(pre + argv, extra, tmp, args.calls, args.concurrency)
                     else:
                         r = run_batch(pre + argv, extra)
@@ -213,6 +324,8 @@ def main():
                                                               os.getloadavg()[0]),
                       file=sys.stderr)
             results[w] = runs
+            if kind == "celery":
+                broker.stop()
     load_after = os.getloadavg()
     if args.json:
         with open(args.json, "w") as f:
@@ -241,7 +354,7 @@ def print_table(results, args, load_before, load_after):
                 # cost: the client's figures are its steady state.
                 rps, p99 = median(rs, "rps"), median(rs, "p99_ms")
                 wcol = "–", "%.3f" % ratio(median(base, "rps"), rps)
-                extra = "%.0f | %.1f" % (rps, p99)
+                extra = "%.0f | %s" % (rps, "%.1f" % p99 if p99 == p99 else "–")
             else:
                 wcol = "%.3f" % wall, "%.3f" % ratio(wall, bw)
                 extra = "– | –"
@@ -262,7 +375,8 @@ def print_table(results, args, load_before, load_after):
           "load average %.1f before, %.1f after (1 min)."
           % (args.rounds, min(args.rounds, args.anchor_rounds), os.cpu_count(),
              platform.machine(), platform.release(), load_before[0], load_after[0]))
-    if any("rps" in runs["plain"][0] for runs in results.values()):
+    celery_notes(results)
+    if "server" in results:
         print("Server: %d calls at concurrency %d after a warm-up; its × plain column is "
               "plain's requests/s over the variant's (time per request)."
               % (args.calls, args.concurrency))

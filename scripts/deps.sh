@@ -30,11 +30,12 @@ set -eu
 #   strace                     counts the shim's write() calls per warning (failure_output.sh)
 #   clang libclang-rt-14-dev   libFuzzer, ASan and UBSan for the fuzz targets (`make fuzz`,
 #                              tests/integration/fuzz.sh); gcc has no libFuzzer
-#   hyperfine heaptrack python3-numpy time       benchmarks (and python3-grpcio: the server)
+#   hyperfine heaptrack python3-numpy time       benchmarks (and python3-grpcio: the server;
+#                              python3-celery python3-redis redis-server: Celery throughput)
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
 check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux chromium strace clang libclang-rt-14-dev)
 demo=("${build[@]}" python3-grpcio procps curl)
-bench=("${build[@]}" hyperfine heaptrack python3-numpy time python3-grpcio)
+bench=("${build[@]}" hyperfine heaptrack python3-numpy time python3-grpcio python3-celery python3-redis redis-server)
 
 case "${1:-}" in
 build) want=("${build[@]}") ;;
