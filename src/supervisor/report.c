@@ -177,16 +177,38 @@ int sup_write_atomic(json_t *j, const char *path)
 {
 	char tmp[MF_PATH_MAX + 16];
 	int fd, err = 0;
+	/* One buffer, written whole: json_dumpfd() writes each token with a
+	 * write(2) of its own (300 calls for the model of a short run, and the
+	 * journal is rewritten every second). */
+	char *text = json_dumps(j, JSON_INDENT(2));
+	size_t len, off = 0;
 
+	if (text == NULL)
+		return -ENOMEM;
+	len = strlen(text);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	/* A fresh file: whatever had the name (a FIFO would block the open,
 	 * a symbolic link would redirect the write) is not written through. */
 	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (json_dumpfd(j, fd, JSON_INDENT(2)) < 0 || write(fd, "\n", 1) != 1)
+	if (fd < 0) {
+		err = -errno;
+		free(text);
+		return err;
+	}
+	while (off < len && !err) {
+		ssize_t n = write(fd, text + off, len - off);
+
+		if (n > 0)
+			off += (size_t)n;
+		else if (n < 0 && errno != EINTR)
+			err = -errno;
+		else if (n == 0)
+			err = -EIO;
+	}
+	if (!err && write(fd, "\n", 1) != 1)
 		err = errno ? -errno : -EIO;
+	free(text);
 	if (close(fd) < 0 && !err)
 		err = -errno;
 	if (!err && rename(tmp, path) < 0)
