@@ -119,6 +119,20 @@ mf_cgroup_stop() {
 	done
 }
 
+# mf_celery_spawn NAME [PREFIX...]: the example Celery worker
+# (examples/celery_worker, prefork, 2 processes) in the cgroup $MF_CG,
+# started through PREFIX (e.g. memfence run --), named NAME, its log in
+# $MF_TMP/NAME.log; MF_SPAWNED is PREFIX's pid (or the worker's).
+mf_celery_spawn() {
+	local name=$1
+	shift
+	cd "$MF_ROOT_DIR/examples/celery_worker" || fail "cd examples/celery_worker"
+	mf_cgroup_spawn "$MF_CG" "$@" "$PY" -m celery -A app worker --pool prefork -c 2 \
+		--loglevel INFO --without-heartbeat --without-mingle --without-gossip \
+		-n "$name@%h" >"$MF_TMP/$name.log" 2>&1
+	cd - >/dev/null || true
+}
+
 # OOM kills counted in the cgroup so far.
 mf_cgroup_oom_kills() {
 	if [ -f "$1/memory.oom_control" ]; then

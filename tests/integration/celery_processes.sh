@@ -42,13 +42,9 @@ variant() {
 	mkdir -p "$MEMFENCE_STATE_DIR"
 	: >"$EXAMPLE_STARTS"
 	: >"$CALLS"
-	cd "$EX" || fail "cd $EX"
-	mf_cgroup_spawn "$MF_CG" "$@" "$PY" -m celery -A app worker --pool prefork -c 2 \
-		--loglevel INFO --without-heartbeat --without-mingle --without-gossip \
-		-n "$name@%h" >"$MF_TMP/$name.log" 2>&1
+	mf_celery_spawn "$name" "$@"
 	W=$MF_SPAWNED
-	OUT=$(timeout 120 "$PY" send.py --normal 20 --poison 0 --timeout 90)
-	cd - >/dev/null || true
+	OUT=$(cd "$EX" && timeout 120 "$PY" send.py --normal 20 --poison 0 --timeout 90)
 	mf_cgroup_stop "$W" "$MF_CG"
 	echo "$name: $OUT" >&2
 	local ok
