@@ -399,7 +399,45 @@ def _oom_kills():
 
     cgroup v1 memory.oom_control:   oom_kill_disable 0 / under_oom 0 / oom_kill 3
     cgroup v2 memory.events:        low 0 / high 0 / max 12 / oom 2 / oom_kill 2
+
+    Read in the worker's main process as each task is accepted: the file is
+    found once per process (finding it read /proc/self/cgroup and tried
+    paths, 0.3 ms a task), then read with one open and one read.
     """
+    global _oom_file
+    pid = os.getpid()
+    if _oom_file is None or _oom_file[0] != pid:
+        _oom_file = (pid, _oom_counter_file())
+    path = _oom_file[1]
+    if path is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            data = os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError:
+        _oom_file = None  # found again next time
+        return None
+    return _oom_kill_value(data)
+
+
+_oom_file = None  # (pid, the counter file of its cgroup or None)
+
+
+def _oom_kill_value(data):
+    for line in data.split(b"\n"):
+        k, _, v = line.partition(b" ")
+        if k == b"oom_kill":
+            try:
+                return int(v)
+            except ValueError:
+                return None
+    return None
+
+
+def _oom_counter_file():
     try:
         with open("/proc/self/cgroup") as f:
             lines = f.read().splitlines()
@@ -415,12 +453,10 @@ def _oom_kills():
             cands.append("/sys/fs/cgroup/unified%s/memory.events" % path)
     for p in cands:
         try:
-            with open(p) as f:
-                for line in f:
-                    k, _, v = line.partition(" ")
-                    if k == "oom_kill":
-                        return int(v)
-        except (OSError, ValueError):
+            with open(p, "rb") as f:
+                if _oom_kill_value(f.read()) is not None:
+                    return p
+        except OSError:
             continue
     return None
 

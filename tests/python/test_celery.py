@@ -267,6 +267,17 @@ class CeleryTest(unittest.TestCase):
         self.assertEqual(app.tasks["t.ok"].apply(args=(1,), task_id="id-s").get()[0], 2)
         self.assertEqual(mc.counters["store_errors"], errors + 1)
 
+    def test_oom_counter_file_found_once(self):
+        # Read as each task is accepted: the cgroup's file is found once per
+        # process, then only read.
+        from unittest import mock
+        if mc._oom_kills() is None:
+            self.skipTest("no memory cgroup OOM-kill counter here")
+        self.assertEqual(mc._oom_file[0], os.getpid())
+        with mock.patch.object(mc, "_oom_counter_file",
+                               side_effect=AssertionError("looked for again")):
+            self.assertIsInstance(mc._oom_kills(), int)
+
     def test_cause_of_a_lost_worker(self):
         from billiard.exceptions import WorkerLostError
         e = WorkerLostError("Worker exited prematurely: signal 9 (SIGKILL) Job: 3.")
