@@ -145,6 +145,19 @@ def _file_state(path):
     return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
+# This process's pid, kept by a fork hook rather than asked for at every
+# check (a system call; a check that needs no lookup makes two more, stat).
+_pid = os.getpid()
+
+
+def _after_fork():
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
 class _Absent:
     """The ids a SQLite store holds a record of, as of one state of its
     files: anything else is not in the store while the files stay so."""
@@ -190,7 +203,7 @@ class Store:
     def _handle(self):
         # One connection per thread, opened in this process (not a parent's).
         loc = self._local
-        pid = os.getpid()
+        pid = _pid
         if getattr(loc, "pid", None) != pid:
             spec = self._spec()
             timeout = _env_number("MEMFENCE_REDIS_TIMEOUT", None, _REDIS_TIMEOUT_DEFAULT, 600000)
@@ -225,7 +238,7 @@ class Store:
         if loc.redis:
             return False
         state = self._files_state(loc)
-        pid = os.getpid()
+        pid = _pid
         cached = self._absent
         if cached is None or cached[0] != pid or cached[1].state != state:
             newest = max(state[0][0], state[1][0])

@@ -44,6 +44,27 @@ class StoreTest(unittest.TestCase):
         self.assertEqual((rec["deaths"], rec["cause"], rec["peak"]), (2, "sigkill", 300 << 20))
         self.assertEqual([r["id"] for r in self.store.list(quarantined_only=True)], ["t-1"])
 
+    def test_forked_child_uses_its_own_connection(self):
+        # A pool process forked after the parent checked: its checks and
+        # records open the store again (the parent's handle is the parent's).
+        self.store.record("t-f", cause="oom_kill")
+        self.assertFalse(self.store.check("t-f")[0])
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self.store.record("t-f", cause="oom_kill")
+                bad, rec = self.store.check("t-f")
+                os.write(w, b"%d %d %d" % (bad, rec["deaths"], mq._pid == os.getpid()))
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            out = f.read()
+        os.waitpid(pid, 0)
+        self.assertEqual(out, b"1 2 1")
+        self.assertEqual(self.store.check("t-f")[1]["deaths"], 2)
+
     def test_threshold_option(self):
         st = mq.Store(state_dir=self.dir, threshold=1)
         st.record("t-2", cause="oom_kill")
