@@ -76,7 +76,7 @@ static size_t big_pg = 4096;
 static pthread_mutex_t big_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct big_slot slots[MF_BIG_SLOTS];
 static uint32_t nslots;    /* atomic reads outside the lock */
-static uint64_t cached;    /* bytes in slots; atomic reads outside the lock */
+static uint64_t cached;    /* bytes in slots, under big_mutex */
 static uint64_t last_tick; /* atomic */
 
 void mf_big_init(void)
@@ -165,7 +165,7 @@ static uintptr_t take(size_t need, uint64_t *maplen)
 	}
 	m = slots[best].m;
 	*maplen = slots[best].maplen;
-	__atomic_store_n(&cached, cached - *maplen, __ATOMIC_RELAXED);
+	cached -= *maplen;
 	slots[best] = slots[nslots - 1];
 	__atomic_store_n(&nslots, nslots - 1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&big_mutex);
@@ -190,7 +190,7 @@ static uint64_t drop(bool all, uint64_t before)
 			i++;
 		}
 	}
-	__atomic_store_n(&cached, cached - bytes, __ATOMIC_RELAXED);
+	cached -= bytes;
 	__atomic_store_n(&nslots, nslots, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&big_mutex);
 	for (uint32_t i = 0; i < n; i++)
@@ -289,7 +289,7 @@ void mf_big_free(void *p)
 		slots[old] = slots[--nslots];
 	}
 	slots[nslots++] = (struct big_slot){m, maplen, now};
-	__atomic_store_n(&cached, cached + maplen, __ATOMIC_RELAXED);
+	cached += maplen;
 	__atomic_store_n(&nslots, nslots, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&big_mutex);
 	for (uint32_t i = 0; i < n; i++)
@@ -319,12 +319,6 @@ void *mf_big_resize(void *p, size_t n)
 		return NULL;
 	mark((uintptr_t)r, need);
 	return shape((uintptr_t)r, off, need);
-}
-
-void mf_big_cached(uint64_t *bytes, uint32_t *blocks)
-{
-	*bytes = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-	*blocks = __atomic_load_n(&nslots, __ATOMIC_RELAXED);
 }
 
 /* fork: the child inherits the mappings; the cache must not be copied

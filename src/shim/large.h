@@ -51,8 +51,6 @@ uint64_t mf_big_release(void) MF_HIDDEN;
 /* Unmap the cached blocks that waited longer than MF_BIG_AGE_NS, so that a
  * quiet process returns them. One relaxed load when the cache is empty. */
 void mf_big_tick(void) MF_HIDDEN;
-/* Bytes and blocks in the cache now (not live: never counted). */
-void mf_big_cached(uint64_t *bytes, uint32_t *blocks) MF_HIDDEN;
 
 void mf_big_atfork_prepare(void) MF_HIDDEN;
 void mf_big_atfork_parent(void) MF_HIDDEN;

@@ -375,8 +375,11 @@ void mf_admit_undo(struct mf_thread *t, uint64_t u)
  * to protect: when the first scope opens (mf_policy_scope_opens), not at
  * start-up. Fixing it costs programs that churn large arrays a page fault
  * per page of every new block (numpy code reusing arrays of 1 to 32 MiB
- * measured 1.26x); a program without scopes, a batch job or a script,
- * keeps glibc's dynamic threshold and pays nothing (docs/performance.md).
+ * measured 1.26x) while glibc serves those blocks, which is why the shim
+ * serves them itself once the threshold is fixed and keeps a few freed
+ * ones resident (large.c); a program without scopes, a batch job or a
+ * script, keeps glibc's dynamic threshold and pays nothing
+ * (docs/performance.md).
  * A threshold the user chose wins: MALLOC_MMAP_THRESHOLD_, the
  * glibc.malloc.mmap_threshold tunable (config.c), or a call to mallopt()
  * (hooks.c reports it, mf_policy_user_mallopt). 1 MiB, not 128 KiB,
