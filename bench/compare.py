@@ -30,8 +30,9 @@ server):
     http-uvicorn  the example's HTTP app on uvicorn (asyncio)
 
 Nothing here needs more than the standard library; the variants need the
-build (memfence, libmemfence.so), heaptrack, numpy and grpcio (Debian's
-heaptrack, python3-numpy, python3-grpcio: scripts/deps.sh bench).
+build (memfence, libmemfence.so), heaptrack, numpy, grpcio, gunicorn and
+uvicorn (Debian's heaptrack, python3-numpy, python3-grpcio, python3-gunicorn,
+python3-uvicorn: scripts/deps.sh bench).
 """
 import argparse
 import json

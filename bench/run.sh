@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What memfence costs, as one table: every workload under every variant
 # (plain, exec, exec --account, run, profile, and the anchors tracemalloc
-# with 1 frame and heaptrack), in interleaved rounds (bench/compare.py);
+# with 1 frame and heaptrack; the request servers under plain, exec
+# --account, run and run --gate off), in interleaved rounds (bench/compare.py);
 # then the start-up of an interpreter, apart (hyperfine). Both tables are
 # printed and written to $B/bench/overhead.md.
 #
@@ -20,8 +21,8 @@ mkdir -p "$out"
 for t in hyperfine heaptrack; do
 	command -v "$t" >/dev/null || { echo "bench: $t is not installed (scripts/deps.sh bench)" >&2; exit 1; }
 done
-$PY -c 'import numpy, grpc' 2>/dev/null ||
-	{ echo "bench: $PY needs numpy and grpcio (scripts/deps.sh bench)" >&2; exit 1; }
+$PY -c 'import numpy, grpc, gunicorn, uvicorn' 2>/dev/null ||
+	{ echo "bench: $PY needs numpy, grpcio, gunicorn and uvicorn (scripts/deps.sh bench)" >&2; exit 1; }
 [ -x "$B/bench/malloc_bench" ] || make -s B="$B" "$B/bench/malloc_bench"
 
 $PY bench/compare.py --build "$B" --rounds "$ROUNDS" --json "$out/compare.json" >"$out/overhead.md"
