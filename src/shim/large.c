@@ -81,14 +81,21 @@ static uint64_t last_tick; /* atomic */
 
 void mf_big_init(void)
 {
-	const uint64_t *rnd = (const uint64_t *)getauxval(AT_RANDOM);
+	const void *rnd = (const void *)getauxval(AT_RANDOM);
 	size_t pg = (size_t)getauxval(AT_PAGESZ);
+	uint64_t r[2];
 
 	if (pg != 0)
 		big_pg = pg;
-	/* AT_RANDOM: 16 bytes from the kernel, no system call. Without it,
-	 * an address of this library still differs between processes. */
-	big_key = (rnd != NULL ? rnd[0] ^ rnd[1] : (uint64_t)(uintptr_t)&big_key * 0x9e3779b97f4a7c15ull);
+	/* AT_RANDOM: 16 bytes from the kernel, no system call, at any
+	 * alignment (hence the copy). Without it, an address of this library
+	 * still differs between processes. */
+	if (rnd != NULL) {
+		memcpy(r, rnd, sizeof(r));
+		big_key = r[0] ^ r[1];
+	} else {
+		big_key = (uint64_t)(uintptr_t)&big_key * 0x9e3779b97f4a7c15ull;
+	}
 	big_key |= 1;
 }
 
