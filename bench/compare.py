@@ -270,11 +270,19 @@ def main():
                                                               os.getloadavg()[0]),
                       file=sys.stderr)
             results[w] = runs
+            # After each workload, so that a failure later keeps what was
+            # measured (--table prints it).
+            save(args.json, results, load_before)
     load_after = os.getloadavg()
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"results": results, "load": [load_before, load_after]}, f, indent=1)
+    save(args.json, results, load_before, load_after)
     print_table(results, args, load_before, load_after)
+
+
+def save(path, results, load_before, load_after=None):
+    if path:
+        with open(path, "w") as f:
+            json.dump({"results": results,
+                       "load": [load_before, load_after or os.getloadavg()]}, f, indent=1)
 
 
 def ratio(a, b):
