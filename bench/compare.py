@@ -17,19 +17,30 @@ fork to os.wait4():
               threshold changes, counted the same on a busy machine
 
 A table of medians follows, with ratios to plain (and, for profile, to
-run). The celery workload is a prefork worker (concurrency 2, Redis broker
+run). The server workloads start a request server under each variant
+(also `run --gate off`), drive it at a fixed concurrency
+(bench/server_client.py) and report requests/s and p50 and p99 latency as
+well; their CPU and RSS are the server's (every worker of a pre-fork
+server):
+
+    server        the example gRPC model server (examples/model_server)
+    grpc-cpu      a CPU-bound gRPC server, 1-4 MiB of mixed objects a call
+                  and no wait (bench/cpu_server.py)
+    http-gthread  the example's HTTP app on gunicorn gthread, 2 x 4 threads
+    http-uvicorn  the example's HTTP app on uvicorn (asyncio)
+
+The celery workload is a prefork worker (concurrency 2, Redis broker
 started here on a loopback port, task_acks_late) running 1,000 queued small
 tasks (bench/celery_app.py); its rate is tasks/s between the first task's
 start and the last one's end, and its variants are its own: plain,
 exec --account, run (quarantine and gate on), run --no-quarantine and
-run --gate off, the last giving the gate's cost per task. The server workload starts the example gRPC model server under each
-variant, drives it at a fixed concurrency (bench/server_client.py) and
-reports requests/s and p99 latency as well; its CPU and RSS are the
-server's.
+run --gate off, the last giving the gate's cost per task.
 
 Nothing here needs more than the standard library; the variants need the
-build (memfence, libmemfence.so), heaptrack, numpy and grpcio (Debian's
-heaptrack, python3-numpy, python3-grpcio: scripts/deps.sh bench).
+build (memfence, libmemfence.so), heaptrack, numpy, grpcio, gunicorn,
+uvicorn, Celery and redis (Debian's heaptrack, python3-numpy, python3-grpcio,
+python3-gunicorn, python3-uvicorn, python3-celery, python3-redis and
+redis-server: scripts/deps.sh bench).
 """
 import argparse
 import json
@@ -80,17 +91,48 @@ def variants(build, tmp, python, thresholds):
 
 
 def workloads(build):
-    """name -> (argv, is Python, kind)"""
-    return {
+    """name -> (argv, is Python, kind); a server's argv holds {port} and,
+    when it writes one, {ready}: a file that exists once it serves."""
+    out = {
         "py-alloc": ([PY, os.path.join(HERE, "py_alloc.py"), "40"], True, "batch"),
         "py-numpy": ([PY, os.path.join(HERE, "py_numpy.py"), "5"], True, "batch"),
         "c-8t": ([os.path.join(build, "bench", "malloc_bench"), "8", "1000000"], False, "batch"),
-        "server": ([PY, os.path.join(ROOT, "examples", "model_server", "server.py")], True,
-                   "server"),
         "celery": ([PY, "-m", "celery", "-A", "celery_app", "worker", "--pool", "prefork",
                     "-c", "2", "--loglevel", "WARNING", "--without-heartbeat",
                     "--without-mingle", "--without-gossip"], True, "celery"),
     }
+    out.update(server_workloads())
+    return out
+
+
+def server_workloads():
+    example = os.path.join(ROOT, "examples", "model_server")
+    ready = ["--port", "{port}", "--ready-file", "{ready}"]
+    return {
+        "server": ([PY, os.path.join(example, "server.py")] + ready, True, "server"),
+        "grpc-cpu": ([PY, os.path.join(HERE, "cpu_server.py")] + ready, True, "server"),
+        "http-gthread": ([PY, "-m", "gunicorn", "-k", "gthread", "-w", "2", "--threads", "4",
+                          "-b", "127.0.0.1:{port}", "--chdir", example, "http_server:wsgi_app"],
+                         True, "http"),
+        "http-uvicorn": ([PY, "-m", "uvicorn", "--port", "{port}", "--app-dir", example,
+                          "--log-level", "warning", "http_server:asgi_app"], True, "http"),
+    }
+
+
+def server_variants(vs, workload):
+    """A server's variants: no heaptrack (it would be the whole run), and
+    run with the gate off beside run; the new servers only the variants
+    their rows compare."""
+    out = []
+    for v in vs:
+        if v[0] == "heaptrack":
+            continue
+        if workload != "server" and v[0] not in ("plain", "exec --account", "run"):
+            continue
+        out.append(v)
+        if v[0] == "run":
+            out.append(("run --gate off", v[1][:-1] + ["--gate", "off", "--"], {}))
+    return out
 
 
 # --- celery: throughput of a prefork worker ---------------------------------------
@@ -227,18 +269,33 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run_server(argv, extra, tmp, calls, concurrency):
+def serving(ready, port):
+    """Whether the server is up: its ready file written, or (without one)
+    its port accepting."""
+    import socket
+    if ready is not None:
+        return os.path.exists(ready) and os.path.getsize(ready) > 0
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def run_server(argv, extra, tmp, calls, concurrency, http=False):
     port = free_port()
     ready = os.path.join(tmp, "ready")
     if os.path.exists(ready):
         os.unlink(ready)
+    if not any("{ready}" in a for a in argv):
+        ready = None
     t0 = time.monotonic()
-    p = subprocess.Popen(argv + ["--port", str(port), "--ready-file", ready],
+    p = subprocess.Popen([a.format(port=port, ready=ready) for a in argv],
                          env=env_for(extra), stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     try:
         for _ in range(300):
-            if os.path.exists(ready) and os.path.getsize(ready) > 0:
+            if serving(ready, port):
                 break
             if p.poll() is not None:
                 raise RuntimeError("the server ended before it was ready")
@@ -247,9 +304,11 @@ def run_server(argv, extra, tmp, calls, concurrency):
             raise RuntimeError("the server did not start within 30 s")
         out = subprocess.run([PY, os.path.join(HERE, "server_client.py"),
                               "--target", "127.0.0.1:%d" % port, "--calls", str(calls),
-                              "--concurrency", str(concurrency)],
+                              "--concurrency", str(concurrency)] + (["--http"] if http else []),
                              capture_output=True, text=True, timeout=600, check=True)
         load = json.loads(out.stdout)
+        if load["errors"]:
+            print("%s: %d calls failed" % (" ".join(argv), load["errors"]), file=sys.stderr)
     finally:
         if p.returncode is None:
             p.send_signal(signal.SIGTERM)
@@ -298,11 +357,11 @@ def main():
         for w in names:
             argv, python, kind = wl[w]
             vs = variants(build, tmp, python, w in ("py-numpy", "c-8t", "server"))
-            if kind == "server":
-                vs = [v for v in vs if v[0] != "heaptrack"]
             if kind == "celery":
                 vs = celery_variants(build, tmp)
                 broker = CeleryBroker(tmp)
+            elif kind != "batch":
+                vs = server_variants(vs, w)
             runs = {v[0]: [] for v in vs}
             # One warm-up of each (page cache, .pyc files), not counted.
             for rnd in range(args.rounds + 1):
@@ -311,8 +370,9 @@ def main():
                         continue
                     if kind == "celery":
                         r = run_celery(pre + argv, extra, broker, CELERY_TASKS)
-                    elif kind == "server":
-                        r = run_server(pre + argv, extra, tmp, args.calls, args.concurrency)
+                    elif kind != "batch":
+                        r = run_server(pre + argv, extra, tmp, args.calls, args.concurrency,
+                                       kind == "http")
                     else:
                         r = run_batch(pre + argv, extra)
                     if rnd > 0:
@@ -326,11 +386,19 @@ def main():
             results[w] = runs
             if kind == "celery":
                 broker.stop()
+            # After each workload, so that a failure later keeps what was
+            # measured (--table prints it).
+            save(args.json, results, load_before)
     load_after = os.getloadavg()
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"results": results, "load": [load_before, load_after]}, f, indent=1)
+    save(args.json, results, load_before, load_after)
     print_table(results, args, load_before, load_after)
+
+
+def save(path, results, load_before, load_after=None):
+    if path:
+        with open(path, "w") as f:
+            json.dump({"results": results,
+                       "load": [load_before, load_after or os.getloadavg()]}, f, indent=1)
 
 
 def ratio(a, b):
@@ -339,8 +407,8 @@ def ratio(a, b):
 
 def print_table(results, args, load_before, load_after):
     print("| workload | variant | wall s | × plain | CPU s | CPU range s | × plain "
-          "| peak RSS MiB | vs plain | faults k | req/s | p99 ms |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| peak RSS MiB | vs plain | faults k | req/s | p50 ms | p99 ms |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for w, runs in results.items():
         base = runs["plain"]
         bw, bc, br = median(base, "wall"), median(base, "cpu"), median(base, "rss_mib")
@@ -352,12 +420,12 @@ def print_table(results, args, load_before, load_after):
             if server:
                 # The server's wall time is the length of the run, not a
                 # cost: the client's figures are its steady state.
-                rps, p99 = median(rs, "rps"), median(rs, "p99_ms")
+                rps, p50, p99 = median(rs, "rps"), median(rs, "p50_ms"), median(rs, "p99_ms")
                 wcol = "–", "%.3f" % ratio(median(base, "rps"), rps)
-                extra = "%.0f | %s" % (rps, "%.1f" % p99 if p99 == p99 else "–")
+                extra = "%.0f | %s | %s" % (rps, *("%.1f" % v if v == v else "–" for v in (p50, p99)))
             else:
                 wcol = "%.3f" % wall, "%.3f" % ratio(wall, bw)
-                extra = "– | –"
+                extra = "– | – | –"
             note = ""
             if name == "profile" and "run" in runs:
                 r = runs["run"]

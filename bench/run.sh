@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What memfence costs, as one table: every workload under every variant
 # (plain, exec, exec --account, run, profile, and the anchors tracemalloc
-# with 1 frame and heaptrack; a Celery worker's tasks/s under its own
-# variants), in interleaved rounds (bench/compare.py);
+# with 1 frame and heaptrack; the request servers under plain, exec
+# --account, run and run --gate off; a Celery worker's tasks/s under its
+# own variants), in interleaved rounds (bench/compare.py);
 # then the start-up of an interpreter, apart (hyperfine). Both tables are
 # printed and written to $B/bench/overhead.md.
 #
@@ -21,8 +22,8 @@ mkdir -p "$out"
 for t in hyperfine heaptrack redis-server; do
 	command -v "$t" >/dev/null || { echo "bench: $t is not installed (scripts/deps.sh bench)" >&2; exit 1; }
 done
-$PY -c 'import numpy, grpc, celery, redis' 2>/dev/null ||
-	{ echo "bench: $PY needs numpy, grpcio, celery and redis (scripts/deps.sh bench)" >&2; exit 1; }
+$PY -c 'import numpy, grpc, gunicorn, uvicorn, celery, redis' 2>/dev/null ||
+	{ echo "bench: $PY needs numpy, grpcio, gunicorn, uvicorn, celery and redis (scripts/deps.sh bench)" >&2; exit 1; }
 [ -x "$B/bench/malloc_bench" ] || make -s B="$B" "$B/bench/malloc_bench"
 
 $PY bench/compare.py --build "$B" --rounds "$ROUNDS" --json "$out/compare.json" >"$out/overhead.md"

@@ -35,7 +35,7 @@ set -eu
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
 check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux chromium strace clang libclang-rt-14-dev)
 demo=("${build[@]}" python3-grpcio procps curl)
-bench=("${build[@]}" hyperfine heaptrack python3-numpy time python3-grpcio python3-celery python3-redis redis-server)
+bench=("${build[@]}" hyperfine heaptrack python3-numpy time python3-grpcio python3-protobuf python3-gunicorn python3-uvicorn python3-celery python3-redis redis-server)
 
 case "${1:-}" in
 build) want=("${build[@]}") ;;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "shim/gate.h"
+#include "shim/large.h"
 #include "shim/policy.h"
 #include "shim/prof.h"
 #include "shim/segw.h"
@@ -42,6 +43,7 @@ EXPORT int memfence_scope_end(struct memfence_scope_stats *out)
 
 	if (t == NULL)
 		return MEMFENCE_EOFF;
+	mf_big_tick();
 	return mf_scope_end(t, out);
 }
 

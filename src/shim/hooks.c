@@ -38,6 +38,7 @@
 
 #include "shim/config.h"
 #include "shim/gate.h"
+#include "shim/large.h"
 #include "shim/maps.h"
 #include "shim/policy.h"
 #include "shim/prof.h"
@@ -229,9 +230,11 @@ static void check_glibc_sizes(void)
 
 extern char **__environ;
 
-/* Locks in a fixed order: the mapping table, then the thread list. */
+/* Locks in a fixed order: the big-block cache, the mapping table, then
+ * the thread list. */
 static void atfork_prepare(void)
 {
+	mf_big_atfork_prepare();
 	mf_maps_atfork_prepare();
 	mf_account_atfork_prepare();
 }
@@ -240,12 +243,14 @@ static void atfork_parent(void)
 {
 	mf_account_atfork_parent();
 	mf_maps_atfork_parent();
+	mf_big_atfork_parent();
 }
 
 static void atfork_child(void)
 {
 	mf_maps_atfork_child();
 	mf_account_atfork_child();
+	mf_big_atfork_child();
 }
 
 static void init(char **envp)
@@ -259,6 +264,7 @@ static void init(char **envp)
 	mf_config_read(envp);
 	if (mf_cfg.account && mf_real.malloc != NULL) {
 		check_glibc_sizes();
+		mf_big_init();
 		mf_policy_init(glibc_sizes, mf_real.mallopt);
 		mf_account_init();
 		mf_segw_attach();
@@ -323,15 +329,21 @@ static void failed(struct mf_thread *t, int cause)
 	mf_prof_on_fail();
 }
 
-/* mf_admit_pre and mf_admit_post, with a refusal counted. A large
- * allocation of a scope far past the need the gate admitted it with is
- * refused like the pressure policy's (gate.c). */
-static inline int admit_pre(struct mf_thread *t, uint64_t req)
+/* mf_admit_pre, and a large allocation of a scope far past the need the
+ * gate admitted it with is refused like the pressure policy's (gate.c). */
+static inline int decide_pre(struct mf_thread *t, uint64_t req)
 {
 	int cause = mf_admit_pre(t, req);
 
 	if (cause == 0 && req >= MF_LARGE && MF_UNLIKELY(mf_gate_refuse(t, req)))
 		cause = MF_FAIL_BUDGET;
+	return cause;
+}
+
+/* decide_pre and mf_admit_post, with a refusal counted. */
+static inline int admit_pre(struct mf_thread *t, uint64_t req)
+{
+	int cause = decide_pre(t, req);
 
 	if (MF_UNLIKELY(cause != 0))
 		failed(t, cause);
@@ -381,6 +393,72 @@ static inline int refuse_pre(struct mf_thread *t, uint64_t req)
 	return 0;
 }
 
+/* ---- big blocks (large.c) ---- */
+
+/* Whether p (not a bootstrap block) is one of the shim's big blocks. Only
+ * with glibc's layout, whose header the test reads. */
+static inline int own_big(const void *p)
+{
+	return MF_UNLIKELY(glibc_sizes && (((const size_t *)p)[-1] & 2)) && mf_big_own(p);
+}
+
+/*
+ * admit_pre for a big block: a refusal (other than an injected fault,
+ * which counts its calls) first gives the cached blocks back and is
+ * decided again, since what they hold is what the lines see.
+ */
+static int big_refuse_pre(struct mf_thread *t, uint64_t req)
+{
+	int cause = decide_pre(t, req);
+
+	if (MF_UNLIKELY(cause != 0) && cause != MF_FAIL_FAULT && mf_big_release() != 0)
+		cause = decide_pre(t, req);
+	if (MF_UNLIKELY(cause != 0)) {
+		failed(t, cause);
+		errno = ENOMEM;
+		return 1;
+	}
+	return 0;
+}
+
+static void *big_block(struct mf_thread *t, size_t n, size_t align, bool zero)
+{
+	void *p;
+	size_t u;
+
+	if (big_refuse_pre(t, n))
+		return NULL;
+	p = mf_big_alloc(n, align, zero);
+	if (p == NULL) {
+		failed(t, MF_FAIL_ALLOC);
+		errno = ENOMEM;
+		return NULL;
+	}
+	u = header_usable(p);
+	if (MF_UNLIKELY(need_checks(t)) && admit_post(t, u) != 0) {
+		mf_big_free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	mf_count_alloc(t, u);
+	mf_prof_alloc(p, u);
+	return p;
+}
+
+static inline int serve_big(size_t n, size_t align)
+{
+	return n >= MF_BIG && align <= page_size() && (align & (align - 1)) == 0 && mf_big_serving();
+}
+
+static void free_big(struct mf_thread *t, void *p)
+{
+	size_t u = header_usable(p);
+
+	mf_prof_free(p);
+	mf_big_free(p);
+	mf_count_free(t, u);
+}
+
 static void *malloc_slow(size_t n)
 {
 	struct mf_thread *t;
@@ -390,6 +468,8 @@ static void *malloc_slow(size_t n)
 	if (!counting())
 		return mf_real.malloc(n);
 	t = mf_self();
+	if (serve_big(n, 16))
+		return big_block(t, n, 16, false);
 	if (refuse_pre(t, n))
 		return NULL;
 	return admit_block(t, mf_real.malloc(n));
@@ -427,6 +507,10 @@ EXPORT void free(void *p)
 	if (MF_LIKELY(__atomic_load_n(&mf_fast, __ATOMIC_RELAXED))) {
 		t = mf_tls_self;
 		if (MF_LIKELY(t > MF_EXITED)) {
+			if (own_big(p)) {
+				free_big(t, p);
+				return;
+			}
 			u = header_usable(p);
 			mf_prof_free(p);
 			mf_real.free(p);
@@ -439,6 +523,10 @@ EXPORT void free(void *p)
 		return;
 	}
 	t = mf_self();
+	if (own_big(p)) {
+		free_big(t, p);
+		return;
+	}
 	u = usable_of(p);
 	mf_prof_free(p);
 	mf_real.free(p);
@@ -465,9 +553,20 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (serve_big(n, 16))
+		return big_block(t, n, 16, true);
 	if (refuse_pre(t, n))
 		return NULL;
 	return admit_block(t, mf_real.calloc(nmemb, size));
+}
+
+/* realloc's net effect: growth as bytes allocated, shrinking as freed. */
+static void count_resize(struct mf_thread *t, size_t old, size_t u)
+{
+	if (u >= old)
+		mf_count(t, u - old, 0, 1, 0);
+	else
+		mf_count(t, 0, old - u, 1, 0);
 }
 
 /* malloc + copy + free, for a growth that must be checked before the old
@@ -491,10 +590,7 @@ static void *realloc_checked(struct mf_thread *t, void *p, size_t n, size_t old)
 	mf_prof_free(p);
 	mf_real.free(p);
 	mf_prof_alloc(q, u);
-	if (u > old)
-		mf_count(t, u - old, 0, 1, 0);
-	else
-		mf_count(t, 0, old - u, 1, 0);
+	count_resize(t, old, u);
 	return q;
 }
 
@@ -513,6 +609,71 @@ static int budget_room(const struct mf_thread *t, uint64_t grow)
 			return 0;
 	}
 	return 1;
+}
+
+/*
+ * realloc of a big block, or to a big size. The shim's block is resized in
+ * place or its mapping moved (mremap: no copy) when that cannot cross a
+ * budget; otherwise, and for a block of glibc's, a new block is made and
+ * checked before the old one is copied and given up, so that glibc never
+ * holds a big block.
+ */
+static void *realloc_big(struct mf_thread *t, void *p, size_t n, size_t old)
+{
+	int own = own_big(p);
+	void *q;
+	size_t u;
+
+	if (n == 0) {
+		if (own) {
+			free_big(t, p);
+		} else {
+			mf_prof_free(p);
+			mf_real.free(p);
+			mf_count(t, 0, old, 0, 1);
+		}
+		return NULL;
+	}
+	if (n > old && (MF_UNLIKELY(need_checks(t)) || n - old >= MF_LARGE) &&
+	    big_refuse_pre(t, n - old))
+		return NULL;
+	if (own && n >= MF_BIG && (n <= old || !need_checks(t))) {
+		q = mf_big_resize(p, n);
+		if (q == NULL) {
+			failed(t, MF_FAIL_ALLOC);
+			errno = ENOMEM;
+			return NULL;
+		}
+		u = header_usable(q);
+		mf_prof_free(p);
+		mf_prof_alloc(q, u);
+		count_resize(t, old, u);
+		return q;
+	}
+	q = serve_big(n, 16) ? mf_big_alloc(n, 16, false) : mf_real.malloc(n);
+	if (q == NULL) {
+		failed(t, MF_FAIL_ALLOC);
+		errno = ENOMEM;
+		return NULL;
+	}
+	u = usable_of(q);
+	if (u > old && MF_UNLIKELY(need_checks(t)) && admit_post(t, u - old) != 0) {
+		if (own_big(q))
+			mf_big_free(q);
+		else
+			mf_real.free(q);
+		errno = ENOMEM;
+		return NULL;
+	}
+	memcpy(q, p, old < n ? old : n);
+	mf_prof_free(p);
+	if (own)
+		mf_big_free(p);
+	else
+		mf_real.free(p);
+	mf_prof_alloc(q, u);
+	count_resize(t, old, u);
+	return q;
 }
 
 /*
@@ -542,6 +703,8 @@ EXPORT void *realloc(void *p, size_t n)
 		return malloc(n);
 	t = mf_self();
 	old = usable_of(p);
+	if (own_big(p) || serve_big(n, 16))
+		return realloc_big(t, p, n, old);
 	if (n == 0) {
 		mf_prof_free(p);
 		mf_real.realloc(p, 0);
@@ -568,13 +731,9 @@ EXPORT void *realloc(void *p, size_t n)
 	}
 	u = usable_of(q);
 	mf_prof_alloc(q, u);
-	if (u >= old) {
-		/* Only a shrinking request gets here under checks, and the
-		 * allocator never grows those. */
-		mf_count(t, u - old, 0, 1, 0);
-	} else {
-		mf_count(t, 0, old - u, 1, 0);
-	}
+	/* Only a shrinking request gets here under checks, and the allocator
+	 * never grows those. */
+	count_resize(t, old, u);
 	return q;
 }
 
@@ -598,6 +757,8 @@ static void *aligned_common(size_t align, size_t n, void *(*fn)(size_t, size_t))
 	if (!counting())
 		return fn(align, n);
 	t = mf_self();
+	if (serve_big(n, align))
+		return big_block(t, n, align < 16 ? 16 : align, false);
 	if (refuse_pre(t, n))
 		return NULL;
 	return admit_block(t, fn(align, n));
@@ -633,6 +794,13 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
 	/* An invalid alignment is the caller's error, not a refusal. */
 	if (align < sizeof(void *) || (align & (align - 1)) != 0)
 		return mf_real.posix_memalign(out, align, n);
+	if (serve_big(n, align)) {
+		p = big_block(t, n, align < 16 ? 16 : align, false);
+		if (p == NULL)
+			return ENOMEM;
+		*out = p;
+		return 0;
+	}
 	if (refuse_pre(t, n))
 		return ENOMEM;
 	r = mf_real.posix_memalign(&p, align, n);
@@ -654,6 +822,8 @@ static void *page_common(size_t n, void *(*fn)(size_t))
 	if (!counting())
 		return fn(n);
 	t = mf_self();
+	if (serve_big(n, page_size()))
+		return big_block(t, n, page_size(), false);
 	if (refuse_pre(t, n))
 		return NULL;
 	return admit_block(t, fn(n));
@@ -897,5 +1067,8 @@ EXPORT int mallopt(int param, int value)
 	if (MF_UNLIKELY(!ready()) || mf_real.mallopt == NULL)
 		return 0;
 	mf_policy_user_mallopt(param);
+	/* Its own threshold: big blocks are glibc's again (policy.c). */
+	if (param == M_MMAP_THRESHOLD)
+		mf_big_release();
 	return mf_real.mallopt(param, value);
 }

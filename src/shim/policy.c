@@ -375,8 +375,11 @@ void mf_admit_undo(struct mf_thread *t, uint64_t u)
  * to protect: when the first scope opens (mf_policy_scope_opens), not at
  * start-up. Fixing it costs programs that churn large arrays a page fault
  * per page of every new block (numpy code reusing arrays of 1 to 32 MiB
- * measured 1.26x); a program without scopes, a batch job or a script,
- * keeps glibc's dynamic threshold and pays nothing (docs/performance.md).
+ * measured 1.26x) while glibc serves those blocks, which is why the shim
+ * serves them itself once the threshold is fixed and keeps a few freed
+ * ones resident (large.c); a program without scopes, a batch job or a
+ * script, keeps glibc's dynamic threshold and pays nothing
+ * (docs/performance.md).
  * A threshold the user chose wins: MALLOC_MMAP_THRESHOLD_, the
  * glibc.malloc.mmap_threshold tunable (config.c), or a call to mallopt()
  * (hooks.c reports it, mf_policy_user_mallopt). 1 MiB, not 128 KiB,
@@ -384,6 +387,7 @@ void mf_admit_undo(struct mf_thread *t, uint64_t u)
  */
 static int (*tune_set)(int, int); /* glibc's mallopt */
 static int tune_pending;          /* atomic: thresholds still to set */
+static int tuned;                 /* atomic: the mmap threshold is ours */
 
 void mf_policy_init(int glibc, int (*set_opt)(int, int))
 {
@@ -403,6 +407,7 @@ void mf_policy_scope_opens(void)
 	if (!__atomic_load_n(&mf_cfg.press_mmap, __ATOMIC_RELAXED))
 		return;
 	tune_set(M_MMAP_THRESHOLD, 1 << 20);
+	__atomic_store_n(&tuned, 1, __ATOMIC_RELEASE);
 	/* A fixed mmap threshold freezes the trim threshold at 128 KiB, and
 	 * the heap is then trimmed and regrown all the time: 2 MiB is what
 	 * glibc's dynamic rule would make it (twice the mmap threshold). */
@@ -416,4 +421,39 @@ void mf_policy_user_mallopt(int param)
 		__atomic_store_n(&mf_cfg.press_mmap, 0, __ATOMIC_RELAXED);
 	else if (param == M_TRIM_THRESHOLD)
 		__atomic_store_n(&mf_cfg.press_trim, 0, __ATOMIC_RELAXED);
+}
+
+/* ---- big blocks (large.c) ---- */
+
+/*
+ * With the threshold ours, blocks of 1 MiB and more are the shim's
+ * (large.c), which keeps a few freed ones for reuse: glibc would map and
+ * unmap each one, a page fault per page of every request's big blocks. A
+ * threshold the program sets later wins again: the shim stops serving.
+ */
+bool mf_policy_big_blocks(void)
+{
+	return __atomic_load_n(&tuned, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&mf_cfg.press_mmap, __ATOMIC_RELAXED);
+}
+
+bool mf_policy_roomy(uint64_t margin)
+{
+	struct mf_seg_container f;
+
+	if (mf_cfg.press_soft != 0 && mf_pressure_estimate() + margin > mf_cfg.press_soft)
+		return false;
+	if (mf_seg != NULL && mf_seg_container_read(&mf_seg->container, &f, 4) && f.limit != 0 &&
+	    f.working_set + margin + (f.reserve < f.limit ? f.reserve : f.limit) > f.limit)
+		return false;
+	return true;
+}
+
+void mf_pressure_released(uint64_t bytes)
+{
+	uint64_t d = __atomic_load_n(&smp_data, __ATOMIC_RELAXED);
+
+	/* Racing a new sample at worst leaves one reading low for up to
+	 * MF_PRESS_SAMPLE_NS: the next sample corrects it. */
+	__atomic_store_n(&smp_data, d > bytes ? d - bytes : 0, __ATOMIC_RELAXED);
 }

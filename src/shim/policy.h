@@ -28,6 +28,16 @@ void mf_policy_init(int glibc, int (*set_opt)(int, int)) MF_HIDDEN;
  * thresholds when the pressure policy needs freed large blocks returned
  * (policy.c says why). One relaxed load after that. */
 void mf_policy_scope_opens(void) MF_HIDDEN;
+/* Whether blocks of MF_BIG bytes and more are the shim's (large.c): the
+ * mmap threshold was fixed and the program has not set one since. */
+bool mf_policy_big_blocks(void) MF_HIDDEN;
+/* Whether the process and its container are at least margin bytes below
+ * their soft lines (estimates: mf_pressure_estimate, the supervisor's
+ * last sample of the container). */
+bool mf_policy_roomy(uint64_t margin) MF_HIDDEN;
+/* The shim unmapped bytes of its own: lower the last sample of the
+ * process's size, so that an allocation decided again sees it now. */
+void mf_pressure_released(uint64_t bytes) MF_HIDDEN;
 /* The program called mallopt(param, ...): a threshold it sets is its own,
  * never overridden. */
 void mf_policy_user_mallopt(int param) MF_HIDDEN;

@@ -34,6 +34,11 @@ run env MEMFENCE_PRESSURE=off MEMFENCE_SEGMENT="$MF_TMP/pressure.seg" "$T/shim_p
 	run "$T/shim_threshold" scope
 	run "$T/shim_threshold" user
 	run env MALLOC_MMAP_THRESHOLD_=$((16 << 20)) "$T/shim_threshold" env
+	# Big blocks the shim serves itself, and its cache of freed ones.
+	for mode in reuse calloc realloc aligned bound release refused fork threads user; do
+		run "$T/shim_large" $mode
+	done
+	run env MALLOC_MMAP_THRESHOLD_=$((16 << 20)) "$T/shim_large" env
 ) || exit 1
 err=$(MEMFENCE_PRESSURE=lots LD_PRELOAD=$SHIM /bin/true 2>&1)
 expect_match "bad MEMFENCE_PRESSURE message" '^memfence: invalid MEMFENCE_PRESSURE' "$err"
