@@ -132,6 +132,10 @@ static void read_ring(struct sup_seg *s, sup_record_fn fn, void *ctx)
 			out.peak = rec[i].peak;
 			out.net = rec[i].net;
 			out.failed = rec[i].failed > 0 || rec[i].outcome != MEMFENCE_OUTCOME_OK;
+			out.refused_rule = rec[i].refused_rule < MF_RULE_N ? rec[i].refused_rule : 0;
+			out.refused_asked = rec[i].refused_net + rec[i].refused_size;
+			out.refused_need = rec[i].refused_need;
+			out.index = rec[i].index;
 			memcpy(out.name, rec[i].name, sizeof(out.name));
 			memcpy(out.id, rec[i].id, sizeof(out.id));
 			if (fn)

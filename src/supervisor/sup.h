@@ -182,6 +182,11 @@ struct sup_record {
 	uint64_t peak;
 	int64_t net;
 	int failed;
+	/* The first refusal: its rule (enum mf_refusal_rule), what the scope
+	 * asked for then (net + the allocation), its need at the gate. */
+	uint32_t refused_rule;
+	uint64_t refused_asked, refused_need;
+	uint64_t index;              /* its position in the segment's ring */
 	char name[MF_SEG_NAME_LEN];
 	char id[MF_SEG_NAME_LEN];
 };
