@@ -17,7 +17,10 @@
  * this share of the scopes (one in a hundred): a few requests wait at a
  * start, while the gate still asks its default need of every kind. */
 #define GATE_MIN_WAITS 3
-#define GATE_MIN_SHARE 100
+#define GATE_MIN_SHARE 20 /* one in twenty: a few wait behind one oversized request */
+/* Retention per call is trusted after this many calls that were not
+ * refused, in a run too short for the floor's windows to say. */
+#define RETAIN_MIN_CALLS 64
 
 static const char *const verdict_names[MF_VERDICT_N] = {
 	"leak", "aggregate", "oversized", "outside-heap", "healthy",
@@ -60,6 +63,7 @@ int mf_diag_death_from_report(json_t *r, struct mf_diag_death *d)
 	if (!json_is_object(r) || !json_is_integer(json_object_get(r, "memfence_report")))
 		return -1;
 	d->t_s = u64(r, "time_unix");
+	d->sup_pid = (int32_t)u64(json_object_get(r, "supervisor"), "pid");
 	copy_str(d->cause, sizeof(d->cause), json_string_value(json_object_get(r, "cause")));
 	d->limit = u64(mem, "limit");
 	d->usage = u64(mem, "usage");
@@ -155,8 +159,27 @@ static void name_typical(const struct mf_model *m, const struct mf_diag *d, cons
 	}
 }
 
+/*
+ * A refused scope outgrew its kind when the rule that refused it says so
+ * (the gate refuses only a scope past its need while the room is promised
+ * to others; a budget is what the owner said a scope may take), or when
+ * what it asked for was at least twice the p95 of its name: the pressure
+ * and container lines refuse the largest in flight, which under aggregate
+ * load is an ordinary one, but not one twice the size of its kind. Its
+ * peak alone says little: it stopped where it was refused.
+ */
+static int outgrew(const struct mf_diag_big *b)
+{
+	if (!b->refused || !b->rule)
+		return 0;
+	if (b->rule == MF_RULE_GATE || b->rule == MF_RULE_BUDGET)
+		return 1;
+	return b->p95 && b->asked >= MiB && b->asked >= ORDINARY_RATIO * b->p95;
+}
+
 static void add_candidate(struct mf_diag *d, const struct mf_model *m, const char *name,
-			  const char *id, uint64_t peak, uint64_t t_s, int refused, int at_death)
+			  const char *id, uint64_t peak, uint64_t t_s, int refused, int at_death,
+			  uint32_t rule, uint64_t asked, uint64_t need)
 {
 	struct mf_diag_big *b;
 	const uint32_t cap = sizeof(d->big) / sizeof(d->big[0]);
@@ -170,6 +193,12 @@ static void add_candidate(struct mf_diag *d, const struct mf_model *m, const cha
 			b->at_death |= at_death;
 			if (peak > b->peak)
 				b->peak = peak;
+			if (!b->rule && rule) {
+				b->rule = rule;
+				b->asked = asked;
+				b->need = need;
+				b->outgrew = outgrew(b);
+			}
 			return;
 		}
 	}
@@ -184,12 +213,17 @@ static void add_candidate(struct mf_diag *d, const struct mf_model *m, const cha
 	b->refused = refused;
 	b->at_death = at_death;
 	name_typical(m, d, name, &b->p50, &b->p95);
-	b->over_budget = d->budget && peak > d->budget;
+	b->rule = refused ? rule : 0;
+	b->asked = refused ? asked : 0;
+	b->need = refused ? need : 0;
+	b->over_budget = d->budget && (peak > d->budget || b->asked > d->budget);
+	b->outgrew = outgrew(b);
 }
 
 static int is_oversized(const struct mf_diag_big *b)
 {
-	return b->over_budget || (b->p95 && b->peak >= MiB && b->peak >= OVERSIZED_RATIO * b->p95);
+	return b->over_budget || b->outgrew ||
+	       (b->p95 && b->peak >= MiB && b->peak >= OVERSIZED_RATIO * b->p95);
 }
 
 static int cmp_big(const void *x, const void *y)
@@ -346,11 +380,23 @@ static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 	qsort(d->retainers, d->nretainers, sizeof(d->retainers[0]), cmp_retainer);
 	/* A floor that keeps rising is a leak on its own; names that keep
 	 * memory per call are one when the floor rose with them (a cache that
-	 * fills also keeps memory per call, and its floor flattens). */
-	d->holds[MF_VERDICT_LEAK] =
-		d->leak.leaking ||
-		(d->nretainers > 0 && d->leak.windows >= 3 && d->leak.slope > 0 &&
-		 d->leak.recent_slope > 0 && d->leak.floor_last > d->leak.floor_first + d->leak_min_rise);
+	 * fills also keeps memory per call until it is full; then its recent
+	 * calls keep nothing, and its floor flattens). The per-call evidence
+	 * grows with calls, not with windows: two windows whose floor rose by
+	 * what those calls kept are enough, and a run too short for two
+	 * windows needs enough calls keeping more than the noise in all. */
+	{
+		int floor_rose = d->leak.windows >= 2 && d->leak.slope > 0 &&
+				 (d->leak.windows < 4 || d->leak.recent_slope > 0) &&
+				 d->leak.floor_last > d->leak.floor_first + d->leak_min_rise;
+		int calls_only = 0;
+
+		for (uint32_t i = 0; i < d->nretainers && d->leak.windows < 2; i++)
+			calls_only |= d->retainers[i].calls >= RETAIN_MIN_CALLS &&
+				      d->retainers[i].retained_sum > (int64_t)d->leak_min_rise;
+		d->holds[MF_VERDICT_LEAK] =
+			d->leak.leaking || (d->nretainers > 0 && (floor_rose || calls_only));
+	}
 }
 
 int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
@@ -481,18 +527,23 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 	for (uint32_t i = 0; i < m->nbig; i++)
 		if (m->big[i].t_s >= since)
 			add_candidate(d, f, m->big[i].name, m->big[i].id, m->big[i].peak,
-				      m->big[i].t_s, m->big[i].failed != 0, 0);
+				      m->big[i].t_s, m->big[i].failed != 0, 0, m->big[i].rule,
+				      m->big[i].asked, m->big[i].need);
 	for (uint32_t i = 0; i < in->ndeaths; i++)
 		if (in->deaths[i].t_s >= since)
 			for (uint32_t k = 0; k < in->deaths[i].nlisted; k++)
 				add_candidate(d, f, in->deaths[i].listed[k].name,
 					      in->deaths[i].listed[k].id, in->deaths[i].listed[k].peak,
 					      in->deaths[i].t_s, in->deaths[i].listed[k].failed > 0,
-					      death_is_bad(&in->deaths[i]));
+					      death_is_bad(&in->deaths[i]), in->deaths[i].listed[k].rule,
+					      in->deaths[i].listed[k].asked,
+					      in->deaths[i].listed[k].need);
 	if (in->have_now)
 		for (uint32_t i = 0; i < in->nin_flight; i++)
 			add_candidate(d, f, in->in_flight[i].name, in->in_flight[i].id,
-				      in->in_flight[i].peak, in->now_s, in->in_flight[i].failed > 0, 0);
+				      in->in_flight[i].peak, in->now_s, in->in_flight[i].failed > 0, 0,
+				      in->in_flight[i].rule, in->in_flight[i].asked,
+				      in->in_flight[i].need);
 	qsort(d->big, d->nbig, sizeof(d->big[0]), cmp_big);
 	for (uint32_t i = 0; i < d->nbig; i++) {
 		if (!is_oversized(&d->big[i]))
@@ -521,12 +572,15 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 		  (d->limit && d->ws_high >= d->limit / 100 * 95);
 	waits = d->gate_waited + d->gate_timed_out >= GATE_MIN_WAITS &&
 		(d->gate_waited + d->gate_timed_out) * GATE_MIN_SHARE >= d->scopes;
+	/* The gate admits only what fits: under it the load in flight may
+	 * stay small (one or two large requests at once) while the others
+	 * wait. A share of the requests waiting is the load, named. */
 	d->holds[MF_VERDICT_AGGREGATE] =
 		d->budget &&
 		((trouble && (d->agg_load * 2 >= d->budget ||
 			      (d->refused_ordinary > 0 && d->agg_n >= 3 &&
 			       d->agg_load * 10 >= d->budget * 3))) ||
-		 (waits && d->agg_n >= 3 && d->agg_load * 10 >= d->budget * 3));
+		 waits);
 
 	/* Outside the heap: it is what filled the container. */
 	d->holds[MF_VERDICT_OUTSIDE] =

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "host/diagnose.h"
+#include "host/model_json.h"
 #include "unit.h"
 
 #define KiB (1ull << 10)
@@ -235,6 +236,119 @@ static void test_aggregate_gated(void)
 	CHECK(strstr(lines[n - 2], "3 request(s) waited at the admission gate") != NULL);
 }
 
+/* Requests refused early for outgrowing their kind (issue: the demo's
+ * 3000 MiB requests stopped at 1.3-2x the p95 read as ordinary): named
+ * oversized by the rule that refused them, whatever their peak; an
+ * ordinary scope refused as the largest under pressure is not. */
+static void test_refused_early(void)
+{
+	char lines[MF_DIAG_LINES][MF_DIAG_LINE];
+	struct mf_model_why gate = {.rule = MF_RULE_GATE, .asked = 19 * MiB, .need = 14 * MiB};
+	struct mf_model_why press = {.rule = MF_RULE_PRESSURE, .asked = 30 * MiB};
+	struct mf_model_why ordinary_press = {.rule = MF_RULE_PRESSURE, .asked = 13 * MiB};
+
+	ordinary(flat, 0);
+	mf_model_scope_why(&M, "/svc/Get", "big-1", 18 * MiB, 0, 1, T0 + 100, &gate);
+	mf_model_scope_why(&M, "/svc/Get", "big-2", 29 * MiB, 0, 1, T0 + 150, &press);
+	mf_model_scope_why(&M, "/svc/Get", "r-7", 12 * MiB, 0, 1, T0 + 200, &ordinary_press);
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK(D.verdict[0] == MF_VERDICT_OVERSIZED);
+	CHECK(!has(MF_VERDICT_LEAK));
+	CHECK_EQ_U64(D.noversized, 2);
+	CHECK(D.big[0].outgrew && D.big[1].outgrew);
+	CHECK(D.big[0].rule == MF_RULE_PRESSURE || D.big[1].rule == MF_RULE_PRESSURE);
+	CHECK_EQ_U64(D.refused_ordinary, 1);
+	unsigned n = mf_diag_evidence(&D, MF_VERDICT_OVERSIZED, lines, MF_DIAG_LINES);
+	CHECK(n == 3);
+	CHECK(strstr(lines[0], "by the admission gate") != NULL ||
+	      strstr(lines[1], "by the admission gate") != NULL);
+	json_t *j = mf_diag_json(&D);
+	json_t *sc = json_object_get(json_object_get(json_object_get(j, "evidence"), "oversized"),
+				     "scopes");
+	CHECK(json_array_size(sc) == 2);
+	CHECK(json_is_string(json_object_get(json_array_get(sc, 0), "rule")));
+	json_decref(j);
+
+	/* Without the rule (an older segment), the same peaks are ordinary. */
+	ordinary(flat, 0);
+	mf_model_scope(&M, "/svc/Get", "big-1", 18 * MiB, 0, 1, T0 + 100);
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK(!has(MF_VERDICT_OVERSIZED));
+
+	/* The model keeps the rule through its JSON. */
+	ordinary(flat, 0);
+	mf_model_scope_why(&M, "/svc/Get", "big-1", 18 * MiB, 0, 1, T0 + 100, &gate);
+	{
+		char err[200];
+		static struct mf_model back;
+		json_t *mj = mf_model_json(&M);
+
+		CHECK(mf_model_from_json(mj, &back, err, sizeof(err)) == 0);
+		CHECK(back.nbig >= 1 && back.big[0].rule == MF_RULE_GATE);
+		CHECK_EQ_U64(back.big[0].asked, 19 * MiB);
+		CHECK_EQ_U64(back.big[0].need, 14 * MiB);
+		json_decref(mj);
+	}
+}
+
+/* A leak in a short run with many refusals: the refused calls (which free
+ * what they had) do not make the median retained per call 0, and two
+ * windows whose floor rose by what the calls kept are enough. A cache
+ * that filled and stopped is still not a leak. */
+static void test_leak_short_refused(void)
+{
+	mf_model_init(&M, 10);
+	for (uint64_t t = 0; t < 25; t++) {
+		struct mf_model_sample s = {.t_s = T0 + t, .live = 60 * MiB + t * 2 * MiB,
+					    .in_flight = 4, .load = 20 * MiB,
+					    .load_top = 6 * MiB};
+		mf_model_sample(&M, &s);
+		for (int k = 0; k < 8; k++)
+			mf_model_scope(&M, "/svc/Get", "r", 6 * MiB,
+				       k % 2 ? 0 : (int64_t)(256 * KiB), k % 2, T0 + t);
+	}
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK(D.leak.windows == 2);
+	CHECK(has(MF_VERDICT_LEAK));
+	CHECK_EQ_U64(D.nretainers, 1);
+	CHECK_EQ_U64((uint64_t)D.retainers[0].median_retained, 256 * KiB);
+
+	/* A cache: every call kept 256 KiB until it was full, then nothing;
+	 * the floor rose, then stayed. */
+	mf_model_init(&M, 10);
+	for (uint64_t t = 0; t < 60; t++) {
+		struct mf_model_sample s = {.t_s = T0 + t,
+					    .live = 60 * MiB + (t < 20 ? t : 20) * 2 * MiB,
+					    .in_flight = 4, .load = 20 * MiB, .load_top = 6 * MiB};
+		mf_model_sample(&M, &s);
+		for (int k = 0; k < 8; k++)
+			mf_model_scope(&M, "/svc/Get", "r", 6 * MiB,
+				       t < 20 ? (int64_t)(256 * KiB) : 0, 0, T0 + t);
+	}
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK(!has(MF_VERDICT_LEAK));
+}
+
+/* The gate let one or two large requests in at a time and the others
+ * waited: aggregate load, named with its waits, not healthy. */
+static void test_gate_absorbed(void)
+{
+	ordinary(flat, 0);
+	for (uint64_t t = 300; t < 330; t++) {
+		struct mf_model_sample s = {.t_s = T0 + t, .live = 90 * MiB, .in_flight = 2,
+					    .load = 40 * MiB, .load_top = 24 * MiB,
+					    .working_set = 140 * MiB, .gate_waited = 5,
+					    .gate_queue = 9, .gate_admitted = 2};
+		s.gate_hist[9] = 5;   /* 1-2.5 s */
+		mf_model_sample(&M, &s);
+	}
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK(D.verdict[0] == MF_VERDICT_AGGREGATE);
+	CHECK(!has(MF_VERDICT_HEALTHY));
+	CHECK_EQ_U64(D.gate_waited, 150);
+	CHECK_EQ_U64(D.gate_full_n, 2);
+}
+
 static const char *oom_report =
 	"{\"memfence_report\": 1, \"time_unix\": 1800000400, \"cause\": \"oom-kill\","
 	" \"memory\": {\"limit\": 201326592, \"reserve\": 67108864, \"usage\": 20000000,"
@@ -309,6 +423,9 @@ int main(void)
 	test_oversized();
 	test_aggregate();
 	test_aggregate_gated();
+	test_refused_early();
+	test_leak_short_refused();
+	test_gate_absorbed();
 	test_outside();
 	test_json();
 	return unit_done("test_diagnose");
