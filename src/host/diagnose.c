@@ -607,9 +607,16 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 					    (rise / b > 1 ? 1 : rise / b);
 		d->score[MF_VERDICT_OVERSIZED] = (big_death ? 30 : big_refused ? 20 : 10) +
 						 (ratio / 100 > 1 ? 1 : ratio / 100);
-		d->score[MF_VERDICT_AGGREGATE] = (died && d->agg_at_death ? 30 : trouble ? 20
-										 : waits ? 15
-											 : 10) +
+		/* Refusals of scopes that outgrew their kind are the oversized
+		 * verdict's doing, not the load's: beside them, load the gate
+		 * absorbed (waits) ranks below. */
+		int agg_trouble = d->refused_ordinary > 0 || died ||
+				  (d->budget && d->heap_high >= d->budget / 10 * 9) ||
+				  (d->limit && d->ws_high >= d->limit / 100 * 95);
+
+		d->score[MF_VERDICT_AGGREGATE] = (died && d->agg_at_death ? 30 : agg_trouble ? 20
+										     : waits ? 15
+											     : 10) +
 						 ((double)d->agg_load / b > 1 ? 1 : (double)d->agg_load / b);
 		d->score[MF_VERDICT_OUTSIDE] = (died ? 30 : 20) +
 					       ((double)d->outside / l > 1 ? 1 : (double)d->outside / l);

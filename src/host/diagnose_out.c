@@ -116,9 +116,11 @@ static void ev_oversized(const struct mf_diag *d, struct lines *o)
 		const struct mf_diag_big *x = &d->big[i];
 		char ratio[48] = "", why[200] = "";
 
-		if (x->p95)
-			snprintf(ratio, sizeof(ratio), ", %.0fx the p95 of its name",
-				 (double)(x->asked > x->peak ? x->asked : x->peak) / (double)x->p95);
+		if (x->p95) {
+			double r = (double)(x->asked > x->peak ? x->asked : x->peak) / (double)x->p95;
+
+			snprintf(ratio, sizeof(ratio), ", %.*fx the p95 of its name", r < 10 ? 1 : 0, r);
+		}
 		if (x->rule && x->need)
 			snprintf(why, sizeof(why), "; refused %s (its need %s), asking for %s",
 				 rule_clause(x->rule), SZ(x->need, e), SZ(x->asked, a));

@@ -347,6 +347,18 @@ static void test_gate_absorbed(void)
 	CHECK(!has(MF_VERDICT_HEALTHY));
 	CHECK_EQ_U64(D.gate_waited, 150);
 	CHECK_EQ_U64(D.gate_full_n, 2);
+
+	/* With requests refused for outgrowing their kind besides (the demo):
+	 * both named, the refusals first, since the load only waited. */
+	{
+		struct mf_model_why gate = {.rule = MF_RULE_GATE, .asked = 30 * MiB,
+					    .need = 14 * MiB};
+
+		mf_model_scope_why(&M, "/svc/Get", "big-1", 29 * MiB, 0, 1, T0 + 320, &gate);
+		run(512 * MiB, 448 * MiB, NULL, 0, 0);
+		CHECK(D.verdict[0] == MF_VERDICT_OVERSIZED);
+		CHECK(has(MF_VERDICT_AGGREGATE));
+	}
 }
 
 static const char *oom_report =
