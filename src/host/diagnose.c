@@ -399,6 +399,45 @@ static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 	}
 }
 
+/*
+ * The waits at the gate that say the load was too much: those of windows
+ * where the requests admitted at once while others waited, at what their
+ * kind needs (p95), or the scopes in flight at the busiest moment, held at
+ * least 30 % of the budget. Not the others:
+ *  - waits while the gate still asks its default need of a kind it has
+ *    not learned (a quarter of its line: four at once) at the start;
+ *  - waits of windows where a scope that outgrew its kind ended (in that
+ *    window or the next: it was in flight then): it took the room the
+ *    gate promised to the others, and they waited for it; the waits are
+ *    its doing, not the load's. So is a leak's floor taking the room.
+ * Without windows (a model rebuilt from a bare segment), the totals with
+ * the figures of the whole run.
+ */
+static uint64_t load_waits(const struct mf_diag *d, const struct mf_model *f,
+			   const struct mf_diag_input *in)
+{
+	uint64_t n = 0, line = d->budget / 10 * 3;
+	uint32_t seen = 0;
+
+	for (uint32_t i = 0; i <= f->nfloors; i++) {
+		const struct mf_model_floor *w = i < f->nfloors ? mf_model_floor_at(f, i) : &f->cur;
+		int beside = 0;
+
+		if (i == f->nfloors && !f->cur_open)
+			break;
+		if (w->t_s + f->window_s <= in->since_s)
+			continue;
+		seen++;
+		for (uint32_t k = 0; k < d->noversized && !beside; k++)
+			beside = d->big[k].t_s >= w->t_s && d->big[k].t_s < w->t_s + 2 * f->window_s;
+		if (!beside && (w->load >= line || (uint64_t)w->gate_full_n * d->need_p95 >= line))
+			n += w->gate_waited + w->gate_timed_out;
+	}
+	if (!seen && (d->agg_load >= line || (uint64_t)d->gate_full_n * d->need_p95 >= line))
+		n = d->gate_waited + d->gate_timed_out;
+	return n;
+}
+
 int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 {
 	const struct mf_model *m = in->model;
@@ -570,8 +609,11 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 	 * for it, and the gate keeps the load in flight below the budget. */
 	trouble = d->refused > 0 || died || (d->budget && d->heap_high >= d->budget / 10 * 9) ||
 		  (d->limit && d->ws_high >= d->limit / 100 * 95);
-	waits = d->gate_waited + d->gate_timed_out >= GATE_MIN_WAITS &&
-		(d->gate_waited + d->gate_timed_out) * GATE_MIN_SHARE >= d->scopes;
+	{
+		uint64_t load = load_waits(d, f, in);
+
+		waits = load >= GATE_MIN_WAITS && load * GATE_MIN_SHARE >= d->scopes;
+	}
 	/* The gate admits only what fits: under it the load in flight may
 	 * stay small (one or two large requests at once) while the others
 	 * wait. A share of the requests waiting is the load, named. */

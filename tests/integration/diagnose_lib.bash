@@ -9,20 +9,39 @@ $PY -c 'import grpc' 2>/dev/null || skip "python3-grpcio is not installed"
 DIAG_HERE=$MF_ROOT_DIR/tests/integration
 
 # diag_start NAME LIMIT_MIB [memfence run options...]: sets PORT STATE PROG SUP.
-# Floor windows of 2 s, so that a leak shows within the test's seconds.
+# Floor windows of 2 s (DIAG_WINDOW), so that a leak shows within the
+# test's seconds. DIAG_SERVER=gunicorn serves the same calls over HTTP
+# (2 gthread workers of 8 threads) instead of gRPC.
 diag_start() {
-	local name=$1 limit=$2 i
+	local name=$1 limit=$2 i srv
 	shift 2
 	mf_need_cgroup "diag-$name" $((limit << 20))
 	PORT=$(mf_free_port)
 	STATE=$MF_TMP/state-$name
 	mkdir -p "$STATE"
+	if [ "${DIAG_SERVER:-grpc}" = gunicorn ]; then
+		$PY -c 'import gunicorn' 2>/dev/null || skip "python3-gunicorn is not installed"
+		srv=(-m gunicorn -k gthread -w 2 --threads 8 --chdir "$DIAG_HERE" -b "127.0.0.1:$PORT"
+			--timeout 60 diagnose_server:wsgi_app)
+	else
+		srv=("$DIAG_HERE/diagnose_server.py" --port "$PORT" --ready-file "$STATE/ready")
+	fi
 	# Nothing on PYTHONPATH: the supervisor adds the interceptor.
-	MEMFENCE_MODEL_WINDOW=2s mf_cgroup_run "$MF_CG" env -u PYTHONPATH "$MEMFENCE" run \
-		--http off --state-dir "$STATE" "$@" -- \
-		"$PY" "$DIAG_HERE/diagnose_server.py" --port "$PORT" --ready-file "$STATE/ready" \
+	MEMFENCE_MODEL_WINDOW=${DIAG_WINDOW:-2s} mf_cgroup_run "$MF_CG" env -u PYTHONPATH \
+		"$MEMFENCE" run --http off --state-dir "$STATE" "$@" -- "$PY" "${srv[@]}" \
 		>"$MF_TMP/server-$name.log" 2>&1 &
 	MF_PIDS+=($!)
+	if [ "${DIAG_SERVER:-grpc}" = gunicorn ]; then
+		SUP=$!
+		for i in $(seq 1 150); do
+			$PY -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
+				"$PORT" 2>/dev/null && break
+			sleep 0.1
+		done
+		PROG=$(pgrep -o -P "$SUP")
+		[ -n "$PROG" ] || { cat "$MF_TMP/server-$name.log"; fail "$name: the service did not start"; }
+		return 0
+	fi
 	for i in $(seq 1 100); do [ -s "$STATE/ready" ] && break; sleep 0.1; done
 	[ -s "$STATE/ready" ] || { cat "$MF_TMP/server-$name.log"; fail "$name: the service did not start"; }
 	PROG=$(cat "$STATE/ready")
@@ -33,8 +52,10 @@ diag_start() {
 
 # diag_load ARGS...: calls against the service; prints the summary.
 diag_load() {
-	PYTHONPATH= timeout 90 "$PY" "$DIAG_HERE/diagnose_load.py" --target "127.0.0.1:$PORT" "$@" ||
-		fail "the load generator failed"
+	local http=()
+	[ "${DIAG_SERVER:-grpc}" = gunicorn ] && http=(--http)
+	PYTHONPATH= timeout 90 "$PY" "$DIAG_HERE/diagnose_load.py" --target "127.0.0.1:$PORT" \
+		"${http[@]}" "$@" || fail "the load generator failed"
 }
 
 # diag_stop: stop the run the way a container runtime does, wait for its end.

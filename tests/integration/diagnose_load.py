@@ -3,8 +3,10 @@
 CONCURRENCY at a time, each allocating a size drawn from MIB (e.g. 2-10),
 plus BIG calls of BIG_MIB (of shared memory with --big-shm) after the
 first BIG_AFTER. Stops at DURATION
-seconds or when the server is gone. Prints a JSON summary."""
+seconds or when the server is gone. Prints a JSON summary. With --http the
+calls are POST /do to the WSGI app of diagnose_server.py (gunicorn)."""
 import argparse
+import http.client
 import json
 import random
 import sys
@@ -32,10 +34,12 @@ def main():
     ap.add_argument("--big-shm", action="store_true",
                     help="big calls map shared memory instead of allocating heap")
     ap.add_argument("--duration", type=float, default=60)
+    ap.add_argument("--http", action="store_true", help="HTTP (WSGI) instead of gRPC")
+    ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     lo, _, hi = args.mib.partition("-")
     lo, hi = int(lo), int(hi or lo)
-    rnd = random.Random(7)
+    rnd = random.Random(args.seed)
     big_at = set()
     if args.big:
         step = max(1, (args.calls - args.big_after) // (args.big + 1))
@@ -45,7 +49,28 @@ def main():
     deadline = time.time() + args.duration
     gone = threading.Event()
     channel = grpc.insecure_channel(args.target)
-    call = channel.unary_unary(METHOD)
+    grpc_call = channel.unary_unary(METHOD)
+    host, _, port = args.target.rpartition(":")
+    local = threading.local()
+
+    def http_call(body, rid):
+        """One POST; the code as gRPC names it (503: refused, UNAVAILABLE
+        when the server is gone)."""
+        try:
+            if not hasattr(local, "conn"):
+                local.conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            local.conn.request("POST", "/do", body, {"X-Request-Id": rid,
+                                                     "Content-Type": "application/json"})
+            r = local.conn.getresponse()
+            r.read()
+            if r.getheader("Connection", "").lower() == "close":
+                del local.conn
+        except (OSError, http.client.HTTPException):
+            if hasattr(local, "conn"):
+                del local.conn
+            return "UNAVAILABLE"
+        return "OK" if r.status == 200 else "RESOURCE_EXHAUSTED" if r.status == 503 else \
+            "HTTP_%d" % r.status
 
     def one(i):
         if gone.is_set() or time.time() > deadline:
@@ -56,13 +81,17 @@ def main():
         else:
             req, rid = {"mib": rnd.randint(lo, hi), "hold_ms": args.hold_ms,
                         "keep_kib": args.keep_kib, "shm_mib": args.shm_mib}, "req-%d" % i
-        try:
-            call(json.dumps(req).encode(), timeout=30, metadata=(("x-request-id", rid),))
-            code = "OK"
-        except grpc.RpcError as e:
-            code = e.code().name
-            if code == "UNAVAILABLE":
-                gone.set()
+        if args.http:
+            code = http_call(json.dumps(req).encode(), rid)
+        else:
+            try:
+                grpc_call(json.dumps(req).encode(), timeout=30,
+                          metadata=(("x-request-id", rid),))
+                code = "OK"
+            except grpc.RpcError as e:
+                code = e.code().name
+        if code == "UNAVAILABLE":
+            gone.set()
         with lock:
             counts[code] = counts.get(code, 0) + 1
             if rid.startswith("big"):

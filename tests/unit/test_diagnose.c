@@ -335,8 +335,8 @@ static void test_gate_absorbed(void)
 {
 	ordinary(flat, 0);
 	for (uint64_t t = 300; t < 330; t++) {
-		struct mf_model_sample s = {.t_s = T0 + t, .live = 90 * MiB, .in_flight = 2,
-					    .load = 40 * MiB, .load_top = 24 * MiB,
+		struct mf_model_sample s = {.t_s = T0 + t, .live = 190 * MiB, .in_flight = 2,
+					    .load = 160 * MiB, .load_top = 80 * MiB,
 					    .working_set = 140 * MiB, .gate_waited = 5,
 					    .gate_queue = 9, .gate_admitted = 2};
 		s.gate_hist[9] = 5;   /* 1-2.5 s */
