@@ -200,6 +200,12 @@ unsigned mf_diag_evidence(const struct mf_diag *d, enum mf_verdict v,
 void mf_diag_print(FILE *f, const struct mf_diag *d);
 
 /* The stable JSON document (docs/diagnose.md). */
+/* What a scope asked for (or reached, if more) over the p95 of its name;
+ * 0 when the p95 is unknown. The text and the page print this one. */
+double mf_diag_big_ratio(const struct mf_diag_big *x);
+/* Why a scope was refused, as a clause ("by the admission gate, ..."); ""
+ * when not said. */
+const char *mf_diag_rule_clause(uint32_t rule);
 json_t *mf_diag_json(const struct mf_diag *d);
 
 #endif

@@ -92,8 +92,12 @@ static void ev_leak(const struct mf_diag *d, struct lines *o)
 		       "(module state, caches, threads) — a profile's live view shows where");
 }
 
-/* Why a scope was refused, as a clause: the rule the shim applied. */
-static const char *rule_clause(uint32_t rule)
+double mf_diag_big_ratio(const struct mf_diag_big *x)
+{
+	return x->p95 ? (double)(x->asked > x->peak ? x->asked : x->peak) / (double)x->p95 : 0.0;
+}
+
+const char *mf_diag_rule_clause(uint32_t rule)
 {
 	switch (rule) {
 	case MF_RULE_BUDGET: return "at its own budget";
@@ -117,15 +121,15 @@ static void ev_oversized(const struct mf_diag *d, struct lines *o)
 		char ratio[48] = "", why[200] = "";
 
 		if (x->p95) {
-			double r = (double)(x->asked > x->peak ? x->asked : x->peak) / (double)x->p95;
+			double r = mf_diag_big_ratio(x);
 
 			snprintf(ratio, sizeof(ratio), ", %.*fx the p95 of its name", r < 10 ? 1 : 0, r);
 		}
 		if (x->rule && x->need)
 			snprintf(why, sizeof(why), "; refused %s (its need %s), asking for %s",
-				 rule_clause(x->rule), SZ(x->need, e), SZ(x->asked, a));
+				 mf_diag_rule_clause(x->rule), SZ(x->need, e), SZ(x->asked, a));
 		else if (x->rule)
-			snprintf(why, sizeof(why), "; refused %s, asking for %s", rule_clause(x->rule),
+			snprintf(why, sizeof(why), "; refused %s, asking for %s", mf_diag_rule_clause(x->rule),
 				 SZ(x->asked, a));
 		say(o, "%s id %s at %s: %s %s%s (typical of its name: p50 %s, p95 %s)%s%s%s",
 		    x->name, x->id[0] ? x->id : "-", clock_of(x->t_s, t, sizeof(t)),
