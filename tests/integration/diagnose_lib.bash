@@ -32,14 +32,21 @@ diag_start() {
 		>"$MF_TMP/server-$name.log" 2>&1 &
 	MF_PIDS+=($!)
 	if [ "${DIAG_SERVER:-grpc}" = gunicorn ]; then
-		SUP=$!
-		for i in $(seq 1 150); do
+		# gunicorn and its imports take seconds on a loaded machine.
+		for i in $(seq 1 300); do
 			$PY -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
 				"$PORT" 2>/dev/null && break
-			sleep 0.1
+			sleep 0.2
 		done
-		PROG=$(pgrep -o -P "$SUP")
+		# The supervisor is the memfence process of the cgroup; the
+		# program (gunicorn's arbiter) its child.
+		SUP=
+		for i in $(cat "$MF_CG/cgroup.procs"); do
+			[ "$(cat "/proc/$i/comm" 2>/dev/null)" = memfence ] && SUP=$i && break
+		done
+		PROG=$([ -n "$SUP" ] && pgrep -o -P "$SUP")
 		[ -n "$PROG" ] || { cat "$MF_TMP/server-$name.log"; fail "$name: the service did not start"; }
+		MF_PIDS+=("$SUP")
 		return 0
 	fi
 	for i in $(seq 1 100); do [ -s "$STATE/ready" ] && break; sleep 0.1; done
