@@ -21,6 +21,9 @@
 /* Retention per call is trusted after this many calls that were not
  * refused, in a run too short for the floor's windows to say. */
 #define RETAIN_MIN_CALLS 64
+/* A slow leak keeps less per call than the noise of one call (RETAIN_MIN),
+ * but its calls' total grows past this while the floor rises with it. */
+#define SLOW_MIN_TOTAL (4 * MiB)
 
 static const char *const verdict_names[MF_VERDICT_N] = {
 	"leak", "aggregate", "oversized", "outside-heap", "healthy",
@@ -344,6 +347,24 @@ static int cmp_retainer(const void *x, const void *y)
 	       : a->median_retained > b->median_retained ? -1 : 0;
 }
 
+/*
+ * A slow leak (1 MiB a minute over a few calls a second: some KiB per call)
+ * keeps less per call than one call's noise, so the median of recent calls
+ * does not name it. Its calls' total does: after enough calls it has kept
+ * SLOW_MIN_TOTAL, and the floor rose by at least half of that over enough
+ * windows, at a steady rate (its recent half at least half the slope of
+ * all: a cache that filled has flattened). Noise sums to about nothing.
+ */
+static int slow_retainer(const struct mf_diag *d, const struct mf_model_name *n)
+{
+	const struct mf_leak *lk = &d->leak;
+
+	return n->count >= RETAIN_MIN_CALLS && n->retained_sum >= (int64_t)SLOW_MIN_TOTAL &&
+	       lk->windows >= LEAK_MIN_WINDOWS && lk->slope > 0 &&
+	       lk->recent_slope * 2 >= lk->slope &&
+	       lk->floor_last >= lk->floor_first + (uint64_t)n->retained_sum / 2;
+}
+
 static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 {
 	/* The floor net of what the requests in flight held at that moment:
@@ -360,9 +381,13 @@ static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 	for (uint32_t i = 0; i < f->nnames; i++) {
 		const struct mf_model_name *n = &f->names[i];
 		struct mf_diag_retainer *r;
+		int slow = 0;
 
-		if (!mf_model_name_retains(n, RETAIN_MIN))
-			continue;
+		if (!mf_model_name_retains(n, RETAIN_MIN)) {
+			if (!slow_retainer(d, n))
+				continue;
+			slow = 1;
+		}
 		if (d->nretainers >= MF_DIAG_RETAINERS) {
 			/* Full: replace the weakest if this one keeps more. */
 			qsort(d->retainers, d->nretainers, sizeof(d->retainers[0]), cmp_retainer);
@@ -375,7 +400,9 @@ static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 		r->calls = n->count;
 		r->median_retained = mf_model_recent_retained(n);
 		r->retained_sum = n->retained_sum;
+		r->mean_retained = n->count ? n->retained_sum / (int64_t)n->count : 0;
 		r->p50_peak = mf_dist_quantile(&n->peak, 0.5);
+		r->slow = slow;
 	}
 	qsort(d->retainers, d->nretainers, sizeof(d->retainers[0]), cmp_retainer);
 	/* A floor that keeps rising is a leak on its own; names that keep
@@ -394,8 +421,12 @@ static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 		for (uint32_t i = 0; i < d->nretainers && d->leak.windows < 2; i++)
 			calls_only |= d->retainers[i].calls >= RETAIN_MIN_CALLS &&
 				      d->retainers[i].retained_sum > (int64_t)d->leak_min_rise;
+		int slow = 0;
+
+		for (uint32_t i = 0; i < d->nretainers; i++)
+			slow |= d->retainers[i].slow;
 		d->holds[MF_VERDICT_LEAK] =
-			d->leak.leaking || (d->nretainers > 0 && (floor_rose || calls_only));
+			d->leak.leaking || slow || (d->nretainers > 0 && (floor_rose || calls_only));
 	}
 }
 

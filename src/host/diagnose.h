@@ -114,7 +114,9 @@ struct mf_diag_retainer {
 	uint64_t calls;
 	int64_t median_retained;       /* of the recent calls */
 	int64_t retained_sum;          /* over every call */
+	int64_t mean_retained;         /* retained_sum / calls */
 	uint64_t p50_peak;
+	int slow;                      /* named by its total, not its recent calls */
 };
 
 struct mf_diag_big {

@@ -81,11 +81,18 @@ static void ev_leak(const struct mf_diag *d, struct lines *o)
 	for (uint32_t i = 0; i < d->nretainers; i++) {
 		const struct mf_diag_retainer *r = &d->retainers[i];
 
-		say(o, "%s keeps %s per call (median of its recent calls; its median peak is %s) over "
-		       "%llu calls: %s retained in all",
-		    r->name, SZ((uint64_t)r->median_retained, a), SZ(r->p50_peak, b),
-		    (unsigned long long)r->calls,
-		    SZ(r->retained_sum > 0 ? (uint64_t)r->retained_sum : 0, c));
+		if (r->slow)
+			say(o, "%s keeps %s per call (the mean over its calls: less than one call's "
+			       "noise, but it adds up; its median peak is %s) over %llu calls: %s "
+			       "retained in all",
+			    r->name, SZ((uint64_t)r->mean_retained, a), SZ(r->p50_peak, b),
+			    (unsigned long long)r->calls, SZ((uint64_t)r->retained_sum, c));
+		else
+			say(o, "%s keeps %s per call (median of its recent calls; its median peak is "
+			       "%s) over %llu calls: %s retained in all",
+			    r->name, SZ((uint64_t)r->median_retained, a), SZ(r->p50_peak, b),
+			    (unsigned long long)r->calls,
+			    SZ(r->retained_sum > 0 ? (uint64_t)r->retained_sum : 0, c));
 	}
 	if (d->nretainers == 0)
 		say(o, "no scope name keeps memory per call: the growth is outside named scopes "
@@ -334,11 +341,12 @@ json_t *mf_diag_json(const struct mf_diag *d)
 			for (uint32_t k = 0; k < d->nretainers; k++) {
 				const struct mf_diag_retainer *r = &d->retainers[k];
 				json_array_append_new(
-					a, json_pack("{s:s,s:I,s:I,s:I,s:I}", "name", r->name, "calls",
-						     (json_int_t)r->calls, "median_retained",
+					a, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "name", r->name,
+						     "calls", (json_int_t)r->calls, "median_retained",
 						     (json_int_t)r->median_retained, "retained_total",
 						     (json_int_t)r->retained_sum, "p50_peak",
-						     (json_int_t)r->p50_peak));
+						     (json_int_t)r->p50_peak, "mean_retained",
+						     (json_int_t)r->mean_retained, "slow", r->slow));
 			}
 			json_object_set_new(o, "names", a);
 			json_object_set_new(o, "floor",
