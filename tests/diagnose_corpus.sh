@@ -82,10 +82,14 @@ while IFS='|' read -r name causes server limit opts load; do
 	causes=${causes// /}
 	server=${server// /}
 	limit=${limit// /}
+	export DIAG_SERVER=$server
 	# shellcheck disable=SC2086 # the options are words
-	DIAG_SERVER=$server diag_start "$name" "$limit" $opts
+	diag_start "$name" "$limit" $opts
 	# shellcheck disable=SC2086
 	diag_load $load >"$MF_TMP/load-$name.json"
+	# A run whose calls did not reach the service says nothing.
+	"$PY" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("OK", 0) >= 20 else 1)' \
+		"$MF_TMP/load-$name.json" || fail "$name: the load did not run: $(cat "$MF_TMP/load-$name.json")"
 	# A death's post-mortem is written by the supervisor: wait for it.
 	if [ "$(mf_cgroup_oom_kills "$MF_CG")" -ge 1 ]; then
 		for _ in $(seq 1 50); do ls "$STATE"/reports/memfence-report-*.json >/dev/null 2>&1 && break; sleep 0.2; done
