@@ -50,6 +50,18 @@ static void ordinary(uint64_t (*live)(uint64_t t), int64_t keep)
 	}
 }
 
+/* A sample at T0 + t with n scopes in flight holding load (the largest
+ * top) while `waited` requests were admitted after waiting at the gate,
+ * `queue` waited and `admitted` were in. */
+static struct mf_model_sample gated(uint64_t t, uint64_t live, uint32_t n, uint64_t load,
+				    uint64_t top, uint64_t ws, uint64_t waited, uint32_t queue,
+				    uint32_t admitted)
+{
+	return (struct mf_model_sample){.t_s = T0 + t, .live = live, .in_flight = n, .load = load,
+					.load_top = top, .working_set = ws, .gate_waited = waited,
+					.gate_queue = queue, .gate_admitted = admitted};
+}
+
 static uint64_t flat(uint64_t t) { return 60 * MiB + (t % 5) * MiB; }
 static uint64_t rising(uint64_t t) { return 60 * MiB + t * 256 * KiB + (t % 5) * MiB; }
 
@@ -161,10 +173,8 @@ static void test_aggregate_gated(void)
 
 	ordinary(flat, 0);
 	for (uint64_t t = 300; t < 330; t++) {
-		struct mf_model_sample s = {.t_s = T0 + t, .live = 150 * MiB, .in_flight = 8,
-					    .load = 130 * MiB, .load_top = 18 * MiB,
-					    .working_set = 200 * MiB, .gate_waited = 4,
-					    .gate_queue = 6, .gate_admitted = 8};
+		struct mf_model_sample s =
+			gated(t, 150 * MiB, 8, 130 * MiB, 18 * MiB, 200 * MiB, 4, 6, 8);
 		s.gate_hist[6] = 3;   /* 100-250 ms */
 		s.gate_hist[9] = 1;   /* 1-2.5 s */
 		mf_model_sample(&M, &s);
@@ -336,10 +346,8 @@ static void test_gate_absorbed(void)
 {
 	ordinary(flat, 0);
 	for (uint64_t t = 300; t < 330; t++) {
-		struct mf_model_sample s = {.t_s = T0 + t, .live = 190 * MiB, .in_flight = 2,
-					    .load = 160 * MiB, .load_top = 80 * MiB,
-					    .working_set = 140 * MiB, .gate_waited = 5,
-					    .gate_queue = 9, .gate_admitted = 2};
+		struct mf_model_sample s =
+			gated(t, 190 * MiB, 2, 160 * MiB, 80 * MiB, 140 * MiB, 5, 9, 2);
 		s.gate_hist[9] = 5;   /* 1-2.5 s */
 		mf_model_sample(&M, &s);
 	}
