@@ -94,6 +94,10 @@ int mf_diag_death_from_report(json_t *r, struct mf_diag_death *d)
 		s.peak = u64(v, "peak");
 		s.net = json_is_integer(net) ? json_integer_value(net) : 0;
 		s.failed = u64(v, "failed");
+		/* Absent in reports written before refusals said why. */
+		s.rule = mf_model_rule_of(json_string_value(json_object_get(v, "refused_by")));
+		s.asked = u64(v, "asked");
+		s.need = u64(v, "need");
 		if (s.net > 0)
 			d->in_flight_sum += (uint64_t)s.net;
 		/* Keep the largest MF_DIAG_LISTED, largest first. */

@@ -109,6 +109,9 @@ static void add_scopes(struct sup_state *st, pid_t pid, const struct mf_seg_scop
 		d->peak = sc[j].peak;
 		d->budget = sc[j].budget;
 		d->failed = sc[j].failed;
+		d->refused_rule = sc[j].refused_rule < MF_RULE_N ? sc[j].refused_rule : 0;
+		d->refused_asked = sc[j].refused_net + sc[j].refused_size;
+		d->refused_need = sc[j].refused_need;
 		memcpy(d->name, sc[j].name, sizeof(d->name));
 		memcpy(d->id, sc[j].id, sizeof(d->id));
 	}

@@ -114,6 +114,9 @@ struct sup_scope {
 	uint64_t start_ns;           /* CLOCK_REALTIME */
 	uint64_t allocated, freed, peak, budget, failed;
 	int64_t net;
+	/* Its first refusal, as struct sup_record's. */
+	uint32_t refused_rule;
+	uint64_t refused_asked, refused_need;
 	char name[MF_SEG_NAME_LEN];
 	char id[MF_SEG_NAME_LEN];
 };

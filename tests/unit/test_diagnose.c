@@ -434,7 +434,7 @@ static const char *oom_report =
 	" \"in_flight_total\": 2,"
 	" \"in_flight\": [{\"name\": \"/svc/Get\", \"id\": \"r-9\", \"peak\": 2097152, \"net\": 1048576,"
 	"   \"failed\": 0}, {\"name\": \"/svc/Fill\", \"id\": \"f-1\", \"peak\": 65536, \"net\": 4096,"
-	"   \"failed\": 0}],"
+	"   \"failed\": 1, \"refused_by\": \"gate\", \"asked\": 70000, \"need\": 50000}],"
 	" \"timeline\": [{\"t\": 1800000398, \"working_set\": 90000000, \"heap_live\": 20000000},"
 	"   {\"t\": 1800000399, \"working_set\": 190000000, \"heap_live\": 21000000},"
 	"   {\"t\": 1800000400, \"working_set\": 19000000, \"heap_live\": 0}]}";
@@ -453,6 +453,11 @@ static void test_outside(void)
 	CHECK_EQ_U64(death.heap_before, 21000000);
 	CHECK_EQ_U64(death.nlisted, 2);
 	CHECK_STR(death.listed[0].id, "r-9");
+	CHECK(death.listed[0].rule == MF_RULE_NONE);
+	/* Why an in-flight scope was refused, from the report. */
+	CHECK(death.listed[1].rule == MF_RULE_GATE);
+	CHECK_EQ_U64(death.listed[1].asked, 70000);
+	CHECK_EQ_U64(death.listed[1].need, 50000);
 	CHECK_EQ_U64(death.in_flight_sum, 1048576 + 4096);
 
 	ordinary(flat, 0);
