@@ -434,6 +434,33 @@ static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 	}
 }
 
+/* Windows from since on: the closed ones, then the open one; &SKIP for
+ * one before since, NULL past the last. */
+static const struct mf_model_floor SKIP;
+
+static const struct mf_model_floor *window_at(const struct mf_model *f, uint32_t i,
+					      uint64_t since)
+{
+	const struct mf_model_floor *w = i < f->nfloors ? mf_model_floor_at(f, i) : &f->cur;
+
+	if (i > f->nfloors || (i == f->nfloors && !f->cur_open))
+		return NULL;
+	return w->t_s + f->window_s <= since ? &SKIP : w;
+}
+
+/* Was a scope that outgrew its kind in flight in window w: did it end
+ * there or in the next one? Then what the scopes in flight held, and the
+ * waits at the gate, were its doing: it took the room promised to the
+ * others. */
+static int oversized_near(const struct mf_diag *d, const struct mf_model *f,
+			  const struct mf_model_floor *w)
+{
+	for (uint32_t k = 0; k < d->noversized; k++)
+		if (d->big[k].t_s >= w->t_s && d->big[k].t_s < w->t_s + 2 * f->window_s)
+			return 1;
+	return 0;
+}
+
 /*
  * The waits at the gate that say the load was too much: those of windows
  * where the requests admitted at once while others waited, at what their
@@ -451,21 +478,16 @@ static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 static uint64_t load_waits(const struct mf_diag *d, const struct mf_model *f,
 			   const struct mf_diag_input *in)
 {
+	const struct mf_model_floor *w;
 	uint64_t n = 0, line = d->budget / 10 * 3;
 	uint32_t seen = 0;
 
-	for (uint32_t i = 0; i <= f->nfloors; i++) {
-		const struct mf_model_floor *w = i < f->nfloors ? mf_model_floor_at(f, i) : &f->cur;
-		int beside = 0;
-
-		if (i == f->nfloors && !f->cur_open)
-			break;
-		if (w->t_s + f->window_s <= in->since_s)
+	for (uint32_t i = 0; (w = window_at(f, i, in->since_s)) != NULL; i++) {
+		if (w == &SKIP)
 			continue;
 		seen++;
-		for (uint32_t k = 0; k < d->noversized && !beside; k++)
-			beside = d->big[k].t_s >= w->t_s && d->big[k].t_s < w->t_s + 2 * f->window_s;
-		if (!beside && (w->load >= line || (uint64_t)w->gate_full_n * d->need_p95 >= line))
+		if (!oversized_near(d, f, w) &&
+		    (w->load >= line || (uint64_t)w->gate_full_n * d->need_p95 >= line))
 			n += w->gate_waited + w->gate_timed_out;
 	}
 	if (!seen && (d->agg_load >= line || (uint64_t)d->gate_full_n * d->need_p95 >= line))
@@ -530,7 +552,6 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 			d->heap_high = w->high;
 		if (w->ws_high > d->ws_high)
 			d->ws_high = w->ws_high;
-		consider_load(d, w->load, w->load_top, w->load_n, w->t_s, 0);
 		/* The heap at the working set's high was at most the window's
 		 * high: ws_high - high is a lower bound of what lay outside. */
 		if (w->ws_high)
@@ -637,6 +658,17 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 	}
 	d->refused_ordinary = d->refused > refused_big ? d->refused - refused_big : 0;
 	d->holds[MF_VERDICT_OVERSIZED] = d->noversized > 0;
+	/* The busiest moment of each window, unless a scope that outgrew its
+	 * kind was in flight then: many together, none dominating, is a
+	 * question of load only without it (two oversized requests at once
+	 * among ordinary ones look like load). */
+	{
+		const struct mf_model_floor *w;
+
+		for (uint32_t i = 0; (w = window_at(f, i, since)) != NULL; i++)
+			if (w != &SKIP && !oversized_near(d, f, w))
+				consider_load(d, w->load, w->load_top, w->load_n, w->t_s, 0);
+	}
 	d->fit = d->need_p95 ? d->budget / d->need_p95 : 0;
 
 	/* Aggregate: memory ran short while many ordinary scopes held it. With

@@ -302,6 +302,27 @@ static void test_refused_early(void)
 	}
 }
 
+/* Two oversized requests in flight at once among two ordinary ones (two
+ * workers of a pre-fork server): many together, none dominating, but the
+ * moment is theirs, not the load's. */
+static void test_two_oversized_at_once(void)
+{
+	struct mf_model_why press = {.rule = MF_RULE_PRESSURE, .asked = 306 * MiB};
+
+	ordinary(flat, 0);
+	for (uint64_t t = 300; t < 303; t++) {
+		struct mf_model_sample s = gated(t, 320 * MiB, 4, 300 * MiB, 130 * MiB, 340 * MiB, 0,
+						 0, 0);
+		mf_model_sample(&M, &s);
+	}
+	mf_model_scope_why(&M, "/svc/Get", "big-1", 222 * MiB, 0, 1, T0 + 301, &press);
+	mf_model_scope_why(&M, "/svc/Get", "big-2", 130 * MiB, 0, 1, T0 + 302, &press);
+	run(512 * MiB, 448 * MiB, NULL, 0, 0);
+	CHECK(D.verdict[0] == MF_VERDICT_OVERSIZED);
+	CHECK(!has(MF_VERDICT_AGGREGATE));
+	CHECK_EQ_U64(D.noversized, 2);
+}
+
 /* A leak in a short run with many refusals: the refused calls (which free
  * what they had) do not make the median retained per call 0, and two
  * windows whose floor rose by what the calls kept are enough. A cache
@@ -508,6 +529,7 @@ int main(void)
 	test_refused_early();
 	test_leak_short_refused();
 	test_gate_absorbed();
+	test_two_oversized_at_once();
 	test_slow_leak();
 	test_outside();
 	test_json();
