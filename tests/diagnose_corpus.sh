@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A labelled corpus for `memfence diagnose`: runs of the test service
 # (tests/integration/diagnose_server.py on gRPC, or as a WSGI app on
-# gunicorn) under `memfence run` in a real memory cgroup, each with a known
+# gunicorn, or as a task of a Celery prefork worker, diagnose_celery.py) under `memfence run` in a real memory cgroup, each with a known
 # cause: oversized requests, per-call leaks, aggregate load (with the
 # admission gate and without), healthy load, memory outside the heap, and
 # mixtures; limits, sizes, concurrency, seeds and servers vary. Each run is
@@ -43,6 +43,10 @@ healthy-small       |healthy            |grpc    |256 |                |--calls 
 healthy-gunicorn    |healthy            |gunicorn|512 |                |--calls 300 --concurrency 4 --mib 2-8 --hold-ms 20 --seed 16
 outside-shm         |outside-heap       |grpc    |192 |--restart always --restart-delay 1s|--calls 100 --concurrency 2 --mib 1-4 --hold-ms 20 --big 1 --big-mib 400 --big-shm --big-after 40
 outside-shm-256     |outside-heap       |grpc    |256 |--restart always --restart-delay 1s|--calls 120 --concurrency 3 --mib 2-6 --hold-ms 20 --big 1 --big-mib 600 --big-shm --big-after 50 --seed 17
+over-celery         |oversized          |celery  |512 |                |--calls 120 --concurrency 4 --mib 2-10 --hold-ms 20 --big 2 --big-mib 3000 --big-after 40 --seed 20
+leak-celery         |leak               |celery  |512 |                |--calls 100000 --concurrency 4 --mib 2-6 --hold-ms 20 --keep-kib 256 --duration 15 --seed 21
+agg-celery          |aggregate          |celery  |512 |                |--calls 200 --concurrency 8 --mib 30-40 --hold-ms 300 --duration 30 --seed 22
+healthy-celery      |healthy            |celery  |384 |                |--calls 200 --concurrency 4 --mib 2-8 --hold-ms 20 --seed 23
 mix-over-leak       |oversized+leak     |grpc    |512 |                |--calls 300 --concurrency 2 --mib 2-6 --hold-ms 20 --keep-kib 128 --duration 40 --big 2 --big-mib 2000 --big-after 60
 mix-over-leak-gun   |oversized+leak     |gunicorn|512 |                |--calls 300 --concurrency 3 --mib 2-6 --hold-ms 20 --keep-kib 192 --duration 40 --big 2 --big-mib 3000 --big-after 60 --seed 18
 mix-agg-over        |aggregate+oversized|grpc    |256 |                |--calls 300 --concurrency 16 --mib 20-24 --hold-ms 300 --duration 40 --big 2 --big-mib 2000 --big-after 100 --seed 19
@@ -83,6 +87,9 @@ while IFS='|' read -r name causes server limit opts load; do
 	server=${server// /}
 	limit=${limit// /}
 	export DIAG_SERVER=$server
+	# A Celery worker has as many pool processes as the load has calls at once.
+	DIAG_CELERY_C=$(echo "$load" | sed -n 's/.*--concurrency \([0-9]*\).*/\1/p')
+	export DIAG_CELERY_C
 	# shellcheck disable=SC2086 # the options are words
 	diag_start "$name" "$limit" $opts
 	# shellcheck disable=SC2086

@@ -4,7 +4,8 @@ CONCURRENCY at a time, each allocating a size drawn from MIB (e.g. 2-10),
 plus BIG calls of BIG_MIB (of shared memory with --big-shm) after the
 first BIG_AFTER. Stops at DURATION
 seconds or when the server is gone. Prints a JSON summary. With --http the
-calls are POST /do to the WSGI app of diagnose_server.py (gunicorn)."""
+calls are POST /do to the WSGI app of diagnose_server.py (gunicorn); with
+--celery BROKER they are tasks of diagnose_celery.py, each waited for."""
 import argparse
 import http.client
 import json
@@ -35,6 +36,7 @@ def main():
                     help="big calls map shared memory instead of allocating heap")
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--http", action="store_true", help="HTTP (WSGI) instead of gRPC")
+    ap.add_argument("--celery", metavar="BROKER", help="Celery tasks instead of gRPC")
     ap.add_argument("--seed", type=int, default=7)
     args = ap.parse_args()
     lo, _, hi = args.mib.partition("-")
@@ -52,6 +54,25 @@ def main():
     grpc_call = channel.unary_unary(METHOD)
     host, _, port = args.target.rpartition(":")
     local = threading.local()
+    task = None
+    if args.celery:
+        import os
+        os.environ["CELERY_BROKER"] = args.celery
+        os.environ["DIAG_NO_MEMFENCE"] = "1"
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import diagnose_celery
+        task = diagnose_celery.do
+
+    def celery_call(req, rid):
+        """One task, waited for; a task refused for memory is
+        RESOURCE_EXHAUSTED, a lost worker UNAVAILABLE."""
+        try:
+            task.apply_async(args=[req], task_id=rid).get(timeout=60, propagate=True)
+        except Exception as e:                  # the task's own exception, re-raised
+            name = type(e).__name__
+            return "RESOURCE_EXHAUSTED" if "OutOfMemory" in name or name == "MemoryError" \
+                else "UNAVAILABLE" if "Timeout" in name else name
+        return "OK"
 
     def http_call(body, rid):
         """One POST; the code as gRPC names it (503: refused, UNAVAILABLE
@@ -81,7 +102,9 @@ def main():
         else:
             req, rid = {"mib": rnd.randint(lo, hi), "hold_ms": args.hold_ms,
                         "keep_kib": args.keep_kib, "shm_mib": args.shm_mib}, "req-%d" % i
-        if args.http:
+        if task is not None:
+            code = celery_call(req, rid)
+        elif args.http:
             code = http_call(json.dumps(req).encode(), rid)
         else:
             try:
