@@ -44,29 +44,20 @@ diag_start() {
 		env -u PYTHONPATH "${pp[@]}" "$MEMFENCE" run --http off --state-dir "$STATE" "$@" -- \
 		"$PY" "${srv[@]}" >"$MF_TMP/server-$name.log" 2>&1) &
 	MF_PIDS+=($!)
-	if [ "${DIAG_SERVER:-grpc}" = celery ]; then
+	if [ "${DIAG_SERVER:-grpc}" != grpc ]; then
+		# Up: Celery says so in its log, gunicorn listens; their imports
+		# take seconds on a loaded machine.
 		for i in $(seq 1 300); do
-			grep -q "ready" "$MF_TMP/server-$name.log" 2>/dev/null && break
-			sleep 0.2
-		done
-		SUP=
-		for i in $(cat "$MF_CG/cgroup.procs"); do
-			[ "$(cat "/proc/$i/comm" 2>/dev/null)" = memfence ] && SUP=$i && break
-		done
-		PROG=$([ -n "$SUP" ] && pgrep -o -P "$SUP")
-		[ -n "$PROG" ] || { cat "$MF_TMP/server-$name.log"; fail "$name: the worker did not start"; }
-		MF_PIDS+=("$SUP")
-		return 0
-	fi
-	if [ "${DIAG_SERVER:-grpc}" = gunicorn ]; then
-		# gunicorn and its imports take seconds on a loaded machine.
-		for i in $(seq 1 300); do
-			$PY -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
-				"$PORT" 2>/dev/null && break
+			if [ "$DIAG_SERVER" = celery ]; then
+				grep -q "ready" "$MF_TMP/server-$name.log" 2>/dev/null && break
+			else
+				$PY -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
+					"$PORT" 2>/dev/null && break
+			fi
 			sleep 0.2
 		done
 		# The supervisor is the memfence process of the cgroup; the
-		# program (gunicorn's arbiter) its child.
+		# program (gunicorn's arbiter, Celery's main process) its child.
 		SUP=
 		for i in $(cat "$MF_CG/cgroup.procs"); do
 			[ "$(cat "/proc/$i/comm" 2>/dev/null)" = memfence ] && SUP=$i && break
