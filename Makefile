@@ -3,6 +3,7 @@
 #   make            build the command, the libraries and the pkg-config file into build/
 #   make check      install missing Debian packages, build, run the whole test suite
 #   make demo       install missing Debian packages, build, run the demonstration
+#   make diagnose-corpus  the labelled runs of memfence diagnose, with its accuracy
 #   make install    install under $(DESTDIR)$(PREFIX) (default /usr/local)
 #   make uninstall  remove what install put there
 #   make fuzz       the fuzz targets into build/fuzz (clang, libFuzzer; tests/integration/fuzz.sh runs them)
@@ -90,7 +91,8 @@ all: $(CLI_BIN) $(SHIM_LIB) $(STACK_LIB) $(PC_FILE) tests-build
 
 tests-build: $(UNIT_BIN) $(TPROG_BIN) $(PROG_BIN) $(B)/tests/uml-xstate.so
 
-.PHONY: all tests-build check demo bench install uninstall clean deps-build python fuzz
+.PHONY: all tests-build check demo bench install uninstall clean deps-build python fuzz \
+	diagnose-corpus
 
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -226,6 +228,12 @@ check:
 	scripts/deps.sh check
 	$(MAKE) all
 	tests/run
+
+# Every run of the labelled corpus of memfence diagnose, with its accuracy.
+diagnose-corpus:
+	scripts/deps.sh check
+	$(MAKE) all
+	tests/diagnose_corpus.sh
 
 demo:
 	scripts/deps.sh demo

@@ -30,7 +30,7 @@
 #include <sys/types.h>
 
 #define MF_SEG_MAGIC 0x31474553464d454dULL /* "MEMFSEG1" little-endian */
-#define MF_SEG_VERSION 2 /* 2: the admission gate */
+#define MF_SEG_VERSION 3 /* 2: the admission gate; 3: why a scope was refused */
 
 #define MF_SEG_NAME_LEN 64 /* scope name and id, NUL included */
 #define MF_SEG_DEFAULT_SLOTS 64
@@ -52,6 +52,25 @@ enum mf_fail_cause {
 	MF_FAIL_CONTAINER = 3, /* container-wide headroom */
 	MF_FAIL_FAULT = 4,     /* fault injection */
 	MF_FAIL_NCAUSES = 5
+};
+
+/*
+ * The rule that refused a scope's first refused allocation (struct
+ * mf_seg_figures): the evidence a diagnosis needs, since a scope refused
+ * early stops far short of what it asked for and its peak alone may look
+ * ordinary. The causes above count refusals per process; several rules
+ * share a cause.
+ */
+enum mf_refusal_rule {
+	MF_RULE_NONE = 0,
+	MF_RULE_BUDGET = 1,    /* the scope's own budget */
+	MF_RULE_GATE = 2,      /* past its need while the room was promised to others */
+	MF_RULE_PRESSURE = 3,  /* the largest in flight, past the pressure line */
+	MF_RULE_HEAP = 4,      /* the process heap limit */
+	MF_RULE_ALLOC = 5,     /* the allocator failed: the process rlimit, ENOMEM */
+	MF_RULE_CONTAINER = 6, /* the container's line (headroom) */
+	MF_RULE_FAULT = 7,     /* fault injection */
+	MF_RULE_N = 8
 };
 
 /* Published by the supervisor several times a second (capability 5). */
@@ -97,7 +116,8 @@ struct mf_seg_header {
  * when it ends (struct mf_seg_record). The fields are written once, here;
  * the segment's structs hold them in an anonymous union, so that the shim
  * copies them in one assignment (e->fig = s->fig) while readers go on
- * naming each field (e->net), with the layout of version 1 unchanged.
+ * naming each field (e->net). The refusal fields (version 3) describe the
+ * scope's first refused allocation.
  */
 #define MF_SEG_FIGURES_FIELDS                                                \
 	uint64_t allocated; /* bytes allocated in the scope */               \
@@ -105,7 +125,13 @@ struct mf_seg_header {
 	int64_t net;        /* allocated - freed */                          \
 	uint64_t peak;      /* highest net */                                \
 	uint64_t budget;    /* the scope's budget, 0 = none */               \
-	uint64_t failed     /* allocations that failed or were refused */
+	uint64_t failed;    /* allocations that failed or were refused */   \
+	uint32_t refused_rule; /* enum mf_refusal_rule, 0 = none */        \
+	uint32_t refused_pad;                                                \
+	uint64_t refused_size; /* bytes the refused allocation asked for  \
+				* (0: unknown, the allocator failed) */  \
+	uint64_t refused_net;  /* the scope's net bytes then */            \
+	uint64_t refused_need  /* its need at the gate then, 0 = none */
 
 struct mf_seg_figures {
 	MF_SEG_FIGURES_FIELDS;
@@ -172,8 +198,8 @@ struct mf_seg_record {
 	char id[MF_SEG_NAME_LEN];
 };
 
-/* The layout of version 2. */
-_Static_assert(sizeof(struct mf_seg_scope) == 208 && sizeof(struct mf_seg_record) == 224 &&
+/* The layout of version 3. */
+_Static_assert(sizeof(struct mf_seg_scope) == 240 && sizeof(struct mf_seg_record) == 256 &&
 		       sizeof(struct mf_seg_header) == 288,
 	       "the segment's layout changed: bump MF_SEG_VERSION");
 

@@ -112,6 +112,8 @@ static int load_model(struct diag_src *s)
 		s->budget = jnum(run, "budget");
 		s->sup_pid = (pid_t)jnum(run, "supervisor_pid");
 		s->prog_pid = (pid_t)jnum(run, "program_pid");
+		s->run_started = jnum(run, "started");
+		s->ring_next = jnum(run, "ring_next");
 		v = json_string_value(json_object_get(run, "report_dir"));
 		if (v && *v && !s->report_dir[0])
 			snprintf(s->report_dir, sizeof(s->report_dir), "%s", v);
@@ -158,8 +160,22 @@ static void read_gate(struct diag_src *s, const struct mf_segread *r)
 	s->have_gate = 1;
 }
 
+/* A finished scope of the ring into the model, with why it was refused. */
+static void model_add(struct mf_model *m, const struct mf_seg_record *r)
+{
+	struct mf_model_why why = {.rule = r->refused_rule < MF_RULE_N ? r->refused_rule : 0,
+				   .asked = r->refused_net + r->refused_size,
+				   .need = r->refused_need};
+
+	mf_model_scope_why(m, r->name, r->id, r->peak, r->net,
+			   r->failed > 0 || r->outcome != MEMFENCE_OUTCOME_OK,
+			   (r->start_ns + r->duration_ns) / 1000000000u, &why);
+}
+
 /* The segment: scopes in flight and the live heap now; and, when there is
- * no model file, a model rebuilt from its ring of finished scopes. */
+ * no model file, a model rebuilt from its ring of finished scopes. With a
+ * model its supervisor saved (every 2 s), the scopes that ended since the
+ * save are added from the ring: a refusal of the last seconds counts. */
 static int read_segment(struct diag_src *s, int rebuild)
 {
 	static struct mf_seg_scope sc[MF_SEG_DEFAULT_SCOPES * 4];
@@ -195,22 +211,29 @@ static int read_segment(struct diag_src *s, int rebuild)
 			d->peak = sc[k].peak;
 			d->net = sc[k].net;
 			d->failed = sc[k].failed;
+			d->rule = sc[k].refused_rule < MF_RULE_N ? sc[k].refused_rule : 0;
+			d->asked = sc[k].refused_net + sc[k].refused_size;
+			d->need = sc[k].refused_need;
 		}
 	}
 	if (!s->limit && h.container.limit)
 		s->limit = h.container.limit;
 	read_gate(s, &r);
-	if (rebuild) {
+	/* The model's ring index counts in this segment only when the model's
+	 * supervisor made it. */
+	if (rebuild || (s->ring_next && h.owner_pid == s->sup_pid)) {
 		/* Oldest first, as they ended. */
 		since = h.ring_head > h.ring_size ? h.ring_head - h.ring_size : 0;
+		if (!rebuild && s->ring_next > since)
+			since = s->ring_next;
 		do {
 			n = mf_segread_ring(&r, since, rec, sizeof(rec) / sizeof(rec[0]), &next, &lost);
 			for (uint32_t i = 0; i < n; i++)
-				mf_model_scope(s->model, rec[i].name, rec[i].id, rec[i].peak, rec[i].net,
-					       rec[i].failed > 0 ||
-						       rec[i].outcome != MEMFENCE_OUTCOME_OK,
-					       (rec[i].start_ns + rec[i].duration_ns) / 1000000000u);
-			s->ring_records += n;
+				model_add(s->model, &rec[i]);
+			if (rebuild)
+				s->ring_records += n;
+			else
+				s->ring_live += n;
 			since = next;
 		} while (n == sizeof(rec) / sizeof(rec[0]));
 	}
@@ -235,6 +258,14 @@ static void add_report(struct diag_src *s, json_t *j, int newest)
 	d = &s->deaths[s->ndeaths];
 	if (strcmp(d->cause, "running") == 0)
 		return;
+	/* A report directory may be shared by several runs: a death counts
+	 * for the run of the model only when its supervisor wrote it, after
+	 * it started (a pid is reused, but not within one run). */
+	if (s->run_started && s->sup_pid &&
+	    ((d->sup_pid && d->sup_pid != s->sup_pid) || d->t_s + 1 < s->run_started)) {
+		s->other_runs++;
+		return;
+	}
 	s->ndeaths++;
 	if (!s->limit)
 		s->limit = d->limit;
@@ -500,11 +531,13 @@ int mf_cmd_diagnose(int argc, char **argv)
 
 	if (json) {
 		json_t *j = mf_diag_json(&d);
-		json_t *src_j = json_pack("{s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i}", "target", s->target,
-					  "model", s->model_file, "segment", s->segment, "profile",
-					  s->profile, "running", s->running, "supervisor_pid",
-					  (int)s->sup_pid, "ring_records", (int)s->ring_records,
-					  "post_mortems", (int)s->ndeaths);
+		json_t *src_j = json_pack("{s:s,s:s,s:s,s:s,s:b,s:i,s:i,s:i,s:i,s:i}", "target",
+					  s->target, "model", s->model_file, "segment", s->segment,
+					  "profile", s->profile, "running", s->running,
+					  "supervisor_pid", (int)s->sup_pid, "ring_records",
+					  (int)s->ring_records, "ring_live", (int)s->ring_live,
+					  "post_mortems", (int)s->ndeaths, "other_runs",
+					  (int)s->other_runs);
 
 		json_object_set_new(j, "source", src_j);
 		json_dumpf(j, stdout, JSON_INDENT(2));

@@ -38,6 +38,12 @@ struct diag_src {
 	int have_gate;               /* read from a segment with the gate on */
 	json_t *timeline;            /* per-second points of the newest report or journal */
 	uint64_t since_s;
+	/* The run the model belongs to (its "run"): when it started, and the
+	 * first ring record of its segment the model does not hold yet. */
+	uint64_t run_started;
+	uint64_t ring_next;
+	uint32_t ring_live;          /* records added to the model from there */
+	uint32_t other_runs;         /* post-mortems of other runs, not counted */
 };
 
 /* Write the self-contained page. 0, or -errno. */

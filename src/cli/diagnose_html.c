@@ -67,6 +67,7 @@ static const char *const css =
 	".legend span{display:inline-block;margin-right:14px;font-size:12px}"
 	".sw{display:inline-block;width:18px;height:3px;vertical-align:middle;margin-right:4px}"
 	".note{color:#5b6673;font-size:12px}.flame{overflow-x:auto;border:1px solid #dde2e8}"
+	".flame svg{width:100%;height:auto}"
 	"svg text{font-family:system-ui,sans-serif}";
 
 /* ---- timeline ---- */
@@ -401,7 +402,7 @@ static void names_table(FILE *f, const struct mf_model *m)
 
 static void big_table(FILE *f, const struct mf_diag *d)
 {
-	char b[4][32];
+	char b[5][32];
 
 	if (d->nbig == 0) {
 		fputs("<p class=\"note\">No request stood out: none needed more than the budget or "
@@ -409,8 +410,8 @@ static void big_table(FILE *f, const struct mf_diag *d)
 		      f);
 		return;
 	}
-	fputs("<table><tr><th>kind</th><th>name</th><th>id</th><th>ended</th><th>peak</th><th>p50 of "
-	      "name</th><th>p95 of name</th><th>x p95</th><th></th></tr>\n",
+	fputs("<table><tr><th>kind</th><th>name</th><th>id</th><th>ended</th><th>peak</th><th>asked "
+	      "for</th><th>p50 of name</th><th>p95 of name</th><th>x p95</th><th></th></tr>\n",
 	      f);
 	for (uint32_t i = 0; i < d->nbig; i++) {
 		const struct mf_diag_big *x = &d->big[i];
@@ -420,11 +421,14 @@ static void big_table(FILE *f, const struct mf_diag *d)
 		fputs("</td><td>", f);
 		esc(f, x->id[0] ? x->id : "-");
 		fprintf(f, "</td><td>%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td><td "
-			   "class=\"n\">%s</td><td class=\"n\">%.1f</td><td>%s%s%s</td></tr>\n",
-			hms(x->t_s, b[3], sizeof(b[3])), SZ(x->peak, b[0]), SZ(x->p50, b[1]),
-			SZ(x->p95, b[2]), x->p95 ? (double)x->peak / (double)x->p95 : 0.0,
-			x->refused ? "refused " : "", x->at_death ? "in flight at a death " : "",
-			x->over_budget ? "over the budget" : "");
+			   "class=\"n\">%s</td><td class=\"n\">%s</td><td class=\"n\">%.1f</td>"
+			   "<td>%s%s%s%s</td></tr>\n",
+			hms(x->t_s, b[3], sizeof(b[3])), SZ(x->peak, b[0]),
+			x->asked ? SZ(x->asked, b[4]) : "-", SZ(x->p50, b[1]), SZ(x->p95, b[2]),
+			mf_diag_big_ratio(x), x->refused ? "refused " : "",
+			x->refused ? mf_diag_rule_clause(x->rule) : "",
+			x->at_death ? " in flight at a death" : "",
+			x->over_budget ? " over the budget" : "");
 	}
 	fputs("</table>\n", f);
 }

@@ -17,7 +17,13 @@
  * this share of the scopes (one in a hundred): a few requests wait at a
  * start, while the gate still asks its default need of every kind. */
 #define GATE_MIN_WAITS 3
-#define GATE_MIN_SHARE 100
+#define GATE_MIN_SHARE 20 /* one in twenty: a few wait behind one oversized request */
+/* Retention per call is trusted after this many calls that were not
+ * refused, in a run too short for the floor's windows to say. */
+#define RETAIN_MIN_CALLS 64
+/* A slow leak keeps less per call than the noise of one call (RETAIN_MIN),
+ * but its calls' total grows past this while the floor rises with it. */
+#define SLOW_MIN_TOTAL (4 * MiB)
 
 static const char *const verdict_names[MF_VERDICT_N] = {
 	"leak", "aggregate", "oversized", "outside-heap", "healthy",
@@ -60,6 +66,7 @@ int mf_diag_death_from_report(json_t *r, struct mf_diag_death *d)
 	if (!json_is_object(r) || !json_is_integer(json_object_get(r, "memfence_report")))
 		return -1;
 	d->t_s = u64(r, "time_unix");
+	d->sup_pid = (int32_t)u64(json_object_get(r, "supervisor"), "pid");
 	copy_str(d->cause, sizeof(d->cause), json_string_value(json_object_get(r, "cause")));
 	d->limit = u64(mem, "limit");
 	d->usage = u64(mem, "usage");
@@ -87,6 +94,10 @@ int mf_diag_death_from_report(json_t *r, struct mf_diag_death *d)
 		s.peak = u64(v, "peak");
 		s.net = json_is_integer(net) ? json_integer_value(net) : 0;
 		s.failed = u64(v, "failed");
+		/* Absent in reports written before refusals said why. */
+		s.rule = mf_model_rule_of(json_string_value(json_object_get(v, "refused_by")));
+		s.asked = u64(v, "asked");
+		s.need = u64(v, "need");
 		if (s.net > 0)
 			d->in_flight_sum += (uint64_t)s.net;
 		/* Keep the largest MF_DIAG_LISTED, largest first. */
@@ -155,8 +166,27 @@ static void name_typical(const struct mf_model *m, const struct mf_diag *d, cons
 	}
 }
 
+/*
+ * A refused scope outgrew its kind when the rule that refused it says so
+ * (the gate refuses only a scope past its need while the room is promised
+ * to others; a budget is what the owner said a scope may take), or when
+ * what it asked for was at least twice the p95 of its name: the pressure
+ * and container lines refuse the largest in flight, which under aggregate
+ * load is an ordinary one, but not one twice the size of its kind. Its
+ * peak alone says little: it stopped where it was refused.
+ */
+static int outgrew(const struct mf_diag_big *b)
+{
+	if (!b->refused || !b->rule)
+		return 0;
+	if (b->rule == MF_RULE_GATE || b->rule == MF_RULE_BUDGET)
+		return 1;
+	return b->p95 && b->asked >= MiB && b->asked >= ORDINARY_RATIO * b->p95;
+}
+
 static void add_candidate(struct mf_diag *d, const struct mf_model *m, const char *name,
-			  const char *id, uint64_t peak, uint64_t t_s, int refused, int at_death)
+			  const char *id, uint64_t peak, uint64_t t_s, int refused, int at_death,
+			  uint32_t rule, uint64_t asked, uint64_t need)
 {
 	struct mf_diag_big *b;
 	const uint32_t cap = sizeof(d->big) / sizeof(d->big[0]);
@@ -170,6 +200,12 @@ static void add_candidate(struct mf_diag *d, const struct mf_model *m, const cha
 			b->at_death |= at_death;
 			if (peak > b->peak)
 				b->peak = peak;
+			if (!b->rule && rule) {
+				b->rule = rule;
+				b->asked = asked;
+				b->need = need;
+				b->outgrew = outgrew(b);
+			}
 			return;
 		}
 	}
@@ -184,12 +220,17 @@ static void add_candidate(struct mf_diag *d, const struct mf_model *m, const cha
 	b->refused = refused;
 	b->at_death = at_death;
 	name_typical(m, d, name, &b->p50, &b->p95);
-	b->over_budget = d->budget && peak > d->budget;
+	b->rule = refused ? rule : 0;
+	b->asked = refused ? asked : 0;
+	b->need = refused ? need : 0;
+	b->over_budget = d->budget && (peak > d->budget || b->asked > d->budget);
+	b->outgrew = outgrew(b);
 }
 
 static int is_oversized(const struct mf_diag_big *b)
 {
-	return b->over_budget || (b->p95 && b->peak >= MiB && b->peak >= OVERSIZED_RATIO * b->p95);
+	return b->over_budget || b->outgrew ||
+	       (b->p95 && b->peak >= MiB && b->peak >= OVERSIZED_RATIO * b->p95);
 }
 
 static int cmp_big(const void *x, const void *y)
@@ -310,6 +351,24 @@ static int cmp_retainer(const void *x, const void *y)
 	       : a->median_retained > b->median_retained ? -1 : 0;
 }
 
+/*
+ * A slow leak (1 MiB a minute over a few calls a second: some KiB per call)
+ * keeps less per call than one call's noise, so the median of recent calls
+ * does not name it. Its calls' total does: after enough calls it has kept
+ * SLOW_MIN_TOTAL, and the floor rose by at least half of that over enough
+ * windows, at a steady rate (its recent half at least half the slope of
+ * all: a cache that filled has flattened). Noise sums to about nothing.
+ */
+static int slow_retainer(const struct mf_diag *d, const struct mf_model_name *n)
+{
+	const struct mf_leak *lk = &d->leak;
+
+	return n->count >= RETAIN_MIN_CALLS && n->retained_sum >= (int64_t)SLOW_MIN_TOTAL &&
+	       lk->windows >= LEAK_MIN_WINDOWS && lk->slope > 0 &&
+	       lk->recent_slope * 2 >= lk->slope &&
+	       lk->floor_last >= lk->floor_first + (uint64_t)n->retained_sum / 2;
+}
+
 static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 {
 	/* The floor net of what the requests in flight held at that moment:
@@ -326,9 +385,13 @@ static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 	for (uint32_t i = 0; i < f->nnames; i++) {
 		const struct mf_model_name *n = &f->names[i];
 		struct mf_diag_retainer *r;
+		int slow = 0;
 
-		if (!mf_model_name_retains(n, RETAIN_MIN))
-			continue;
+		if (!mf_model_name_retains(n, RETAIN_MIN)) {
+			if (!slow_retainer(d, n))
+				continue;
+			slow = 1;
+		}
 		if (d->nretainers >= MF_DIAG_RETAINERS) {
 			/* Full: replace the weakest if this one keeps more. */
 			qsort(d->retainers, d->nretainers, sizeof(d->retainers[0]), cmp_retainer);
@@ -341,16 +404,95 @@ static void leak_analysis(struct mf_diag *d, struct mf_model *f)
 		r->calls = n->count;
 		r->median_retained = mf_model_recent_retained(n);
 		r->retained_sum = n->retained_sum;
+		r->mean_retained = n->count ? n->retained_sum / (int64_t)n->count : 0;
 		r->p50_peak = mf_dist_quantile(&n->peak, 0.5);
+		r->slow = slow;
 	}
 	qsort(d->retainers, d->nretainers, sizeof(d->retainers[0]), cmp_retainer);
 	/* A floor that keeps rising is a leak on its own; names that keep
 	 * memory per call are one when the floor rose with them (a cache that
-	 * fills also keeps memory per call, and its floor flattens). */
-	d->holds[MF_VERDICT_LEAK] =
-		d->leak.leaking ||
-		(d->nretainers > 0 && d->leak.windows >= 3 && d->leak.slope > 0 &&
-		 d->leak.recent_slope > 0 && d->leak.floor_last > d->leak.floor_first + d->leak_min_rise);
+	 * fills also keeps memory per call until it is full; then its recent
+	 * calls keep nothing, and its floor flattens). The per-call evidence
+	 * grows with calls, not with windows: two windows whose floor rose by
+	 * what those calls kept are enough, and a run too short for two
+	 * windows needs enough calls keeping more than the noise in all. */
+	{
+		int floor_rose = d->leak.windows >= 2 && d->leak.slope > 0 &&
+				 (d->leak.windows < 4 || d->leak.recent_slope > 0) &&
+				 d->leak.floor_last > d->leak.floor_first + d->leak_min_rise;
+		int calls_only = 0;
+
+		for (uint32_t i = 0; i < d->nretainers && d->leak.windows < 2; i++)
+			calls_only |= d->retainers[i].calls >= RETAIN_MIN_CALLS &&
+				      d->retainers[i].retained_sum > (int64_t)d->leak_min_rise;
+		int slow = 0;
+
+		for (uint32_t i = 0; i < d->nretainers; i++)
+			slow |= d->retainers[i].slow;
+		d->holds[MF_VERDICT_LEAK] =
+			d->leak.leaking || slow || (d->nretainers > 0 && (floor_rose || calls_only));
+	}
+}
+
+/* Windows from since on: the closed ones, then the open one; &SKIP for
+ * one before since, NULL past the last. */
+static const struct mf_model_floor SKIP;
+
+static const struct mf_model_floor *window_at(const struct mf_model *f, uint32_t i,
+					      uint64_t since)
+{
+	const struct mf_model_floor *w = i < f->nfloors ? mf_model_floor_at(f, i) : &f->cur;
+
+	if (i > f->nfloors || (i == f->nfloors && !f->cur_open))
+		return NULL;
+	return w->t_s + f->window_s <= since ? &SKIP : w;
+}
+
+/* Was a scope that outgrew its kind in flight in window w: did it end
+ * there or in the next one? Then what the scopes in flight held, and the
+ * waits at the gate, were its doing: it took the room promised to the
+ * others. */
+static int oversized_near(const struct mf_diag *d, const struct mf_model *f,
+			  const struct mf_model_floor *w)
+{
+	for (uint32_t k = 0; k < d->noversized; k++)
+		if (d->big[k].t_s >= w->t_s && d->big[k].t_s < w->t_s + 2 * f->window_s)
+			return 1;
+	return 0;
+}
+
+/*
+ * The waits at the gate that say the load was too much: those of windows
+ * where the requests admitted at once while others waited, at what their
+ * kind needs (p95), or the scopes in flight at the busiest moment, held at
+ * least 30 % of the budget. Not the others:
+ *  - waits while the gate still asks its default need of a kind it has
+ *    not learned (a quarter of its line: four at once) at the start;
+ *  - waits of windows where a scope that outgrew its kind ended (in that
+ *    window or the next: it was in flight then): it took the room the
+ *    gate promised to the others, and they waited for it; the waits are
+ *    its doing, not the load's. So is a leak's floor taking the room.
+ * Without windows (a model rebuilt from a bare segment), the totals with
+ * the figures of the whole run.
+ */
+static uint64_t load_waits(const struct mf_diag *d, const struct mf_model *f,
+			   const struct mf_diag_input *in)
+{
+	const struct mf_model_floor *w;
+	uint64_t n = 0, line = d->budget / 10 * 3;
+	uint32_t seen = 0;
+
+	for (uint32_t i = 0; (w = window_at(f, i, in->since_s)) != NULL; i++) {
+		if (w == &SKIP)
+			continue;
+		seen++;
+		if (!oversized_near(d, f, w) &&
+		    (w->load >= line || (uint64_t)w->gate_full_n * d->need_p95 >= line))
+			n += w->gate_waited + w->gate_timed_out;
+	}
+	if (!seen && (d->agg_load >= line || (uint64_t)d->gate_full_n * d->need_p95 >= line))
+		n = d->gate_waited + d->gate_timed_out;
+	return n;
 }
 
 int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
@@ -410,7 +552,6 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 			d->heap_high = w->high;
 		if (w->ws_high > d->ws_high)
 			d->ws_high = w->ws_high;
-		consider_load(d, w->load, w->load_top, w->load_n, w->t_s, 0);
 		/* The heap at the working set's high was at most the window's
 		 * high: ws_high - high is a lower bound of what lay outside. */
 		if (w->ws_high)
@@ -481,18 +622,23 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 	for (uint32_t i = 0; i < m->nbig; i++)
 		if (m->big[i].t_s >= since)
 			add_candidate(d, f, m->big[i].name, m->big[i].id, m->big[i].peak,
-				      m->big[i].t_s, m->big[i].failed != 0, 0);
+				      m->big[i].t_s, m->big[i].failed != 0, 0, m->big[i].rule,
+				      m->big[i].asked, m->big[i].need);
 	for (uint32_t i = 0; i < in->ndeaths; i++)
 		if (in->deaths[i].t_s >= since)
 			for (uint32_t k = 0; k < in->deaths[i].nlisted; k++)
 				add_candidate(d, f, in->deaths[i].listed[k].name,
 					      in->deaths[i].listed[k].id, in->deaths[i].listed[k].peak,
 					      in->deaths[i].t_s, in->deaths[i].listed[k].failed > 0,
-					      death_is_bad(&in->deaths[i]));
+					      death_is_bad(&in->deaths[i]), in->deaths[i].listed[k].rule,
+					      in->deaths[i].listed[k].asked,
+					      in->deaths[i].listed[k].need);
 	if (in->have_now)
 		for (uint32_t i = 0; i < in->nin_flight; i++)
 			add_candidate(d, f, in->in_flight[i].name, in->in_flight[i].id,
-				      in->in_flight[i].peak, in->now_s, in->in_flight[i].failed > 0, 0);
+				      in->in_flight[i].peak, in->now_s, in->in_flight[i].failed > 0, 0,
+				      in->in_flight[i].rule, in->in_flight[i].asked,
+				      in->in_flight[i].need);
 	qsort(d->big, d->nbig, sizeof(d->big[0]), cmp_big);
 	for (uint32_t i = 0; i < d->nbig; i++) {
 		if (!is_oversized(&d->big[i]))
@@ -512,6 +658,17 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 	}
 	d->refused_ordinary = d->refused > refused_big ? d->refused - refused_big : 0;
 	d->holds[MF_VERDICT_OVERSIZED] = d->noversized > 0;
+	/* The busiest moment of each window, unless a scope that outgrew its
+	 * kind was in flight then: many together, none dominating, is a
+	 * question of load only without it (two oversized requests at once
+	 * among ordinary ones look like load). */
+	{
+		const struct mf_model_floor *w;
+
+		for (uint32_t i = 0; (w = window_at(f, i, since)) != NULL; i++)
+			if (w != &SKIP && !oversized_near(d, f, w))
+				consider_load(d, w->load, w->load_top, w->load_n, w->t_s, 0);
+	}
 	d->fit = d->need_p95 ? d->budget / d->need_p95 : 0;
 
 	/* Aggregate: memory ran short while many ordinary scopes held it. With
@@ -519,14 +676,20 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 	 * for it, and the gate keeps the load in flight below the budget. */
 	trouble = d->refused > 0 || died || (d->budget && d->heap_high >= d->budget / 10 * 9) ||
 		  (d->limit && d->ws_high >= d->limit / 100 * 95);
-	waits = d->gate_waited + d->gate_timed_out >= GATE_MIN_WAITS &&
-		(d->gate_waited + d->gate_timed_out) * GATE_MIN_SHARE >= d->scopes;
+	{
+		uint64_t load = load_waits(d, f, in);
+
+		waits = load >= GATE_MIN_WAITS && load * GATE_MIN_SHARE >= d->scopes;
+	}
+	/* The gate admits only what fits: under it the load in flight may
+	 * stay small (one or two large requests at once) while the others
+	 * wait. A share of the requests waiting is the load, named. */
 	d->holds[MF_VERDICT_AGGREGATE] =
 		d->budget &&
 		((trouble && (d->agg_load * 2 >= d->budget ||
 			      (d->refused_ordinary > 0 && d->agg_n >= 3 &&
 			       d->agg_load * 10 >= d->budget * 3))) ||
-		 (waits && d->agg_n >= 3 && d->agg_load * 10 >= d->budget * 3));
+		 waits);
 
 	/* Outside the heap: it is what filled the container. */
 	d->holds[MF_VERDICT_OUTSIDE] =
@@ -553,9 +716,16 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 					    (rise / b > 1 ? 1 : rise / b);
 		d->score[MF_VERDICT_OVERSIZED] = (big_death ? 30 : big_refused ? 20 : 10) +
 						 (ratio / 100 > 1 ? 1 : ratio / 100);
-		d->score[MF_VERDICT_AGGREGATE] = (died && d->agg_at_death ? 30 : trouble ? 20
-										 : waits ? 15
-											 : 10) +
+		/* Refusals of scopes that outgrew their kind are the oversized
+		 * verdict's doing, not the load's: beside them, load the gate
+		 * absorbed (waits) ranks below. */
+		int agg_trouble = d->refused_ordinary > 0 || died ||
+				  (d->budget && d->heap_high >= d->budget / 10 * 9) ||
+				  (d->limit && d->ws_high >= d->limit / 100 * 95);
+
+		d->score[MF_VERDICT_AGGREGATE] = (died && d->agg_at_death ? 30 : agg_trouble ? 20
+										     : waits ? 15
+											     : 10) +
 						 ((double)d->agg_load / b > 1 ? 1 : (double)d->agg_load / b);
 		d->score[MF_VERDICT_OUTSIDE] = (died ? 30 : 20) +
 					       ((double)d->outside / l > 1 ? 1 : (double)d->outside / l);

@@ -14,12 +14,14 @@
  *  - leak: the live heap's floor keeps rising (mf_model_leak), or scope
  *    names leave memory behind call after call while the floor rises;
  *  - oversized: scopes that needed more than the budget, or far more (4x)
- *    than the p95 of their name;
+ *    than the p95 of their name; or that were refused for outgrowing
+ *    their kind (the gate's rule, their own budget, or asking for twice
+ *    the p95 of their name), whatever the peak they were stopped at;
  *  - aggregate: memory ran short (refusals, an OOM kill, the heap at the
  *    budget) while many ordinary scopes held it together (at least half the
  *    budget, no single one half of that); or, with the admission gate,
- *    requests waited for memory while many ordinary scopes held it: the
- *    same load, turned into waits instead of failures;
+ *    a share of the requests waited for memory: the same load, turned
+ *    into waits instead of failures;
  *  - outside-heap: the container filled with memory the accounting does
  *    not see (shared memory, tmpfs, page cache that cannot be reclaimed,
  *    other processes): the cgroup's working set far above the live heap.
@@ -57,11 +59,17 @@ struct mf_diag_scope {
 	uint64_t peak;
 	int64_t net;
 	uint64_t failed;
+	/* Its first refusal (segment version 3): the rule (enum
+	 * mf_refusal_rule, 0 = none or not said), what it asked for then
+	 * (net + the allocation), its need at the gate then (0 = none). */
+	uint32_t rule;
+	uint64_t asked, need;
 };
 
 /* One post-mortem report (docs/report-format.md). */
 struct mf_diag_death {
 	uint64_t t_s;
+	int32_t sup_pid;            /* the supervisor that wrote it, 0 = not said */
 	char cause[16];             /* "oom-kill", "exit", "sigkill", "signal", "lost" */
 	uint64_t limit, usage, working_set, heap_live;
 	/* The highest working set of its timeline's last 10 seconds, and the
@@ -106,7 +114,9 @@ struct mf_diag_retainer {
 	uint64_t calls;
 	int64_t median_retained;       /* of the recent calls */
 	int64_t retained_sum;          /* over every call */
+	int64_t mean_retained;         /* retained_sum / calls */
 	uint64_t p50_peak;
+	int slow;                      /* named by its total, not its recent calls */
 };
 
 struct mf_diag_big {
@@ -118,6 +128,9 @@ struct mf_diag_big {
 	int refused;                   /* an allocation was refused in it */
 	int at_death;                  /* in flight when the program died */
 	int over_budget;
+	uint32_t rule;                 /* why it was refused (enum mf_refusal_rule) */
+	uint64_t asked, need;          /* what it asked for then, its need at the gate */
+	int outgrew;                   /* refused for outgrowing its kind */
 };
 
 struct mf_diag {
@@ -189,6 +202,12 @@ unsigned mf_diag_evidence(const struct mf_diag *d, enum mf_verdict v,
 void mf_diag_print(FILE *f, const struct mf_diag *d);
 
 /* The stable JSON document (docs/diagnose.md). */
+/* What a scope asked for (or reached, if more) over the p95 of its name;
+ * 0 when the p95 is unknown. The text and the page print this one. */
+double mf_diag_big_ratio(const struct mf_diag_big *x);
+/* Why a scope was refused, as a clause ("by the admission gate, ..."); ""
+ * when not said. */
+const char *mf_diag_rule_clause(uint32_t rule);
 json_t *mf_diag_json(const struct mf_diag *d);
 
 #endif

@@ -81,32 +81,67 @@ static void ev_leak(const struct mf_diag *d, struct lines *o)
 	for (uint32_t i = 0; i < d->nretainers; i++) {
 		const struct mf_diag_retainer *r = &d->retainers[i];
 
-		say(o, "%s keeps %s per call (median of its recent calls; its median peak is %s) over "
-		       "%llu calls: %s retained in all",
-		    r->name, SZ((uint64_t)r->median_retained, a), SZ(r->p50_peak, b),
-		    (unsigned long long)r->calls,
-		    SZ(r->retained_sum > 0 ? (uint64_t)r->retained_sum : 0, c));
+		if (r->slow)
+			say(o, "%s keeps %s per call (the mean over its calls: less than one call's "
+			       "noise, but it adds up; its median peak is %s) over %llu calls: %s "
+			       "retained in all",
+			    r->name, SZ((uint64_t)r->mean_retained, a), SZ(r->p50_peak, b),
+			    (unsigned long long)r->calls, SZ((uint64_t)r->retained_sum, c));
+		else
+			say(o, "%s keeps %s per call (median of its recent calls; its median peak is "
+			       "%s) over %llu calls: %s retained in all",
+			    r->name, SZ((uint64_t)r->median_retained, a), SZ(r->p50_peak, b),
+			    (unsigned long long)r->calls,
+			    SZ(r->retained_sum > 0 ? (uint64_t)r->retained_sum : 0, c));
 	}
 	if (d->nretainers == 0)
 		say(o, "no scope name keeps memory per call: the growth is outside named scopes "
 		       "(module state, caches, threads) — a profile's live view shows where");
 }
 
+double mf_diag_big_ratio(const struct mf_diag_big *x)
+{
+	return x->p95 ? (double)(x->asked > x->peak ? x->asked : x->peak) / (double)x->p95 : 0.0;
+}
+
+const char *mf_diag_rule_clause(uint32_t rule)
+{
+	switch (rule) {
+	case MF_RULE_BUDGET: return "at its own budget";
+	case MF_RULE_GATE: return "by the admission gate, past its need while the memory was "
+				  "promised to others";
+	case MF_RULE_PRESSURE: return "under memory pressure, as the largest in flight";
+	case MF_RULE_HEAP: return "at the process heap limit";
+	case MF_RULE_ALLOC: return "by the allocator (the process rlimit)";
+	case MF_RULE_CONTAINER: return "at the container's line";
+	case MF_RULE_FAULT: return "by fault injection";
+	default: return "";
+	}
+}
+
 static void ev_oversized(const struct mf_diag *d, struct lines *o)
 {
-	char a[32], b[32], c[32], t[32];
+	char a[32], b[32], c[32], e[32], t[32];
 
 	for (uint32_t i = 0; i < d->noversized && o->n + 2 < o->max; i++) {
 		const struct mf_diag_big *x = &d->big[i];
-		char ratio[48] = "";
+		char ratio[48] = "", why[200] = "";
 
-		if (x->p95)
-			snprintf(ratio, sizeof(ratio), ", %.0fx the p95 of its name",
-				 (double)x->peak / (double)x->p95);
-		say(o, "%s id %s at %s: %s %s%s (typical of its name: p50 %s, p95 %s)%s%s",
+		if (x->p95) {
+			double r = mf_diag_big_ratio(x);
+
+			snprintf(ratio, sizeof(ratio), ", %.*fx the p95 of its name", r < 10 ? 1 : 0, r);
+		}
+		if (x->rule && x->need)
+			snprintf(why, sizeof(why), "; refused %s (its need %s), asking for %s",
+				 mf_diag_rule_clause(x->rule), SZ(x->need, e), SZ(x->asked, a));
+		else if (x->rule)
+			snprintf(why, sizeof(why), "; refused %s, asking for %s", mf_diag_rule_clause(x->rule),
+				 SZ(x->asked, a));
+		say(o, "%s id %s at %s: %s %s%s (typical of its name: p50 %s, p95 %s)%s%s%s",
 		    x->name, x->id[0] ? x->id : "-", clock_of(x->t_s, t, sizeof(t)),
-		    x->refused ? "refused after reaching" : "needed", SZ(x->peak, a), ratio,
-		    SZ(x->p50, b), SZ(x->p95, c), x->over_budget ? "; more than the whole budget" : "",
+		    x->refused ? "refused after reaching" : "needed", SZ(x->peak, c), ratio, SZ(x->p50, b),
+		    SZ(x->p95, e), why, x->over_budget ? "; more than the whole budget" : "",
 		    x->at_death ? "; in flight when the program died" : "");
 	}
 	if (d->refused_ordinary)
@@ -138,7 +173,7 @@ static void ev_gate(const struct mf_diag *d, struct lines *o)
 	    wait_ms(d->gate_p99_ms, b, sizeof(b)), (unsigned long long)d->gate_timed_out);
 	if (d->gate_full_n)
 		say(o, "while requests waited, %u were admitted at once (up to %u waiting, at %s): "
-		       "the memory left for requests runs out at about %u in flight",
+		       "the room the gate has for requests holds about %u of them",
 		    d->gate_full_n, d->gate_queue_max, clock_of(d->gate_queue_t_s, t, sizeof(t)),
 		    d->gate_full_n);
 	if (d->gate_now)
@@ -156,7 +191,17 @@ static void ev_aggregate(const struct mf_diag *d, struct lines *o)
 		    clock_of(d->agg_t_s, t, sizeof(t)), d->agg_n,
 		    d->agg_at_death ? " when the program died" : "", SZ(d->agg_load, a),
 		    pct(d->agg_load, d->budget), SZ(d->budget, b), SZ(d->agg_top, c));
-	if (d->need_p95)
+	/* Under the gate, what it admitted at once is what fitted: the
+	 * budget's quotient ignores what the program holds besides requests
+	 * (and the gate's own line), and would contradict it. */
+	if (d->need_p95 && d->gate_full_n && d->gate_full_n < d->fit)
+		say(o, "a typical scope needs %s (p95; p50 %s): the budget alone would hold about "
+		       "%llu, but with what the program holds besides requests the gate fitted "
+		       "about %u at once; cap the workers or concurrency near %u, or give the "
+		       "container more memory",
+		    SZ(d->need_p95, a), SZ(d->need_p50, b), (unsigned long long)d->fit,
+		    d->gate_full_n, d->gate_full_n);
+	else if (d->need_p95)
 		say(o, "a typical scope needs %s (p95; p50 %s): the budget holds about %llu at once — "
 		       "more concurrent requests than that run out of memory; cap the workers or "
 		       "concurrency near %llu, or give the container more memory",
@@ -270,10 +315,12 @@ static json_t *summary(const struct mf_diag *d, enum mf_verdict v)
 
 static json_t *big_json(const struct mf_diag_big *x)
 {
-	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:b,s:b}", "name", x->name, "id", x->id,
-			 "peak", (json_int_t)x->peak, "p50", (json_int_t)x->p50, "p95",
+	return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:b,s:b,s:b,s:s,s:I,s:I,s:b}", "name", x->name,
+			 "id", x->id, "peak", (json_int_t)x->peak, "p50", (json_int_t)x->p50, "p95",
 			 (json_int_t)x->p95, "t", (json_int_t)x->t_s, "refused", x->refused,
-			 "at_death", x->at_death, "over_budget", x->over_budget);
+			 "at_death", x->at_death, "over_budget", x->over_budget, "rule",
+			 mf_model_rule_name(x->rule), "asked", (json_int_t)x->asked, "need",
+			 (json_int_t)x->need, "outgrew", x->outgrew);
 }
 
 json_t *mf_diag_json(const struct mf_diag *d)
@@ -294,11 +341,12 @@ json_t *mf_diag_json(const struct mf_diag *d)
 			for (uint32_t k = 0; k < d->nretainers; k++) {
 				const struct mf_diag_retainer *r = &d->retainers[k];
 				json_array_append_new(
-					a, json_pack("{s:s,s:I,s:I,s:I,s:I}", "name", r->name, "calls",
-						     (json_int_t)r->calls, "median_retained",
+					a, json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:b}", "name", r->name,
+						     "calls", (json_int_t)r->calls, "median_retained",
 						     (json_int_t)r->median_retained, "retained_total",
 						     (json_int_t)r->retained_sum, "p50_peak",
-						     (json_int_t)r->p50_peak));
+						     (json_int_t)r->p50_peak, "mean_retained",
+						     (json_int_t)r->mean_retained, "slow", r->slow));
 			}
 			json_object_set_new(o, "names", a);
 			json_object_set_new(o, "floor",

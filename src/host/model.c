@@ -97,13 +97,25 @@ static void copy_name(char *dst, const char *src)
 	dst[n] = '\0';
 }
 
-/* Keep the MF_MODEL_BIG largest candidates, largest first. */
+/* A candidate refused by a rule that says it outgrew its kind (the gate's,
+ * its own budget) ranks before the others: it was stopped early, and its
+ * peak may be smaller than that of ordinary scopes refused under load. */
+static int big_rank(uint32_t rule)
+{
+	return rule == MF_RULE_GATE || rule == MF_RULE_BUDGET;
+}
+
+/* Keep the MF_MODEL_BIG strongest candidates: by rank, then largest peak
+ * first. */
 static void big_add(struct mf_model *m, const char *name, const char *id, uint64_t peak,
-		    int64_t net, int failed, uint64_t t_s, uint64_t typical)
+		    int64_t net, int failed, uint64_t t_s, uint64_t typical,
+		    const struct mf_model_why *why)
 {
 	uint32_t at = m->nbig;
+	int rank = big_rank(why ? why->rule : 0);
 
-	while (at > 0 && m->big[at - 1].peak < peak)
+	while (at > 0 && (big_rank(m->big[at - 1].rule) < rank ||
+			  (big_rank(m->big[at - 1].rule) == rank && m->big[at - 1].peak < peak)))
 		at--;
 	if (at >= MF_MODEL_BIG)
 		return;
@@ -118,10 +130,36 @@ static void big_add(struct mf_model *m, const char *name, const char *id, uint64
 	b->t_s = t_s;
 	b->failed = failed != 0;
 	b->typical = typical;
+	b->rule = why ? why->rule : 0;
+	b->asked = why ? why->asked : 0;
+	b->need = why ? why->need : 0;
+}
+
+static const char *const rule_names[MF_RULE_N] = {
+	"", "budget", "gate", "pressure", "heap-limit", "allocator", "container", "fault",
+};
+
+const char *mf_model_rule_name(uint32_t rule)
+{
+	return rule < MF_RULE_N ? rule_names[rule] : "";
+}
+
+uint32_t mf_model_rule_of(const char *name)
+{
+	for (uint32_t r = 1; name && r < MF_RULE_N; r++)
+		if (strcmp(name, rule_names[r]) == 0)
+			return r;
+	return 0;
 }
 
 void mf_model_scope(struct mf_model *m, const char *name, const char *id, uint64_t peak,
 		    int64_t net, int failed, uint64_t t_s)
+{
+	mf_model_scope_why(m, name, id, peak, net, failed, t_s, NULL);
+}
+
+void mf_model_scope_why(struct mf_model *m, const char *name, const char *id, uint64_t peak,
+			int64_t net, int failed, uint64_t t_s, const struct mf_model_why *why)
 {
 	struct mf_model_name *n = name_get(m, name && *name ? name : "(unnamed)");
 	uint64_t typical;
@@ -136,7 +174,7 @@ void mf_model_scope(struct mf_model *m, const char *name, const char *id, uint64
 	 * oversized requests does not hide itself by raising the p95. */
 	typical = n->peak.count >= 8 ? mf_dist_quantile(&n->peak, 0.95) : 0;
 	if (failed || (typical && peak >= 2 * typical && peak >= 64 * 1024))
-		big_add(m, n->name, id, peak, net, failed, t_s, typical);
+		big_add(m, n->name, id, peak, net, failed, t_s, typical, failed ? why : NULL);
 	if (n->count == 0)
 		n->first_s = t_s;
 	n->last_s = t_s;
@@ -150,10 +188,14 @@ void mf_model_scope(struct mf_model *m, const char *name, const char *id, uint64
 		mf_dist_add(&n->peak, peak);
 	mf_dist_add(&n->retained, net > 0 ? (uint64_t)net : 0);
 	n->retained_sum += net;
-	n->recent[n->recent_pos] = net;
-	n->recent_pos = (n->recent_pos + 1) % MF_MODEL_RECENT;
-	if (n->nrecent < MF_MODEL_RECENT)
-		n->nrecent++;
+	/* A refused call freed what it had: with many refusals, their zeros
+	 * would make the median of a leaking name 0. */
+	if (!failed) {
+		n->recent[n->recent_pos] = net;
+		n->recent_pos = (n->recent_pos + 1) % MF_MODEL_RECENT;
+		if (n->nrecent < MF_MODEL_RECENT)
+			n->nrecent++;
+	}
 	if (peak >= n->max_peak) {
 		n->max_peak = peak;
 		n->max_at_s = t_s;

@@ -118,6 +118,13 @@ struct mf_model_big {
 	uint64_t t_s;
 	uint32_t failed;
 	uint64_t typical;          /* p95 of its name when it ended (0 = unknown) */
+	/* Why it was refused (segment version 3): the rule (enum
+	 * mf_refusal_rule, 0 = not refused or not said), what it asked for
+	 * (its net bytes then plus the allocation refused) and its need at
+	 * the admission gate then (0 = none). */
+	uint32_t rule;
+	uint64_t asked;
+	uint64_t need;
 };
 
 /* What happened to the program, for a timeline: refusals are recorded by
@@ -176,6 +183,23 @@ void mf_model_init(struct mf_model *m, uint64_t window_s);
 void mf_model_scope(struct mf_model *m, const char *name, const char *id, uint64_t peak,
 		    int64_t net, int failed, uint64_t t_s);
 
+/* Why a scope was refused, as the shim recorded its first refusal. */
+struct mf_model_why {
+	uint32_t rule;             /* enum mf_refusal_rule */
+	uint64_t asked;            /* its net bytes then + the bytes asked for */
+	uint64_t need;             /* its need at the gate then, 0 = none */
+};
+
+/* mf_model_scope with the reason of the refusal (why NULL: not said). */
+void mf_model_scope_why(struct mf_model *m, const char *name, const char *id, uint64_t peak,
+			int64_t net, int failed, uint64_t t_s, const struct mf_model_why *why);
+
+/* "budget", "gate", "pressure", "heap-limit", "allocator", "container",
+ * "fault"; "" for none. */
+const char *mf_model_rule_name(uint32_t rule);
+/* The rule of a name from mf_model_rule_name, 0 when unknown. */
+uint32_t mf_model_rule_of(const char *name);
+
 /* One sample of the process (all processes of the program): live heap
  * bytes and scopes in flight, at unix second t_s. */
 void mf_model_heap(struct mf_model *m, uint64_t t_s, uint64_t live, uint32_t in_flight);
@@ -229,12 +253,14 @@ const struct mf_model_name *mf_model_find(const struct mf_model *m, const char *
 uint64_t mf_model_need(const struct mf_model *m, const char *name, double q,
 		       uint64_t min_count);
 
-/* Median of the recent retained bytes of a name (signed; 0 when none). */
+/* Median of the recent retained bytes of a name (signed; 0 when none).
+ * Refused scopes are not among them: one stopped by a refusal freed what
+ * it had and says nothing of what a call keeps. */
 int64_t mf_model_recent_retained(const struct mf_model_name *n);
 
 /* Does this name leave memory behind call after call? At least 16 recent
- * calls whose median retained bytes pass max(min_bytes, 1 % of the median
- * peak). */
+ * calls that were not refused, whose median retained bytes pass
+ * max(min_bytes, 1 % of the median peak). */
 int mf_model_name_retains(const struct mf_model_name *n, uint64_t min_bytes);
 
 struct mf_leak {

@@ -13,7 +13,8 @@
  *                ws_high, floor_load, gate_waited, gate_timed_out,
  *                gate_queue, gate_full_n], ...],
  *    "big": [{"name": .., "id": .., "peak": .., "net": .., "t_s": ..,
- *             "failed": false, "typical": ..}],
+ *             "failed": false, "typical": .., "rule": "gate", "asked": ..,
+ *             "need": ..}],
  *    "events": [{"t_s": .., "kind": "refused", "count": 3, "bytes": ..,
  *                "name": .., "id": ..}],
  *    "event_totals": {"refused": 3, "oom-kill": 0, ...},
@@ -22,8 +23,8 @@
  * Buckets are written sparse (index, count). A reader refuses another
  * version and anything malformed, with the reason; it never trusts sizes.
  * Fields added since version 1 first came out (the last eight of a floor,
- * "big", "events", "event_totals", "gate") may be absent: they read as
- * zero.
+ * "big", "events", "event_totals", "gate", a big one's "rule", "asked" and
+ * "need") may be absent: they read as zero.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -96,11 +97,13 @@ json_t *mf_model_json(const struct mf_model *m)
 	json_t *big = json_array(), *events = json_array(), *totals = json_object();
 	for (uint32_t i = 0; i < m->nbig; i++) {
 		const struct mf_model_big *b = &m->big[i];
-		json_array_append_new(big, json_pack("{sssssIsIsIsbsI}", "name", b->name, "id", b->id,
-						     "peak", (json_int_t)b->peak, "net",
+		json_array_append_new(big, json_pack("{sssssIsIsIsbsIsssIsI}", "name", b->name, "id",
+						     b->id, "peak", (json_int_t)b->peak, "net",
 						     (json_int_t)b->net, "t_s", (json_int_t)b->t_s,
 						     "failed", (int)b->failed, "typical",
-						     (json_int_t)b->typical));
+						     (json_int_t)b->typical, "rule",
+						     mf_model_rule_name(b->rule), "asked",
+						     (json_int_t)b->asked, "need", (json_int_t)b->need));
 	}
 	for (uint32_t i = 0; i < m->nevents; i++) {
 		const struct mf_model_event *e = mf_model_event_at(m, i);
@@ -266,6 +269,13 @@ int mf_model_from_json(json_t *j, struct mf_model *m, char *err, size_t errlen)
 		snprintf(b->id, sizeof(b->id), "%s", id ? id : "");
 		b->net = json_integer_value(net);
 		b->failed = json_is_true(json_object_get(e, "failed"));
+		/* Absent in models written before refusals said why. */
+		b->rule = mf_model_rule_of(json_string_value(json_object_get(e, "rule")));
+		if (json_object_get(e, "asked") &&
+		    (u64_of(e, "asked", &b->asked) || u64_of(e, "need", &b->need))) {
+			snprintf(err, errlen, "malformed model: big[%zu]", i);
+			return -1;
+		}
 		m->nbig++;
 	}
 	json_array_foreach(json_object_get(j, "events"), i, e) {

@@ -109,7 +109,10 @@ int mf_segread_open(struct mf_segread *r, const char *path, int writable)
 		goto fail;
 	}
 	if (mf_seg_validate(r->mem, r->len) != 0) {
-		err = MF_SEGREAD_EFORMAT;
+		const struct mf_seg_header *h = r->mem;
+
+		err = h->magic == MF_SEG_MAGIC && h->version != MF_SEG_VERSION ? MF_SEGREAD_EVERSION
+									       : MF_SEGREAD_EFORMAT;
 		goto fail;
 	}
 	r->hdr = r->mem;
@@ -446,6 +449,9 @@ const char *mf_segread_strerror(int err)
 {
 	if (err == MF_SEGREAD_EFORMAT)
 		return "not a memfence stats segment of this version";
+	if (err == MF_SEGREAD_EVERSION)
+		return "a stats segment of another memfence version: read it with the memfence that "
+		       "wrote it";
 	if (err == -ENOENT)
 		return "no such segment file";
 	return strerror(-err);

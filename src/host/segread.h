@@ -25,7 +25,8 @@
 #include "base/segment.h"
 
 /* Extra error codes, beyond errno values (all negative). */
-#define MF_SEGREAD_EFORMAT (-10000) /* not a segment, wrong version, truncated */
+#define MF_SEGREAD_EFORMAT (-10000) /* not a segment, truncated */
+#define MF_SEGREAD_EVERSION (-10001) /* a segment of another layout version */
 
 struct mf_segread {
 	int fd;

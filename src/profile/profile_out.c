@@ -199,13 +199,25 @@ static void xml(FILE *o, const char *s)
 
 #define SVG_W 1200.0
 #define ROW 17
+/*
+ * Frames narrower than this share of the width are drawn as one box per
+ * parent ("N smaller"), not followed further: deep stacks of small sites
+ * (thread start-up, imports) otherwise set the graph's height, and the wide
+ * stacks that hold the memory sit at the bottom of a mostly empty picture.
+ */
+#define SVG_MIN_SHARE 0.01
 
-static int depth_max(const struct tree *t, int i)
+static int narrow(const struct tree *t, int c, double total)
+{
+	return !(t->n[c].value >= total * SVG_MIN_SHARE);
+}
+
+static int depth_max(const struct tree *t, int i, double total)
 {
 	int d = 0;
 
 	for (int c = t->n[i].child; c >= 0; c = t->n[c].next) {
-		int k = depth_max(t, c);
+		int k = narrow(t, c, total) ? 1 : depth_max(t, c, total);
 		if (k > d)
 			d = k;
 	}
@@ -248,9 +260,27 @@ static void svg_node(const struct mf_profile *p, const struct tree *t, int i, do
 		}
 		fputs("</g>\n", o);
 	}
+	double small = 0;
+	int nsmall = 0;
+
 	for (int c = nd->child; c >= 0; c = t->n[c].next) {
+		if (narrow(t, c, total)) {
+			small += t->n[c].value;
+			nsmall++;
+			continue;
+		}
 		svg_node(p, t, c, x, depth + 1, height, total, o);
 		x += t->n[c].value / total * (SVG_W - 20);
+	}
+	w = small / total * (SVG_W - 20);
+	if (nsmall && isfinite(w) && w >= 0.1 && w <= SVG_W) {
+		int y = height - (depth + 1) * ROW - 30;
+
+		fprintf(o, "<g><title>%d smaller frame(s), each under %.0f%% (%s, %.2f%%)</title>"
+			   "<rect x=\"%.1f\" y=\"%d\" width=\"%.1f\" height=\"%d\" fill=\"#d8d8d0\" "
+			   "rx=\"2\"/></g>\n",
+			nsmall, 100 * SVG_MIN_SHARE, hsize(small, b, sizeof(b)), 100 * small / total, x, y,
+			w, ROW - 1);
 	}
 }
 
@@ -279,7 +309,7 @@ static int write_svg(const struct mf_profile *p, enum mf_prof_view v, const char
 			cur = c;
 		}
 	}
-	height = depth_max(&t, root) * ROW + 60;
+	height = depth_max(&t, root, t.n[root].value) * ROW + 60;
 	fprintf(o, "<?xml version=\"1.0\" standalone=\"no\"?>\n"
 		   "<svg version=\"1.1\" width=\"%.0f\" height=\"%d\" viewBox=\"0 0 %.0f %d\" "
 		   "xmlns=\"http://www.w3.org/2000/svg\" font-family=\"monospace\" font-size=\"12\">\n"

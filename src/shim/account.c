@@ -268,14 +268,35 @@ void mf_count_post(struct mf_thread *t)
 
 void mf_count_fail(struct mf_thread *t, int cause)
 {
+	static const uint32_t rule_of[MF_FAIL_NCAUSES] = {
+		[MF_FAIL_ALLOC] = MF_RULE_ALLOC,         [MF_FAIL_BUDGET] = MF_RULE_BUDGET,
+		[MF_FAIL_HEAP] = MF_RULE_HEAP,           [MF_FAIL_CONTAINER] = MF_RULE_CONTAINER,
+		[MF_FAIL_FAULT] = MF_RULE_FAULT,
+	};
+
+	mf_count_refusal(t, cause, rule_of[cause], 0);
+}
+
+void mf_count_refusal(struct mf_thread *t, int cause, uint32_t rule, uint64_t size)
+{
 	if (mf_slot != NULL)
 		__atomic_fetch_add(&mf_slot->failed[cause], 1, __ATOMIC_RELAXED);
 	if (t == NULL || t->busy)
 		return;
 	mf_busy_enter(t);
 	for (int i = 0; i < t->depth; i++) {
-		t->scopes[i].fig.failed++;
-		t->scopes[i].calls++;
+		struct mf_scope *s = &t->scopes[i];
+
+		s->fig.failed++;
+		s->calls++;
+		/* The first refusal says why the scope stopped: the later ones
+		 * follow from it (a caller that retries smaller, say). */
+		if (s->fig.refused_rule == MF_RULE_NONE) {
+			s->fig.refused_rule = rule;
+			s->fig.refused_size = size;
+			s->fig.refused_net = s->fig.net > 0 ? (uint64_t)s->fig.net : 0;
+			s->fig.refused_need = s->gate_need;
+		}
 	}
 	/* Readers should see a refusal promptly: publish now. */
 	for (int i = 0; i < t->depth; i++)

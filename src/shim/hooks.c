@@ -329,24 +329,35 @@ static void failed(struct mf_thread *t, int cause)
 	mf_prof_on_fail();
 }
 
+/* A refusal by the policy, with its rule and the bytes asked for. */
+static void refused(struct mf_thread *t, int cause, uint32_t rule, uint64_t size)
+{
+	mf_count_refusal(t, cause, rule ? rule : mf_admit_rule(t, cause, size), size);
+	mf_prof_on_fail();
+}
+
 /* mf_admit_pre, and a large allocation of a scope far past the need the
- * gate admitted it with is refused like the pressure policy's (gate.c). */
-static inline int decide_pre(struct mf_thread *t, uint64_t req)
+ * gate admitted it with is refused like the pressure policy's (gate.c);
+ * *rule then names the gate. */
+static inline int decide_pre(struct mf_thread *t, uint64_t req, uint32_t *rule)
 {
 	int cause = mf_admit_pre(t, req);
 
-	if (cause == 0 && req >= MF_LARGE && MF_UNLIKELY(mf_gate_refuse(t, req)))
+	if (cause == 0 && req >= MF_LARGE && MF_UNLIKELY(mf_gate_refuse(t, req))) {
 		cause = MF_FAIL_BUDGET;
+		*rule = MF_RULE_GATE;
+	}
 	return cause;
 }
 
 /* decide_pre and mf_admit_post, with a refusal counted. */
 static inline int admit_pre(struct mf_thread *t, uint64_t req)
 {
-	int cause = decide_pre(t, req);
+	uint32_t rule = MF_RULE_NONE;
+	int cause = decide_pre(t, req, &rule);
 
 	if (MF_UNLIKELY(cause != 0))
-		failed(t, cause);
+		refused(t, cause, rule, req);
 	return cause;
 }
 
@@ -355,7 +366,7 @@ static inline int admit_post(struct mf_thread *t, uint64_t u)
 	int cause = mf_admit_post(t, u);
 
 	if (MF_UNLIKELY(cause != 0))
-		failed(t, cause);
+		refused(t, cause, MF_RULE_NONE, u);
 	return cause;
 }
 
@@ -409,12 +420,15 @@ static inline int own_big(const void *p)
  */
 static int big_refuse_pre(struct mf_thread *t, uint64_t req)
 {
-	int cause = decide_pre(t, req);
+	uint32_t rule = MF_RULE_NONE;
+	int cause = decide_pre(t, req, &rule);
 
-	if (MF_UNLIKELY(cause != 0) && cause != MF_FAIL_FAULT && mf_big_release() != 0)
-		cause = decide_pre(t, req);
+	if (MF_UNLIKELY(cause != 0) && cause != MF_FAIL_FAULT && mf_big_release() != 0) {
+		rule = MF_RULE_NONE;
+		cause = decide_pre(t, req, &rule);
+	}
 	if (MF_UNLIKELY(cause != 0)) {
-		failed(t, cause);
+		refused(t, cause, rule, req);
 		errno = ENOMEM;
 		return 1;
 	}

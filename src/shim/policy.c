@@ -349,6 +349,26 @@ int mf_admit_post(struct mf_thread *t, uint64_t u)
 	return 0;
 }
 
+uint32_t mf_admit_rule(const struct mf_thread *t, int cause, uint64_t req)
+{
+	switch (cause) {
+	case MF_FAIL_FAULT:
+		return MF_RULE_FAULT;
+	case MF_FAIL_HEAP:
+		return MF_RULE_HEAP;
+	case MF_FAIL_CONTAINER:
+		return MF_RULE_CONTAINER;
+	case MF_FAIL_BUDGET:
+		/* The scope's own budget is asked first; else it was the
+		 * pressure policy's budget. */
+		return t != NULL && t->nbudget != 0 && (req > INT64_MAX || over_budget(t, req))
+			       ? MF_RULE_BUDGET
+			       : MF_RULE_PRESSURE;
+	default:
+		return MF_RULE_ALLOC;
+	}
+}
+
 void mf_admit_undo(struct mf_thread *t, uint64_t u)
 {
 	if (mf_cfg.heap_limit != 0)

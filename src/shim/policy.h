@@ -50,6 +50,10 @@ int mf_admit_pre(struct mf_thread *t, uint64_t req) MF_HIDDEN;
  * realloc): exact budget check, heap-limit credit taken. 0, or the cause;
  * the caller undoes the allocation on refusal. */
 int mf_admit_post(struct mf_thread *t, uint64_t u) MF_HIDDEN;
+/* The rule (enum mf_refusal_rule) behind a cause mf_admit_pre or
+ * mf_admit_post returned for req bytes: asked again on the refusal's path
+ * only, so that admission itself stays as it is. */
+uint32_t mf_admit_rule(const struct mf_thread *t, int cause, uint64_t req) MF_HIDDEN;
 /* Give back what mf_admit_post took for an allocation that then failed or
  * was undone. */
 void mf_admit_undo(struct mf_thread *t, uint64_t u) MF_HIDDEN;

@@ -76,6 +76,9 @@ void mf_account_exit(void) MF_HIDDEN;
 
 /* Record a failed allocation (cause MF_FAIL_ALLOC etc.). */
 void mf_count_fail(struct mf_thread *t, int cause) MF_HIDDEN;
+/* The same, with the rule that refused it (enum mf_refusal_rule) and the
+ * bytes asked for, kept in each open scope of t (its first refusal). */
+void mf_count_refusal(struct mf_thread *t, int cause, uint32_t rule, uint64_t size) MF_HIDDEN;
 /* Count add bytes allocated and sub freed, with the call counts. */
 void mf_count(struct mf_thread *t, uint64_t add, uint64_t sub, unsigned acall,
 	      unsigned fcall) MF_HIDDEN;

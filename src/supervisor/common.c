@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "host/model.h"
 #include "supervisor/sup.h"
 
 static const char *const cause_names[SUP_CAUSE_NCAUSES] = {
@@ -50,12 +51,14 @@ json_t *sup_scope_json(const struct sup_scope *s, uint64_t now_ns)
 
 	sup_clean(name, sizeof(name), s->name);
 	sup_clean(id, sizeof(id), s->id);
-	return json_pack("{s:i,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f}", "pid", (int)s->pid,
-			 "tid", (int)s->tid, "name", name, "id", id, "allocated",
+	return json_pack("{s:i,s:i,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:f,s:s,s:I,s:I}", "pid",
+			 (int)s->pid, "tid", (int)s->tid, "name", name, "id", id, "allocated",
 			 (json_int_t)s->allocated, "freed", (json_int_t)s->freed, "net",
 			 (json_int_t)s->net, "peak", (json_int_t)s->peak, "budget",
 			 (json_int_t)s->budget, "failed", (json_int_t)s->failed, "age_s",
-			 now_ns > s->start_ns && s->start_ns ? (double)(now_ns - s->start_ns) / 1e9 : 0.0);
+			 now_ns > s->start_ns && s->start_ns ? (double)(now_ns - s->start_ns) / 1e9 : 0.0,
+			 "refused_by", mf_model_rule_name(s->refused_rule), "asked",
+			 (json_int_t)s->refused_asked, "need", (json_int_t)s->refused_need);
 }
 
 uint64_t sup_now_ms(void)

@@ -40,6 +40,9 @@ static struct sup_model {
 	char report_dir[MF_PATH_MAX];
 	char state_dir[MF_PATH_MAX];
 	uint64_t last_save_s;
+	/* Ring records from this index on are not in the model yet: a live
+	 * diagnosis adds them from the segment (the model lags a save). */
+	uint64_t ring_next;
 	/* Counters of the state at the previous sample, to see events. */
 	uint64_t oom_kill, restarts, ended;
 	uint64_t working_set;
@@ -97,13 +100,18 @@ void sup_model_start(struct sup_state *st, const char *state_dir, const char *re
 void sup_model_record(const struct sup_record *r)
 {
 	char name[MF_SEG_NAME_LEN], id[MF_SEG_NAME_LEN];
+	struct mf_model_why why = {
+		.rule = r->refused_rule, .asked = r->refused_asked, .need = r->refused_need};
 
 	if (!SM.on)
 		return;
 	/* Names and ids come from programs: keep them valid in JSON. */
 	sup_clean(name, sizeof(name), r->name);
 	sup_clean(id, sizeof(id), r->id);
-	mf_model_scope(&SM.m, name, id, r->peak, r->net, r->failed, r->end_ns / 1000000000u);
+	mf_model_scope_why(&SM.m, name, id, r->peak, r->net, r->failed, r->end_ns / 1000000000u,
+			   &why);
+	if (r->index + 1 > SM.ring_next)
+		SM.ring_next = r->index + 1;
 }
 
 uint64_t sup_model_need(const char *name, double q, uint64_t min_count)
@@ -307,12 +315,13 @@ void sup_model_save(struct sup_state *st, int force)
 		return;
 	json_object_set_new(
 		j, "run",
-		json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:i,s:i,s:I,s:I,s:b}", "limit",
+		json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:i,s:i,s:I,s:I,s:b,s:I}", "limit",
 			  (json_int_t)st->limit, "budget", (json_int_t)st->budget, "reserve",
 			  (json_int_t)st->reserve, "segment", st->segment, "report_dir",
 			  SM.report_dir, "state_dir", SM.state_dir, "supervisor_pid", (int)st->sup_pid,
 			  "program_pid", (int)st->child_pid, "started", (json_int_t)st->started_s,
-			  "saved", (json_int_t)st->now_s, "program_up", st->child_up));
+			  "saved", (json_int_t)st->now_s, "program_up", st->child_up, "ring_next",
+			  (json_int_t)SM.ring_next));
 	err = j ? sup_write_atomic(j, SM.path) : -ENOMEM;
 	json_decref(j);
 	if (err) {

@@ -109,6 +109,9 @@ static void add_scopes(struct sup_state *st, pid_t pid, const struct mf_seg_scop
 		d->peak = sc[j].peak;
 		d->budget = sc[j].budget;
 		d->failed = sc[j].failed;
+		d->refused_rule = sc[j].refused_rule < MF_RULE_N ? sc[j].refused_rule : 0;
+		d->refused_asked = sc[j].refused_net + sc[j].refused_size;
+		d->refused_need = sc[j].refused_need;
 		memcpy(d->name, sc[j].name, sizeof(d->name));
 		memcpy(d->id, sc[j].id, sizeof(d->id));
 	}
@@ -132,6 +135,10 @@ static void read_ring(struct sup_seg *s, sup_record_fn fn, void *ctx)
 			out.peak = rec[i].peak;
 			out.net = rec[i].net;
 			out.failed = rec[i].failed > 0 || rec[i].outcome != MEMFENCE_OUTCOME_OK;
+			out.refused_rule = rec[i].refused_rule < MF_RULE_N ? rec[i].refused_rule : 0;
+			out.refused_asked = rec[i].refused_net + rec[i].refused_size;
+			out.refused_need = rec[i].refused_need;
+			out.index = rec[i].index;
 			memcpy(out.name, rec[i].name, sizeof(out.name));
 			memcpy(out.id, rec[i].id, sizeof(out.id));
 			if (fn)

@@ -114,6 +114,9 @@ struct sup_scope {
 	uint64_t start_ns;           /* CLOCK_REALTIME */
 	uint64_t allocated, freed, peak, budget, failed;
 	int64_t net;
+	/* Its first refusal, as struct sup_record's. */
+	uint32_t refused_rule;
+	uint64_t refused_asked, refused_need;
 	char name[MF_SEG_NAME_LEN];
 	char id[MF_SEG_NAME_LEN];
 };
@@ -182,6 +185,11 @@ struct sup_record {
 	uint64_t peak;
 	int64_t net;
 	int failed;
+	/* The first refusal: its rule (enum mf_refusal_rule), what the scope
+	 * asked for then (net + the allocation), its need at the gate. */
+	uint32_t refused_rule;
+	uint64_t refused_asked, refused_need;
+	uint64_t index;              /* its position in the segment's ring */
 	char name[MF_SEG_NAME_LEN];
 	char id[MF_SEG_NAME_LEN];
 };

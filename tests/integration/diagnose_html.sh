@@ -17,6 +17,25 @@ diag_expect "after the run" oversized
 diag_text_html "$STATE"
 grep -q 'memfence heap profile' "$DIAG_PAGE" || fail "the page has no flame graph"
 grep -q 'id="timeline"' "$DIAG_PAGE" || fail "the page has no timeline"
+# The page agrees with the verdict: as many rows called oversized as the
+# verdict names, and each refused one says by what rule.
+expect_eq "oversized rows" "$(diag_get 'len(d["evidence"]["oversized"]["scopes"])')" \
+	"$(grep -o '<td><b>oversized</b></td>' "$DIAG_PAGE" | wc -l)"
+grep -q 'refused by the admission gate\|refused at its own budget\|refused under memory pressure' "$DIAG_PAGE" ||
+	fail "the table does not say what refused the requests"
+# The flame graph holds no tower of frames too narrow to read above the
+# wide stacks (that made the picture mostly empty): every frame drawn on
+# its own is at least 1 % of the width; the smaller ones share one box.
+$PY - "$DIAG_PAGE" <<'PY' || fail "the flame graph draws frames under 1 % of its width"
+import re, sys
+page = open(sys.argv[1]).read()
+svg = page[page.index("memfence heap profile"):]
+svg = svg[:svg.index("</svg>")]
+narrow = [w for w, fill in re.findall(r'<rect x="[^"]*" y="[^"]*" width="([0-9.]+)" height="[0-9]+" fill="([^"]+)"', svg)
+          if fill != "#d8d8d0" and float(w) < 11.7]
+print("frames under 1 %%: %d" % len(narrow))
+sys.exit(1 if narrow else 0)
+PY
 
 chrome() {
 	timeout 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \

@@ -9,20 +9,64 @@ $PY -c 'import grpc' 2>/dev/null || skip "python3-grpcio is not installed"
 DIAG_HERE=$MF_ROOT_DIR/tests/integration
 
 # diag_start NAME LIMIT_MIB [memfence run options...]: sets PORT STATE PROG SUP.
-# Floor windows of 2 s, so that a leak shows within the test's seconds.
+# Floor windows of 2 s (DIAG_WINDOW), so that a leak shows within the
+# test's seconds. DIAG_SERVER=gunicorn serves the same calls over HTTP
+# (2 gthread workers of 8 threads) instead of gRPC; DIAG_SERVER=celery as
+# tasks of a prefork worker (DIAG_CELERY_C processes, 4) with a
+# redis-server of its own as the broker.
 diag_start() {
-	local name=$1 limit=$2 i
+	local name=$1 limit=$2 i srv
 	shift 2
 	mf_need_cgroup "diag-$name" $((limit << 20))
 	PORT=$(mf_free_port)
 	STATE=$MF_TMP/state-$name
 	mkdir -p "$STATE"
-	# Nothing on PYTHONPATH: the supervisor adds the interceptor.
-	MEMFENCE_MODEL_WINDOW=2s mf_cgroup_run "$MF_CG" env -u PYTHONPATH "$MEMFENCE" run \
-		--http off --state-dir "$STATE" "$@" -- \
-		"$PY" "$DIAG_HERE/diagnose_server.py" --port "$PORT" --ready-file "$STATE/ready" \
-		>"$MF_TMP/server-$name.log" 2>&1 &
+	if [ "${DIAG_SERVER:-grpc}" = celery ]; then
+		command -v redis-server >/dev/null || skip "redis-server is not installed"
+		$PY -c 'import celery, redis' 2>/dev/null || skip "python3-celery / python3-redis are not installed"
+		DIAG_BROKER=redis://127.0.0.1:$PORT/0
+		mf_redis_start "$PORT"
+		srv=(-m celery -A diagnose_celery worker --pool prefork -c "${DIAG_CELERY_C:-4}"
+			--loglevel INFO --without-heartbeat --without-mingle --without-gossip)
+	elif [ "${DIAG_SERVER:-grpc}" = gunicorn ]; then
+		$PY -c 'import gunicorn' 2>/dev/null || skip "python3-gunicorn is not installed"
+		srv=(-m gunicorn -k gthread -w 2 --threads 8 --chdir "$DIAG_HERE" -b "127.0.0.1:$PORT"
+			--timeout 60 diagnose_server:wsgi_app)
+	else
+		srv=("$DIAG_HERE/diagnose_server.py" --port "$PORT" --ready-file "$STATE/ready")
+	fi
+	# Nothing on PYTHONPATH: the supervisor adds the interceptor (the
+	# Celery app installs memfence.celery itself, from the build).
+	local pp=()
+	[ "${DIAG_SERVER:-grpc}" = celery ] && pp=(PYTHONPATH="$MF_BUILD/python:$DIAG_HERE"
+		CELERY_BROKER="$DIAG_BROKER")
+	(cd "$DIAG_HERE" && MEMFENCE_MODEL_WINDOW=${DIAG_WINDOW:-2s} mf_cgroup_run "$MF_CG" \
+		env -u PYTHONPATH "${pp[@]}" "$MEMFENCE" run --http off --state-dir "$STATE" "$@" -- \
+		"$PY" "${srv[@]}" >"$MF_TMP/server-$name.log" 2>&1) &
 	MF_PIDS+=($!)
+	if [ "${DIAG_SERVER:-grpc}" != grpc ]; then
+		# Up: Celery says so in its log, gunicorn listens; their imports
+		# take seconds on a loaded machine.
+		for i in $(seq 1 300); do
+			if [ "$DIAG_SERVER" = celery ]; then
+				grep -q "ready" "$MF_TMP/server-$name.log" 2>/dev/null && break
+			else
+				$PY -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1)' \
+					"$PORT" 2>/dev/null && break
+			fi
+			sleep 0.2
+		done
+		# The supervisor is the memfence process of the cgroup; the
+		# program (gunicorn's arbiter, Celery's main process) its child.
+		SUP=
+		for i in $(cat "$MF_CG/cgroup.procs"); do
+			[ "$(cat "/proc/$i/comm" 2>/dev/null)" = memfence ] && SUP=$i && break
+		done
+		PROG=$([ -n "$SUP" ] && pgrep -o -P "$SUP")
+		[ -n "$PROG" ] || { cat "$MF_TMP/server-$name.log"; fail "$name: the service did not start"; }
+		MF_PIDS+=("$SUP")
+		return 0
+	fi
 	for i in $(seq 1 100); do [ -s "$STATE/ready" ] && break; sleep 0.1; done
 	[ -s "$STATE/ready" ] || { cat "$MF_TMP/server-$name.log"; fail "$name: the service did not start"; }
 	PROG=$(cat "$STATE/ready")
@@ -33,8 +77,11 @@ diag_start() {
 
 # diag_load ARGS...: calls against the service; prints the summary.
 diag_load() {
-	PYTHONPATH= timeout 90 "$PY" "$DIAG_HERE/diagnose_load.py" --target "127.0.0.1:$PORT" "$@" ||
-		fail "the load generator failed"
+	local http=()
+	[ "${DIAG_SERVER:-grpc}" = gunicorn ] && http=(--http)
+	[ "${DIAG_SERVER:-grpc}" = celery ] && http=(--celery "$DIAG_BROKER")
+	PYTHONPATH= timeout 90 "$PY" "$DIAG_HERE/diagnose_load.py" --target "127.0.0.1:$PORT" \
+		"${http[@]}" "$@" || fail "the load generator failed"
 }
 
 # diag_stop: stop the run the way a container runtime does, wait for its end.

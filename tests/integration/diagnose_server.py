@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A gRPC service for the diagnose tests: each call does what its request
-(JSON bytes) says, so that one server plays every case.
+(JSON bytes) says, so that one server plays every case. The same calls as
+a WSGI app (wsgi_app: POST the JSON to /do) for gunicorn.
 
     {"mib": 8, "hold_ms": 50}   allocate 8 MiB one MiB row at a time (written,
                                 so really resident), hold it, free it
@@ -9,7 +10,9 @@
                                 it: memory the heap accounting does not see
 
 No memfence code here: `memfence run` adds the interceptor (one scope per
-call, named after the method, with the x-request-id metadata as its id).
+call, named after the method, with the x-request-id metadata as its id),
+or wraps the app gunicorn loads (one scope per route, "POST /do", with the
+X-Request-Id header as its id).
 """
 import argparse
 import json
@@ -50,6 +53,14 @@ def do(request, context):
         with LOCK:
             SHARED.append(m)
     return json.dumps({"rows": len(rows)}).encode()
+
+
+def wsgi_app(environ, start_response):
+    n = int(environ.get("CONTENT_LENGTH") or 0)
+    body = do(environ["wsgi.input"].read(n) if n else b"", None)
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def main():

@@ -6,7 +6,9 @@
  * shim leaves behind (running, exited, killed mid-update).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -193,6 +195,20 @@ int main(void)
 	mf_segread_close(&rw);
 	/* not a segment */
 	CHECK(mf_segread_open(&ro, "/etc/hostname", 0) == MF_SEGREAD_EFORMAT);
+	/* a segment of an older layout (version 2, before refusals said why):
+	 * refused, saying so */
+	{
+		struct mf_seg_header old;
+		int f = open(path, O_RDWR);
+
+		CHECK(f >= 0 && pread(f, &old, sizeof(old), 0) == (ssize_t)sizeof(old));
+		old.version = 2;
+		CHECK(pwrite(f, &old, sizeof(old), 0) == (ssize_t)sizeof(old));
+		close(f);
+		CHECK(mf_segread_open(&ro, path, 0) == MF_SEGREAD_EVERSION);
+		CHECK(strstr(mf_segread_strerror(MF_SEGREAD_EVERSION), "another memfence version") !=
+		      NULL);
+	}
 	unlink(path);
 	return unit_done("test_segread");
 }
