@@ -169,7 +169,7 @@ def patch_gunicorn(base_module):
     import memfence.wsgi as mw
     from memfence import serving
 
-    serving.starting("gunicorn: no worker has loaded the application yet")
+    serving.starting(serving.STARTING["gunicorn"])
     worker = base_module.Worker
     orig = worker.load_wsgi
 
@@ -198,7 +198,7 @@ def patch_uvicorn(config_module):
     orig = config.load
 
     def load(self):
-        serving.starting("uvicorn: lifespan startup not complete")
+        serving.starting(serving.STARTING["uvicorn"])
         _patch_uvicorn_startup(serving)
         orig(self)
         if self.interface != "wsgi":

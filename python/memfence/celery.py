@@ -557,7 +557,7 @@ def enable_auto():
     from celery import signals
 
     def on_worker_init(sender=None, **kw):
-        serving.starting("celery: worker not ready yet")
+        serving.starting(serving.STARTING["celery"])
         app = getattr(sender, "app", None)
         if app is not None and id(app) not in _configs:
             install(app)

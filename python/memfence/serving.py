@@ -16,7 +16,14 @@ that never writes it keeps memory-only readiness. Outside `memfence run`
 """
 import os
 
-__all__ = ["starting", "serving"]
+__all__ = ["starting", "serving", "STARTING"]
+
+# What a server the integration knows is waiting for, said as it starts.
+STARTING = {
+    "gunicorn": "gunicorn: no worker has loaded the application yet",
+    "uvicorn": "uvicorn: lifespan startup not complete",
+    "celery": "celery: worker not ready yet",
+}
 
 _LINE_MAX = 200  # the supervisor reads 255 bytes
 

@@ -45,6 +45,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/proc.h"
 #include "host/file.h"
 #include "host/msg.h"
 #include "supervisor/supervisor.h"
@@ -98,6 +99,8 @@ void sup_serving_init(struct sup *s)
 {
 	path_of(s, "serving", s->serving_file, sizeof(s->serving_file));
 	path_of(s, "drain", s->drain_file, sizeof(s->drain_file));
+	/* A server the integration knows will say when it serves. */
+	s->serving_used = s->serving_file[0] && sup_python_server(s);
 	/* A file a previous supervisor left must not drain a new program. */
 	if (s->drain_file[0])
 		unlink(s->drain_file);
@@ -210,22 +213,13 @@ static int of_program(pid_t pid, pid_t root)
 {
 	for (int i = 0; i < ANCESTRY_MAX && pid > 1; i++) {
 		char path[64], buf[512], *p;
-		ssize_t n;
-		int fd;
+		size_t n;
 
 		if (pid == root)
 			return 1;
 		snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			return 0;
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-		if (n <= 0)
-			return 0;
-		buf[n] = '\0';
-		p = strrchr(buf, ')');
-		if (!p || sscanf(p + 1, " %*c %d", &pid) != 1)
+		if (mf_read_file(path, buf, sizeof(buf), &n) < 0 || !(p = strrchr(buf, ')')) ||
+		    sscanf(p + 1, " %*c %d", &pid) != 1)
 			return 0;
 	}
 	return pid == root;

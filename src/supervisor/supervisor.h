@@ -114,6 +114,8 @@ void sup_drain_tick(struct sup *s);
 
 /* python.c: in the child, put the bootstrap first on PYTHONPATH. */
 void sup_python_env(const struct sup *s);
+/* python.c: the program is a server memfence's Python integration knows. */
+int sup_python_server(const struct sup *s);
 
 /* protect.c */
 void sup_protect(struct sup *s);
