@@ -13,21 +13,6 @@
 . "$(dirname "$0")/../lib.sh"
 
 [ -x "$MEMFENCE" ] || fail "build memfence first ($MEMFENCE)"
-cat >"$MF_TMP/leaky.py" <<'PY'
-import http.server, sys
-leak = []
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        leak.append(bytearray(2 << 20))
-        body = b"%d\n" % len(leak)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
 cat >"$MF_TMP/client.py" <<'PY'
 """Call the server about 10 times a second for SECONDS, each call only when
 /readyz answered 200 just before; stop at the first unready answer when
@@ -89,7 +74,7 @@ start_server() { # RUN ARGS...: the server under memfence run in a fresh 256 MiB
 	shift
 	mf_need_cgroup "stuck$run" $((256 << 20))
 	mf_cgroup_spawn "$MF_CG" "$MEMFENCE" run --http "127.0.0.1:$PORT" --report-dir "$MF_TMP/r$run" \
-		"$@" -- $PY "$MF_TMP/leaky.py" "$APP" 2>"$MF_TMP/err$run"
+		"$@" -- $PY "$MF_ROOT_DIR/tests/integration/leaky_http.py" "$APP" 2>"$MF_TMP/err$run"
 	SUP=$MF_SPAWNED
 	for _ in $(seq 100); do
 		[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "http://127.0.0.1:$PORT/readyz")" = 200 ] && break
@@ -136,7 +121,7 @@ echo "phase 2: $out"
 expect_match "readiness at the budget" "not ready: process [0-9]+ at its budget" "$(field reasons)"
 live=
 for _ in $(seq 600); do
-	live=$(curl -s -w ' %{http_code}' --max-time 2 "http://127.0.0.1:$PORT/livez")
+	live=$(curl -s -w ' %{http_code}' --max-time 2 "http://127.0.0.1:$PORT/livez" | tr -d '\n')
 	case $live in *" 503") break ;; esac
 	sleep 0.1
 done
