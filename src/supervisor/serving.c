@@ -15,7 +15,9 @@
  *    It is honoured only for programs that use it: a program that has
  *    written no valid line keeps memory-only readiness, and once one run
  *    has written one, every later start (restart, recycle) waits for
- *    "serving" again -- its first lines come from the same code. A line
+ *    "serving" again -- its first lines come from the same code. So does
+ *    the first start of a command the integration is known to speak for
+ *    (python.c: gunicorn, uvicorn, a Celery worker). A line
  *    counts only from a process of the program (its pid, or a descendant
  *    of it): the file lies where another user of the machine cannot write,
  *    but a stale line of a process that is gone must not make a new
