@@ -32,7 +32,14 @@ Exactly this is patched, and nothing else:
 
 An application already wrapped in memfence's middleware is not wrapped
 twice. No limit is applied here: the supervisor has already applied them.
+
+Each patch also tells the supervisor when the server serves
+(memfence.serving; ready means serving): gunicorn when a worker has loaded
+its application, uvicorn when lifespan startup is complete and it listens,
+a gRPC server once started with a port bound, a Celery worker when it is
+ready and consuming (memfence.celery.enable_auto).
 """
+import os
 import threading
 
 __all__ = ["patch_grpc", "patch_celery", "patch_gunicorn", "patch_uvicorn"]
@@ -58,6 +65,7 @@ def patch_grpc(grpc_module):
     if not _once("grpc"):
         return
     import memfence.grpc as mg
+    from memfence import serving
     orig = grpc_module.server
 
     def with_ours(args, kwargs, make):
@@ -76,7 +84,10 @@ def patch_grpc(grpc_module):
 
     def server(*args, **kwargs):
         args, kwargs = with_ours(args, kwargs, mg.ServerInterceptor)
-        return orig(*args, **kwargs)
+        srv = orig(*args, **kwargs)
+        serving.starting("grpc: server made, not started")
+        _say_when_started(srv, serving, False)
+        return srv
 
     server.__wrapped__ = orig
     server.__doc__ = orig.__doc__
@@ -88,11 +99,57 @@ def patch_grpc(grpc_module):
 
         def aio_server(*args, **kwargs):
             args, kwargs = with_ours(args, kwargs, mg.AioServerInterceptor)
-            return aorig(*args, **kwargs)
+            srv = aorig(*args, **kwargs)
+            serving.starting("grpc.aio: server made, not started")
+            _say_when_started(srv, serving, True)
+            return srv
 
         aio_server.__wrapped__ = aorig
         aio_server.__doc__ = aorig.__doc__
         aio.server = aio_server
+
+
+def _say_when_started(srv, serving, is_aio):
+    """Say "serving" once srv has started with at least one port bound, and
+    follow the supervisor's drain file from then on (memfence.grpc)."""
+    import memfence.grpc as mg
+    ports = []
+    try:
+        add_handlers = srv.add_generic_rpc_handlers
+
+        def add_generic_rpc_handlers(handlers):
+            health = mg.find_health(handlers)
+            if health is not None:
+                srv.memfence_health = health
+            return add_handlers(handlers)
+
+        srv.add_generic_rpc_handlers = add_generic_rpc_handlers
+        for name in ("add_insecure_port", "add_secure_port"):
+            add = getattr(srv, name)
+
+            def bound(*a, _add=add, **kw):
+                port = _add(*a, **kw)
+                if port:
+                    ports.append(port)
+                return port
+
+            setattr(srv, name, bound)
+        start = srv.start
+        if is_aio:
+            async def started():
+                await start()
+                mg.follow_drain(srv)
+                if ports:
+                    serving.serving("grpc.aio: server started on port %s" % ports[0])
+        else:
+            def started():
+                start()
+                mg.follow_drain(srv)
+                if ports:
+                    serving.serving("grpc: server started on port %s" % ports[0])
+        srv.start = started
+    except AttributeError:
+        pass  # a server of another kind: memory-only readiness
 
 
 def patch_celery(celery_module):
@@ -110,7 +167,9 @@ def patch_gunicorn(base_module):
         return
     # Imported now, in the arbiter, so that forked workers inherit it.
     import memfence.wsgi as mw
+    from memfence import serving
 
+    serving.starting(serving.STARTING["gunicorn"])
     worker = base_module.Worker
     orig = worker.load_wsgi
 
@@ -118,6 +177,9 @@ def patch_gunicorn(base_module):
         orig(self)
         if any(c.__module__ in _WSGI_WORKERS for c in type(self).__mro__):
             self.wsgi = mw.wrap(self.wsgi)
+        # uvicorn's worker serves after its lifespan startup: patch_uvicorn.
+        if not type(self).__module__.startswith("uvicorn"):
+            serving.serving("gunicorn: worker %d loaded the application" % os.getpid())
 
     load_wsgi.__wrapped__ = orig
     load_wsgi.__doc__ = orig.__doc__
@@ -130,11 +192,14 @@ def patch_uvicorn(config_module):
         return
     import memfence.asgi as ma
     import memfence.wsgi as mw
+    from memfence import serving
 
     config = config_module.Config
     orig = config.load
 
     def load(self):
+        serving.starting(serving.STARTING["uvicorn"])
+        _patch_uvicorn_startup(serving)
         orig(self)
         if self.interface != "wsgi":
             self.loaded_app = ma.wrap(self.loaded_app)
@@ -153,3 +218,22 @@ def patch_uvicorn(config_module):
     load.__wrapped__ = orig
     load.__doc__ = orig.__doc__
     config.load = load
+
+
+def _patch_uvicorn_startup(serving):
+    """Say "serving" once uvicorn's Server.startup has run the lifespan
+    startup and opened its sockets (uvicorn.server imports uvicorn.config,
+    so it is patched at the first Config.load, not at import)."""
+    if not _once("uvicorn.server"):
+        return
+    import uvicorn.server
+    srv = uvicorn.server.Server
+    orig = srv.startup
+
+    async def startup(self, *args, **kwargs):
+        await orig(self, *args, **kwargs)
+        if not self.should_exit:
+            serving.serving("uvicorn: lifespan startup complete, listening")
+
+    startup.__wrapped__ = orig
+    srv.startup = startup

@@ -74,6 +74,7 @@ from memfence._core import scope
 from memfence.failures import describe_failure, is_allocation_failure
 from memfence import quarantine as _q
 from memfence import recovery as _recover
+from memfence import serving
 
 __all__ = ["install", "TaskOutOfMemory", "TaskQuarantined", "counters", "enable_auto"]
 
@@ -183,6 +184,13 @@ def install(app, store=None, threshold=None, dead_letter_queue=None, record_deat
                 _prepare_pool(sender)
 
         signals.worker_init.connect(on_worker_init, weak=False)
+
+    # Ready means serving (memfence.serving): declared as the worker starts,
+    # said once it consumes.
+    def on_worker_ready(sender=None, **kw):
+        serving.serving("celery: worker ready, consuming")
+
+    signals.worker_ready.connect(on_worker_ready, weak=False)
     return app
 
 
@@ -571,9 +579,17 @@ def enable_auto():
     from celery import signals
 
     def on_worker_init(sender=None, **kw):
+        serving.starting(serving.STARTING["celery"])
         app = getattr(sender, "app", None)
         if app is not None and id(app) not in _configs:
             install(app)
             _prepare_pool(sender)  # install()'s own handler missed this signal
 
     signals.worker_init.connect(on_worker_init, weak=False)
+
+    # Ready means serving (memfence.serving): declared as the worker starts,
+    # said once it consumes.
+    def on_worker_ready(sender=None, **kw):
+        serving.serving("celery: worker ready, consuming")
+
+    signals.worker_ready.connect(on_worker_ready, weak=False)

@@ -17,9 +17,15 @@ deadline leaves (else the gate's maximum wait); a call that cannot be
 admitted in time gets the same RESOURCE_EXHAUSTED before its handler runs.
 Under the accounting shim the failed scope is recorded with outcome
 FAILED_ALLOC, which the supervisor's liveness rule counts.
+
+Under `memfence run`, :func:`follow_drain` moves clients away from a server
+that is drained (memfence/auto.py calls it for every server it patches): see
+its docstring and docs/python.md.
 """
+import asyncio
 import inspect
 import logging
+import os
 import threading
 import time
 
@@ -32,7 +38,8 @@ from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
 from memfence.failures import is_allocation_failure
 
 __all__ = ["ServerInterceptor", "AioServerInterceptor", "RETRY_SERVICE_CONFIG",
-           "retry_service_config", "PUSHBACK_KEY", "protect_server_poller"]
+           "retry_service_config", "PUSHBACK_KEY", "protect_server_poller", "follow_drain",
+           "HEALTH_SERVICE"]
 
 _log = logging.getLogger("memfence")
 _protect_lock = threading.Lock()
@@ -346,3 +353,142 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
 async def _as_coro(awaitable):
     return await awaitable
 
+
+
+HEALTH_SERVICE = "grpc.health.v1.Health"
+_DRAIN_POLL_S = 0.2    # the supervisor rewrites the file within one of its ticks
+_DRAIN_LINE_MAX = 256
+
+
+def find_health(handlers):
+    """The grpc.health.v1 servicer among generic handlers, else None (what
+    grpc_health's add_HealthServicer_to_server registers: its Check method
+    is a bound method of the servicer)."""
+    class _Details:
+        method = "/%s/Check" % HEALTH_SERVICE
+        invocation_metadata = ()
+
+    for h in handlers or ():
+        try:
+            if h.service_name() != HEALTH_SERVICE:
+                continue
+            check = h.service(_Details())
+            return getattr(check.unary_unary, "__self__", None)
+        except Exception:    # a handler of another kind
+            continue
+    return None
+
+
+def _read_drain(path):
+    """The drain file's line ("" when absent): "unready REASON" or
+    "recycling GRACE_MS REASON"."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:
+        return ""
+    try:
+        return os.read(fd, _DRAIN_LINE_MAX).decode("utf-8", "replace").split("\n", 1)[0]
+    except OSError:
+        return ""
+    finally:
+        os.close(fd)
+
+
+class _Drain:
+    """Follows the drain file for one server (a daemon thread)."""
+
+    def __init__(self, server, health, path, loop):
+        self.server, self.health, self.path, self.loop = server, health, path, loop
+        self.saved = None
+
+    def _run(self, result):
+        if self.loop is not None and inspect.isawaitable(result):
+            asyncio.run_coroutine_threadsafe(result, self.loop)
+
+    def _statuses(self):
+        # grpc_health keeps what the app set per service (and "" overall).
+        return dict(getattr(self.health, "_server_status", None) or {"": None})
+
+    def not_serving(self):
+        if self.health is None:
+            return
+        from grpc_health.v1 import health_pb2
+        if self.saved is None:
+            self.saved = self._statuses()
+        for svc in self.saved:
+            self._run(self.health.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING))
+
+    def serving_again(self):
+        if self.health is None or self.saved is None:
+            return
+        from grpc_health.v1 import health_pb2
+        for svc, status in self.saved.items():
+            self._run(self.health.set(
+                svc, health_pb2.HealthCheckResponse.SERVING if status is None else status))
+        self.saved = None
+
+    def stop(self, grace_s):
+        eg = getattr(self.health, "enter_graceful_shutdown", None)
+        if eg is not None:
+            self._run(eg())
+        # grpc core sends GOAWAY on every connection: clients open no new
+        # call here and pick another address, while calls in flight get
+        # grace_s to finish.
+        self._run(self.server.stop(grace_s))
+
+    def watch(self):
+        said = ""
+        while True:
+            line = _read_drain(self.path)
+            word = line.split(" ", 1)[0]
+            if word != said:
+                try:
+                    if word == "recycling":
+                        parts = line.split(" ", 2) + ["", ""]
+                        grace = int(parts[1]) / 1000.0 if parts[1].isdigit() else None
+                        _log.warning("memfence: the program is recycled (%s): the gRPC server "
+                                     "stops, calls in flight get %ss", parts[2], grace)
+                        self.not_serving()
+                        self.stop(grace)
+                        return
+                    if word == "unready":
+                        self.not_serving()
+                    else:
+                        self.serving_again()
+                except Exception as e:    # never let the watcher end the program
+                    _log.warning("memfence: gRPC drain: %s: %s", type(e).__name__, e)
+                said = word
+            time.sleep(_DRAIN_POLL_S)
+
+
+def follow_drain(server, health=None):
+    """Move clients away from `server` when `memfence run` drains it.
+
+    The supervisor writes MEMFENCE_DRAIN_FILE while the program is drained:
+    "unready" while readiness fails for memory (it may come back), and
+    "recycling" once the program is about to be replaced. Readiness only
+    keeps new connections away; gRPC clients keep theirs, so:
+      - unready: every service the grpc.health.v1 servicer `health` knows
+        (and the server as a whole) is set NOT_SERVING, and back as it was
+        when readiness returns; calls that still come are served under the
+        memory rules (the admission gate, RESOURCE_EXHAUSTED with pushback);
+      - recycling: health NOT_SERVING for good, then server.stop(grace):
+        GOAWAY on every connection, so that clients send no new call here
+        and move to another address, while calls in flight get the
+        supervisor's drain timeout to finish.
+    `health`: the servicer (found by memfence/auto.py when the app adds one).
+    Works for grpc.server and grpc.aio.server (call it from the server's
+    event loop). Returns True when it follows the file, False outside
+    `memfence run`."""
+    path = os.environ.get("MEMFENCE_DRAIN_FILE")
+    if not path:
+        return False
+    if health is None:
+        health = getattr(server, "memfence_health", None)
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    drain = _Drain(server, health, path, loop)
+    threading.Thread(target=drain.watch, name="memfence-grpc-drain", daemon=True).start()
+    return True

@@ -30,6 +30,8 @@ enum {
 	O_HYST,
 	O_LIVE_AFTER,
 	O_LIVE_REFUSED,
+	O_STUCK_AFTER,
+	O_READY_TCP,
 	O_FAIL_RATIO,
 	O_FAIL_WINDOW,
 	O_FAIL_MIN,
@@ -92,12 +94,18 @@ static const struct mf_option run_opts[] = {
 	{.name = "ready-pressure", .key = O_PRESSURE, .has_arg = required_argument,
 	 .arg = "PCT|off", .env = "MEMFENCE_READY_PRESSURE", .def = "40%",
 	 .help = "cgroup v2: full memory pressure (avg10)\nthat fails /readyz"},
+	{.name = "ready-tcp", .key = O_READY_TCP, .has_arg = required_argument,
+	 .arg = "[ADDR:]PORT|off", .env = "MEMFENCE_READY_TCP", .def = "off",
+	 .help = "after each start, /readyz fails until the\nprogram accepts a connection here"},
 	{.name = "live-after", .key = O_LIVE_AFTER, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_LIVE_AFTER", .def = "60s",
 	 .help = "not ready this long makes /livez fail"},
 	{.name = "live-refused", .key = O_LIVE_REFUSED, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_LIVE_REFUSED", .def = "10s",
 	 .help = "allocations refused this long at the budget\nmakes /livez fail"},
+	{.name = "stuck-after", .key = O_STUCK_AFTER, .has_arg = required_argument,
+	 .arg = "DURATION|off", .env = "MEMFENCE_STUCK_AFTER", .def = "15s",
+	 .help = "not ready for memory this long with nothing\nin flight: recycled (or /livez fails)"},
 	{.name = "fail-ratio", .key = O_FAIL_RATIO, .has_arg = required_argument, .arg = "PCT",
 	 .env = "MEMFENCE_FAIL_RATIO", .def = "50%",
 	 .help = "share of scopes failing on allocation\nthat makes /livez fail"},
@@ -228,6 +236,7 @@ struct run_cfg {
 	struct sup_gate_cfg gate;
 	int recycle_mode;          /* -1 auto, 0 off, 1 on */
 	struct sup_recycle_cfg recycle;
+	struct sup_ready_tcp ready_tcp;
 };
 
 static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
@@ -265,6 +274,20 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 				c->restart = SUP_RESTART_ALWAYS;
 			else
 				goto bad;
+			break;
+		case O_READY_TCP:
+			if (strcmp(v, "off") == 0)
+				c->ready_tcp.on = 0;
+			else if (sup_ready_tcp_parse(v, &c->ready_tcp) < 0)
+				goto bad;
+			break;
+		case O_STUCK_AFTER:
+			if (strcmp(v, "off") == 0)
+				c->health.stuck_after_ms = 0;
+			else if (mf_duration_parse(v, &ms) < 0 || ms == 0)
+				goto bad;
+			else
+				c->health.stuck_after_ms = ms;
 			break;
 		case O_RESTART_DELAY:
 		case O_RESTART_MAX:
@@ -566,6 +589,7 @@ int mf_cmd_run(int argc, char **argv)
 		.state_dir = s->cfg.state_dir,
 		.quarantine = s->no_quarantine ? NULL : s->cfg.quarantine,
 		.health = s->cfg.health,
+		.ready_tcp = s->cfg.ready_tcp,
 		.container_min = s->cfg.container_min,
 		.auto_python = !s->no_auto_python,
 		.profile = s->profile,

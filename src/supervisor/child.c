@@ -191,6 +191,14 @@ static void child_exec(struct sup *s)
 	quarantine_env(s);
 	if (s->rc.dir[0])
 		setenv("MEMFENCE_RECYCLE_DIR", s->rc.dir, 1);
+	if (s->serving_file[0])
+		setenv("MEMFENCE_SERVING_FILE", s->serving_file, 1);
+	else
+		unsetenv("MEMFENCE_SERVING_FILE");
+	if (s->drain_file[0])
+		setenv("MEMFENCE_DRAIN_FILE", s->drain_file, 1);
+	else
+		unsetenv("MEMFENCE_DRAIN_FILE");
 	/* The segment is ours to make: a process of the program that outlives
 	 * us must not make it again (shim/segw.c). */
 	if (s->seg.open)
@@ -229,6 +237,7 @@ int sup_child_start(struct sup *s)
 		if (!err)
 			sup_gate_start(&s->seg, &s->cfg.gate);
 	}
+	sup_serving_started(s);
 	fflush(NULL);
 	pid = fork();
 	if (pid < 0) {

@@ -18,7 +18,7 @@ static const char *const fail_names[MF_FAIL_NCAUSES] = {
 	"allocator", "budget", "heap_limit", "container", "fault",
 };
 
-static const char *const recycle_names[SUP_RECYCLE_NREASONS] = {"leak", "unclean"};
+static const char *const recycle_names[SUP_RECYCLE_NREASONS] = {"leak", "unclean", "stuck"};
 
 const char *sup_recycle_reason_name(int r)
 {

@@ -26,6 +26,16 @@
  * figure, not a cgroup's that page cache makes noisy. Ready again above the
  * need plus the hysteresis.
  *
+ * Stuck: not ready for memory (at the budget, or headroom) for stuck_after
+ * with no scope in flight, or for live_after whatever is in flight. Once
+ * readiness has cut its traffic, a leaking process stops growing, so no
+ * forecast comes and nothing else would replace it: it stays out of
+ * rotation for good while liveness calls it healthy, and with every
+ * replica leaking the whole service is down. Memory it could give back
+ * (a burst that ends, a collection) comes back within seconds, not tens of
+ * seconds. A stuck process is recycled (recycle.c) when the supervisor
+ * recycles, else liveness fails so that the orchestrator replaces it.
+ *
  * Liveness: not ready (for headroom) for longer than live_after; or, for any
  * program, with or without scopes, allocations refused again and again while
  * a process stays at its budget for live_refused (the first refusal that
@@ -133,6 +143,55 @@ static void budget_eval(struct sup_health *h, struct sup_state *st, uint64_t nee
 	}
 }
 
+/* Written after readiness: the stuck rule and the process it names. */
+static void stuck_eval(struct sup_health *h, struct sup_state *st, uint64_t need,
+		       uint64_t now_ms)
+{
+	uint64_t since, idle;
+	char a[32], b[32];
+
+	st->stuck = 0;
+	st->stuck_pid = 0;
+	if (!st->child_up || st->child_stopped || (h->ready && !h->at_budget) ||
+	    !h->cfg.stuck_after_ms) {
+		h->mem_unready_since_ms = h->idle_since_ms = 0;
+		return;
+	}
+	/* Another process at its budget (the last one was replaced): its own
+	 * time starts now. */
+	if (h->at_budget && st->rlimit_pid != h->unready_pid) {
+		h->unready_pid = st->rlimit_pid;
+		h->mem_unready_since_ms = h->idle_since_ms = 0;
+	}
+	if (!h->mem_unready_since_ms)
+		h->mem_unready_since_ms = now_ms;
+	if (st->scopes_in_flight)
+		h->idle_since_ms = 0;
+	else if (!h->idle_since_ms)
+		h->idle_since_ms = now_ms;
+	since = now_ms - h->mem_unready_since_ms;
+	idle = h->idle_since_ms ? now_ms - h->idle_since_ms : 0;
+	if (!(since >= h->cfg.stuck_after_ms && idle >= h->cfg.stuck_after_ms) &&
+	    since < h->cfg.live_after_ms)
+		return;
+	st->stuck = 1;
+	if (h->at_budget) {
+		st->stuck_pid = st->rlimit_pid;
+		snprintf(st->stuck_reason, sizeof(st->stuck_reason),
+			 "not ready for %.1fs, %u scopes in flight, process %d at its budget "
+			 "(%s of %s used)",
+			 (double)since / 1000.0, st->scopes_in_flight, (int)st->rlimit_pid,
+			 mf_size_format(st->rlimit_used, a, sizeof(a)),
+			 mf_size_format(st->budget, b, sizeof(b)));
+	} else {
+		snprintf(st->stuck_reason, sizeof(st->stuck_reason),
+			 "not ready for %.1fs, %u scopes in flight, headroom %s below a request's "
+			 "need %s",
+			 (double)since / 1000.0, st->scopes_in_flight,
+			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)));
+	}
+}
+
 void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms,
 		     uint64_t now_real_s)
 {
@@ -206,6 +265,7 @@ void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms
 		snprintf(st->ready_reason, sizeof(st->ready_reason), "ready: headroom %s, a request needs %s",
 			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)));
 
+	stuck_eval(h, st, need, now_ms);
 	st->live = 1;
 	if (!h->ready && st->child_up && now_ms - h->unready_since_ms >= h->cfg.live_after_ms) {
 		st->live = 0;
@@ -213,6 +273,10 @@ void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms
 			 "not live: not ready for %.1fs (headroom %s below %s)",
 			 (double)(now_ms - h->low_since_ms) / 1000.0,
 			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)));
+	} else if (st->stuck && !st->recycle_on) {
+		st->live = 0;
+		snprintf(st->live_reason, sizeof(st->live_reason), "not live: stuck: %.140s",
+			 st->stuck_reason);
 	} else if (h->at_budget && st->child_up && h->refused_since_ms &&
 		   now_ms - h->refused_since_ms >= h->cfg.live_refused_ms &&
 		   now_ms - h->last_refused_ms <= h->cfg.live_refused_ms) {

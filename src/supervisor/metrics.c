@@ -390,6 +390,8 @@ json_t *sup_status_json(const struct sup_state *st)
 
 	json_object_set_new(root, "ready", json_boolean(st->ready));
 	json_object_set_new(root, "ready_reason", json_string(st->ready_reason));
+	json_object_set_new(root, "serving", json_boolean(st->serving));
+	json_object_set_new(root, "serving_said", json_string(st->serving_said));
 	json_object_set_new(root, "live", json_boolean(st->live));
 	json_object_set_new(root, "live_reason", json_string(st->live_reason));
 	json_object_set_new(root, "memory",

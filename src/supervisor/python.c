@@ -50,6 +50,49 @@ static int is_python(const char *prog)
 }
 
 /*
+ * Does the program start a server whose integration says when it serves
+ * (memfence/auto.py)? "gunicorn ...", "uvicorn ...", "celery ... worker ...",
+ * as a script or as "python [OPTIONS] -m NAME". Known before the program
+ * runs, so that readiness waits for it from its first instant, not from
+ * when its interpreter has got far enough to say so.
+ */
+int sup_python_server(const struct sup *s)
+{
+	static const char *const servers[] = {"gunicorn", "uvicorn", "celery"};
+	char *const *argv = s->cfg.argv;
+	const char *name, *base = strrchr(argv[0], '/');
+	int i = 1;
+
+	if (!s->cfg.auto_python || !is_python(argv[0]))
+		return 0;
+	base = base ? base + 1 : argv[0];
+	if (strncmp(base, "python", 6) != 0) {
+		name = base;
+	} else {
+		for (; argv[i] && argv[i][0] == '-' && strcmp(argv[i], "-m") != 0; i++) {
+			if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "-") == 0)
+				return 0;
+			if ((strcmp(argv[i], "-X") == 0 || strcmp(argv[i], "-W") == 0) && argv[i + 1])
+				i++;
+		}
+		if (!argv[i] || strcmp(argv[i], "-m") != 0 || !argv[i + 1])
+			return 0;
+		i++;
+		name = argv[i];
+	}
+	for (size_t k = 0; k < sizeof(servers) / sizeof(servers[0]); k++) {
+		if (strcmp(name, servers[k]) != 0)
+			continue;
+		if (strcmp(name, "celery") != 0)
+			return 1;
+		for (int j = i + 1; argv[j]; j++)
+			if (strcmp(argv[j], "worker") == 0)
+				return 1;
+	}
+	return 0;
+}
+
+/*
  * The bootstrap is looked for where the preload libraries are: next to the
  * binary in the build tree, else under the install directory.
  */

@@ -2,7 +2,7 @@
  * recycle.c - drain and replace the program, or the one process of a
  * pre-fork server that needs it, before memory runs out.
  *
- * Two reasons start a recycle:
+ * Three reasons start a recycle:
  *  - leak: the model forecasts the heap's floor reaching the budget within
  *    --recycle-before (plus this run's jitter, so that replicas started
  *    together do not recycle together);
@@ -10,7 +10,12 @@
  *    unclean (python/memfence/recovery.py writes a file named after its pid,
  *    holding one line of reason, in the directory MEMFENCE_RECYCLE_DIR
  *    names; a file is a request that survives a process too busy or too
- *    short of memory to do more than write it).
+ *    short of memory to do more than write it);
+ *  - stuck: the health rules found the program not ready for memory with
+ *    nothing in flight for --stuck-after (health.c). Its traffic is already
+ *    cut and nothing is in flight, so it is stopped without a drain, and
+ *    --recycle-min-interval does not hold it back: a stuck process serves
+ *    nobody, and waiting only keeps the service down longer.
  *
  * The one to replace: the process with the largest live heap. When that is
  * the program itself (or it is alone), the whole program: readiness fails
@@ -239,6 +244,7 @@ static void start(struct sup *s, pid_t pid, int reason, const char *why, uint64_
 	rc->pid = pid;
 	rc->whole = pid == st->child_pid;
 	rc->since_ms = now_ms;
+	rc->drain_ms = reason == SUP_RECYCLE_STUCK ? 0 : s->cfg.recycle.drain_delay_ms;
 	st->recycling = 1;
 	st->recycling_whole = rc->whole;
 	st->recycle_pid = pid;
@@ -259,6 +265,11 @@ static void consider(struct sup *s, uint64_t now_ms)
 
 	if (!c->on || s->stopping || !st->child_up || st->child_stopped)
 		return;
+	if (st->stuck) {
+		start(s, st->stuck_pid && proc_of(st, st->stuck_pid) ? st->stuck_pid : leaker(st),
+		      SUP_RECYCLE_STUCK, st->stuck_reason, now_ms);
+		return;
+	}
 	if (s->rc.last_ms && now_ms - s->rc.last_ms < c->min_interval_ms)
 		return;
 	if (s->rc.dir[0] && take_request(s, &pid, why, sizeof(why))) {
@@ -327,8 +338,8 @@ void sup_recycle_tick(struct sup *s, uint64_t now_ms)
 		if (rc->whole) {
 			char after[96];
 
-			if (age < c->drain_delay_ms ||
-			    (st->scopes_in_flight && age < c->drain_delay_ms + c->drain_timeout_ms))
+			if (age < rc->drain_ms ||
+			    (st->scopes_in_flight && age < rc->drain_ms + c->drain_timeout_ms))
 				break;
 			snprintf(after, sizeof(after), "after %.1fs not ready (%u scopes in flight)",
 				 (double)age / 1000.0, st->scopes_in_flight);

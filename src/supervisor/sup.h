@@ -11,6 +11,7 @@
 #define MF_SUP_H
 
 #include <jansson.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -46,6 +47,8 @@ struct sup_health_cfg {
 					not live (programs without scopes) */
 	unsigned pressure_pct;       /* memory.pressure full avg10 at or above this
 					for grace_ms -> not ready; 0 = off */
+	uint64_t stuck_after_ms;     /* not ready for memory this long with nothing
+					in flight -> stuck */
 };
 
 /* ---- the admission gate (gate.c) ---- */
@@ -70,6 +73,17 @@ struct sup_recycle_cfg {
 	uint64_t drain_timeout_ms;   /* then scopes in flight get this long */
 	uint64_t grace_ms;           /* SIGTERM, then SIGKILL this long after */
 };
+
+/* ---- ready means serving (serving.c) ---- */
+
+/* --ready-tcp: the program serves once this address accepts a connection. */
+struct sup_ready_tcp {
+	int on;
+	struct sockaddr_in addr;
+};
+
+/* Parse "[ADDR:]PORT" (IPv4, 127.0.0.1 when no address): 0 or -1. */
+int sup_ready_tcp_parse(const char *v, struct sup_ready_tcp *t);
 
 /* ---- the entry: `memfence run` once its options are resolved ---- */
 
@@ -97,6 +111,7 @@ struct sup_config {
 	int profile;                 /* sample the heap, snapshots in report_dir */
 	struct sup_gate_cfg gate;
 	struct sup_recycle_cfg recycle;
+	struct sup_ready_tcp ready_tcp;
 };
 
 /*
@@ -246,6 +261,10 @@ struct sup_health {
 	int refused_primed;
 	uint64_t refused_since_ms;   /* first refusal while at the budget; 0 = none */
 	uint64_t last_refused_ms;
+	/* Not ready for memory (at the budget, or headroom), and since when
+	 * nothing was in flight meanwhile: the stuck rule. */
+	uint64_t mem_unready_since_ms, idle_since_ms;
+	int32_t unready_pid;         /* the process at its budget they are of */
 };
 
 void sup_health_init(struct sup_health *h, const struct sup_health_cfg *cfg);
@@ -294,6 +313,7 @@ struct sup_model_status {
 enum sup_recycle_reason {
 	SUP_RECYCLE_LEAK = 0,        /* the forecast reached --recycle-before */
 	SUP_RECYCLE_UNCLEAN,         /* the program said a failure left it unclean */
+	SUP_RECYCLE_STUCK,           /* not ready for memory, idle, and not getting better */
 	SUP_RECYCLE_NREASONS
 };
 
@@ -381,10 +401,18 @@ struct sup_state {
 	/* health */
 	int ready, live;
 	char ready_reason[160], live_reason[160];
+	int serving;                 /* this start of the program serves (serving.c) */
+	char serving_said[96];       /* what the program last said of it */
+	int serving_gate_open;       /* serving, or nothing says what serving is */
 	uint64_t need;
 	int need_learned;
 	uint32_t window_ended, window_failed;
 	uint64_t refusals_new;       /* allocations refused since the previous eval */
+	/* Stuck: not ready for memory for --stuck-after with nothing in flight
+	 * (or for --live-after whatever is in flight); the process to replace. */
+	int stuck;
+	int32_t stuck_pid;
+	char stuck_reason[200];
 	/* supervisor */
 	pid_t sup_pid;
 	int pid1, subreaper;
@@ -544,7 +572,7 @@ int sup_journal_recover(const char *state_dir, const char *report_dir, char *out
 
 /* ---- shared by every part (common.c) ---- */
 
-/* "leak", "unclean" */
+/* "leak", "unclean", "stuck" */
 const char *sup_recycle_reason_name(int r);
 /* "running", "exit", "oom-kill", "sigkill", "signal", "lost" */
 const char *sup_cause_name(enum sup_cause c);

@@ -102,6 +102,7 @@ static void tick(struct sup *s)
 		sup_model_save(st, 0);
 	}
 	sup_health_eval(&s->health, st, now, st->now_s);
+	sup_serving_tick(s, now);
 	if (st->child_up && st->child_stopped) {
 		/* A stopped program answers nobody: neither live nor ready. */
 		const char *sig = sigabbrev_np(st->child_stopped);
@@ -113,6 +114,7 @@ static void tick(struct sup *s)
 			 "not ready: the program is stopped (SIG%s)", sig ? sig : "?");
 	}
 	sup_recycle_tick(s, now);
+	sup_drain_tick(s);
 	if (s->seg.open)
 		/* The limit always (the gate measures room against it); a
 		 * min_size of 0 keeps the container check off. */
@@ -358,6 +360,7 @@ int sup_run(const struct sup_config *cfg)
 	sup_protect(s);
 	sup_model_start(&s->st, s->cfg.state_dir, s->cfg.report_dir, s->cfg.model_window_s);
 	sup_recycle_init(s);
+	sup_serving_init(s);
 	sup_state_sample(s);
 	s->st.oom_kill_at_start = s->st.oom_kill;
 	for (;;) {
@@ -374,6 +377,7 @@ int sup_run(const struct sup_config *cfg)
 		sup_http_stop(s->http);
 	sup_model_stop(&s->st);
 	sup_recycle_stop(s);
+	sup_serving_stop(s);
 	if (s->cfg.state_dir)
 		sup_journal_close(s->cfg.state_dir);
 out_fds:

@@ -24,6 +24,7 @@ struct sup_recycle {
 	int whole;                 /* the program, not one of its processes */
 	pid_t pid;
 	uint64_t since_ms, term_ms;
+	uint64_t drain_ms;         /* not ready this long before the whole program stops */
 	uint64_t last_ms;          /* when the last one ended; 0 = none yet */
 	char dir[MF_PATH_MAX];     /* where processes ask for it; "" = nowhere */
 };
@@ -61,6 +62,11 @@ struct sup {
 	 * sample before the OOM kill now pending. */
 	struct sup_at_death fig_prev, fig_alive, fig_oom;
 	struct sup_recycle rc;
+	char serving_file[MF_PATH_MAX]; /* where the program says it serves; "" = nowhere */
+	int serving_used;          /* the program said so once: every start waits for it */
+	char drain_file[MF_PATH_MAX]; /* where the program is told it is drained; "" = nowhere */
+	char drain_said[200];      /* what that file holds now; "" = absent */
+	unsigned drain_warned;
 };
 
 /* state.c: read the cgroup and the segment into s->st. */
@@ -96,8 +102,20 @@ void sup_recycle_tick(struct sup *s, uint64_t now_ms);
 int sup_recycle_whole_ending(const struct sup *s);
 void sup_recycle_stop(struct sup *s);
 
+/* serving.c: where the program says it serves (before the first start). */
+void sup_serving_init(struct sup *s);
+/* Before each start: this start serves nothing yet. */
+void sup_serving_started(struct sup *s);
+/* After the health rules: readiness fails until this start serves. */
+void sup_serving_tick(struct sup *s, uint64_t now_ms);
+void sup_serving_stop(struct sup *s);
+/* After the recycle rules: tell the program whether it is drained. */
+void sup_drain_tick(struct sup *s);
+
 /* python.c: in the child, put the bootstrap first on PYTHONPATH. */
 void sup_python_env(const struct sup *s);
+/* python.c: the program is a server memfence's Python integration knows. */
+int sup_python_server(const struct sup *s);
 
 /* protect.c */
 void sup_protect(struct sup *s);

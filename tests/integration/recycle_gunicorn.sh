@@ -14,28 +14,6 @@
 [ -f "$MF_BUILD/python/memfence/_memfence.abi3.so" ] || fail "the Python package is not built"
 $PY -c 'import gunicorn' 2>/dev/null || skip "gunicorn is not installed"
 
-cat >"$MF_TMP/app.py" <<'PY'
-import os
-LEAKER = os.environ["LEAKER_FILE"]
-kept = []
-me = None
-
-def app(environ, start_response):
-    global me
-    if me is None:
-        try:
-            fd = os.open(LEAKER, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            os.write(fd, b"%d\n" % os.getpid())
-            os.close(fd)
-            me = True
-        except FileExistsError:
-            me = False
-    if me:
-        kept.append(b"x" * (1 << 20))
-    body = b"%d %d\n" % (os.getpid(), len(kept))
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-PY
 cat >"$MF_TMP/client.py" <<'PY'
 """About 20 calls a second, two at a time, until the file stop exists or
 50 s passed. Print one JSON line."""
@@ -76,7 +54,7 @@ one_run() {
 	rm -f "$MF_TMP/leaker" "$MF_TMP/stop"
 	LEAKER_FILE=$MF_TMP/leaker mf_cgroup_spawn "$MF_CG" env -u PYTHONPATH "$MEMFENCE" run \
 		--http "127.0.0.1:$HP" --report-dir "$MF_TMP/r$run" --restart always --model-window 1s \
-		-- "$PY" -m gunicorn -w 2 --chdir "$MF_TMP" -b "127.0.0.1:$port" app:app \
+		-- "$PY" -m gunicorn -w 2 --chdir "$MF_ROOT_DIR/tests/integration" -b "127.0.0.1:$port" leaky_wsgi:app \
 		2>"$MF_TMP/err$run"
 	sup=$MF_SPAWNED
 	for i in $(seq 1 150); do

@@ -13,21 +13,6 @@
 . "$(dirname "$0")/../lib.sh"
 
 [ -x "$MEMFENCE" ] || fail "build memfence first ($MEMFENCE)"
-cat >"$MF_TMP/leaky.py" <<'PY'
-import http.server, sys
-leak = []
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        leak.append(b"x" * (1 << 20))
-        body = b"%d\n" % len(leak)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
 cat >"$MF_TMP/client.py" <<'PY'
 """Call the server about 10 times a second for 45 s, each call only when
 /readyz answered 200 just before. Print one JSON line."""
@@ -86,7 +71,7 @@ one_run() {
 	APP=$(mf_free_port)
 	mf_cgroup_spawn "$MF_CG" "$MEMFENCE" run --http "127.0.0.1:$PORT" --report-dir "$MF_TMP/r$run" \
 		--restart always --model-window 1s --recycle-min-interval 10s \
-		-- $PY "$MF_TMP/leaky.py" "$APP" 2>"$MF_TMP/err$run"
+		-- $PY "$MF_ROOT_DIR/tests/integration/leaky_http.py" "$APP" 1 2>"$MF_TMP/err$run"
 	SUP=$MF_SPAWNED
 	for _ in $(seq 100); do curl -s --max-time 1 "http://127.0.0.1:$APP/" >/dev/null && break; sleep 0.1; done
 	out=$($PY "$MF_TMP/client.py" "$APP" "127.0.0.1:$PORT")

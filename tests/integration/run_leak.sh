@@ -7,24 +7,9 @@
 mf_need_cgroup leak $((256 << 20))
 PORT=$(mf_free_port)
 APP=$(mf_free_port)
-cat >"$MF_TMP/leaky.py" <<'PY'
-import http.server, sys
-leak = []
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        leak.append(bytearray(6 << 20))     # zero-filled: resident
-        body = b"%d\n" % len(leak)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
 mf_cgroup_run "$MF_CG" "$MEMFENCE" run --http "127.0.0.1:$PORT" --no-account --rlimit none \
 	--reserve 32M --request-need 48M --ready-grace 200ms --live-after 500ms \
-	--report-dir "$MF_TMP/r" -- $PY "$MF_TMP/leaky.py" "$APP" 2>"$MF_TMP/err" &
+	--report-dir "$MF_TMP/r" -- $PY "$MF_ROOT_DIR/tests/integration/leaky_http.py" "$APP" 6 2>"$MF_TMP/err" &
 SUP=$!
 MF_PIDS+=("$SUP")
 for i in $(seq 100); do curl -s --max-time 1 "http://127.0.0.1:$APP/" >/dev/null && break; sleep 0.1; done

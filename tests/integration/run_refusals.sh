@@ -14,21 +14,6 @@
 mf_need_cgroup refusals $((256 << 20))
 PORT=$(mf_free_port)
 APP=$(mf_free_port)
-cat >"$MF_TMP/leaky.py" <<'PY'
-import http.server, sys
-leak = []
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        leak.append(bytearray(2 << 20))
-        body = b"%d\n" % len(leak)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
 cat >"$MF_TMP/client.py" <<'PY'
 """Call the server 10 times a second for at most 60 s; after every answer,
 ask /readyz and /livez. Print one JSON line."""
@@ -70,7 +55,7 @@ while time.monotonic() < end:
 print(json.dumps(out))
 PY
 mf_cgroup_spawn "$MF_CG" "$MEMFENCE" run --http "127.0.0.1:$PORT" --report-dir "$MF_TMP/r" \
-	-- $PY "$MF_TMP/leaky.py" "$APP" 2>"$MF_TMP/err"
+	-- $PY "$MF_ROOT_DIR/tests/integration/leaky_http.py" "$APP" 2>"$MF_TMP/err"
 SUP=$MF_SPAWNED
 for _ in $(seq 100); do curl -s --max-time 1 "http://127.0.0.1:$APP/" >/dev/null && break; sleep 0.1; done
 expect_eq "/readyz at the start" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/readyz")"

@@ -4,6 +4,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import unittest
 from concurrent import futures
 
@@ -236,6 +237,100 @@ class TestAutoBootstrap(unittest.TestCase):
 
     def test_opt_out(self):
         self.assertEqual(self.run_prog(False)[0], "")
+
+
+class _FakeHealth:
+    """Stands for grpc_health's HealthServicer (not installed with Debian's
+    grpcio): what the app set per service, and what was set since."""
+
+    def __init__(self):
+        self._server_status = {"": 1, "pkg.Svc": 1}
+        self.calls = []
+        self.graceful = False
+
+    def Check(self, request, context):
+        return b""
+
+    def set(self, service, status):
+        self.calls.append((service, status))
+        self._server_status[service] = status
+
+    def enter_graceful_shutdown(self):
+        self.graceful = True
+
+
+class TestDrain(unittest.TestCase):
+    """follow_drain: NOT_SERVING while unready, back after; GOAWAY (a
+    graceful stop) when recycled."""
+
+    def setUp(self):
+        import tempfile
+        import types
+        # grpc_health's enum values (grpc/health/v1/health.proto).
+        resp = types.SimpleNamespace(SERVING=1, NOT_SERVING=2)
+        pb2 = types.ModuleType("grpc_health.v1.health_pb2")
+        pb2.HealthCheckResponse = resp
+        self.saved = {k: sys.modules.get(k) for k in
+                      ("grpc_health", "grpc_health.v1", "grpc_health.v1.health_pb2")}
+        pkg, v1 = types.ModuleType("grpc_health"), types.ModuleType("grpc_health.v1")
+        pkg.v1, v1.health_pb2 = v1, pb2
+        sys.modules.update({"grpc_health": pkg, "grpc_health.v1": v1,
+                            "grpc_health.v1.health_pb2": pb2})
+        self.dir = tempfile.mkdtemp()
+        self.path = os.path.join(self.dir, "drain")
+        os.environ["MEMFENCE_DRAIN_FILE"] = self.path
+
+    def tearDown(self):
+        os.environ.pop("MEMFENCE_DRAIN_FILE", None)
+        for k, v in self.saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+        for f in os.listdir(self.dir):
+            os.unlink(os.path.join(self.dir, f))
+        os.rmdir(self.dir)
+
+    def say(self, line):
+        if line is None:
+            os.unlink(self.path)
+            return
+        with open(self.path + ".tmp", "w") as f:
+            f.write(line + "\n")
+        os.rename(self.path + ".tmp", self.path)
+
+    def wait_for(self, cond, what):
+        for _ in range(100):    # 10 s at most
+            if cond():
+                return
+            time.sleep(0.1)
+        self.fail("not within 10 s: " + what)
+
+    def test_drain(self):
+        health = _FakeHealth()
+        handlers = (grpc.method_handlers_generic_handler(mg.HEALTH_SERVICE, {
+            "Check": grpc.unary_unary_rpc_method_handler(health.Check)}),)
+        self.assertIs(mg.find_health(handlers), health)
+        self.assertIsNone(mg.find_health(()))
+        server = grpc.server(futures.ThreadPoolExecutor(2))
+        server.add_generic_rpc_handlers(handlers)
+        server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        self.assertTrue(mg.follow_drain(server, health))
+        self.say("unready not ready: process 1 at its budget")
+        self.wait_for(lambda: sorted(health.calls) == [("", 2), ("pkg.Svc", 2)],
+                      "NOT_SERVING while unready: %s" % health.calls)
+        self.say(None)
+        self.wait_for(lambda: health._server_status == {"": 1, "pkg.Svc": 1},
+                      "SERVING again: %s" % health.calls)
+        self.assertFalse(health.graceful)
+        self.say("recycling 1000 leak: test")
+        self.wait_for(lambda: health.graceful, "graceful shutdown of the health service")
+        self.assertFalse(server.wait_for_termination(timeout=10), "the server did not stop")
+
+    def test_outside_memfence_run(self):
+        os.environ.pop("MEMFENCE_DRAIN_FILE", None)
+        self.assertFalse(mg.follow_drain(object()))
 
 
 if __name__ == "__main__":
