@@ -123,7 +123,7 @@ static int print_report(const char *path, int as_json)
 	json_t *r;
 	char *buf;
 	size_t len;
-	int err = mf_file_read(path, SUP_REPORT_FILE_MAX, &buf, &len);
+	int err = mf_file_read(path, MF_FILE_MAX_REPORT, &buf, &len);
 
 	if (err) {
 		mf_err("report: cannot read %s: %s", path, mf_file_strerror(err));

@@ -54,12 +54,53 @@ static void sweep_segments(const char *dir)
 	closedir(d);
 }
 
+/*
+ * A --segment the user names is replaced at each start and removed at the
+ * end: only a file that is already a memfence segment may be there (a
+ * previous run's), as `exec --account --segment` joins nothing else. A
+ * database, a device or a link at that name is refused, untouched.
+ */
+static int segment_is_replaceable(const char *path)
+{
+	struct mf_segread r;
+	struct stat st;
+	int err;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISLNK(st.st_mode)) {
+		mf_err("--segment %s is a symbolic link: memfence replaces and removes that file; "
+		       "name a new file or an old memfence segment",
+		       path);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		mf_err("--segment %s is not a regular file: memfence replaces and removes that file; "
+		       "name a new file or an old memfence segment",
+		       path);
+		return -1;
+	}
+	err = mf_segread_open(&r, path, 0);
+	if (err) {
+		mf_err("--segment %s exists and is %s: memfence would replace and remove it; "
+		       "name a new file or an old memfence segment",
+		       path, err == MF_SEGREAD_EFORMAT ? "not a memfence stats segment"
+						       : mf_segread_strerror(err));
+		return -1;
+	}
+	mf_segread_close(&r);
+	return 0;
+}
+
 /* The segment goes in the state directory (where the next start finds it
- * after a kill of the whole container), else in /dev/shm or /tmp. */
-void sup_segment_path(struct sup *s)
+ * after a kill of the whole container), else in /dev/shm or /tmp. 0, or
+ * -1 when a --segment given cannot be used (said). */
+int sup_segment_path(struct sup *s)
 {
 	if (s->cfg.launch.account != 1)
-		return;
+		return 0;
+	if (s->cfg.launch.segment && segment_is_replaceable(s->cfg.launch.segment) != 0)
+		return -1;
 	if (!s->cfg.launch.segment) {
 		if (s->cfg.state_dir)
 			snprintf(s->segment, sizeof(s->segment), "%s/%s", s->cfg.state_dir,
@@ -74,6 +115,7 @@ void sup_segment_path(struct sup *s)
 		s->cfg.launch.segment = s->segment;
 	}
 	snprintf(s->st.segment, sizeof(s->st.segment), "%s", s->cfg.launch.segment);
+	return 0;
 }
 
 /*
