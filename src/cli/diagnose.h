@@ -38,6 +38,8 @@ struct diag_src {
 	int have_gate;               /* read from a segment with the gate on */
 	json_t *timeline;            /* per-second points of the newest report or journal */
 	uint64_t since_s;
+	int dir_target;              /* TARGET is a directory: its files are here */
+	int pids_untrusted;          /* a copy or a moved run: its pids are not its */
 };
 
 /* Write the self-contained page. 0, or -errno. */
