@@ -15,6 +15,7 @@
 #include "host/model.h"
 #include "store/quarantine.h"
 #include "supervisor/sup.h"
+#include "base/env.h"
 #include "base/size.h"
 
 /* ---- options: the tables the parser, the environment and --help come from ---- */
@@ -426,20 +427,27 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 				goto bad;
 			break;
 		case O_GATE:
-			if (strcmp(v, "on") == 0)
-				c->gate.on = 1;
-			else if (strcmp(v, "off") == 0)
-				c->gate.on = 0;
-			else
+			/* Every boolean word, as for every flag variable. */
+			if (mf_env_bool(v, &c->gate.on) != 0)
 				goto bad;
 			break;
 		case O_GATE_NEED:
-			if (strcmp(v, "auto") == 0)
+			if (strcmp(v, "auto") == 0) {
 				c->gate.default_need = 0;
-			else if (mf_size_parse(v, plan->budget, &sz, &msg) == 0 && sz > 0)
-				c->gate.default_need = sz;
-			else
+			} else if (mf_size_parse(v, plan->budget, &sz, &msg) != 0 || sz == 0) {
 				goto bad;
+			} else if (plan->budget && sz > plan->budget) {
+				/* As a percentage above 100%: no request could ever be
+				 * admitted, each would fail as too big. */
+				char b[32];
+
+				mf_err("invalid %s '%s': above the whole budget (%s), every request "
+				       "would be refused as too big",
+				       who, v, mf_size_format(plan->budget, b, sizeof(b)));
+				return -1;
+			} else {
+				c->gate.default_need = sz;
+			}
 			break;
 		case O_GATE_QUANTILE:
 			if (parse_pct(v, 100, &pct) < 0 || pct == 0)
