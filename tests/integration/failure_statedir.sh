@@ -84,4 +84,24 @@ expect_eq "relative paths: handed over" \
 bounded "relative --quarantine" "$MEMFENCE" run --http off --no-account --quarantine sqlite:q.db \
 	--report-dir ./reps -- sh -c 'echo "$MEMFENCE_QUARANTINE"'
 expect_eq "relative --quarantine: handed over" "sqlite:$MF_TMP/q.db" "$(cat out)"
+# 16. The model file of a SIGKILLed supervisor without a state directory
+# is swept with its segment; a link of that name is left alone.
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	sh -c 'exit 0' &
+	dead=$!
+	wait "$dead"
+	kill -0 "$dead" 2>/dev/null && skip "pid $dead was taken again at once"
+	printf '{\n  "memfence_model": 1\n}\n' >"/dev/shm/memfence-run-$dead.model.json"
+	echo "not a model" >kept
+	sh -c 'exit 0' &
+	dead2=$!
+	wait "$dead2"
+	ln -s "$MF_TMP/kept" "/dev/shm/memfence-run-$dead2.model.json"
+	bounded "run sweeping /dev/shm" "$MEMFENCE" run --http off -- true
+	expect_eq "run sweeping /dev/shm: status ($(cat err))" 0 "$rc"
+	[ -e "/dev/shm/memfence-run-$dead.model.json" ] &&
+		fail "the model file of a dead supervisor was left in /dev/shm"
+	[ -L "/dev/shm/memfence-run-$dead2.model.json" ] || fail "a link in /dev/shm was removed"
+	rm -f "/dev/shm/memfence-run-$dead2.model.json"
+fi
 exit 0
