@@ -21,10 +21,13 @@
  * that every reader of a kind agrees (`report`, `diagnose`, the supervisor's
  * start). Each is far above what memfence writes: its tables are bounded
  * (SUP_MAX_*, MF_MODEL_*), so a larger file is someone else's, and reading
- * it whole would cost the reader its memory (a 93 MB "model" took 1 GB).
+ * it whole would cost the reader memory and time in proportion to it.
  */
 #define MF_FILE_MAX_REPORT ((size_t)4 << 20)    /* a post-mortem, the journal */
 #define MF_FILE_MAX_MODEL ((size_t)4 << 20)     /* model.json: some 100 KiB at most */
+/* A profile: the profiler's tables are bounded (4096 sites of at most 56
+ * frames, 4096 code objects), its files far smaller than this. */
+#define MF_FILE_MAX_PROFILE ((size_t)64 << 20)
 
 /* Open path read-only if it is a regular file: a descriptor (close-on-exec,
  * blocking), or -errno (-EISDIR for a directory, MF_FILE_ENOTREG). */
