@@ -111,6 +111,26 @@ static long request_pid(const char *name, int *tmp)
 	return *end == '\0' || *tmp ? p : 0;
 }
 
+int sup_recycle_request_read(int dir, const char *name, pid_t *pid, char *why, size_t whylen)
+{
+	int tmp = 0, fd;
+	long p = request_pid(name, &tmp);
+	ssize_t n;
+
+	/* A file being written (PID.tmp) is renamed when done. */
+	if (!p || tmp || (fd = mf_file_openat_nofollow(dir, name)) < 0)
+		return 0;
+	n = read(fd, why, whylen - 1);
+	close(fd);
+	why[n > 0 ? n : 0] = '\0';
+	why[strcspn(why, "\n")] = '\0';
+	sup_clean(why, whylen, why);
+	if (!why[0])
+		snprintf(why, whylen, "a failed scope left the process unclean");
+	*pid = (pid_t)p;
+	return 1;
+}
+
 static void clear_requests(DIR *d)
 {
 	struct dirent *e;
@@ -229,25 +249,12 @@ static int take_request(struct sup *s, pid_t *pid, char *why, size_t whylen)
 		return 0;
 	while (!found && seen < REQUESTS_READ && (e = readdir(d)) != NULL) {
 		long p = request_pid(e->d_name, &tmp);
-		int fd;
 
 		seen++;
-		/* A file being written (PID.tmp) is renamed when done. */
 		if (!p || tmp)
 			continue;
-		if ((proc_of(&s->st, (pid_t)p) || (pid_t)p == s->st.child_pid) &&
-		    (fd = mf_file_openat_nofollow(dirfd(d), e->d_name)) >= 0) {
-			ssize_t n = read(fd, why, whylen - 1);
-
-			close(fd);
-			why[n > 0 ? n : 0] = '\0';
-			why[strcspn(why, "\n")] = '\0';
-			sup_clean(why, whylen, why);
-			if (!why[0])
-				snprintf(why, whylen, "a failed scope left the process unclean");
-			*pid = (pid_t)p;
-			found = 1;
-		}
+		if (proc_of(&s->st, (pid_t)p) || (pid_t)p == s->st.child_pid)
+			found = sup_recycle_request_read(dirfd(d), e->d_name, pid, why, whylen);
 		unlinkat(dirfd(d), e->d_name, 0);
 	}
 	if (!e)

@@ -102,6 +102,10 @@ int sup_recycle_whole_ending(const struct sup *s);
  * memfence's doing, never a death of its scopes. */
 int sup_recycle_ended(const struct sup *s, pid_t pid);
 void sup_recycle_stop(struct sup *s);
+/* The request name in the recycle directory dir (a descriptor): 1 with its
+ * pid and reason (one clean line) when it is one (a regular file named PID,
+ * not a link), else 0. Not removed. */
+int sup_recycle_request_read(int dir, const char *name, pid_t *pid, char *why, size_t whylen);
 
 /* python.c: in the child, put the bootstrap first on PYTHONPATH. */
 void sup_python_env(const struct sup *s);
