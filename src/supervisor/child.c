@@ -99,8 +99,10 @@ void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_a
 		cause = d.cause;
 	} else if (oom > oom_alive) {
 		cause = SUP_CAUSE_OOM_KILL;
-	} else if (s->stopping) {
-		return;    /* workers ending with a stop that was asked for */
+	} else if (s->stopping || sup_recycle_whole_ending(s)) {
+		/* Workers ending with a stop that was asked for, or with the
+		 * program a recycle ended. */
+		return;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct sup_qdeath d = {.cause = (int)cause, .pid = slot->pid};

@@ -42,6 +42,16 @@ bounded "diagnose of a directory model.json" "$MEMFENCE" diagnose dir-diag
 expect_eq "diagnose dir model.json: status ($(cat err))" 1 "$rc"
 grep -q "Is a directory" err || fail "diagnose dir model.json: $(cat err)"
 
+# 11. A model.json far larger than memfence writes: said, not read whole;
+# the program runs and a new model is started.
+mkdir big-sd
+$PY -c 'import json; print(json.dumps({"memfence_model": 1, "pad": "x" * (6 << 20)}))' >big-sd/model.json
+bounded "run with a 6 MiB model.json" "$MEMFENCE" run --http off --no-account \
+	--state-dir big-sd -- echo ran
+expect_eq "run with a 6 MiB model.json: status ($(cat err))" 0 "$rc"
+expect_eq "run with a 6 MiB model.json: the program ran" ran "$(cat out)"
+grep -q "model.*too large" err || fail "no word of the 6 MiB model: $(cat err)"
+
 # 2. STATE_DIR/recycle is a link to a directory of someone else's: nothing
 # in it is removed, and the supervisor says it cannot take requests.
 mkdir victim link-sd
