@@ -129,7 +129,7 @@ static uint64_t jnum(json_t *o, const char *k)
 static int load_model(struct diag_src *s)
 {
 	char err[200];
-	json_t *j = mf_json_load_file(s->model_file, MF_FILE_MAX_MODEL, err, sizeof(err)), *run;
+	json_t *j = mf_json_load_file(s->model_file, MF_FILE_MAX_MODEL, 0, err, sizeof(err)), *run;
 
 	if (!j) {
 		mf_err("cannot read %s: %s", s->model_file, err);
@@ -309,7 +309,7 @@ static void read_reports(struct diag_src *s, const char *dir)
 			json_t *j;
 
 			snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
-			j = mf_json_load_file(path, MF_FILE_MAX_REPORT, err, sizeof(err));
+			j = mf_json_load_file(path, MF_FILE_MAX_REPORT, 0, err, sizeof(err));
 			if (j)
 				add_report(s, j, i == n - 1);
 			else
@@ -336,7 +336,7 @@ static void read_journal(struct diag_src *s)
 	snprintf(path, sizeof(path), "%s/journal.json", s->state_dir);
 	if (!exists(path))
 		return;
-	j = mf_json_load_file(path, MF_FILE_MAX_REPORT, err, sizeof(err));
+	j = mf_json_load_file(path, MF_FILE_MAX_REPORT, 0, err, sizeof(err));
 	if (!j) {
 		mf_warn("%s: %s (ignored)", path, err);
 		return;

@@ -310,7 +310,7 @@ int mf_model_from_json(json_t *j, struct mf_model *m, char *err, size_t errlen)
 	return 0;
 }
 
-json_t *mf_json_load_file(const char *path, size_t max, char *err, size_t errlen)
+json_t *mf_json_load_file(const char *path, size_t max, size_t flags, char *err, size_t errlen)
 {
 	json_error_t jerr;
 	json_t *j;
@@ -322,7 +322,7 @@ json_t *mf_json_load_file(const char *path, size_t max, char *err, size_t errlen
 		snprintf(err, errlen, "%s", mf_file_strerror(e));
 		return NULL;
 	}
-	j = json_loadb(buf, len, 0, &jerr);
+	j = json_loadb(buf, len, flags, &jerr);
 	free(buf);
 	if (!j)
 		snprintf(err, errlen, "%s (line %d)", jerr.text, jerr.line);

@@ -60,7 +60,7 @@ static void load_previous(uint64_t window_s)
 	if (access(SM.path, F_OK) != 0)
 		return;
 	/* Bounded and regular: a FIFO here would hold the start for good. */
-	j = mf_json_load_file(SM.path, MF_FILE_MAX_MODEL, err, sizeof(err));
+	j = mf_json_load_file(SM.path, MF_FILE_MAX_MODEL, 0, err, sizeof(err));
 	if (!j || mf_model_from_json(j, &prev, err, sizeof(err)) != 0) {
 		mf_warn("the model in %s is unreadable (%s): starting a new one", SM.path, err);
 		json_decref(j);

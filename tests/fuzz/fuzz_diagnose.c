@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *j, *out;
 
 	fuzz_file("input.json", data, size, path, sizeof(path));
-	j = mf_json_load_file(path, MF_FILE_MAX_REPORT, err, sizeof(err));
+	j = mf_json_load_file(path, MF_FILE_MAX_REPORT, 0, err, sizeof(err));
 	unlink(path);
 	if (!j)
 		return 0;

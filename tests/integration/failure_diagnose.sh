@@ -15,15 +15,7 @@ export MEMFENCE_PRESSURE=off
 unset MEMFENCE_QUARANTINE MEMFENCE_STATE_DIR
 cd "$MF_TMP" || fail "cannot enter $MF_TMP"
 
-# bounded WHAT CMD...: CMD ends within 30 s; its status in $rc.
-bounded() {
-	local what=$1
-	shift
-	timeout 30 "$@" >"$MF_TMP/out" 2>"$MF_TMP/err"
-	rc=$?
-	[ "$rc" = 124 ] && fail "$what: still running after 30 s ($(cat "$MF_TMP/err"))"
-	return 0
-}
+bounded() { mf_bounded 30 "$@"; }
 # diagnosed WHAT: the last command gave a verdict (0 healthy, 3 a problem).
 diagnosed() { [ "$rc" = 0 ] || [ "$rc" = 3 ] || fail "$1: status $rc ($(cat "$MF_TMP/err"))"; }
 

@@ -14,15 +14,7 @@ export PYTHONPATH=$MF_BUILD/python MEMFENCE_PRESSURE=off
 unset MEMFENCE_QUARANTINE MEMFENCE_STATE_DIR MEMFENCE_RECYCLE MEMFENCE_RESTART
 cd "$MF_TMP" || fail "cannot enter $MF_TMP"
 
-# bounded WHAT CMD...: CMD ends within 60 s; its status in $rc.
-bounded() {
-	local what=$1
-	shift
-	timeout 60 "$@" >"$MF_TMP/out" 2>"$MF_TMP/err"
-	rc=$?
-	[ "$rc" = 124 ] && fail "$what: still running after 60 s ($(cat "$MF_TMP/err"))"
-	return 0
-}
+bounded() { mf_bounded 60 "$@"; }
 
 # 5. The program asks to be recycled, then crashes during the 3 s drain.
 # shellcheck disable=SC2016

@@ -8,15 +8,7 @@
 [ -x "$MEMFENCE" ] || fail "build memfence first ($MEMFENCE)"
 cd "$MF_TMP" || fail "cannot enter $MF_TMP"
 
-# bounded WHAT CMD...: CMD ends within 20 s; its status in $rc.
-bounded() {
-	local what=$1
-	shift
-	timeout 20 "$@" >"$MF_TMP/out" 2>"$MF_TMP/err"
-	rc=$?
-	[ "$rc" = 124 ] && fail "$what: still running after 20 s ($(cat "$MF_TMP/err"))"
-	return 0
-}
+bounded() { mf_bounded 20 "$@"; }
 
 # 1. A FIFO as model.json: the program starts, the supervisor says why it
 # starts a new model; diagnose refuses the FIFO at once.
