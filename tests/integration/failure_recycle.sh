@@ -16,17 +16,20 @@ cd "$MF_TMP" || fail "cannot enter $MF_TMP"
 
 bounded() { mf_bounded 60 "$@"; }
 
-# 5. The program asks to be recycled, then crashes during the 3 s drain.
+# 5. The program asks to be recycled, waits until the supervisor took the
+# request (the drain has begun: 10 s), then crashes.
 # shellcheck disable=SC2016
-ask='echo unclean >"$MEMFENCE_RECYCLE_DIR/$$.tmp" && mv "$MEMFENCE_RECYCLE_DIR/$$.tmp" "$MEMFENCE_RECYCLE_DIR/$$"'
+ask='d=$MEMFENCE_RECYCLE_DIR; echo unclean >"$d/$$.tmp" && mv "$d/$$.tmp" "$d/$$"
+i=0; while [ -e "$d/$$" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done'
 bounded "crash while draining" "$MEMFENCE" run --http off --state-dir sd5 --recycle on \
-	--restart never --drain-delay 3s -- sh -c "echo run >>runs5; $ask; sleep 1; kill -SEGV \$\$"
+	--restart never --drain-delay 10s -- sh -c "echo run >>runs5; $ask; kill -SEGV \$\$"
 expect_eq "crash while draining: status ($(cat err))" 139 "$rc"
 expect_eq "crash while draining: runs" 1 "$(wc -l <runs5)"
+grep -q "recycling the program" err || fail "crash while draining: no recycle began ($(cat err))"
 ls sd5/reports/*.json >/dev/null 2>&1 || fail "crash while draining: no post-mortem ($(cat err))"
 # The same with an exit: a job that finished is not run again.
 bounded "exit while draining" "$MEMFENCE" run --http off --state-dir sd5e --restart on-oom \
-	--drain-delay 3s -- sh -c "echo run >>runs5e; $ask; sleep 1; exit 7"
+	--drain-delay 10s -- sh -c "echo run >>runs5e; $ask; exit 7"
 expect_eq "exit while draining: status ($(cat err))" 7 "$rc"
 expect_eq "exit while draining: runs" 1 "$(wc -l <runs5e)"
 
@@ -41,8 +44,9 @@ d=$MEMFENCE_RECYCLE_DIR
 i=0; while [ $i -lt 1000 ]; do : >"$d/junk$i"; i=$((i + 1)); done
 ln -s "$PWD/secret" "$d/$$"
 sleep 1
-rm "$d/$$"
-echo "asked for real" >"$d/$$"
+rm -f "$d/$$"
+echo "asked for real" >"$d/$$.tmp"
+mv "$d/$$.tmp" "$d/$$"
 sleep 30'
 bounded "junk in the recycle directory" "$MEMFENCE" run --http off --state-dir sd12 --recycle on \
 	--restart never --drain-delay 0s --recycle-grace 2s --recycle-min-interval 1s -- sh -c "$prog"
