@@ -53,7 +53,7 @@ grep -q ", 1 post-mortem(s)" out || fail "moved state directory: $(cat out err)"
 "$MEMFENCE" run --http off --state-dir live -- sh -c 'while [ ! -e stop ]; do sleep 0.1; done' 2>/dev/null &
 LIVE=$!
 MF_PIDS+=("$LIVE")
-for _ in $(seq 100); do grep -q '"program_pid"' live/model.json 2>/dev/null && [ -e live/journal.json ] && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q '"program_pid"' live/model.json 2>/dev/null && [ -e live/journal.json ] && break; sleep 0.1; done
 [ -e live/journal.json ] || fail "the live run wrote no journal"
 cp -r live copy
 bounded "diagnose a copy of a live run" "$MEMFENCE" diagnose copy
