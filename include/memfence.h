@@ -160,7 +160,10 @@ struct memfence_gate {
  * memfence_gate_leave() gives up); MEMFENCE_ETOOBIG when need exceeds the
  * whole budget (not queued: such a request could never be admitted);
  * MEMFENCE_EOFF when the gate is off. Call memfence_gate_leave(g) after
- * every memfence_gate_enter(g, ...), whatever it returned.
+ * every memfence_gate_enter(g, ...), whatever it returned. A handle holds
+ * one admission: entered again, it leaves the first. In the child of a
+ * fork, a handle the parent entered holds nothing (leaving it there
+ * changes no count; the parent leaves it).
  */
 int memfence_gate_enter(struct memfence_gate *g, const char *name, size_t need, int timeout_ms);
 

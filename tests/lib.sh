@@ -34,6 +34,17 @@ skip() {
 
 # expect_eq WHAT EXPECTED ACTUAL
 expect_eq() { [ "$2" = "$3" ] || fail "$1: expected '$2', got '$3'"; }
+# mf_bounded SECONDS WHAT CMD...: CMD with its output in $MF_TMP/out and
+# $MF_TMP/err, its status in $rc; fails when it still runs after SECONDS
+# (a hang is the defect, not a slow machine: keep SECONDS generous).
+mf_bounded() {
+	local secs=$1 what=$2
+	shift 2
+	timeout "$secs" "$@" >"$MF_TMP/out" 2>"$MF_TMP/err"
+	rc=$?
+	[ "$rc" = 124 ] && fail "$what: still running after $secs s ($(cat "$MF_TMP/err"))"
+	return 0
+}
 # expect_match WHAT REGEX TEXT
 expect_match() { echo "$3" | grep -Eq -- "$2" || fail "$1: '$3' does not match /$2/"; }
 

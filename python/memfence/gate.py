@@ -66,10 +66,16 @@ def grpc_wait(context):
     return max(0.0, min(mw, left / 2.0))
 
 
+# The C int of memfence_gate_enter: a longer wait is the longest it takes.
+_MS_MAX = 2 ** 31 - 1
+
+
 def _ms(timeout):
     if timeout is None:
         return -1
-    return max(0, int(timeout * 1000))
+    if not timeout > 0:  # 0, negative or NaN: do not wait
+        return 0
+    return int(min(timeout * 1000, _MS_MAX))
 
 
 def _need(need):

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@
 #include "cli/cli.h"
 #include "host/options.h"
 #include "cli/diagnose.h"
+#include "host/file.h"
 #include "host/model_json.h"
 #include "host/segread.h"
 #include "memfence.h"
@@ -69,6 +71,41 @@ static int alive(pid_t pid)
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
+/* Whether the run recorded in a state directory's files can be the one
+ * whose pids live here: TARGET is the directory that run wrote (not a copy,
+ * not another host's volume: same device and inode as the state_dir it
+ * recorded), and each pid is a process that started before the record was
+ * written (mf_proc_is), not a later one that got the number, such as this
+ * host's PID 1 for a supervisor that was PID 1 in its container. */
+static int same_dir(const char *a, const char *b)
+{
+	struct stat sa, sb;
+
+	return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+	       sa.st_ino == sb.st_ino;
+}
+
+static pid_t live_pid(pid_t pid, uint64_t saved_s)
+{
+	/* Two seconds of slack: the record's time is in whole seconds. */
+	return pid > 0 && saved_s && mf_proc_is(pid, (saved_s + 2) * 1000000000ull) ? pid : 0;
+}
+
+/* A path the run recorded inside its state directory, where the directory
+ * is now: diagnosed after `mv`, from a copy or from another working
+ * directory, the files are those of TARGET. Other paths stay as recorded. */
+static void rebase(const struct diag_src *s, const char *recorded_dir, const char *v, char *out,
+		   size_t len)
+{
+	size_t n = strlen(recorded_dir);
+
+	if (s->dir_target && n && strncmp(v, recorded_dir, n) == 0 &&
+	    (v[n] == '/' || v[n] == '\0'))
+		snprintf(out, len, "%s%s", s->state_dir, v + n);
+	else
+		snprintf(out, len, "%s", v);
+}
+
 static int is_dir(const char *p)
 {
 	struct stat st;
@@ -91,12 +128,11 @@ static uint64_t jnum(json_t *o, const char *k)
 /* The model file, with the run's summary the supervisor adds. */
 static int load_model(struct diag_src *s)
 {
-	json_error_t jerr;
 	char err[200];
-	json_t *j = json_load_file(s->model_file, 0, &jerr), *run;
+	json_t *j = mf_json_load_file(s->model_file, MF_FILE_MAX_MODEL, 0, err, sizeof(err)), *run;
 
 	if (!j) {
-		mf_err("cannot read %s: %s", s->model_file, jerr.text);
+		mf_err("cannot read %s: %s", s->model_file, err);
 		return -1;
 	}
 	if (mf_model_from_json(j, s->model, err, sizeof(err)) != 0) {
@@ -106,23 +142,37 @@ static int load_model(struct diag_src *s)
 	}
 	run = json_object_get(j, "run");
 	if (json_is_object(run)) {
-		const char *v;
+		const char *v, *dir = json_string_value(json_object_get(run, "state_dir"));
+		char path[MF_PATH_MAX];
+		uint64_t saved = jnum(run, "saved");
 
+		dir = dir ? dir : "";
 		s->limit = jnum(run, "limit");
 		s->budget = jnum(run, "budget");
-		s->sup_pid = (pid_t)jnum(run, "supervisor_pid");
-		s->prog_pid = (pid_t)jnum(run, "program_pid");
 		s->run_started = jnum(run, "started");
 		s->ring_next = jnum(run, "ring_next");
+		if (!s->dir_target || (*dir && same_dir(dir, s->state_dir))) {
+			s->sup_pid = live_pid((pid_t)jnum(run, "supervisor_pid"), saved);
+			s->prog_pid = live_pid((pid_t)jnum(run, "program_pid"), saved);
+		} else {
+			s->pids_untrusted = 1;
+			mf_warn("%s is not the directory the run wrote (%s): a copy or a moved one, "
+				"read as a run that has ended",
+				s->state_dir, *dir ? dir : "not recorded");
+		}
 		v = json_string_value(json_object_get(run, "report_dir"));
-		if (v && *v && !s->report_dir[0])
-			snprintf(s->report_dir, sizeof(s->report_dir), "%s", v);
-		v = json_string_value(json_object_get(run, "state_dir"));
-		if (v && *v && !s->state_dir[0])
-			snprintf(s->state_dir, sizeof(s->state_dir), "%s", v);
+		if (v && *v && !s->report_dir[0]) {
+			rebase(s, dir, v, path, sizeof(path));
+			snprintf(s->report_dir, sizeof(s->report_dir), "%s", path);
+		}
+		if (*dir && !s->state_dir[0])
+			snprintf(s->state_dir, sizeof(s->state_dir), "%s", dir);
 		v = json_string_value(json_object_get(run, "segment"));
-		if (v && *v && !s->segment[0] && exists(v))
-			snprintf(s->segment, sizeof(s->segment), "%s", v);
+		if (v && *v && !s->segment[0]) {
+			rebase(s, dir, v, path, sizeof(path));
+			if (exists(path))
+				snprintf(s->segment, sizeof(s->segment), "%s", path);
+		}
 	}
 	json_decref(j);
 	return 0;
@@ -191,8 +241,8 @@ static int read_segment(struct diag_src *s, int rebuild)
 		return -1;
 	}
 	mf_segread_header(&r, &h);
-	if (!s->sup_pid)
-		s->sup_pid = h.owner_pid;
+	if (!s->sup_pid && !s->pids_untrusted)
+		s->sup_pid = live_pid(h.owner_pid, (uint64_t)time(NULL));
 	for (uint32_t i = 0; i < h.nslots; i++) {
 		struct mf_segread_slot v;
 		uint32_t max = sizeof(sc) / sizeof(sc[0]);
@@ -200,7 +250,7 @@ static int read_segment(struct diag_src *s, int rebuild)
 		if (mf_segread_slot(&r, i, &v, sc, max) != 0 || v.view != MF_SLOT_VIEW_LIVE)
 			continue;
 		s->heap_live += v.slot.live;
-		if (!s->prog_pid)
+		if (!s->prog_pid && !s->pids_untrusted)
 			s->prog_pid = v.slot.pid;
 		for (uint32_t k = 0; k < v.nscopes && s->nin_flight < DIAG_IN_FLIGHT; k++) {
 			struct mf_diag_scope *d = &s->in_flight[s->nin_flight++];
@@ -286,15 +336,15 @@ static void read_reports(struct diag_src *s, const char *dir)
 
 	for (int i = n - 1; i >= 0; i--) {
 		if (n - 1 - i < DIAG_DEATHS) {
-			json_error_t jerr;
+			char err[200];
 			json_t *j;
 
 			snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
-			j = json_load_file(path, 0, &jerr);
+			j = mf_json_load_file(path, MF_FILE_MAX_REPORT, 0, err, sizeof(err));
 			if (j)
 				add_report(s, j, i == n - 1);
 			else
-				mf_warn("%s: %s (ignored)", path, jerr.text);
+				mf_warn("%s: %s (ignored)", path, err);
 			json_decref(j);
 		}
 		free(list[i]);
@@ -308,21 +358,26 @@ static void read_reports(struct diag_src *s, const char *dir)
  * post-mortem. */
 static void read_journal(struct diag_src *s)
 {
-	char path[MF_PATH_MAX + 16];
-	json_error_t jerr;
+	char path[MF_PATH_MAX + 16], err[200];
 	json_t *j;
 	pid_t pid;
 
 	if (!s->state_dir[0])
 		return;
 	snprintf(path, sizeof(path), "%s/journal.json", s->state_dir);
-	j = json_load_file(path, 0, &jerr);
-	if (!j)
+	if (!exists(path))
 		return;
+	j = mf_json_load_file(path, MF_FILE_MAX_REPORT, 0, err, sizeof(err));
+	if (!j) {
+		mf_warn("%s: %s (ignored)", path, err);
+		return;
+	}
 	json_decref(s->timeline);
 	s->timeline = json_incref(json_object_get(j, "timeline"));
-	pid = (pid_t)jnum(json_object_get(j, "supervisor"), "pid");
-	if (!alive(pid)) {
+	/* A copy of a live run's directory has the journal of a run that is
+	 * not lost: its supervisor still runs where it was. */
+	pid = live_pid((pid_t)jnum(json_object_get(j, "supervisor"), "pid"), jnum(j, "time_unix"));
+	if (!pid) {
 		json_object_set_new(j, "cause", json_string("lost"));
 		add_report(s, j, 0);
 	}
@@ -358,25 +413,30 @@ static int resolve_target(struct diag_src *s)
 {
 	const char *t = s->target;
 	char *end;
-	long pid = strtol(t, &end, 10);
+	long long pid;
 	int err;
 
+	errno = 0;
+	pid = strtoll(t, &end, 10);
 	if (*t && *end == '\0') {
-		if (pid <= 0) {
+		/* A pid_t is an int: a larger number must not wrap to another
+		 * process's. */
+		if (pid <= 0 || pid > INT_MAX || errno == ERANGE) {
 			mf_err("invalid PID '%s'", t);
 			return -2;
 		}
 		err = mf_segread_find_pid("", (pid_t)pid, s->segment, sizeof(s->segment));
 		if (err == -ESRCH) {
-			mf_err("no process %ld", pid);
+			mf_err("no process %lld", pid);
 			return -1;
 		}
 		if (err) {
-			mf_err("process %ld has no memfence stats segment (is it under `memfence run`?): %s",
+			mf_err("process %lld has no memfence stats segment (is it under `memfence run`?): %s",
 			       pid, mf_segread_strerror(err));
 			return -1;
 		}
 	} else if (is_dir(t)) {
+		s->dir_target = 1;
 		snprintf(s->state_dir, sizeof(s->state_dir), "%s", t);
 		snprintf(s->model_file, sizeof(s->model_file), "%s/%s", t, MF_MODEL_FILE);
 		if (!exists(s->model_file))

@@ -44,6 +44,8 @@ struct diag_src {
 	uint64_t ring_next;
 	uint32_t ring_live;          /* records added to the model from there */
 	uint32_t other_runs;         /* post-mortems of other runs, not counted */
+	int dir_target;              /* TARGET is a directory: its files are here */
+	int pids_untrusted;          /* a copy or a moved run: its pids are not its */
 };
 
 /* Write the self-contained page. 0, or -errno. */

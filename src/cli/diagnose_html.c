@@ -11,11 +11,14 @@
  * run (src/profile's SVG writer), when one was taken.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/size.h"
 #include "cli/diagnose.h"
@@ -481,13 +484,43 @@ static void flame(FILE *f, const struct diag_src *s, const struct mf_diag *d)
 int diag_html_write(const char *path, const struct diag_src *s, const struct mf_diag *d)
 {
 	char lines[MF_DIAG_LINES][MF_DIAG_LINE], tmp[MF_PATH_MAX + 8], b1[32], b2[32];
+	struct stat st;
+	mode_t mask;
 	FILE *f;
-	int err = 0;
+	int err = 0, fd, direct;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (!f)
-		return -errno;
+	/* A device or a FIFO (/dev/stdout, /dev/null) is written in place: a
+	 * rename would replace the node with a regular file. Anything else
+	 * gets a new file of our own beside it (O_EXCL: never a planted link
+	 * or file), renamed over FILE when complete; a symbolic link at FILE
+	 * is replaced, not written through. */
+	direct = stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+	if (direct && S_ISDIR(st.st_mode))
+		return -EISDIR;
+	if (direct) {
+		/* O_NONBLOCK: a FIFO nobody reads is an error (ENXIO), not a hang. */
+		fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0)
+			return -errno;
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	} else {
+		if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+			return -ENAMETOOLONG;
+		fd = mkostemp(tmp, O_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		mask = umask(0);
+		umask(mask);
+		fchmod(fd, 0666 & ~mask);
+	}
+	f = fdopen(fd, "w");
+	if (!f) {
+		err = -errno;
+		close(fd);
+		if (!direct)
+			unlink(tmp);
+		return err;
+	}
 	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 	      "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
 	      "<title>memfence diagnose</title><style>",
@@ -542,9 +575,11 @@ int diag_html_write(const char *path, const struct diag_src *s, const struct mf_
 		err = -EIO;
 	if (fclose(f) != 0 && !err)
 		err = -errno;
+	if (direct)
+		return err;
 	if (!err && rename(tmp, path) != 0)
 		err = -errno;
 	if (err)
-		remove(tmp);
+		unlink(tmp);
 	return err;
 }

@@ -20,6 +20,7 @@
 #include "base/segment.h"
 #include "cli/cli.h"
 #include "host/file.h"
+#include "host/model_json.h"
 #include "host/options.h"
 #include "supervisor/sup.h"
 
@@ -119,20 +120,12 @@ static int sniff(const char *path, enum kind *k)
 
 static int print_report(const char *path, int as_json)
 {
-	json_error_t jerr;
-	json_t *r;
-	char *buf;
-	size_t len;
-	int err = mf_file_read(path, SUP_REPORT_FILE_MAX, &buf, &len);
+	char err[200];
+	json_t *r = mf_json_load_file(path, MF_FILE_MAX_REPORT, JSON_REJECT_DUPLICATES, err,
+				      sizeof(err));
 
-	if (err) {
-		mf_err("report: cannot read %s: %s", path, mf_file_strerror(err));
-		return MF_EXIT_FAILURE;
-	}
-	r = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
-	free(buf);
 	if (!r) {
-		mf_err("report: cannot read %s: %s (line %d)", path, jerr.text, jerr.line);
+		mf_err("report: cannot read %s: %s", path, err);
 		return MF_EXIT_FAILURE;
 	}
 	if (!json_is_object(r) || !json_is_integer(json_object_get(r, "memfence_report"))) {

@@ -11,9 +11,11 @@
 
 #include "cli/cli.h"
 #include "cli/launch.h"
+#include "host/file.h"
 #include "host/model.h"
 #include "store/quarantine.h"
 #include "supervisor/sup.h"
+#include "base/env.h"
 #include "base/size.h"
 
 /* ---- options: the tables the parser, the environment and --help come from ---- */
@@ -222,6 +224,18 @@ static int parse_pct(const char *s, unsigned max, unsigned *out)
 	return 0;
 }
 
+/* Every path handed to the program is absolute: a relative one would name
+ * another file once the program changes directory (a quarantine check in a
+ * new, empty database lets a quarantined task run). */
+static int absolute(const char *who, const char *v, char *out, size_t len)
+{
+	int err = mf_path_absolute(v, out, len);
+
+	if (err)
+		mf_err("invalid %s '%s': %s", who, v, strerror(-err));
+	return err ? -1 : 0;
+}
+
 struct run_cfg {
 	const char *val[O_LAST];
 	const char *http;          /* NULL = off */
@@ -229,7 +243,8 @@ struct run_cfg {
 	uint64_t delay_ms, max_delay_ms, interval_ms, model_window_s;
 	const char *report_dir, *state_dir;
 	const char *quarantine;    /* store spec; NULL = off, "" = default */
-	char report_dir_buf[MF_PATH_MAX];
+	char report_dir_buf[MF_PATH_MAX], state_dir_buf[MF_PATH_MAX];
+	char quarantine_buf[MF_PATH_MAX + 16];
 	struct sup_health_cfg health;
 	uint64_t container_min;    /* 0 = off */
 	const char *need;
@@ -357,13 +372,25 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 				c->recycle.grace_ms = ms;
 			break;
 		case O_REPORT_DIR:
-			c->report_dir = v;
+			if (absolute(who, v, c->report_dir_buf, sizeof(c->report_dir_buf)) < 0)
+				return -1;
+			c->report_dir = c->report_dir_buf;
 			break;
 		case O_STATE_DIR:
-			c->state_dir = v;
+			if (absolute(who, v, c->state_dir_buf, sizeof(c->state_dir_buf)) < 0)
+				return -1;
+			c->state_dir = c->state_dir_buf;
 			break;
 		case O_QUARANTINE:
 			c->quarantine = strcmp(v, "off") == 0 ? NULL : v;
+			/* The program opens the same store by this name. */
+			if (c->quarantine && strncmp(v, "sqlite:", 7) == 0 && v[7] && v[7] != '/') {
+				memcpy(c->quarantine_buf, "sqlite:", 7);
+				if (absolute(who, v + 7, c->quarantine_buf + 7,
+					     sizeof(c->quarantine_buf) - 7) < 0)
+					return -1;
+				c->quarantine = c->quarantine_buf;
+			}
 			break;
 		case O_NEED:
 			if (strcmp(v, "auto") == 0) {
@@ -424,20 +451,27 @@ static int resolve_cfg(struct run_cfg *c, const struct mf_plan *plan)
 				goto bad;
 			break;
 		case O_GATE:
-			if (strcmp(v, "on") == 0)
-				c->gate.on = 1;
-			else if (strcmp(v, "off") == 0)
-				c->gate.on = 0;
-			else
+			/* Every boolean word, as for every flag variable. */
+			if (mf_env_bool(v, &c->gate.on) != 0)
 				goto bad;
 			break;
 		case O_GATE_NEED:
-			if (strcmp(v, "auto") == 0)
+			if (strcmp(v, "auto") == 0) {
 				c->gate.default_need = 0;
-			else if (mf_size_parse(v, plan->budget, &sz, &msg) == 0 && sz > 0)
-				c->gate.default_need = sz;
-			else
+			} else if (mf_size_parse(v, plan->budget, &sz, &msg) != 0 || sz == 0) {
 				goto bad;
+			} else if (plan->budget && sz > plan->budget) {
+				/* As a percentage above 100%: no request could ever be
+				 * admitted, each would fail as too big. */
+				char b[32];
+
+				mf_err("invalid %s '%s': above the whole budget (%s), every request "
+				       "would be refused as too big",
+				       who, v, mf_size_format(plan->budget, b, sizeof(b)));
+				return -1;
+			} else {
+				c->gate.default_need = sz;
+			}
 			break;
 		case O_GATE_QUANTILE:
 			if (parse_pct(v, 100, &pct) < 0 || pct == 0)
@@ -488,6 +522,7 @@ struct run_args {
 	int no_auto_python;
 	int no_quarantine;
 	int profile;               /* --profile: MEMFENCE_PROFILE_DIR = report dir */
+	char segment[MF_PATH_MAX];
 };
 
 static struct run_args R;      /* static: the supervisor keeps pointers into it */
@@ -539,6 +574,11 @@ int mf_cmd_run(int argc, char **argv)
 		return MF_EXIT_USAGE;
 	if (s->launch.account < 0)
 		s->launch.account = 1;
+	if (s->launch.segment) {
+		if (absolute("--segment", s->launch.segment, s->segment, sizeof(s->segment)) < 0)
+			return MF_EXIT_USAGE;
+		s->launch.segment = s->segment;
+	}
 
 	/* The plan as the program will get it (the child resolves it again
 	 * when it applies it; this copy is for headroom and health). */

@@ -240,9 +240,17 @@ static void ev_healthy(const struct mf_diag *d, struct lines *o)
 {
 	char a[32], b[32], c[32], t[32];
 
-	say(o, "%llu scopes of %llu name(s) over %s: no allocation refused, no OOM kill, no death",
-	    (unsigned long long)d->scopes, (unsigned long long)d->names,
-	    dur((int64_t)(d->to_s - d->from_s), t, sizeof(t)));
+	/* A crash is a death too, only not one of memory: never "no death"
+	 * beside its post-mortem. */
+	if (d->deaths)
+		say(o, "%llu scopes of %llu name(s) over %s: no allocation refused, no OOM kill; "
+		       "%llu death(s) not of memory (see the post-mortems)",
+		    (unsigned long long)d->scopes, (unsigned long long)d->names,
+		    dur((int64_t)(d->to_s - d->from_s), t, sizeof(t)), (unsigned long long)d->deaths);
+	else
+		say(o, "%llu scopes of %llu name(s) over %s: no allocation refused, no OOM kill, no death",
+		    (unsigned long long)d->scopes, (unsigned long long)d->names,
+		    dur((int64_t)(d->to_s - d->from_s), t, sizeof(t)));
 	say(o, "the live heap peaked at %s (%u%% of the %s budget); the working set at %s",
 	    SZ(d->heap_high, a), pct(d->heap_high, d->budget), SZ(d->budget, b), SZ(d->ws_high, c));
 	if (d->leak.windows >= 2)

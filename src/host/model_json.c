@@ -28,8 +28,10 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "host/file.h"
 #include "host/model.h"
 #include "host/model_json.h"
 
@@ -316,4 +318,23 @@ int mf_model_from_json(json_t *j, struct mf_model *m, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+json_t *mf_json_load_file(const char *path, size_t max, size_t flags, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *j;
+	char *buf;
+	size_t len;
+	int e = mf_file_read(path, max, &buf, &len);
+
+	if (e) {
+		snprintf(err, errlen, "%s", mf_file_strerror(e));
+		return NULL;
+	}
+	j = json_loadb(buf, len, flags, &jerr);
+	free(buf);
+	if (!j)
+		snprintf(err, errlen, "%s (line %d)", jerr.text, jerr.line);
+	return j;
 }

@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "host/file.h"
+
 enum mf_prof_view { MF_VIEW_ALLOCATED, MF_VIEW_LIVE, MF_VIEW_PEAK, MF_VIEW_FAILURE };
 enum mf_prof_format { MF_FMT_TEXT, MF_FMT_COLLAPSED, MF_FMT_SVG, MF_FMT_PPROF, MF_FMT_JSON };
 
@@ -49,10 +51,8 @@ struct mf_profile {
 	int nsites;
 };
 
-/* The largest profile file read: the profiler's tables are bounded
- * (4096 sites of at most 56 frames, 4096 code objects), its files far
- * smaller than this. */
-#define MF_PROFILE_FILE_MAX ((size_t)64 << 20)
+/* The largest profile file read (host/file.h, with the other kinds). */
+#define MF_PROFILE_FILE_MAX MF_FILE_MAX_PROFILE
 
 /* Read and symbolise FILE, a regular file of at most MF_PROFILE_FILE_MAX
  * bytes. 0, or -1 with a one-line reason in err. */

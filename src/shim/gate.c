@@ -49,7 +49,11 @@ struct handle {
 	uint32_t idx;    /* entry, or MF_SEG_GATE_ENTRIES when untracked */
 	uint64_t ticket; /* 0: admitted without waiting */
 	uint64_t need;
-	uint64_t since;  /* CLOCK_MONOTONIC of the request's arrival */
+	/* The process that entered: a copy of the handle in a child of fork
+	 * holds nothing (the parent's admission is the parent's to leave). The
+	 * arrival time is in the entry (since_ns) until the admission. */
+	int32_t pid;
+	uint32_t unused;
 };
 
 _Static_assert(sizeof(struct handle) <= sizeof(struct memfence_gate),
@@ -70,6 +74,11 @@ enum { H_NONE = 0, H_WAITING = 0x6a7e1, H_ADMITTED, H_UNTRACKED };
 static uint64_t own_need;
 
 static const uint64_t hist_ms[MF_SEG_GATE_HIST] = MF_SEG_GATE_HIST_MS;
+
+static pid_t self_pid(void)
+{
+	return mf_slot != NULL ? mf_slot->pid : getpid();
+}
 
 static struct mf_seg_gate *gate_on(void)
 {
@@ -266,14 +275,14 @@ static void admitted(struct mf_seg_gate *g, struct handle *hd)
 {
 	struct mf_seg_gate_entry *e = &g->entries[hd->idx];
 	uint32_t ni = e->name_idx;
-	uint64_t now = mf_now_mono();
+	uint64_t now = mf_now_mono(), arrived = __atomic_load_n(&e->since_ns, __ATOMIC_RELAXED);
 
 	__atomic_fetch_add(&own_need, hd->need, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->since_ns, now, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->state, MF_GATE_ADMITTED, __ATOMIC_RELEASE);
 	NAME_ADD(g, ni, admitted, 1);
 	if (hd->ticket != 0) {
-		uint64_t waited = now - hd->since, ms = waited / 1000000u;
+		uint64_t waited = now - arrived, ms = waited / 1000000u;
 		uint32_t b = 0;
 
 		__atomic_fetch_sub(&g->waiting, 1, __ATOMIC_RELAXED);
@@ -300,7 +309,7 @@ static bool try_admit(struct mf_seg_gate *g, struct handle *hd, bool fast)
 	int64_t room_c = INT64_MAX, room_p = INT64_MAX;
 	bool any = false;
 	uint32_t n = 0;
-	pid_t self = mf_slot != NULL ? mf_slot->pid : getpid();
+	pid_t self = self_pid();
 
 	if (fast) {
 		mine = __atomic_load_n(&own_need, __ATOMIC_RELAXED);
@@ -443,7 +452,7 @@ int mf_gate_refuse(struct mf_thread *t, uint64_t req)
 		return 0;
 	if ((g = gate_on()) == NULL)
 		return 0;
-	self = mf_slot != NULL ? mf_slot->pid : getpid();
+	self = self_pid();
 	for (uint32_t i = 0; i < entries_used(g); i++) {
 		struct mf_seg_gate_entry *e = &g->entries[i];
 
@@ -472,7 +481,10 @@ int mf_gate_enter(struct mf_thread *t, struct memfence_gate *out, const char *na
 	int64_t room;
 	uint32_t ni;
 
-	hd->state = H_NONE;
+	/* One admission per handle: entered again, it leaves the first (kept,
+	 * it would hold its need until the process ends). */
+	mf_gate_leave(out);
+	hd->pid = self_pid();
 	if (g == NULL)
 		return MEMFENCE_EOFF;
 	if (!container_room(0, &room, &line_c))
@@ -482,7 +494,6 @@ int mf_gate_enter(struct mf_thread *t, struct memfence_gate *out, const char *na
 	need = need_of(g, t, ni, need, line);
 	hd->need = need;
 	hd->ticket = 0;
-	hd->since = mf_now_mono();
 	if (need == 0 || line == 0) {
 		/* Nothing to ask for, or no line to ask against. */
 		hd->state = H_UNTRACKED;
@@ -502,12 +513,12 @@ int mf_gate_enter(struct mf_thread *t, struct memfence_gate *out, const char *na
 		NAME_ADD(g, ni, admitted, 1);
 		return MEMFENCE_OK;
 	}
-	e->pid = mf_slot != NULL ? mf_slot->pid : getpid();
+	e->pid = hd->pid;
 	e->tid = t != NULL ? t->tid : 0;
 	e->need = need;
 	e->name_idx = ni;
 	e->ticket = 0;
-	e->since_ns = hd->since;
+	e->since_ns = mf_now_mono();
 	entry_link(e, t);
 	if (__atomic_load_n(&g->waiting, __ATOMIC_ACQUIRE) == 0 &&
 	    (try_admit(g, hd, true) || try_admit(g, hd, false)))
@@ -528,6 +539,8 @@ int mf_gate_wait(struct mf_thread *t, struct memfence_gate *out, int timeout_ms)
 	struct handle *hd = (struct handle *)out;
 	struct mf_seg_gate *g = gate_on();
 
+	if (hd->pid != self_pid())
+		return MEMFENCE_EOFF;    /* entered by the parent of this fork */
 	if (hd->state == H_ADMITTED)
 		return scope_admitted(t, hd, true);
 	if (hd->state == H_UNTRACKED)
@@ -546,7 +559,8 @@ int mf_gate_leave(struct memfence_gate *out)
 									    : NULL;
 	struct mf_seg_gate_entry *e;
 
-	if (g == NULL || (hd->state != H_WAITING && hd->state != H_ADMITTED)) {
+	if (g == NULL || (hd->state != H_WAITING && hd->state != H_ADMITTED) ||
+	    hd->pid != self_pid() || hd->idx >= MF_SEG_GATE_ENTRIES) {
 		hd->state = H_NONE;
 		return MEMFENCE_OK;
 	}
@@ -561,6 +575,16 @@ int mf_gate_leave(struct memfence_gate *out)
 	__atomic_store_n(&e->state, MF_GATE_FREE, __ATOMIC_RELEASE);
 	hd->state = H_NONE;
 	return MEMFENCE_OK;
+}
+
+/* The child of a fork holds no admission: the parent's handles are left by
+ * the parent, and the child's scopes were admitted with nothing. */
+void mf_gate_atfork_child(struct mf_thread *self)
+{
+	own_need = 0;
+	if (self > MF_EXITED)
+		for (int i = 0; i < self->depth; i++)
+			self->scopes[i].gate_need = 0;
 }
 
 int mf_gate_max_wait(void)

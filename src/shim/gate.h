@@ -39,6 +39,8 @@ int mf_gate_enter(struct mf_thread *t, struct memfence_gate *g, const char *name
 int mf_gate_wait(struct mf_thread *t, struct memfence_gate *g, int timeout_ms) MF_HIDDEN;
 int mf_gate_leave(struct memfence_gate *g) MF_HIDDEN;
 int mf_gate_max_wait(void) MF_HIDDEN;
+/* In the child of a fork (hooks.c): no admission is inherited. */
+void mf_gate_atfork_child(struct mf_thread *self) MF_HIDDEN;
 
 /* For an allocation of req bytes by t (policy.c): 1 when its scope is far
  * past the need it was admitted with and the allocation would take memory

@@ -251,6 +251,7 @@ static void atfork_child(void)
 	mf_maps_atfork_child();
 	mf_account_atfork_child();
 	mf_big_atfork_child();
+	mf_gate_atfork_child(mf_tls_self);
 }
 
 static void init(char **envp)

@@ -84,6 +84,9 @@ void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_a
 			s->dead_scopes[s->ndead_scopes++] = s->st.scopes[i];
 	if (!s->st.quarantine_on)
 		return;
+	/* memfence's own kill ends no scope's chances: not a death. */
+	if (sup_recycle_ended(s, slot->pid))
+		return;
 	/* The kernel counts the kill before the victim is gone, but the
 	 * counter was read a moment before the slot: read it again. */
 	if (mf_cgroup_sample(&s->cg, &cs) == 0 && cs.oom_kill > oom)
@@ -96,8 +99,10 @@ void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_a
 		cause = d.cause;
 	} else if (oom > oom_alive) {
 		cause = SUP_CAUSE_OOM_KILL;
-	} else if (s->stopping) {
-		return;    /* workers ending with a stop that was asked for */
+	} else if (s->stopping || sup_recycle_whole_ending(s)) {
+		/* Workers ending with a stop that was asked for, or with the
+		 * program a recycle ended. */
+		return;
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		struct sup_qdeath d = {.cause = (int)cause, .pid = slot->pid};
@@ -293,7 +298,9 @@ void sup_child_ended(struct sup *s, int ws, struct sup_death *d)
 				 "the program exited with status %d after %llu refused allocation(s)",
 				 d->status, (unsigned long long)refused);
 	}
-	/* Ended on purpose to be replaced: no post-mortem, even after SIGKILL. */
+	/* Ended on purpose to be replaced: no post-mortem, even after SIGKILL.
+	 * An end during the drain, before memfence said a word, is the
+	 * program's own: reported, and --restart decides. */
 	if (sup_recycle_whole_ending(s))
 		reportable = 0;
 	s->oom_pending_ms = 0;

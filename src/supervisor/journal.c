@@ -114,7 +114,7 @@ int sup_journal_recover(const char *state_dir, const char *report_dir, char *out
 		return 0;
 	/* Only what the supervisor could have written: a FIFO there would
 	 * block this start for good. */
-	err = mf_file_read(path, SUP_REPORT_FILE_MAX, &buf, &len);
+	err = mf_file_read(path, MF_FILE_MAX_REPORT, &buf, &len);
 	if (err) {
 		mf_warn("state journal %s is unreadable (%s): ignored", path, mf_file_strerror(err));
 		if (err == MF_FILE_ENOTREG || err == -EFBIG)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "host/file.h"
 #include "host/model.h"
 #include "host/model_json.h"
 #include "host/msg.h"
@@ -56,16 +57,15 @@ static struct sup_model {
 static void load_previous(uint64_t window_s)
 {
 	static struct mf_model prev;
-	json_error_t jerr;
 	char err[160];
 	json_t *j;
 
 	if (access(SM.path, F_OK) != 0)
 		return;
-	j = json_load_file(SM.path, 0, &jerr);
+	/* Bounded and regular: a FIFO here would hold the start for good. */
+	j = mf_json_load_file(SM.path, MF_FILE_MAX_MODEL, 0, err, sizeof(err));
 	if (!j || mf_model_from_json(j, &prev, err, sizeof(err)) != 0) {
-		mf_warn("the model in %s is unreadable (%s): starting a new one", SM.path,
-			j ? err : jerr.text);
+		mf_warn("the model in %s is unreadable (%s): starting a new one", SM.path, err);
 		json_decref(j);
 		return;
 	}

@@ -50,19 +50,25 @@
 #include "host/msg.h"
 #include "supervisor/supervisor.h"
 
-#define REQUESTS_READ 64    /* request files looked at per sample, at most */
+#define REQUESTS_READ 256   /* directory entries looked at per sample, at most */
 #define KILL_WAIT_MS 5000   /* after SIGKILL, wait this long for the end */
 
 enum { RC_IDLE, RC_DRAIN, RC_TERM, RC_KILL };
 
 /* The directory next to the segment (or in the state directory) where the
- * program asks to be recycled. */
+ * program asks to be recycled. Everything in it is reached through the
+ * descriptor opened here (O_NOFOLLOW, O_DIRECTORY, ours): a symbolic link
+ * planted at its name would otherwise have the supervisor read and remove
+ * files of another directory. */
 void sup_recycle_init(struct sup *s)
 {
 	struct sup_recycle *rc = &s->rc;
-	int n;
+	const char *why = NULL;
+	struct stat st;
+	int n, fd = -1;
 
 	rc->dir[0] = '\0';
+	rc->d = NULL;
 	s->st.recycle_on = s->cfg.recycle.on;
 	if (!s->cfg.recycle.on)
 		return;
@@ -72,31 +78,84 @@ void sup_recycle_init(struct sup *s)
 		n = snprintf(rc->dir, sizeof(rc->dir), "%s.recycle", s->cfg.launch.segment);
 	else
 		return;
-	if (n >= (int)sizeof(rc->dir) || (mkdir(rc->dir, 0700) != 0 && errno != EEXIST)) {
-		mf_warn("cannot make %s (%s): processes of the program cannot ask to be recycled",
-			rc->dir, n >= (int)sizeof(rc->dir) ? "name too long" : strerror(errno));
+	if (n >= (int)sizeof(rc->dir))
+		why = "name too long";
+	else if (mkdir(rc->dir, 0700) != 0 && errno != EEXIST)
+		why = strerror(errno);
+	else if ((fd = open(rc->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		why = errno == ELOOP || errno == ENOTDIR ? "not a directory (a symbolic link?)"
+							 : strerror(errno);
+	else if (fstat(fd, &st) != 0 || st.st_uid != geteuid())
+		why = "not a directory of this user";
+	else if ((rc->d = fdopendir(fd)) == NULL)
+		why = strerror(errno);
+	if (why) {
+		mf_warn("cannot use %s (%s): processes of the program cannot ask to be recycled",
+			rc->dir, why);
+		if (fd >= 0)
+			close(fd);
 		rc->dir[0] = '\0';
 	}
 }
 
-static void clear_requests(const char *dir)
+/* PID or PID.tmp (python/memfence/recovery.py writes the second and renames
+ * it to the first): the only names memfence puts in the directory, and the
+ * only ones it removes. The pid, or 0 for any other name. */
+static long request_pid(const char *name, int *tmp)
 {
-	DIR *d = opendir(dir);
-	struct dirent *e;
+	char *end;
+	long p;
 
-	if (!d)
-		return;
+	if (name[0] < '1' || name[0] > '9')
+		return 0;
+	errno = 0;
+	p = strtol(name, &end, 10);
+	if (errno || p <= 0 || p > INT32_MAX)
+		return 0;
+	*tmp = strcmp(end, ".tmp") == 0;
+	return *end == '\0' || *tmp ? p : 0;
+}
+
+int sup_recycle_request_read(int dir, const char *name, pid_t *pid, char *why, size_t whylen)
+{
+	int tmp = 0, fd;
+	long p = request_pid(name, &tmp);
+	ssize_t n;
+
+	/* A file being written (PID.tmp) is renamed when done. */
+	if (!p || tmp || (fd = mf_file_openat_nofollow(dir, name)) < 0)
+		return 0;
+	n = read(fd, why, whylen - 1);
+	close(fd);
+	why[n > 0 ? n : 0] = '\0';
+	why[strcspn(why, "\n")] = '\0';
+	sup_clean(why, whylen, why);
+	if (!why[0])
+		snprintf(why, whylen, "a failed scope left the process unclean");
+	*pid = (pid_t)p;
+	return 1;
+}
+
+static void clear_requests(DIR *d)
+{
+	struct dirent *e;
+	int tmp;
+
+	rewinddir(d);
 	while ((e = readdir(d)) != NULL)
-		if (e->d_name[0] != '.')
+		if (request_pid(e->d_name, &tmp))
 			unlinkat(dirfd(d), e->d_name, 0);
-	closedir(d);
+	rewinddir(d);
 }
 
 void sup_recycle_stop(struct sup *s)
 {
-	if (!s->rc.dir[0])
+	if (!s->rc.d)
 		return;
-	clear_requests(s->rc.dir);
+	clear_requests(s->rc.d);
+	closedir(s->rc.d);
+	s->rc.d = NULL;
+	/* Empty unless someone else put files there: then it stays. */
 	rmdir(s->rc.dir);
 }
 
@@ -132,14 +191,21 @@ void sup_recycle_started(struct sup *s)
 	}
 	/* Earlier by a random share: never later than asked. */
 	s->st.recycle_threshold_s = s->cfg.recycle.before_s + draw(s->cfg.recycle.jitter_s);
-	if (rc->dir[0])
-		clear_requests(rc->dir);
+	if (rc->d)
+		clear_requests(rc->d);
 	sup_model_epoch(&s->st);
 }
 
 int sup_recycle_whole_ending(const struct sup *s)
 {
-	return s->rc.phase != RC_IDLE && s->rc.whole && !s->stopping;
+	return s->rc.phase >= RC_TERM && s->rc.whole && !s->stopping;
+}
+
+int sup_recycle_ended(const struct sup *s, pid_t pid)
+{
+	/* Also once the recycle is over: the segment may show the process
+	 * dead a sample after the recycle saw it gone. */
+	return pid > 0 && pid == s->rc.signalled;
 }
 
 static const struct sup_proc *proc_of(const struct sup_state *st, pid_t pid)
@@ -174,45 +240,30 @@ static int gone(pid_t pid)
 }
 
 /* The first request of a live process of the program: 1 with its pid and
- * reason; every request file read is removed. */
+ * reason; every request file read is removed. At most REQUESTS_READ entries
+ * a sample, going on from where the last sample stopped: files of other
+ * names (ignored, not ours to remove) cannot hide a request for good. A
+ * request is a regular file, never followed through a link. */
 static int take_request(struct sup *s, pid_t *pid, char *why, size_t whylen)
 {
-	DIR *d = opendir(s->rc.dir);
-	struct dirent *e;
-	int found = 0, seen = 0;
+	DIR *d = s->rc.d;
+	struct dirent *e = NULL;
+	int found = 0, seen = 0, tmp;
 
 	if (!d)
 		return 0;
 	while (!found && seen < REQUESTS_READ && (e = readdir(d)) != NULL) {
-		char path[MF_PATH_MAX + 300], *end;
-		long p;
-		int fd;
+		long p = request_pid(e->d_name, &tmp);
 
-		if (e->d_name[0] == '.')
-			continue;
 		seen++;
-		p = strtol(e->d_name, &end, 10);
-		snprintf(path, sizeof(path), "%s/%s", s->rc.dir, e->d_name);
-		if (*end) {
-			/* A file being written (PID.tmp) is renamed when done. */
+		if (!p || tmp)
 			continue;
-		}
-		if (p > 0 && (proc_of(&s->st, (pid_t)p) || (pid_t)p == s->st.child_pid) &&
-		    (fd = mf_file_open(path)) >= 0) {
-			ssize_t n = read(fd, why, whylen - 1);
-
-			close(fd);
-			why[n > 0 ? n : 0] = '\0';
-			why[strcspn(why, "\n")] = '\0';
-			sup_clean(why, whylen, why);
-			if (!why[0])
-				snprintf(why, whylen, "a failed scope left the process unclean");
-			*pid = (pid_t)p;
-			found = 1;
-		}
-		unlink(path);
+		if (proc_of(&s->st, (pid_t)p) || (pid_t)p == s->st.child_pid)
+			found = sup_recycle_request_read(dirfd(d), e->d_name, pid, why, whylen);
+		unlinkat(dirfd(d), e->d_name, 0);
 	}
-	closedir(d);
+	if (!e)
+		rewinddir(d);    /* the end: the next sample starts over, new files too */
 	return found;
 }
 
@@ -242,6 +293,7 @@ static void start(struct sup *s, pid_t pid, int reason, const char *why, uint64_
 
 	rc->phase = RC_DRAIN;
 	rc->pid = pid;
+	rc->signalled = 0;
 	rc->whole = pid == st->child_pid;
 	rc->since_ms = now_ms;
 	rc->drain_ms = reason == SUP_RECYCLE_STUCK ? 0 : s->cfg.recycle.drain_delay_ms;
@@ -294,6 +346,7 @@ static void term(struct sup *s, uint64_t now_ms, const char *after)
 	fprintf(stderr, "memfence: recycle: SIGTERM to %d %s\n", (int)rc->pid, after);
 	if (rc->whole)
 		s->last_forwarded = SIGTERM;    /* its end is a stop, not a death */
+	rc->signalled = rc->pid;
 	kill(rc->pid, SIGTERM);
 	kill(rc->pid, SIGCONT);
 	rc->phase = RC_TERM;

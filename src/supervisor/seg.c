@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "supervisor/sup.h"
@@ -47,9 +48,14 @@ int sup_seg_create(struct sup_seg *s, const char *path, int32_t owner)
 
 void sup_seg_close(struct sup_seg *s, int unlink_it)
 {
+	struct stat mine, now;
+
 	if (!s->open)
 		return;
-	if (unlink_it)
+	/* Only the file we made: whatever took its name since is someone
+	 * else's. */
+	if (unlink_it && s->r.fd >= 0 && fstat(s->r.fd, &mine) == 0 && lstat(s->r.path, &now) == 0 &&
+	    mine.st_dev == now.st_dev && mine.st_ino == now.st_ino)
 		unlink(s->r.path);
 	mf_segread_close(&s->r);
 	s->open = 0;

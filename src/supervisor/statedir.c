@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "host/file.h"
 #include "host/msg.h"
 #include "host/segread.h"
 #include "supervisor/supervisor.h"
@@ -21,9 +22,30 @@
  * Segments of supervisors that were killed (SIGKILL leaves no chance to
  * remove them) would pile up in /dev/shm outside containers, where PIDs are
  * not reused as quickly: remove memfence-run-PID.seg files whose PID is gone
- * and whose header says that PID created them. In a container the
+ * and whose header says that PID created them, and their model files
+ * (memfence-run-PID.model.json). In a container the
  * supervisor is PID 1 and its next start replaces its own file anyway.
  */
+/* A model file beside such a segment: a regular file of this user, never
+ * followed through a link, that reads as a memfence model. */
+static int is_own_model(int dir, const char *name)
+{
+	struct stat st;
+	char head[32];
+	ssize_t n;
+	int fd = mf_file_openat_nofollow(dir, name), own;
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, head, sizeof(head) - 1);
+	own = fstat(fd, &st) == 0 && st.st_uid == geteuid() && n > 0;
+	close(fd);
+	if (!own)
+		return 0;
+	head[n] = '\0';
+	return strstr(head, "\"memfence_model\"") != NULL;
+}
+
 static void sweep_segments(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -40,8 +62,14 @@ static void sweep_segments(const char *dir)
 		if (strncmp(e->d_name, "memfence-run-", 13) != 0)
 			continue;
 		pid = strtol(e->d_name + 13, &end, 10);
-		if (pid <= 0 || strcmp(end, ".seg") != 0 || pid == getpid() ||
-		    kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+		if (pid <= 0 || pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (strcmp(end, ".model.json") == 0) {
+			if (is_own_model(dirfd(d), e->d_name))
+				unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
+		if (strcmp(end, ".seg") != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
 		if (mf_segread_open(&r, path, 0) != 0)
@@ -54,12 +82,53 @@ static void sweep_segments(const char *dir)
 	closedir(d);
 }
 
+/*
+ * A --segment the user names is replaced at each start and removed at the
+ * end: only a file that is already a memfence segment may be there (a
+ * previous run's), as `exec --account --segment` joins nothing else. A
+ * database, a device or a link at that name is refused, untouched.
+ */
+static int segment_is_replaceable(const char *path)
+{
+	struct mf_segread r;
+	struct stat st;
+	int err;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (S_ISLNK(st.st_mode)) {
+		mf_err("--segment %s is a symbolic link: memfence replaces and removes that file; "
+		       "name a new file or an old memfence segment",
+		       path);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		mf_err("--segment %s is not a regular file: memfence replaces and removes that file; "
+		       "name a new file or an old memfence segment",
+		       path);
+		return -1;
+	}
+	err = mf_segread_open(&r, path, 0);
+	if (err) {
+		mf_err("--segment %s exists and is %s: memfence would replace and remove it; "
+		       "name a new file or an old memfence segment",
+		       path, err == MF_SEGREAD_EFORMAT ? "not a memfence stats segment"
+						       : mf_segread_strerror(err));
+		return -1;
+	}
+	mf_segread_close(&r);
+	return 0;
+}
+
 /* The segment goes in the state directory (where the next start finds it
- * after a kill of the whole container), else in /dev/shm or /tmp. */
-void sup_segment_path(struct sup *s)
+ * after a kill of the whole container), else in /dev/shm or /tmp. 0, or
+ * -1 when a --segment given cannot be used (said). */
+int sup_segment_path(struct sup *s)
 {
 	if (s->cfg.launch.account != 1)
-		return;
+		return 0;
+	if (s->cfg.launch.segment && segment_is_replaceable(s->cfg.launch.segment) != 0)
+		return -1;
 	if (!s->cfg.launch.segment) {
 		if (s->cfg.state_dir)
 			snprintf(s->segment, sizeof(s->segment), "%s/%s", s->cfg.state_dir,
@@ -74,6 +143,7 @@ void sup_segment_path(struct sup *s)
 		s->cfg.launch.segment = s->segment;
 	}
 	snprintf(s->st.segment, sizeof(s->st.segment), "%s", s->cfg.launch.segment);
+	return 0;
 }
 
 /*

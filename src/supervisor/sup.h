@@ -549,10 +549,6 @@ const char *sup_json_str(json_t *o, const char *k);
 /* The journal's file name in the state directory. */
 #define SUP_JOURNAL "journal.json"
 
-/* The largest post-mortem or journal read back: the supervisor's tables
- * (SUP_MAX_*) make its documents some tens of KiB. */
-#define SUP_REPORT_FILE_MAX ((size_t)4 << 20)
-
 /* The lock file of a state directory: one supervisor at a time. */
 #define SUP_STATE_LOCK "lock"
 

@@ -330,7 +330,10 @@ int sup_run(const struct sup_config *cfg)
 	state_init(s);
 	if (sup_state_dir_lock(s) < 0)
 		return MF_EXIT_FAILURE;
-	sup_segment_path(s);
+	if (sup_segment_path(s) < 0) {
+		code = MF_EXIT_USAGE;
+		goto out_lock;
+	}
 	if (s->st.quarantine_on && (code = quarantine_start(s)) != 0)
 		goto out_lock;
 	if (sup_state_dir_prepare(s) < 0) {

@@ -12,6 +12,7 @@
 #ifndef MF_SUPERVISOR_H
 #define MF_SUPERVISOR_H
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -27,6 +28,8 @@ struct sup_recycle {
 	uint64_t drain_ms;         /* not ready this long before the whole program stops */
 	uint64_t last_ms;          /* when the last one ended; 0 = none yet */
 	char dir[MF_PATH_MAX];     /* where processes ask for it; "" = nowhere */
+	DIR *d;                    /* that directory, opened as made: never a link */
+	pid_t signalled;           /* the last process a recycle told to end */
 };
 
 struct sup {
@@ -98,9 +101,17 @@ void sup_recycle_init(struct sup *s);
 void sup_recycle_started(struct sup *s);
 /* After the health rules: start, drive or end a recycle. */
 void sup_recycle_tick(struct sup *s, uint64_t now_ms);
-/* The program's end is a recycle's: start it again at once, no report. */
+/* The program's end is a recycle's (it was told to end): start it again at
+ * once, no report. An end before that, during the drain, is its own. */
 int sup_recycle_whole_ending(const struct sup *s);
+/* Whether pid ended because a recycle told it to (SIGTERM, SIGKILL):
+ * memfence's doing, never a death of its scopes. */
+int sup_recycle_ended(const struct sup *s, pid_t pid);
 void sup_recycle_stop(struct sup *s);
+/* The request name in the recycle directory dir (a descriptor): 1 with its
+ * pid and reason (one clean line) when it is one (a regular file named PID,
+ * not a link), else 0. Not removed. */
+int sup_recycle_request_read(int dir, const char *name, pid_t *pid, char *why, size_t whylen);
 
 /* serving.c: where the program says it serves (before the first start). */
 void sup_serving_init(struct sup *s);
@@ -123,7 +134,7 @@ void sup_protect(struct sup *s);
 void sup_protect_undo(const struct sup *s);
 
 /* statedir.c */
-void sup_segment_path(struct sup *s);
+int sup_segment_path(struct sup *s);
 /* Create and lock the state directory: 0, or -1 (said) when it cannot be
  * made or another supervisor holds it. */
 int sup_state_dir_lock(struct sup *s);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every reader of a file someone else may have written, under libFuzzer
 # with AddressSanitizer and UBSan (`make fuzz`, tests/fuzz): post-mortems,
-# the journal, profiles, stats segments, the quarantine database and the
-# model. Each target runs for MF_FUZZ_SECONDS (default 15) from its seed
+# the journal, profiles, stats segments, the quarantine database, the
+# model, recycle requests and what `diagnose` reads. Each target runs for MF_FUZZ_SECONDS (default 15) from its seed
 # corpus in tests/fuzz/corpus/NAME; a crash, a sanitizer report, a leak, a
 # timeout (10 s for one input) or an out-of-memory (1 GiB) fails the test
 # and leaves the input beside the log. Reproduce one with
@@ -33,5 +33,5 @@ for src in tests/fuzz/fuzz_*.c; do
 	echo "$name: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$MF_TMP/$t.log")"
 	ran=$((ran + 1))
 done
-[ "$ran" -ge 6 ] || fail "only $ran fuzz targets ran"
+[ "$ran" -ge 8 ] || fail "only $ran fuzz targets ran"
 exit 0

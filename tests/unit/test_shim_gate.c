@@ -3,10 +3,13 @@
  * policy as a function (first come first served while requests fit,
  * passing with a bound, the first request alone), and enter / wait / leave
  * on the process's own segment with container figures set by hand, as the
- * supervisor publishes them.
+ * supervisor publishes them; a handle entered twice, a fork inside an
+ * admitted request.
  */
 #include <pthread.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "shim/config.h"
 #include "shim/gate.h"
@@ -254,6 +257,50 @@ static void test_wait_marks_scope(void)
 	set_container(0, 0, 0);
 }
 
+/* A handle holds one admission; a child of fork holds none of its parent's:
+ * the shared sum stays true (it went negative when both left). */
+static void test_reuse_and_fork(void)
+{
+	struct mf_thread *t = mf_self();
+	struct memfence_gate a;
+	pid_t pid;
+	int ws = -1;
+
+	G->max_wait_ms = 50;
+	__atomic_store_n(&G->on, 1, __ATOMIC_RELEASE);
+	set_container(1000 * MiB, 600 * MiB, 100 * MiB); /* 300 MiB of room */
+	CHECK(mf_gate_enter(t, &a, "req", 100 * MiB, 0) == MEMFENCE_OK);
+	CHECK(mf_gate_enter(t, &a, "req", 50 * MiB, 0) == MEMFENCE_OK);
+	CHECK(G->admitted_need == 50 * MiB);
+	mf_gate_leave(&a);
+	CHECK(G->admitted_need == 0);
+
+	CHECK(mf_gate_enter(t, &a, "req", 200 * MiB, 0) == MEMFENCE_OK);
+	pid = fork();
+	if (pid == 0) {
+		struct memfence_gate b;
+		int ok;
+
+		/* What the shim's fork handler does in the child. */
+		mf_account_atfork_child();
+		mf_gate_atfork_child(mf_self());
+		ok = mf_gate_wait(mf_self(), &a, 0) == MEMFENCE_EOFF;
+		mf_gate_leave(&a);
+		ok = ok && G->admitted_need == 200 * MiB;
+		ok = ok && mf_gate_enter(mf_self(), &b, "req", 50 * MiB, 0) == MEMFENCE_OK &&
+		     G->admitted_need == 250 * MiB;
+		mf_gate_leave(&b);
+		_exit(ok && G->admitted_need == 200 * MiB ? 0 : 1);
+	}
+	CHECK(pid > 0 && waitpid(pid, &ws, 0) == pid);
+	CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	CHECK(G->admitted_need == 200 * MiB);
+	mf_gate_leave(&a);
+	CHECK(G->admitted_need == 0);
+	__atomic_store_n(&G->on, 0, __ATOMIC_RELEASE);
+	set_container(0, 0, 0);
+}
+
 int main(void)
 {
 	memset(&mf_cfg, 0, sizeof(mf_cfg));
@@ -269,5 +316,6 @@ int main(void)
 	test_enter_leave();
 	test_starvation();
 	test_wait_marks_scope();
+	test_reuse_and_fork();
 	return unit_done("test_shim_gate");
 }
