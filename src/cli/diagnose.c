@@ -150,6 +150,7 @@ static int load_model(struct diag_src *s)
 		s->limit = jnum(run, "limit");
 		s->budget = jnum(run, "budget");
 		s->run_started = jnum(run, "started");
+		s->run_sup_pid = (pid_t)jnum(run, "supervisor_pid");
 		s->ring_next = jnum(run, "ring_next");
 		if (!s->dir_target || (*dir && same_dir(dir, s->state_dir))) {
 			s->sup_pid = live_pid((pid_t)jnum(run, "supervisor_pid"), saved);
@@ -310,9 +311,10 @@ static void add_report(struct diag_src *s, json_t *j, int newest)
 		return;
 	/* A report directory may be shared by several runs: a death counts
 	 * for the run of the model only when its supervisor wrote it, after
-	 * it started (a pid is reused, but not within one run). */
-	if (s->run_started && s->sup_pid &&
-	    ((d->sup_pid && d->sup_pid != s->sup_pid) || d->t_s + 1 < s->run_started)) {
+	 * it started (a pid is reused, but not within one run). The pid the
+	 * model recorded, not sup_pid: that one is 0 once the run has ended. */
+	if (s->run_started && s->run_sup_pid &&
+	    ((d->sup_pid && d->sup_pid != s->run_sup_pid) || d->t_s + 1 < s->run_started)) {
 		s->other_runs++;
 		return;
 	}

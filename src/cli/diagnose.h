@@ -41,6 +41,7 @@ struct diag_src {
 	/* The run the model belongs to (its "run"): when it started, and the
 	 * first ring record of its segment the model does not hold yet. */
 	uint64_t run_started;
+	pid_t run_sup_pid;           /* its supervisor, as recorded (alive or not) */
 	uint64_t ring_next;
 	uint32_t ring_live;          /* records added to the model from there */
 	uint32_t other_runs;         /* post-mortems of other runs, not counted */
