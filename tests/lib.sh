@@ -128,6 +128,15 @@ mf_cgroup_oom_kills() {
 	fi
 }
 
+# mf_soak_record KIND SUMMARY_JSON CGROUP: for `make soak` (tests/soak), which
+# sets MF_SOAK_RESULT, append one line "KIND ordinary-failed oversized-refused
+# oom-kills" from a load generator's summary, before the test asserts on it,
+# so that a failing run is counted too. Nothing without MF_SOAK_RESULT.
+mf_soak_record() {
+	[ -n "${MF_SOAK_RESULT:-}" ] || return 0
+	echo "$1 $("$PY" -c 'import json,sys; d = json.load(open(sys.argv[1])); print(d["normal_failed"], d["oversized_failed"])' "$2") $(mf_cgroup_oom_kills "$3")" >>"$MF_SOAK_RESULT"
+}
+
 mf_cgroup_remove() {
 	local dir=$1 i p
 	[ -d "$dir" ] || return 0

@@ -47,6 +47,7 @@ run_mode() {
 	pid=$(cat "$ready")
 	out=$(PYTHONPATH= timeout 120 "$PY" "$EX/loadgen.py" "${lg_args[@]}" --target "127.0.0.1:$port" --calls "$CALLS" \
 		--concurrency 16 --oversized 5 --oversized-mib 3000 --server-pid "$pid" --json "$json")
+	[ "$mode" != plain ] && mf_soak_record "grpc-$mode" "$json" "$MF_CG"
 	echo "== $mode $app"
 	echo "$out"
 	field() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$json" "$1"; }
