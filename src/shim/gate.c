@@ -196,6 +196,25 @@ static uint32_t name_index(struct mf_seg_gate *g, const char *name)
 			__atomic_fetch_add(&(g)->names[idx].field, (v), __ATOMIC_RELAXED); \
 	} while (0)
 
+/*
+ * The need of a kind nothing is known of yet (not learned, no budget, no
+ * --gate-need): a quarter of the line, at most MF_GATE_NEED_AUTO_MAX. The
+ * quarter keeps a small container careful while the first scopes of a kind
+ * have not ended (a burst of unknown requests at the start goes in a few at
+ * a time, as measured safe in 384 and 512 MiB containers, docs/gate.md);
+ * the bound keeps a large one from making the first requests after a start
+ * wait on a guess: a quarter of a 4 GiB container's line let 3 requests of
+ * 4 MiB in at once where hundreds fit. 64 MiB is above what the ordinary
+ * requests of the request servers measured here need (4 to 80 MiB), and
+ * lets 8 unknown requests start at once under any line of 700 MiB or more.
+ */
+#define MF_GATE_NEED_AUTO_MAX (64ull << 20)
+
+static uint64_t need_auto(uint64_t line)
+{
+	return line / 4 < MF_GATE_NEED_AUTO_MAX ? line / 4 : MF_GATE_NEED_AUTO_MAX;
+}
+
 /* The need to ask for: the caller's, else the learned one of the name,
  * else the scope's budget, else the default. */
 static uint64_t need_of(struct mf_seg_gate *g, struct mf_thread *t, uint32_t idx, uint64_t need,
@@ -211,7 +230,7 @@ static uint64_t need_of(struct mf_seg_gate *g, struct mf_thread *t, uint32_t idx
 	if (t != NULL && t->depth > 0 && t->scopes[t->depth - 1].fig.budget != 0)
 		return t->scopes[t->depth - 1].fig.budget;
 	d = __atomic_load_n(&g->default_need, __ATOMIC_RELAXED);
-	return d != 0 ? d : line / 4;
+	return d != 0 ? d : need_auto(line);
 }
 
 /* ---- entries ---- */

@@ -162,9 +162,24 @@ static void test_enter_leave(void)
 			mf_gate_leave(&a);
 		}
 	}
-	/* Not learned: the default, a quarter of the line (900 MiB). */
+	/* Not learned: the default, a quarter of the line, at most 64 MiB,
+	 * so that 8 unknown requests go in at once where they fit (a 4000
+	 * MiB limit; its quarter was 975 MiB: 3 went in). */
+	set_container(4000 * MiB, 600 * MiB, 100 * MiB);
+	{
+		struct memfence_gate eight[8];
+
+		for (int i = 0; i < 8; i++)
+			CHECK(mf_gate_enter(t, &eight[i], "new", 0, 0) == MEMFENCE_OK);
+		CHECK(G->admitted_need == 8 * 64 * MiB);
+		CHECK(G->waiting == 0);
+		for (int i = 0; i < 8; i++)
+			mf_gate_leave(&eight[i]);
+	}
+	/* A small line (180 MiB): a quarter of it. */
+	set_container(1000 * MiB, 600 * MiB, 820 * MiB);
 	CHECK(mf_gate_enter(t, &a, "new", 0, 0) == MEMFENCE_OK);
-	CHECK(G->admitted_need == 225 * MiB);
+	CHECK(G->admitted_need == 45 * MiB);
 	mf_gate_leave(&a);
 	__atomic_store_n(&G->on, 0, __ATOMIC_RELEASE);
 	set_container(0, 0, 0);
