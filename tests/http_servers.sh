@@ -37,7 +37,7 @@ server_pids() {
 
 # run_server KIND [account]
 run_server() {
-	local kind=$1 mode=${2:-auto} port hport app pre=() cmd=() sup prog pids i out json
+	local kind=$1 mode=${2:-auto} port hport app pre=() cmd=() sup prog pids i out json rc
 	mf_need_cgroup "http-$kind-$mode" $((512 << 20))
 	port=$(mf_free_port)
 	hport=$(mf_free_port)
@@ -97,10 +97,12 @@ run_server() {
 		sleep 0.1
 	done
 	pids=$(server_pids "$prog")
-	out=$(PYTHONPATH= timeout 120 "$PY" "$EX/loadgen.py" --protocol http --target "127.0.0.1:$port" \
-		--calls "$CALLS" --concurrency 16 --oversized 5 --oversized-mib 3000 \
-		--server-pid "$prog" --json "$json")
+	out=$(PYTHONPATH= timeout "$MF_LOADGEN_TIMEOUT" "$PY" "$EX/loadgen.py" --protocol http \
+		--target "127.0.0.1:$port" --calls "$CALLS" --concurrency 16 --oversized 5 \
+		--oversized-mib 3000 --server-pid "$prog" --json "$json")
+	rc=$?
 	mf_soak_record "$kind" "$json" "$MF_CG"
+	mf_loadgen_check $rc "$kind"
 	echo "== $kind $mode, gate $GATE"
 	echo "$out"
 	"$PY" - "$json" <<'PYEOF'

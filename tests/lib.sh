@@ -130,11 +130,26 @@ mf_cgroup_oom_kills() {
 
 # mf_soak_record KIND SUMMARY_JSON CGROUP: for `make soak` (tests/soak), which
 # sets MF_SOAK_RESULT, append one line "KIND ordinary-failed oversized-refused
-# oom-kills" from a load generator's summary, before the test asserts on it,
-# so that a failing run is counted too. Nothing without MF_SOAK_RESULT.
+# oom-kills" from a load generator's summary ("-" for the counts when it wrote
+# none), before the test asserts on it, so that a failing run is counted too.
+# Nothing without MF_SOAK_RESULT.
 mf_soak_record() {
+	local counts="- -"
 	[ -n "${MF_SOAK_RESULT:-}" ] || return 0
-	echo "$1 $("$PY" -c 'import json,sys; d = json.load(open(sys.argv[1])); print(d["normal_failed"], d["oversized_failed"])' "$2") $(mf_cgroup_oom_kills "$3")" >>"$MF_SOAK_RESULT"
+	[ -s "$2" ] && counts=$("$PY" -c 'import json,sys; d = json.load(open(sys.argv[1])); print(d["normal_failed"], d["oversized_failed"])' "$2")
+	echo "$1 $counts $(mf_cgroup_oom_kills "$3")" >>"$MF_SOAK_RESULT"
+}
+
+# The longest a load generator's run (examples/model_server/loadgen.py) may
+# take, in seconds: its scenarios take 20 to 60 s on a quiet host, several
+# times that on a loaded one.
+MF_LOADGEN_TIMEOUT=${MF_LOADGEN_TIMEOUT:-300}
+
+# mf_loadgen_check STATUS WHAT: fail, saying so, when a load generator run
+# under `timeout $MF_LOADGEN_TIMEOUT` ran out of time (STATUS 124), rather
+# than on the summary it could not write.
+mf_loadgen_check() {
+	[ "$1" -ne 124 ] || fail "$2: the load generator did not finish within ${MF_LOADGEN_TIMEOUT}s (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 }
 
 mf_cgroup_remove() {
