@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/lines.h"
 #include "shim/config.h"
 #include "shim/gate.h"
 #include "shim/policy.h"
@@ -203,10 +204,10 @@ static uint32_t name_index(struct mf_seg_gate *g, const char *name)
  * have not ended (a burst of unknown requests at the start goes in a few at
  * a time, as measured safe in 384 and 512 MiB containers, docs/gate.md);
  * the bound keeps a large one from making the first requests after a start
- * wait on a guess: a quarter of a 4 GiB container's line let 3 requests of
- * 4 MiB in at once where hundreds fit. 64 MiB is above what the ordinary
- * requests of the request servers measured here need (4 to 80 MiB), and
- * lets 8 unknown requests start at once under any line of 700 MiB or more.
+ * wait on a guess (in 4 GiB, with 8 requests of 4 MiB at once, 10 of the
+ * first 48 waited where hundreds fit). 64 MiB is above what the ordinary
+ * requests of the request server tests need (5 to 80 MiB), and lets 8
+ * unknown requests start at once wherever 512 MiB under the line are free.
  */
 #define MF_GATE_NEED_AUTO_MAX (64ull << 20)
 
@@ -508,7 +509,7 @@ int mf_gate_enter(struct mf_thread *t, struct memfence_gate *out, const char *na
 		NAME_ADD(g, ni, admitted, 1);
 		return MEMFENCE_OK;
 	}
-	if (need > line) {
+	if (mf_gate_fit(line, 0, need) == 0) {
 		NAME_ADD(g, ni, too_big, 1);
 		return MEMFENCE_ETOOBIG;
 	}

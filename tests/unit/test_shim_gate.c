@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <time.h>
 
+#include "base/lines.h"
 #include "shim/config.h"
 #include "shim/gate.h"
 #include "shim/segw.h"
@@ -185,6 +186,35 @@ static void test_enter_leave(void)
 	set_container(0, 0, 0);
 }
 
+/* The gate lets in at once as many as mf_gate_fit says, the figure
+ * `memfence diagnose` reports the budget holds. */
+static void test_fit(void)
+{
+	static const uint64_t needs[] = {4 * MiB, 30 * MiB, 64 * MiB, 299 * MiB, 300 * MiB};
+	struct memfence_gate h[80];
+	struct mf_thread *t = mf_self();
+
+	G->max_wait_ms = 50;
+	__atomic_store_n(&G->on, 1, __ATOMIC_RELEASE);
+	/* The line at 900 MiB, 600 MiB held. */
+	set_container(1000 * MiB, 600 * MiB, 100 * MiB);
+	for (size_t k = 0; k < sizeof(needs) / sizeof(needs[0]); k++) {
+		uint64_t n = 0;
+
+		while (n < 80 && mf_gate_enter(t, &h[n], "fit", needs[k], 0) == MEMFENCE_OK)
+			n++;
+		CHECK_EQ_U64(n, mf_gate_fit(900 * MiB, 600 * MiB, needs[k]));
+		for (uint64_t i = 0; i <= n && i < 80; i++)
+			mf_gate_leave(&h[i]);
+	}
+	CHECK_EQ_U64(mf_gate_fit(900 * MiB, 600 * MiB, 4 * MiB), 75);
+	CHECK_EQ_U64(mf_gate_fit(900 * MiB, 900 * MiB, 4 * MiB), 0);
+	CHECK_EQ_U64(mf_gate_fit(900 * MiB, 0, 0), 0);
+	CHECK_EQ_U64(mf_gate_line(448 * MiB), 336 * MiB);
+	__atomic_store_n(&G->on, 0, __ATOMIC_RELEASE);
+	set_container(0, 0, 0);
+}
+
 /* Starvation bound: a large request waiting while small ones keep coming
  * is passed until it has waited starve_ms, then goes first. */
 static void test_starvation(void)
@@ -282,6 +312,7 @@ int main(void)
 	__atomic_store_n(&mf_state, MF_STATE_ON, __ATOMIC_RELEASE);
 	test_decide();
 	test_enter_leave();
+	test_fit();
 	test_starvation();
 	test_wait_marks_scope();
 	return unit_done("test_shim_gate");
