@@ -59,8 +59,10 @@
  * mappings): three system calls per sample.
  *
  * The container's lines (capability 5) sit below the cgroup's limit, at the
- * reserve and at half of it; the largest scope is looked for in every
- * process of the segment, and pre-fork workers without scopes (no scope of
+ * reserve, at half of it and at a quarter of it (the last); the largest
+ * scope is looked for in every process of the segment, so that an ordinary
+ * request in one worker is admitted while an oversized one in another holds
+ * the excess, and pre-fork workers without scopes (no scope of
  * MF_PRESS_MIN_NET in flight anywhere: nobody to prefer) are refused
  * between the lines as well.
  */
