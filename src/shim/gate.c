@@ -442,7 +442,12 @@ static int scope_admitted(struct mf_thread *t, const struct handle *hd, bool lin
  * not fit in the room left once the others' outstanding needs are counted:
  * the scope that went over is the one that fails, as policy.c refuses the
  * largest scope first. A scope within that margin is never refused here
- * (a need is a percentile: some requests of a kind exceed it a little).
+ * (a need is a percentile: some requests of a kind exceed it a little),
+ * nor one while a larger scope is in flight where the room is short (the
+ * process, or any process of the container): an ordinary request a little
+ * past its need in one worker must not fail while an oversized one in
+ * another worker takes the room; that one is refused first, here or at the
+ * lines (zero collateral across processes).
  */
 int mf_gate_refuse(struct mf_thread *t, uint64_t req)
 {
@@ -473,12 +478,12 @@ int mf_gate_refuse(struct mf_thread *t, uint64_t req)
 	}
 	line_p = process_line();
 	if (line_p != 0 && process_room(line_p, mine) < (int64_t)req)
-		return 1;
+		return !mf_larger_in_flight(t, net + (int64_t)req, false);
 	/* The container's room counts every admitted need, this scope's
 	 * included: it holds more than its need, so give that back. */
 	sum = __atomic_load_n(&g->admitted_need, __ATOMIC_ACQUIRE);
 	if (container_room(sum, &room, &line_c) && room + (int64_t)need < (int64_t)req)
-		return 1;
+		return !mf_larger_in_flight(t, net + (int64_t)req, true);
 	return 0;
 }
 

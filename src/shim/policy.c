@@ -296,6 +296,13 @@ static int64_t largest_in_segment(const struct mf_thread *t)
 	return most;
 }
 
+bool mf_larger_in_flight(const struct mf_thread *t, int64_t own, bool container)
+{
+	if (mf_seg == NULL)
+		return false;
+	return !mf_largest_refused(own, container ? largest_in_segment(t) : largest_in_process(t));
+}
+
 /*
  * What the other processes of the segment allocated (positive) or freed
  * since the supervisor's sample of `updated`: their live bytes now against

@@ -215,6 +215,47 @@ static void test_fit(void)
 	set_container(0, 0, 0);
 }
 
+/* mf_gate_refuse: a scope past 1.25 times its need whose allocation does
+ * not fit in the room the others leave is refused, unless a larger scope
+ * is in flight in another process of the container: that one yields
+ * first. */
+static void test_refuse_largest(void)
+{
+	struct mf_thread *t = mf_self();
+	struct memfence_gate other;
+	struct mf_seg_slot *o = NULL;
+	struct mf_scope *s;
+
+	G->max_wait_ms = 50;
+	__atomic_store_n(&G->on, 1, __ATOMIC_RELEASE);
+	set_container(1000 * MiB, 600 * MiB, 100 * MiB); /* 300 MiB of room */
+	CHECK(mf_gate_enter(t, &other, "other", 280 * MiB, 0) == MEMFENCE_OK);
+	CHECK(mf_scope_begin(t, "req", NULL, 0) == MEMFENCE_OK);
+	s = &t->scopes[t->depth - 1];
+	s->gate_need = 10 * MiB;
+	s->fig.net = 20 * MiB; /* past 12.5 MiB */
+	/* 20 MiB of room left, and its own need given back: 30 */
+	CHECK(mf_gate_refuse(t, 40 * MiB));
+	CHECK(!mf_gate_refuse(t, 30 * MiB));
+	for (uint32_t i = 0; i < mf_seg->nslots && o == NULL; i++)
+		if (mf_seg_slot_at(mf_seg, i)->state == MF_SLOT_FREE)
+			o = mf_seg_slot_at(mf_seg, i);
+	CHECK(o != NULL);
+	if (o != NULL) {
+		o->scopes[0].net = 50 * MiB; /* smaller than 60: no help */
+		o->scopes[0].in_use = 1;
+		o->state = MF_SLOT_LIVE;
+		CHECK(mf_gate_refuse(t, 40 * MiB));
+		o->scopes[0].net = 200 * MiB; /* an oversized one elsewhere */
+		CHECK(!mf_gate_refuse(t, 40 * MiB));
+		memset(o, 0, sizeof(*o) + sizeof(o->scopes[0]));
+	}
+	CHECK(mf_scope_end(t, NULL) == MEMFENCE_OK);
+	mf_gate_leave(&other);
+	__atomic_store_n(&G->on, 0, __ATOMIC_RELEASE);
+	set_container(0, 0, 0);
+}
+
 /* Starvation bound: a large request waiting while small ones keep coming
  * is passed until it has waited starve_ms, then goes first. */
 static void test_starvation(void)
@@ -313,6 +354,7 @@ int main(void)
 	test_decide();
 	test_enter_leave();
 	test_fit();
+	test_refuse_largest();
 	test_starvation();
 	test_wait_marks_scope();
 	return unit_done("test_shim_gate");
