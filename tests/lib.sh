@@ -129,14 +129,23 @@ mf_cgroup_oom_kills() {
 }
 
 # mf_soak_record KIND SUMMARY_JSON CGROUP: for `make soak` (tests/soak), which
-# sets MF_SOAK_RESULT, append one line "KIND ordinary-failed oversized-refused
-# oom-kills" from a load generator's summary ("-" for the counts when it wrote
-# none), before the test asserts on it, so that a failing run is counted too.
-# Nothing without MF_SOAK_RESULT.
+# sets MF_SOAK_RESULT, append one line "KIND ordinary-failed gate-timeouts
+# oversized-refused oom-kills" from a load generator's summary ("-" for the
+# counts when it wrote none), before the test asserts on it, so that a
+# failing run is counted too. gate-timeouts: the ordinary calls that failed
+# because their wait at the admission gate ran out (a host too slow for the
+# load), not on an allocation. Nothing without MF_SOAK_RESULT.
 mf_soak_record() {
-	local counts="- -"
+	local counts="- - -"
 	[ -n "${MF_SOAK_RESULT:-}" ] || return 0
-	[ -s "$2" ] && counts=$("$PY" -c 'import json,sys; d = json.load(open(sys.argv[1])); print(d["normal_failed"], d["oversized_failed"])' "$2")
+	[ -s "$2" ] && counts=$("$PY" - "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+gate = sum(1 for r in d["results"] if not r["oversized"] and r["status"] != "OK"
+           and ("GateTimeout" in r["details"] or "admission gate" in r["details"]))
+print(d["normal_failed"], gate, d["oversized_failed"])
+PY
+)
 	echo "$1 $counts $(mf_cgroup_oom_kills "$3")" >>"$MF_SOAK_RESULT"
 }
 
