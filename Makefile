@@ -91,7 +91,7 @@ all: $(CLI_BIN) $(SHIM_LIB) $(STACK_LIB) $(PC_FILE) tests-build
 
 tests-build: $(UNIT_BIN) $(TPROG_BIN) $(PROG_BIN) $(B)/tests/uml-xstate.so
 
-.PHONY: all tests-build check demo bench install uninstall clean deps-build python fuzz \
+.PHONY: all tests-build check soak demo bench install uninstall clean deps-build python fuzz \
 	diagnose-corpus
 
 $(B)/obj/%.o: %.c
@@ -234,6 +234,13 @@ diagnose-corpus:
 	scripts/deps.sh check
 	$(MAKE) all
 	tests/diagnose_corpus.sh
+
+# Not part of check: each server's oversized-request test, MF_SOAK_RUNS
+# (default 10) times in a row under load, with a table (tests/soak).
+soak:
+	scripts/deps.sh check
+	$(MAKE) all
+	tests/soak
 
 demo:
 	scripts/deps.sh demo

@@ -9,11 +9,12 @@
 # `memfence stat` and /metrics.
 #
 # Sourced by python_http_{gunicorn_sync,gunicorn_gthread,gunicorn_uvicorn,
-# uvicorn}.sh, each of which calls run_server KIND [account]:
+# uvicorn,uvicorn_workers}.sh, each of which calls run_server KIND [account]:
 #   gunicorn-sync      4 sync workers
 #   gunicorn-gthread   2 gthread workers x 8 threads (account: 1 x 8)
 #   gunicorn-uvicorn   2 uvicorn.workers.UvicornWorker
 #   uvicorn            uvicorn alone, one process
+#   uvicorn-workers    uvicorn --workers 2
 # "account": memfence exec --account and the middleware added in code
 # (http_server:wsgi_with_middleware / asgi_with_middleware), no supervisor.
 # Under `memfence run` the requests wait at the admission gate (docs/gate.md)
@@ -36,17 +37,17 @@ server_pids() {
 
 # run_server KIND [account]
 run_server() {
-	local kind=$1 mode=${2:-auto} port hport app pre=() cmd=() sup prog pids i out json
+	local kind=$1 mode=${2:-auto} port hport app pre=() cmd=() sup prog pids i out json rc
 	mf_need_cgroup "http-$kind-$mode" $((512 << 20))
 	port=$(mf_free_port)
 	hport=$(mf_free_port)
 	json=$MF_TMP/summary.json
 	case $kind in
-	gunicorn-*|uvicorn) ;;
+	gunicorn-*|uvicorn|uvicorn-workers) ;;
 	*) fail "unknown server kind $kind" ;;
 	esac
 	case $kind in
-	gunicorn-uvicorn|uvicorn) app=asgi_app ;;
+	gunicorn-uvicorn|uvicorn*) app=asgi_app ;;
 	*) app=wsgi_app ;;
 	esac
 	if [ "$mode" = account ]; then
@@ -68,9 +69,10 @@ run_server() {
 	[ "$mode" = account ] && [ "$kind" = gunicorn-gthread ] && cmd=(-m gunicorn -k gthread -w 1 --threads 8)
 	case $kind in
 	gunicorn-uvicorn) cmd=(-m gunicorn -k uvicorn.workers.UvicornWorker -w 2) ;;
-	uvicorn) cmd=(-m uvicorn --app-dir "$EX" --host 127.0.0.1 --port "$port" --no-access-log) ;;
+	uvicorn*) cmd=(-m uvicorn --app-dir "$EX" --host 127.0.0.1 --port "$port" --no-access-log) ;;
 	esac
-	[ "$kind" != uvicorn ] && cmd+=(--chdir "$EX" -b "127.0.0.1:$port" --timeout 60)
+	[ "$kind" = uvicorn-workers ] && cmd+=(--workers 2)
+	[ "${kind#uvicorn}" = "$kind" ] && cmd+=(--chdir "$EX" -b "127.0.0.1:$port" --timeout 60)
 	local pp=
 	[ "$mode" = account ] && pp=$MF_BUILD/python
 	PYTHONPATH=$pp mf_cgroup_run "$MF_CG" "${pre[@]}" "$PY" "${cmd[@]}" "http_server:$app" \
@@ -89,15 +91,18 @@ run_server() {
 	[ "$mode" = auto ] && prog=$(pgrep -P "$sup" | head -n1)
 	# gunicorn boots its workers one after the other: wait for all.
 	local want=1
-	case $kind in gunicorn-sync) want=5 ;; gunicorn-*) want=3 ;; esac
+	case $kind in gunicorn-sync) want=5 ;; gunicorn-*|uvicorn-workers) want=3 ;; esac
 	for i in $(seq 1 100); do
 		[ "$(server_pids "$prog" | wc -w)" -ge "$want" ] && break
 		sleep 0.1
 	done
 	pids=$(server_pids "$prog")
-	out=$(PYTHONPATH= timeout 120 "$PY" "$EX/loadgen.py" --protocol http --target "127.0.0.1:$port" \
-		--calls "$CALLS" --concurrency 16 --oversized 5 --oversized-mib 3000 \
-		--server-pid "$prog" --json "$json")
+	out=$(PYTHONPATH= timeout "$MF_LOADGEN_TIMEOUT" "$PY" "$EX/loadgen.py" --protocol http \
+		--target "127.0.0.1:$port" --calls "$CALLS" --concurrency 16 --oversized 5 \
+		--oversized-mib 3000 --server-pid "$prog" --json "$json")
+	rc=$?
+	mf_soak_record "$kind" "$json" "$MF_CG"
+	mf_loadgen_check $rc "$kind"
 	echo "== $kind $mode, gate $GATE"
 	echo "$out"
 	"$PY" - "$json" <<'PYEOF'

@@ -153,6 +153,39 @@ mf_cgroup_oom_kills() {
 	fi
 }
 
+# mf_soak_record KIND SUMMARY_JSON CGROUP: for `make soak` (tests/soak), which
+# sets MF_SOAK_RESULT, append one line "KIND ordinary-failed gate-timeouts
+# oversized-refused oom-kills" from a load generator's summary ("-" for the
+# counts when it wrote none), before the test asserts on it, so that a
+# failing run is counted too. gate-timeouts: the ordinary calls that failed
+# because their wait at the admission gate ran out (a host too slow for the
+# load), not on an allocation. Nothing without MF_SOAK_RESULT.
+mf_soak_record() {
+	local counts="- - -"
+	[ -n "${MF_SOAK_RESULT:-}" ] || return 0
+	[ -s "$2" ] && counts=$("$PY" - "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+gate = sum(1 for r in d["results"] if not r["oversized"] and r["status"] != "OK"
+           and ("GateTimeout" in r["details"] or "admission gate" in r["details"]))
+print(d["normal_failed"], gate, d["oversized_failed"])
+PY
+)
+	echo "$1 $counts $(mf_cgroup_oom_kills "$3")" >>"$MF_SOAK_RESULT"
+}
+
+# The longest a load generator's run (examples/model_server/loadgen.py) may
+# take, in seconds: its scenarios take 20 to 60 s on a quiet host, several
+# times that on a loaded one.
+MF_LOADGEN_TIMEOUT=${MF_LOADGEN_TIMEOUT:-300}
+
+# mf_loadgen_check STATUS WHAT: fail, saying so, when a load generator run
+# under `timeout $MF_LOADGEN_TIMEOUT` ran out of time (STATUS 124), rather
+# than on the summary it could not write.
+mf_loadgen_check() {
+	[ "$1" -ne 124 ] || fail "$2: the load generator did not finish within ${MF_LOADGEN_TIMEOUT}s (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+}
+
 mf_cgroup_remove() {
 	local dir=$1 i p
 	[ -d "$dir" ] || return 0

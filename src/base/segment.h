@@ -179,7 +179,14 @@ struct mf_seg_slot {
 	int32_t thread_last_errno;
 	uint32_t scopes_open;
 	uint64_t scopes_ended;
-	uint64_t reserved[8];
+	/* Written by the supervisor, not the process: `live` as it read it
+	 * when it published the container's figures of updated_ns sampled_ns
+	 * (0 until then), so that the shim can tell what every process has
+	 * allocated or freed since that stale figure (src/shim/policy.c).
+	 * Taken from the reserved words: the layout is that of version 2. */
+	uint64_t sampled_live;
+	uint64_t sampled_ns;
+	uint64_t reserved[6];
 	struct mf_seg_scope scopes[]; /* header.scopes_per_slot entries */
 };
 

@@ -160,7 +160,7 @@ static const struct mf_option run_opts[] = {
 	 .help = "longest wait of a request without a deadline\nof its own"},
 	{.name = "gate-need", .key = O_GATE_NEED, .has_arg = required_argument,
 	 .arg = "SIZE|PCT|auto", .env = "MEMFENCE_GATE_NEED", .def = "auto",
-	 .help = "need of a kind of request not learned yet\n(auto: a quarter of the line)"},
+	 .help = "need of a kind of request not learned yet\n(auto: a quarter of the line, at most 64 MiB)"},
 	{.name = "gate-quantile", .key = O_GATE_QUANTILE, .has_arg = required_argument,
 	 .arg = "PCT", .env = "MEMFENCE_GATE_QUANTILE", .def = "90%",
 	 .help = "percentile of a kind's peaks taken as its\nneed"},

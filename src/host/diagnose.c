@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/lines.h"
 #include "host/diagnose.h"
 
 #define MiB (1ull << 20)
@@ -669,7 +670,11 @@ int mf_diagnose(const struct mf_diag_input *in, struct mf_diag *d)
 			if (w != &SKIP && !oversized_near(d, f, w))
 				consider_load(d, w->load, w->load_top, w->load_n, w->t_s, 0);
 	}
-	d->fit = d->need_p95 ? d->budget / d->need_p95 : 0;
+	/* What the admission gate lets in at once (one computation for both):
+	 * under the line it admits against, the live heap's floor held
+	 * outside requests. The whole budget over the need counted neither,
+	 * and said several times as many as the gate admitted. */
+	d->fit = mf_gate_fit(mf_gate_line(d->budget), d->leak.floor_last, d->need_p95);
 
 	/* Aggregate: memory ran short while many ordinary scopes held it. With
 	 * the admission gate it runs short without a refusal: requests wait

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "base/env.h"
+#include "base/lines.h"
 #include "base/size.h"
 #include "shim/config.h"
 
@@ -207,13 +208,11 @@ int mf_fault_parse(const char *spec, struct mf_fault *f, const char **err)
 
 /*
  * The limit the process must stay under, and the two lines of the
- * zero-collateral policy below it (policy.c). Default guard: a quarter of
- * the limit: room for what the runtime allocates outside requests, and for the requests
- * still running when the largest is refused, which go on growing until it
- * has unwound and freed (an eighth was measured too little on a loaded
- * machine: 1 to 2 ordinary calls of 295 refused at the hard line). The
- * hard line sits halfway between the soft one and the limit, the last
- * (mf_pressure_last) halfway between the hard one and the limit.
+ * zero-collateral policy below it (policy.c). Default guard:
+ * mf_pressure_guard (base/lines.c, which says why; the admission gate and
+ * `memfence diagnose` count under the same line). The hard line sits
+ * halfway between the soft one and the limit, the last (mf_pressure_last)
+ * halfway between the hard one and the limit.
  */
 int mf_pressure_lines(uint64_t limit, const char *spec, uint64_t *soft, uint64_t *hard,
 		      const char **err)
@@ -235,7 +234,7 @@ int mf_pressure_lines(uint64_t limit, const char *spec, uint64_t *soft, uint64_t
 	}
 	if (limit == 0)
 		return 0;
-	guard = limit / 4;
+	guard = mf_pressure_guard(limit);
 	*soft = limit - guard;
 	*hard = limit - guard / 2;
 	return 0;

@@ -59,8 +59,10 @@
  * mappings): three system calls per sample.
  *
  * The container's lines (capability 5) sit below the cgroup's limit, at the
- * reserve and at half of it; the largest scope is looked for in every
- * process of the segment, and pre-fork workers without scopes (no scope of
+ * reserve, at half of it and at a quarter of it (the last); the largest
+ * scope is looked for in every process of the segment, so that an ordinary
+ * request in one worker is admitted while an oversized one in another holds
+ * the excess, and pre-fork workers without scopes (no scope of
  * MF_PRESS_MIN_NET in flight anywhere: nobody to prefer) are refused
  * between the lines as well.
  */
@@ -155,6 +157,29 @@ bool mf_larger_yields(int64_t own, int64_t largest_other, uint64_t excess)
 	       largest_other >= (int64_t)excess;
 }
 
+/*
+ * The three lines, for the process and the container alike: est is the
+ * measure with the allocation, own what the allocating scope would hold,
+ * largest(t) the largest other scope in flight where the lines apply
+ * (called only above soft, where it is worth its scan).
+ */
+static int lines_refuse(uint64_t est, uint64_t soft, uint64_t hard, uint64_t last, int64_t own,
+			int64_t (*largest)(const struct mf_thread *), const struct mf_thread *t)
+{
+	enum mf_zone zone = mf_zone_of(est, soft, hard);
+	int64_t other;
+
+	if (zone == MF_ZONE_BELOW)
+		return 0;
+	/* No last line set (0, or below hard): the hard line is the last. */
+	if (zone == MF_ZONE_ABOVE && est > last)
+		return 1;
+	other = largest(t);
+	if (zone == MF_ZONE_BETWEEN)
+		return mf_largest_refused(own, other);
+	return !mf_larger_yields(own, other, est - soft);
+}
+
 int64_t mf_scope_own_net(const struct mf_thread *t)
 {
 	int64_t most = 0;
@@ -230,30 +255,23 @@ uint64_t mf_pressure_estimate(void)
 	return data + (live > base ? live - base : 0);
 }
 
+static int64_t largest_in_process(const struct mf_thread *t)
+{
+	return mf_seg != NULL && mf_slot != NULL ? largest_in_slot(mf_slot, mf_seg->scopes_per_slot, t)
+						 : 0;
+}
+
 int mf_pressure_refuse(struct mf_thread *t, uint64_t req)
 {
-	int64_t own, other;
-	uint64_t est;
-	enum mf_zone zone;
+	int64_t own;
 
 	if (t == NULL || t->depth == 0 || req > INT64_MAX)
 		return 0;
 	own = mf_scope_own_net(t) + (int64_t)req;
 	if (own < (int64_t)MF_PRESS_MIN_NET)
 		return 0;
-	est = mf_pressure_estimate() + req;
-	zone = mf_zone_of(est, mf_cfg.press_soft, mf_cfg.press_hard);
-	if (zone == MF_ZONE_BELOW)
-		return 0;
-	/* No last line set (0, or below hard): the hard line is the last. */
-	if (zone == MF_ZONE_ABOVE && est > mf_cfg.press_last)
-		return 1;
-	other = mf_seg != NULL && mf_slot != NULL
-			? largest_in_slot(mf_slot, mf_seg->scopes_per_slot, t)
-			: 0;
-	if (zone == MF_ZONE_BETWEEN)
-		return mf_largest_refused(own, other);
-	return !mf_larger_yields(own, other, est - mf_cfg.press_soft);
+	return lines_refuse(mf_pressure_estimate() + req, mf_cfg.press_soft, mf_cfg.press_hard,
+			    mf_cfg.press_last, own, largest_in_process, t);
 }
 
 /* ---- container headroom ---- */
@@ -278,18 +296,68 @@ static int64_t largest_in_segment(const struct mf_thread *t)
 	return most;
 }
 
+bool mf_larger_in_flight(const struct mf_thread *t, int64_t own, bool container)
+{
+	if (mf_seg == NULL)
+		return false;
+	return !mf_largest_refused(own, container ? largest_in_segment(t) : largest_in_process(t));
+}
+
 /*
- * The supervisor samples the cgroup's working set several times a second;
- * until its next sample, this process's own change since it first saw the
- * current one is added, so a burst of allocations cannot all pass on one
- * stale figure, nor a large free leave the others refused (other
- * processes' changes in between are what the reserve is for).
+ * What the other processes of the segment allocated (positive) or freed
+ * since the supervisor's sample of `updated`: their live bytes now against
+ * those it read as it published that sample (segment.h, sampled_live). A
+ * slot it has not stamped for this sample (claimed since, or a sample
+ * being published) adds nothing.
+ */
+static int64_t others_change(uint64_t updated)
+{
+	struct mf_seg_header *h = mf_seg;
+	int64_t sum = 0;
+
+	for (uint32_t i = 0; i < h->nslots; i++) {
+		struct mf_seg_slot *s = mf_seg_slot_at(h, i);
+
+		if (s == mf_slot || __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) != MF_SLOT_LIVE ||
+		    __atomic_load_n(&s->sampled_ns, __ATOMIC_ACQUIRE) != updated)
+			continue;
+		sum += (int64_t)__atomic_load_n(&s->live, __ATOMIC_RELAXED) -
+		       (int64_t)__atomic_load_n(&s->sampled_live, __ATOMIC_RELAXED);
+	}
+	return sum;
+}
+
+static uint64_t add_signed(uint64_t v, int64_t d)
+{
+	if (d >= 0)
+		return v + (uint64_t)d;
+	return v > (uint64_t)-d ? v - (uint64_t)-d : 0;
+}
+
+/*
+ * The supervisor samples the cgroup's working set several times a second,
+ * so the figure is stale. Until its next sample, this process's own change
+ * since it first saw the current one is added, so that a burst of
+ * allocations cannot all pass on one stale figure, nor a large free leave
+ * the others refused. Near the lines, the change of every other process is
+ * added too: an oversized request that another worker has just freed must
+ * not leave this worker's ordinary request refused on the memory it no
+ * longer holds (the collateral failures of pre-fork servers under load,
+ * docs/accounting.md); what moves in the instant between the cgroup's figure
+ * and the live bytes beside it is what the reserve is for.
+ *
+ * The lines: soft at limit - reserve, hard at limit - reserve / 2, last at
+ * limit - reserve / 4. Between soft and hard only the largest scope in the
+ * container is refused; between hard and last a smaller one is still
+ * admitted while a larger one anywhere holds the excess over soft (it is
+ * refused at its next large allocation and its unwinding brings the
+ * container back below soft); above last, or with nobody larger, every
+ * checked allocation is refused, so that the kernel's limit is never met.
  */
 int mf_container_refuse(struct mf_thread *t, uint64_t size)
 {
 	struct mf_seg_container f;
 	uint64_t limit, ws, reserve, min_size, updated, live, seen, est;
-	enum mf_zone zone;
 
 	/* Never refuse on figures that could not be read. */
 	if (mf_seg == NULL || !mf_seg_container_read(&mf_seg->container, &f, 4))
@@ -310,17 +378,17 @@ int mf_container_refuse(struct mf_thread *t, uint64_t size)
 	/* Signed: a large free since the sample (an oversized request that
 	 * was just refused) must not leave the others refused on a figure
 	 * that no longer holds. */
-	est = live >= seen ? ws + (live - seen) : (ws > seen - live ? ws - (seen - live) : 0);
-	est += size;
+	est = add_signed(ws, (int64_t)(live - seen)) + size;
 	if (reserve > limit)
 		reserve = limit;
-	zone = mf_zone_of(est, limit - reserve, limit - reserve / 2);
-	if (zone == MF_ZONE_BELOW)
+	if (est <= limit - reserve)
 		return 0;
-	if (zone == MF_ZONE_ABOVE || size > INT64_MAX)
+	if (size > INT64_MAX)
 		return 1;
-	return mf_largest_refused((t != NULL ? mf_scope_own_net(t) : 0) + (int64_t)size,
-				  largest_in_segment(t));
+	est = add_signed(est, others_change(updated));
+	return lines_refuse(est, limit - reserve, limit - reserve / 2, limit - reserve / 4,
+			    (t != NULL ? mf_scope_own_net(t) : 0) + (int64_t)size, largest_in_segment,
+			    t);
 }
 
 /* ---- admission ---- */

@@ -89,6 +89,11 @@ uint64_t mf_pressure_estimate(void) MF_HIDDEN;
 /* Container headroom published by the supervisor: 1 if an allocation of
  * size bytes by t must be refused. */
 int mf_container_refuse(struct mf_thread *t, uint64_t size) MF_HIDDEN;
+/* True when a scope larger than own net bytes (and of at least
+ * MF_PRESS_MIN_NET) is in flight, t's open ones left out: that one yields
+ * first. Where: in any process of the segment (container), else in this
+ * process. */
+bool mf_larger_in_flight(const struct mf_thread *t, int64_t own, bool container) MF_HIDDEN;
 
 /* 1 if in-flight entry `entry` of our slot is one of t's open scopes. */
 int mf_scope_is_own(const struct mf_thread *t, uint32_t entry) MF_HIDDEN;

@@ -65,19 +65,35 @@ void sup_seg_publish(struct sup_seg *s, uint64_t limit, uint64_t working_set,
 		     uint64_t reserve, uint64_t min_size)
 {
 	struct mf_seg_container *c;
-	uint64_t seq;
+	struct mf_seg_header *h;
+	uint64_t seq, now;
 
 	if (!s->open)
 		return;
+	h = s->r.mem;
+	now = sup_now_ms() * 1000000u;
+	/* The shim adds every process's change since this sample to the
+	 * sampled working set; each slot's live bytes are read here, a few
+	 * milliseconds after the cgroup's figure, not in the same instant:
+	 * the reserve covers what moves in between. */
+	for (uint32_t i = 0; i < h->nslots; i++) {
+		struct mf_seg_slot *sl = mf_seg_slot_at(h, i);
+
+		if (__atomic_load_n(&sl->state, __ATOMIC_ACQUIRE) != MF_SLOT_LIVE)
+			continue;
+		__atomic_store_n(&sl->sampled_live, __atomic_load_n(&sl->live, __ATOMIC_RELAXED),
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&sl->sampled_ns, now, __ATOMIC_RELEASE);
+	}
 	/* The supervisor is the only writer of this block: a plain seqlock. */
-	c = &((struct mf_seg_header *)s->r.mem)->container;
+	c = &h->container;
 	seq = mf_seq_write_begin(&c->seq);
 	__atomic_store_n(&c->limit, limit, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->working_set, working_set, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->reserve, reserve, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->min_size, min_size, __ATOMIC_RELAXED);
 	__atomic_store_n(&c->gate_covered, s->gate_covered, __ATOMIC_RELAXED);
-	__atomic_store_n(&c->updated_ns, sup_now_ms() * 1000000u, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->updated_ns, now, __ATOMIC_RELAXED);
 	mf_seq_write_end(&c->seq, seq);
 }
 

@@ -24,7 +24,7 @@ CALLS=${MF_MODEL_CALLS:-300}
 
 # run_mode MODE
 run_mode() {
-	local mode=$1 app=grpc port ready pid i out json srv_args=(--memfence) pre=()
+	local mode=$1 app=grpc port ready pid i out json rc srv_args=(--memfence) pre=()
 	local server=$EX/server.py lg_args=()
 	mf_need_cgroup "model-$mode-$app" $((512 << 20))
 	port=$(mf_free_port)
@@ -45,8 +45,11 @@ run_mode() {
 	for i in $(seq 1 100); do [ -s "$ready" ] && break; sleep 0.2; done
 	[ -s "$ready" ] || { cat "$MF_TMP/server-$mode-$app.log"; fail "$mode: the server did not start"; }
 	pid=$(cat "$ready")
-	out=$(PYTHONPATH= timeout 120 "$PY" "$EX/loadgen.py" "${lg_args[@]}" --target "127.0.0.1:$port" --calls "$CALLS" \
+	out=$(PYTHONPATH= timeout "$MF_LOADGEN_TIMEOUT" "$PY" "$EX/loadgen.py" "${lg_args[@]}" --target "127.0.0.1:$port" --calls "$CALLS" \
 		--concurrency 16 --oversized 5 --oversized-mib 3000 --server-pid "$pid" --json "$json")
+	rc=$?
+	[ "$mode" != plain ] && mf_soak_record "grpc-$mode" "$json" "$MF_CG"
+	mf_loadgen_check $rc "$mode"
 	echo "== $mode $app"
 	echo "$out"
 	field() { "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$json" "$1"; }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/lines.h"
 #include "shim/config.h"
 #include "shim/gate.h"
 #include "shim/segw.h"
@@ -165,10 +166,95 @@ static void test_enter_leave(void)
 			mf_gate_leave(&a);
 		}
 	}
-	/* Not learned: the default, a quarter of the line (900 MiB). */
+	/* Not learned: the default, a quarter of the line, at most 64 MiB,
+	 * so that 8 unknown requests go in at once where they fit (a 4000
+	 * MiB limit; its quarter was 975 MiB: 3 went in). */
+	set_container(4000 * MiB, 600 * MiB, 100 * MiB);
+	{
+		struct memfence_gate eight[8];
+
+		for (int i = 0; i < 8; i++)
+			CHECK(mf_gate_enter(t, &eight[i], "new", 0, 0) == MEMFENCE_OK);
+		CHECK(G->admitted_need == 8 * 64 * MiB);
+		CHECK(G->waiting == 0);
+		for (int i = 0; i < 8; i++)
+			mf_gate_leave(&eight[i]);
+	}
+	/* A small line (180 MiB): a quarter of it. */
+	set_container(1000 * MiB, 600 * MiB, 820 * MiB);
 	CHECK(mf_gate_enter(t, &a, "new", 0, 0) == MEMFENCE_OK);
-	CHECK(G->admitted_need == 225 * MiB);
+	CHECK(G->admitted_need == 45 * MiB);
 	mf_gate_leave(&a);
+	__atomic_store_n(&G->on, 0, __ATOMIC_RELEASE);
+	set_container(0, 0, 0);
+}
+
+/* The gate lets in at once as many as mf_gate_fit says, the figure
+ * `memfence diagnose` reports the budget holds. */
+static void test_fit(void)
+{
+	static const uint64_t needs[] = {4 * MiB, 30 * MiB, 64 * MiB, 299 * MiB, 300 * MiB};
+	struct memfence_gate h[80];
+	struct mf_thread *t = mf_self();
+
+	G->max_wait_ms = 50;
+	__atomic_store_n(&G->on, 1, __ATOMIC_RELEASE);
+	/* The line at 900 MiB, 600 MiB held. */
+	set_container(1000 * MiB, 600 * MiB, 100 * MiB);
+	for (size_t k = 0; k < sizeof(needs) / sizeof(needs[0]); k++) {
+		uint64_t n = 0;
+
+		while (n < 80 && mf_gate_enter(t, &h[n], "fit", needs[k], 0) == MEMFENCE_OK)
+			n++;
+		CHECK_EQ_U64(n, mf_gate_fit(900 * MiB, 600 * MiB, needs[k]));
+		for (uint64_t i = 0; i <= n && i < 80; i++)
+			mf_gate_leave(&h[i]);
+	}
+	CHECK_EQ_U64(mf_gate_fit(900 * MiB, 600 * MiB, 4 * MiB), 75);
+	CHECK_EQ_U64(mf_gate_fit(900 * MiB, 900 * MiB, 4 * MiB), 0);
+	CHECK_EQ_U64(mf_gate_fit(900 * MiB, 0, 0), 0);
+	CHECK_EQ_U64(mf_gate_line(448 * MiB), 336 * MiB);
+	__atomic_store_n(&G->on, 0, __ATOMIC_RELEASE);
+	set_container(0, 0, 0);
+}
+
+/* mf_gate_refuse: a scope past 1.25 times its need whose allocation does
+ * not fit in the room the others leave is refused, unless a larger scope
+ * is in flight in another process of the container: that one yields
+ * first. */
+static void test_refuse_largest(void)
+{
+	struct mf_thread *t = mf_self();
+	struct memfence_gate other;
+	struct mf_seg_slot *o = NULL;
+	struct mf_scope *s;
+
+	G->max_wait_ms = 50;
+	__atomic_store_n(&G->on, 1, __ATOMIC_RELEASE);
+	set_container(1000 * MiB, 600 * MiB, 100 * MiB); /* 300 MiB of room */
+	CHECK(mf_gate_enter(t, &other, "other", 280 * MiB, 0) == MEMFENCE_OK);
+	CHECK(mf_scope_begin(t, "req", NULL, 0) == MEMFENCE_OK);
+	s = &t->scopes[t->depth - 1];
+	s->gate_need = 10 * MiB;
+	s->fig.net = 20 * MiB; /* past 12.5 MiB */
+	/* 20 MiB of room left, and its own need given back: 30 */
+	CHECK(mf_gate_refuse(t, 40 * MiB));
+	CHECK(!mf_gate_refuse(t, 30 * MiB));
+	for (uint32_t i = 0; i < mf_seg->nslots && o == NULL; i++)
+		if (mf_seg_slot_at(mf_seg, i)->state == MF_SLOT_FREE)
+			o = mf_seg_slot_at(mf_seg, i);
+	CHECK(o != NULL);
+	if (o != NULL) {
+		o->scopes[0].net = 50 * MiB; /* smaller than 60: no help */
+		o->scopes[0].in_use = 1;
+		o->state = MF_SLOT_LIVE;
+		CHECK(mf_gate_refuse(t, 40 * MiB));
+		o->scopes[0].net = 200 * MiB; /* an oversized one elsewhere */
+		CHECK(!mf_gate_refuse(t, 40 * MiB));
+		memset(o, 0, sizeof(*o) + sizeof(o->scopes[0]));
+	}
+	CHECK(mf_scope_end(t, NULL) == MEMFENCE_OK);
+	mf_gate_leave(&other);
 	__atomic_store_n(&G->on, 0, __ATOMIC_RELEASE);
 	set_container(0, 0, 0);
 }
@@ -314,6 +400,8 @@ int main(void)
 	__atomic_store_n(&mf_state, MF_STATE_ON, __ATOMIC_RELEASE);
 	test_decide();
 	test_enter_leave();
+	test_fit();
+	test_refuse_largest();
 	test_starvation();
 	test_wait_marks_scope();
 	test_reuse_and_fork();

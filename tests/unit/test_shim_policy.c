@@ -354,6 +354,54 @@ static void set_container(uint64_t limit, uint64_t ws, uint64_t reserve, uint64_
 	mf_seq_write_end(&c->seq, end);
 }
 
+/* A slot of the segment that is not ours, as another process of the
+ * container would hold it. */
+static struct mf_seg_slot *other_slot(void)
+{
+	for (uint32_t i = 0; i < mf_seg->nslots; i++) {
+		struct mf_seg_slot *s = mf_seg_slot_at(mf_seg, i);
+		if (s != mf_slot && s->state == MF_SLOT_FREE)
+			return s;
+	}
+	return NULL;
+}
+
+/*
+ * The collateral failures of pre-fork servers: another worker's oversized
+ * request is refused and frees its memory, but the supervisor's figure
+ * still holds it until the next sample. The change every process made
+ * since the sample counts.
+ */
+static void test_container_others(struct mf_thread *t)
+{
+	struct mf_seg_slot *o = other_slot();
+
+	CHECK(o != NULL);
+	if (o == NULL)
+		return;
+	/* Sampled at 930M (between the lines), the other worker at 300M. */
+	set_container(1 * GiB, 930 * MiB, 124 * MiB, MF_LARGE, 7);
+	o->live = o->sampled_live = 300 * MiB;
+	o->sampled_ns = 7;
+	o->state = MF_SLOT_LIVE;
+	CHECK(mf_container_refuse(t, 32 * MiB));           /* nobody larger */
+	/* It freed 250M since: the container is at 680M, far below. */
+	o->live = 50 * MiB;
+	CHECK(!mf_container_refuse(t, 32 * MiB));
+	CHECK(!mf_container_refuse(NULL, 32 * MiB));
+	/* Its growth counts as well: 930 + 40 + 32 is above the last line. */
+	o->live = 340 * MiB;
+	CHECK(mf_container_refuse(t, 32 * MiB));
+	/* A figure stamped for another sample (the slot claimed since, or
+	 * the supervisor publishing) adds nothing. */
+	o->live = 50 * MiB;
+	o->sampled_ns = 6;
+	CHECK(mf_container_refuse(t, 32 * MiB));
+	o->state = MF_SLOT_FREE;
+	CHECK(mf_container_refuse(t, 32 * MiB));
+	memset(o, 0, sizeof(*o));
+}
+
 static void test_container(void)
 {
 	struct mf_thread t;
@@ -366,21 +414,36 @@ static void test_container(void)
 	t.scopes[0].entry = mf_segw_scope_claim();
 	mf_segw_scope_publish(t.tid, &t.scopes[0], 0);
 
-	/* Lines at limit - reserve (900M) and limit - reserve / 2 (950M). */
+	/* Lines at limit - reserve (900M) and limit - reserve / 2 (962M). */
 	set_container(1 * GiB, 800 * MiB, 124 * MiB, MF_LARGE, 1);
 	CHECK(!mf_container_refuse(&t, 100 * MiB));        /* 900M: below */
 	CHECK(mf_container_refuse(&t, 100 * MiB + 1));     /* between, largest */
 	CHECK(mf_admit_pre(&t, 100 * MiB + 1) == MF_FAIL_CONTAINER);
-	CHECK(mf_container_refuse(&t, 162 * MiB + 1));     /* above 950M */
+	CHECK(mf_container_refuse(&t, 162 * MiB + 1));     /* above 962M */
 	CHECK(!mf_container_refuse(&t, MF_LARGE - 1));      /* under min_size */
 
 	/* Between the lines a larger scope elsewhere takes the refusal (this
 	 * scope would hold 8M + the request). */
 	e = other_scope(256 * MiB);
 	CHECK(!mf_container_refuse(&t, 100 * MiB + 1));
-	CHECK(mf_container_refuse(&t, 162 * MiB + 1));     /* above: everyone */
 	CHECK(!mf_container_refuse(NULL, 100 * MiB + 1));  /* no scope, smaller */
+	/* Above the hard line, below the last (limit - reserve / 4, 993M):
+	 * still admitted while the larger scope holds the excess over soft. */
+	CHECK(!mf_container_refuse(&t, 162 * MiB + 1));
+	CHECK(!mf_container_refuse(&t, 193 * MiB));
+	CHECK(mf_container_refuse(&t, 193 * MiB + 1));     /* above last: everyone */
 	mf_segw_scope_release(e);
+	/* At 970M (above hard, 962M) the excess over soft is 70M: a larger
+	 * scope of 60M cannot bring the container back below it, one of 70M
+	 * can. */
+	set_container(1 * GiB, 950 * MiB, 124 * MiB, MF_LARGE, 1);
+	e = other_scope(60 * MiB);
+	CHECK(mf_container_refuse(&t, 20 * MiB));
+	mf_segw_scope_release(e);
+	e = other_scope(70 * MiB);
+	CHECK(!mf_container_refuse(&t, 20 * MiB));
+	mf_segw_scope_release(e);
+	set_container(1 * GiB, 800 * MiB, 124 * MiB, MF_LARGE, 1);
 	/* No scope of MF_PRESS_MIN_NET anywhere: nobody to prefer. */
 	e = other_scope(MF_PRESS_MIN_NET - 1);
 	CHECK(mf_container_refuse(NULL, 100 * MiB + 1));
@@ -396,6 +459,8 @@ static void test_container(void)
 	__atomic_store_n(&mf_slot->live, live0 - (live0 < 5 * MiB ? live0 : 5 * MiB), __ATOMIC_RELAXED);
 	CHECK(!mf_container_refuse(&t, 100 * MiB + (live0 < 5 * MiB ? live0 : 5 * MiB)));
 	__atomic_store_n(&mf_slot->live, live0, __ATOMIC_RELAXED);
+
+	test_container_others(&t);
 
 	/* Nothing published, a figure torn mid-update: never refused. */
 	set_container(0, 800 * MiB, 124 * MiB, MF_LARGE, 3);
