@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Two Celery workers ("two machines": separate state directories, so
 # separate local copies) share one Redis quarantine, in a real 384 MiB memory
-# cgroup, under `memfence run --rlimit none --container-check off` with
-# MEMFENCE_PRESSURE=off, so that the kernel really OOM-kills the pool process
-# running the poison task.
+# cgroup, under `memfence run --rlimit none --container-check off --gate off`
+# with MEMFENCE_PRESSURE=off, so that the kernel really OOM-kills the pool
+# process running the poison task (with the gate on, the poison task is
+# refused as past its need, a MemoryError, before the kernel's limit).
 #
 #   1. One count across the fleet: the poison task runs twice in all (on
 #      either worker), then both reject it; Redis holds one record, 2 deaths.
@@ -61,7 +62,7 @@ start_worker() { # NAME
 	local name=$1
 	mkdir -p "$MF_TMP/state-$name"
 	(cd "$EX" && MEMFENCE_STATE_DIR=$MF_TMP/state-$name EXAMPLE_STARTS=$MF_TMP/starts MEMFENCE_PRESSURE=off \
-		mf_cgroup_run "$MF_CG" "$MEMFENCE" run --http off --rlimit none --container-check off -- \
+		mf_cgroup_run "$MF_CG" "$MEMFENCE" run --http off --rlimit none --container-check off --gate off -- \
 		"$PY" -m celery -A app worker --pool prefork -c 2 --loglevel INFO \
 		--without-heartbeat --without-mingle --without-gossip -n "$name@%h") \
 		>"$MF_TMP/$name.log" 2>&1 &
