@@ -20,7 +20,10 @@ if [ -z "${MF_UML_SCRIPT:-}" ]; then
 	[ -f "$MF_BUILD/python/memfence/celery.py" ] || fail "the Python package is not built (make python)"
 	command -v redis-server >/dev/null || skip "redis-server is not installed"
 	$PY -c 'import celery, redis' 2>/dev/null || skip "python3-celery / python3-redis are not installed"
-	mf_v2_boot "$0"
+	# Three worker runs with kernel kills and redeliveries inside an emulated
+	# kernel: 140 to 240 s on a shared 2-core machine, more than the default
+	# boot time.
+	MF_UML_TIMEOUT=${MF_UML_TIMEOUT:-300} mf_v2_boot "$0"
 	exit
 fi
 . "$MF_ROOT_DIR/tests/uml/guest.sh"
