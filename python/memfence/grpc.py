@@ -26,6 +26,7 @@ import asyncio
 import inspect
 import logging
 import os
+import signal
 import threading
 import time
 
@@ -380,8 +381,8 @@ def find_health(handlers):
 
 
 def _read_drain(path):
-    """The drain file's line ("" when absent): "unready REASON" or
-    "recycling GRACE_MS REASON"."""
+    """The drain file's line ("" when absent): "unready REASON",
+    "recycling GRACE_MS REASON" or "stopping GRACE_MS SIGNAL"."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError:
@@ -428,13 +429,18 @@ class _Drain:
         self.saved = None
 
     def stop(self, grace_s):
+        """A threading.Event (grpc.server) or a concurrent future
+        (grpc.aio), done once the server has stopped."""
         eg = getattr(self.health, "enter_graceful_shutdown", None)
         if eg is not None:
             self._run(eg())
         # grpc core sends GOAWAY on every connection: clients open no new
         # call here and pick another address, while calls in flight get
         # grace_s to finish.
-        self._run(self.server.stop(grace_s))
+        done = self.server.stop(grace_s)
+        if self.loop is not None and inspect.isawaitable(done):
+            return asyncio.run_coroutine_threadsafe(done, self.loop)
+        return done
 
     def watch(self):
         said = ""
@@ -453,6 +459,8 @@ class _Drain:
                         return
                     if word == "unready":
                         self.not_serving()
+                    elif word == "stopping":
+                        pass    # the stop signal's to act on (_on_stop), or the app's
                     else:
                         self.serving_again()
                 except Exception as e:    # never let the watcher end the program
@@ -475,7 +483,10 @@ def follow_drain(server, health=None):
       - recycling: health NOT_SERVING for good, then server.stop(grace):
         GOAWAY on every connection, so that clients send no new call here
         and move to another address, while calls in flight get the
-        supervisor's drain timeout to finish.
+        supervisor's drain timeout to finish;
+      - stopping (memfence run got SIGTERM or SIGINT and passes it on):
+        when the app left that signal to its default, the same drain as a
+        recycle on the signal, then the process ends of it (_on_stop).
     `health`: the servicer (found by memfence/auto.py when the app adds one).
     Works for grpc.server and grpc.aio.server (call it from the server's
     event loop). Returns True when it follows the file, False outside
@@ -491,4 +502,60 @@ def follow_drain(server, health=None):
         loop = None
     drain = _Drain(server, health, path, loop)
     threading.Thread(target=drain.watch, name="memfence-grpc-drain", daemon=True).start()
+    _drain_on_stop(drain)
     return True
+
+
+_DEFAULT_STOP_GRACE_S = 30.0    # --drain-timeout's default, when the file says none
+_stopping = []                  # the _Drain of every server _on_stop stops
+
+
+def _on_stop(signum, frame):
+    """SIGTERM or SIGINT left to their default (the process dies, calls in
+    flight are lost): drain every followed server as a recycle does, then
+    die of the signal as the default would, so that `memfence run` sees the
+    same end (128+N)."""
+    # A second signal acts at once.
+    signal.signal(signum, signal.SIG_DFL)
+    # "stopping GRACE_MS ...", or "recycling GRACE_MS ..." when this is a
+    # recycle's SIGTERM.
+    parts = _read_drain(_stopping[0].path).split(" ") + ["", ""]
+    grace = int(parts[1]) / 1000.0 if parts[0] in ("stopping", "recycling") and \
+        parts[1].isdigit() else _DEFAULT_STOP_GRACE_S
+    _log.warning("memfence: %s: the gRPC server stops, calls in flight get %ss",
+                 signal.Signals(signum).name, grace)
+    dones = []
+    for d in _stopping:
+        try:
+            d.not_serving()
+            dones.append(d.stop(grace))
+        except Exception as e:    # the signal's end comes whatever happens
+            _log.warning("memfence: gRPC drain: %s: %s", type(e).__name__, e)
+
+    def die():
+        for done in dones:
+            try:
+                done.wait(grace + 1) if hasattr(done, "wait") else done.result(grace + 1)
+            except Exception:
+                pass
+        os.kill(os.getpid(), signum)
+
+    if any(d.loop is not None for d in _stopping):
+        # This handler runs on the event loop's thread (the main one): the
+        # aio server stops on that loop, so the wait is another thread's.
+        threading.Thread(target=die, name="memfence-grpc-stop", daemon=True).start()
+    else:
+        die()
+
+
+def _drain_on_stop(drain):
+    """Drain on SIGTERM and SIGINT when the app left them to their default
+    action; an app's own handler is left alone. Signal handlers are set from
+    the main thread only: a server started in another one keeps the default."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _stopping.append(drain)
+    for sig, default in ((signal.SIGTERM, signal.SIG_DFL),
+                         (signal.SIGINT, signal.default_int_handler)):
+        if signal.getsignal(sig) is default:
+            signal.signal(sig, _on_stop)

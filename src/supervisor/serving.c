@@ -33,7 +33,10 @@
  * segment) holds one line while the program is drained,
  *   "unready REASON" while readiness fails for memory (it may come back), or
  *   "recycling GRACE_MS REASON" once a recycle of the whole program has
- *   begun (it will be stopped; in-flight calls get GRACE_MS),
+ *   begun (it will be stopped; in-flight calls get GRACE_MS), or
+ *   "stopping GRACE_MS SIGNAL" once memfence itself is told to stop, written
+ *   before the signal is passed on: a program that drains on that signal
+ *   learns the grace from it,
  * and is absent otherwise. memfence.grpc reads it (docs/python.md).
  */
 #include <arpa/inet.h>
@@ -41,6 +44,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,8 +163,13 @@ void sup_drain_tick(struct sup *s)
 	if (!s->drain_file[0])
 		return;
 	line[0] = '\0';
+	if (st->child_up && s->stopping) {
+		const char *sig = sigabbrev_np(s->stopping);
+
+		snprintf(line, sizeof(line), "stopping %llu SIG%s\n",
+			 (unsigned long long)s->cfg.recycle.drain_timeout_ms, sig ? sig : "?");
 	/* Not running, or not serving yet: nobody to drain. */
-	if (st->child_up && !st->ready && st->serving_gate_open) {
+	} else if (st->child_up && !st->ready && st->serving_gate_open) {
 		if (st->recycling && st->recycling_whole)
 			snprintf(line, sizeof(line), "recycling %llu %.150s\n",
 				 (unsigned long long)s->cfg.recycle.drain_timeout_ms, st->recycle_reason);

@@ -184,8 +184,11 @@ static int loop(struct sup *s, int *code)
 
 			if (sig != SIGCHLD) {
 				if (stop_signal(sig)) {
-					s->stopping = 1;
+					s->stopping = sig;
 					sup_model_freeze();
+					/* Before the signal: a program that drains
+					 * on it reads its grace there. */
+					sup_drain_tick(s);
 				}
 				if (s->st.child_up) {
 					s->last_forwarded = sig;

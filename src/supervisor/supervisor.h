@@ -40,7 +40,7 @@ struct sup {
 	struct sup_state st;
 	struct sup_http *http;
 	int sfd, tfd;
-	int stopping;              /* a stop signal arrived: no more restarts */
+	int stopping;              /* the stop signal that arrived: no more restarts */
 	int last_forwarded;
 	int oom_adj_orig;
 	uint64_t child_start_ms, oom_at_start, failed_at_start;

@@ -2,6 +2,7 @@
 client, handlers that run out of memory."""
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -279,9 +280,14 @@ class TestDrain(unittest.TestCase):
         self.dir = tempfile.mkdtemp()
         self.path = os.path.join(self.dir, "drain")
         os.environ["MEMFENCE_DRAIN_FILE"] = self.path
+        self.handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
     def tearDown(self):
         os.environ.pop("MEMFENCE_DRAIN_FILE", None)
+        # follow_drain took the stop signals of this process.
+        for s, h in self.handlers.items():
+            signal.signal(s, h)
+        del mg._stopping[:]
         for k, v in self.saved.items():
             if v is None:
                 sys.modules.pop(k, None)
@@ -327,6 +333,82 @@ class TestDrain(unittest.TestCase):
         self.say("recycling 1000 leak: test")
         self.wait_for(lambda: health.graceful, "graceful shutdown of the health service")
         self.assertFalse(server.wait_for_termination(timeout=10), "the server did not stop")
+
+    _STOPPED = r"""
+import signal, sys, time
+from concurrent import futures
+import grpc
+import memfence.grpc as mg
+if sys.argv[1] == "own":
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(3))
+def slow(request, context):
+    time.sleep(1)
+    return b"done"
+server = grpc.server(futures.ThreadPoolExecutor(2))
+server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+    "t.W", {"Slow": grpc.unary_unary_rpc_method_handler(slow)}),))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+mg.follow_drain(server)
+print(port, flush=True)
+server.wait_for_termination()
+"""
+
+    _STOPPED_AIO = r"""
+import asyncio
+import grpc
+import memfence.grpc as mg
+async def slow(request, context):
+    await asyncio.sleep(1)
+    return b"done"
+async def main():
+    server = grpc.aio.server()
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "t.W", {"Slow": grpc.unary_unary_rpc_method_handler(slow)}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    mg.follow_drain(server)
+    print(port, flush=True)
+    await server.wait_for_termination()
+asyncio.run(main())
+"""
+
+    def stopped(self, how, script=_STOPPED):
+        """A server whose process gets SIGTERM while a call is in flight:
+        (the call's answer or its error, the process's return code)."""
+        self.say("stopping 5000 SIGTERM")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        p = subprocess.Popen([sys.executable, "-c", script, how], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            port = int(p.stdout.readline())
+            with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+                call = ch.unary_unary("/t.W/Slow").future(b"", timeout=10)
+                time.sleep(0.3)    # the call is in the handler's sleep
+                p.send_signal(signal.SIGTERM)
+                try:
+                    got = call.result()
+                except grpc.RpcError as e:
+                    got = e.code()
+            return got, p.wait(timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+
+    def test_stop_signal_drains(self):
+        self.assertEqual(self.stopped("default"), (b"done", -signal.SIGTERM))
+
+    def test_stop_signal_drains_aio(self):
+        # The program may end by itself once its server has stopped.
+        got, code = self.stopped("default", self._STOPPED_AIO)
+        self.assertEqual(got, b"done")
+        self.assertIn(code, (0, -signal.SIGTERM))
+
+    def test_stop_signal_of_the_app(self):
+        # The app's own handler ends the process at once: not ours.
+        self.assertEqual(self.stopped("own")[1], 3)
 
     def test_outside_memfence_run(self):
         os.environ.pop("MEMFENCE_DRAIN_FILE", None)
