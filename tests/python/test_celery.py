@@ -288,16 +288,34 @@ class CeleryTest(unittest.TestCase):
         self.assertEqual(app.tasks["t.ok"].apply(args=(1,), task_id="id-s").get()[0], 2)
         self.assertEqual(mc.counters["store_errors"], errors + 1)
 
-    def test_oom_counter_file_found_once(self):
-        # Read as each task is accepted: the cgroup's file is found once per
-        # process, then only read.
+    def test_oom_counter_file_opened_once(self):
+        # Read as each task is accepted: the cgroup's file is found and
+        # opened once per process, then only read (one pread a task).
         from unittest import mock
         if mc._oom_kills() is None:
             self.skipTest("no memory cgroup OOM-kill counter here")
-        self.assertEqual(mc._oom_file[0], os.getpid())
+        self.assertGreaterEqual(mc._oom_fd, 0)
         with mock.patch.object(mc, "_oom_counter_file",
-                               side_effect=AssertionError("looked for again")):
+                               side_effect=AssertionError("looked for again")), \
+                mock.patch.object(mc.os, "open", side_effect=AssertionError("opened again")):
             self.assertIsInstance(mc._oom_kills(), int)
+            self.assertIsInstance(mc._oom_kills(), int)
+
+    def test_oom_counter_looked_for_again_in_a_child(self):
+        if mc._oom_kills() is None:
+            self.skipTest("no memory cgroup OOM-kill counter here")
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: the parent's descriptor is not its own
+            ok = mc._oom_fd is None and isinstance(mc._oom_kills(), int)
+            os.write(w, b"1" if ok else b"0")
+            os._exit(0)
+        os.close(w)
+        try:
+            self.assertEqual(os.read(r, 1), b"1")
+        finally:
+            os.close(r)
+            os.waitpid(pid, 0)
 
     def test_cause_of_a_lost_worker(self):
         from billiard.exceptions import WorkerLostError
