@@ -301,8 +301,17 @@ class Store:
             answer, degraded, synced = _host.record(
                 loc.h, ident, str(name) if name else None, cause, figure(peak),
                 figure(allocated), figure(net), host or _host_name(), threshold)
-        except (ValueError, OSError) as e:
+        except ValueError as e:
             raise QuarantineError("memfence: %s" % e) from None
+        except OSError as e:
+            # A death is never dropped: when this process's long-lived
+            # handle fails (its local copy busy, a connection left in a bad
+            # state), the command opens the store afresh, as every record
+            # did before the extension. Deaths are rare; checks stay here.
+            try:
+                return self._record_command(ident, name, cause, peak, allocated, net, host)
+            except QuarantineError:
+                raise QuarantineError("memfence: %s" % e) from None
         self._warn(degraded, synced, loc.desc,
                    "%%s; the death of '%s' is kept in the local copy and will be sent when "
                    "Redis answers again" % ident.replace("%", "%%"))
