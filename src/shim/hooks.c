@@ -322,8 +322,9 @@ static inline int need_checks(struct mf_thread *t)
 
 /* ---- admission and failures ---- */
 
-/* An allocation the real allocator failed (MF_FAIL_ALLOC) or the policy
- * refused: counted, and the profiler takes its snapshot at the first. */
+/* An allocation the real allocator failed (MF_FAIL_ALLOC): counted, and
+ * the profiler takes its snapshot at the first. The policy's refusals go
+ * through refused(), which also records why. */
 static void failed(struct mf_thread *t, int cause)
 {
 	mf_count_fail(t, cause);
