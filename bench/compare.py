@@ -137,7 +137,7 @@ def server_variants(vs, workload):
 
 # --- celery: throughput of a prefork worker ---------------------------------------
 
-CELERY_TASKS = 1000
+CELERY_TASKS = 1000  # per run, unless --tasks says otherwise
 
 
 def celery_variants(build, tmp):
@@ -202,12 +202,16 @@ def run_celery(argv, extra, broker, tasks):
     p = subprocess.Popen(argv, env=env_for(env), cwd=HERE, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     try:
-        for _ in range(1200):
+        # At least 120 s, and 20 ms a task: a run ten times the default
+        # is not cut short on a slow host.
+        limit = max(120, tasks // 50)
+        for _ in range(limit * 10):
             if broker.db.get("bench:t1") is not None or p.poll() is not None:
                 break
             time.sleep(0.1)
         else:
-            raise RuntimeError("the Celery worker did not finish %d tasks in 120 s" % tasks)
+            raise RuntimeError("the Celery worker did not finish %d tasks in %d s"
+                               % (tasks, limit))
         if p.poll() is not None:
             raise RuntimeError("the Celery worker ended before its tasks were done")
     finally:
@@ -220,7 +224,7 @@ def run_celery(argv, extra, broker, tasks):
     return r
 
 
-def celery_notes(results):
+def celery_notes(results, tasks):
     """The gate's cost per task: the time per task with the gate on, less
     with it off, times the two pool processes that run tasks at once."""
     runs = results.get("celery")
@@ -230,7 +234,7 @@ def celery_notes(results):
     print("Celery: %d tasks, prefork concurrency 2, Redis broker, task_acks_late; the "
           "× plain column is plain's tasks/s over the variant's. The gate costs %+.0f µs "
           "per task (run against run --gate off)."
-          % (CELERY_TASKS, 2e6 * (1.0 / on - 1.0 / off)))
+          % (tasks, 2e6 * (1.0 / on - 1.0 / off)))
 
 
 def env_for(extra):
@@ -333,6 +337,8 @@ def main():
     ap.add_argument("--only", help="comma-separated workloads")
     ap.add_argument("--calls", type=int, default=1500, help="server: calls measured")
     ap.add_argument("--concurrency", type=int, default=8, help="server: calls in flight")
+    ap.add_argument("--tasks", type=int, default=CELERY_TASKS,
+                    help="celery: tasks per run (start-up weighs less in longer runs)")
     ap.add_argument("--anchor-rounds", type=int, default=3,
                     help="rounds that also run tracemalloc and heaptrack")
     ap.add_argument("--json", help="write every run here")
@@ -347,6 +353,7 @@ def main():
         with open(args.table) as f:
             saved = json.load(f)
         args.rounds = len(next(iter(saved["results"].values()))["plain"])
+        args.tasks = saved.get("tasks", CELERY_TASKS)
         return print_table(saved["results"], args, *saved["load"])
     build = os.path.abspath(args.build)
     wl = workloads(build)
@@ -369,7 +376,7 @@ def main():
                     if name in ANCHORS and rnd > args.anchor_rounds:
                         continue
                     if kind == "celery":
-                        r = run_celery(pre + argv, extra, broker, CELERY_TASKS)
+                        r = run_celery(pre + argv, extra, broker, args.tasks)
                     elif kind != "batch":
                         r = run_server(pre + argv, extra, tmp, args.calls, args.concurrency,
                                        kind == "http")
@@ -388,16 +395,16 @@ def main():
                 broker.stop()
             # After each workload, so that a failure later keeps what was
             # measured (--table prints it).
-            save(args.json, results, load_before)
+            save(args.json, results, args.tasks, load_before)
     load_after = os.getloadavg()
-    save(args.json, results, load_before, load_after)
+    save(args.json, results, args.tasks, load_before, load_after)
     print_table(results, args, load_before, load_after)
 
 
-def save(path, results, load_before, load_after=None):
+def save(path, results, tasks, load_before, load_after=None):
     if path:
         with open(path, "w") as f:
-            json.dump({"results": results,
+            json.dump({"results": results, "tasks": tasks,
                        "load": [load_before, load_after or os.getloadavg()]}, f, indent=1)
 
 
@@ -443,7 +450,7 @@ def print_table(results, args, load_before, load_after):
           "load average %.1f before, %.1f after (1 min)."
           % (args.rounds, min(args.rounds, args.anchor_rounds), os.cpu_count(),
              platform.machine(), platform.release(), load_before[0], load_after[0]))
-    celery_notes(results)
+    celery_notes(results, args.tasks)
     if "server" in results:
         print("Server: %d calls at concurrency %d after a warm-up; its × plain column is "
               "plain's requests/s over the variant's (time per request)."
