@@ -308,35 +308,54 @@ static void start(struct sup *s, pid_t pid, int reason, const char *why, uint64_
 		rc->whole ? "the program" : "process", (int)pid, st->recycle_reason);
 }
 
-static void consider(struct sup *s, uint64_t now_ms)
+int sup_recycle_rules(const struct sup_recycle_cfg *c, const struct sup_state *st,
+		      uint64_t last_ms, uint64_t now_ms, sup_recycle_take_fn take, void *ctx,
+		      struct sup_recycle_pick *p)
 {
-	const struct sup_recycle_cfg *c = &s->cfg.recycle;
-	struct sup_state *st = &s->st;
-	char why[160], a[32], b[32], t[32];
-	pid_t pid;
+	char a[32], b[32], t[32];
 
-	if (!c->on || s->stopping || !st->child_up || st->child_stopped)
-		return;
+	if (!c->on || !st->child_up || st->child_stopped)
+		return 0;
 	if (st->stuck) {
-		start(s, st->stuck_pid && proc_of(st, st->stuck_pid) ? st->stuck_pid : leaker(st),
-		      SUP_RECYCLE_STUCK, st->stuck_reason, now_ms);
-		return;
+		p->reason = SUP_RECYCLE_STUCK;
+		p->pid = st->stuck_pid && proc_of(st, st->stuck_pid) ? st->stuck_pid : leaker(st);
+		p->why = st->stuck_reason;
+		return 1;
 	}
-	if (s->rc.last_ms && now_ms - s->rc.last_ms < c->min_interval_ms)
-		return;
-	if (s->rc.dir[0] && take_request(s, &pid, why, sizeof(why))) {
-		start(s, pid, SUP_RECYCLE_UNCLEAN, why, now_ms);
-		return;
+	if (last_ms && now_ms - last_ms < c->min_interval_ms)
+		return 0;
+	p->why = p->buf;
+	if (take && take(ctx, &p->pid, p->buf, sizeof(p->buf))) {
+		p->reason = SUP_RECYCLE_UNCLEAN;
+		return 1;
 	}
 	if (!st->model.leaking || st->model.forecast_s < 0 ||
 	    (uint64_t)st->model.forecast_s > st->recycle_threshold_s)
-		return;
-	snprintf(why, sizeof(why), "heap floor %s rising %s/s, reaches %s in %llds",
+		return 0;
+	snprintf(p->buf, sizeof(p->buf), "heap floor %s rising %s/s, reaches %s in %llds",
 		 mf_size_format(st->model.floor, a, sizeof(a)),
 		 mf_size_format(st->model.recent_slope > 0 ? (uint64_t)st->model.recent_slope : 0, b,
 				sizeof(b)),
 		 mf_size_format(st->model.target, t, sizeof(t)), (long long)st->model.forecast_s);
-	start(s, leaker(st), SUP_RECYCLE_LEAK, why, now_ms);
+	p->reason = SUP_RECYCLE_LEAK;
+	p->pid = leaker(st);
+	return 1;
+}
+
+static int take(void *ctx, pid_t *pid, char *why, size_t whylen)
+{
+	struct sup *s = ctx;
+
+	return s->rc.dir[0] && take_request(s, pid, why, whylen);
+}
+
+static void consider(struct sup *s, uint64_t now_ms)
+{
+	struct sup_recycle_pick p;
+
+	if (!s->stopping &&
+	    sup_recycle_rules(&s->cfg.recycle, &s->st, s->rc.last_ms, now_ms, take, s, &p))
+		start(s, p.pid, p.reason, p.why, now_ms);
 }
 
 static void term(struct sup *s, uint64_t now_ms, const char *after)

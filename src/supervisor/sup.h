@@ -74,6 +74,31 @@ struct sup_recycle_cfg {
 	uint64_t grace_ms;           /* SIGTERM, then SIGKILL this long after */
 };
 
+struct sup_state;
+
+/* What the recycle rules chose: why, and the process to replace. */
+struct sup_recycle_pick {
+	int reason;                  /* enum sup_recycle_reason */
+	pid_t pid;
+	const char *why;             /* the state's stuck reason, or buf */
+	char buf[160];
+};
+
+/* Take one request of a process to be recycled: 1 with its pid and
+ * reason, else 0 (recycle.c reads them from its directory). */
+typedef int (*sup_recycle_take_fn)(void *ctx, pid_t *pid, char *why, size_t whylen);
+
+/*
+ * The recycle rules on one sample of st, in their order: stuck (at once,
+ * whatever the interval), then, once min_interval_ms has passed since
+ * last_ms (0 = none yet), a request taken through take (may be NULL), then
+ * the leak forecast within st->recycle_threshold_s. 1 with the pick, else 0.
+ * No process is signalled: recycle.c drives what the pick starts.
+ */
+int sup_recycle_rules(const struct sup_recycle_cfg *c, const struct sup_state *st,
+		      uint64_t last_ms, uint64_t now_ms, sup_recycle_take_fn take, void *ctx,
+		      struct sup_recycle_pick *p);
+
 /* ---- ready means serving (serving.c) ---- */
 
 /* --ready-tcp: the program serves once this address accepts a connection. */
@@ -210,7 +235,6 @@ struct sup_record {
 };
 typedef void (*sup_record_fn)(void *ctx, const struct sup_record *r);
 
-struct sup_state;
 /* Read slots and in-flight scopes into st, and hand new ring records to fn.
  * retire_dead: slots of processes that are gone (zombies included) are
  * added to the totals and released; their scopes are in st for this one
@@ -479,6 +503,10 @@ void sup_gate_start(struct sup_seg *s, const struct sup_gate_cfg *cfg);
 /* Before the cgroup is read: free what dead processes left at the gate and
  * measure what the admitted requests hold (s->gate_covered). */
 void sup_gate_before_sample(struct sup_seg *s, struct sup_state *st);
+/* The need the gate publishes for a kind of request: the configured
+ * quantile of its peaks in the model once min_count are known; 0 before
+ * (the shim uses the default need). */
+uint64_t sup_gate_need(const char *name);
 /* After the segment and its records are read: publish the needs the
  * model has learned, read the counters into st->gate. */
 void sup_gate_after_sample(struct sup_seg *s, struct sup_state *st);

@@ -1,0 +1,265 @@
+/*
+ * test_sup_health.c - the supervisor's health rules (src/supervisor/health.c)
+ * on synthetic samples: readiness from headroom with its grace and
+ * hysteresis, at the budget at once, memory pressure, liveness after too
+ * long unready, refusals at the budget, the failure share of a window, and
+ * the stuck rule. No process, cgroup or socket: the state is filled by hand
+ * and the clock is the test's.
+ */
+#include "supervisor/sup.h"
+#include "unit.h"
+
+#define MiB (1ull << 20)
+#define T0 100000 /* ms: 0 means "not since" to the rules */
+
+static struct sup_state st;
+static struct sup_health h;
+
+static struct sup_health_cfg cfg(void)
+{
+	return (struct sup_health_cfg){
+		.need = 10 * MiB,
+		.need_default = 8 * MiB,
+		.grace_ms = 1000,
+		.hysteresis_pct = 50,
+		.live_after_ms = 5000,
+		.fail_pct = 50,
+		.fail_window_s = 60,
+		.fail_min = 10,
+		.live_refused_ms = 2000,
+		.pressure_pct = 40,
+		.stuck_after_ms = 0,
+	};
+}
+
+static void start(const struct sup_health_cfg *c)
+{
+	memset(&st, 0, sizeof(st));
+	st.child_up = 1;
+	st.budget = 1000 * MiB;
+	st.usable = 500 * MiB;
+	st.rlimit_pid = 42;
+	sup_health_init(&h, c);
+}
+
+static void eval(uint64_t ms)
+{
+	sup_health_eval(&h, &st, ms, 1000000);
+}
+
+static int starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static void test_headroom(void)
+{
+	struct sup_health_cfg c = cfg();
+
+	start(&c);
+	eval(T0);
+	CHECK(st.ready && st.live);
+	CHECK(starts(st.ready_reason, "ready: "));
+	CHECK_EQ_U64(st.need, 10 * MiB);
+	/* Below the need: still ready within the grace, not after it. */
+	st.usable = 5 * MiB;
+	eval(T0 + 100);
+	CHECK(st.ready);
+	eval(T0 + 1100);
+	CHECK(!st.ready);
+	CHECK_STR(st.ready_reason, "not ready: headroom 5 MiB below a request's need 10 MiB for 1.0s");
+	CHECK(st.live);
+	/* Above the need but under need + 50%: not ready yet (no flapping). */
+	st.usable = 12 * MiB;
+	eval(T0 + 1200);
+	CHECK(!st.ready);
+	st.usable = 16 * MiB;
+	eval(T0 + 1300);
+	CHECK(st.ready);
+	/* Back below for live_after: not live either. */
+	st.usable = 1 * MiB;
+	eval(T0 + 2000);
+	eval(T0 + 3000);
+	CHECK(!st.ready && st.live);
+	eval(T0 + 8000);
+	CHECK(!st.live);
+	CHECK(starts(st.live_reason, "not live: not ready for"));
+	/* A program that is not running is not ready, whatever the headroom. */
+	st.usable = 500 * MiB;
+	st.child_up = 0;
+	eval(T0 + 9000);
+	CHECK(!st.ready);
+	CHECK_STR(st.ready_reason, "not ready: the program is not running");
+}
+
+static void test_need(void)
+{
+	struct sup_health_cfg c = cfg();
+
+	c.need = 0;
+	start(&c);
+	eval(T0);
+	/* Nothing learned yet: the default. */
+	CHECK_EQ_U64(st.need, 8 * MiB);
+	CHECK(!st.need_learned);
+}
+
+static void test_at_budget(void)
+{
+	struct sup_health_cfg c = cfg();
+
+	start(&c);
+	eval(T0);
+	CHECK(st.ready);
+	/* Less than a request's need left under the rlimit: not ready at once. */
+	st.rlimit_used = st.budget - 5 * MiB;
+	eval(T0 + 10);
+	CHECK(!st.ready && st.live);
+	CHECK(starts(st.ready_reason, "not ready: process 42 at its budget"));
+	/* Refusals again and again at the budget for live_refused: not live. */
+	st.failed[0] = 1;
+	eval(T0 + 100);
+	CHECK_EQ_U64(st.refusals_new, 1);
+	CHECK(st.live);
+	st.failed[0] = 2;
+	eval(T0 + 1100);
+	CHECK(st.live);
+	st.failed[0] = 3;
+	eval(T0 + 2100);
+	CHECK(!st.live);
+	CHECK(starts(st.live_reason, "not live: allocations refused for 2.0s"));
+	/* Room again above need + hysteresis: ready, live. */
+	st.rlimit_used = st.budget - 100 * MiB;
+	eval(T0 + 2200);
+	CHECK(st.ready && st.live);
+}
+
+static void test_pressure(void)
+{
+	struct sup_health_cfg c = cfg();
+
+	start(&c);
+	st.psi_ok = 1;
+	st.psi.has_full = 1;
+	st.psi.full.avg10 = 55.0;
+	eval(T0);
+	CHECK(st.ready);
+	eval(T0 + 1000);
+	CHECK(!st.ready && st.live);
+	CHECK(starts(st.ready_reason, "not ready: memory pressure full avg10 55.00%"));
+	st.psi.full.avg10 = 39.0;
+	eval(T0 + 1100);
+	CHECK(st.ready);
+	/* Off: no pressure makes it unready. */
+	c.pressure_pct = 0;
+	start(&c);
+	st.psi_ok = 1;
+	st.psi.has_full = 1;
+	st.psi.full.avg10 = 100.0;
+	eval(T0);
+	eval(T0 + 5000);
+	CHECK(st.ready);
+}
+
+static void record(uint64_t sec, int failed)
+{
+	struct sup_record r;
+
+	memset(&r, 0, sizeof(r));
+	r.end_ns = sec * 1000000000ull;
+	r.allocated = r.peak = 1 * MiB;
+	r.failed = failed;
+	snprintf(r.name, sizeof(r.name), "GET /");
+	sup_health_record(&h, &r);
+}
+
+static void test_fail_window(void)
+{
+	struct sup_health_cfg c = cfg();
+
+	start(&c);
+	/* 9 scopes, every one failed: fewer than fail_min, live. */
+	for (int i = 0; i < 9; i++)
+		record(1000000 - 5, 1);
+	eval(T0);
+	CHECK(st.live);
+	CHECK_EQ_U64(st.window_ended, 9);
+	CHECK_EQ_U64(st.window_failed, 9);
+	/* A tenth, not failed: 9 of 10 at or above 50%. */
+	record(1000000, 0);
+	eval(T0 + 100);
+	CHECK(!st.live);
+	CHECK_STR(st.live_reason, "not live: 9 of 10 scopes failed on allocation in the last 60s");
+	/* Out of the window, they no longer count. */
+	sup_health_eval(&h, &st, T0 + 200, 1000000 + 59);
+	CHECK(st.live);
+	CHECK_EQ_U64(st.window_ended, 1);
+}
+
+static void test_stuck(void)
+{
+	struct sup_health_cfg c = cfg();
+
+	c.stuck_after_ms = 3000;
+	start(&c);
+	st.rlimit_used = st.budget - 1 * MiB;
+	st.scopes_in_flight = 0;
+	eval(T0);
+	CHECK(!st.ready && !st.stuck);
+	eval(T0 + 2900);
+	CHECK(!st.stuck);
+	/* Not ready for memory, nothing in flight, for stuck_after: stuck,
+	 * and the process named is the one at its budget. */
+	eval(T0 + 3000);
+	CHECK(st.stuck);
+	CHECK_EQ_U64(st.stuck_pid, 42);
+	CHECK(starts(st.stuck_reason, "not ready for 3.0s, 0 scopes in flight, process 42"));
+	/* Without recycling, a stuck program is not live. */
+	CHECK(!st.live);
+	CHECK(starts(st.live_reason, "not live: stuck: "));
+	/* With recycling, the recycle replaces it: liveness stays. */
+	st.recycle_on = 1;
+	eval(T0 + 3100);
+	CHECK(st.stuck && st.live);
+
+	/* Scopes in flight: not idle, so not stuck before live_after. */
+	start(&c);
+	st.rlimit_used = st.budget - 1 * MiB;
+	st.scopes_in_flight = 2;
+	eval(T0);
+	eval(T0 + 4000);
+	CHECK(!st.stuck);
+	eval(T0 + 5000);
+	CHECK(st.stuck);
+
+	/* Another process at its budget: its own time starts over. */
+	start(&c);
+	st.rlimit_used = st.budget - 1 * MiB;
+	eval(T0);
+	eval(T0 + 2000);
+	st.rlimit_pid = 43;
+	eval(T0 + 3000);
+	CHECK(!st.stuck);
+	eval(T0 + 6000);
+	CHECK(st.stuck);
+	CHECK_EQ_U64(st.stuck_pid, 43);
+
+	/* Off: never stuck. */
+	c.stuck_after_ms = 0;
+	start(&c);
+	st.rlimit_used = st.budget - 1 * MiB;
+	eval(T0);
+	eval(T0 + 100000);
+	CHECK(!st.stuck);
+}
+
+int main(void)
+{
+	test_headroom();
+	test_need();
+	test_at_budget();
+	test_pressure();
+	test_fail_window();
+	test_stuck();
+	return unit_done("test_sup_health");
+}
