@@ -192,14 +192,176 @@ static void stuck_eval(struct sup_health *h, struct sup_state *st, uint64_t need
 	}
 }
 
+/* One evaluation: what the rules below read. */
+struct eval {
+	const struct sup_health *h;
+	const struct sup_state *st;
+	uint64_t need, now_ms;
+	int stalled;                 /* full pressure past the grace */
+	uint32_t ended, failed;      /* scopes of the failure window */
+};
+
+/* A rule: whether it fails now, and what it says when it does. The first
+ * failing rule of a table gives the reason. */
+struct rule {
+	int (*fails)(const struct eval *e);
+	void (*say)(const struct eval *e, char *out, size_t len);
+};
+
+static int not_running(const struct eval *e)
+{
+	return !e->st->child_up;
+}
+
+static void say_not_running(const struct eval *e, char *out, size_t len)
+{
+	(void)e;
+	snprintf(out, len, "not ready: the program is not running");
+}
+
+static int at_budget(const struct eval *e)
+{
+	return e->h->at_budget;
+}
+
+static void say_at_budget(const struct eval *e, char *out, size_t len)
+{
+	const struct sup_state *st = e->st;
+	char a[32], b[32], c[32];
+
+	snprintf(out, len,
+		 "not ready: process %d at its budget: %s of %s used, less than a request's need %s%s left%s",
+		 (int)st->rlimit_pid, mf_size_format(st->rlimit_used, a, sizeof(a)),
+		 mf_size_format(st->budget, b, sizeof(b)), mf_size_format(e->need, c, sizeof(c)),
+		 st->need_learned ? " (learned p95)" : "", st->refusals_new ? ", allocations refused" : "");
+}
+
+static int low_headroom(const struct eval *e)
+{
+	return !e->h->ready;
+}
+
+static void say_low_headroom(const struct eval *e, char *out, size_t len)
+{
+	char a[32], b[32];
+
+	snprintf(out, len, "not ready: headroom %s below a request's need %s%s for %.1fs",
+		 mf_size_format(e->st->usable, a, sizeof(a)), mf_size_format(e->need, b, sizeof(b)),
+		 e->st->need_learned ? " (learned p95)" : "",
+		 (double)(e->now_ms - e->h->low_since_ms) / 1000.0);
+}
+
+static int stalled(const struct eval *e)
+{
+	return e->stalled;
+}
+
+static void say_stalled(const struct eval *e, char *out, size_t len)
+{
+	char a[32];
+
+	snprintf(out, len,
+		 "not ready: memory pressure full avg10 %.2f%% at or above %u%% for %.1fs "
+		 "(stalled on reclaim; headroom %s)",
+		 e->st->psi.full.avg10, e->h->cfg.pressure_pct,
+		 (double)(e->now_ms - e->h->stall_since_ms) / 1000.0,
+		 mf_size_format(e->st->usable, a, sizeof(a)));
+}
+
+/* Readiness, in the order of the reason given. */
+static const struct rule ready_rules[] = {
+	{not_running, say_not_running},
+	{at_budget, say_at_budget},
+	{low_headroom, say_low_headroom},
+	{stalled, say_stalled},
+};
+
+static int unready_too_long(const struct eval *e)
+{
+	return !e->h->ready && e->st->child_up &&
+	       e->now_ms - e->h->unready_since_ms >= e->h->cfg.live_after_ms;
+}
+
+static void say_unready_too_long(const struct eval *e, char *out, size_t len)
+{
+	char a[32], b[32];
+
+	snprintf(out, len, "not live: not ready for %.1fs (headroom %s below %s)",
+		 (double)(e->now_ms - e->h->low_since_ms) / 1000.0,
+		 mf_size_format(e->st->usable, a, sizeof(a)), mf_size_format(e->need, b, sizeof(b)));
+}
+
+/* With recycling on, the recycle replaces a stuck process instead. */
+static int stuck(const struct eval *e)
+{
+	return e->st->stuck && !e->st->recycle_on;
+}
+
+static void say_stuck(const struct eval *e, char *out, size_t len)
+{
+	snprintf(out, len, "not live: stuck: %.140s", e->st->stuck_reason);
+}
+
+static int refused_at_budget(const struct eval *e)
+{
+	const struct sup_health *h = e->h;
+
+	return h->at_budget && e->st->child_up && h->refused_since_ms &&
+	       e->now_ms - h->refused_since_ms >= h->cfg.live_refused_ms &&
+	       e->now_ms - h->last_refused_ms <= h->cfg.live_refused_ms;
+}
+
+static void say_refused_at_budget(const struct eval *e, char *out, size_t len)
+{
+	const struct sup_state *st = e->st;
+	char a[32], b[32];
+
+	snprintf(out, len,
+		 "not live: allocations refused for %.1fs with process %d at its budget (%s of %s used)",
+		 (double)(e->now_ms - e->h->refused_since_ms) / 1000.0, (int)st->rlimit_pid,
+		 mf_size_format(st->rlimit_used, a, sizeof(a)), mf_size_format(st->budget, b, sizeof(b)));
+}
+
+static int failing_share(const struct eval *e)
+{
+	return e->ended >= e->h->cfg.fail_min && e->ended > 0 &&
+	       (uint64_t)e->failed * 100 >= (uint64_t)e->h->cfg.fail_pct * e->ended;
+}
+
+static void say_failing_share(const struct eval *e, char *out, size_t len)
+{
+	snprintf(out, len, "not live: %u of %u scopes failed on allocation in the last %us",
+		 e->failed, e->ended, e->h->cfg.fail_window_s);
+}
+
+/* Liveness, in the order of the reason given. */
+static const struct rule live_rules[] = {
+	{unready_too_long, say_unready_too_long},
+	{stuck, say_stuck},
+	{refused_at_budget, say_refused_at_budget},
+	{failing_share, say_failing_share},
+};
+
+/* The first failing rule of a table writes its reason: 0; else 1. */
+static int apply(const struct rule *rules, size_t n, const struct eval *e, char *out,
+		 size_t len)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (rules[i].fails(e)) {
+			rules[i].say(e, out, len);
+			return 0;
+		}
+	}
+	return 1;
+}
+
 void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms,
 		     uint64_t now_real_s)
 {
 	uint64_t need = sup_health_need(h, &st->need_learned);
 	uint64_t upper = need + need / 100 * h->cfg.hysteresis_pct;
-	uint32_t ended = 0, failed = 0;
-	char a[32], b[32], c[32];
-	int stalled;
+	struct eval e = {.h = h, .st = st, .need = need, .now_ms = now_ms};
+	char a[32], b[32];
 
 	st->need = need;
 	budget_eval(h, st, need, upper, now_ms);
@@ -210,7 +372,7 @@ void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms
 	} else {
 		h->stall_since_ms = 0;
 	}
-	stalled = h->stall_since_ms && now_ms - h->stall_since_ms >= h->cfg.grace_ms;
+	e.stalled = h->stall_since_ms && now_ms - h->stall_since_ms >= h->cfg.grace_ms;
 	if (st->usable < need) {
 		if (!h->low_since_ms)
 			h->low_since_ms = now_ms;
@@ -231,69 +393,24 @@ void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms
 		unsigned i = (unsigned)(sec % SUP_WINDOW_MAX);
 
 		if (h->win_sec[i] == sec) {
-			ended += h->win_ended[i];
-			failed += h->win_failed[i];
+			e.ended += h->win_ended[i];
+			e.failed += h->win_failed[i];
 		}
 	}
-	st->window_ended = ended;
-	st->window_failed = failed;
+	st->window_ended = e.ended;
+	st->window_failed = e.failed;
 
-	st->ready = h->ready && !h->at_budget && !stalled && st->child_up;
-	if (!st->child_up)
-		snprintf(st->ready_reason, sizeof(st->ready_reason), "not ready: the program is not running");
-	else if (h->at_budget)
-		snprintf(st->ready_reason, sizeof(st->ready_reason),
-			 "not ready: process %d at its budget: %s of %s used, less than a request's need %s%s left%s",
-			 (int)st->rlimit_pid, mf_size_format(st->rlimit_used, a, sizeof(a)),
-			 mf_size_format(st->budget, b, sizeof(b)), mf_size_format(need, c, sizeof(c)),
-			 st->need_learned ? " (learned p95)" : "",
-			 st->refusals_new ? ", allocations refused" : "");
-	else if (h->ready && stalled)
-		snprintf(st->ready_reason, sizeof(st->ready_reason),
-			 "not ready: memory pressure full avg10 %.2f%% at or above %u%% for %.1fs "
-			 "(stalled on reclaim; headroom %s)",
-			 st->psi.full.avg10, h->cfg.pressure_pct,
-			 (double)(now_ms - h->stall_since_ms) / 1000.0,
-			 mf_size_format(st->usable, a, sizeof(a)));
-	else if (!h->ready)
-		snprintf(st->ready_reason, sizeof(st->ready_reason),
-			 "not ready: headroom %s below a request's need %s%s for %.1fs",
-			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)),
-			 st->need_learned ? " (learned p95)" : "",
-			 (double)(now_ms - h->low_since_ms) / 1000.0);
-	else
+	st->ready = apply(ready_rules, sizeof(ready_rules) / sizeof(ready_rules[0]), &e,
+			  st->ready_reason, sizeof(st->ready_reason));
+	if (st->ready)
 		snprintf(st->ready_reason, sizeof(st->ready_reason), "ready: headroom %s, a request needs %s",
 			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)));
 
+	/* Written after readiness, read by the liveness rules. */
 	stuck_eval(h, st, need, now_ms);
-	st->live = 1;
-	if (!h->ready && st->child_up && now_ms - h->unready_since_ms >= h->cfg.live_after_ms) {
-		st->live = 0;
-		snprintf(st->live_reason, sizeof(st->live_reason),
-			 "not live: not ready for %.1fs (headroom %s below %s)",
-			 (double)(now_ms - h->low_since_ms) / 1000.0,
-			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)));
-	} else if (st->stuck && !st->recycle_on) {
-		st->live = 0;
-		snprintf(st->live_reason, sizeof(st->live_reason), "not live: stuck: %.140s",
-			 st->stuck_reason);
-	} else if (h->at_budget && st->child_up && h->refused_since_ms &&
-		   now_ms - h->refused_since_ms >= h->cfg.live_refused_ms &&
-		   now_ms - h->last_refused_ms <= h->cfg.live_refused_ms) {
-		st->live = 0;
-		snprintf(st->live_reason, sizeof(st->live_reason),
-			 "not live: allocations refused for %.1fs with process %d at its budget (%s of %s used)",
-			 (double)(now_ms - h->refused_since_ms) / 1000.0, (int)st->rlimit_pid,
-			 mf_size_format(st->rlimit_used, a, sizeof(a)),
-			 mf_size_format(st->budget, b, sizeof(b)));
-	} else if (ended >= h->cfg.fail_min && ended > 0 &&
-		   (uint64_t)failed * 100 >= (uint64_t)h->cfg.fail_pct * ended) {
-		st->live = 0;
-		snprintf(st->live_reason, sizeof(st->live_reason),
-			 "not live: %u of %u scopes failed on allocation in the last %us",
-			 failed, ended, h->cfg.fail_window_s);
-	} else {
+	st->live = apply(live_rules, sizeof(live_rules) / sizeof(live_rules[0]), &e,
+			 st->live_reason, sizeof(st->live_reason));
+	if (st->live)
 		snprintf(st->live_reason, sizeof(st->live_reason), "live: %u of %u scopes failed in the last %us",
-			 failed, ended, h->cfg.fail_window_s);
-	}
+			 e.failed, e.ended, h->cfg.fail_window_s);
 }
