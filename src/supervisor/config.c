@@ -41,7 +41,7 @@ const struct mf_option sup_options[] = {
 	 .help = "record deaths of scopes with an id here\n(sqlite:PATH, PATH, redis://...)"},
 	{.name = "request-need", .key = SUP_OPT_NEED, .has_arg = required_argument,
 	 .arg = "SIZE|PCT|auto", .env = "MEMFENCE_REQUEST_NEED", .def = "auto",
-	 .help = "headroom a request needs\n(auto: p95 of recent scopes' allocations)"},
+	 .help = "headroom a request needs\n(auto: p95 of the scopes' peaks in the model)"},
 	{.name = "ready-grace", .key = SUP_OPT_GRACE, .has_arg = required_argument, .arg = "DURATION",
 	 .env = "MEMFENCE_READY_GRACE", .def = "10s",
 	 .help = "low headroom this long makes /readyz fail"},

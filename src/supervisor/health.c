@@ -4,9 +4,12 @@
  *
  * Readiness: the usable headroom (limit - reserve - working set) stays below
  * what a typical request needs for longer than a grace period. The need is
- * configured, or learned as the p95 of A (bytes allocated) over the last
- * SUP_LEARN finished scopes. Ready again only above need * (1 + hysteresis),
- * so a service hovering at the threshold does not flap.
+ * configured, or learned from the one model of the program's memory
+ * (model.c, host/model.h) as the p95 of the peaks of every scope name, once
+ * LEARN_MIN scopes ended without a refusal: the same peaks the admission
+ * gate takes its needs from, and kept across runs with --state-dir. Ready
+ * again only above need * (1 + hysteresis), so a service hovering at the
+ * threshold does not flap.
  *
  * Readiness also fails (cgroup v2) while memory.pressure's full avg10 -- the
  * share of the last 10 s in which every task of the container was stalled
@@ -50,7 +53,7 @@
 #include "supervisor/sup.h"
 #include "base/size.h"
 
-#define LEARN_MIN 20 /* finished scopes before the learned need is used */
+#define LEARN_MIN 20 /* scopes ended without a refusal before the learned need is used */
 
 void sup_health_init(struct sup_health *h, const struct sup_health_cfg *cfg)
 {
@@ -68,10 +71,6 @@ void sup_health_record(struct sup_health *h, const struct sup_record *r)
 	uint64_t sec = r->end_ns / 1000000000u;
 	unsigned i = (unsigned)(sec % SUP_WINDOW_MAX);
 
-	h->learn[h->learn_pos] = r->allocated;
-	h->learn_pos = (h->learn_pos + 1) % SUP_LEARN;
-	if (h->nlearn < SUP_LEARN)
-		h->nlearn++;
 	if (h->win_sec[i] != sec) {
 		h->win_sec[i] = sec;
 		h->win_ended[i] = 0;
@@ -82,26 +81,18 @@ void sup_health_record(struct sup_health *h, const struct sup_record *r)
 		h->win_failed[i]++;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 uint64_t sup_health_need(const struct sup_health *h, int *learned)
 {
-	uint64_t v[SUP_LEARN];
+	uint64_t need;
 
 	*learned = 0;
 	if (h->cfg.need)
 		return h->cfg.need;
-	if (h->nlearn < LEARN_MIN)
+	need = sup_model_need(NULL, 0.95, LEARN_MIN);
+	if (!need)
 		return h->cfg.need_default;
-	memcpy(v, h->learn, h->nlearn * sizeof(v[0]));
-	qsort(v, h->nlearn, sizeof(v[0]), cmp_u64);
 	*learned = 1;
-	return v[(h->nlearn * 95 + 99) / 100 - 1];
+	return need;
 }
 
 static uint64_t refusals_total(const struct sup_state *st)

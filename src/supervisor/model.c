@@ -120,6 +120,8 @@ uint64_t sup_model_need(const char *name, double q, uint64_t min_count)
 
 	if (!SM.on)
 		return 0;
+	if (!name)
+		return mf_model_need(&SM.m, NULL, q, min_count);
 	/* Cleaned as sup_model_record cleans it, so that the names meet. */
 	sup_clean(clean, sizeof(clean), name);
 	return mf_model_need(&SM.m, clean[0] ? clean : "(unnamed)", q, min_count);

@@ -29,7 +29,6 @@
 #define SUP_HIST_BUCKETS 12  /* 4 KiB .. 16 GiB by powers of 4 */
 #define SUP_TIMELINE 60      /* one point a second: the last minute */
 #define SUP_RESTART_FLOOR_MS 100 /* the least backoff of a crash loop's later restarts */
-#define SUP_LEARN 256        /* recent scopes' A kept to learn a request's need */
 #define SUP_WINDOW_MAX 600   /* failure window, seconds, at most */
 
 /* ---- health rules (health.c) ---- */
@@ -268,8 +267,6 @@ void sup_quar_counts(uint64_t *recorded, uint64_t *errors, uint64_t *dropped);
 
 struct sup_health {
 	struct sup_health_cfg cfg;
-	uint64_t learn[SUP_LEARN];
-	unsigned nlearn, learn_pos;
 	uint64_t low_since_ms;       /* 0 = headroom fine */
 	uint64_t unready_since_ms;   /* 0 = ready */
 	int ready;
@@ -477,7 +474,8 @@ void sup_model_start(struct sup_state *st, const char *state_dir, const char *re
 		     uint64_t window_s);
 void sup_model_record(const struct sup_record *r);
 /* What a scope of this name needs (mf_model_need), the name as the
- * program wrote it; 0 while fewer than min_count of its peaks are known. */
+ * program wrote it; 0 while fewer than min_count of its peaks are known.
+ * name NULL: a typical scope of the program, over every name. */
 uint64_t sup_model_need(const char *name, double q, uint64_t min_count);
 /* One sample of st: the heap, the load of the scopes in flight, the
  * working set; OOM kills, exits and restarts become events. */

@@ -35,6 +35,8 @@ static struct sup_health_cfg cfg(void)
 static void start(const struct sup_health_cfg *c)
 {
 	memset(&st, 0, sizeof(st));
+	/* A fresh model for each case, saved nowhere. */
+	sup_model_start(&st, NULL, NULL, 10);
 	st.child_up = 1;
 	st.budget = 1000 * MiB;
 	st.usable = 500 * MiB;
@@ -92,6 +94,19 @@ static void test_headroom(void)
 	CHECK_STR(st.ready_reason, "not ready: the program is not running");
 }
 
+static void model_scope(const char *name, uint64_t peak, int failed)
+{
+	struct sup_record r;
+
+	memset(&r, 0, sizeof(r));
+	r.end_ns = 1700000000ull * 1000000000ull;
+	r.allocated = 10 * peak;   /* what it allocated in all is not its need */
+	r.peak = peak;
+	r.failed = failed;
+	snprintf(r.name, sizeof(r.name), "%s", name);
+	sup_model_record(&r);
+}
+
 static void test_need(void)
 {
 	struct sup_health_cfg c = cfg();
@@ -101,6 +116,31 @@ static void test_need(void)
 	eval(T0);
 	/* Nothing learned yet: the default. */
 	CHECK_EQ_U64(st.need, 8 * MiB);
+	CHECK(!st.need_learned);
+	/* The need is the model's: p95 of the peaks of every name, once 20
+	 * scopes ended without a refusal. */
+	for (int i = 0; i < 19; i++)
+		model_scope(i % 2 ? "GET /a" : "POST /b", 4 * MiB, 0);
+	for (int i = 0; i < 10; i++)
+		model_scope("GET /a", 400 * MiB, 1);
+	eval(T0 + 100);
+	CHECK_EQ_U64(st.need, 8 * MiB);
+	CHECK(!st.need_learned);
+	model_scope("GET /a", 4 * MiB, 0);
+	eval(T0 + 200);
+	CHECK(st.need_learned);
+	CHECK(st.need >= 4 * MiB && st.need <= 4 * MiB * 119 / 100);
+	for (int i = 0; i < 80; i++)
+		model_scope("POST /b", (uint64_t)(1 + i % 20) * MiB, 0);
+	eval(T0 + 300);
+	CHECK(st.need >= 19 * MiB && st.need <= 20 * MiB);
+	/* The same model the gate asks: its p95 over every name. */
+	CHECK_EQ_U64(st.need, sup_model_need(NULL, 0.95, 20));
+	/* Configured: the model is not asked. */
+	c.need = 64 * MiB;
+	sup_health_init(&h, &c);
+	eval(T0 + 400);
+	CHECK_EQ_U64(st.need, 64 * MiB);
 	CHECK(!st.need_learned);
 }
 
