@@ -15,6 +15,7 @@
 #include "host/msg.h"
 #include "store/quarantine.h"
 #include "supervisor/config.h"
+#include "supervisor/http.h"
 
 const struct mf_option sup_options[] = {
 	{.name = "http", .key = SUP_OPT_HTTP, .has_arg = required_argument, .arg = "ADDR:PORT|off",

@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "supervisor/sup.h"
+#include "supervisor/gate.h"
+#include "supervisor/model.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 
 static struct sup_gate_cfg gate_cfg;
 

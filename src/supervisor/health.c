@@ -50,7 +50,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "supervisor/sup.h"
+#include "supervisor/health.h"
+#include "supervisor/model.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 #include "base/size.h"
 
 #define LEARN_MIN 20 /* scopes ended without a refusal before the learned need is used */

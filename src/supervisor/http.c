@@ -34,7 +34,9 @@
 #include <sys/socket.h>
 
 #include "host/dynlib.h"
-#include "supervisor/sup.h"
+#include "supervisor/http.h"
+#include "supervisor/metrics.h"
+#include "supervisor/state.h"
 
 #ifndef MF_MHD_SONAME
 #define MF_MHD_SONAME "libmicrohttpd.so.12"

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "supervisor/sup.h"
+#include "supervisor/metrics.h"
+#include "supervisor/model.h"
+#include "supervisor/quar.h"
+#include "supervisor/state.h"
 
 const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS] = {
 	4ull << 10,   16ull << 10,  64ull << 10,  256ull << 10,

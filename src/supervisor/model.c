@@ -24,7 +24,10 @@
 #include "host/model.h"
 #include "host/model_json.h"
 #include "host/msg.h"
-#include "supervisor/sup.h"
+#include "supervisor/model.h"
+#include "supervisor/report.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 
 #define SAVE_EVERY_S 2
 

@@ -17,6 +17,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "supervisor/common.h"
+#include "supervisor/health.h"
+#include "supervisor/http.h"
+#include "supervisor/journal.h"
+#include "supervisor/metrics.h"
+#include "supervisor/model.h"
+#include "supervisor/quar.h"
+#include "supervisor/report.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 #include "supervisor/sup.h"
 
 /* A recycle under way (recycle.c). */

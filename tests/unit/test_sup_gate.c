@@ -6,7 +6,10 @@
  * scopes left out; names cleaned as the model records them. No segment:
  * the gate's settings are kept even when no segment has room for them.
  */
-#include "supervisor/sup.h"
+#include "supervisor/gate.h"
+#include "supervisor/model.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 #include "unit.h"
 
 #define MiB (1ull << 20)

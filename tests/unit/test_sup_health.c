@@ -6,7 +6,10 @@
  * the stuck rule. No process, cgroup or socket: the state is filled by hand
  * and the clock is the test's.
  */
-#include "supervisor/sup.h"
+#include "supervisor/health.h"
+#include "supervisor/model.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 #include "unit.h"
 
 #define MiB (1ull << 20)

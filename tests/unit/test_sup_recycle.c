@@ -6,7 +6,8 @@
  * which process is replaced. No process is signalled and no directory read:
  * requests come from the test.
  */
-#include "supervisor/sup.h"
+#include "supervisor/recycle.h"
+#include "supervisor/state.h"
 #include "unit.h"
 
 #define MiB (1ull << 20)
