@@ -113,7 +113,8 @@ static void budget_eval(struct sup_health *h, struct sup_state *st, uint64_t nee
 {
 	uint64_t total = refusals_total(st), left;
 
-	st->refusals_new = h->refused_primed && total > h->refused_prev ? total - h->refused_prev : 0;
+	st->health.refusals_new =
+		h->refused_primed && total > h->refused_prev ? total - h->refused_prev : 0;
 	h->refused_prev = total;
 	h->refused_primed = 1;
 	if (st->rlimit_used == 0 || st->budget == 0 || !st->child_up) {
@@ -122,7 +123,7 @@ static void budget_eval(struct sup_health *h, struct sup_state *st, uint64_t nee
 		return;
 	}
 	left = st->budget > st->rlimit_used ? st->budget - st->rlimit_used : 0;
-	if (left < need || (st->refusals_new && left < 2 * need))
+	if (left < need || (st->health.refusals_new && left < 2 * need))
 		h->at_budget = 1;
 	else if (left >= upper)
 		h->at_budget = 0;
@@ -130,7 +131,7 @@ static void budget_eval(struct sup_health *h, struct sup_state *st, uint64_t nee
 		h->refused_since_ms = 0;
 		return;
 	}
-	if (st->refusals_new) {
+	if (st->health.refusals_new) {
 		if (!h->refused_since_ms)
 			h->refused_since_ms = now_ms;
 		h->last_refused_ms = now_ms;
@@ -144,8 +145,8 @@ static void stuck_eval(struct sup_health *h, struct sup_state *st, uint64_t need
 	uint64_t since, idle;
 	char a[32], b[32];
 
-	st->stuck = 0;
-	st->stuck_pid = 0;
+	st->health.stuck = 0;
+	st->health.stuck_pid = 0;
 	if (!st->child_up || st->child_stopped || (h->ready && !h->at_budget) ||
 	    !h->cfg.stuck_after_ms) {
 		h->mem_unready_since_ms = h->idle_since_ms = 0;
@@ -168,17 +169,17 @@ static void stuck_eval(struct sup_health *h, struct sup_state *st, uint64_t need
 	if (!(since >= h->cfg.stuck_after_ms && idle >= h->cfg.stuck_after_ms) &&
 	    since < h->cfg.live_after_ms)
 		return;
-	st->stuck = 1;
+	st->health.stuck = 1;
 	if (h->at_budget) {
-		st->stuck_pid = st->rlimit_pid;
-		snprintf(st->stuck_reason, sizeof(st->stuck_reason),
+		st->health.stuck_pid = st->rlimit_pid;
+		snprintf(st->health.stuck_reason, sizeof(st->health.stuck_reason),
 			 "not ready for %.1fs, %u scopes in flight, process %d at its budget "
 			 "(%s of %s used)",
 			 (double)since / 1000.0, st->scopes_in_flight, (int)st->rlimit_pid,
 			 mf_size_format(st->rlimit_used, a, sizeof(a)),
 			 mf_size_format(st->budget, b, sizeof(b)));
 	} else {
-		snprintf(st->stuck_reason, sizeof(st->stuck_reason),
+		snprintf(st->health.stuck_reason, sizeof(st->health.stuck_reason),
 			 "not ready for %.1fs, %u scopes in flight, headroom %s below a request's "
 			 "need %s",
 			 (double)since / 1000.0, st->scopes_in_flight,
@@ -227,7 +228,8 @@ static void say_at_budget(const struct eval *e, char *out, size_t len)
 		 "not ready: process %d at its budget: %s of %s used, less than a request's need %s%s left%s",
 		 (int)st->rlimit_pid, mf_size_format(st->rlimit_used, a, sizeof(a)),
 		 mf_size_format(st->budget, b, sizeof(b)), mf_size_format(e->need, c, sizeof(c)),
-		 st->need_learned ? " (learned p95)" : "", st->refusals_new ? ", allocations refused" : "");
+		 st->health.need_learned ? " (learned p95)" : "",
+		 st->health.refusals_new ? ", allocations refused" : "");
 }
 
 static int low_headroom(const struct eval *e)
@@ -241,7 +243,7 @@ static void say_low_headroom(const struct eval *e, char *out, size_t len)
 
 	snprintf(out, len, "not ready: headroom %s below a request's need %s%s for %.1fs",
 		 mf_size_format(e->st->usable, a, sizeof(a)), mf_size_format(e->need, b, sizeof(b)),
-		 e->st->need_learned ? " (learned p95)" : "",
+		 e->st->health.need_learned ? " (learned p95)" : "",
 		 (double)(e->now_ms - e->h->low_since_ms) / 1000.0);
 }
 
@@ -288,12 +290,12 @@ static void say_unready_too_long(const struct eval *e, char *out, size_t len)
 /* With recycling on, the recycle replaces a stuck process instead. */
 static int stuck(const struct eval *e)
 {
-	return e->st->stuck && !e->st->recycle_on;
+	return e->st->health.stuck && !e->st->recycle.on;
 }
 
 static void say_stuck(const struct eval *e, char *out, size_t len)
 {
-	snprintf(out, len, "not live: stuck: %.140s", e->st->stuck_reason);
+	snprintf(out, len, "not live: stuck: %.140s", e->st->health.stuck_reason);
 }
 
 static int refused_at_budget(const struct eval *e)
@@ -352,12 +354,12 @@ static int apply(const struct rule *rules, size_t n, const struct eval *e, char 
 void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms,
 		     uint64_t now_real_s)
 {
-	uint64_t need = sup_health_need(h, &st->need_learned);
+	uint64_t need = sup_health_need(h, &st->health.need_learned);
 	uint64_t upper = need + need / 100 * h->cfg.hysteresis_pct;
 	struct eval e = {.h = h, .st = st, .need = need, .now_ms = now_ms};
 	char a[32], b[32];
 
-	st->need = need;
+	st->health.need = need;
 	budget_eval(h, st, need, upper, now_ms);
 	if (h->cfg.pressure_pct && st->psi_ok && st->psi.has_full &&
 	    st->psi.full.avg10 >= (double)h->cfg.pressure_pct) {
@@ -391,20 +393,22 @@ void sup_health_eval(struct sup_health *h, struct sup_state *st, uint64_t now_ms
 			e.failed += h->win_failed[i];
 		}
 	}
-	st->window_ended = e.ended;
-	st->window_failed = e.failed;
+	st->health.window_ended = e.ended;
+	st->health.window_failed = e.failed;
 
-	st->ready = apply(ready_rules, sizeof(ready_rules) / sizeof(ready_rules[0]), &e,
-			  st->ready_reason, sizeof(st->ready_reason));
-	if (st->ready)
-		snprintf(st->ready_reason, sizeof(st->ready_reason), "ready: headroom %s, a request needs %s",
+	st->health.ready = apply(ready_rules, sizeof(ready_rules) / sizeof(ready_rules[0]), &e,
+			  st->health.ready_reason, sizeof(st->health.ready_reason));
+	if (st->health.ready)
+		snprintf(st->health.ready_reason, sizeof(st->health.ready_reason),
+			 "ready: headroom %s, a request needs %s",
 			 mf_size_format(st->usable, a, sizeof(a)), mf_size_format(need, b, sizeof(b)));
 
 	/* Written after readiness, read by the liveness rules. */
 	stuck_eval(h, st, need, now_ms);
-	st->live = apply(live_rules, sizeof(live_rules) / sizeof(live_rules[0]), &e,
-			 st->live_reason, sizeof(st->live_reason));
-	if (st->live)
-		snprintf(st->live_reason, sizeof(st->live_reason), "live: %u of %u scopes failed in the last %us",
+	st->health.live = apply(live_rules, sizeof(live_rules) / sizeof(live_rules[0]), &e,
+			 st->health.live_reason, sizeof(st->health.live_reason));
+	if (st->health.live)
+		snprintf(st->health.live_reason, sizeof(st->health.live_reason),
+			 "live: %u of %u scopes failed in the last %us",
 			 e.failed, e.ended, h->cfg.fail_window_s);
 }

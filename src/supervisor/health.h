@@ -14,6 +14,23 @@
 struct sup_record;
 struct sup_state;
 
+/* The health rules' verdict, in the state (st->health): written by
+ * sup_health_eval at each sample; the recycle and serving rules may still
+ * fail readiness after it (ready, ready_reason). */
+struct sup_health_view {
+	int ready, live;
+	char ready_reason[160], live_reason[160];
+	uint64_t need;               /* a typical request's, configured or learned */
+	int need_learned;
+	uint32_t window_ended, window_failed;
+	uint64_t refusals_new;       /* allocations refused since the previous eval */
+	/* Stuck: not ready for memory for --stuck-after with nothing in flight
+	 * (or for --live-after whatever is in flight); the process to replace. */
+	int stuck;
+	int32_t stuck_pid;
+	char stuck_reason[200];
+};
+
 struct sup_health_cfg {
 	uint64_t need;               /* bytes a typical request needs; 0 = learn */
 	uint64_t need_default;       /* used until enough scopes were seen */

@@ -28,6 +28,17 @@ enum sup_recycle_reason {
 	SUP_RECYCLE_NREASONS
 };
 
+/* Recycling as the state shows it (st->recycle), written by recycle.c. */
+struct sup_recycle_view {
+	int on;                      /* the supervisor recycles */
+	int under_way;               /* a recycle is under way */
+	int whole;                   /* ...of the whole program (readiness fails) */
+	int32_t pid;
+	char reason[200];            /* of the one under way, else the last */
+	uint64_t count[SUP_RECYCLE_NREASONS];
+	uint64_t threshold_s;        /* --recycle-before with this run's jitter */
+};
+
 struct sup_state;
 
 /* What the recycle rules chose: why, and the process to replace. */
@@ -46,7 +57,7 @@ typedef int (*sup_recycle_take_fn)(void *ctx, pid_t *pid, char *why, size_t whyl
  * The recycle rules on one sample of st, in their order: stuck (at once,
  * whatever the interval), then, once min_interval_ms has passed since
  * last_ms (0 = none yet), a request taken through take (may be NULL), then
- * the leak forecast within st->recycle_threshold_s. 1 with the pick, else 0.
+ * the leak forecast within st->recycle.threshold_s. 1 with the pick, else 0.
  * No process is signalled: recycle.c drives what the pick starts.
  */
 int sup_recycle_rules(const struct sup_recycle_cfg *c, const struct sup_state *st,

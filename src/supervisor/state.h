@@ -4,8 +4,9 @@
  * a second, and publishes a copy under a mutex for the HTTP thread. Nothing
  * grows with traffic or run time: scopes, processes, names and the timeline
  * have fixed capacities, and what does not fit is counted as dropped. The
- * parts' own figures (the gate's, the model's, the recycle counts) are
- * typed by their headers.
+ * parts' own figures are grouped and typed by their headers, each written
+ * by its part: health (health.h), recycle (recycle.h), gate (gate.h),
+ * model (supervisor/model.h).
  */
 #ifndef MF_SUP_STATE_H
 #define MF_SUP_STATE_H
@@ -18,6 +19,7 @@
 #include "host/psi.h"
 #include "supervisor/common.h"
 #include "supervisor/gate.h"
+#include "supervisor/health.h"
 #include "supervisor/model.h"
 #include "supervisor/recycle.h"
 
@@ -106,21 +108,10 @@ struct sup_state {
 	/* quarantine */
 	int quarantine_on;
 	uint64_t quarantine_recorded, quarantine_errors, quarantine_dropped;
-	/* health */
-	int ready, live;
-	char ready_reason[160], live_reason[160];
+	struct sup_health_view health; /* the health rules' verdict (health.c) */
 	int serving;                 /* this start of the program serves (serving.c) */
 	char serving_said[96];       /* what the program last said of it */
 	int serving_gate_open;       /* serving, or nothing says what serving is */
-	uint64_t need;
-	int need_learned;
-	uint32_t window_ended, window_failed;
-	uint64_t refusals_new;       /* allocations refused since the previous eval */
-	/* Stuck: not ready for memory for --stuck-after with nothing in flight
-	 * (or for --live-after whatever is in flight); the process to replace. */
-	int stuck;
-	int32_t stuck_pid;
-	char stuck_reason[200];
 	/* supervisor */
 	pid_t sup_pid;
 	int pid1, subreaper;
@@ -132,14 +123,7 @@ struct sup_state {
 	uint64_t now_s;
 	struct sup_model_status model;
 	struct sup_gate_stats gate;
-	/* recycling */
-	int recycle_on;
-	int recycling;               /* a recycle is under way */
-	int recycling_whole;         /* ...of the whole program (readiness fails) */
-	int32_t recycle_pid;
-	char recycle_reason[200];    /* of the one under way, else the last */
-	uint64_t recycles[SUP_RECYCLE_NREASONS];
-	uint64_t recycle_threshold_s; /* --recycle-before with this run's jitter */
+	struct sup_recycle_view recycle; /* recycling (recycle.c) */
 };
 
 #endif

@@ -107,10 +107,10 @@ static void tick(struct sup *s)
 		/* A stopped program answers nobody: neither live nor ready. */
 		const char *sig = sigabbrev_np(st->child_stopped);
 
-		st->live = st->ready = 0;
-		snprintf(st->live_reason, sizeof(st->live_reason),
+		st->health.live = st->health.ready = 0;
+		snprintf(st->health.live_reason, sizeof(st->health.live_reason),
 			 "not live: the program is stopped (SIG%s)", sig ? sig : "?");
-		snprintf(st->ready_reason, sizeof(st->ready_reason),
+		snprintf(st->health.ready_reason, sizeof(st->health.ready_reason),
 			 "not ready: the program is stopped (SIG%s)", sig ? sig : "?");
 	}
 	sup_recycle_tick(s, now);

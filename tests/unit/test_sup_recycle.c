@@ -34,7 +34,7 @@ static void start(void)
 	memset(&st, 0, sizeof(st));
 	st.child_up = 1;
 	st.child_pid = 100;
-	st.recycle_threshold_s = 300;
+	st.recycle.threshold_s = 300;
 	st.model.forecast_s = -1;
 	/* A pre-fork server: the arbiter and two workers, 102 the largest. */
 	st.nprocs = 3;
@@ -111,9 +111,9 @@ static void test_stuck(void)
 	start();
 	leaking(10);
 	take_pid = 101;
-	st.stuck = 1;
-	st.stuck_pid = 101;
-	snprintf(st.stuck_reason, sizeof(st.stuck_reason), "not ready for 15.0s");
+	st.health.stuck = 1;
+	st.health.stuck_pid = 101;
+	snprintf(st.health.stuck_reason, sizeof(st.health.stuck_reason), "not ready for 15.0s");
 	/* Stuck wins over a request and the leak, even within min_interval:
 	 * a stuck process serves nobody. */
 	CHECK(sup_recycle_rules(&c, &st, T0 - 1, T0, take, NULL, &p));
@@ -126,7 +126,7 @@ static void test_stuck(void)
 	CHECK(sup_recycle_rules(&c, &st, 0, T0, take, NULL, &p));
 	CHECK_EQ_U64(p.pid, 102);
 	/* Stuck without a process named (headroom): the largest too. */
-	st.stuck_pid = 0;
+	st.health.stuck_pid = 0;
 	CHECK(sup_recycle_rules(&c, &st, 0, T0, take, NULL, &p));
 	CHECK_EQ_U64(p.pid, 102);
 }
@@ -137,7 +137,7 @@ static void test_off(void)
 
 	start();
 	leaking(10);
-	st.stuck = 1;
+	st.health.stuck = 1;
 	c.on = 0;
 	CHECK(!sup_recycle_rules(&c, &st, 0, T0, take, NULL, &p));
 	c.on = 1;
