@@ -17,7 +17,7 @@
 #   src/profile/*.c     profile files: reader and outputs
 #                       (base, host, store, profile: libmemfence-host.a)
 #   src/shim/*.c        libmemfence.so, the LD_PRELOAD accounting shim and public API
-#   src/supervisor/*.c  the supervisor of `memfence run`
+#   src/supervisor/*.c  the supervisor of `memfence run` (libmemfence-sup.a)
 #   src/cli/*.c         the memfence command (linked with the two above)
 #   tests/unit/test_*.c one test program each, linked with the host library;
 #                       test_shim_*.c with the shim's objects instead

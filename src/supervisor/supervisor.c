@@ -5,7 +5,7 @@
  * signals a container runtime sends, reaps every zombie (as PID 1, or as a
  * child subreaper otherwise), exits with the program's status, and keeps
  * answering probes while the program is out of memory. Its own memory is
- * fixed: every table is sized at build time (see sup.h); the only heap use
+ * fixed: every table is sized at build time (see state.h); the only heap use
  * of the main loop (the journal's JSON, once a second) is freed at once.
  *
  * One thread runs the loop below (signalfd + timerfd, no signal handlers);
