@@ -127,7 +127,8 @@ const struct mf_option sup_options[] = {
 };
 #define NOPTS (sizeof(sup_options) / sizeof(sup_options[0]) - 1)
 
-/* The supervisor's flags: their variables are read where they are used. */
+/* The supervisor's flags: sup_config_resolve reads their variables (the
+ * quarantine's, MEMFENCE_QUARANTINE=off, as --quarantine's value). */
 const struct mf_option sup_flags[] = {
 	{.name = "no-quarantine", .key = SUP_OPT_NO_QUARANTINE, .env = "MEMFENCE_QUARANTINE",
 	 .env_is = "off", .help = "no quarantine in any process: no death\n"

@@ -57,8 +57,8 @@ enum {
 	SUP_OPT_LAST
 };
 
-/* The supervisor's options, and its flags (whose variables are read where
- * they are used). */
+/* The supervisor's options, and its flags (--no-quarantine, --profile,
+ * --no-auto-python: no argument, a variable that means the flag). */
 extern const struct mf_option sup_options[];
 extern const struct mf_option sup_flags[];
 
