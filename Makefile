@@ -17,11 +17,12 @@
 #   src/profile/*.c     profile files: reader and outputs
 #                       (base, host, store, profile: libmemfence-host.a)
 #   src/shim/*.c        libmemfence.so, the LD_PRELOAD accounting shim and public API
-#   src/supervisor/*.c  the supervisor of `memfence run`
+#   src/supervisor/*.c  the supervisor of `memfence run` (libmemfence-sup.a)
 #   src/cli/*.c         the memfence command (linked with the two above)
 #   tests/unit/test_*.c one test program each, linked with the host library;
 #                       test_shim_*.c with the shim's objects instead
-#                       (libmemfence-shim-test.a, below)
+#                       (libmemfence-shim-test.a, below); test_sup_*.c with
+#                       the supervisor's archive (libmemfence-sup.a) too
 #   tests/shim/*.c      programs run under the shim by the tests
 #   tests/progs/*.c     plain programs the tests run
 #   tests/uml/xstate.c  preloaded into user-mode Linux by tests/uml/run-in-v2
@@ -75,13 +76,15 @@ BENCH_SRC := $(sort $(wildcard bench/*.c))
 # takes only the shim-safe base, built with the shim's flags.
 HOST_OBJ  := $(HOST_SRC:%.c=$(B)/obj/%.o)
 SHIM_OBJ  := $(SHIM_SRC:%.c=$(B)/obj/%.o) $(BASE_SRC:%.c=$(B)/obj/shim-base/%.o)
-CLI_OBJ   := $(CLI_SRC:%.c=$(B)/obj/%.o) $(SUP_SRC:%.c=$(B)/obj/%.o)
+SUP_OBJ   := $(SUP_SRC:%.c=$(B)/obj/%.o)
+CLI_OBJ   := $(CLI_SRC:%.c=$(B)/obj/%.o)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/%)
 TPROG_BIN := $(TPROG_SRC:tests/shim/%.c=$(B)/tests/shim/%)
 PROG_BIN  := $(PROG_SRC:tests/progs/%.c=$(B)/tests/progs/%)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(B)/bench/%)
 
 HOST_LIB  := $(B)/libmemfence-host.a
+SUP_LIB   := $(B)/libmemfence-sup.a
 SHIM_LIB  := $(B)/libmemfence.so
 STACK_LIB := $(B)/libmemfence-stack.so
 CLI_BIN   := $(B)/memfence
@@ -129,8 +132,14 @@ $(STACK_LIB): $(STACK_SRC) src/shim/exports-stack.map
 # The objects that print the version.
 $(B)/obj/src/cli/main.o: VERSION
 
-$(CLI_BIN): $(CLI_OBJ) $(HOST_LIB)
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(HOST_LIB) $(CLI_LIBS) -ldl -lpthread -lm
+# The supervisor is a library of its own: the command links it, and so do
+# its unit tests (tests/unit/test_sup_*.c), which drive its rules on
+# synthetic samples without a process, a cgroup or a socket.
+$(SUP_LIB): $(SUP_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(CLI_BIN): $(CLI_OBJ) $(SUP_LIB) $(HOST_LIB)
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(SUP_LIB) $(HOST_LIB) $(CLI_LIBS) -ldl -lpthread -lm
 
 $(B)/obj/src/supervisor/http.o: CFLAGS += $(if $(MHD_SONAME),-DMF_MHD_SONAME='"$(MHD_SONAME)"')
 
@@ -139,6 +148,12 @@ $(B)/tests/%: tests/unit/%.c $(HOST_LIB) tests/unit/unit.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Itests/unit -DMF_TEST_DATA='"$(CURDIR)/tests/data"' \
 	  -o $@ $< $(HOST_LIB) $(DEP_LIBS) -lpthread -lm
+
+# (The shorter stem wins: test_sup_* take this rule.)
+$(B)/tests/test_sup_%: tests/unit/test_sup_%.c $(SUP_LIB) $(HOST_LIB) tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Itests/unit -o $@ $< $(SUP_LIB) $(HOST_LIB) $(CLI_LIBS) \
+	  -ldl -lpthread -lm
 
 # The shim's objects once more, for its unit tests: a static archive built
 # without -fvisibility=hidden (and without MF_SHIM, which makes MF_HIDDEN

@@ -25,7 +25,8 @@
 #include "host/memory.h"
 #include "host/plan.h"
 #include "host/psi.h"
-#include "supervisor/sup.h"
+#include "supervisor/metrics.h"
+#include "supervisor/report.h"
 #include "base/size.h"
 
 #define JSON_SCHEMA 1

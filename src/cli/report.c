@@ -22,7 +22,7 @@
 #include "host/file.h"
 #include "host/model_json.h"
 #include "host/options.h"
-#include "supervisor/sup.h"
+#include "supervisor/report.h"
 
 #define PROFILE_MAGIC "memfence-profile "
 

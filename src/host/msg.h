@@ -3,7 +3,7 @@
  *
  * Every message is "memfence: ..." on stderr, written with one call so that
  * lines from many processes do not interleave. The shim has its own
- * non-allocating writer (shim/config.c): this one uses stdio.
+ * non-allocating writer (shim/util.c): this one uses stdio.
  */
 #ifndef MF_MSG_H
 #define MF_MSG_H

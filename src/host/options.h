@@ -3,9 +3,9 @@
  * text and the MEMFENCE_* environment names all come from it.
  *
  * An option is written once, in a table next to the code that gives it a
- * meaning (the limits' in plan.c, the supervisor's in cli/run.c, ...); its
- * default is written once too, from the constants that code uses. The man
- * page is checked against --help and the parser by
+ * meaning (the limits' in plan.c, the supervisor's in supervisor/config.c,
+ * ...); its default is written once too, from the constants that code uses.
+ * The man page is checked against --help and the parser by
  * tests/integration/options_doc.sh. Host-side rather than in the command
  * because the Python extension reads the limit options' variables too.
  */

@@ -8,7 +8,8 @@
 #include <time.h>
 
 #include "host/model.h"
-#include "supervisor/sup.h"
+#include "supervisor/common.h"
+#include "supervisor/state.h"
 
 static const char *const cause_names[SUP_CAUSE_NCAUSES] = {
 	"running", "exit", "oom-kill", "sigkill", "signal", "lost",

@@ -19,7 +19,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "supervisor/sup.h"
+#include "supervisor/gate.h"
+#include "supervisor/model.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 
 static struct sup_gate_cfg gate_cfg;
 
@@ -49,12 +52,15 @@ void sup_gate_start(struct sup_seg *s, const struct sup_gate_cfg *cfg)
 	__atomic_store_n(&g->on, (uint32_t)(cfg->on != 0), __ATOMIC_RELEASE);
 }
 
+uint64_t sup_gate_need(const char *name)
+{
+	return sup_model_need(name, gate_cfg.quantile, gate_cfg.min_count ? gate_cfg.min_count : 1);
+}
+
 /* The names are the shims' (each claims its name's entry when a request
  * of it first comes to the gate), so a need goes where the shim looks. */
 static void publish_needs(struct mf_seg_gate *g)
 {
-	uint64_t min = gate_cfg.min_count ? gate_cfg.min_count : 1;
-
 	for (uint32_t i = 0; i < MF_SEG_GATE_NAMES; i++) {
 		struct mf_seg_gate_name *n = &g->names[i];
 		char name[MF_SEG_NAME_LEN];
@@ -64,7 +70,7 @@ static void publish_needs(struct mf_seg_gate *g)
 			continue;
 		memcpy(name, n->name, sizeof(name));
 		name[sizeof(name) - 1] = '\0';
-		need = sup_model_need(name, gate_cfg.quantile, min);
+		need = sup_gate_need(name);
 		if (need != 0)
 			__atomic_store_n(&n->need, need, __ATOMIC_RELAXED);
 	}

@@ -34,7 +34,9 @@
 #include <sys/socket.h>
 
 #include "host/dynlib.h"
-#include "supervisor/sup.h"
+#include "supervisor/http.h"
+#include "supervisor/metrics.h"
+#include "supervisor/state.h"
 
 #ifndef MF_MHD_SONAME
 #define MF_MHD_SONAME "libmicrohttpd.so.12"
@@ -164,11 +166,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 		return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting");
 
 	if (strcmp(url, "/livez") == 0)
-		return text(c, view.live ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-			    view.live_reason);
+		return text(c, view.health.live ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+			    view.health.live_reason);
 	if (strcmp(url, "/readyz") == 0)
-		return text(c, view.ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-			    view.ready_reason);
+		return text(c, view.health.ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+			    view.health.ready_reason);
 	if (strcmp(url, "/metrics") == 0) {
 		size_t n = sup_metrics_render(&view, metrics_buf, sizeof(metrics_buf));
 

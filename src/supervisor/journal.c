@@ -15,7 +15,11 @@
 
 #include "host/file.h"
 #include "host/msg.h"
-#include "supervisor/sup.h"
+#include "supervisor/journal.h"
+#include "supervisor/quar.h"
+#include "supervisor/report.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 
 int sup_journal_write(const char *state_dir, json_t *body)
 {

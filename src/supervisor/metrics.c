@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "supervisor/sup.h"
+#include "supervisor/metrics.h"
+#include "supervisor/model.h"
+#include "supervisor/quar.h"
+#include "supervisor/state.h"
 
 const uint64_t sup_hist_bounds[SUP_HIST_BUCKETS] = {
 	4ull << 10,   16ull << 10,  64ull << 10,  256ull << 10,
@@ -213,9 +216,9 @@ static void leak_metrics(struct out *o, const struct sup_state *st)
 	       "reason.\n# TYPE memfence_recycles_total counter\n");
 	for (int r = 0; r < SUP_RECYCLE_NREASONS; r++)
 		put(o, "memfence_recycles_total{reason=\"%s\"} %llu\n", sup_recycle_reason_name(r),
-		    (unsigned long long)st->recycles[r]);
+		    (unsigned long long)st->recycle.count[r]);
 	gauge(o, "recycling", "gauge", "1 while a process is being drained and replaced.",
-	      (uint64_t)st->recycling);
+	      (uint64_t)st->recycle.under_way);
 }
 
 /* The admission gate (gate.c): per scope name, and its wait times. */
@@ -319,7 +322,7 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	gauge(&o, "usable_headroom_bytes", "gauge", "Limit minus reserve minus working set.",
 	      st->usable);
 	gauge(&o, "request_need_bytes", "gauge",
-	      "Headroom a typical request needs (configured or learned p95).", st->need);
+	      "Headroom a typical request needs (configured or learned p95).", st->health.need);
 	if (st->psi_ok)
 		pressure(&o, &st->psi);
 	gauge(&o, "heap_live_bytes", "gauge", "Bytes allocated and not freed, all processes.",
@@ -353,12 +356,12 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 		    (unsigned long long)st->exits[c]);
 	gauge(&o, "child_up", "gauge", "1 while the program runs (not stopped).",
 	      (uint64_t)(st->child_up && !st->child_stopped));
-	gauge(&o, "ready", "gauge", "1 when /readyz answers 200.", (uint64_t)st->ready);
-	gauge(&o, "live", "gauge", "1 when /livez answers 200.", (uint64_t)st->live);
+	gauge(&o, "ready", "gauge", "1 when /readyz answers 200.", (uint64_t)st->health.ready);
+	gauge(&o, "live", "gauge", "1 when /livez answers 200.", (uint64_t)st->health.live);
 	gauge(&o, "window_scopes_ended", "gauge", "Scopes ended in the liveness window.",
-	      st->window_ended);
+	      st->health.window_ended);
 	gauge(&o, "window_scopes_failed", "gauge",
-	      "Scopes ended with a refused allocation in the liveness window.", st->window_failed);
+	      "Scopes ended with a refused allocation in the liveness window.", st->health.window_failed);
 	gauge(&o, "reports_written_total", "counter", "Post-mortem reports written.",
 	      st->reports_written);
 	if (st->quarantine_on) {
@@ -388,12 +391,12 @@ json_t *sup_status_json(const struct sup_state *st)
 	json_t *root = json_object(), *a, *o;
 	uint64_t now = sup_real_ns();
 
-	json_object_set_new(root, "ready", json_boolean(st->ready));
-	json_object_set_new(root, "ready_reason", json_string(st->ready_reason));
+	json_object_set_new(root, "ready", json_boolean(st->health.ready));
+	json_object_set_new(root, "ready_reason", json_string(st->health.ready_reason));
 	json_object_set_new(root, "serving", json_boolean(st->serving));
 	json_object_set_new(root, "serving_said", json_string(st->serving_said));
-	json_object_set_new(root, "live", json_boolean(st->live));
-	json_object_set_new(root, "live_reason", json_string(st->live_reason));
+	json_object_set_new(root, "live", json_boolean(st->health.live));
+	json_object_set_new(root, "live_reason", json_string(st->health.live_reason));
 	json_object_set_new(root, "memory",
 			    json_pack("{s:I,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:s,s:i,s:I}", "limit",
 				      (json_int_t)st->limit, "limit_from", st->limit_from,
@@ -401,12 +404,12 @@ json_t *sup_status_json(const struct sup_state *st)
 				      (json_int_t)st->usage, "working_set",
 				      (json_int_t)st->working_set, "headroom",
 				      (json_int_t)st->headroom, "usable_headroom",
-				      (json_int_t)st->usable, "request_need", (json_int_t)st->need,
+				      (json_int_t)st->usable, "request_need", (json_int_t)st->health.need,
 				      "cgroup", st->cgroup, "cgroup_version", st->cgroup_version,
 				      "oom_kills", (json_int_t)(st->oom_kill - st->oom_kill_at_start)));
 	json_object_set_new(json_object_get(root, "memory"), "container_check",
 			    json_integer((json_int_t)st->container_min));
-	json_object_set_new(root, "request_need_learned", json_boolean(st->need_learned));
+	json_object_set_new(root, "request_need_learned", json_boolean(st->health.need_learned));
 	json_object_set_new(json_object_get(root, "memory"), "pressure",
 			    st->psi_ok ? sup_psi_json(&st->psi) : json_null());
 	o = json_object();
@@ -460,11 +463,11 @@ json_t *sup_status_json(const struct sup_state *st)
 	json_object_set_new(root, "model", sup_model_status_json(&st->model));
 	o = json_object();
 	for (int r = 0; r < SUP_RECYCLE_NREASONS; r++)
-		json_object_set_new(o, sup_recycle_reason_name(r), json_integer((json_int_t)st->recycles[r]));
+		json_object_set_new(o, sup_recycle_reason_name(r), json_integer((json_int_t)st->recycle.count[r]));
 	json_object_set_new(root, "recycle",
-			    json_pack("{s:b,s:b,s:b,s:i,s:s,s:I,s:o}", "on", st->recycle_on,
-				      "under_way", st->recycling, "whole_program", st->recycling_whole,
-				      "pid", (int)st->recycle_pid, "reason", st->recycle_reason,
-				      "threshold_s", (json_int_t)st->recycle_threshold_s, "total", o));
+			    json_pack("{s:b,s:b,s:b,s:i,s:s,s:I,s:o}", "on", st->recycle.on,
+				      "under_way", st->recycle.under_way, "whole_program", st->recycle.whole,
+				      "pid", (int)st->recycle.pid, "reason", st->recycle.reason,
+				      "threshold_s", (json_int_t)st->recycle.threshold_s, "total", o));
 	return root;
 }

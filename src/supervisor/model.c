@@ -24,7 +24,10 @@
 #include "host/model.h"
 #include "host/model_json.h"
 #include "host/msg.h"
-#include "supervisor/sup.h"
+#include "supervisor/model.h"
+#include "supervisor/report.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 
 #define SAVE_EVERY_S 2
 
@@ -120,6 +123,8 @@ uint64_t sup_model_need(const char *name, double q, uint64_t min_count)
 
 	if (!SM.on)
 		return 0;
+	if (!name)
+		return mf_model_need(&SM.m, NULL, q, min_count);
 	/* Cleaned as sup_model_record cleans it, so that the names meet. */
 	sup_clean(clean, sizeof(clean), name);
 	return mf_model_need(&SM.m, clean[0] ? clean : "(unnamed)", q, min_count);

@@ -103,7 +103,7 @@ void sup_python_env(const struct sup *s)
 	char *slash;
 	size_t len;
 
-	/* MEMFENCE_AUTO_PYTHON was read with the options (cli/run.c). */
+	/* MEMFENCE_AUTO_PYTHON was read with the options (config.c). */
 	if (!s->cfg.auto_python)
 		return;
 	if (!is_python(s->cfg.argv[0]))

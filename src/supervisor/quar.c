@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "host/msg.h"
-#include "supervisor/sup.h"
+#include "host/memory.h"
+#include "supervisor/common.h"
+#include "supervisor/quar.h"
 #include "store/quarantine.h"
 #include "base/size.h"
 

@@ -69,7 +69,7 @@ void sup_recycle_init(struct sup *s)
 
 	rc->dir[0] = '\0';
 	rc->d = NULL;
-	s->st.recycle_on = s->cfg.recycle.on;
+	s->st.recycle.on = s->cfg.recycle.on;
 	if (!s->cfg.recycle.on)
 		return;
 	if (s->cfg.state_dir)
@@ -174,9 +174,9 @@ static void finish(struct sup *s, uint64_t now_ms)
 {
 	s->rc.phase = RC_IDLE;
 	s->rc.last_ms = now_ms;
-	s->st.recycling = 0;
-	s->st.recycling_whole = 0;
-	s->st.recycle_pid = 0;
+	s->st.recycle.under_way = 0;
+	s->st.recycle.whole = 0;
+	s->st.recycle.pid = 0;
 }
 
 void sup_recycle_started(struct sup *s)
@@ -190,7 +190,7 @@ void sup_recycle_started(struct sup *s)
 		finish(s, now);
 	}
 	/* Earlier by a random share: never later than asked. */
-	s->st.recycle_threshold_s = s->cfg.recycle.before_s + draw(s->cfg.recycle.jitter_s);
+	s->st.recycle.threshold_s = s->cfg.recycle.before_s + draw(s->cfg.recycle.jitter_s);
 	if (rc->d)
 		clear_requests(rc->d);
 	sup_model_epoch(&s->st);
@@ -297,46 +297,66 @@ static void start(struct sup *s, pid_t pid, int reason, const char *why, uint64_
 	rc->whole = pid == st->child_pid;
 	rc->since_ms = now_ms;
 	rc->drain_ms = reason == SUP_RECYCLE_STUCK ? 0 : s->cfg.recycle.drain_delay_ms;
-	st->recycling = 1;
-	st->recycling_whole = rc->whole;
-	st->recycle_pid = pid;
-	snprintf(st->recycle_reason, sizeof(st->recycle_reason), "%s: %s",
+	st->recycle.under_way = 1;
+	st->recycle.whole = rc->whole;
+	st->recycle.pid = pid;
+	snprintf(st->recycle.reason, sizeof(st->recycle.reason), "%s: %s",
 		 sup_recycle_reason_name(reason), why);
-	st->recycles[reason]++;
+	st->recycle.count[reason]++;
 	sup_model_recycled(st, sup_recycle_reason_name(reason), st->model.floor);
 	fprintf(stderr, "memfence: recycling %s %d (%s); draining\n",
-		rc->whole ? "the program" : "process", (int)pid, st->recycle_reason);
+		rc->whole ? "the program" : "process", (int)pid, st->recycle.reason);
 }
 
-static void consider(struct sup *s, uint64_t now_ms)
+int sup_recycle_rules(const struct sup_recycle_cfg *c, const struct sup_state *st,
+		      uint64_t last_ms, uint64_t now_ms, sup_recycle_take_fn take, void *ctx,
+		      struct sup_recycle_pick *p)
 {
-	const struct sup_recycle_cfg *c = &s->cfg.recycle;
-	struct sup_state *st = &s->st;
-	char why[160], a[32], b[32], t[32];
-	pid_t pid;
+	char a[32], b[32], t[32];
 
-	if (!c->on || s->stopping || !st->child_up || st->child_stopped)
-		return;
-	if (st->stuck) {
-		start(s, st->stuck_pid && proc_of(st, st->stuck_pid) ? st->stuck_pid : leaker(st),
-		      SUP_RECYCLE_STUCK, st->stuck_reason, now_ms);
-		return;
+	if (!c->on || !st->child_up || st->child_stopped)
+		return 0;
+	if (st->health.stuck) {
+		p->reason = SUP_RECYCLE_STUCK;
+		p->pid = st->health.stuck_pid && proc_of(st, st->health.stuck_pid) ? st->health.stuck_pid
+										 : leaker(st);
+		p->why = st->health.stuck_reason;
+		return 1;
 	}
-	if (s->rc.last_ms && now_ms - s->rc.last_ms < c->min_interval_ms)
-		return;
-	if (s->rc.dir[0] && take_request(s, &pid, why, sizeof(why))) {
-		start(s, pid, SUP_RECYCLE_UNCLEAN, why, now_ms);
-		return;
+	if (last_ms && now_ms - last_ms < c->min_interval_ms)
+		return 0;
+	p->why = p->buf;
+	if (take && take(ctx, &p->pid, p->buf, sizeof(p->buf))) {
+		p->reason = SUP_RECYCLE_UNCLEAN;
+		return 1;
 	}
 	if (!st->model.leaking || st->model.forecast_s < 0 ||
-	    (uint64_t)st->model.forecast_s > st->recycle_threshold_s)
-		return;
-	snprintf(why, sizeof(why), "heap floor %s rising %s/s, reaches %s in %llds",
+	    (uint64_t)st->model.forecast_s > st->recycle.threshold_s)
+		return 0;
+	snprintf(p->buf, sizeof(p->buf), "heap floor %s rising %s/s, reaches %s in %llds",
 		 mf_size_format(st->model.floor, a, sizeof(a)),
 		 mf_size_format(st->model.recent_slope > 0 ? (uint64_t)st->model.recent_slope : 0, b,
 				sizeof(b)),
 		 mf_size_format(st->model.target, t, sizeof(t)), (long long)st->model.forecast_s);
-	start(s, leaker(st), SUP_RECYCLE_LEAK, why, now_ms);
+	p->reason = SUP_RECYCLE_LEAK;
+	p->pid = leaker(st);
+	return 1;
+}
+
+static int take(void *ctx, pid_t *pid, char *why, size_t whylen)
+{
+	struct sup *s = ctx;
+
+	return s->rc.dir[0] && take_request(s, pid, why, whylen);
+}
+
+static void consider(struct sup *s, uint64_t now_ms)
+{
+	struct sup_recycle_pick p;
+
+	if (!s->stopping &&
+	    sup_recycle_rules(&s->cfg.recycle, &s->st, s->rc.last_ms, now_ms, take, s, &p))
+		start(s, p.pid, p.reason, p.why, now_ms);
 }
 
 static void term(struct sup *s, uint64_t now_ms, const char *after)
@@ -373,9 +393,9 @@ void sup_recycle_tick(struct sup *s, uint64_t now_ms)
 	if (rc->whole) {
 		/* Between its end and its new start the rules say "not running". */
 		if (st->child_up) {
-			st->ready = 0;
-			snprintf(st->ready_reason, sizeof(st->ready_reason), "not ready: recycling: %.130s",
-				 st->recycle_reason);
+			st->health.ready = 0;
+			snprintf(st->health.ready_reason, sizeof(st->health.ready_reason), "not ready: recycling: %.130s",
+				 st->recycle.reason);
 		}
 		if (!st->child_up)
 			return;    /* the loop starts it again */

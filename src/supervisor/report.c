@@ -15,7 +15,8 @@
 #include <unistd.h>
 
 #include "host/msg.h"
-#include "supervisor/sup.h"
+#include "supervisor/report.h"
+#include "supervisor/state.h"
 #include "base/size.h"
 
 #define REPORTS_KEPT 100 /* a crash loop must not fill the disk */

@@ -17,7 +17,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "supervisor/sup.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 #include "memfence.h"
 
 #define RELAXED(p) __atomic_load_n((p), __ATOMIC_RELAXED)

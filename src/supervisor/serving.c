@@ -169,12 +169,12 @@ void sup_drain_tick(struct sup *s)
 		snprintf(line, sizeof(line), "stopping %llu SIG%s\n",
 			 (unsigned long long)s->cfg.recycle.drain_timeout_ms, sig ? sig : "?");
 	/* Not running, or not serving yet: nobody to drain. */
-	} else if (st->child_up && !st->ready && st->serving_gate_open) {
-		if (st->recycling && st->recycling_whole)
+	} else if (st->child_up && !st->health.ready && st->serving_gate_open) {
+		if (st->recycle.under_way && st->recycle.whole)
 			snprintf(line, sizeof(line), "recycling %llu %.150s\n",
-				 (unsigned long long)s->cfg.recycle.drain_timeout_ms, st->recycle_reason);
+				 (unsigned long long)s->cfg.recycle.drain_timeout_ms, st->recycle.reason);
 		else
-			snprintf(line, sizeof(line), "unready %.150s\n", st->ready_reason);
+			snprintf(line, sizeof(line), "unready %.150s\n", st->health.ready_reason);
 	}
 	/* Rewritten when the state (its first word) changes, not when the
 	 * figures of its reason do. */
@@ -295,16 +295,16 @@ void sup_serving_tick(struct sup *s, uint64_t now_ms)
 	st->serving_gate_open = !s->cfg.ready_tcp.on && !s->serving_used;
 	if (st->serving_gate_open)
 		return;    /* nothing says what serving is: memory only */
-	if (!st->ready)
+	if (!st->health.ready)
 		return;    /* the memory rules' reason comes first */
-	st->ready = 0;
+	st->health.ready = 0;
 	if (s->cfg.ready_tcp.on && !st->serving_said[0])
-		snprintf(st->ready_reason, sizeof(st->ready_reason),
+		snprintf(st->health.ready_reason, sizeof(st->health.ready_reason),
 			 "not ready: not serving yet: port %u accepts no connection (started %.1fs ago)",
 			 (unsigned)ntohs(s->cfg.ready_tcp.addr.sin_port),
 			 (double)(now_ms - s->child_start_ms) / 1000.0);
 	else
-		snprintf(st->ready_reason, sizeof(st->ready_reason),
+		snprintf(st->health.ready_reason, sizeof(st->health.ready_reason),
 			 "not ready: not serving yet: %.100s (started %.1fs ago)",
 			 st->serving_said[0] ? st->serving_said : "the program has not said it serves",
 			 (double)(now_ms - s->child_start_ms) / 1000.0);

@@ -5,7 +5,7 @@
  * signals a container runtime sends, reaps every zombie (as PID 1, or as a
  * child subreaper otherwise), exits with the program's status, and keeps
  * answering probes while the program is out of memory. Its own memory is
- * fixed: every table is sized at build time (see sup.h); the only heap use
+ * fixed: every table is sized at build time (see state.h); the only heap use
  * of the main loop (the journal's JSON, once a second) is freed at once.
  *
  * One thread runs the loop below (signalfd + timerfd, no signal handlers);
@@ -107,10 +107,10 @@ static void tick(struct sup *s)
 		/* A stopped program answers nobody: neither live nor ready. */
 		const char *sig = sigabbrev_np(st->child_stopped);
 
-		st->live = st->ready = 0;
-		snprintf(st->live_reason, sizeof(st->live_reason),
+		st->health.live = st->health.ready = 0;
+		snprintf(st->health.live_reason, sizeof(st->health.live_reason),
 			 "not live: the program is stopped (SIG%s)", sig ? sig : "?");
-		snprintf(st->ready_reason, sizeof(st->ready_reason),
+		snprintf(st->health.ready_reason, sizeof(st->health.ready_reason),
 			 "not ready: the program is stopped (SIG%s)", sig ? sig : "?");
 	}
 	sup_recycle_tick(s, now);

@@ -5,9 +5,11 @@
  * (sampling; reports and journal from the state), python.c (the Python
  * bootstrap), protect.c (oom_score_adj), statedir.c (state directory,
  * segment file). Dependencies point that way only: supervisor.c uses
- * child.c, child.c uses state.c, never back. The parts they drive (cgroup,
- * segment, health, HTTP, reports, journal, quarantine) have their
- * interfaces in sup.h. Nothing outside src/supervisor includes this file.
+ * child.c, child.c uses state.c, never back. The parts they drive have a
+ * header each (seg.h, health.h, gate.h, model.h, metrics.h, http.h,
+ * report.h, journal.h, quar.h; recycle.h for the recycle rules, state.h for
+ * the state they fill, common.h for what they share); sup.h is the entry.
+ * Nothing outside src/supervisor includes this file.
  */
 #ifndef MF_SUPERVISOR_H
 #define MF_SUPERVISOR_H
@@ -17,6 +19,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "supervisor/common.h"
+#include "supervisor/health.h"
+#include "supervisor/http.h"
+#include "supervisor/journal.h"
+#include "supervisor/metrics.h"
+#include "supervisor/model.h"
+#include "supervisor/quar.h"
+#include "supervisor/report.h"
+#include "supervisor/seg.h"
+#include "supervisor/state.h"
 #include "supervisor/sup.h"
 
 /* A recycle under way (recycle.c). */

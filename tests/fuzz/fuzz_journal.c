@@ -4,7 +4,7 @@
  * a report in the report directory.
  */
 #include "fuzz.h"
-#include "supervisor/sup.h"
+#include "supervisor/journal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

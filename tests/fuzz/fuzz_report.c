@@ -7,7 +7,7 @@
 
 #include "fuzz.h"
 #include "host/diagnose.h"
-#include "supervisor/sup.h"
+#include "supervisor/report.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
