@@ -36,10 +36,6 @@
 #include "host/dynlib.h"
 #include "supervisor/sup.h"
 
-#ifndef MF_MHD_SONAME
-#define MF_MHD_SONAME "libmicrohttpd.so.12"
-#endif
-
 /* libmicrohttpd is loaded when the server starts (host/dynlib.h: a run with
  * --http off, and every other command, never loads it); its functions are
  * called through these, under their own names. */
@@ -73,7 +69,7 @@ static int mhd_load(char *err, size_t errlen)
 	};
 	char why[512];
 
-	if (mf_dynlib_load(MF_MHD_SONAME, syms, sizeof(syms) / sizeof(syms[0]), why,
+	if (mf_dynlib_load(mf_dynlib_soname(MF_DYNLIB_MICROHTTPD), syms, sizeof(syms) / sizeof(syms[0]), why,
 			   sizeof(why)) == 0)
 		return 0;
 	snprintf(err, errlen, "the HTTP server needs libmicrohttpd: %s; install it "
