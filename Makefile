@@ -56,11 +56,16 @@ CFLAGS     += $(CFLAGS_BASE) -DMF_VERSION='"$(VERSION)"' -DMF_PRELOADDIR='"$(PRE
 DEP_PKGS   := jansson libmicrohttpd sqlite3 hiredis zlib
 DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS    = $(shell $(PKG_CONFIG) --libs $(DEP_PKGS) 2>/dev/null)
-# The command loads libmicrohttpd when its HTTP server starts (src/host/dynlib.h),
-# by the soname of the library it was built against.
-CLI_LIBS    = $(shell $(PKG_CONFIG) --libs $(filter-out libmicrohttpd,$(DEP_PKGS)) 2>/dev/null)
-MHD_SONAME := $(shell objdump -p "$$($(CC) -print-file-name=libmicrohttpd.so)" 2>/dev/null | \
+# The command loads libmicrohttpd when its HTTP server starts, and SQLite and
+# hiredis when it opens a quarantine store (src/host/dynlib.h), by the
+# sonames of the libraries it was built against (src/host/dynlib.c).
+DLOPEN_PKGS := libmicrohttpd sqlite3 hiredis
+CLI_LIBS    = $(shell $(PKG_CONFIG) --libs $(filter-out $(DLOPEN_PKGS),$(DEP_PKGS)) 2>/dev/null)
+soname       = $(shell objdump -p "$$($(CC) -print-file-name=$(1).so)" 2>/dev/null | \
                 awk '$$1 == "SONAME" { print $$2 }')
+DYNLIB_DEFS := $(foreach l,MICROHTTPD:libmicrohttpd SQLITE:libsqlite3 HIREDIS:libhiredis,\
+                 $(if $(call soname,$(word 2,$(subst :, ,$(l)))),\
+                   -DMF_$(word 1,$(subst :, ,$(l)))_SONAME='"$(call soname,$(word 2,$(subst :, ,$(l))))"'))
 
 BASE_SRC  := $(sort $(wildcard src/base/*.c))
 HOST_SRC  := $(BASE_SRC) $(sort $(wildcard src/host/*.c src/store/*.c src/profile/*.c))
@@ -141,7 +146,8 @@ $(SUP_LIB): $(SUP_OBJ)
 $(CLI_BIN): $(CLI_OBJ) $(SUP_LIB) $(HOST_LIB)
 	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(SUP_LIB) $(HOST_LIB) $(CLI_LIBS) -ldl -lpthread -lm
 
-$(B)/obj/src/supervisor/http.o: CFLAGS += $(if $(MHD_SONAME),-DMF_MHD_SONAME='"$(MHD_SONAME)"')
+$(B)/obj/src/host/dynlib.o: CFLAGS += $(DYNLIB_DEFS)
+$(filter $(B)/obj/src/store/%,$(HOST_OBJ)): CFLAGS += -DMF_STORE_DLOPEN
 
 # Unit tests find their data (tests/data) wherever they are run from.
 $(B)/tests/%: tests/unit/%.c $(HOST_LIB) tests/unit/unit.h

@@ -6,6 +6,29 @@
 
 #include "host/dynlib.h"
 
+/* The Makefile passes the sonames of the libraries the build found; these
+ * are Debian 12's, for a build that did not say. */
+#ifndef MF_MICROHTTPD_SONAME
+#define MF_MICROHTTPD_SONAME "libmicrohttpd.so.12"
+#endif
+#ifndef MF_SQLITE_SONAME
+#define MF_SQLITE_SONAME "libsqlite3.so.0"
+#endif
+#ifndef MF_HIREDIS_SONAME
+#define MF_HIREDIS_SONAME "libhiredis.so.0.14"
+#endif
+
+static const char *const sonames[MF_DYNLIB_COUNT] = {
+	[MF_DYNLIB_MICROHTTPD] = MF_MICROHTTPD_SONAME,
+	[MF_DYNLIB_SQLITE] = MF_SQLITE_SONAME,
+	[MF_DYNLIB_HIREDIS] = MF_HIREDIS_SONAME,
+};
+
+const char *mf_dynlib_soname(enum mf_dynlib lib)
+{
+	return (unsigned)lib < MF_DYNLIB_COUNT ? sonames[lib] : "?";
+}
+
 int mf_dynlib_load(const char *soname, const struct mf_dynsym *syms, size_t n, char *err,
 		   size_t errlen)
 {

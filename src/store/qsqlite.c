@@ -145,12 +145,9 @@ static const char schema_sql[] =
 	" peak INTEGER, allocated INTEGER, net INTEGER,"
 	" threshold INTEGER NOT NULL);";
 
-int mf_qsql_open(struct mf_qstore *s)
+int mf_qsql_check_file(struct mf_qstore *s)
 {
 	struct stat st;
-	int rc;
-	int64_t app, ver, ntables;
-	char sql[128];
 
 	/* SQLite opens what it is given, and writes PATH-journal beside it:
 	 * "--quarantine /dev/zero" would create /dev/zero-journal. */
@@ -159,6 +156,18 @@ int mf_qsql_open(struct mf_qstore *s)
 			 s->path);
 		return S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
 	}
+	return 0;
+}
+
+int mf_qsql_open(struct mf_qstore *s)
+{
+	int rc;
+	int64_t app, ver, ntables;
+	char sql[128];
+
+	rc = mf_qsql_check_file(s);
+	if (rc != 0)
+		return rc;
 	rc = mkdir_parents(s->path);
 	if (rc != 0) {
 		snprintf(s->err, sizeof(s->err), "cannot create the directory of %s: %s", s->path,

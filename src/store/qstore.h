@@ -21,6 +21,74 @@
 
 #include "store/quarantine.h"
 
+/* ---- qlib.c: SQLite and hiredis, loaded when a store is first opened ---- */
+
+/*
+ * Built with MF_STORE_DLOPEN (the memfence command), the store calls SQLite
+ * and hiredis through pointers that mf_qlib_load() fills, by soname
+ * (host/dynlib.h): `memfence run` opens no store until a death is recorded,
+ * and every start of the command used to pay for mapping and relocating both
+ * libraries. Without it (a program linking them, the Python extension), the
+ * calls are direct and loading is a no-op.
+ */
+#define MF_QLIB_SQLITE(X) X(sqlite3_bind_int) X(sqlite3_bind_int64) X(sqlite3_bind_null) \
+	X(sqlite3_bind_text) X(sqlite3_busy_timeout) X(sqlite3_changes) X(sqlite3_close) \
+	X(sqlite3_column_int64) X(sqlite3_column_text) X(sqlite3_column_type) \
+	X(sqlite3_db_config) X(sqlite3_errcode) X(sqlite3_errmsg) X(sqlite3_exec) \
+	X(sqlite3_extended_result_codes) X(sqlite3_finalize) X(sqlite3_open_v2) \
+	X(sqlite3_prepare_v2) X(sqlite3_step)
+#define MF_QLIB_REDIS(X) X(freeReplyObject) X(redisAppendCommand) X(redisCommandArgv) \
+	X(redisConnectWithTimeout) X(redisFree) X(redisGetReply) X(redisSetTimeout)
+
+#ifdef MF_STORE_DLOPEN
+#define MF_QLIB_FIELD(f) __typeof__(f) *f;
+struct mf_qlib {
+	MF_QLIB_SQLITE(MF_QLIB_FIELD)
+	MF_QLIB_REDIS(MF_QLIB_FIELD)
+};
+extern struct mf_qlib mf_qlib;
+
+/* SQLite, and hiredis too when redis: 0, or -ENOENT with err naming the
+ * library and what to install. Thread-safe; loads once. */
+int mf_qlib_load(bool redis, char *err, size_t errlen);
+
+#ifndef MF_QLIB_IMPL
+/* The calls, under their own names (a macro does not expand itself). */
+#define sqlite3_bind_int (*mf_qlib.sqlite3_bind_int)
+#define sqlite3_bind_int64 (*mf_qlib.sqlite3_bind_int64)
+#define sqlite3_bind_null (*mf_qlib.sqlite3_bind_null)
+#define sqlite3_bind_text (*mf_qlib.sqlite3_bind_text)
+#define sqlite3_busy_timeout (*mf_qlib.sqlite3_busy_timeout)
+#define sqlite3_changes (*mf_qlib.sqlite3_changes)
+#define sqlite3_close (*mf_qlib.sqlite3_close)
+#define sqlite3_column_int64 (*mf_qlib.sqlite3_column_int64)
+#define sqlite3_column_text (*mf_qlib.sqlite3_column_text)
+#define sqlite3_column_type (*mf_qlib.sqlite3_column_type)
+#define sqlite3_db_config (*mf_qlib.sqlite3_db_config)
+#define sqlite3_errcode (*mf_qlib.sqlite3_errcode)
+#define sqlite3_errmsg (*mf_qlib.sqlite3_errmsg)
+#define sqlite3_exec (*mf_qlib.sqlite3_exec)
+#define sqlite3_extended_result_codes (*mf_qlib.sqlite3_extended_result_codes)
+#define sqlite3_finalize (*mf_qlib.sqlite3_finalize)
+#define sqlite3_open_v2 (*mf_qlib.sqlite3_open_v2)
+#define sqlite3_prepare_v2 (*mf_qlib.sqlite3_prepare_v2)
+#define sqlite3_step (*mf_qlib.sqlite3_step)
+#define freeReplyObject (*mf_qlib.freeReplyObject)
+#define redisAppendCommand (*mf_qlib.redisAppendCommand)
+#define redisCommandArgv (*mf_qlib.redisCommandArgv)
+#define redisConnectWithTimeout (*mf_qlib.redisConnectWithTimeout)
+#define redisFree (*mf_qlib.redisFree)
+#define redisGetReply (*mf_qlib.redisGetReply)
+#define redisSetTimeout (*mf_qlib.redisSetTimeout)
+#endif
+#else
+static inline int mf_qlib_load(bool redis, char *err, size_t errlen)
+{
+	(void)redis, (void)err, (void)errlen;
+	return 0;
+}
+#endif
+
 enum qkind { Q_SQLITE, Q_REDIS };
 
 struct mf_qstore {
@@ -59,6 +127,9 @@ void mf_qmsg(char *dst, size_t len, const char *fmt, ...) __attribute__((format(
 /* ---- qsqlite.c: every action returns 0 or -errno, message in s->err ---- */
 
 int mf_qsql_open(struct mf_qstore *s);
+/* The file is regular or missing (SQLite would write PATH-journal beside a
+ * device): 0, or -EINVAL (-EISDIR for a directory) with s->err set. */
+int mf_qsql_check_file(struct mf_qstore *s);
 int mf_qsql_fail(struct mf_qstore *s, const char *what);
 int mf_qsql_exec(struct mf_qstore *s, const char *sql, const char *what);
 void mf_qsql_rollback(struct mf_qstore *s);

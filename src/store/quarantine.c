@@ -63,31 +63,25 @@ static int make_token(char *buf, size_t len)
 	return 0;
 }
 
-int mf_qstore_open(const char *spec, const struct mf_qstore_opts *o, struct mf_qstore **out,
-		   char *err, size_t errlen)
+/* The store spec names, into s (its kind, Redis' address, the file), without
+ * touching it: 0, or -errno with the reason in err (bad spec: -EINVAL). */
+static int spec_parse(struct mf_qstore *s, const char *spec, const struct mf_qstore_opts *o,
+		      char *err, size_t errlen)
 {
-	struct mf_qstore *s;
 	const char *dir = (o != NULL && o->state_dir != NULL && *o->state_dir != '\0')
 				  ? o->state_dir
 				  : mf_quarantine_default_state_dir();
 	const char *path = NULL;
 	int rc, n;
 
-	*out = NULL;
-	s = calloc(1, sizeof(*s));
-	if (s == NULL) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
 	s->timeout_ms = (o != NULL && o->timeout_ms > 0) ? o->timeout_ms : MF_QUARANTINE_TIMEOUT_DEFAULT;
-
 	if (spec == NULL || *spec == '\0') {
 		s->kind = Q_SQLITE;
 	} else if (strncmp(spec, "redis://", 8) == 0) {
 		s->kind = Q_REDIS;
 		rc = mf_qredis_parse_url(s, spec, err, errlen);
 		if (rc != 0)
-			goto fail;
+			return rc;
 	} else if (strncmp(spec, "sqlite:", 7) == 0) {
 		s->kind = Q_SQLITE;
 		path = spec + 7;
@@ -95,15 +89,13 @@ int mf_qstore_open(const char *spec, const struct mf_qstore_opts *o, struct mf_q
 			path += 2;
 		if (*path == '\0') {
 			snprintf(err, errlen, "invalid quarantine store '%s': no file after sqlite:", spec);
-			rc = -EINVAL;
-			goto fail;
+			return -EINVAL;
 		}
 	} else if (strstr(spec, "://") != NULL || strncmp(spec, "redis:", 6) == 0) {
 		snprintf(err, errlen,
 			 "invalid quarantine store '%s': use a file path, sqlite:PATH or redis://HOST:PORT/DB%s",
 			 spec, strncmp(spec, "rediss://", 9) == 0 ? " (TLS is not supported)" : "");
-		rc = -EINVAL;
-		goto fail;
+		return -EINVAL;
 	} else {
 		s->kind = Q_SQLITE;
 		path = spec;
@@ -116,11 +108,31 @@ int mf_qstore_open(const char *spec, const struct mf_qstore_opts *o, struct mf_q
 		n = snprintf(s->path, sizeof(s->path), "%s/%s", dir, MF_QUARANTINE_FILE);
 	if (n >= (int)sizeof(s->path)) {
 		snprintf(err, errlen, "quarantine file path too long");
-		rc = -ENAMETOOLONG;
-		goto fail;
+		return -ENAMETOOLONG;
 	}
 	if (s->kind == Q_SQLITE)
 		snprintf(s->desc, sizeof(s->desc), "sqlite:%s", s->path);
+	return 0;
+}
+
+int mf_qstore_open(const char *spec, const struct mf_qstore_opts *o, struct mf_qstore **out,
+		   char *err, size_t errlen)
+{
+	struct mf_qstore *s;
+	int rc;
+
+	*out = NULL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = spec_parse(s, spec, o, err, errlen);
+	if (rc != 0)
+		goto fail;
+	rc = mf_qlib_load(s->kind == Q_REDIS, err, errlen);
+	if (rc != 0)
+		goto fail;
 	rc = mf_qsql_open(s);
 	if (rc != 0) {
 		snprintf(err, errlen, "%s", s->err);
@@ -129,6 +141,23 @@ int mf_qstore_open(const char *spec, const struct mf_qstore_opts *o, struct mf_q
 	*out = s;
 	return 0;
 fail:
+	mf_qstore_close(s);
+	return rc;
+}
+
+int mf_qstore_spec_check(const char *spec, const struct mf_qstore_opts *o, char *err,
+			 size_t errlen)
+{
+	struct mf_qstore *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (s == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = spec_parse(s, spec, o, err, errlen);
+	if (rc == 0 && (rc = mf_qsql_check_file(s)) != 0)
+		snprintf(err, errlen, "%s", s->err);
 	mf_qstore_close(s);
 	return rc;
 }

@@ -129,6 +129,13 @@ struct mf_qstore_opts {
 int mf_qstore_open(const char *spec, const struct mf_qstore_opts *opts, struct mf_qstore **out,
 		   char *err, size_t errlen);
 void mf_qstore_close(struct mf_qstore *s);
+/* What mf_qstore_open() would refuse before touching the store: a
+ * malformed spec (-EINVAL), a path that is not a regular file (-EINVAL, a
+ * directory -EISDIR). 0, or -errno with the reason in err. Opens nothing,
+ * loads no library: the supervisor checks its store at start and opens it
+ * at the first death. */
+int mf_qstore_spec_check(const char *spec, const struct mf_qstore_opts *opts, char *err,
+			 size_t errlen);
 
 /* "sqlite:/var/lib/memfence/quarantine.db", "redis://127.0.0.1:6379/0" */
 const char *mf_qstore_describe(const struct mf_qstore *s);

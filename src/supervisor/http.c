@@ -25,6 +25,7 @@
  * connections it has not closed yet.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -32,15 +33,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "host/dynlib.h"
 #include "supervisor/http.h"
 #include "supervisor/metrics.h"
 #include "supervisor/state.h"
-
-#ifndef MF_MHD_SONAME
-#define MF_MHD_SONAME "libmicrohttpd.so.12"
-#endif
 
 /* libmicrohttpd is loaded when the server starts (host/dynlib.h: a run with
  * --http off, and every other command, never loads it); its functions are
@@ -75,7 +73,7 @@ static int mhd_load(char *err, size_t errlen)
 	};
 	char why[512];
 
-	if (mf_dynlib_load(MF_MHD_SONAME, syms, sizeof(syms) / sizeof(syms[0]), why,
+	if (mf_dynlib_load(mf_dynlib_soname(MF_DYNLIB_MICROHTTPD), syms, sizeof(syms) / sizeof(syms[0]), why,
 			   sizeof(why)) == 0)
 		return 0;
 	snprintf(err, errlen, "the HTTP server needs libmicrohttpd: %s; install it "
@@ -94,6 +92,8 @@ static int mhd_load(char *err, size_t errlen)
 
 struct sup_http {
 	struct MHD_Daemon *d;
+	int fd;                 /* the listening socket, until the daemon owns it */
+	char addr[128];
 };
 
 /* The connections open, as the daemon's one thread sees them (the accept
@@ -347,12 +347,20 @@ int sup_http_check(const char *addr, char *err, size_t errlen)
 	return parse_addr(addr, &ss, &sl, err, errlen);
 }
 
-struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen)
+/*
+ * The server starts in two steps. The socket is bound before the program
+ * starts, so that a port in use stops the start with its reason as it
+ * always did; libmicrohttpd (and GnuTLS behind it: most of the supervisor's
+ * start-up time) is loaded after the program's fork, while the program
+ * execs on the other CPU. Connections that arrive in between wait in the
+ * listen backlog.
+ */
+struct sup_http *sup_http_listen(const char *addr, char *err, size_t errlen)
 {
 	static struct sup_http h;
 	struct sockaddr_storage ss;
 	socklen_t sl;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+	int one = 1, e;
 
 	if (parse_addr(addr, &ss, &sl, err, errlen) < 0) {
 		char why[256];
@@ -361,28 +369,54 @@ struct sup_http *sup_http_start(const char *addr, char *err, size_t errlen)
 		snprintf(err, errlen, "--http %s", why);
 		return NULL;
 	}
+	h.d = NULL;
+	snprintf(h.addr, sizeof(h.addr), "%s", addr);
+	/* As libmicrohttpd would make it: address reuse, IPv6 only on an IPv6
+	 * address, the system's backlog. */
+	h.fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (h.fd < 0)
+		goto fail;
+	setsockopt(h.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	if (mhd_load(err, errlen) < 0)
-		return NULL;
-	memset(conns, 0, sizeof(conns));
-	h.d = MHD_start_daemon(flags, 0, admit, NULL, handler, NULL,
-			       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-			       MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_SLOTS,
-			       MHD_OPTION_NOTIFY_CONNECTION, notify, NULL,
-			       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
-			       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
-			       MHD_OPTION_END);
-	if (!h.d) {
-		snprintf(err, errlen, "--http %s: cannot listen there (address in use or not local?)",
-			 addr);
-		return NULL;
-	}
+		setsockopt(h.fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(h.fd, (struct sockaddr *)&ss, sl) < 0 || listen(h.fd, SOMAXCONN) < 0)
+		goto fail;
 	return &h;
+fail:
+	e = errno;
+	if (h.fd >= 0)
+		close(h.fd);
+	h.fd = -1;
+	snprintf(err, errlen, "--http %s: cannot listen there: %s", addr, strerror(e));
+	return NULL;
+}
+
+int sup_http_serve(struct sup_http *h, char *err, size_t errlen)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+
+	if (mhd_load(err, errlen) < 0)
+		return -1;
+	memset(conns, 0, sizeof(conns));
+	h->d = MHD_start_daemon(flags, 0, admit, NULL, handler, NULL,
+				MHD_OPTION_LISTEN_SOCKET, h->fd,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_SLOTS,
+				MHD_OPTION_NOTIFY_CONNECTION, notify, NULL,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
+				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+				MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(err, errlen, "--http %s: the HTTP server did not start", h->addr);
+		return -1;
+	}
+	h->fd = -1;
+	return 0;
 }
 
 void sup_http_stop(struct sup_http *h)
 {
 	if (h && h->d)
 		MHD_stop_daemon(h->d);
+	if (h && h->fd >= 0)
+		close(h->fd);
 }

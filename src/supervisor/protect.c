@@ -66,6 +66,14 @@ void sup_protect(struct sup *s)
 	s->st.memory_locked = mlockall(MCL_CURRENT | MCL_ONFAULT) == 0;
 }
 
+void sup_protect_relock(const struct sup *s)
+{
+	/* The HTTP server starts after the program (supervisor.c): its
+	 * library and thread are locked as the rest was. */
+	if (s->st.memory_locked)
+		mlockall(MCL_CURRENT | MCL_ONFAULT);
+}
+
 void sup_protect_undo(const struct sup *s)
 {
 	char buf[16];

@@ -10,6 +10,10 @@
  * and one thread of its own opens the store and writes. Deaths are rare
  * (one batch per dead worker); a queue that is full drops the death and
  * counts it, rather than growing.
+ *
+ * Most runs record no death: the thread starts, and the store is opened
+ * (SQLite loaded, the file created with its fsyncs), at the first one. A
+ * short program pays none of it, at start or at exit (docs/performance.md).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,7 +36,7 @@ static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	pthread_t thread;
-	int running, stop;
+	int running, started, stop;
 	struct sup_qdeath q[QUEUE_LEN];
 	unsigned head, len;
 	struct mf_qstore *store;   /* the writer thread's only, once started */
@@ -149,7 +153,6 @@ static uint64_t env_u64(const char *name, uint64_t def, uint64_t max)
 int sup_quar_start(const char *spec, const char *state_dir, char *err, size_t errlen)
 {
 	struct mf_qstore_opts o;
-	sigset_t all, old;
 	int rc;
 
 	snprintf(Q.state_dir, sizeof(Q.state_dir), "%s", state_dir);
@@ -161,38 +164,51 @@ int sup_quar_start(const char *spec, const char *state_dir, char *err, size_t er
 	if (gethostname(Q.host, sizeof(Q.host)) < 0)
 		Q.host[0] = '\0';
 	Q.host[sizeof(Q.host) - 1] = '\0';
-	/* Open now, so that a malformed URL stops the start with its reason;
-	 * a SQLite store is created here, Redis connects on first use. */
+	/* Checked now, so that a malformed URL stops the start with its
+	 * reason; the store itself is opened at the first death. */
 	o = (struct mf_qstore_opts){.state_dir = Q.state_dir, .timeout_ms = Q.timeout_ms};
-	rc = mf_qstore_open(Q.spec, &o, &Q.store, err, errlen);
+	rc = mf_qstore_spec_check(Q.spec, &o, err, errlen);
 	if (rc == -EINVAL)
 		return rc;
-	if (rc) {
-		/* Retried at the first death: the directory may appear. */
+	if (rc)
+		/* Retried at the first death: the path may change meanwhile. */
 		mf_warn("quarantine: %s (retried at the first death)", err);
-		Q.store = NULL;
-	}
+	Q.running = 1;
+	return 0;
+}
+
+/* The writer, at the first death: 0, or an errno. Called with Q.lock. */
+static int writer_start(void)
+{
+	sigset_t all, old;
+	int rc;
+
+	if (Q.started)
+		return 0;
 	/* With every signal blocked: the supervisor takes its signals through
 	 * a signalfd, which a thread with SIGCHLD unblocked would rob. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = pthread_create(&Q.thread, NULL, writer, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc) {
-		snprintf(err, errlen, "cannot start the quarantine writer: %s", strerror(rc));
-		mf_qstore_close(Q.store);
-		Q.store = NULL;
-		return -rc;
-	}
-	Q.running = 1;
-	return 0;
+	Q.started = rc == 0;
+	return rc;
 }
 
 void sup_quar_push(const struct sup_qdeath *d)
 {
+	int rc;
+
 	if (!Q.running)
 		return;
 	pthread_mutex_lock(&Q.lock);
+	if ((rc = writer_start()) != 0) {
+		__atomic_add_fetch(&Q.errors, 1, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&Q.lock);
+		mf_warn("quarantine: cannot start the quarantine writer (%s): the death of %s is not "
+			"recorded", strerror(rc), d->id);
+		return;
+	}
 	if (Q.len == QUEUE_LEN) {
 		Q.dropped++;
 		pthread_mutex_unlock(&Q.lock);
@@ -210,6 +226,9 @@ void sup_quar_stop(void)
 {
 	if (!Q.running)
 		return;
+	Q.running = 0;
+	if (!Q.started)
+		return;
 	/* Deaths still queued are written first: the program's own death is
 	 * queued just before the supervisor ends. */
 	pthread_mutex_lock(&Q.lock);
@@ -217,7 +236,7 @@ void sup_quar_stop(void)
 	pthread_cond_signal(&Q.cond);
 	pthread_mutex_unlock(&Q.lock);
 	pthread_join(Q.thread, NULL);
-	Q.running = 0;
+	Q.started = 0;
 	mf_qstore_close(Q.store);
 	Q.store = NULL;
 }

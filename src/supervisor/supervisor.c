@@ -308,6 +308,7 @@ static void state_init(struct sup *s)
 int sup_run(const struct sup_config *cfg)
 {
 	struct sup *s = &S;
+	struct sup_http *http = NULL;
 	char err[512];
 	int code = 0;
 
@@ -356,8 +357,8 @@ int sup_run(const struct sup_config *cfg)
 		return MF_EXIT_FAILURE;
 	}
 	if (s->cfg.http) {
-		s->http = sup_http_start(s->cfg.http, err, sizeof(err));
-		if (!s->http) {
+		http = sup_http_listen(s->cfg.http, err, sizeof(err));
+		if (!http) {
 			mf_err("%s", err);
 			code = MF_EXIT_FAILURE;
 			goto out_fds;
@@ -374,13 +375,27 @@ int sup_run(const struct sup_config *cfg)
 			code = MF_EXIT_FAILURE;
 			break;
 		}
+		/* Served from now on: loading the server overlaps the program's
+		 * exec (sup_http_listen()). A server that cannot start ends the
+		 * run as it did before the program started, with the program
+		 * stopped at its first steps. */
+		if (http && !s->http) {
+			if (sup_http_serve(http, err, sizeof(err)) < 0) {
+				mf_err("%s", err);
+				kill(s->st.child_pid, SIGKILL);
+				waitpid(s->st.child_pid, NULL, 0);
+				code = MF_EXIT_FAILURE;
+				break;
+			}
+			s->http = http;
+			sup_protect_relock(s);
+		}
 		tick(s);
 		if (loop(s, &code) == 0)
 			break;
 		s->st.restarts++;
 	}
-	if (s->http)
-		sup_http_stop(s->http);
+	sup_http_stop(http);
 	sup_model_stop(&s->st);
 	sup_recycle_stop(s);
 	sup_serving_stop(s);

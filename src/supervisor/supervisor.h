@@ -144,6 +144,8 @@ int sup_python_server(const struct sup *s);
 void sup_protect(struct sup *s);
 /* In the child: the program gets the oom_score_adj the supervisor had. */
 void sup_protect_undo(const struct sup *s);
+/* Lock what was mapped since sup_protect(), when it could lock. */
+void sup_protect_relock(const struct sup *s);
 
 /* statedir.c */
 int sup_segment_path(struct sup *s);

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # What `memfence run` does at start-up and exit that a short program pays
 # for: the command does not load libmicrohttpd (and GnuTLS behind it) unless
-# its HTTP server starts, and the supervisor writes its files (the model,
-# the journal) whole, not one JSON token per write(2). Counted with strace;
-# no timing.
+# its HTTP server starts, and then only once the program is started; it
+# loads SQLite and hiredis, opens the quarantine store and starts its writer
+# thread only when a death is recorded; the supervisor writes its files (the
+# model, the journal) whole, not one JSON token per write(2). Counted with
+# strace; no timing.
 . "$(dirname "$0")/../lib.sh"
 
 command -v strace >/dev/null || skip "strace is not installed"
@@ -30,7 +32,54 @@ $PY -c 'import json, sys; assert json.load(open(sys.argv[1]))["memfence_model"] 
 	"$MF_TMP/state/model.json" || fail "the model file is not whole: $(ls -l "$MF_TMP/state")"
 echo "ok $n write() calls for the run's files"
 
+# Every system call of the run, each line starting with its pid.
+trace_all() {
+	strace -f -qq -o "$MF_TMP/all" \
+		"$MEMFENCE" run --report-dir "$MF_TMP/reports" --state-dir "$MF_TMP/state" "$@" \
+		-- true 2>"$MF_TMP/err" || fail "run $*: $(cat "$MF_TMP/err")"
+	sup=$(awk 'NR == 1 { print $1 }' "$MF_TMP/all")
+	# The supervisor's own calls, up to the fork of the program.
+	awk -v p="$sup" '$1 == p { print } $1 == p && /clone3?\(/ && !/CLONE_THREAD/ { exit }' \
+		"$MF_TMP/all" >"$MF_TMP/start"
+}
+
+# A run with no death: no store, no library of the store, no writer thread.
+trace_all --http off
+for lib in libsqlite3 libhiredis libmicrohttpd; do
+	if grep -q "$lib" "$MF_TMP/all"; then
+		fail "--http off, no death: $lib was loaded: $(grep -m1 "$lib" "$MF_TMP/all")"
+	fi
+done
+if grep -q 'open.*quarantine\.db' "$MF_TMP/all"; then
+	fail "no death: the quarantine store was opened: $(grep -m1 'open.*quarantine\.db' "$MF_TMP/all")"
+fi
+if grep -q 'CLONE_THREAD' "$MF_TMP/all"; then
+	fail "--http off, no death: the supervisor started a thread: $(grep -m1 CLONE_THREAD "$MF_TMP/all")"
+fi
+echo "ok --http off, no death: no SQLite, hiredis, store opened or thread"
+# What the supervisor does before the program may start: it was 342 system
+# calls when it opened (and created) the store there.
+n=$(wc -l <"$MF_TMP/start")
+grep -q 'clone' "$MF_TMP/start" || fail "no fork of the program in the trace"
+[ "$n" -le 220 ] || fail "--http off: $n system calls before the program's fork (at most 220 \
+expected): $(awk '{ sub(/\(.*/, "", $2); print $2 }' "$MF_TMP/start" | sort | uniq -c | sort -rn | head -n 8 | xargs)"
+echo "ok $n system calls before the program's fork"
+
+# With the server: the port is bound before the program starts (a port in
+# use still stops the start), the library loaded after its fork.
 port=$(mf_free_port)
-trace --http "127.0.0.1:$port"
-grep -q 'libmicrohttpd' "$MF_TMP/trace" || fail "--http on: libmicrohttpd was not loaded"
-echo "ok --http 127.0.0.1:$port: libmicrohttpd loaded when the server starts"
+trace_all --http "127.0.0.1:$port"
+grep -q 'libmicrohttpd' "$MF_TMP/all" || fail "--http on: libmicrohttpd was not loaded"
+grep -q "bind(.*htons($port)" "$MF_TMP/start" ||
+	fail "--http on: the port was not bound before the program's fork"
+if grep -q 'libmicrohttpd' "$MF_TMP/start"; then
+	fail "--http on: libmicrohttpd was loaded before the program's fork"
+fi
+echo "ok --http 127.0.0.1:$port: bound before the program starts, libmicrohttpd loaded after"
+$PY -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
+import subprocess; r = subprocess.run([sys.argv[1], "run", "--http", "127.0.0.1:%d" % s.getsockname()[1],
+    "--", "sh", "-c", "echo ran"], capture_output=True, text=True, timeout=60)
+sys.exit(0 if r.returncode == 1 and r.stdout == "" and "in use" in r.stderr else
+    "port in use: status %d, out %r, err %r" % (r.returncode, r.stdout, r.stderr))' "$MEMFENCE" ||
+	fail "--http on a port in use: the program ran or the error was unclear"
+echo "ok --http on a port in use: the run stops before the program starts"
