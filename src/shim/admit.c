@@ -42,7 +42,7 @@ static int decide_pre(struct mf_thread *t, uint64_t req, uint32_t *rule)
 	return cause;
 }
 
-/* decide_pre and mf_admit_post, with a refusal counted. */
+/* decide_pre, and below mf_admit_post, with a refusal counted. */
 int mf_hook_admit_pre(struct mf_thread *t, uint64_t req)
 {
 	uint32_t rule = MF_RULE_NONE;
@@ -72,7 +72,7 @@ int mf_hook_refuse(struct mf_thread *t, uint64_t req)
 }
 
 /*
- * admit_pre for a big block: a refusal (other than an injected fault,
+ * mf_hook_refuse for a big block: a refusal (other than an injected fault,
  * which counts its calls) first gives the cached blocks back and is
  * decided again, since what they hold is what the lines see.
  */
