@@ -21,6 +21,10 @@
 
 #include "host/memory.h"
 
+/* Internal to the host library: not exported by the shared objects that
+ * link it (the Python extension), unlike the API of memory.h. */
+#define MF_MEM_INTERNAL __attribute__((visibility("hidden")))
+
 /* A flag of mf_mem_load and mf_mem_read_value, beside MF_PARSE_MAX. */
 enum {
 	RD_OPTIONAL = 0x100, /* a missing file is normal: no warning */
@@ -52,29 +56,29 @@ struct mf_cg_find {
 
 /* memory_cgroup.c: sets cgroup_version, cgroup_path, cgroup_dir and
  * f->mount_dir. Returns 0 when a memory cgroup was found. */
-int mf_mem_find_cgroup(struct mf_memory *m, struct mf_cg_find *f);
-void mf_mem_read_v2(struct mf_memory *m, const struct mf_cg_find *f, int leaf_ok);
-void mf_mem_read_v1(struct mf_memory *m, int leaf_ok);
+int mf_mem_find_cgroup(struct mf_memory *m, struct mf_cg_find *f) MF_MEM_INTERNAL;
+void mf_mem_read_v2(struct mf_memory *m, const struct mf_cg_find *f, int leaf_ok) MF_MEM_INTERNAL;
+void mf_mem_read_v1(struct mf_memory *m, int leaf_ok) MF_MEM_INTERNAL;
 /* The inactive-file key of a v1 memory.stat. */
-const char *mf_mem_v1_inactive_key(const char *stat);
+const char *mf_mem_v1_inactive_key(const char *stat) MF_MEM_INTERNAL;
 /* memory.c: keep the smaller limit, and the file it came from. */
-void mf_mem_keep_min(uint64_t v, const char *file, uint64_t *best, char *best_file);
+void mf_mem_keep_min(uint64_t v, const char *file, uint64_t *best, char *best_file) MF_MEM_INTERNAL;
 /* memory_parse.c: is word an item of the comma-separated list? */
-int mf_mem_has_item(const char *list, size_t len, const char *word);
+int mf_mem_has_item(const char *list, size_t len, const char *word) MF_MEM_INTERNAL;
 
 /* memory_file.c. The whole file for the parsers, malloc'd (free it), NULL
  * after a warning unless flags has RD_OPTIONAL and it is missing. */
-char *mf_mem_load(struct mf_memory *m, const char *path, unsigned flags, int *errp);
+char *mf_mem_load(struct mf_memory *m, const char *path, unsigned flags, int *errp) MF_MEM_INTERNAL;
 /* A one-number file. Returns 0, -ENOENT (missing) or another -errno,
  * -EINVAL for contents that are not a number; *out is MF_UNKNOWN then. */
-int mf_mem_read_value(struct mf_memory *m, const char *path, unsigned flags, uint64_t *out);
+int mf_mem_read_value(struct mf_memory *m, const char *path, unsigned flags, uint64_t *out) MF_MEM_INTERNAL;
 /* One key of a keyed file already loaded (buf NULL: the file could not be
  * read, already warned about); MF_UNKNOWN with a warning if absent. */
 uint64_t mf_mem_get_key(struct mf_memory *m, const char *path, const char *buf,
-			const char *key, unsigned flags);
-int mf_mem_has_key(const char *buf, const char *key);
+			const char *key, unsigned flags) MF_MEM_INTERNAL;
+int mf_mem_has_key(const char *buf, const char *key) MF_MEM_INTERNAL;
 /* a then b into out: 0, or -ENAMETOOLONG. */
-int mf_mem_join(char *out, size_t len, const char *a, const char *b);
-int mf_mem_is_dir(const char *path);
+int mf_mem_join(char *out, size_t len, const char *a, const char *b) MF_MEM_INTERNAL;
+int mf_mem_is_dir(const char *path) MF_MEM_INTERNAL;
 
 #endif
