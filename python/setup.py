@@ -14,7 +14,10 @@ from setuptools import Extension, setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
 BASE = [("base", "size.c"), ("base", "env.c")]
-CORE = [("host", "memory.c"), ("host", "plan.c"), ("host", "options.c"), ("host", "msg.c")]
+# The memory reader is several files (src/host/memory_int.h lists them).
+CORE = [("host", "memory.c"), ("host", "memory_cgroup.c"), ("host", "memory_file.c"),
+        ("host", "memory_parse.c"), ("host", "memory_v1.c"), ("host", "memory_v2.c"),
+        ("host", "memory_sample.c"), ("host", "plan.c"), ("host", "options.c"), ("host", "msg.c")]
 
 sources = ["memfence/_memfence.c"]
 macros = [("_GNU_SOURCE", None), ("Py_LIMITED_API", "0x03080000")]

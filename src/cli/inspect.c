@@ -2,8 +2,8 @@
  * inspect.c - `memfence inspect`: what memory a process really has, and
  * what memfence would do about it.
  *
- * Read-only: nothing is applied. The figures come from core/memory.c, the
- * budget from core/plan.c with the same options and MEMFENCE_* variables as
+ * Read-only: nothing is applied. The figures come from host/memory.c, the
+ * budget from host/plan.c with the same options and MEMFENCE_* variables as
  * `exec`, so what inspect shows is what exec would apply. The JSON form is a
  * stable interface (docs/inspect.md): keys are only ever added.
  */

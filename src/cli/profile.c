@@ -42,7 +42,7 @@ static const struct mf_option run_options[] = {
 
 static const struct mf_option report_options[] = {
 	{.name = "format", .key = 'f', .has_arg = required_argument, .arg = "F", .def = "text",
-	 .help = "text, collapsed, svg, pprof, json"},
+	 .help = MF_PROFILE_FORMAT_LIST},
 	{.name = "view", .key = 'v', .has_arg = required_argument, .arg = "V", .def = "allocated",
 	 .help = "allocated, live (at the snapshot: leaks at\n"
 		 "exit), peak, failure"},
@@ -105,7 +105,7 @@ int mf_profile_report(int argc, char **argv)
 	}
 	format = mf_opt_value(mf_opts_find(report_tabs, 'f'), format, who, sizeof(who));
 	if (mf_profile_format_parse(format, &fmt) != 0) {
-		mf_err("profile report: unknown format '%s' (text, collapsed, svg, pprof, json)", format);
+		mf_err("profile report: unknown format '%s' (" MF_PROFILE_FORMAT_LIST ")", format);
 		return MF_EXIT_USAGE;
 	}
 	view_s = mf_opt_value(mf_opts_find(report_tabs, 'v'), view_s, who, sizeof(who));
@@ -130,7 +130,7 @@ int mf_profile_report(int argc, char **argv)
 	}
 	/* Names and paths come from the file: text on stdout carries no
 	 * terminal escapes. */
-	if (out == NULL && (fmt == MF_FMT_TEXT || fmt == MF_FMT_COLLAPSED)) {
+	if (out == NULL && mf_profile_formats[fmt].clean) {
 		mf_stdout_clean();
 		o = stdout;
 	}

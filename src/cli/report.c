@@ -22,6 +22,7 @@
 #include "host/file.h"
 #include "host/model_json.h"
 #include "host/options.h"
+#include "profile/profile.h"
 #include "supervisor/report.h"
 
 #define PROFILE_MAGIC "memfence-profile "
@@ -33,7 +34,7 @@ static const struct mf_option report_options[] = {
 	 .help = "print JSON: the document itself (checked,\nre-indented), a profile as --format json,\n"
 		 "a segment as `stat --json`"},
 	{.name = "format", .key = 'f', .has_arg = required_argument, .arg = "F", .def = "text",
-	 .help = "text or json; for a profile also collapsed,\nsvg, pprof"},
+	 .help = "text or json; for a profile any of\n" MF_PROFILE_FORMAT_LIST},
 	{0},
 };
 

@@ -373,10 +373,8 @@ int mf_profile_view_parse(const char *s, enum mf_prof_view *out)
 
 int mf_profile_format_parse(const char *s, enum mf_prof_format *out)
 {
-	static const char *names[] = {"text", "collapsed", "svg", "pprof", "json"};
-
-	for (int i = 0; i < 5; i++)
-		if (strcmp(s, names[i]) == 0) {
+	for (int i = 0; i < MF_FMT_COUNT; i++)
+		if (strcmp(s, mf_profile_formats[i].name) == 0) {
 			*out = (enum mf_prof_format)i;
 			return 0;
 		}

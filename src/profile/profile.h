@@ -16,7 +16,29 @@
 #include "host/file.h"
 
 enum mf_prof_view { MF_VIEW_ALLOCATED, MF_VIEW_LIVE, MF_VIEW_PEAK, MF_VIEW_FAILURE };
-enum mf_prof_format { MF_FMT_TEXT, MF_FMT_COLLAPSED, MF_FMT_SVG, MF_FMT_PPROF, MF_FMT_JSON };
+
+/*
+ * The report formats, one row each: X(ID, name, writer in profile_out.c,
+ * clean), rows separated by SEP. clean: text whose names and paths (from
+ * the file) are cleaned of terminal escapes on standard output. The enum,
+ * the parser, the writers' table, the CLI's --help and messages, and the
+ * fuzz target derive from these rows, and tests/integration/options_doc.sh
+ * checks that the man page and docs/profiler.md name each: a new format is
+ * a row here and its writer.
+ */
+#define MF_PROFILE_FORMATS(X, SEP)                          \
+	X(TEXT, "text", write_text, 1) SEP                  \
+	X(COLLAPSED, "collapsed", write_collapsed, 1) SEP   \
+	X(SVG, "svg", write_svg, 0) SEP                     \
+	X(PPROF, "pprof", write_pprof, 0) SEP               \
+	X(JSON, "json", write_json, 0)
+
+#define MF_FMT_ENUM_(id, name, writer, clean) MF_FMT_##id
+#define MF_FMT_COMMA_ ,
+#define MF_FMT_NAME_(id, name, writer, clean) name
+enum mf_prof_format { MF_PROFILE_FORMATS(MF_FMT_ENUM_, MF_FMT_COMMA_), MF_FMT_COUNT };
+/* "text, collapsed, svg, pprof, json": a string literal, for --help. */
+#define MF_PROFILE_FORMAT_LIST MF_PROFILE_FORMATS(MF_FMT_NAME_, ", ")
 
 struct mf_pframe {
 	char *label;    /* "func", "module+0x1f0", "qualname (file.py:12)" */
@@ -63,6 +85,16 @@ void mf_profile_free(struct mf_profile *p);
 
 int mf_profile_view_parse(const char *s, enum mf_prof_view *out);
 int mf_profile_format_parse(const char *s, enum mf_prof_format *out);
+
+typedef int mf_profile_writer(const struct mf_profile *p, enum mf_prof_view view,
+			      const char *scope, int top, FILE *out, char *err, size_t errlen);
+struct mf_profile_format {
+	const char *name;
+	mf_profile_writer *write;
+	int clean;
+};
+/* By enum mf_prof_format. */
+extern const struct mf_profile_format mf_profile_formats[MF_FMT_COUNT];
 
 /* Write the report; scope = NULL for every scope. 0, or -1 (err set). */
 int mf_profile_write(const struct mf_profile *p, enum mf_prof_format fmt, enum mf_prof_view view,

@@ -57,12 +57,14 @@ static int agg_cmp(const void *a, const void *b)
 }
 
 static int write_text(const struct mf_profile *p, enum mf_prof_view v, const char *scope, int top,
-		      FILE *o)
+			      FILE *o, char *err, size_t errlen)
 {
 	struct agg *a = calloc((size_t)p->nframes + 1, sizeof(*a));
 	double total = 0, py = 0, nat = 0;
 	char b1[32], b2[32], b3[32], b4[32];
 	int n = 0;
+	(void)err;
+	(void)errlen;
 
 	if (a == NULL)
 		return -1;
@@ -138,8 +140,12 @@ static void clean_label(FILE *o, const char *s)
 		fputc(*s == ';' ? ':' : *s, o);
 }
 
-static int write_collapsed(const struct mf_profile *p, enum mf_prof_view v, const char *scope, FILE *o)
+static int write_collapsed(const struct mf_profile *p, enum mf_prof_view v, const char *scope, int top,
+			   FILE *o, char *err, size_t errlen)
 {
+	(void)top;
+	(void)err;
+	(void)errlen;
 	for (int i = 0; i < p->nsites; i++) {
 		const struct mf_psite *s = &p->sites[i];
 		if (!site_in(p, s, scope) || s->bytes[v] < 0.5)
@@ -284,11 +290,15 @@ static void svg_node(const struct mf_profile *p, const struct tree *t, int i, do
 	}
 }
 
-static int write_svg(const struct mf_profile *p, enum mf_prof_view v, const char *scope, FILE *o)
+static int write_svg(const struct mf_profile *p, enum mf_prof_view v, const char *scope, int top,
+		     FILE *o, char *err, size_t errlen)
 {
 	struct tree t = {0};
 	int root = tree_add(&t, -1), height;
 	char b[32];
+	(void)top;
+	(void)err;
+	(void)errlen;
 
 	for (int i = 0; i < p->nsites; i++) {
 		const struct mf_psite *s = &p->sites[i];
@@ -346,9 +356,13 @@ static void jstr(FILE *o, const char *s)
 	fputc('"', o);
 }
 
-static int write_json(const struct mf_profile *p, enum mf_prof_view v, const char *scope, FILE *o)
+static int write_json(const struct mf_profile *p, enum mf_prof_view v, const char *scope, int top,
+		      FILE *o, char *err, size_t errlen)
 {
 	int first = 1;
+	(void)top;
+	(void)err;
+	(void)errlen;
 
 	fprintf(o, "{\"pid\":%ld,\"reason\":", p->pid);
 	jstr(o, p->reason);
@@ -472,14 +486,15 @@ static void value_type(struct buf *out, int field, struct strtab *st, const char
 	free(m.d);
 }
 
-static int write_pprof(const struct mf_profile *p, enum mf_prof_view v, const char *scope, FILE *o,
-		       char *err, size_t errlen)
+static int write_pprof(const struct mf_profile *p, enum mf_prof_view v, const char *scope, int top,
+		       FILE *o, char *err, size_t errlen)
 {
 	struct buf pb = {0}, m = {0}, sub = {0};
 	struct strtab st = {0};
 	const char *kind = v == MF_VIEW_ALLOCATED ? "alloc" : "inuse";
 	char tn[32], sn[32];
 	int rc = 0;
+	(void)top;
 
 	str_id(&st, "");
 	snprintf(tn, sizeof(tn), "%s_objects", kind);
@@ -564,6 +579,11 @@ out:
 	return rc;
 }
 
+#define MF_FMT_ROW(id, name, writer, clean) {name, writer, clean},
+const struct mf_profile_format mf_profile_formats[MF_FMT_COUNT] = {
+	MF_PROFILE_FORMATS(MF_FMT_ROW, )
+};
+
 int mf_profile_write(const struct mf_profile *p, enum mf_prof_format fmt, enum mf_prof_view v,
 		     const char *scope, int top, FILE *o, char *err, size_t errlen)
 {
@@ -576,12 +596,7 @@ int mf_profile_write(const struct mf_profile *p, enum mf_prof_format fmt, enum m
 			return -1;
 		}
 	}
-	switch (fmt) {
-	case MF_FMT_TEXT: return write_text(p, v, scope, top, o);
-	case MF_FMT_COLLAPSED: return write_collapsed(p, v, scope, o);
-	case MF_FMT_SVG: return write_svg(p, v, scope, o);
-	case MF_FMT_PPROF: return write_pprof(p, v, scope, o, err, errlen);
-	case MF_FMT_JSON: return write_json(p, v, scope, o);
-	}
-	return -1;
+	if ((unsigned)fmt >= MF_FMT_COUNT)
+		return -1;
+	return mf_profile_formats[fmt].write(p, v, scope, top, o, err, errlen);
 }

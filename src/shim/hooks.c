@@ -17,6 +17,9 @@
  * first call creates its state; an allocation made while doing so is
  * counted like any other. No other path of the shim allocates.
  *
+ * Admission (whether a block may be had) is admit.c's; blocks of MF_BIG
+ * bytes and more go through large_entry.c to large.c.
+ *
  * Budget exactness: an allocation is admitted in two steps. Before the real
  * call, the requested size is checked (usable >= requested, so a request
  * already too large never reaches the allocator). After it, the usable size
@@ -38,37 +41,17 @@
 
 #include "shim/config.h"
 #include "shim/gate.h"
-#include "shim/large.h"
+#include "shim/hooks_int.h"
 #include "shim/maps.h"
-#include "shim/policy.h"
-#include "shim/prof.h"
 #include "shim/segw.h"
-#include "shim/thread.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
-/* The functions this file interposes, as found next in the link order. */
-static struct mf_real {
-	void *(*malloc)(size_t);
-	void (*free)(void *);
-	void *(*calloc)(size_t, size_t);
-	void *(*realloc)(void *, size_t);
-	int (*posix_memalign)(void **, size_t, size_t);
-	void *(*aligned_alloc)(size_t, size_t);
-	void *(*memalign)(size_t, size_t);
-	void *(*valloc)(size_t);
-	void *(*pvalloc)(size_t);
-	size_t (*usable)(void *);
-	void *(*mmap)(void *, size_t, int, int, int, off_t);
-	int (*munmap)(void *, size_t);
-	void *(*mremap)(void *, size_t, size_t, int, ...);
-	int (*pthread_create)(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *);
-	int (*mallopt)(int, int);
-} mf_real;
+struct mf_real mf_real;
 
 /* The page size, from the auxiliary vector: no system call, no
  * allocation, usable from the first hook on. */
-static size_t page_size(void)
+size_t mf_page_size(void)
 {
 	static size_t pg;
 	size_t v = __atomic_load_n(&pg, __ATOMIC_RELAXED);
@@ -104,7 +87,7 @@ static void *boot_alloc(size_t n, size_t align)
 
 	if (align < 16)
 		align = 16;
-	if (n > BOOT_SIZE || align > page_size())
+	if (n > BOOT_SIZE || align > mf_page_size())
 		goto nomem;
 	need = n + sizeof(struct boot_hdr) + align;
 	off = __atomic_fetch_add(&boot_used, need, __ATOMIC_RELAXED);
@@ -161,18 +144,9 @@ static int ready(void)
 
 /* ---- sizes ---- */
 
-/*
- * malloc_usable_size() through a pointer costs a call and, in glibc, a look
- * at the next chunk's header (another cache line) to check that the block
- * is in use, which a block just allocated or being freed always is. When
- * the real allocator is glibc's, the size is read from the block's own
- * header instead, as glibc's musable() computes it (malloc/malloc.c:
- * chunksize minus the header, 2 words for mmapped chunks, 1 otherwise).
- * A self-test at start-up compares both ways on blocks of every kind and
- * keeps the library call if they ever differ (another allocator, a debug
- * malloc, a future layout).
- */
-static int glibc_sizes;
+/* 1 when the block sizes are read from glibc's headers (hooks_int.h);
+ * set by the self-test below. */
+int mf_glibc_sizes;
 
 /*
  * 1 once counting is on with glibc's sizes and no process-wide check
@@ -181,20 +155,6 @@ static int glibc_sizes;
  * conditions it sums do not change later.
  */
 static int mf_fast;
-
-static inline size_t header_usable(const void *p)
-{
-	size_t h = ((const size_t *)p)[-1];
-
-	return (h & ~(size_t)7) - ((h & 2) ? 2 * sizeof(size_t) : sizeof(size_t));
-}
-
-static inline size_t usable_of(void *p)
-{
-	if (MF_LIKELY(glibc_sizes))
-		return header_usable(p);
-	return mf_real.usable(p);
-}
 
 /*
  * The mapped sizes here are above 32 MiB on purpose: freeing a mapped block
@@ -217,13 +177,13 @@ static void check_glibc_sizes(void)
 		void *p = mf_real.malloc(sizes[i]);
 		void *q = mf_real.memalign(4096, sizes[i] + 1);
 		if (p != NULL)
-			ok &= header_usable(p) == mf_real.usable(p);
+			ok &= mf_header_usable(p) == mf_real.usable(p);
 		if (q != NULL)
-			ok &= header_usable(q) == mf_real.usable(q);
+			ok &= mf_header_usable(q) == mf_real.usable(q);
 		mf_real.free(p);
 		mf_real.free(q);
 	}
-	glibc_sizes = ok;
+	mf_glibc_sizes = ok;
 }
 
 /* ---- initialisation ---- */
@@ -266,12 +226,12 @@ static void init(char **envp)
 	if (mf_cfg.account && mf_real.malloc != NULL) {
 		check_glibc_sizes();
 		mf_big_init();
-		mf_policy_init(glibc_sizes, mf_real.mallopt);
+		mf_policy_init(mf_glibc_sizes, mf_real.mallopt);
 		mf_account_init();
 		mf_segw_attach();
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		__atomic_store_n(&mf_state, MF_STATE_ON, __ATOMIC_RELEASE);
-		__atomic_store_n(&mf_fast, glibc_sizes && !mf_gchecks, __ATOMIC_RELEASE);
+		__atomic_store_n(&mf_fast, mf_glibc_sizes && !mf_gchecks, __ATOMIC_RELEASE);
 		return;
 	}
 	__atomic_store_n(&mf_state, MF_STATE_OFF, __ATOMIC_RELEASE);
@@ -315,63 +275,6 @@ static inline int on(void)
 	return MF_LIKELY(__atomic_load_n(&mf_state, __ATOMIC_RELAXED) == MF_STATE_ON);
 }
 
-static inline int need_checks(struct mf_thread *t)
-{
-	return mf_gchecks | (t != NULL ? t->nbudget : 0);
-}
-
-/* ---- admission and failures ---- */
-
-/* An allocation the real allocator failed (MF_FAIL_ALLOC): counted, and
- * the profiler takes its snapshot at the first. The policy's refusals go
- * through refused(), which also records why. */
-static void failed(struct mf_thread *t, int cause)
-{
-	mf_count_fail(t, cause);
-	mf_prof_on_fail();
-}
-
-/* A refusal by the policy, with its rule and the bytes asked for. */
-static void refused(struct mf_thread *t, int cause, uint32_t rule, uint64_t size)
-{
-	mf_count_refusal(t, cause, rule ? rule : mf_admit_rule(t, cause, size), size);
-	mf_prof_on_fail();
-}
-
-/* mf_admit_pre, and a large allocation of a scope far past the need the
- * gate admitted it with is refused like the pressure policy's (gate.c);
- * *rule then names the gate. */
-static inline int decide_pre(struct mf_thread *t, uint64_t req, uint32_t *rule)
-{
-	int cause = mf_admit_pre(t, req);
-
-	if (cause == 0 && req >= MF_LARGE && MF_UNLIKELY(mf_gate_refuse(t, req))) {
-		cause = MF_FAIL_BUDGET;
-		*rule = MF_RULE_GATE;
-	}
-	return cause;
-}
-
-/* decide_pre and mf_admit_post, with a refusal counted. */
-static inline int admit_pre(struct mf_thread *t, uint64_t req)
-{
-	uint32_t rule = MF_RULE_NONE;
-	int cause = decide_pre(t, req, &rule);
-
-	if (MF_UNLIKELY(cause != 0))
-		refused(t, cause, rule, req);
-	return cause;
-}
-
-static inline int admit_post(struct mf_thread *t, uint64_t u)
-{
-	int cause = mf_admit_post(t, u);
-
-	if (MF_UNLIKELY(cause != 0))
-		refused(t, cause, MF_RULE_NONE, u);
-	return cause;
-}
-
 /* ---- malloc family ---- */
 
 /* Admission around a fresh block p of a request of req bytes. Returns p,
@@ -381,11 +284,11 @@ static inline void *admit_block(struct mf_thread *t, void *p)
 	size_t u;
 
 	if (MF_UNLIKELY(p == NULL)) {
-		failed(t, MF_FAIL_ALLOC);
+		mf_hook_failed(t, MF_FAIL_ALLOC);
 		return NULL;
 	}
-	u = usable_of(p);
-	if (MF_UNLIKELY(need_checks(t)) && admit_post(t, u) != 0) {
+	u = mf_usable_of(p);
+	if (MF_UNLIKELY(mf_need_checks(t)) && mf_hook_admit_post(t, u) != 0) {
 		mf_real.free(p);
 		errno = ENOMEM;
 		return NULL;
@@ -393,86 +296,6 @@ static inline void *admit_block(struct mf_thread *t, void *p)
 	mf_count_alloc(t, u);
 	mf_prof_alloc(p, u);
 	return p;
-}
-
-static inline int refuse_pre(struct mf_thread *t, uint64_t req)
-{
-	if (MF_LIKELY(!need_checks(t)) && req < MF_LARGE)
-		return 0;
-	if (admit_pre(t, req) != 0) {
-		errno = ENOMEM;
-		return 1;
-	}
-	return 0;
-}
-
-/* ---- big blocks (large.c) ---- */
-
-/* Whether p (not a bootstrap block) is one of the shim's big blocks. Only
- * with glibc's layout, whose header the test reads. */
-static inline int own_big(const void *p)
-{
-	return MF_UNLIKELY(glibc_sizes && (((const size_t *)p)[-1] & 2)) && mf_big_own(p);
-}
-
-/*
- * admit_pre for a big block: a refusal (other than an injected fault,
- * which counts its calls) first gives the cached blocks back and is
- * decided again, since what they hold is what the lines see.
- */
-static int big_refuse_pre(struct mf_thread *t, uint64_t req)
-{
-	uint32_t rule = MF_RULE_NONE;
-	int cause = decide_pre(t, req, &rule);
-
-	if (MF_UNLIKELY(cause != 0) && cause != MF_FAIL_FAULT && mf_big_release() != 0) {
-		rule = MF_RULE_NONE;
-		cause = decide_pre(t, req, &rule);
-	}
-	if (MF_UNLIKELY(cause != 0)) {
-		refused(t, cause, rule, req);
-		errno = ENOMEM;
-		return 1;
-	}
-	return 0;
-}
-
-static void *big_block(struct mf_thread *t, size_t n, size_t align, bool zero)
-{
-	void *p;
-	size_t u;
-
-	if (big_refuse_pre(t, n))
-		return NULL;
-	p = mf_big_alloc(n, align, zero);
-	if (p == NULL) {
-		failed(t, MF_FAIL_ALLOC);
-		errno = ENOMEM;
-		return NULL;
-	}
-	u = header_usable(p);
-	if (MF_UNLIKELY(need_checks(t)) && admit_post(t, u) != 0) {
-		mf_big_free(p);
-		errno = ENOMEM;
-		return NULL;
-	}
-	mf_count_alloc(t, u);
-	mf_prof_alloc(p, u);
-	return p;
-}
-
-static inline int serve_big(size_t n, size_t align)
-{
-	return n >= MF_BIG && align <= page_size() && (align & (align - 1)) == 0 && mf_big_serving();
-}
-
-static void free_big(struct mf_thread *t, void *p)
-{
-	size_t u = header_usable(p);
-
-	mf_prof_free(p);
-	mf_big_free(p);
-	mf_count_free(t, u);
 }
 
 static void *malloc_slow(size_t n)
@@ -484,9 +307,9 @@ static void *malloc_slow(size_t n)
 	if (!counting())
 		return mf_real.malloc(n);
 	t = mf_self();
-	if (serve_big(n, 16))
-		return big_block(t, n, 16, false);
-	if (refuse_pre(t, n))
+	if (mf_serve_big(n, 16))
+		return mf_big_hook_alloc(t, n, 16, false);
+	if (mf_hook_refuse_pre(t, n))
 		return NULL;
 	return admit_block(t, mf_real.malloc(n));
 }
@@ -501,12 +324,12 @@ EXPORT void *malloc(size_t n)
 		if (MF_LIKELY(t > MF_EXITED && t->nbudget == 0 && n < MF_LARGE)) {
 			void *p = mf_real.malloc(n);
 			if (MF_LIKELY(p != NULL)) {
-				size_t u = header_usable(p);
+				size_t u = mf_header_usable(p);
 				mf_count_alloc(t, u);
 				mf_prof_alloc(p, u);
 				return p;
 			}
-			failed(t, MF_FAIL_ALLOC);
+			mf_hook_failed(t, MF_FAIL_ALLOC);
 			return NULL;
 		}
 	}
@@ -523,11 +346,11 @@ EXPORT void free(void *p)
 	if (MF_LIKELY(__atomic_load_n(&mf_fast, __ATOMIC_RELAXED))) {
 		t = mf_tls_self;
 		if (MF_LIKELY(t > MF_EXITED)) {
-			if (own_big(p)) {
-				free_big(t, p);
+			if (mf_own_big(p)) {
+				mf_big_hook_free(t, p);
 				return;
 			}
-			u = header_usable(p);
+			u = mf_header_usable(p);
 			mf_prof_free(p);
 			mf_real.free(p);
 			mf_count_free(t, u);
@@ -539,11 +362,11 @@ EXPORT void free(void *p)
 		return;
 	}
 	t = mf_self();
-	if (own_big(p)) {
-		free_big(t, p);
+	if (mf_own_big(p)) {
+		mf_big_hook_free(t, p);
 		return;
 	}
-	u = usable_of(p);
+	u = mf_usable_of(p);
 	mf_prof_free(p);
 	mf_real.free(p);
 	mf_count_free(t, u);
@@ -565,24 +388,15 @@ EXPORT void *calloc(size_t nmemb, size_t size)
 		return mf_real.calloc(nmemb, size);
 	t = mf_self();
 	if (__builtin_mul_overflow(nmemb, size, &n)) {
-		failed(t, MF_FAIL_ALLOC);
+		mf_hook_failed(t, MF_FAIL_ALLOC);
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (serve_big(n, 16))
-		return big_block(t, n, 16, true);
-	if (refuse_pre(t, n))
+	if (mf_serve_big(n, 16))
+		return mf_big_hook_alloc(t, n, 16, true);
+	if (mf_hook_refuse_pre(t, n))
 		return NULL;
 	return admit_block(t, mf_real.calloc(nmemb, size));
-}
-
-/* realloc's net effect: growth as bytes allocated, shrinking as freed. */
-static void count_resize(struct mf_thread *t, size_t old, size_t u)
-{
-	if (u >= old)
-		mf_count(t, u - old, 0, 1, 0);
-	else
-		mf_count(t, 0, old - u, 1, 0);
 }
 
 /* malloc + copy + free, for a growth that must be checked before the old
@@ -593,11 +407,11 @@ static void *realloc_checked(struct mf_thread *t, void *p, size_t n, size_t old)
 	size_t u;
 
 	if (q == NULL) {
-		failed(t, MF_FAIL_ALLOC);
+		mf_hook_failed(t, MF_FAIL_ALLOC);
 		return NULL;
 	}
-	u = usable_of(q);
-	if (u > old && admit_post(t, u - old) != 0) {
+	u = mf_usable_of(q);
+	if (u > old && mf_hook_admit_post(t, u - old) != 0) {
 		mf_real.free(q);
 		errno = ENOMEM;
 		return NULL;
@@ -606,7 +420,7 @@ static void *realloc_checked(struct mf_thread *t, void *p, size_t n, size_t old)
 	mf_prof_free(p);
 	mf_real.free(p);
 	mf_prof_alloc(q, u);
-	count_resize(t, old, u);
+	mf_count_resize(t, old, u);
 	return q;
 }
 
@@ -617,7 +431,7 @@ static void *realloc_checked(struct mf_thread *t, void *p, size_t n, size_t old)
  */
 static int budget_room(const struct mf_thread *t, uint64_t grow)
 {
-	uint64_t slack = (64u << 10) + (glibc_sizes ? 0 : grow / 4);
+	uint64_t slack = (64u << 10) + (mf_glibc_sizes ? 0 : grow / 4);
 
 	for (int i = 0; i < t->depth; i++) {
 		const struct mf_scope *s = &t->scopes[i];
@@ -625,71 +439,6 @@ static int budget_room(const struct mf_thread *t, uint64_t grow)
 			return 0;
 	}
 	return 1;
-}
-
-/*
- * realloc of a big block, or to a big size. The shim's block is resized in
- * place or its mapping moved (mremap: no copy) when that cannot cross a
- * budget; otherwise, and for a block of glibc's, a new block is made and
- * checked before the old one is copied and given up, so that glibc never
- * holds a big block.
- */
-static void *realloc_big(struct mf_thread *t, void *p, size_t n, size_t old)
-{
-	int own = own_big(p);
-	void *q;
-	size_t u;
-
-	if (n == 0) {
-		if (own) {
-			free_big(t, p);
-		} else {
-			mf_prof_free(p);
-			mf_real.free(p);
-			mf_count(t, 0, old, 0, 1);
-		}
-		return NULL;
-	}
-	if (n > old && (MF_UNLIKELY(need_checks(t)) || n - old >= MF_LARGE) &&
-	    big_refuse_pre(t, n - old))
-		return NULL;
-	if (own && n >= MF_BIG && (n <= old || !need_checks(t))) {
-		q = mf_big_resize(p, n);
-		if (q == NULL) {
-			failed(t, MF_FAIL_ALLOC);
-			errno = ENOMEM;
-			return NULL;
-		}
-		u = header_usable(q);
-		mf_prof_free(p);
-		mf_prof_alloc(q, u);
-		count_resize(t, old, u);
-		return q;
-	}
-	q = serve_big(n, 16) ? mf_big_alloc(n, 16, false) : mf_real.malloc(n);
-	if (q == NULL) {
-		failed(t, MF_FAIL_ALLOC);
-		errno = ENOMEM;
-		return NULL;
-	}
-	u = usable_of(q);
-	if (u > old && MF_UNLIKELY(need_checks(t)) && admit_post(t, u - old) != 0) {
-		if (own_big(q))
-			mf_big_free(q);
-		else
-			mf_real.free(q);
-		errno = ENOMEM;
-		return NULL;
-	}
-	memcpy(q, p, old < n ? old : n);
-	mf_prof_free(p);
-	if (own)
-		mf_big_free(p);
-	else
-		mf_real.free(p);
-	mf_prof_alloc(q, u);
-	count_resize(t, old, u);
-	return q;
 }
 
 /*
@@ -718,17 +467,17 @@ EXPORT void *realloc(void *p, size_t n)
 	if (p == NULL)
 		return malloc(n);
 	t = mf_self();
-	old = usable_of(p);
-	if (own_big(p) || serve_big(n, 16))
-		return realloc_big(t, p, n, old);
+	old = mf_usable_of(p);
+	if (mf_own_big(p) || mf_serve_big(n, 16))
+		return mf_big_hook_realloc(t, p, n, old);
 	if (n == 0) {
 		mf_prof_free(p);
 		mf_real.realloc(p, 0);
 		mf_count(t, 0, old, 0, 1);
 		return NULL;
 	}
-	if (n > old && (MF_UNLIKELY(need_checks(t)) || n - old >= MF_LARGE)) {
-		if (admit_pre(t, n - old) != 0) {
+	if (n > old && (MF_UNLIKELY(mf_need_checks(t)) || n - old >= MF_LARGE)) {
+		if (mf_hook_admit_pre(t, n - old) != 0) {
 			errno = ENOMEM;
 			return NULL;
 		}
@@ -736,20 +485,20 @@ EXPORT void *realloc(void *p, size_t n)
 		 * the growth cross one: realloc in place. Closer (or under the
 		 * heap limit, whose pool other threads share), grow in a way
 		 * that can still be refused. */
-		if (need_checks(t) && (mf_cfg.heap_limit != 0 || !budget_room(t, n - old)))
+		if (mf_need_checks(t) && (mf_cfg.heap_limit != 0 || !budget_room(t, n - old)))
 			return realloc_checked(t, p, n, old);
 	}
 	mf_prof_free(p); /* sampled again below as a new block, if at all */
 	q = mf_real.realloc(p, n);
 	if (q == NULL) {
-		failed(t, MF_FAIL_ALLOC);
+		mf_hook_failed(t, MF_FAIL_ALLOC);
 		return NULL;
 	}
-	u = usable_of(q);
+	u = mf_usable_of(q);
 	mf_prof_alloc(q, u);
 	/* Only a shrinking request gets here under checks, and the allocator
 	 * never grows those. */
-	count_resize(t, old, u);
+	mf_count_resize(t, old, u);
 	return q;
 }
 
@@ -773,9 +522,9 @@ static void *aligned_common(size_t align, size_t n, void *(*fn)(size_t, size_t))
 	if (!counting())
 		return fn(align, n);
 	t = mf_self();
-	if (serve_big(n, align))
-		return big_block(t, n, align < 16 ? 16 : align, false);
-	if (refuse_pre(t, n))
+	if (mf_serve_big(n, align))
+		return mf_big_hook_alloc(t, n, align < 16 ? 16 : align, false);
+	if (mf_hook_refuse_pre(t, n))
 		return NULL;
 	return admit_block(t, fn(align, n));
 }
@@ -810,18 +559,18 @@ EXPORT int posix_memalign(void **out, size_t align, size_t n)
 	/* An invalid alignment is the caller's error, not a refusal. */
 	if (align < sizeof(void *) || (align & (align - 1)) != 0)
 		return mf_real.posix_memalign(out, align, n);
-	if (serve_big(n, align)) {
-		p = big_block(t, n, align < 16 ? 16 : align, false);
+	if (mf_serve_big(n, align)) {
+		p = mf_big_hook_alloc(t, n, align < 16 ? 16 : align, false);
 		if (p == NULL)
 			return ENOMEM;
 		*out = p;
 		return 0;
 	}
-	if (refuse_pre(t, n))
+	if (mf_hook_refuse_pre(t, n))
 		return ENOMEM;
 	r = mf_real.posix_memalign(&p, align, n);
 	if (r != 0) {
-		failed(t, MF_FAIL_ALLOC);
+		mf_hook_failed(t, MF_FAIL_ALLOC);
 		return r;
 	}
 	p = admit_block(t, p);
@@ -838,9 +587,9 @@ static void *page_common(size_t n, void *(*fn)(size_t))
 	if (!counting())
 		return fn(n);
 	t = mf_self();
-	if (serve_big(n, page_size()))
-		return big_block(t, n, page_size(), false);
-	if (refuse_pre(t, n))
+	if (mf_serve_big(n, mf_page_size()))
+		return mf_big_hook_alloc(t, n, mf_page_size(), false);
+	if (mf_hook_refuse_pre(t, n))
 		return NULL;
 	return admit_block(t, fn(n));
 }
@@ -848,14 +597,14 @@ static void *page_common(size_t n, void *(*fn)(size_t))
 EXPORT void *valloc(size_t n)
 {
 	if (MF_UNLIKELY(!ready()))
-		return boot_alloc(n, page_size());
+		return boot_alloc(n, mf_page_size());
 	return page_common(n, mf_real.valloc);
 }
 
 EXPORT void *pvalloc(size_t n)
 {
 	if (MF_UNLIKELY(!ready())) {
-		size_t pg = page_size();
+		size_t pg = mf_page_size();
 		return boot_alloc((n + pg - 1) & ~(pg - 1), pg);
 	}
 	return page_common(n, mf_real.pvalloc);
@@ -876,7 +625,7 @@ EXPORT size_t malloc_usable_size(void *p)
 
 static uint64_t page_round(uint64_t n)
 {
-	uint64_t pg = page_size();
+	uint64_t pg = mf_page_size();
 
 	return (n + pg - 1) & ~(pg - 1);
 }
@@ -924,16 +673,16 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 	size = page_round(len);
 	if (len == 0)
 		return mf_real.mmap(addr, len, prot, flags, fd, off);
-	if (admit_pre(t, size) != 0 || (need_checks(t) && admit_post(t, size) != 0)) {
+	if (mf_hook_admit_pre(t, size) != 0 || (mf_need_checks(t) && mf_hook_admit_post(t, size) != 0)) {
 		errno = ENOMEM;
 		return MAP_FAILED;
 	}
 	p = mf_real.mmap(addr, len, prot, flags, fd, off);
 	if (p == MAP_FAILED) {
 		int e = errno;
-		if (need_checks(t))
+		if (mf_need_checks(t))
 			mf_admit_undo(t, size);
-		failed(t, MF_FAIL_ALLOC);
+		mf_hook_failed(t, MF_FAIL_ALLOC);
 		errno = e;
 		return p;
 	}
@@ -948,7 +697,7 @@ EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off
 		mf_maps_unlock(&saved);
 		if (r != 0) {
 			/* Untracked, so not counted either. */
-			if (need_checks(t))
+			if (mf_need_checks(t))
 				mf_admit_undo(t, size);
 			return p;
 		}
@@ -1019,8 +768,8 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	if (tracked == 0)
 		return mf_real.mremap(old, old_len, new_len, flags, new_addr);
 	if (nsize > tracked && !(flags & 4 /* MREMAP_DONTUNMAP */)) {
-		if (admit_pre(t, nsize - tracked) != 0 ||
-		    (need_checks(t) && admit_post(t, nsize - tracked) != 0)) {
+		if (mf_hook_admit_pre(t, nsize - tracked) != 0 ||
+		    (mf_need_checks(t) && mf_hook_admit_post(t, nsize - tracked) != 0)) {
 			errno = ENOMEM;
 			return MAP_FAILED;
 		}
@@ -1039,9 +788,9 @@ EXPORT void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
 	mf_maps_unlock(&saved);
 	if (p == MAP_FAILED) {
 		uint64_t grow = nsize > tracked ? nsize - tracked : 0;
-		if (grow != 0 && need_checks(t))
+		if (grow != 0 && mf_need_checks(t))
 			mf_admit_undo(t, grow);
-		failed(t, MF_FAIL_ALLOC);
+		mf_hook_failed(t, MF_FAIL_ALLOC);
 		errno = e;
 		return p;
 	}

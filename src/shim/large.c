@@ -16,7 +16,7 @@
  *     least a full cache below their lines (mf_policy_roomy); past that,
  *     the next big allocation or free empties the cache;
  *   - an allocation the policy would refuse, or a mapping the kernel
- *     refuses, empties the cache and is decided again (hooks.c);
+ *     refuses, empties the cache and is decided again (admit.c);
  *   - a block kept longer than MF_BIG_AGE_NS is unmapped at the next big
  *     allocation, free or scope end, so a quiet process returns it.
  *

@@ -17,10 +17,12 @@
  *   policy.h   admission: faults, budgets, heap limit, pressure, container
  *              headroom (policy.c)
  *   gate.h     the admission gate of requests (gate.c)
- *   prof.h     the sampling profiler (prof.c)
+ *   prof.h     the sampling profiler (prof.c; its other files in prof_int.h)
  *   maps.h     sizes of the program's anonymous mappings (mmaps.c)
- *   hooks.c    the interposed libc functions; api.c, the public memfence_*
- *              functions; stack.c, thread stack size (also its own library)
+ *   hooks_int.h  what hooks.c (the interposed libc functions), admit.c (the
+ *              admission glue) and large_entry.c (big blocks) share; api.c,
+ *              the public memfence_* functions; stack.c, thread stack size
+ *              (also its own library)
  */
 #ifndef MF_SHIM_UTIL_H
 #define MF_SHIM_UTIL_H

@@ -150,6 +150,36 @@ for cmd, (secs, parsers) in table.items():
             problems.append("%s --help lists %s, the parser refuses it" % (cmd, o))
     print("%-10s %2d options, %2d variables" % (cmd, len(hopts), len(henv)))
 
+# The profile formats: one table in src/profile/profile.h, from which
+# `profile --help` lists them. Each is named in the man page's --format
+# entry of `profile report` and in docs/profiler.md's, and the parser takes
+# it (a made-up one it refuses, which shows the check sees a refusal).
+rc, help_text, _ = run(["profile", "--help"])
+m = re.search(r"--format F +(.*)", help_text)
+formats = [f.strip() for f in m.group(1).split(",")] if m else []
+if len(formats) < 2:
+    problems.append("profile --help lists no formats for --format")
+man_fmt = " ".join(t for names, t in [(set(re.findall(r"--[a-z][a-z0-9-]*", roff_text(tag))),
+                                       roff_text(tag + " " + body))
+                                      for tag, body in sections.get("profile", [])]
+                   if "--format" in names)
+md = open(os.path.join(os.path.dirname(os.environ["MAN"]), "profiler.md")).read()
+md_fmt = "".join(l for l in md.split("\n") if l.startswith("| `--format`"))
+for f in formats + ["no-such-format"]:
+    rc, out, err = run(["profile", "report", "/nonexistent.prof", "--format", f])
+    refused = "unknown format" in err
+    if f == "no-such-format":
+        if not refused:
+            problems.append("profile report accepts --format no-such-format")
+        continue
+    if refused:
+        problems.append("profile --help lists the format %s, the parser refuses it" % f)
+    if not re.search(r"\b%s\b" % re.escape(f), man_fmt):
+        problems.append("the format %s is not in the man page's profile --format entry" % f)
+    if "`%s`" % f not in md_fmt:
+        problems.append("the format %s is not in docs/profiler.md's --format row" % f)
+print("profile    %2d formats" % len(formats))
+
 for p in problems:
     print("FAIL: " + p, file=sys.stderr)
 sys.exit(1 if problems else 0)

@@ -80,7 +80,7 @@ expect_eq "shell pipeline under the shim" HELLO "$(echo "$out" | tail -n1)"
 # libmemfence.so (its own files and the base built for it), and on the
 # imports of the linked libraries, so that a call hidden in a base file or
 # brought in by a later change cannot slip through.
-# Allowed on purpose: the profiler (prof.c) imports dlopen, dlsym and
+# Allowed on purpose: the profiler (src/shim/prof*.c) imports dlopen, dlsym and
 # dl_iterate_phdr, which allocate, and rename(), declared in stdio.h but a
 # plain system call; they run in its constructor or while it writes a
 # snapshot under its own lock and reentry guard, never inside a hook's
