@@ -29,6 +29,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 
 import grpc
 
@@ -89,10 +90,13 @@ REQUEST_ID_KEY = "x-request-id"
 
 def retry_service_config(service="", max_attempts=4, initial_backoff="0.5s", max_backoff="5s"):
     """A client service config (JSON-able dict) that retries RESOURCE_EXHAUSTED
-    (and UNAVAILABLE) on every method of `service` ("" = all services).
+    (and UNAVAILABLE) on every method of `service` ("" = all services), and
+    checks the servers' grpc.health.v1 so that a drained server is left
+    before it stops (with round_robin; docs/python.md, "gRPC drain").
     Pass json.dumps(...) as the channel option "grpc.service_config"."""
     name = {"service": service} if service else {}
     return {
+        "healthCheckConfig": {"serviceName": ""},
         "methodConfig": [{
             "name": [name],
             "retryPolicy": {
@@ -167,6 +171,55 @@ def _intercepted(icpt, handler, method):
     return handler
 
 
+HEALTH_SERVICE = "grpc.health.v1.Health"
+_HEALTH_PREFIX = "/%s/" % HEALTH_SERVICE
+# grpc/health/v1/health.proto's ServingStatus: wire values, fixed.
+_SERVING, _NOT_SERVING = 1, 2
+# The Watch calls of the health service in flight in this process (sync
+# servers): a stop ends them (_end_watches).
+_watches = weakref.WeakSet()
+_watches_lock = threading.Lock()
+
+
+def _health_handler(handler, method):
+    """The health service's calls are no requests: no scope, no admission
+    gate, no quarantine (a Watch lasts as long as its connection: a scope
+    open that long would hold every drain for its whole timeout). Its Watch
+    calls are noted so that a stop can end them."""
+    if method != _HEALTH_PREFIX + "Watch" or handler.unary_stream is None:
+        return handler
+    behavior = handler.unary_stream
+
+    def watch(request, context, *args, **kwargs):
+        with _watches_lock:
+            _watches.add(context)
+        return behavior(request, context, *args, **kwargs)
+
+    # grpc_health's servicer answers without holding a thread when the
+    # server allows it (grpc reads these attributes off the behaviour).
+    for attr in ("experimental_non_blocking", "experimental_thread_pool"):
+        if hasattr(behavior, attr):
+            setattr(watch, attr, getattr(behavior, attr))
+    return grpc.unary_stream_rpc_method_handler(
+        watch, request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer)
+
+
+def _end_watches():
+    """Cancel the health Watch calls in flight: they never end by themselves
+    and would hold a graceful stop for its whole grace. Their clients have
+    had NOT_SERVING already; a health-checking client counts the end of its
+    Watch as the address being unhealthy, not as a failed call."""
+    with _watches_lock:
+        watches = list(_watches)
+        _watches.clear()
+    for context in watches:
+        try:
+            context.cancel()
+        except Exception:    # the call ended meanwhile
+            pass
+
+
 class _Base:
     def __init__(self, budgets=None, default_budget=None, retry_after=DEFAULT_RETRY_AFTER,
                  request_id_key=REQUEST_ID_KEY, on_failure=None, quarantine=None):
@@ -195,6 +248,8 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
         handler = continuation(handler_call_details)
         if handler is None:
             return None
+        if handler_call_details.method.startswith(_HEALTH_PREFIX):
+            return _health_handler(handler, handler_call_details.method)
         return _intercepted(self, handler, handler_call_details.method)
 
     def _refuse(self, context, method, rid, exc, figures):
@@ -275,8 +330,8 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+        if handler is None or handler_call_details.method.startswith(_HEALTH_PREFIX):
+            return handler
         return _intercepted(self, handler, handler_call_details.method)
 
     async def _refuse(self, context, method, rid, exc, figures):
@@ -355,10 +410,15 @@ async def _as_coro(awaitable):
     return await awaitable
 
 
-
-HEALTH_SERVICE = "grpc.health.v1.Health"
 _DRAIN_POLL_S = 0.2    # the supervisor rewrites the file within one of its ticks
 _DRAIN_LINE_MAX = 256
+# NOT_SERVING this long before a stop: a client that checks health (a
+# healthCheckConfig in its service config) stops picking this address once
+# its Watch call reads NOT_SERVING, within milliseconds. Stopping at once
+# would race it: grpc core cancels (CANCELLED) a call that reaches a server
+# whose stop has begun before its client has read the GOAWAY, and that call
+# is not retried.
+_LEAD_S = 1.0
 
 
 def find_health(handlers):
@@ -413,19 +473,16 @@ class _Drain:
     def not_serving(self):
         if self.health is None:
             return
-        from grpc_health.v1 import health_pb2
         if self.saved is None:
             self.saved = self._statuses()
         for svc in self.saved:
-            self._run(self.health.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING))
+            self._run(self.health.set(svc, _NOT_SERVING))
 
     def serving_again(self):
         if self.health is None or self.saved is None:
             return
-        from grpc_health.v1 import health_pb2
         for svc, status in self.saved.items():
-            self._run(self.health.set(
-                svc, health_pb2.HealthCheckResponse.SERVING if status is None else status))
+            self._run(self.health.set(svc, _SERVING if status is None else status))
         self.saved = None
 
     def stop(self, grace_s):
@@ -438,6 +495,7 @@ class _Drain:
         # call here and pick another address, while calls in flight get
         # grace_s to finish.
         done = self.server.stop(grace_s)
+        _end_watches()
         if self.loop is not None and inspect.isawaitable(done):
             return asyncio.run_coroutine_threadsafe(done, self.loop)
         return done
@@ -455,6 +513,7 @@ class _Drain:
                         _log.warning("memfence: the program is recycled (%s): the gRPC server "
                                      "stops, calls in flight get %ss", parts[2], grace)
                         self.not_serving()
+                        _lead((self,))
                         self.stop(grace)
                         return
                     if word == "unready":
@@ -480,10 +539,12 @@ def follow_drain(server, health=None):
         (and the server as a whole) is set NOT_SERVING, and back as it was
         when readiness returns; calls that still come are served under the
         memory rules (the admission gate, RESOURCE_EXHAUSTED with pushback);
-      - recycling: health NOT_SERVING for good, then server.stop(grace):
-        GOAWAY on every connection, so that clients send no new call here
-        and move to another address, while calls in flight get the
-        supervisor's drain timeout to finish;
+      - recycling: health NOT_SERVING for good, then (_LEAD_S later when
+        there is a health servicer: clients that check health leave first)
+        server.stop(grace): GOAWAY on every connection, so that clients
+        send no new call here and move to another address, while calls in
+        flight get the supervisor's drain timeout to finish, and the
+        health Watch calls are cancelled;
       - stopping (memfence run got SIGTERM or SIGINT and passes it on):
         when the app left that signal to its default, the same drain as a
         recycle on the signal, then the process ends of it (_on_stop).
@@ -524,15 +585,20 @@ def _on_stop(signum, frame):
         parts[1].isdigit() else _DEFAULT_STOP_GRACE_S
     _log.warning("memfence: %s: the gRPC server stops, calls in flight get %ss",
                  signal.Signals(signum).name, grace)
-    dones = []
     for d in _stopping:
         try:
             d.not_serving()
-            dones.append(d.stop(grace))
         except Exception as e:    # the signal's end comes whatever happens
             _log.warning("memfence: gRPC drain: %s: %s", type(e).__name__, e)
 
     def die():
+        _lead(_stopping)
+        dones = []
+        for d in _stopping:
+            try:
+                dones.append(d.stop(grace))
+            except Exception as e:
+                _log.warning("memfence: gRPC drain: %s: %s", type(e).__name__, e)
         for done in dones:
             try:
                 done.wait(grace + 1) if hasattr(done, "wait") else done.result(grace + 1)
@@ -542,10 +608,18 @@ def _on_stop(signum, frame):
 
     if any(d.loop is not None for d in _stopping):
         # This handler runs on the event loop's thread (the main one): the
-        # aio server stops on that loop, so the wait is another thread's.
+        # aio server stops on that loop, and NOT_SERVING goes out from it
+        # while the lead runs, so the wait is another thread's.
         threading.Thread(target=die, name="memfence-grpc-stop", daemon=True).start()
     else:
         die()
+
+
+def _lead(drains):
+    """Wait _LEAD_S when a health service said NOT_SERVING (without one no
+    client can have heard it: nothing to wait for)."""
+    if any(d.health is not None for d in drains):
+        time.sleep(_LEAD_S)
 
 
 def _drain_on_stop(drain):

@@ -22,9 +22,12 @@
  * Segments of supervisors that were killed (SIGKILL leaves no chance to
  * remove them) would pile up in /dev/shm outside containers, where PIDs are
  * not reused as quickly: remove memfence-run-PID.seg files whose PID is gone
- * and whose header says that PID created them, and their model files
- * (memfence-run-PID.model.json). In a container the
- * supervisor is PID 1 and its next start replaces its own file anyway.
+ * and whose header says that PID created them, their model files
+ * (memfence-run-PID.model.json) and the files beside the segment that the
+ * program and the supervisor talk through (memfence-run-PID.seg.serving,
+ * .seg.drain and their temporary files, the directory .seg.recycle). In a
+ * container the supervisor is PID 1 and its next start replaces its own
+ * file anyway.
  */
 /* A model file beside such a segment: a regular file of this user, never
  * followed through a link, that reads as a memfence model. */
@@ -44,6 +47,36 @@ static int is_own_model(int dir, const char *name)
 		return 0;
 	head[n] = '\0';
 	return strstr(head, "\"memfence_model\"") != NULL;
+}
+
+/* SEGMENT.serving, SEGMENT.drain (serving.c) or one of their temporary
+ * files (SEGMENT.drain.tmp, SEGMENT.serving.PID.tmp), or the recycle
+ * directory SEGMENT.recycle (recycle.c), by what follows memfence-run-PID. */
+static int is_beside_segment(const char *end)
+{
+	static const char *const names[] = {".seg.serving", ".seg.drain", ".seg.recycle"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		size_t n = strlen(names[i]);
+
+		if (strncmp(end, names[i], n) == 0 && (end[n] == '\0' || end[n] == '.'))
+			return 1;
+	}
+	return 0;
+}
+
+/* A regular file of this user, or a directory of this user if empty (as
+ * recycle.c leaves one that someone else put files in); never a link. */
+static void remove_own(int dir, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_uid != geteuid())
+		return;
+	if (S_ISREG(st.st_mode))
+		unlinkat(dir, name, 0);
+	else if (S_ISDIR(st.st_mode))
+		unlinkat(dir, name, AT_REMOVEDIR);
 }
 
 static void sweep_segments(const char *dir)
@@ -67,6 +100,10 @@ static void sweep_segments(const char *dir)
 		if (strcmp(end, ".model.json") == 0) {
 			if (is_own_model(dirfd(d), e->d_name))
 				unlinkat(dirfd(d), e->d_name, 0);
+			continue;
+		}
+		if (is_beside_segment(end)) {
+			remove_own(dirfd(d), e->d_name);
 			continue;
 		}
 		if (strcmp(end, ".seg") != 0)

@@ -71,18 +71,30 @@ else
 		fail "no warning that the OOM protection did not hold: $(cat "$MF_TMP/err")"
 fi
 
-# The segment of a supervisor killed with SIGKILL is swept by the next one.
-"$MEMFENCE" run --http off -- sleep 60 2>/dev/null &
+# The segment of a supervisor killed with SIGKILL is swept by the next one,
+# and so are the files beside it: the serving file (the program writes it
+# here), the recycle directory (--restart always makes it), the drain file
+# and a temporary one (a supervisor killed while it drained leaves them).
+# A link of that name is not memfence's: left alone.
+"$MEMFENCE" run --http off --restart always -- sh -c 'echo "$$ serving test" >"$MEMFENCE_SERVING_FILE"; exec sleep 60' 2>/dev/null &
 SUP=$!
 MF_PIDS+=("$SUP")
-for i in $(seq 50); do [ -f "/dev/shm/memfence-run-$SUP.seg" ] && break; sleep 0.1; done
-[ -f "/dev/shm/memfence-run-$SUP.seg" ] || fail "no segment for the supervisor $SUP"
+seg=/dev/shm/memfence-run-$SUP.seg
+for i in $(seq 50); do [ -f "$seg" ] && [ -s "$seg.serving" ] && break; sleep 0.1; done
+[ -f "$seg" ] || fail "no segment for the supervisor $SUP"
+[ -s "$seg.serving" ] || fail "the program did not write its serving file $seg.serving"
+[ -d "$seg.recycle" ] || fail "no recycle directory $seg.recycle"
 child=$(pgrep -P "$SUP")
 kill -KILL "$SUP" $child
 wait "$SUP" 2>/dev/null
-[ -f "/dev/shm/memfence-run-$SUP.seg" ] || fail "the killed supervisor's segment is already gone"
+echo "recycling 30000 leak: test" >"$seg.drain"
+echo "unready test" >"$seg.drain.tmp"
+ln -s "$MF_TMP/target" "$seg.serving.1.tmp"
+[ -f "$seg" ] || fail "the killed supervisor's segment is already gone"
 "$MEMFENCE" run --http off -- true 2>/dev/null
-[ -f "/dev/shm/memfence-run-$SUP.seg" ] && fail "a dead supervisor's segment was not swept"
+left=$(ls /dev/shm | grep "^memfence-run-$SUP\.")
+rm -f "$seg.serving.1.tmp"
+expect_eq "files of a dead supervisor left after the next run" "memfence-run-$SUP.seg.serving.1.tmp" "$left"
 
 # A program that cannot be run: 127, as a shell would say.
 run -- "$MF_TMP/does-not-exist" 2>"$MF_TMP/err"; expect_eq "status of a missing program" 127 $?

@@ -205,6 +205,7 @@ class TestPolicy(unittest.TestCase):
         cfg = mg.retry_service_config("pkg.Svc")
         codes = cfg["methodConfig"][0]["retryPolicy"]["retryableStatusCodes"]
         self.assertIn("RESOURCE_EXHAUSTED", codes)
+        self.assertEqual(cfg["healthCheckConfig"], {"serviceName": ""})
 
 
 AUTO_PROG = r"""
@@ -259,6 +260,17 @@ class _FakeHealth:
     def enter_graceful_shutdown(self):
         self.graceful = True
 
+    def Watch(self, request, context):
+        """HealthCheckResponse {status = 1} for "" whenever it changes, for
+        as long as the call lasts."""
+        said = None
+        while context.is_active():
+            now = self._server_status.get("", 0)
+            if now != said:
+                said = now
+                yield bytes([8, now])
+            time.sleep(0.05)
+
 
 class TestDrain(unittest.TestCase):
     """follow_drain: NOT_SERVING while unready, back after; GOAWAY (a
@@ -266,17 +278,6 @@ class TestDrain(unittest.TestCase):
 
     def setUp(self):
         import tempfile
-        import types
-        # grpc_health's enum values (grpc/health/v1/health.proto).
-        resp = types.SimpleNamespace(SERVING=1, NOT_SERVING=2)
-        pb2 = types.ModuleType("grpc_health.v1.health_pb2")
-        pb2.HealthCheckResponse = resp
-        self.saved = {k: sys.modules.get(k) for k in
-                      ("grpc_health", "grpc_health.v1", "grpc_health.v1.health_pb2")}
-        pkg, v1 = types.ModuleType("grpc_health"), types.ModuleType("grpc_health.v1")
-        pkg.v1, v1.health_pb2 = v1, pb2
-        sys.modules.update({"grpc_health": pkg, "grpc_health.v1": v1,
-                            "grpc_health.v1.health_pb2": pb2})
         self.dir = tempfile.mkdtemp()
         self.path = os.path.join(self.dir, "drain")
         os.environ["MEMFENCE_DRAIN_FILE"] = self.path
@@ -288,11 +289,6 @@ class TestDrain(unittest.TestCase):
         for s, h in self.handlers.items():
             signal.signal(s, h)
         del mg._stopping[:]
-        for k, v in self.saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
         for f in os.listdir(self.dir):
             os.unlink(os.path.join(self.dir, f))
         os.rmdir(self.dir)
@@ -333,6 +329,47 @@ class TestDrain(unittest.TestCase):
         self.say("recycling 1000 leak: test")
         self.wait_for(lambda: health.graceful, "graceful shutdown of the health service")
         self.assertFalse(server.wait_for_termination(timeout=10), "the server did not stop")
+
+    def test_health_is_no_request(self):
+        """The health service's calls get no scope, gate or quarantine."""
+        health = _FakeHealth()
+        check = grpc.unary_unary_rpc_method_handler(health.Check)
+        icpt = mg.ServerInterceptor(protect_poller=False)
+
+        class Details:
+            invocation_metadata = ()
+
+        Details.method = "/%s/Check" % mg.HEALTH_SERVICE
+        self.assertIs(icpt.intercept_service(lambda d: check, Details), check)
+        Details.method = "/pkg.Svc/Check"
+        self.assertIsNot(icpt.intercept_service(lambda d: check, Details), check)
+
+    def test_recycle_ends_health_watches(self):
+        """A client watching health reads NOT_SERVING, then its Watch ends
+        once the server stops: the stop does not wait the grace for it."""
+        health = _FakeHealth()
+        server = grpc.server(futures.ThreadPoolExecutor(4),
+                             interceptors=[mg.ServerInterceptor(protect_poller=False)])
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+            mg.HEALTH_SERVICE, {
+                "Check": grpc.unary_unary_rpc_method_handler(health.Check),
+                "Watch": grpc.unary_stream_rpc_method_handler(health.Watch)}),))
+        port = server.add_insecure_port("127.0.0.1:0")
+        server.start()
+        self.assertTrue(mg.follow_drain(server, health))
+        with grpc.insecure_channel("127.0.0.1:%d" % port) as ch:
+            watch = ch.unary_stream("/%s/Watch" % mg.HEALTH_SERVICE)(b"", timeout=30)
+            self.assertEqual(next(watch), bytes([8, 1]))
+            # The grace (60 s) is far longer than the wait below.
+            self.say("recycling 60000 unclean: test")
+            self.assertEqual(next(watch), bytes([8, 2]))
+            # Cancelled, or cut with the connection when the server is gone.
+            with self.assertRaises(grpc.RpcError) as end:
+                next(watch)
+            self.assertIn(end.exception.code(),
+                          (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE))
+        self.assertTrue(server.wait_for_termination(timeout=20) is False,
+                        "the server still waits for the health Watch")
 
     _STOPPED = r"""
 import signal, sys, time
