@@ -69,9 +69,7 @@ import os
 import re
 import threading
 
-from memfence import gate as _gate
-from memfence._core import scope
-from memfence.failures import describe_failure, is_allocation_failure
+from memfence import _tasks
 from memfence import quarantine as _q
 from memfence import recovery as _recover
 from memfence import serving
@@ -82,58 +80,34 @@ log = logging.getLogger("memfence.celery")
 
 #: What this process has done so far (the worker's main process counts
 #: deaths; pool processes count checks, rejections and out-of-memory tasks).
-counters = {"checked": 0, "rejected": 0, "out_of_memory": 0, "deaths_recorded": 0,
-            "store_errors": 0, "recovered": 0, "recycled": 0, "gate_timed_out": 0}
-_count_lock = threading.Lock()
+#: The queue-generic core's counts (memfence._tasks), under Celery's name.
+counters = _tasks.counters
 
 
-def _count(key, n=1):
-    with _count_lock:
-        counters[key] += n
-
-
-class TaskOutOfMemory(Exception):
+class TaskOutOfMemory(_tasks.TaskOutOfMemory):
     """A task failed because an allocation was refused.
 
     Deliberately not a MemoryError (see the module's documentation); the
     MemoryError is its ``__cause__`` in the process that ran the task.
     """
 
-    def __init__(self, message, task_name=None, task_id=None, peak=None):
-        super().__init__(message)
-        self.task_name, self.task_id, self.peak = task_name, task_id, peak
 
-    def __reduce__(self):
-        # Crosses the pool's pipe and the result backend: plain arguments only.
-        return (type(self), (str(self), self.task_name, self.task_id, self.peak))
-
-
-class TaskQuarantined(Exception):
+class TaskQuarantined(_tasks.TaskQuarantined):
     """The task was not run: its id is quarantined (poison task)."""
 
-    def __init__(self, message, task_name=None, task_id=None, deaths=None):
-        super().__init__(message)
-        self.task_name, self.task_id, self.deaths = task_name, task_id, deaths
 
-    def __reduce__(self):
-        return (type(self), (str(self), self.task_name, self.task_id, self.deaths))
-
-
-def _mib(n):
-    return "%.1f MiB" % (n / 1048576.0)
-
-
-class _Config:
+class _Config(_tasks.Guard):
     def __init__(self, app, store, dead_letter_queue, record_deaths,
                  count_allocation_failures):
+        super().__init__(store, log, record_deaths, count_allocation_failures,
+                         TaskOutOfMemory)
         self.app = app
-        self.store = store
         self.dlq = dead_letter_queue
-        self.record_deaths = record_deaths
-        self.count_alloc = count_allocation_failures
 
 
 _configs = {}          # id(app) -> _Config
+# A task of an app install() has not seen: fenced, not checked or recorded.
+_unconfigured = _tasks.Guard(_q.Store(store=_q.OFF), log, False, False, TaskOutOfMemory)
 _patched_request = False
 _patch_lock = threading.Lock()
 
@@ -220,59 +194,24 @@ def _run(app, task, orig, args, kwargs):
     tid = getattr(req, "id", None)
     if tid is None or getattr(req, "called_directly", True):
         return orig(*args, **kwargs)  # a plain function call, not a task run
-    cfg = _configs.get(id(app))
+    cfg = _configs.get(id(app)) or _unconfigured
     name = task.name
-    if cfg is not None and cfg.store.enabled:
-        _check_or_reject(cfg, task, req, tid, name)
-    sc = scope(name, id=tid)
-    try:
-        with sc:
-            # The admission gate, before the task starts: it waits for the
-            # memory its kind needs (at most the gate's maximum wait).
-            with _gate.admit(name):
-                return orig(*args, **kwargs)
-    except _gate.GateTimeout as e:
+    _check_or_reject(cfg, task, req, tid, name)
+
+    def retry(e):
         # Nothing of the task ran: send it again later rather than fail it.
-        _count("gate_timed_out")
-        log.warning("memfence: task %s[%s]: %s; retried later", name, tid, e)
         raise task.retry(exc=e, countdown=1, max_retries=None)
-    except Exception as e:
-        if not is_allocation_failure(e):
-            raise
-        what = describe_failure(e) or type(e).__name__
-        f = sc.figures
-        peak = f.peak if f is not None else None
-        msg = "task %s[%s] ran out of memory (%s)" % (name, tid, what)
-        if f is not None and f.peak:
-            msg += "; peak %s (%s)" % (_mib(f.peak), f.source)
-        _count("out_of_memory")
-        log.error("memfence: %s", msg)
-        # The frames of the failed task hold what it built: let go of them
-        # now, not when the failure has travelled through the result backend;
-        # then check that this process can take the next task.
-        _after_failure(name, tid, e)
-        if cfg is not None and cfg.count_alloc and cfg.store.enabled:
-            _record(cfg, tid, name, "allocation_failure", f and f.peak, f and f.allocated,
-                    f and f.net)
-        raise TaskOutOfMemory(msg, name, tid, peak) from e
+
+    return cfg.run(name, tid, orig, args, kwargs, retry, _pool_recycle())
 
 
 def _check_or_reject(cfg, task, req, tid, name):
     from celery.exceptions import Reject
 
-    _count("checked")
-    try:
-        bad, rec = cfg.store.check(tid)
-    except _q.QuarantineError as e:
-        _count("store_errors")
-        log.error("memfence: quarantine check of %s[%s] failed, running it: %s", name, tid, e)
+    bad = cfg.check(tid, name)
+    if bad is None:
         return
-    _warn(cfg.store)
-    if not bad:
-        return
-    reason = "memfence: rejected, not run: task %s" % _q.describe("%s[%s]" % (name, tid), rec)
-    _count("rejected")
-    log.error(reason)
+    reason, rec = bad
     dlq = cfg.dlq
     if dlq is None:
         # Read here, not in install(): touching app.conf there would load the
@@ -294,31 +233,6 @@ def _check_or_reject(cfg, task, req, tid, name):
     except Exception as e:  # no result backend, or it is down: the log says enough
         log.debug("memfence: could not store the quarantine failure of %s: %s", tid, e)
     raise Reject(reason, requeue=False)
-
-
-def _warn(store):
-    # The command's own warning (Redis away: answered from the local copy)
-    # already starts with "memfence:".
-    if store.last_warning:
-        log.warning("%s", store.last_warning.splitlines()[-1])
-
-
-def _record(cfg, tid, name, cause, peak=None, allocated=None, net=None):
-    try:
-        doc = cfg.store.record(tid, name=name, cause=cause, peak=peak, allocated=allocated,
-                               net=net)
-    except _q.QuarantineError as e:
-        _count("store_errors")
-        log.error("memfence: could not record the death of %s[%s]: %s", name, tid, e)
-        return None
-    _count("deaths_recorded")
-    _warn(cfg.store)
-    rec = doc.get("record") or {}
-    log.error("memfence: task %s[%s] died with its worker (%s%s): death %s of %s%s",
-              name, tid, cause, ", peak %s" % _mib(peak) if peak else "",
-              rec.get("deaths"), rec.get("threshold"),
-              "; quarantined, it will not run again" if doc.get("quarantined") else "")
-    return doc
 
 
 # --- recovery: a clean pool process, or a new one ---------------------------------
@@ -367,134 +281,27 @@ def _prepare_pool(worker):
         _user_limit = worker.max_memory_per_child
 
 
-def _after_failure(name, tid, exc):
-    """Release what the failed task built and check this process; when it is
-    still not clean, have the pool replace it after this task."""
-    global _recycle_reason
-    _recover.release(exc)
-    exc = None
-    try:
-        r = _recover.recover()
-    except Exception as e:  # never turn a task failure into a crash
-        log.error("memfence: recovery after %s[%s] failed: %s", name, tid, e)
-        return
-    if r.clean:
-        _count("recovered")
-        log.info("memfence: recovered after %s[%s]: %s", name, tid, r.reason)
-        return
-    if _recover.recycle_enabled() and _orig_mem_rss is None and \
-            _recover.request_recycle("after %s[%s]: %s" % (name, tid, r.reason)):
-        # Not a prefork pool: the supervisor drains and replaces the worker.
-        _count("recycled")
-        log.error("memfence: not clean after %s[%s] (%s); asked memfence run to recycle "
-                  "process %d", name, tid, r.reason, os.getpid())
-        return
-    if not _recover.recycle_enabled() or _orig_mem_rss is None:
-        log.error("memfence: not clean after %s[%s] (%s); recycling is %s", name, tid,
-                  r.reason, "off" if not _recover.recycle_enabled() else
-                  "not available outside a prefork pool and memfence run")
-        return
-    _recycle_reason = r.reason
-    _count("recycled")
-    log.error("memfence: recycling pool process %d after %s[%s]: %s", os.getpid(), name, tid,
-              r.reason)
+def _pool_recycle():
+    """The pool's way to replace this process after the task, for the core's
+    after_failure; None outside a prefork pool (no billiard check to answer)."""
+    if _orig_mem_rss is None:
+        return None
+
+    def recycle(reason):
+        global _recycle_reason
+        _recycle_reason = reason
+    return recycle
 
 
 # --- the worker's main process ------------------------------------------------
-
-def _oom_kills():
-    """The OOM-kill counter of this process's memory cgroup, or None.
-
-    cgroup v1 memory.oom_control:   oom_kill_disable 0 / under_oom 0 / oom_kill 3
-    cgroup v2 memory.events:        low 0 / high 0 / max 12 / oom 2 / oom_kill 2
-
-    Read in the worker's main process as each task is accepted: the file is
-    found and opened once per process (finding it reads /proc/self/cgroup
-    and tries paths, 0.3 ms), then read from its start with one pread, which
-    the kernel answers with the counter as it is now; an open, a read and a
-    close per task cost three times as many system calls.
-    """
-    global _oom_fd
-    if _oom_fd is None:
-        _oom_fd = _oom_counter_open()
-    if _oom_fd < 0:
-        return None
-    try:
-        data = os.pread(_oom_fd, 4096, 0)
-    except OSError:
-        _oom_close()  # found again next time
-        return None
-    return _oom_kill_value(data)
-
-
-# The counter file's descriptor in this process: None not looked for yet, -1
-# none found. A forked child looks again (its cgroup may differ).
-_oom_fd = None
-
-
-def _oom_close():
-    global _oom_fd
-    if _oom_fd is not None and _oom_fd >= 0:
-        try:
-            os.close(_oom_fd)
-        except OSError:
-            pass
-    _oom_fd = None
-
-
-os.register_at_fork(after_in_child=_oom_close)
-
-
-def _oom_counter_open():
-    path = _oom_counter_file()
-    if path is None:
-        return -1
-    try:
-        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return -1
-
-
-def _oom_kill_value(data):
-    for line in data.split(b"\n"):
-        k, _, v = line.partition(b" ")
-        if k == b"oom_kill":
-            try:
-                return int(v)
-            except ValueError:
-                return None
-    return None
-
-
-def _oom_counter_file():
-    try:
-        with open("/proc/self/cgroup") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    cands = []
-    for line in lines:
-        hid, ctrls, path = (line.split(":", 2) + ["", ""])[:3]
-        if "memory" in ctrls.split(","):
-            cands.append("/sys/fs/cgroup/memory%s/memory.oom_control" % path)
-        elif hid == "0":
-            cands.append("/sys/fs/cgroup%s/memory.events" % path)
-            cands.append("/sys/fs/cgroup/unified%s/memory.events" % path)
-    for p in cands:
-        try:
-            with open(p, "rb") as f:
-                if _oom_kill_value(f.read()) is not None:
-                    return p
-        except OSError:
-            continue
-    return None
-
 
 _SIGNAL = re.compile(r"signal (\d+)")
 _EXITCODE = re.compile(r"exitcode (-?\d+)")
 
 
 def _cause(exc, oom_before):
+    """The death's cause from billiard's WorkerLostError ("... signal 9
+    (SIGKILL) ..." or "... exitcode 70 ...") and the OOM-kill counter."""
     text = str(exc)
     m = _SIGNAL.search(text)
     sig = int(m.group(1)) if m else None
@@ -502,35 +309,7 @@ def _cause(exc, oom_before):
         m = _EXITCODE.search(text)
         if m and int(m.group(1)) < 0:
             sig = -int(m.group(1))
-    after = _oom_kills()
-    if sig == 9 and oom_before is not None and after is not None and after > oom_before:
-        return "oom_kill"
-    if sig == 9:
-        return "sigkill"
-    if sig is not None:
-        return "signal"
-    return "exit" if "exitcode" in text else "unknown"
-
-
-def _figures_at_death(pid, tid):
-    """(peak, allocated, net) of task tid in process pid from the stats
-    segment, which outlives the process; Nones without the accounting
-    library. Read in this process, as `memfence stat` reads it."""
-    seg = os.environ.get("MEMFENCE_SEGMENT")
-    if not seg or _q._host is None:
-        return None, None, None
-    try:
-        scopes = _q._host.scopes_in_flight(seg, str(tid)) or []
-    except Exception:
-        return None, None, None
-    # The dead process's slot, else any slot still holding the task (the
-    # supervisor may already have handed the slot to a new process); the
-    # outermost scope of the task.
-    mine = [s for s in scopes if s[0] == pid] or scopes
-    if not mine:
-        return None, None, None
-    _, _, peak, allocated, net = min(mine, key=lambda s: s[1])
-    return peak, allocated, net
+    return _tasks.death_cause(sig, "exitcode" in text, oom_before)
 
 
 def _patch_request_class():
@@ -549,7 +328,7 @@ def _patch_request_class():
 
     def on_accepted(self, pid, time_accepted):
         try:
-            self._memfence_oom = _oom_kills()
+            self._memfence_oom = _tasks.oom_kills()
         except Exception:
             self._memfence_oom = None
         return orig_accepted(self, pid, time_accepted)
@@ -575,12 +354,10 @@ def _on_worker_lost(req, exc):
     task = getattr(req, "task", None)
     app = getattr(task, "app", None) if task is not None else None
     cfg = _configs.get(id(app)) if app is not None else None
-    if cfg is None or not cfg.record_deaths or not cfg.store.enabled:
+    if cfg is None or not cfg.records_deaths:
         return
-    tid, name = req.id, req.name
-    cause = _cause(exc, getattr(req, "_memfence_oom", None))
-    peak, allocated, net = _figures_at_death(getattr(req, "worker_pid", None), tid)
-    _record(cfg, tid, name, cause, peak, allocated, net)
+    cfg.record_death(req.id, req.name, _cause(exc, getattr(req, "_memfence_oom", None)),
+                     getattr(req, "worker_pid", None))
 
 
 # --- no code change under `memfence run` ---------------------------------------

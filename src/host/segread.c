@@ -359,7 +359,18 @@ int mf_segread_slot(struct mf_segread *r, uint32_t i, struct mf_segread_slot *ou
 
 		if (__atomic_load_n(&e->in_use, __ATOMIC_ACQUIRE) == 0)
 			continue;
-		if (!seq_copy(&copy, e, sizeof(copy))) {
+		if (out->view == MF_SLOT_VIEW_DEAD) {
+			/* No writer is left: the entry as it is now is final,
+			 * also when its sequence stayed odd. A process killed
+			 * in the middle of an update (an OOM kill lands on the
+			 * page fault of a segment page the kernel reclaimed
+			 * under the same pressure) died with its scope in
+			 * flight all the same, and the quarantine must count
+			 * it. The shim writes a changed id first byte last
+			 * (segw.c), so the id is whole or empty, never half of
+			 * an earlier scope's: figures may be one update old. */
+			memcpy(&copy, e, sizeof(copy));
+		} else if (!seq_copy(&copy, e, sizeof(copy))) {
 			out->ntorn++;
 			continue;
 		}

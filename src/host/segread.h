@@ -81,7 +81,7 @@ struct mf_segread_slot {
 	enum mf_segread_liveness view;
 	struct mf_seg_slot slot;    /* counters and identity (scopes[] not included) */
 	uint32_t nscopes;           /* in-flight scopes copied to the caller's array */
-	uint32_t ntorn;             /* in-flight entries that stayed mid-update */
+	uint32_t ntorn;             /* a live writer's entries that stayed mid-update */
 	uint32_t ndropped;          /* in use but the caller's array was full */
 };
 

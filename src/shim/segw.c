@@ -332,6 +332,25 @@ int32_t mf_segw_scope_claim(void)
 	return -1;
 }
 
+/*
+ * A scope's name or id, written only when it changed and first byte last.
+ * A process may be killed in the middle of this (the OOM killer strikes on
+ * a page fault, and a segment page reclaimed under pressure faults on its
+ * next write): readers take a dead writer's entry as it is (segread.c),
+ * so it must hold the whole new text or an empty one, never the new text
+ * over the tail of the entry's previous scope. Unchanged text is not
+ * rewritten, so the updates of a scope's figures never touch it.
+ */
+static void put_text(char *dst, const char *src)
+{
+	if (memcmp(dst, src, MF_SEG_NAME_LEN) == 0)
+		return;
+	__atomic_store_n(&dst[0], '\0', __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memcpy(dst + 1, src + 1, MF_SEG_NAME_LEN - 1);
+	__atomic_store_n(&dst[0], src[0], __ATOMIC_RELEASE);
+}
+
 void mf_segw_scope_publish(int tid, const struct mf_scope *s, int depth)
 {
 	struct mf_seg_scope *e;
@@ -347,8 +366,8 @@ void mf_segw_scope_publish(int tid, const struct mf_scope *s, int depth)
 	e->outcome_flags = s->fig.failed != 0 ? MEMFENCE_OUTCOME_FAILED_ALLOC : 0;
 	e->start_ns = s->start_real;
 	e->fig = s->fig;
-	memcpy(e->name, s->name, sizeof(e->name));
-	memcpy(e->id, s->id, sizeof(e->id));
+	put_text(e->name, s->name);
+	put_text(e->id, s->id);
 	mf_seq_write_end(&e->seq, v);
 }
 
@@ -362,6 +381,10 @@ void mf_segw_scope_release(int32_t entry)
 	e = &mf_slot->scopes[entry];
 	v = mf_seq_write_begin(&e->seq);
 	e->tid = 0;
+	/* The next scope to claim the entry is listed before it publishes:
+	 * without an id meanwhile, not under this one's. */
+	__atomic_store_n(&e->id[0], '\0', __ATOMIC_RELAXED);
+	__atomic_store_n(&e->name[0], '\0', __ATOMIC_RELAXED);
 	mf_seq_write_end(&e->seq, v);
 	__atomic_store_n(&e->in_use, 0, __ATOMIC_RELEASE);
 }

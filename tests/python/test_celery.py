@@ -13,6 +13,7 @@ from celery import Celery
 
 import memfence
 import memfence.celery as mc
+from memfence import _tasks as mt
 from memfence import quarantine as mq
 
 logging.getLogger("memfence.celery").setLevel(logging.CRITICAL)
@@ -288,40 +289,11 @@ class CeleryTest(unittest.TestCase):
         self.assertEqual(app.tasks["t.ok"].apply(args=(1,), task_id="id-s").get()[0], 2)
         self.assertEqual(mc.counters["store_errors"], errors + 1)
 
-    def test_oom_counter_file_opened_once(self):
-        # Read as each task is accepted: the cgroup's file is found and
-        # opened once per process, then only read (one pread a task).
-        from unittest import mock
-        if mc._oom_kills() is None:
-            self.skipTest("no memory cgroup OOM-kill counter here")
-        self.assertGreaterEqual(mc._oom_fd, 0)
-        with mock.patch.object(mc, "_oom_counter_file",
-                               side_effect=AssertionError("looked for again")), \
-                mock.patch.object(mc.os, "open", side_effect=AssertionError("opened again")):
-            self.assertIsInstance(mc._oom_kills(), int)
-            self.assertIsInstance(mc._oom_kills(), int)
-
-    def test_oom_counter_looked_for_again_in_a_child(self):
-        if mc._oom_kills() is None:
-            self.skipTest("no memory cgroup OOM-kill counter here")
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: the parent's descriptor is not its own
-            ok = mc._oom_fd is None and isinstance(mc._oom_kills(), int)
-            os.write(w, b"1" if ok else b"0")
-            os._exit(0)
-        os.close(w)
-        try:
-            self.assertEqual(os.read(r, 1), b"1")
-        finally:
-            os.close(r)
-            os.waitpid(pid, 0)
-
     def test_cause_of_a_lost_worker(self):
         from billiard.exceptions import WorkerLostError
         e = WorkerLostError("Worker exited prematurely: signal 9 (SIGKILL) Job: 3.")
         self.assertEqual(mc._cause(e, None), "sigkill")
-        oom = mc._oom_kills()
+        oom = mt.oom_kills()
         if oom is not None:
             self.assertEqual(mc._cause(e, oom - 1), "oom_kill")
             self.assertEqual(mc._cause(e, oom), "sigkill")

@@ -116,6 +116,48 @@ static void test_torn_scopes(struct mf_segread *rw)
 	CHECK_EQ_U64(v.ndropped, 1);
 }
 
+/*
+ * A process killed in the middle of updating a scope entry (the OOM killer
+ * strikes on the page fault of a segment page reclaimed under pressure)
+ * leaves its sequence odd forever. Its slot is dead, so nothing changes
+ * the entry again: the scope is in flight at death and must be counted
+ * (a quarantine death), not dropped as torn, as it is while the writer
+ * lives. A death went unrecorded this way in tests/integration/celery_redis.sh.
+ */
+static void test_dead_mid_update(struct mf_segread *rw)
+{
+	struct mf_seg_slot *s = mf_seg_slot_at(rw->hdr, 2);
+	struct mf_seg_scope got[8];
+	struct mf_segread_slot v;
+
+	set_slot(rw, 2, MF_SLOT_LIVE, gone_pid(), 5);
+	memset(s->scopes, 0, 2 * sizeof(s->scopes[0]));
+	s->scopes[0].in_use = 1;
+	s->scopes[0].seq = 9;
+	s->scopes[0].peak = 300 << 20;
+	strcpy(s->scopes[0].name, "tasks.explode");
+	strcpy(s->scopes[0].id, "poison-1");
+	/* a stable entry beside it */
+	s->scopes[1].in_use = 1;
+	s->scopes[1].seq = 4;
+	strcpy(s->scopes[1].id, "ok-1");
+
+	CHECK(mf_segread_slot(rw, 2, &v, got, 8) == 0);
+	CHECK(v.view == MF_SLOT_VIEW_DEAD);
+	CHECK_EQ_U64(v.nscopes, 2);
+	CHECK_EQ_U64(v.ntorn, 0);
+	CHECK_STR(got[0].id, "poison-1");
+	CHECK_STR(got[0].name, "tasks.explode");
+	CHECK_EQ_U64(got[0].peak, 300 << 20);
+	CHECK_STR(got[1].id, "ok-1");
+	/* the same in a slot a reader has found dead */
+	set_slot(rw, 2, MF_SLOT_DEAD, s->pid, 5);
+	CHECK(mf_segread_slot(rw, 2, &v, got, 8) == 0);
+	CHECK(v.view == MF_SLOT_VIEW_DEAD);
+	CHECK_EQ_U64(v.nscopes, 2);
+	CHECK_STR(got[0].id, "poison-1");
+}
+
 static void put_record(struct mf_segread *rw, uint64_t idx, uint64_t seq, uint64_t net)
 {
 	struct mf_seg_record *rec = mf_seg_record_at(rw->hdr, idx);
@@ -188,6 +230,7 @@ int main(void)
 	CHECK(mf_segread_open(&ro, path, 0) == 0);
 	test_mark_read(&rw, &ro);
 	test_torn_scopes(&rw);
+	test_dead_mid_update(&rw);
 	test_ring(&rw);
 	CHECK_STR(mf_segread_view_name(MF_SLOT_VIEW_DEAD), "dead");
 	CHECK_STR(mf_segread_strerror(MF_SEGREAD_EFORMAT), "not a memfence stats segment of this version");
