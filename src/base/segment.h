@@ -317,6 +317,19 @@ struct mf_seg_slot *mf_seg_slot_at(const struct mf_seg_header *h, uint32_t i);
 struct mf_seg_record *mf_seg_record_at(const struct mf_seg_header *h, uint64_t index);
 
 /*
+ * A slot never claimed: FREE with generation 0. Slots are claimed lowest
+ * first and never return to FREE (src/shim/segw.c), so no slot after it
+ * has been claimed either, save since this load, as if a moment later.
+ * Readers stop there: a short run uses a few slots, and the pages of the
+ * others stay untouched. Such a slot is all zero.
+ */
+static inline int mf_seg_slot_never_used(const struct mf_seg_slot *s)
+{
+	return __atomic_load_n(&s->state, __ATOMIC_ACQUIRE) == MF_SLOT_FREE &&
+	       __atomic_load_n(&s->generation, __ATOMIC_RELAXED) == 0;
+}
+
+/*
  * The seqlock of a scope entry, a ring record and the container block, in
  * one place for its writers (the shim, the supervisor) and its readers.
  * One writer per sequence, so the writer needs no atomic read-modify-write.

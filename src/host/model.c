@@ -62,11 +62,16 @@ uint64_t mf_dist_quantile(const struct mf_dist *d, double q)
 
 /* ---- names ---- */
 
+void mf_model_init_zeroed(struct mf_model *m, uint64_t window_s)
+{
+	m->version = MF_MODEL_VERSION;
+	m->window_s = window_s ? window_s : MF_MODEL_WINDOW_S;
+}
+
 void mf_model_init(struct mf_model *m, uint64_t window_s)
 {
 	memset(m, 0, sizeof(*m));
-	m->version = MF_MODEL_VERSION;
-	m->window_s = window_s ? window_s : MF_MODEL_WINDOW_S;
+	mf_model_init_zeroed(m, window_s);
 }
 
 const struct mf_model_name *mf_model_find(const struct mf_model *m, const char *name)

@@ -175,6 +175,9 @@ struct mf_model {
 #define MF_MODEL_WINDOW_S 10   /* default floor window */
 
 void mf_model_init(struct mf_model *m, uint64_t window_s);
+/* The same for m known to be all zero (static storage never written): its
+ * pages, about 170 KiB, stay untouched until used. */
+void mf_model_init_zeroed(struct mf_model *m, uint64_t window_s);
 
 /* A scope ended: its name and id, peak and net bytes, whether an allocation
  * was refused in it, and when (unix seconds). A refused scope is also an

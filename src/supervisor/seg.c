@@ -80,6 +80,8 @@ void sup_seg_publish(struct sup_seg *s, uint64_t limit, uint64_t working_set,
 	for (uint32_t i = 0; i < h->nslots; i++) {
 		struct mf_seg_slot *sl = mf_seg_slot_at(h, i);
 
+		if (mf_seg_slot_never_used(sl))
+			break;
 		if (__atomic_load_n(&sl->state, __ATOMIC_ACQUIRE) != MF_SLOT_LIVE)
 			continue;
 		__atomic_store_n(&sl->sampled_live, __atomic_load_n(&sl->live, __ATOMIC_RELAXED),
@@ -192,6 +194,8 @@ void sup_seg_read(struct sup_seg *s, struct sup_state *st, int retire_dead,
 		const struct mf_seg_slot *c = &v.slot;
 		int alive;
 
+		if (mf_seg_slot_never_used(mf_seg_slot_at(s->r.hdr, i)))
+			break;
 		if (mf_segread_slot(&s->r, i, &v, scopes, MF_SEG_DEFAULT_SCOPES) != 0 ||
 		    v.view == MF_SLOT_VIEW_FREE || c->generation == 0)
 			continue;

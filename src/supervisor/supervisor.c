@@ -311,8 +311,14 @@ int sup_run(const struct sup_config *cfg)
 	struct sup_http *http = NULL;
 	char err[512];
 	int code = 0;
+	static int ran;
 
-	memset(s, 0, sizeof(*s));
+	/* Static storage is zero at the first run: writing it whole would
+	 * fault in every page of its tables before the program starts (and
+	 * copy them at the fork). */
+	if (ran)
+		memset(s, 0, sizeof(*s));
+	ran = 1;
 	s->cfg = *cfg;
 	s->sfd = s->tfd = s->lock_fd = -1;
 	s->seg.on_dead = sup_child_on_dead;
