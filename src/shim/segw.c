@@ -239,7 +239,11 @@ static struct mf_seg_slot *claim_slot(struct mf_seg_header *h)
 		__atomic_store_n(&s->pid, 0, __ATOMIC_RELAXED);
 		uint32_t gen = s->generation + 1;
 		size_t scopes_bytes = (size_t)h->slot_size - sizeof(*s);
-		memset((char *)s + sizeof(s->state), 0, sizeof(*s) - sizeof(s->state) + scopes_bytes);
+		/* A FREE slot was never claimed and is still zero: its scope
+		 * table's pages are left for the scopes to touch. */
+		if (st != MF_SLOT_FREE)
+			memset((char *)s + sizeof(s->state), 0,
+			       sizeof(*s) - sizeof(s->state) + scopes_bytes);
 		s->generation = gen;
 		s->ppid = getppid();
 		s->start_realtime_ns = mf_now_real();
@@ -262,6 +266,8 @@ static void retire_pre_exec(struct mf_seg_header *h)
 		struct mf_seg_slot *s = mf_seg_slot_at(h, i);
 		uint32_t live = MF_SLOT_LIVE;
 
+		if (mf_seg_slot_never_used(s))
+			break;
 		if (__atomic_load_n(&s->pid, __ATOMIC_ACQUIRE) == self)
 			__atomic_compare_exchange_n(&s->state, &live, MF_SLOT_EXITED, 0,
 						    __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
