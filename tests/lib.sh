@@ -214,6 +214,30 @@ mf_free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# mf_metric HOST:PORT NAME: the value of the series NAME (labels included,
+# exactly as printed) on the supervisor's /metrics; nothing if absent.
+mf_metric() {
+	curl -s --max-time 10 --retry 2 --retry-all-errors "http://$1/metrics" |
+		awk -v m="$2" '$1 == m { print $2 }'
+}
+
+# mf_metric_sum HOST:PORT NAME: the sum of every series of NAME, whatever
+# its labels (0 if none).
+mf_metric_sum() {
+	curl -s --max-time 10 --retry 2 --retry-all-errors "http://$1/metrics" |
+		awk -v m="$2" 'index($1, m) == 1 { n += $2 } END { print n + 0 }'
+}
+
+# mf_wait_gone PID TENTHS: wait up to TENTHS tenths of a second for PID to
+# end (gone, or a zombie not yet reaped by its parent).
+mf_wait_gone() {
+	local _
+	for _ in $(seq 1 "$2"); do
+		[ -d "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null || return 0
+		sleep 0.1
+	done
+}
+
 # mf_v2_boot SCRIPT: run SCRIPT inside a real cgroup v2 kernel (user-mode
 # Linux, tests/uml/run-in-v2), print what it printed, and fail on any of its
 # "FAIL:" lines or a non-zero status; skip where user-mode Linux cannot run.

@@ -13,7 +13,7 @@
 
 status() { curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$HP/status"; }
 sget() { status | "$PY" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-metric() { curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$HP/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { mf_metric "127.0.0.1:$HP" "$1"; }
 
 leak_run() {
 	local run=$1 r slope

@@ -44,7 +44,7 @@ out["failed"] = out["failed"][:10]
 print(json.dumps(out))
 PY
 
-metric() { curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$HP/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { mf_metric "127.0.0.1:$HP" "$1"; }
 
 one_run() {
 	local run=$1 port sup prog i leaker others out failures workers
@@ -70,10 +70,7 @@ one_run() {
 	"$PY" "$MF_TMP/client.py" "$port" "$MF_TMP/stop" >"$MF_TMP/out$run" &
 	local client=$!
 	MF_PIDS+=("$client")
-	for i in $(seq 1 450); do
-		[ -d "/proc/$leaker" ] && ! grep -q '^State:.*Z' "/proc/$leaker/status" 2>/dev/null || break
-		sleep 0.1
-	done
+	mf_wait_gone "$leaker" 450
 	# Served on for 3 s more by the new worker and the other one.
 	sleep 3
 	touch "$MF_TMP/stop"
@@ -91,8 +88,7 @@ one_run() {
 	! grep -q "not ready" <(curl -s "http://127.0.0.1:$HP/readyz") || fail "run $run: not ready"
 	"$PY" -c 'import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if not d["failed"] and d["ok"] > 50 else 1)' "$out" ||
 		fail "run $run: calls failed or too few: $out"
-	failures=$(curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$HP/metrics" |
-		awk '$1 ~ /^memfence_allocation_failures_total/ { n += $2 } END { print n + 0 }')
+	failures=$(mf_metric_sum "127.0.0.1:$HP" memfence_allocation_failures_total)
 	expect_eq "run $run: allocations refused" 0 "$failures"
 	expect_eq "run $run: OOM kills" 0 "$(mf_cgroup_oom_kills "$MF_CG")"
 	kill -TERM "$sup"

@@ -16,21 +16,9 @@
 cat >"$MF_TMP/client.py" <<'PY'
 """Call the server about 10 times a second for 45 s, each call only when
 /readyz answered 200 just before. Print one JSON line."""
-import json, sys, time, urllib.request, urllib.error
+import json, sys, time
+from httpget import get  # tests/integration/httpget.py
 app, sup = sys.argv[1], sys.argv[2]
-
-def get(url, timeout=5):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, ConnectionRefusedError):
-            return "refused", str(e)
-        return None, "%s: %s" % (type(e).__name__, e)
-    except Exception as e:
-        return None, "%s: %s" % (type(e).__name__, e)
 
 out = {"sent": 0, "ok": 0, "failed": [], "not_listening": 0, "unready_polls": 0,
        "reasons": [], "max_len": 0, "ok_after_first_recycle": 0}
@@ -62,7 +50,7 @@ while time.monotonic() < end:
 print(json.dumps(out))
 PY
 
-metric() { curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { mf_metric "127.0.0.1:$PORT" "$1"; }
 
 one_run() {
 	local run=$1 out field failures
@@ -74,14 +62,13 @@ one_run() {
 		-- $PY "$MF_ROOT_DIR/tests/integration/leaky_http.py" "$APP" 1 2>"$MF_TMP/err$run"
 	SUP=$MF_SPAWNED
 	for _ in $(seq 100); do curl -s --max-time 1 "http://127.0.0.1:$APP/" >/dev/null && break; sleep 0.1; done
-	out=$($PY "$MF_TMP/client.py" "$APP" "127.0.0.1:$PORT")
+	out=$(PYTHONPATH="$MF_ROOT_DIR/tests/integration" $PY "$MF_TMP/client.py" "$APP" "127.0.0.1:$PORT")
 	echo "run $run: $out"
 	field() { $PY -c 'import json,sys; print(json.loads(sys.argv[2])[sys.argv[1]])' "$1" "$out"; }
 	expect_eq "calls failed while ready (run $run)" "[]" "$(field failed)"
 	[ "$(metric 'memfence_recycles_total{reason="leak"}')" -ge 1 ] ||
 		fail "run $run: no recycle for the leak: $(cat "$MF_TMP/err$run")"
-	failures=$(curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$PORT/metrics" |
-		awk '$1 ~ /^memfence_allocation_failures_total/ { n += $2 } END { print n + 0 }')
+	failures=$(mf_metric_sum "127.0.0.1:$PORT" memfence_allocation_failures_total)
 	expect_eq "allocations refused (run $run)" 0 "$failures"
 	expect_eq "OOM kills (run $run)" 0 "$(mf_cgroup_oom_kills "$MF_CG")"
 	[ "$(field ok_after_first_recycle)" -ge 20 ] ||

@@ -17,21 +17,9 @@ cat >"$MF_TMP/client.py" <<'PY'
 """Call the server about 10 times a second for SECONDS, each call only when
 /readyz answered 200 just before; stop at the first unready answer when
 asked to (phase 2). Print one JSON line."""
-import json, sys, time, urllib.request, urllib.error
+import json, sys, time
+from httpget import get  # tests/integration/httpget.py
 app, sup, seconds, stop_unready = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
-
-def get(url, timeout=5):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except urllib.error.URLError as e:
-        if isinstance(e.reason, ConnectionRefusedError):
-            return "refused", str(e)
-        return None, "%s: %s" % (type(e).__name__, e)
-    except Exception as e:
-        return None, "%s: %s" % (type(e).__name__, e)
 
 out = {"sent": 0, "ok": 0, "failed": [], "not_listening": 0, "reasons": [],
        "ok_before_first_stall": 0, "ok_after_first_stall": 0, "stalls": []}
@@ -68,7 +56,7 @@ while time.monotonic() < end:
 print(json.dumps(out))
 PY
 
-metric() { curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
+metric() { mf_metric "127.0.0.1:$PORT" "$1"; }
 start_server() { # RUN ARGS...: the server under memfence run in a fresh 256 MiB cgroup
 	local run=$1
 	shift
@@ -87,7 +75,7 @@ field() { $PY -c 'import json,sys; print(json.loads(sys.argv[2])[sys.argv[1]])' 
 PORT=$(mf_free_port)
 APP=$(mf_free_port)
 start_server 1 --restart always --ready-tcp "$APP"
-out=$($PY "$MF_TMP/client.py" "$APP" "127.0.0.1:$PORT" "${MF_STUCK_SECONDS:-125}" 0)
+out=$(PYTHONPATH="$MF_ROOT_DIR/tests/integration" $PY "$MF_TMP/client.py" "$APP" "127.0.0.1:$PORT" "${MF_STUCK_SECONDS:-125}" 0)
 echo "phase 1: $out"
 echo "phase 1: stall lengths (s): $(field stalls)"
 expect_eq "calls failed while ready" "[]" "$(field failed)"
@@ -104,8 +92,7 @@ expect_match "readiness while recycling" \
 grep -q "memfence: recycling the program [0-9]* (stuck: not ready for" "$MF_TMP/err1" ||
 	fail "the recycle is not logged: $(cat "$MF_TMP/err1")"
 grep -q "memfence: the program serves after" "$MF_TMP/err1" || fail "serving not logged: $(cat "$MF_TMP/err1")"
-failures=$(curl -s --max-time 10 --retry 2 --retry-all-errors "http://127.0.0.1:$PORT/metrics" |
-	awk '$1 ~ /^memfence_allocation_failures_total/ { n += $2 } END { print n + 0 }')
+failures=$(mf_metric_sum "127.0.0.1:$PORT" memfence_allocation_failures_total)
 expect_eq "allocations refused" 0 "$failures"
 expect_eq "OOM kills" 0 "$(mf_cgroup_oom_kills "$MF_CG")"
 ! ls "$MF_TMP/r1"/*.json >/dev/null 2>&1 || fail "a post-mortem was written for a recycle"
@@ -116,7 +103,7 @@ wait "$SUP"
 PORT=$(mf_free_port)
 APP=$(mf_free_port)
 start_server 2 --restart never
-out=$($PY "$MF_TMP/client.py" "$APP" "127.0.0.1:$PORT" 60 1)
+out=$(PYTHONPATH="$MF_ROOT_DIR/tests/integration" $PY "$MF_TMP/client.py" "$APP" "127.0.0.1:$PORT" 60 1)
 echo "phase 2: $out"
 expect_match "readiness at the budget" "not ready: process [0-9]+ at its budget" "$(field reasons)"
 live=

@@ -17,17 +17,9 @@ APP=$(mf_free_port)
 cat >"$MF_TMP/client.py" <<'PY'
 """Call the server 10 times a second for at most 60 s; after every answer,
 ask /readyz and /livez. Print one JSON line."""
-import json, sys, time, urllib.request, urllib.error
+import json, sys, time
+from httpget import get  # tests/integration/httpget.py
 app, sup = sys.argv[1], sys.argv[2]
-
-def get(url, timeout=5):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except Exception as e:
-        return None, "%s: %s" % (type(e).__name__, e)
 
 out = {"calls": 0, "first_refused": None, "ready_after_first_refused": None,
        "first_unready": None, "ready_reason": None, "live_fail_s": None, "live_reason": None}
@@ -60,7 +52,7 @@ SUP=$MF_SPAWNED
 for _ in $(seq 100); do curl -s --max-time 1 "http://127.0.0.1:$APP/" >/dev/null && break; sleep 0.1; done
 expect_eq "/readyz at the start" 200 "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$PORT/readyz")"
 
-out=$($PY "$MF_TMP/client.py" "$APP" "127.0.0.1:$PORT")
+out=$(PYTHONPATH="$MF_ROOT_DIR/tests/integration" $PY "$MF_TMP/client.py" "$APP" "127.0.0.1:$PORT")
 echo "$out"
 field() { $PY -c 'import json,sys; print(json.loads(sys.argv[2])[sys.argv[1]])' "$1" "$out"; }
 [ "$(field first_refused)" != None ] || fail "no call was refused in 60 s: $out"
