@@ -19,7 +19,7 @@ struct sup_state;
  * fail readiness after it (ready, ready_reason). */
 struct sup_health_view {
 	int ready, live;
-	char ready_reason[160], live_reason[160];
+	char ready_reason[256], live_reason[160];
 	uint64_t need;               /* a typical request's, configured or learned */
 	int need_learned;
 	uint32_t window_ended, window_failed;

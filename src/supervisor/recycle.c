@@ -184,6 +184,10 @@ void sup_recycle_started(struct sup *s)
 	struct sup_recycle *rc = &s->rc;
 	uint64_t now = sup_now_ms();
 
+	/* Readiness keeps saying why until the new program serves
+	 * (serving.c): the gap is the recycle's, and a probe that lands in it
+	 * should learn so. */
+	s->st.recycle.restarting = rc->phase != RC_IDLE && rc->whole;
 	if (rc->phase != RC_IDLE) {
 		fprintf(stderr, "memfence: recycle: the program started again after %.1fs\n",
 			(double)(now - rc->since_ms) / 1000.0);
@@ -391,12 +395,9 @@ void sup_recycle_tick(struct sup *s, uint64_t now_ms)
 		return;
 	age = now_ms - rc->since_ms;
 	if (rc->whole) {
-		/* Between its end and its new start the rules say "not running". */
-		if (st->child_up) {
-			st->health.ready = 0;
-			snprintf(st->health.ready_reason, sizeof(st->health.ready_reason), "not ready: recycling: %.130s",
-				 st->recycle.reason);
-		}
+		st->health.ready = 0;
+		snprintf(st->health.ready_reason, sizeof(st->health.ready_reason), "not ready: recycling: %.190s%s",
+			 st->recycle.reason, st->child_up ? "" : "; the program ended and starts again");
 		if (!st->child_up)
 			return;    /* the loop starts it again */
 	} else if (gone(rc->pid)) {

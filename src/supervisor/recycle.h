@@ -35,6 +35,7 @@ struct sup_recycle_view {
 	int whole;                   /* ...of the whole program (readiness fails) */
 	int32_t pid;
 	char reason[200];            /* of the one under way, else the last */
+	int restarting;              /* the program was recycled and does not serve again yet */
 	uint64_t count[SUP_RECYCLE_NREASONS];
 	uint64_t threshold_s;        /* --recycle-before with this run's jitter */
 };

@@ -287,18 +287,25 @@ void sup_serving_tick(struct sup *s, uint64_t now_ms)
 	}
 	if (said == 1 || (s->cfg.ready_tcp.on && tcp_accepts(&s->cfg.ready_tcp))) {
 		st->serving = st->serving_gate_open = 1;
+		st->recycle.restarting = 0;
 		fprintf(stderr, "memfence: the program serves after %.1fs%s%s\n",
 			(double)(now_ms - s->child_start_ms) / 1000.0, st->serving_said[0] ? ": " : "",
 			st->serving_said);
 		return;
 	}
 	st->serving_gate_open = !s->cfg.ready_tcp.on && !s->serving_used;
-	if (st->serving_gate_open)
+	if (st->serving_gate_open) {
+		st->recycle.restarting = 0;
 		return;    /* nothing says what serving is: memory only */
+	}
 	if (!st->health.ready)
 		return;    /* the memory rules' reason comes first */
 	st->health.ready = 0;
-	if (s->cfg.ready_tcp.on && !st->serving_said[0])
+	if (st->recycle.restarting)
+		snprintf(st->health.ready_reason, sizeof(st->health.ready_reason),
+			 "not ready: recycling: %.150s; started again %.1fs ago, not serving yet",
+			 st->recycle.reason, (double)(now_ms - s->child_start_ms) / 1000.0);
+	else if (s->cfg.ready_tcp.on && !st->serving_said[0])
 		snprintf(st->health.ready_reason, sizeof(st->health.ready_reason),
 			 "not ready: not serving yet: port %u accepts no connection (started %.1fs ago)",
 			 (unsigned)ntohs(s->cfg.ready_tcp.addr.sin_port),
