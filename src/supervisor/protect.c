@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include "base/size.h"
 #include "host/msg.h"
 #include "supervisor/supervisor.h"
 
@@ -24,7 +26,7 @@ static void oom_protect(struct sup *s)
 	if (fd < 0) {
 		snprintf(s->st.oom_adj_note, sizeof(s->st.oom_adj_note),
 			 "cannot open /proc/self/oom_score_adj: %s", strerror(errno));
-		goto out;
+		return;
 	}
 	n = (int)read(fd, buf, sizeof(buf) - 1);
 	if (n > 0) {
@@ -37,7 +39,7 @@ static void oom_protect(struct sup *s)
 			 "may take the supervisor too",
 			 strerror(errno));
 		close(fd);
-		goto out;
+		return;
 	}
 	n = (int)pread(fd, buf, sizeof(buf) - 1, 0);
 	close(fd);
@@ -49,21 +51,44 @@ static void oom_protect(struct sup *s)
 	snprintf(s->st.oom_adj_note, sizeof(s->st.oom_adj_note), "%s",
 		 got ? "oom_score_adj -1000 held: the kernel OOM killer spares the supervisor"
 		     : "oom_score_adj -1000 did not hold");
-out:
-	if (!s->st.oom_adj_held)
-		mf_warn("%s", s->st.oom_adj_note);
+}
+
+/* Why mlockall() failed, and what it would take, for the one line below.
+ * What a large enough RLIMIT_MEMLOCK is depends on what is mapped by then
+ * (the HTTP server's library and thread come later): docs/supervisor.md. */
+static void lock_note(int err, char *buf, size_t len)
+{
+	char limit[32] = "unlimited";
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		mf_size_format((uint64_t)rl.rlim_cur, limit, sizeof(limit));
+	snprintf(buf, len,
+		 "memory not locked (%s; needs CAP_IPC_LOCK or a larger RLIMIT_MEMLOCK, it is %s): "
+		 "probes may answer late while the program presses on the limit",
+		 strerror(err), limit);
 }
 
 void sup_protect(struct sup *s)
 {
+	char lock[200] = "";
+
 	oom_protect(s);
 	/* The supervisor shares the program's memory cgroup: when the program
 	 * sits at the limit, the kernel reclaims from everyone in it, and a
 	 * probe that has to fault the supervisor's code back in answers late.
 	 * Locking what is mapped now (threads and arenas exist by here) keeps
 	 * it resident; it needs CAP_IPC_LOCK or a large enough
-	 * RLIMIT_MEMLOCK, and is only an improvement: no warning without. */
+	 * RLIMIT_MEMLOCK. */
 	s->st.memory_locked = mlockall(MCL_CURRENT | MCL_ONFAULT) == 0;
+	if (!s->st.memory_locked)
+		lock_note(errno, lock, sizeof(lock));
+	/* Both are optional (a Pod Security "restricted" pod grants neither):
+	 * one line says what is off, and the run goes on. */
+	if (!s->st.oom_adj_held || !s->st.memory_locked)
+		mf_warn("%s%s%s; the rest needs no capability",
+			s->st.oom_adj_held ? "" : s->st.oom_adj_note,
+			!s->st.oom_adj_held && lock[0] ? "; " : "", lock);
 }
 
 void sup_protect_relock(const struct sup *s)
