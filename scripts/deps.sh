@@ -33,8 +33,9 @@ set -eu
 #                              tests/integration/fuzz.sh); gcc has no libFuzzer
 #   hyperfine heaptrack python3-numpy time       benchmarks (and python3-grpcio: the server;
 #                              python3-celery python3-redis redis-server: Celery throughput)
+#   python3-yaml               reads the Kubernetes example (tests/integration/manifest_restricted.sh)
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
-check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis python3-rq redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux chromium strace clang libclang-rt-14-dev)
+check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis python3-rq redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux chromium strace clang libclang-rt-14-dev python3-yaml)
 demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time python3-grpcio python3-protobuf python3-gunicorn python3-uvicorn python3-celery python3-redis redis-server)
 
