@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages a make target needs, when they are missing.
 #
-#   scripts/deps.sh build|check|demo|bench
+#   scripts/deps.sh build|check|demo|bench|runtime
+#   scripts/deps.sh --list LIST      print the packages of LIST, one a line
 #
 # Only Debian packages are installed (apt-get); nothing else is downloaded.
 # Not root, or no apt-get: print what is missing and go on, so the build
@@ -34,18 +35,30 @@ set -eu
 #   hyperfine heaptrack python3-numpy time       benchmarks (and python3-grpcio: the server;
 #                              python3-celery python3-redis redis-server: Celery throughput)
 #   python3-yaml               reads the Kubernetes example (tests/integration/manifest_restricted.sh)
+# What an installed memfence needs to run (the container image's last stage,
+# examples/model_server/Dockerfile; tests/integration/container_example.sh
+# checks it against the libraries the build links and loads):
+#   python3 python3-venv       the interpreter, and the virtual environment the wheel goes in
+#   libjansson4 zlib1g         linked by the command (and libjansson by the Python extension)
+#   libmicrohttpd12 libsqlite3-0 libhiredis0.14   loaded by soname when the HTTP server
+#                              or a quarantine store starts (src/host/dynlib.c)
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
 check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis python3-rq redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux chromium strace clang libclang-rt-14-dev python3-yaml)
 demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time python3-grpcio python3-protobuf python3-gunicorn python3-uvicorn python3-celery python3-redis redis-server)
+runtime=(python3 python3-venv libjansson4 zlib1g libmicrohttpd12 libsqlite3-0 libhiredis0.14)
 
+list=0
+[ "${1:-}" = --list ] && { list=1; shift; }
 case "${1:-}" in
 build) want=("${build[@]}") ;;
 check) want=("${check[@]}") ;;
 demo) want=("${demo[@]}") ;;
 bench) want=("${bench[@]}") ;;
-*) echo "usage: $0 build|check|demo|bench" >&2; exit 2 ;;
+runtime) want=("${runtime[@]}") ;;
+*) echo "usage: $0 [--list] build|check|demo|bench|runtime" >&2; exit 2 ;;
 esac
+[ "$list" = 1 ] && { printf '%s\n' "${want[@]}"; exit 0; }
 
 missing=()
 for p in "${want[@]}"; do
