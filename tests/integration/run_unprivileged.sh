@@ -5,7 +5,8 @@
 # RLIMIT_MEMLOCK 0 (a container runtime's default is small), and, where a
 # mount namespace can be made, the root filesystem read-only but for the
 # state directory (readOnlyRootFilesystem with an emptyDir; a write
-# anywhere else fails with EROFS). The memory cgroup is made by root and
+# anywhere else fails with EROFS) and the supervisor PID 1 of its own PID
+# namespace, as a container's entrypoint. The memory cgroup is made by root and
 # handed to that uid as a delegation does (chown).
 #
 # Everything that needs no capability must work: the limit found in the
@@ -45,13 +46,16 @@ else
 	echo "note: no read-only root here (no mount namespace, or $MF_TMP not on /): writes outside the state directory are not caught" >&2
 fi
 
-# unpriv CMD...: CMD in the cgroup, as above.
+# unpriv [--pid1] CMD...: CMD in the cgroup, as above; with --pid1 (where
+# namespaces can be made) as PID 1 of a PID namespace of its own, as a
+# container's entrypoint is.
 unpriv() {
 	local drop='echo $$ >"$1/cgroup.procs" && ulimit -l 0 && shift &&
 		exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
-			--bounding-set=-all --no-new-privs "$@"'
+			--bounding-set=-all --no-new-privs "$@"' pidns=()
+	[ "$1" = --pid1 ] && { shift; pidns=(-p -f --kill-child --mount-proc); }
 	if [ "$RO" = 1 ]; then
-		unshare -m --propagation private bash -c \
+		unshare -m --propagation private "${pidns[@]}" bash -c \
 			'mount --bind "$0" "$0" && mount -o remount,bind,ro / && '"$drop" "$SD" "$MF_CG" "$@"
 	else
 		bash -c "$drop" "$SD" "$MF_CG" "$@"
@@ -83,7 +87,7 @@ PY
 oom_before=$(mf_cgroup_oom_kills "$MF_CG")
 PORT=$(mf_free_port)
 H=127.0.0.1:$PORT
-unpriv "$MEMFENCE" run --http "$H" --state-dir "$SD" -- $PY "$MF_TMP/app.py" "$MF_TMP/go" \
+unpriv --pid1 "$MEMFENCE" run --http "$H" --state-dir "$SD" -- $PY "$MF_TMP/app.py" "$MF_TMP/go" \
 	>"$MF_TMP/app.out" 2>"$MF_TMP/app.err" &
 SUP=$!
 MF_PIDS+=("$SUP")
@@ -102,8 +106,8 @@ expect_eq "memfence_limit_bytes" $((256 << 20)) "$(mf_metric "$H" memfence_limit
 expect_eq "memfence_supervisor_oom_protected" 0 "$(mf_metric "$H" memfence_supervisor_oom_protected)"
 [ "$(mf_metric_sum "$H" memfence_allocation_failures_total)" -ge 1 ] || fail "no refusal counted in /metrics"
 curl -s --max-time 10 "http://$H/status" >"$MF_TMP/status.json" || fail "/status"
-expect_eq "/status: held, locked, in flight" "False False ['wait-1']" \
-	"$(jget "$MF_TMP/status.json" 'd["supervisor"]["oom_score_adj_held"], d["supervisor"]["memory_locked"], [s["id"] for s in d["in_flight"]]' | tr -d '(),')"
+expect_eq "/status: held, locked, PID 1, in flight" "False False $([ "$RO" = 1 ] && echo True || echo False) ['wait-1']" \
+	"$(jget "$MF_TMP/status.json" 'd["supervisor"]["oom_score_adj_held"], d["supervisor"]["memory_locked"], d["supervisor"]["pid1"], [s["id"] for s in d["in_flight"]]' | tr -d '(),')"
 unpriv "$MEMFENCE" stat --json "$SD/segment.seg" >"$MF_TMP/stat.json" 2>"$MF_TMP/stat.err" ||
 	fail "memfence stat as uid 65534: $(cat "$MF_TMP/stat.err")"
 grep -q '"wait-1"' "$MF_TMP/stat.json" || fail "memfence stat does not show the scope in flight: $(cat "$MF_TMP/stat.json")"
