@@ -209,6 +209,15 @@ mf_redis_start() {
 	fail "redis-server did not start: $(tail -n 5 "$MF_TMP/redis.log")"
 }
 
+# mf_need_setpriv: skip unless programs can be run here as uid 65534 with
+# setpriv (root, util-linux, and that uid can read the build).
+mf_need_setpriv() {
+	[ "$(id -u)" = 0 ] || skip "running a program as another uid needs root"
+	command -v setpriv >/dev/null || skip "no setpriv (util-linux)"
+	setpriv --reuid=65534 --regid=65534 --clear-groups test -r "$MF_BUILD/libmemfence.so" ||
+		skip "uid 65534 cannot read $MF_BUILD/libmemfence.so"
+}
+
 # A free loopback TCP port.
 mf_free_port() {
 	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
