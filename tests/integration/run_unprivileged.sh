@@ -11,9 +11,9 @@
 #
 # Everything that needs no capability must work: the limit found in the
 # cgroup, a too-big allocation refused as MemoryError with no OOM kill,
-# /livez /readyz /metrics /status, `memfence stat` on the segment, and
-# after a real OOM kill the post-mortem and the quarantine death in the
-# state directory. What needs one (oom_score_adj -1000: CAP_SYS_RESOURCE;
+# /livez /readyz /metrics /status, `memfence stat` on the segment, the
+# profiler's snapshot, and after a real OOM kill the post-mortem and the
+# quarantine death in the state directory. What needs one (oom_score_adj -1000: CAP_SYS_RESOURCE;
 # mlockall: CAP_IPC_LOCK) is told in one warning line, and the run goes on.
 . "$(dirname "$0")/../lib.sh"
 
@@ -84,7 +84,7 @@ PY
 oom_before=$(mf_cgroup_oom_kills "$MF_CG")
 PORT=$(mf_free_port)
 H=127.0.0.1:$PORT
-unpriv --pid1 "$MEMFENCE" run --http "$H" --state-dir "$SD" -- $PY "$MF_TMP/app.py" "$MF_TMP/go" \
+unpriv --pid1 "$MEMFENCE" run --http "$H" --state-dir "$SD" --profile -- $PY "$MF_TMP/app.py" "$MF_TMP/go" \
 	>"$MF_TMP/app.out" 2>"$MF_TMP/app.err" &
 SUP=$!
 MF_PIDS+=("$SUP")
@@ -113,6 +113,10 @@ for _ in $(seq 300); do kill -0 "$SUP" 2>/dev/null || break; sleep 0.1; done
 wait "$SUP"
 expect_eq "exit status ($(cat "$MF_TMP/app.err"))" 0 $?
 expect_eq "OOM kills" "$oom_before" "$(mf_cgroup_oom_kills "$MF_CG")"
+prof=$(ls "$SD"/reports/memfence-*.prof 2>/dev/null | head -n1)
+[ -f "$prof" ] || fail "no profile snapshot in $SD/reports: $(ls "$SD"/reports 2>&1)"
+unpriv "$MEMFENCE" profile report "$prof" >"$MF_TMP/prof.txt" 2>&1 ||
+	fail "memfence profile report as uid 65534: $(cat "$MF_TMP/prof.txt")"
 # One line says what is off, naming both capabilities; nothing else warns
 # (a write outside the state directory would).
 expect_eq "lines on stderr ($(cat "$MF_TMP/app.err"))" 1 "$(wc -l <"$MF_TMP/app.err")"
@@ -147,4 +151,4 @@ expect_eq "quarantine death" "1 oom_kill" "$(jget "$MF_TMP/q.json" '(lambda r: "
 # Everything the runs wrote is in the state directory, and theirs.
 others=$(find "$SD" -mindepth 1 ! -uid 65534)
 expect_eq "files of another owner in the state directory" "" "$others"
-echo "ok: read-only root $RO, refused as MemoryError, probes, stat, post-mortem, quarantine without capabilities"
+echo "ok: read-only root $RO, refused as MemoryError, probes, stat, profile, post-mortem, quarantine without capabilities"
