@@ -369,6 +369,8 @@ int sup_run(const struct sup_config *cfg)
 			code = MF_EXIT_FAILURE;
 			goto out_fds;
 		}
+		if (s->cfg.profile)
+			sup_http_profiles(http, s->cfg.report_dir);
 	}
 	sup_protect(s);
 	sup_model_start(&s->st, s->cfg.state_dir, s->cfg.report_dir, s->cfg.model_window_s);
