@@ -15,6 +15,7 @@ set -eu
 #   libsqlite3-dev             the embedded quarantine store
 #   libhiredis-dev             the shared quarantine store on Redis
 #   zlib1g-dev                 gzip of pprof profiles
+#   libcurl4-openssl-dev       run --profile-push (libcurl, loaded only by a push)
 #   python3-dev                the Python package's C extension
 #   python3-grpcio             gRPC interceptor, example server, tests
 #   gunicorn python3-gunicorn uvicorn python3-uvicorn   the HTTP example server and its tests
@@ -33,7 +34,7 @@ set -eu
 #                              tests/integration/fuzz.sh); gcc has no libFuzzer
 #   hyperfine heaptrack python3-numpy time       benchmarks (and python3-grpcio: the server;
 #                              python3-celery python3-redis redis-server: Celery throughput)
-build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
+build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev libcurl4-openssl-dev python3-dev)
 check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis python3-rq redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux chromium strace clang libclang-rt-14-dev)
 demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time python3-grpcio python3-protobuf python3-gunicorn python3-uvicorn python3-celery python3-redis redis-server)

@@ -38,9 +38,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "base/env.h"
 #include "host/dynlib.h"
-#include "host/file.h"
 #include "supervisor/http.h"
 #include "supervisor/metrics.h"
 #include "supervisor/pprof.h"
@@ -109,10 +107,7 @@ struct sup_http {
 	struct MHD_Daemon *d;
 	int fd;                 /* the listening socket, until the daemon owns it */
 	char addr[128];
-	char profile_dir[MF_PATH_MAX]; /* "" = no --profile: no profiles served */
-	int profiles_on;               /* the profiles' thread runs */
 };
-static struct sup_http *served;
 
 /* The connections open, as the daemon's one thread sees them (the accept
  * policy and the connection notifications run there: no lock). */
@@ -248,7 +243,7 @@ static enum MHD_Result pprof(struct MHD_Connection *c, const char *name, void **
 	else
 		return text(c, MHD_HTTP_NOT_FOUND,
 			    "not found: the profiles are /debug/pprof/heap and /debug/pprof/allocs");
-	if (!served || !served->profiles_on)
+	if (!sup_pprof_running())
 		return text(c, MHD_HTTP_NOT_FOUND,
 			    "no heap profiles: the program runs without --profile");
 	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_arg, &q);
@@ -521,8 +516,6 @@ struct sup_http *sup_http_listen(const char *addr, char *err, size_t errlen)
 		return NULL;
 	}
 	h.d = NULL;
-	h.profile_dir[0] = '\0';
-	h.profiles_on = 0;
 	snprintf(h.addr, sizeof(h.addr), "%s", addr);
 	/* As libmicrohttpd would make it: address reuse, IPv6 only on an IPv6
 	 * address, the system's backlog. */
@@ -550,22 +543,6 @@ int sup_http_serve(struct sup_http *h, char *err, size_t errlen)
 
 	if (mhd_load(err, errlen) < 0)
 		return -1;
-	if (h->profile_dir[0]) {
-		const char *sig = getenv("MEMFENCE_PROFILE_SIGNAL");
-		int on = 1;
-
-		/* The program's processes answer SIGUSR2 unless the user turned
-		 * the signal off (child.c sets it otherwise). */
-		if (sig && mf_env_bool(sig, &on) != 0)
-			on = 0;
-		if (sup_pprof_start(h->profile_dir, on) < 0) {
-			snprintf(err, errlen, "--profile: cannot start the profiles' thread: %s",
-				 strerror(errno));
-			return -1;
-		}
-		h->profiles_on = 1;
-	}
-	served = h;
 	memset(conns, 0, sizeof(conns));
 	h->d = MHD_start_daemon(flags, 0, admit, NULL, handler, NULL,
 				MHD_OPTION_LISTEN_SOCKET, h->fd,
@@ -576,9 +553,6 @@ int sup_http_serve(struct sup_http *h, char *err, size_t errlen)
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 				MHD_OPTION_END);
 	if (!h->d) {
-		if (h->profiles_on)
-			sup_pprof_stop();
-		h->profiles_on = 0;
 		snprintf(err, errlen, "--http %s: the HTTP server did not start", h->addr);
 		return -1;
 	}
@@ -586,17 +560,11 @@ int sup_http_serve(struct sup_http *h, char *err, size_t errlen)
 	return 0;
 }
 
-void sup_http_profiles(struct sup_http *h, const char *dir)
-{
-	snprintf(h->profile_dir, sizeof(h->profile_dir), "%s", dir);
-}
-
 void sup_http_stop(struct sup_http *h)
 {
 	/* Every suspended request answered first: libmicrohttpd refuses to
 	 * stop with one still suspended. */
-	if (h && h->profiles_on)
-		sup_pprof_stop();
+	sup_pprof_stop();
 	if (h && h->d)
 		MHD_stop_daemon(h->d);
 	if (h && h->fd >= 0)

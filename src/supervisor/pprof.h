@@ -13,6 +13,7 @@
 
 #include "profile/profile.h"
 #include "supervisor/state.h"
+#include "supervisor/sup.h"
 
 /* How long a request waits for fresh snapshots: past it, the newest
  * snapshot each process wrote is served with its age. docs/profiler.md
@@ -38,10 +39,18 @@ struct sup_pprof_job {
 	struct sup_pprof_job *next;
 };
 
-/* Start the profiles' thread for snapshots in dir; ask_signal: the
- * program's processes write a snapshot on SIGUSR2 (MEMFENCE_PROFILE_SIGNAL).
- * 0, or -1 with errno. */
-int sup_pprof_start(const char *dir, int ask_signal);
+/* A push's HTTP request ends within this, or is abandoned (and logged). */
+#define SUP_PPROF_PUSH_TIMEOUT_MS 10000
+
+/* Start the profiles' thread for the snapshots in dir, pushing them as
+ * push says. The program's processes are asked for snapshots by SIGUSR2
+ * unless MEMFENCE_PROFILE_SIGNAL turns it off. 0, or -1 with a message in
+ * err (libcurl missing for a push, no thread). */
+int sup_pprof_start(const char *dir, const struct sup_pprof_push *push, char *err, size_t errlen);
+/* Whether the thread runs (profiles are served). */
+int sup_pprof_running(void);
+/* The program's processes as st has them, for the next push. */
+void sup_pprof_procs(const struct sup_state *st);
 /* Queue job (answered at once with 503 when the thread is not running). */
 void sup_pprof_submit(struct sup_pprof_job *job);
 /* Answer what is queued (503) and end the thread. */
