@@ -405,7 +405,7 @@ int sup_run(const struct sup_config *cfg)
 			sup_protect_relock(s);
 		}
 		/* /debug/pprof and the push: from the program's first start. */
-		if (s->cfg.profile && !sup_pprof_running() &&
+		if (s->cfg.profile && (s->http || s->cfg.profile_push.url) && !sup_pprof_running() &&
 		    sup_pprof_start(s->cfg.report_dir, &s->cfg.profile_push, err, sizeof(err)) < 0) {
 			mf_err("%s", err);
 			kill(s->st.child_pid, SIGKILL);

@@ -91,4 +91,13 @@ for args in "--profile-push ftp://x" "--profile-push http://a<b" "--profile-push
 done
 "$MEMFENCE" run --http off --profile-push http://127.0.0.1:1 -- true 2>"$MF_TMP/err"
 expect_eq "push without --profile" 2 $?
+# Only a run that pushes loads libcurl.
+if command -v strace >/dev/null; then
+	strace -f -qq -e trace=openat -o "$MF_TMP/trace" "$MEMFENCE" run --http "127.0.0.1:$(mf_free_port)" --profile \
+		--report-dir "$R" -- true 2>/dev/null
+	grep -q libcurl "$MF_TMP/trace" && fail "a run without a push loaded libcurl: $(grep -m1 libcurl "$MF_TMP/trace")"
+	strace -f -qq -e trace=openat -o "$MF_TMP/trace" "$MEMFENCE" run --http off --profile \
+		--profile-push "http://127.0.0.1:$DEAD" --report-dir "$R" -- true 2>/dev/null
+	grep -q libcurl "$MF_TMP/trace" || fail "a run with a push did not load libcurl"
+fi
 echo "profile push: ok"
