@@ -53,17 +53,18 @@ CFLAGS_BASE := -std=gnu11 $(OPT) -Wall -Wextra -Wshadow -Wpointer-arith \
                -fPIC -D_GNU_SOURCE -Iinclude -Isrc $(SAN)
 CFLAGS     += $(CFLAGS_BASE) -DMF_VERSION='"$(VERSION)"' -DMF_PRELOADDIR='"$(PRELOADDIR)"'
 
-DEP_PKGS   := jansson libmicrohttpd sqlite3 hiredis zlib
+DEP_PKGS   := jansson libmicrohttpd sqlite3 hiredis zlib libcurl
 DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS    = $(shell $(PKG_CONFIG) --libs $(DEP_PKGS) 2>/dev/null)
 # The command loads libmicrohttpd when its HTTP server starts, and SQLite and
-# hiredis when it opens a quarantine store (src/host/dynlib.h), by the
+# hiredis when it opens a quarantine store, libcurl for --profile-push
+# (src/host/dynlib.h), by the
 # sonames of the libraries it was built against (src/host/dynlib.c).
-DLOPEN_PKGS := libmicrohttpd sqlite3 hiredis
+DLOPEN_PKGS := libmicrohttpd sqlite3 hiredis libcurl
 CLI_LIBS    = $(shell $(PKG_CONFIG) --libs $(filter-out $(DLOPEN_PKGS),$(DEP_PKGS)) 2>/dev/null)
 soname       = $(shell objdump -p "$$($(CC) -print-file-name=$(1).so)" 2>/dev/null | \
                 awk '$$1 == "SONAME" { print $$2 }')
-DYNLIB_DEFS := $(foreach l,MICROHTTPD:libmicrohttpd SQLITE:libsqlite3 HIREDIS:libhiredis,\
+DYNLIB_DEFS := $(foreach l,MICROHTTPD:libmicrohttpd SQLITE:libsqlite3 HIREDIS:libhiredis CURL:libcurl,\
                  $(if $(call soname,$(word 2,$(subst :, ,$(l)))),\
                    -DMF_$(word 1,$(subst :, ,$(l)))_SONAME='"$(call soname,$(word 2,$(subst :, ,$(l))))"'))
 

@@ -16,6 +16,7 @@ set -eu
 #   libsqlite3-dev             the embedded quarantine store
 #   libhiredis-dev             the shared quarantine store on Redis
 #   zlib1g-dev                 gzip of pprof profiles
+#   libcurl4-openssl-dev       run --profile-push (libcurl, loaded only by a push)
 #   python3-dev                the Python package's C extension
 #   python3-grpcio             gRPC interceptor, example server, tests
 #   gunicorn python3-gunicorn uvicorn python3-uvicorn   the HTTP example server and its tests
@@ -40,13 +41,13 @@ set -eu
 # checks it against the libraries the build links and loads):
 #   python3 python3-venv       the interpreter, and the virtual environment the wheel goes in
 #   libjansson4 zlib1g         linked by the command (and libjansson by the Python extension)
-#   libmicrohttpd12 libsqlite3-0 libhiredis0.14   loaded by soname when the HTTP server
+#   libmicrohttpd12 libsqlite3-0 libhiredis0.14 libcurl4   loaded by soname when the HTTP server
 #                              or a quarantine store starts (src/host/dynlib.c)
-build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev python3-dev)
+build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev libcurl4-openssl-dev python3-dev)
 check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis python3-rq redis-server procps python3-venv python3-setuptools python3-protobuf curl user-mode-linux chromium strace clang libclang-rt-14-dev python3-yaml)
 demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time python3-grpcio python3-protobuf python3-gunicorn python3-uvicorn python3-celery python3-redis redis-server)
-runtime=(python3 python3-venv libjansson4 zlib1g libmicrohttpd12 libsqlite3-0 libhiredis0.14)
+runtime=(python3 python3-venv libjansson4 zlib1g libmicrohttpd12 libsqlite3-0 libhiredis0.14 libcurl4)
 
 list=0
 [ "${1:-}" = --list ] && { list=1; shift; }

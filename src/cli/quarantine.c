@@ -29,6 +29,7 @@ enum {
 	OPT_QUARANTINE = MF_OPT_KEY_BASE,
 	OPT_STATE_DIR,
 	OPT_REDIS_TIMEOUT,
+	OPT_TTL,
 	OPT_JSON,
 	OPT_NAME,
 	OPT_CAUSE,
@@ -53,6 +54,9 @@ static const struct mf_option store_options[] = {
 	{.name = "redis-timeout", .key = OPT_REDIS_TIMEOUT, .has_arg = required_argument,
 	 .arg = "MS", .env = "MEMFENCE_REDIS_TIMEOUT", .shown = MF_STR(MF_QUARANTINE_TIMEOUT_DEFAULT),
 	 .help = "connect and command timeout"},
+	{.name = "quarantine-ttl", .key = OPT_TTL, .has_arg = required_argument,
+	 .arg = "DURATION|off", .env = MF_QUARANTINE_TTL_ENV, .def = MF_QUARANTINE_TTL_DEFAULT,
+	 .help = "a record expires this long after its last\ndeath"},
 	{.name = "json", .key = OPT_JSON, .help = "machine-readable output"},
 	{0},
 };
@@ -572,6 +576,7 @@ int mf_cmd_quarantine(int argc, char **argv)
 		case OPT_QUARANTINE: a.store = optarg; break;
 		case OPT_STATE_DIR: a.state_dir = optarg; break;
 		case OPT_REDIS_TIMEOUT: a.timeout = optarg; break;
+		case OPT_TTL: so.ttl = optarg; break;
 		case OPT_THRESHOLD: a.threshold = optarg; break;
 		case OPT_JSON: a.json = 1; break;
 		case OPT_NAME: a.name = optarg; break;
@@ -664,6 +669,7 @@ int mf_cmd_quarantine(int argc, char **argv)
 		so.timeout_ms = (int)v;
 	}
 	so.state_dir = a.state_dir;
+	so.ttl = mf_opt_value(qopt(OPT_TTL), so.ttl, who, sizeof(who));
 
 	if (mf_qstore_open(a.store, &so, &s, err, sizeof(err)) != 0) {
 		mf_err("%s", err);

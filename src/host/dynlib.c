@@ -17,11 +17,15 @@
 #ifndef MF_HIREDIS_SONAME
 #define MF_HIREDIS_SONAME "libhiredis.so.0.14"
 #endif
+#ifndef MF_CURL_SONAME
+#define MF_CURL_SONAME "libcurl.so.4"
+#endif
 
 static const char *const sonames[MF_DYNLIB_COUNT] = {
 	[MF_DYNLIB_MICROHTTPD] = MF_MICROHTTPD_SONAME,
 	[MF_DYNLIB_SQLITE] = MF_SQLITE_SONAME,
 	[MF_DYNLIB_HIREDIS] = MF_HIREDIS_SONAME,
+	[MF_DYNLIB_CURL] = MF_CURL_SONAME,
 };
 
 const char *mf_dynlib_soname(enum mf_dynlib lib)

@@ -22,6 +22,7 @@ enum mf_dynlib {
 	MF_DYNLIB_MICROHTTPD,   /* the HTTP server of `memfence run` */
 	MF_DYNLIB_SQLITE,       /* the quarantine store, and Redis' local copy */
 	MF_DYNLIB_HIREDIS,      /* a quarantine store on Redis */
+	MF_DYNLIB_CURL,         /* run --profile-push */
 	MF_DYNLIB_COUNT
 };
 

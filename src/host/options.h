@@ -44,7 +44,7 @@ struct mf_option {
 extern const struct mf_option mf_help_options[];
 
 /* What getopt_long needs, built from tables. */
-#define MF_OPTS_MAX 48
+#define MF_OPTS_MAX 64
 struct mf_opts {
 	struct option longopts[MF_OPTS_MAX + 1];
 	char shortopts[3 * MF_OPTS_MAX + 2];

@@ -100,6 +100,15 @@ extern const struct mf_profile_format mf_profile_formats[MF_FMT_COUNT];
 int mf_profile_write(const struct mf_profile *p, enum mf_prof_format fmt, enum mf_prof_view view,
 		     const char *scope, int top, FILE *out, char *err, size_t errlen);
 
+/* Go's heap profile of the n profiles ps merged, as /debug/pprof/heap and
+ * /debug/pprof/allocs serve it: the sample types alloc_objects, alloc_space
+ * (the allocated view), inuse_objects, inuse_space (the live view), each
+ * sample labelled with its process ("pid") and its scope ("scope", when it
+ * has one); default_view MF_VIEW_ALLOCATED makes alloc_space the default
+ * sample type, any other inuse_space. 0, or -1 (err set). */
+int mf_profile_write_heap(const struct mf_profile *ps, int n, enum mf_prof_view default_view,
+			  FILE *out, char *err, size_t errlen);
+
 /* Native symbol of a file offset in an ELF file ("" when unknown).
  * Returns 0 and copies the name, -1 if the file cannot be read. */
 int mf_elf_symbol(const char *path, uint64_t file_off, char *name, size_t len);

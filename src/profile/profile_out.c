@@ -486,66 +486,102 @@ static void value_type(struct buf *out, int field, struct strtab *st, const char
 	free(m.d);
 }
 
-static int write_pprof(const struct mf_profile *p, enum mf_prof_view v, const char *scope, int top,
-		       FILE *o, char *err, size_t errlen)
-{
-	struct buf pb = {0}, m = {0}, sub = {0};
-	struct strtab st = {0};
-	const char *kind = v == MF_VIEW_ALLOCATED ? "alloc" : "inuse";
-	char tn[32], sn[32];
-	int rc = 0;
-	(void)top;
+/* A pprof Profile under construction: its sample types first, then
+ * samples, then each profile's frames (pp_frames), then pp_finish. */
+struct pprof {
+	struct buf pb, m, sub;
+	struct strtab st;
+};
 
-	str_id(&st, "");
+static void pp_init(struct pprof *x)
+{
+	memset(x, 0, sizeof(*x));
+	str_id(&x->st, "");
+}
+
+/* "KIND_objects"/count and "KIND_space"/bytes, as Go names them. */
+static void pp_types(struct pprof *x, const char *kind)
+{
+	char tn[32], sn[32];
+
 	snprintf(tn, sizeof(tn), "%s_objects", kind);
 	snprintf(sn, sizeof(sn), "%s_space", kind);
-	value_type(&pb, 1, &st, tn, "count");
-	value_type(&pb, 1, &st, sn, "bytes");
-	for (int i = 0; i < p->nsites; i++) {
-		const struct mf_psite *s = &p->sites[i];
-		if (!site_in(p, s, scope) || s->bytes[v] < 0.5)
-			continue;
-		for (int k = s->nframes - 1; k >= 0; k--) /* leaf first */
-			varint(&sub, (uint64_t)s->frames[k] + 1);
-		f_msg(&m, 1, &sub);
-		varint(&sub, (uint64_t)llround(s->count[v]));
-		varint(&sub, (uint64_t)llround(s->bytes[v]));
-		f_msg(&m, 2, &sub);
-		if (p->scopes[s->scope][0] != '\0') {
-			struct buf lab = {0};
-			f_varint(&lab, 1, (uint64_t)str_id(&st, "scope"));
-			f_varint(&lab, 2, (uint64_t)str_id(&st, p->scopes[s->scope]));
-			f_msg(&m, 3, &lab);
-			free(lab.d);
-		}
-		f_msg(&pb, 2, &m);
-	}
-	/* one location and one function per frame, ids = index + 1 */
+	value_type(&x->pb, 1, &x->st, tn, "count");
+	value_type(&x->pb, 1, &x->st, sn, "bytes");
+}
+
+static void pp_label(struct pprof *x, const char *key, const char *str, int64_t num)
+{
+	struct buf lab = {0};
+
+	f_varint(&lab, 1, (uint64_t)str_id(&x->st, key));
+	if (str)
+		f_varint(&lab, 2, (uint64_t)str_id(&x->st, str));
+	else
+		f_varint(&lab, 3, (uint64_t)num);
+	f_msg(&x->m, 3, &lab);
+	free(lab.d);
+}
+
+/* One sample of site s of p, whose frames' location ids start after base;
+ * pid > 0 adds a pid label. */
+static void pp_sample(struct pprof *x, const struct mf_profile *p, const struct mf_psite *s,
+		      uint64_t base, const double *vals, int nv, long pid)
+{
+	for (int k = s->nframes - 1; k >= 0; k--) /* leaf first */
+		varint(&x->sub, base + (uint64_t)s->frames[k] + 1);
+	f_msg(&x->m, 1, &x->sub);
+	for (int i = 0; i < nv; i++)
+		varint(&x->sub, (uint64_t)llround(vals[i]));
+	f_msg(&x->m, 2, &x->sub);
+	if (p->scopes[s->scope][0] != '\0')
+		pp_label(x, "scope", p->scopes[s->scope], 0);
+	if (pid > 0)
+		pp_label(x, "pid", NULL, pid);
+	f_msg(&x->pb, 2, &x->m);
+}
+
+/* One location and one function per frame of p, ids = base + index + 1. */
+static void pp_frames(struct pprof *x, const struct mf_profile *p, uint64_t base)
+{
 	for (int i = 0; i < p->nframes; i++) {
 		const struct mf_pframe *f = &p->frames[i];
 		struct buf line = {0};
-		f_varint(&m, 1, (uint64_t)i + 1);
-		f_varint(&line, 1, (uint64_t)i + 1);
+		uint64_t id = base + (uint64_t)i + 1;
+
+		f_varint(&x->m, 1, id);
+		f_varint(&line, 1, id);
 		f_varint(&line, 2, (uint64_t)f->line);
-		f_msg(&m, 4, &line);
+		f_msg(&x->m, 4, &line);
 		free(line.d);
-		f_msg(&pb, 4, &m);
-		f_varint(&m, 1, (uint64_t)i + 1);
-		f_varint(&m, 2, (uint64_t)str_id(&st, f->python ? f->func : f->label));
-		f_varint(&m, 3, (uint64_t)str_id(&st, f->func));
-		f_varint(&m, 4, (uint64_t)str_id(&st, f->file));
-		f_msg(&pb, 5, &m);
+		f_msg(&x->pb, 4, &x->m);
+		f_varint(&x->m, 1, id);
+		f_varint(&x->m, 2, (uint64_t)str_id(&x->st, f->python ? f->func : f->label));
+		f_varint(&x->m, 3, (uint64_t)str_id(&x->st, f->func));
+		f_varint(&x->m, 4, (uint64_t)str_id(&x->st, f->file));
+		f_msg(&x->pb, 5, &x->m);
 	}
-	str_id(&st, "space");
-	str_id(&st, "bytes");
-	for (int i = 0; i < st.n; i++)
-		f_bytes(&pb, 6, st.s[i], strlen(st.s[i]));
-	f_varint(&pb, 9, p->time_ns);
-	value_type(&pb, 11, &st, "space", "bytes");
-	f_varint(&pb, 12, p->rate);
-	for (int i = 0; i < st.n; i++)
-		free(st.s[i]);
-	free(st.s);
+}
+
+/* The string table, time, period (space/bytes), the default sample type
+ * (NULL: none), and the whole gzip-compressed onto o. Frees x. */
+static int pp_finish(struct pprof *x, uint64_t time_ns, uint64_t rate, const char *default_type,
+		     FILE *o, char *err, size_t errlen)
+{
+	int rc = 0, def = default_type ? str_id(&x->st, default_type) : 0;
+
+	str_id(&x->st, "space");
+	str_id(&x->st, "bytes");
+	for (int i = 0; i < x->st.n; i++)
+		f_bytes(&x->pb, 6, x->st.s[i], strlen(x->st.s[i]));
+	f_varint(&x->pb, 9, time_ns);
+	value_type(&x->pb, 11, &x->st, "space", "bytes");
+	f_varint(&x->pb, 12, rate);
+	if (def)
+		f_varint(&x->pb, 14, (uint64_t)def);
+	for (int i = 0; i < x->st.n; i++)
+		free(x->st.s[i]);
+	free(x->st.s);
 
 	{
 		z_stream z;
@@ -557,8 +593,8 @@ static int write_pprof(const struct mf_profile *p, enum mf_prof_view v, const ch
 			rc = -1;
 			goto out;
 		}
-		z.next_in = pb.d;
-		z.avail_in = (uInt)pb.n;
+		z.next_in = x->pb.d;
+		z.avail_in = (uInt)x->pb.n;
 		int zr;
 		do {
 			z.next_out = out;
@@ -573,10 +609,65 @@ static int write_pprof(const struct mf_profile *p, enum mf_prof_view v, const ch
 		}
 	}
 out:
-	free(pb.d);
-	free(m.d);
-	free(sub.d);
+	free(x->pb.d);
+	free(x->m.d);
+	free(x->sub.d);
 	return rc;
+}
+
+static int write_pprof(const struct mf_profile *p, enum mf_prof_view v, const char *scope, int top,
+		       FILE *o, char *err, size_t errlen)
+{
+	struct pprof x;
+	(void)top;
+
+	pp_init(&x);
+	pp_types(&x, v == MF_VIEW_ALLOCATED ? "alloc" : "inuse");
+	for (int i = 0; i < p->nsites; i++) {
+		const struct mf_psite *s = &p->sites[i];
+		double vals[2] = {s->count[v], s->bytes[v]};
+
+		if (site_in(p, s, scope) && s->bytes[v] >= 0.5)
+			pp_sample(&x, p, s, 0, vals, 2, 0);
+	}
+	pp_frames(&x, p, 0);
+	return pp_finish(&x, p->time_ns, p->rate, NULL, o, err, errlen);
+}
+
+int mf_profile_write_heap(const struct mf_profile *ps, int n, enum mf_prof_view default_view,
+			  FILE *o, char *err, size_t errlen)
+{
+	struct pprof x;
+	uint64_t base = 0, time_ns = 0, rate = 0;
+
+	pp_init(&x);
+	pp_types(&x, "alloc");
+	pp_types(&x, "inuse");
+	for (int k = 0; k < n; k++) {
+		const struct mf_profile *p = &ps[k];
+
+		for (int i = 0; i < p->nsites; i++) {
+			const struct mf_psite *s = &p->sites[i];
+			double vals[4] = {s->count[MF_VIEW_ALLOCATED], s->bytes[MF_VIEW_ALLOCATED],
+					  s->count[MF_VIEW_LIVE], s->bytes[MF_VIEW_LIVE]};
+
+			if (vals[1] >= 0.5 || vals[3] >= 0.5)
+				pp_sample(&x, p, s, base, vals, 4, p->pid);
+		}
+		base += (uint64_t)p->nframes;
+		if (p->time_ns > time_ns)
+			time_ns = p->time_ns;
+		if (p->rate > rate)
+			rate = p->rate;
+	}
+	base = 0;
+	for (int k = 0; k < n; k++) {
+		pp_frames(&x, &ps[k], base);
+		base += (uint64_t)ps[k].nframes;
+	}
+	return pp_finish(&x, time_ns, rate,
+			 default_view == MF_VIEW_ALLOCATED ? "alloc_space" : "inuse_space", o, err,
+			 errlen);
 }
 
 #define MF_FMT_ROW(id, name, writer, clean) {name, writer, clean},

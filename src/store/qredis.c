@@ -485,6 +485,21 @@ int mf_qredis_sync_pending(struct mf_qstore *s)
 	}
 }
 
+int mf_qredis_expire(struct mf_qstore *s, const struct mf_quarantine_record *rec)
+{
+	char key[sizeof(MF_Q_KEY_RECORD) + MF_QUARANTINE_ID_MAX], at[24];
+	const char *av[] = {"PEXPIREAT", key, at};
+	redisReply *r;
+
+	snprintf(key, sizeof(key), MF_Q_KEY_RECORD "%s", rec->id);
+	snprintf(at, sizeof(at), "%" PRId64, rec->last_death_ms + s->ttl_ms);
+	r = rd_cmd(s, 3, av, NULL);
+	if (r == NULL)
+		return s->rc == NULL ? -EHOSTUNREACH : -EIO;
+	freeReplyObject(r);
+	return 0;
+}
+
 int mf_qredis_get(struct mf_qstore *s, const char *id, struct mf_quarantine_record *out)
 {
 	char key[sizeof(MF_Q_KEY_RECORD) + MF_QUARANTINE_ID_MAX];
@@ -517,8 +532,10 @@ int mf_qredis_list(struct mf_qstore *s, int (*fn)(const struct mf_quarantine_rec
 {
 	const char *av[] = {"SMEMBERS", MF_Q_KEY_INDEX};
 	struct mf_quarantine_record *recs = NULL;
+	const char **gone = NULL;
+	size_t *gone_len = NULL;
 	redisReply *ids, *r;
-	size_t n = 0;
+	size_t n = 0, ngone = 2;
 	int rc = 0;
 
 	ids = rd_cmd(s, 2, av, NULL);
@@ -527,7 +544,9 @@ int mf_qredis_list(struct mf_qstore *s, int (*fn)(const struct mf_quarantine_rec
 	if (ids->type != REDIS_REPLY_ARRAY)
 		goto out;
 	recs = calloc(ids->elements + 1, sizeof(*recs));
-	if (recs == NULL) {
+	gone = calloc(ids->elements + 2, sizeof(*gone));
+	gone_len = calloc(ids->elements + 2, sizeof(*gone_len));
+	if (recs == NULL || gone == NULL || gone_len == NULL) {
 		rc = -ENOMEM;
 		snprintf(s->err, sizeof(s->err), "out of memory listing %zu records", ids->elements);
 		goto out;
@@ -551,16 +570,32 @@ int mf_qredis_list(struct mf_qstore *s, int (*fn)(const struct mf_quarantine_rec
 			goto out;
 		}
 		r = vr;
-		/* A record cleared since SMEMBERS: skip it. */
+		/* A record cleared since SMEMBERS, or expired: skip it, and
+		 * drop its id from the index, which does not expire. */
 		if (rd_parse_record(r, ids->element[i]->str, &recs[n]) == 0)
 			n++;
+		else if (r->type == REDIS_REPLY_ARRAY && r->elements == 0) {
+			gone[ngone] = ids->element[i]->str;
+			gone_len[ngone++] = ids->element[i]->len;
+		}
 		freeReplyObject(r);
+	}
+	if (ngone > 2) {
+		gone[0] = "SREM";
+		gone[1] = MF_Q_KEY_INDEX;
+		gone_len[0] = 4;
+		gone_len[1] = strlen(MF_Q_KEY_INDEX);
+		r = rd_cmd(s, (int)ngone, gone, gone_len);
+		if (r != NULL)
+			freeReplyObject(r);
 	}
 	qsort(recs, n, sizeof(*recs), cmp_last_death);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = fn(&recs[i], arg);
 out:
 	free(recs);
+	free(gone);
+	free(gone_len);
 	freeReplyObject(ids);
 	return rc;
 }

@@ -511,6 +511,24 @@ void mf_qsql_forget_copy(struct mf_qstore *s, const char *id)
 	sqlite3_finalize(st);
 }
 
+void mf_qsql_expire(struct mf_qstore *s, int64_t cutoff_ms)
+{
+	static const char *const sqls[] = {"DELETE FROM quarantine WHERE last_death_ms < ?1",
+					   "DELETE FROM pending WHERE at_ms < ?1"};
+
+	/* A store that cannot be written now is pruned at a later write: the
+	 * readers skip expired records whatever is left. */
+	for (size_t i = 0; i < sizeof(sqls) / sizeof(sqls[0]); i++) {
+		sqlite3_stmt *st;
+
+		if (sqlite3_prepare_v2(s->db, sqls[i], -1, &st, NULL) != SQLITE_OK)
+			continue;
+		sqlite3_bind_int64(st, 1, cutoff_ms);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+	}
+}
+
 int mf_qsql_list(struct mf_qstore *s, int (*fn)(const struct mf_quarantine_record *, void *),
 		   void *arg)
 {

@@ -103,6 +103,7 @@ struct mf_qstore {
 	char user[128];
 	char pass[256];
 	int timeout_ms;
+	int64_t ttl_ms;       /* a record's life after its last death; 0 = forever */
 	redisContext *rc;
 
 	char err[PATH_MAX + 512];
@@ -143,6 +144,9 @@ int mf_qsql_delete(struct mf_qstore *s, const char *id, int *changed);
 /* Redis' local copy: bring a record up to what Redis said, or forget it. */
 void mf_qsql_refresh(struct mf_qstore *s, struct mf_quarantine_record *r);
 void mf_qsql_forget_copy(struct mf_qstore *s, const char *id);
+/* Delete the records whose last death is before cutoff_ms, and the
+ * pending deaths older than that. */
+void mf_qsql_expire(struct mf_qstore *s, int64_t cutoff_ms);
 int mf_qsql_list(struct mf_qstore *s, int (*fn)(const struct mf_quarantine_record *, void *),
 		 void *arg);
 uint64_t mf_qsql_column_figure(sqlite3_stmt *st, int i);
@@ -157,6 +161,8 @@ int mf_qredis_ready(struct mf_qstore *s);
 int mf_qredis_sync_pending(struct mf_qstore *s);
 int mf_qredis_record(struct mf_qstore *s, const struct mf_quarantine_death *d, const char *token,
 		     struct mf_quarantine_record *out);
+/* Let the key of r expire ttl_ms after r's last death. */
+int mf_qredis_expire(struct mf_qstore *s, const struct mf_quarantine_record *r);
 int mf_qredis_get(struct mf_qstore *s, const char *id, struct mf_quarantine_record *out);
 int mf_qredis_list(struct mf_qstore *s, int (*fn)(const struct mf_quarantine_record *, void *),
 		   void *arg);

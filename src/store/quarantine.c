@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "host/options.h"
 #include "store/qstore.h"
 
 /* ---- paths and specs ---- */
@@ -63,6 +64,26 @@ static int make_token(char *buf, size_t len)
 	return 0;
 }
 
+int mf_quarantine_ttl_parse(const char *s, int64_t *ms)
+{
+	uint64_t v;
+
+	if (strcmp(s, "off") == 0) {
+		*ms = 0;
+		return 0;
+	}
+	if (mf_duration_parse(s, &v) != 0 || v < 1000)
+		return -EINVAL;
+	*ms = (int64_t)v;
+	return 0;
+}
+
+/* Whether r has outlived the store's time to live. */
+static bool expired(const struct mf_qstore *s, const struct mf_quarantine_record *r)
+{
+	return s->ttl_ms > 0 && r->last_death_ms < now_ms() - s->ttl_ms;
+}
+
 /* The store spec names, into s (its kind, Redis' address, the file), without
  * touching it: 0, or -errno with the reason in err (bad spec: -EINVAL). */
 static int spec_parse(struct mf_qstore *s, const char *spec, const struct mf_qstore_opts *o,
@@ -74,7 +95,16 @@ static int spec_parse(struct mf_qstore *s, const char *spec, const struct mf_qst
 	const char *path = NULL;
 	int rc, n;
 
+	const char *ttl = o != NULL && o->ttl != NULL ? o->ttl : getenv(MF_QUARANTINE_TTL_ENV);
+
 	s->timeout_ms = (o != NULL && o->timeout_ms > 0) ? o->timeout_ms : MF_QUARANTINE_TIMEOUT_DEFAULT;
+	if (ttl == NULL || *ttl == '\0')
+		ttl = MF_QUARANTINE_TTL_DEFAULT;
+	if (mf_quarantine_ttl_parse(ttl, &s->ttl_ms) != 0) {
+		snprintf(err, errlen, "invalid quarantine time to live '%.40s' (%s, --quarantine-ttl): "
+			 "a duration of at least 1s (7d, 12h) or off", ttl, MF_QUARANTINE_TTL_ENV);
+		return -EINVAL;
+	}
 	if (spec == NULL || *spec == '\0') {
 		s->kind = Q_SQLITE;
 	} else if (strncmp(spec, "redis://", 8) == 0) {
@@ -138,6 +168,8 @@ int mf_qstore_open(const char *spec, const struct mf_qstore_opts *o, struct mf_q
 		snprintf(err, errlen, "%s", s->err);
 		goto fail;
 	}
+	if (s->ttl_ms > 0)
+		mf_qsql_expire(s, now_ms() - s->ttl_ms);
 	*out = s;
 	return 0;
 fail:
@@ -242,6 +274,9 @@ int mf_qstore_record(struct mf_qstore *s, const struct mf_quarantine_death *din,
 	}
 	if (d.at_ms <= 0)
 		d.at_ms = now_ms();
+	/* An expired record's deaths count no more: gone before this one. */
+	if (s->ttl_ms > 0)
+		mf_qsql_expire(s, now_ms() - s->ttl_ms);
 	if (s->kind == Q_SQLITE)
 		return mf_qsql_record(s, &d, NULL, out);
 
@@ -252,6 +287,8 @@ int mf_qstore_record(struct mf_qstore *s, const struct mf_quarantine_death *din,
 	rc = mf_qredis_ready(s);
 	if (rc == 0) {
 		rc = mf_qredis_record(s, &d, token, out);
+		if (rc == 0 && s->ttl_ms > 0)
+			mf_qredis_expire(s, out);
 		if (rc == 0) {
 			mf_qsql_refresh(s, out);
 			return 0;
@@ -266,11 +303,10 @@ int mf_qstore_record(struct mf_qstore *s, const struct mf_quarantine_death *din,
 	return rc == 0 ? 1 : rc;
 }
 
-int mf_qstore_get(struct mf_qstore *s, const char *id, struct mf_quarantine_record *out)
+static int get_record(struct mf_qstore *s, const char *id, struct mf_quarantine_record *out)
 {
 	int rc;
 
-	begin_op(s);
 	rc = check_id(s, id);
 	if (rc != 0)
 		return rc;
@@ -292,18 +328,47 @@ int mf_qstore_get(struct mf_qstore *s, const char *id, struct mf_quarantine_reco
 	return mf_qsql_get(s, id, out);
 }
 
-int mf_qstore_list(struct mf_qstore *s, int (*fn)(const struct mf_quarantine_record *, void *),
-		   void *arg)
+int mf_qstore_get(struct mf_qstore *s, const char *id, struct mf_quarantine_record *out)
 {
 	int rc;
 
 	begin_op(s);
+	rc = get_record(s, id, out);
+	/* Not deleted yet (the store was opened before it expired, or its
+	 * Redis key outlived the local clock by a moment): gone all the same. */
+	if (rc == 0 && expired(s, out)) {
+		snprintf(s->err, sizeof(s->err), "no quarantine record for id '%s' (expired)", id);
+		return -ENOENT;
+	}
+	return rc;
+}
+
+struct live_walk {
+	const struct mf_qstore *s;
+	int (*fn)(const struct mf_quarantine_record *r, void *arg);
+	void *arg;
+};
+
+static int live_only(const struct mf_quarantine_record *r, void *arg)
+{
+	struct live_walk *w = arg;
+
+	return expired(w->s, r) ? 0 : w->fn(r, w->arg);
+}
+
+int mf_qstore_list(struct mf_qstore *s, int (*fn)(const struct mf_quarantine_record *, void *),
+		   void *arg)
+{
+	struct live_walk w = {s, fn, arg};
+	int rc;
+
+	begin_op(s);
 	if (s->kind == Q_REDIS && mf_qredis_ready(s) == 0) {
-		rc = mf_qredis_list(s, fn, arg);
+		rc = mf_qredis_list(s, live_only, &w);
 		if (rc != -EHOSTUNREACH)
 			return rc;
 	}
-	return mf_qsql_list(s, fn, arg);
+	return mf_qsql_list(s, live_only, &w);
 }
 
 static int need_redis(struct mf_qstore *s, const char *what)
@@ -394,6 +459,8 @@ int mf_qstore_put(struct mf_qstore *s, const struct mf_quarantine_record *rin)
 		rc = need_redis(s, "imported");
 		if (rc == 0)
 			rc = mf_qredis_put(s, &r);
+		if (rc == 0 && s->ttl_ms > 0)
+			mf_qredis_expire(s, &r);
 		if (rc != 0)
 			return rc;
 	}

@@ -39,6 +39,11 @@
 #define MF_QUARANTINE_TIMEOUT_DEFAULT 1000 /* ms, Redis connect and command */
 #define MF_QUARANTINE_UNKNOWN UINT64_MAX   /* a memory figure nobody measured */
 #define MF_QUARANTINE_FILE "quarantine.db"
+/* A record expires this long after its last death (MEMFENCE_QUARANTINE_TTL,
+ * --quarantine-ttl): a task that killed workers a week ago may run again,
+ * and the store stays bounded by the deaths of one period. */
+#define MF_QUARANTINE_TTL_DEFAULT "7d"
+#define MF_QUARANTINE_TTL_ENV "MEMFENCE_QUARANTINE_TTL"
 #define MF_QUARANTINE_REDIS_PREFIX "memfence:q:"
 
 enum mf_quarantine_cause {
@@ -118,7 +123,15 @@ struct mf_qstore_opts {
 	const char *state_dir;  /* NULL = mf_quarantine_default_state_dir() */
 	const char *local_path; /* Redis' local copy; NULL = <state_dir>/quarantine.db */
 	int timeout_ms;         /* Redis connect and command timeout; 0 = default */
+	const char *ttl;        /* how long a record lives after its last death:
+				   a duration ("7d", "12h") or "off" (never
+				   expires); NULL = $MEMFENCE_QUARANTINE_TTL,
+				   else MF_QUARANTINE_TTL_DEFAULT */
 };
+
+/* A record's time to live, as opts.ttl takes it: milliseconds, or 0 for
+ * "off". 0, or -EINVAL (a duration of at least 1s, or off). */
+int mf_quarantine_ttl_parse(const char *s, int64_t *ms);
 
 /*
  * Open the store named by spec (NULL or "" = the default file). Creates the
@@ -174,7 +187,10 @@ json_t *mf_qstore_record_answer(const struct mf_qstore *s, const struct mf_quara
 int mf_qstore_record(struct mf_qstore *s, const struct mf_quarantine_death *d,
 		     struct mf_quarantine_record *out);
 
-/* The record of id: 0, -ENOENT when there is none, or -errno. */
+/* The record of id: 0, -ENOENT when there is none (or it expired), or
+ * -errno. Expired records are never returned, listed or counted on:
+ * SQLite deletes them when the store is opened and at each death
+ * recorded, Redis lets their keys expire (PEXPIREAT). */
 int mf_qstore_get(struct mf_qstore *s, const char *id, struct mf_quarantine_record *out);
 
 /* Call fn for every record, ordered by last death (newest first); a

@@ -40,6 +40,9 @@ const struct mf_option sup_options[] = {
 	 .arg = "STORE|off", .env = "MEMFENCE_QUARANTINE",
 	 .shown = "STATE_DIR/" MF_QUARANTINE_FILE,
 	 .help = "record deaths of scopes with an id here\n(sqlite:PATH, PATH, redis://...)"},
+	{.name = "quarantine-ttl", .key = SUP_OPT_QUARANTINE_TTL, .has_arg = required_argument,
+	 .arg = "DURATION|off", .env = MF_QUARANTINE_TTL_ENV, .def = MF_QUARANTINE_TTL_DEFAULT,
+	 .help = "a quarantine record expires this long after\nits last death"},
 	{.name = "request-need", .key = SUP_OPT_NEED, .has_arg = required_argument,
 	 .arg = "SIZE|PCT|auto", .env = "MEMFENCE_REQUEST_NEED", .def = "auto",
 	 .help = "headroom a request needs\n(auto: p95 of the scopes' peaks in the model)"},
@@ -108,6 +111,16 @@ const struct mf_option sup_options[] = {
 	{.name = "model-window", .key = SUP_OPT_MODEL_WINDOW, .has_arg = required_argument,
 	 .arg = "DURATION", .env = "MEMFENCE_MODEL_WINDOW", .def = MF_STR(MF_MODEL_WINDOW_S) "s",
 	 .help = "window of the live heap's floor in the model\n(leak slope, diagnose): 1s to 1h"},
+	{.name = "profile-push", .key = SUP_OPT_PROFILE_PUSH, .has_arg = required_argument,
+	 .arg = "URL|off", .env = "MEMFENCE_PROFILE_PUSH", .def = "off",
+	 .help = "with --profile: push the heap profile to this\n"
+		 "Pyroscope-compatible server (URL/ingest)"},
+	{.name = "profile-push-interval", .key = SUP_OPT_PROFILE_PUSH_INTERVAL,
+	 .has_arg = required_argument, .arg = "DURATION", .env = "MEMFENCE_PROFILE_PUSH_INTERVAL",
+	 .def = "60s", .help = "how often it is pushed: 1s to 1h"},
+	{.name = "profile-push-name", .key = SUP_OPT_PROFILE_PUSH_NAME, .has_arg = required_argument,
+	 .arg = "NAME", .env = "MEMFENCE_PROFILE_PUSH_NAME", .shown = "the program's file name",
+	 .help = "the application's name there\n(APP or APP{LABEL=VALUE,...})"},
 	{.name = "gate", .key = SUP_OPT_GATE, .has_arg = required_argument, .arg = "on|off",
 	 .env = "MEMFENCE_GATE", .def = "on",
 	 .help = "requests wait for the memory they need\n(docs/gate.md)"},
@@ -183,7 +196,24 @@ struct work {
 	int recycle_mode;          /* -1 auto, 0 off, 1 on */
 	struct sup_recycle_cfg recycle;
 	struct sup_ready_tcp ready_tcp;
+	struct sup_pprof_push push;
+	char push_name_buf[256];
 };
+
+/* What a push URL or name may hold: printable ASCII without spaces or
+ * quotes, so that it goes into a request line and a log line as it is. */
+static int push_text(const char *v, size_t max, const char *extra)
+{
+	size_t n = strlen(v);
+
+	if (n == 0 || n > max)
+		return -1;
+	for (const char *c = v; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+		      strchr(extra, *c)))
+			return -1;
+	return 0;
+}
 
 static int resolve_options(struct work *c, const struct mf_plan *plan)
 {
@@ -323,6 +353,47 @@ static int resolve_options(struct work *c, const struct mf_plan *plan)
 				c->quarantine = c->quarantine_buf;
 			}
 			break;
+		case SUP_OPT_PROFILE_PUSH:
+			if (strcmp(v, "off") == 0) {
+				c->push.url = NULL;
+				break;
+			}
+			if ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) ||
+			    push_text(v, 1000, ":/._-~%@[]+") != 0) {
+				mf_err("invalid %s '%.80s': an http:// or https:// URL of a Pyroscope-compatible "
+				       "server (its base, without /ingest or a query)", who, v);
+				return -1;
+			}
+			c->push.url = v;
+			break;
+		case SUP_OPT_PROFILE_PUSH_INTERVAL:
+			if (mf_duration_parse(v, &ms) < 0 || ms < 1000 || ms > 3600000) {
+				mf_err("invalid %s '%s': between 1s and 1h", who, v);
+				return -1;
+			}
+			c->push.interval_ms = ms;
+			break;
+		case SUP_OPT_PROFILE_PUSH_NAME:
+			if (push_text(v, 200, "._-{}=,") != 0) {
+				mf_err("invalid %s '%.80s': letters, digits and ._- (labels as {key=value,...})",
+				       who, v);
+				return -1;
+			}
+			c->push.name = v;
+			break;
+		case SUP_OPT_QUARANTINE_TTL: {
+			int64_t ttl;
+
+			if (mf_quarantine_ttl_parse(v, &ttl) != 0) {
+				mf_err("invalid %s '%s': a duration of at least 1s (7d, 12h) or off", who, v);
+				return -1;
+			}
+			/* Every process that opens the store (this one at a death,
+			 * the program's at each check) reads it there. */
+			if (c->val[o->key - SUP_OPT_FIRST] && setenv(o->env, v, 1) != 0)
+				goto bad;
+			break;
+		}
 		case SUP_OPT_NEED:
 			if (strcmp(v, "auto") == 0) {
 				c->health.need = 0;
@@ -502,6 +573,21 @@ int sup_config_resolve(struct sup_config *cfg, const struct sup_given *g,
 		mf_err("--profile needs accounting (drop --no-account)");
 		return -1;
 	}
+	if (c->push.url && !profile) {
+		mf_err("--profile-push needs --profile (the snapshots it pushes)");
+		return -1;
+	}
+	if (c->push.url && !c->push.name) {
+		/* The program's file name, in the characters a name may hold. */
+		const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+		size_t n = 0;
+
+		for (; *base && n < sizeof(c->push_name_buf) - 1; base++)
+			if (push_text((char[]){*base, 0}, 1, "._-") == 0)
+				c->push_name_buf[n++] = *base;
+		c->push_name_buf[n] = '\0';
+		c->push.name = n ? c->push_name_buf : "memfence";
+	}
 	*cfg = (struct sup_config){
 		.launch = *launch,
 		.plan = *plan,
@@ -521,6 +607,7 @@ int sup_config_resolve(struct sup_config *cfg, const struct sup_given *g,
 		.container_min = c->container_min,
 		.auto_python = auto_python,
 		.profile = profile,
+		.profile_push = c->push,
 		.gate = c->gate,
 		.recycle = c->recycle,
 	};

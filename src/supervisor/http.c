@@ -10,7 +10,10 @@
  * connection is closed), an idle timeout, and it polls every connection
  * from one epoll thread instead of a thread each. The handler only copies
  * the last published state under a mutex and formats it into a fixed
- * buffer: no request waits for the main loop.
+ * buffer: no request waits for the main loop. A heap profile
+ * (/debug/pprof/heap, /debug/pprof/allocs, with --profile) is taken on the
+ * profiles' thread (pprof.c) while its connection is suspended: the probes
+ * keep answering while the program writes its snapshots.
  *
  * Its connection limits alone let other clients shut the probes out: 16
  * idle connections from the prober's address refused every probe from it,
@@ -38,6 +41,7 @@
 #include "host/dynlib.h"
 #include "supervisor/http.h"
 #include "supervisor/metrics.h"
+#include "supervisor/pprof.h"
 #include "supervisor/state.h"
 
 /* libmicrohttpd is loaded when the server starts (host/dynlib.h: a run with
@@ -51,6 +55,9 @@ static struct {
 	__typeof__(MHD_queue_response) *queue_response;
 	__typeof__(MHD_destroy_response) *destroy_response;
 	__typeof__(MHD_get_connection_info) *get_connection_info;
+	__typeof__(MHD_get_connection_values) *get_connection_values;
+	__typeof__(MHD_suspend_connection) *suspend_connection;
+	__typeof__(MHD_resume_connection) *resume_connection;
 } mhd;
 #define MHD_start_daemon (*mhd.start_daemon)
 #define MHD_stop_daemon (*mhd.stop_daemon)
@@ -59,6 +66,9 @@ static struct {
 #define MHD_queue_response (*mhd.queue_response)
 #define MHD_destroy_response (*mhd.destroy_response)
 #define MHD_get_connection_info (*mhd.get_connection_info)
+#define MHD_get_connection_values (*mhd.get_connection_values)
+#define MHD_suspend_connection (*mhd.suspend_connection)
+#define MHD_resume_connection (*mhd.resume_connection)
 
 static int mhd_load(char *err, size_t errlen)
 {
@@ -70,6 +80,9 @@ static int mhd_load(char *err, size_t errlen)
 		{"MHD_queue_response", (void **)&mhd.queue_response},
 		{"MHD_destroy_response", (void **)&mhd.destroy_response},
 		{"MHD_get_connection_info", (void **)&mhd.get_connection_info},
+		{"MHD_get_connection_values", (void **)&mhd.get_connection_values},
+		{"MHD_suspend_connection", (void **)&mhd.suspend_connection},
+		{"MHD_resume_connection", (void **)&mhd.resume_connection},
 	};
 	char why[512];
 
@@ -147,12 +160,143 @@ static enum MHD_Result text(struct MHD_Connection *c, unsigned code, const char 
 		     n < (int)sizeof(line) ? (size_t)n : sizeof(line) - 1, MHD_RESPMEM_MUST_COPY);
 }
 
+/* ---- /debug/pprof ---- */
+
+struct query {
+	long pid;               /* 0 = every process */
+	char why[200];          /* "" = good */
+};
+
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct query *q = cls;
+	char k[48];
+	char *end;
+
+	(void)kind;
+	if (q->why[0])
+		return MHD_NO;
+	if (strcmp(key, "pid") != 0) {
+		sup_clean(k, sizeof(k), key);
+		snprintf(q->why, sizeof(q->why), "unknown query parameter '%s': only pid=N is taken", k);
+		return MHD_NO;
+	}
+	if (q->pid) {
+		snprintf(q->why, sizeof(q->why), "pid given twice");
+		return MHD_NO;
+	}
+	/* Digits only, within a pid's range: strtol would take " 1", "+1". */
+	if (!value || !*value || strlen(value) > 10 || strspn(value, "0123456789") != strlen(value) ||
+	    (q->pid = strtol(value, &end, 10)) <= 0 || q->pid > INT32_MAX) {
+		sup_clean(k, sizeof(k), value ? value : "");
+		snprintf(q->why, sizeof(q->why), "pid '%s' is not a process id", k);
+		q->pid = 0;
+		return MHD_NO;
+	}
+	return MHD_YES;
+}
+
+static void pprof_done(struct sup_pprof_job *j)
+{
+	MHD_resume_connection(j->ctx);
+}
+
+/* The answer of a resumed request; the job is freed when the request
+ * completes (completed()), whether or not the client waited for it. */
+static enum MHD_Result pprof_reply(struct MHD_Connection *c, struct sup_pprof_job *j)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	char age[32];
+
+	if (j->code != 200 || !j->body)
+		return reply(c, j->code ? j->code : MHD_HTTP_INTERNAL_SERVER_ERROR,
+			     "text/plain; charset=utf-8", j->body ? j->body : "",
+			     j->body ? j->body_len : 0, MHD_RESPMEM_MUST_COPY);
+	r = MHD_create_response_from_buffer(j->body_len, j->body, MHD_RESPMEM_MUST_FREE);
+	if (!r)
+		return MHD_NO;
+	j->body = NULL;
+	snprintf(age, sizeof(age), "%llu", (unsigned long long)j->age_s);
+	MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+	MHD_add_response_header(r, "Content-Disposition",
+				j->view == MF_VIEW_ALLOCATED ? "attachment; filename=\"allocs\""
+							     : "attachment; filename=\"heap\"");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Memfence-Snapshot-Age", age);
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result pprof(struct MHD_Connection *c, const char *name, void **con_cls)
+{
+	struct query q = {0};
+	struct sup_pprof_job *j;
+	enum mf_prof_view v;
+
+	if (strcmp(name, "heap") == 0)
+		v = MF_VIEW_LIVE;
+	else if (strcmp(name, "allocs") == 0)
+		v = MF_VIEW_ALLOCATED;
+	else
+		return text(c, MHD_HTTP_NOT_FOUND,
+			    "not found: the profiles are /debug/pprof/heap and /debug/pprof/allocs");
+	if (!sup_pprof_running())
+		return text(c, MHD_HTTP_NOT_FOUND,
+			    "no heap profiles: the program runs without --profile");
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, query_arg, &q);
+	if (q.why[0])
+		return text(c, MHD_HTTP_BAD_REQUEST, q.why);
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+	for (uint32_t i = 0; i < view.nprocs && i < SUP_MAX_PROCS; i++) {
+		const struct sup_proc *p = &view.procs[i];
+
+		if (q.pid ? p->pid != q.pid : !p->alive)
+			continue;
+		j->pids[j->npids] = p->pid;
+		j->alive[j->npids++] = p->alive;
+	}
+	if (q.pid && !j->npids) {
+		char why[96];
+
+		free(j);
+		snprintf(why, sizeof(why), "pid %ld is not a process of the program", q.pid);
+		return text(c, MHD_HTTP_BAD_REQUEST, why);
+	}
+	j->view = v;
+	j->done = pprof_done;
+	j->ctx = c;
+	*con_cls = j;
+	MHD_suspend_connection(c);
+	sup_pprof_submit(j);
+	return MHD_YES;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+		      enum MHD_RequestTerminationCode toe)
+{
+	struct sup_pprof_job *j = *con_cls;
+
+	(void)cls, (void)c, (void)toe;
+	if (j) {
+		free(j->body);
+		free(j);
+		*con_cls = NULL;
+	}
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url,
 			       const char *method, const char *version, const char *upload,
 			       size_t *upload_size, void **con_cls)
 {
-	(void)cls, (void)version, (void)upload, (void)con_cls;
+	(void)cls, (void)version, (void)upload;
 
+	if (*con_cls)
+		return pprof_reply(c, *con_cls);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 		/* Answer before any body is read: the connection is closed. */
 		*upload_size = 0;
@@ -186,6 +330,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
 			return text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot format the status");
 		return reply(c, MHD_HTTP_OK, "application/json", s, strlen(s), MHD_RESPMEM_MUST_FREE);
 	}
+	if (strncmp(url, "/debug/pprof/", 13) == 0)
+		return pprof(c, url + 13, con_cls);
 	return text(c, MHD_HTTP_NOT_FOUND, "not found: try /livez, /readyz, /metrics or /status");
 }
 
@@ -393,7 +539,7 @@ fail:
 
 int sup_http_serve(struct sup_http *h, char *err, size_t errlen)
 {
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
 
 	if (mhd_load(err, errlen) < 0)
 		return -1;
@@ -402,6 +548,7 @@ int sup_http_serve(struct sup_http *h, char *err, size_t errlen)
 				MHD_OPTION_LISTEN_SOCKET, h->fd,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)HTTP_SLOTS,
 				MHD_OPTION_NOTIFY_CONNECTION, notify, NULL,
+				MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_TIMEOUT_S,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 				MHD_OPTION_END);
@@ -415,6 +562,9 @@ int sup_http_serve(struct sup_http *h, char *err, size_t errlen)
 
 void sup_http_stop(struct sup_http *h)
 {
+	/* Every suspended request answered first: libmicrohttpd refuses to
+	 * stop with one still suspended. */
+	sup_pprof_stop();
 	if (h && h->d)
 		MHD_stop_daemon(h->d);
 	if (h && h->fd >= 0)

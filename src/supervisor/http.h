@@ -19,7 +19,7 @@ struct sup_http *sup_http_listen(const char *addr, char *err, size_t errlen);
 /* Load libmicrohttpd and serve on the socket, once the program is started:
  * 0, or -1 with a message in err. */
 int sup_http_serve(struct sup_http *h, char *err, size_t errlen);
-/* Stop serving (or close the socket that was never served). */
+/* Stop serving, after answering the profile requests under way (or close the socket that was never served). */
 void sup_http_stop(struct sup_http *h);
 /* Replace the published state (copied under the lock). */
 void sup_publish(const struct sup_state *st);

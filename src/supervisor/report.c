@@ -19,7 +19,6 @@
 #include "supervisor/state.h"
 #include "base/size.h"
 
-#define REPORTS_KEPT 100 /* a crash loop must not fill the disk */
 
 static void iso_time(uint64_t unix_s, char *buf, size_t len)
 {
@@ -227,22 +226,71 @@ static int is_report(const struct dirent *d)
 	       strcmp(d->d_name + n - 5, ".json") == 0;
 }
 
-/* Keep the newest REPORTS_KEPT reports: their names sort by time. */
-static void prune(const char *dir)
+/* memfence-PID.prof, as the profiler names its snapshots (not its
+ * temporary files, which it renames over them). */
+static int is_profile(const struct dirent *d)
+{
+	size_t n = strlen(d->d_name);
+
+	return strncmp(d->d_name, "memfence-", 9) == 0 && n > 14 &&
+	       strspn(d->d_name + 9, "0123456789") == n - 14 && strcmp(d->d_name + n - 5, ".prof") == 0;
+}
+
+struct kept {
+	char *name;
+	struct timespec mtime;
+	off_t size;
+};
+
+static int newest_first(const void *a, const void *b)
+{
+	const struct kept *x = a, *y = b;
+
+	if (x->mtime.tv_sec != y->mtime.tv_sec)
+		return x->mtime.tv_sec < y->mtime.tv_sec ? 1 : -1;
+	if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+		return x->mtime.tv_nsec < y->mtime.tv_nsec ? 1 : -1;
+	return strcmp(y->name, x->name);
+}
+
+/* Keep the newest files of a kind within SUP_KEEP_FILES and SUP_KEEP_BYTES
+ * (the newest one always), remove the others. */
+static void prune(const char *dir, int (*kind)(const struct dirent *))
 {
 	struct dirent **list;
+	struct kept *k;
 	char path[MF_PATH_MAX + 300];
-	int n = scandir(dir, &list, is_report, alphasort);
+	int n = scandir(dir, &list, kind, alphasort), m = 0;
+	uint64_t bytes = 0;
 
+	if (n < 0)
+		return;
+	k = calloc((size_t)n + 1, sizeof(*k));
 	for (int i = 0; i < n; i++) {
-		if (i < n - REPORTS_KEPT) {
-			snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
-			unlink(path);
-		}
-		free(list[i]);
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, list[i]->d_name);
+		if (k && lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+			k[m++] = (struct kept){list[i]->d_name, st.st_mtim, st.st_size};
 	}
-	if (n >= 0)
-		free(list);
+	if (k)
+		qsort(k, (size_t)m, sizeof(*k), newest_first);
+	for (int i = 0; i < m; i++) {
+		bytes += (uint64_t)k[i].size;
+		if (i == 0 || (i < SUP_KEEP_FILES && bytes <= SUP_KEEP_BYTES))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, k[i].name);
+		unlink(path);
+	}
+	free(k);
+	for (int i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+void sup_profiles_prune(const char *dir)
+{
+	prune(dir, is_profile);
 }
 
 int sup_report_write(json_t *report, const char *dir, char *out, size_t outlen)
@@ -264,7 +312,7 @@ int sup_report_write(json_t *report, const char *dir, char *out, size_t outlen)
 	err = sup_write_atomic(report, path);
 	if (!err) {
 		snprintf(out, outlen, "%s", path);
-		prune(dir);
+		prune(dir, is_report);
 	}
 	return err;
 }

@@ -14,6 +14,20 @@
 
 struct sup_state;
 
+/*
+ * What the report directory keeps of each kind of file memfence writes
+ * there, post-mortems and profile snapshots: the newest SUP_KEEP_FILES of
+ * them, fewer when those pass SUP_KEEP_BYTES together (the newest one is
+ * always kept); older ones are removed. So a crash loop, or a pre-fork
+ * server that replaces its workers, cannot fill the volume: at most
+ * 2 x SUP_KEEP_BYTES, plus one file of each kind larger than that.
+ * docs/supervisor.md quotes these, and sizes its emptyDir from them.
+ */
+#define SUP_KEEP_FILES 100
+#define SUP_KEEP_BYTES (16ull << 20)
+/* Profile snapshots are pruned this often, at the start and at the end. */
+#define SUP_PRUNE_EVERY_S 10
+
 /* The figures of a death as they were before it: the cgroup's last sample
  * before the death (after it, the victim's memory is already freed) and
  * the live heap counting the dead processes' last figures. */
@@ -40,6 +54,9 @@ json_t *sup_report_json(const struct sup_state *st, const struct sup_death *d,
 			char *const *argv);
 /* Write report to dir; path of the file into out. 0 or -errno. */
 int sup_report_write(json_t *report, const char *dir, char *out, size_t outlen);
+/* Prune the profile snapshots (memfence-PID.prof) in dir to the bounds
+ * above. */
+void sup_profiles_prune(const char *dir);
 /* mkdir -p; 0 or -errno. */
 int sup_mkdirs(const char *dir);
 /* The short human summary for stderr (also used by `memfence report`). */

@@ -20,6 +20,13 @@
 
 #define SUP_RESTART_FLOOR_MS 100 /* the least backoff of a crash loop's later restarts */
 
+/* The push of heap profiles to a Pyroscope-compatible server (pprof.c). */
+struct sup_pprof_push {
+	const char *url;              /* the server's base URL; NULL = no push */
+	const char *name;             /* the application's name there */
+	uint64_t interval_ms;
+};
+
 enum sup_restart { SUP_RESTART_NEVER, SUP_RESTART_ON_OOM, SUP_RESTART_ALWAYS };
 
 struct sup_config {
@@ -42,6 +49,7 @@ struct sup_config {
 					applies from; 0 = off */
 	int auto_python;             /* put the Python bootstrap on PYTHONPATH */
 	int profile;                 /* sample the heap, snapshots in report_dir */
+	struct sup_pprof_push profile_push; /* url NULL = no push */
 	struct sup_gate_cfg gate;
 	struct sup_recycle_cfg recycle;
 	struct sup_ready_tcp ready_tcp;

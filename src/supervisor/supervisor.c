@@ -28,6 +28,7 @@
 #include "host/msg.h"
 #include "store/quarantine.h"
 #include "supervisor/supervisor.h"
+#include "supervisor/pprof.h"
 
 static struct sup S;           /* static: the supervisor's size is fixed */
 
@@ -100,6 +101,12 @@ static void tick(struct sup *s)
 					&st->quarantine_dropped);
 		sup_journal_update(s, NULL);
 		sup_model_save(st, 0);
+		/* Each process of the program leaves its snapshot under its own
+		 * pid: a server that replaces its workers makes new ones. */
+		if (s->cfg.profile && st->now_s % SUP_PRUNE_EVERY_S == 0)
+			sup_profiles_prune(s->cfg.report_dir);
+		if (s->cfg.profile_push.url)
+			sup_pprof_procs(st);
 	}
 	sup_health_eval(&s->health, st, now, st->now_s);
 	sup_serving_tick(s, now);
@@ -330,6 +337,7 @@ int sup_run(const struct sup_config *cfg)
 			       strerror(-e));
 			return MF_EXIT_FAILURE;
 		}
+		sup_profiles_prune(s->cfg.report_dir);
 	}
 	if (s->cfg.launch.account == 1 && !mf_preload_path("libmemfence.so")) {
 		mf_err("libmemfence.so not found (looked in $MEMFENCE_LIBDIR, next to memfence, and %s); "
@@ -396,12 +404,24 @@ int sup_run(const struct sup_config *cfg)
 			s->http = http;
 			sup_protect_relock(s);
 		}
+		/* /debug/pprof and the push: from the program's first start. */
+		if (s->cfg.profile && (s->http || s->cfg.profile_push.url) && !sup_pprof_running() &&
+		    sup_pprof_start(s->cfg.report_dir, &s->cfg.profile_push, err, sizeof(err)) < 0) {
+			mf_err("%s", err);
+			kill(s->st.child_pid, SIGKILL);
+			waitpid(s->st.child_pid, NULL, 0);
+			code = MF_EXIT_FAILURE;
+			break;
+		}
 		tick(s);
 		if (loop(s, &code) == 0)
 			break;
 		s->st.restarts++;
 	}
+	sup_pprof_stop();
 	sup_http_stop(http);
+	if (s->cfg.profile)
+		sup_profiles_prune(s->cfg.report_dir);
 	sup_model_stop(&s->st);
 	sup_recycle_stop(s);
 	sup_serving_stop(s);

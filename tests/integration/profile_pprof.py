@@ -7,8 +7,14 @@ every sample has one value per sample type, every location id and
 function id a sample or location refers to exists, every string index is
 inside the string table, and string_table[0] is "".
 
-    profile_pprof.py FILE.pb.gz EXPECTED_FUNCTION
-Prints "FUNCTION BYTES" for the top five leaf functions.
+    profile_pprof.py FILE.pb.gz EXPECTED_FUNCTION [SAMPLE_TYPE]
+Prints "FUNCTION BYTES" for the top five sites, by SAMPLE_TYPE
+(default: the profile's default sample type, else its bytes). A profile
+with Go's four heap types (what /debug/pprof/heap serves) must name its
+default sample type; each sample's labels are checked and printed as
+"label KEY" once per key. A site is named as the text report names it:
+by its innermost Python frame (a function of a .py file) when it has
+one, else by its leaf function.
 """
 import gzip
 import sys
@@ -80,8 +86,18 @@ def main():
         assert 0 <= i < len(st), f"string index {i} out of range"
         return st[i]
     types = [(s(t.type), s(t.unit)) for t in p.sample_type]
+    go_heap = [("alloc_objects", "count"), ("alloc_space", "bytes"),
+               ("inuse_objects", "count"), ("inuse_space", "bytes")]
     assert types in ([("alloc_objects", "count"), ("alloc_space", "bytes")],
-                     [("inuse_objects", "count"), ("inuse_space", "bytes")]), types
+                     [("inuse_objects", "count"), ("inuse_space", "bytes")], go_heap), types
+    names = [t for t, _ in types]
+    rank = 1
+    if len(types) == 4:
+        assert p.default_sample_type, "no default sample type"
+        rank = names.index(s(p.default_sample_type))
+        print("default", names[rank])
+    if len(sys.argv) > 3:
+        rank = names.index(sys.argv[3])
     s(p.period_type.type), s(p.period_type.unit)
     funcs = {f.id: f for f in p.function}
     locs = {l.id: l for l in p.location}
@@ -93,6 +109,7 @@ def main():
         for ln in l.line:
             assert ln.function_id in funcs, f"location {l.id}: unknown function {ln.function_id}"
     leaf = {}
+    keys = set()
     assert p.sample, "no samples"
     for smp in p.sample:
         assert len(smp.value) == len(types), "value count differs from sample_type"
@@ -101,13 +118,19 @@ def main():
             assert lid in locs, f"unknown location {lid}"
         for lab in smp.label:
             s(lab.key), s(lab.str)
-        fn = s(funcs[locs[smp.location_id[0]].line[0].function_id].name)
-        leaf[fn] = leaf.get(fn, 0) + smp.value[1]
+            keys.add(s(lab.key))
+        fns = [funcs[locs[lid].line[0].function_id] for lid in smp.location_id]
+        py = [f for f in fns if s(f.filename).endswith(".py")]
+        fn = s((py or fns)[0].name)
+        leaf[fn] = leaf.get(fn, 0) + smp.value[rank]
+    for k in sorted(keys):
+        print("label", k)
     top = sorted(leaf.items(), key=lambda kv: -kv[1])[:5]
     for fn, v in top:
         print(fn, v)
     if top[0][0] != sys.argv[2]:
-        sys.exit(f"top leaf function is {top[0][0]}, expected {sys.argv[2]}")
+        sys.exit(f"top site is {top[0][0]}, expected {sys.argv[2]}")
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -8,8 +8,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -504,6 +506,59 @@ static void test_redis_unreachable(void)
 	mf_qstore_close(s);
 }
 
+/* A record expires its time to live after its last death: not found, not
+ * listed, not counted on by a new death; "off" keeps it; a bad value is
+ * refused at open with the variable named. */
+static int count_one(const struct mf_quarantine_record *r, void *arg)
+{
+	(void)r;
+	++*(int *)arg;
+	return 0;
+}
+
+static void test_expiry(void)
+{
+	struct mf_qstore *s = NULL;
+	struct mf_qstore_opts o = {.state_dir = dir, .ttl = "1h"};
+	struct mf_quarantine_record r;
+	struct timespec ts;
+	char spec[600], err[600];
+	int64_t now;
+	int n = 0;
+	bool q;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now = (int64_t)ts.tv_sec * 1000;
+	snprintf(spec, sizeof(spec), "sqlite:%s/expiry.db", dir);
+	CHECK(mf_qstore_open(spec, &o, &s, err, sizeof(err)) == 0);
+	struct mf_quarantine_death old = {.id = "old", .at_ms = now - 2 * 3600 * 1000,
+					  .peak = MF_QUARANTINE_UNKNOWN,
+					  .allocated = MF_QUARANTINE_UNKNOWN,
+					  .net = MF_QUARANTINE_UNKNOWN};
+	struct mf_quarantine_death fresh = old;
+
+	fresh.id = "fresh";
+	fresh.at_ms = now;
+	CHECK(mf_qstore_record(s, &old, &r) == 0);
+	CHECK(mf_qstore_record(s, &fresh, &r) == 0 && mf_qstore_record(s, &fresh, &r) == 0);
+	CHECK(mf_qstore_get(s, "old", &r) == -ENOENT);
+	CHECK(mf_qstore_check(s, "old", 0, &r, &q) == 0 && !q);
+	CHECK(mf_qstore_check(s, "fresh", 0, &r, &q) == 1 && q);
+	CHECK(mf_qstore_list(s, count_one, &n) == 0);
+	CHECK_EQ_U64(n, 1);
+	/* A new death of an expired id starts a new count. */
+	old.at_ms = now;
+	CHECK(mf_qstore_record(s, &old, &r) == 0);
+	CHECK_EQ_U64(r.deaths, 1);
+	mf_qstore_close(s);
+	o.ttl = "off";
+	CHECK(mf_qstore_open(spec, &o, &s, err, sizeof(err)) == 0);
+	mf_qstore_close(s);
+	o.ttl = "10ms";
+	CHECK(mf_qstore_open(spec, &o, &s, err, sizeof(err)) == -EINVAL);
+	CHECK(strstr(err, MF_QUARANTINE_TTL_ENV) != NULL);
+}
+
 int main(void)
 {
 	char cmd[300];
@@ -512,6 +567,11 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
+	/* The deaths below happen in 1970 (at_ms 500, 1000, ...): with the
+	 * default time to live they would have expired long ago. Expiry has
+	 * its own test, test_expiry. */
+	setenv(MF_QUARANTINE_TTL_ENV, "off", 1);
+	test_expiry();
 	test_counting();
 	test_clear();
 	test_export_round_trip();
