@@ -9,6 +9,7 @@
 # dist-packages) sees the system unchanged, and the namespace with all it
 # holds ends with the test however the test ends.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/installed.bash"
 
 if [ "${1:-}" != --inside ]; then
 	for t in dpkg-deb dpkg-shlibdeps unshare; do
@@ -69,27 +70,12 @@ dpkg_bounded() {
 dpkg_bounded -i "$MF_DEB"
 mkdir -p "$MF_TMP/home" "$MF_TMP/work"
 cd "$MF_TMP/work" || fail "cd"
-clean() { env -i PATH=/usr/bin:/bin HOME="$MF_TMP/home" "$@"; }
-expect_eq "command" /usr/bin/memfence "$(clean sh -c 'command -v memfence')"
-expect_eq "--version" "memfence $(cat "$MF_ROOT_DIR/VERSION")" "$(clean memfence --version)"
+expect_eq "command" /usr/bin/memfence "$(mf_clean /usr sh -c 'command -v memfence')"
+expect_eq "--version" "memfence $(cat "$MF_ROOT_DIR/VERSION")" "$(mf_clean /usr memfence --version)"
 man -w memfence >/dev/null 2>&1 || [ ! -x /usr/bin/man ] || fail "man cannot find memfence(1)"
 
 mf_need_cgroup deb $((256 << 20))
-mf_bounded 120 "memfence run" bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$MF_CG" \
-	env -i PATH=/usr/bin:/bin HOME="$MF_TMP/home" memfence run --http off -- /usr/bin/python3 -c '
-import os, memfence
-print(memfence.__file__, memfence.shim_active())
-print(os.environ["PYTHONPATH"], os.environ["LD_PRELOAD"])
-try:
-    b = bytearray(1 << 30)
-    print("allocated")
-except MemoryError:
-    print("MemoryError")
-'
-[ "$rc" = 0 ] || fail "memfence run from /usr/bin: exit $rc: $(cat "$MF_TMP/err")"
-expect_eq "memfence run" "/usr/lib/python3/dist-packages/memfence/__init__.py True
-/usr/lib/memfence/python/memfence/_bootstrap /usr/lib/memfence/libmemfence.so
-MemoryError" "$(cat "$MF_TMP/out")"
+mf_installed_run /usr /usr/bin/python3 /usr/lib/python3/dist-packages/memfence
 
 dpkg -L memfence >"$MF_TMP/installed" || fail "dpkg -L memfence failed"
 dpkg_bounded -r memfence

@@ -8,6 +8,7 @@
 # server (Debian's grpcio, --system-site-packages) gets the interceptor with
 # no code change, and pip uninstall leaves nothing.
 . "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/installed.bash"
 "$PY" -m venv --help >/dev/null 2>&1 || skip "python3-venv is not installed"
 [ -f "$MF_BUILD/python/memfence/_memfence.abi3.so" ] || fail "the Python package is not built"
 
@@ -40,15 +41,6 @@ PY
 )
 expect_eq "wheel contents" checked "$out"
 
-# clean_env VENV CMD...: CMD with nothing of the build tree in its
-# environment; in_cg CMD...: CMD in the test's cgroup (both usable under
-# mf_bounded, which runs a command, not a function).
-clean_env() {
-	local venv=$1
-	shift
-	env -i PATH="$venv/bin:/usr/bin:/bin" HOME="$MF_TMP/home" TMPDIR="$MF_TMP" "$@"
-}
-in_cg=(bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"')
 install_wheel() {
 	"$PY" -m venv "$@" || fail "cannot make a virtual environment"
 	timeout 120 "${@: -1}/bin/pip" install --no-index --disable-pip-version-check "$whl" \
@@ -60,38 +52,24 @@ cd "$MF_TMP/work" || fail "cd"
 # The core in a plain environment: nothing from Debian's site-packages.
 venv=$MF_TMP/venv
 install_wheel "$venv"
-expect_eq "command" "$venv/bin/memfence" "$(clean_env "$venv" sh -c 'command -v memfence')"
-expect_eq "--version" "memfence $v" "$(clean_env "$venv" memfence --version)"
+expect_eq "command" "$venv/bin/memfence" "$(mf_clean "$venv" sh -c 'command -v memfence')"
+expect_eq "--version" "memfence $v" "$(mf_clean "$venv" memfence --version)"
 
 mf_need_cgroup wheel $((256 << 20))
-mf_bounded 120 "memfence run" "${in_cg[@]}" "$MF_CG" env -i PATH="$venv/bin:/usr/bin:/bin" \
-	HOME="$MF_TMP/home" memfence run --http off -- python -c '
-import os, sys, memfence
-print(memfence.__file__.startswith(sys.prefix + "/lib/"), memfence.shim_active())
-print([p for p in os.environ["PYTHONPATH"].split(":")] == [sys.prefix + "/lib/memfence/python/memfence/_bootstrap"])
-print(os.environ["LD_PRELOAD"] == sys.prefix + "/lib/memfence/libmemfence.so")
-try:
-    b = bytearray(1 << 30)
-    print("allocated")
-except MemoryError:
-    print("MemoryError")
-'
-[ "$rc" = 0 ] || fail "memfence run from the environment: exit $rc: $(cat "$MF_TMP/err")"
-expect_eq "memfence run" "True True
-True
-True
-MemoryError" "$(cat "$MF_TMP/out")"
+mf_installed_run "$venv" python \
+	"$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_path("platlib"))')/memfence"
 
-out=$(clean_env "$venv" memfence exec --limit 1G -- sh -c 'echo "$LD_PRELOAD"') ||
+out=$(mf_clean "$venv" memfence exec --limit 1G -- sh -c 'echo "$LD_PRELOAD"') ||
 	fail "memfence exec from the environment failed"
 expect_eq "memfence exec" "$venv/lib/memfence/libmemfence-stack.so" "$out"
 
-mf_bounded 120 "memfence profile" env -i PATH="$venv/bin:/usr/bin:/bin" HOME="$MF_TMP/home" \
-	TMPDIR="$MF_TMP" memfence profile -o "$MF_TMP/p.prof" -- \
-	python -c 'x = [bytearray(1 << 20) for _ in range(64)]'
+mf_clean "$venv" timeout 120 memfence profile -o "$MF_TMP/p.prof" -- \
+	python -c 'x = [bytearray(1 << 20) for _ in range(64)]' >"$MF_TMP/out" 2>"$MF_TMP/err"
+rc=$?
+[ "$rc" = 124 ] && fail "memfence profile: still running after 120 s"
 [ "$rc" = 0 ] || fail "memfence profile from the environment: exit $rc: $(cat "$MF_TMP/err")"
 [ -s "$MF_TMP/p.prof" ] || fail "memfence profile wrote no profile: $(cat "$MF_TMP/err")"
-clean_env "$venv" memfence report "$MF_TMP/p.prof" >"$MF_TMP/report" 2>&1 ||
+mf_clean "$venv" memfence report "$MF_TMP/p.prof" >"$MF_TMP/report" 2>&1 ||
 	fail "memfence report of the profile failed: $(cat "$MF_TMP/report")"
 grep -q . "$MF_TMP/report" || fail "empty report of the profile"
 
@@ -105,8 +83,8 @@ left=$(find "$venv" -name '*memfence*')
 "$PY" -c 'import grpc' 2>/dev/null || fail "python3-grpcio is not installed"
 venv=$MF_TMP/venv-grpc
 install_wheel --system-site-packages "$venv"
-mf_bounded 120 "gRPC server" "${in_cg[@]}" "$MF_CG" env -i PATH="$venv/bin:/usr/bin:/bin" \
-	HOME="$MF_TMP/home" memfence run --http off -- python -c '
+mf_bounded 120 "gRPC server" bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$MF_CG" \
+	env -i PATH="$venv/bin:/usr/bin:/bin" HOME="$MF_TMP/home" memfence run --http off -- python -c '
 import sys
 from concurrent import futures
 import grpc
