@@ -4,13 +4,18 @@
     scripts/package.py wheel|deb --out DIR --version V --command FILE --man FILE
         --lib FILE... --pyroot DIR --py FILE... [--dlopen SONAME...] [--doc FILE...]
 
-Both packages hold the installation `make install install-python` makes, in
-the layout the command looks for its files in (src/host/launch.h): PREFIX/bin/memfence,
-PREFIX/lib/memfence/ (the preload libraries, and python/memfence, whose
-_bootstrap `memfence run` puts on a Python program's PYTHONPATH), and the
-man page. The wheel installs that under the environment's prefix (its .data
-directory) and the Python package into site-packages as well, so that the
-environment's interpreter imports it without `memfence run`; the Debian
+Both packages hold what `make install install-python` installs for running
+programs (the C header, the pkg-config file and the link library stay with
+make install), in the layout the command looks for its files in
+(src/host/launch.h): PREFIX/bin/memfence, PREFIX/lib/memfence/ (the preload
+libraries, and python/memfence, whose _bootstrap `memfence run` puts on a
+Python program's PYTHONPATH), and the man page.
+
+The wheel installs that under the environment's prefix (its .data
+directory), and the Python package into site-packages too, so that the
+environment's interpreter imports it without `memfence run`. A wheel cannot
+hold a link, so lib/memfence/python is a copy: it is what the bootstrap
+falls back on for an interpreter that has no memfence of its own. The Debian
 package puts it under /usr, the Python package in Debian's dist-packages,
 with lib/memfence/python/memfence a link to it.
 
@@ -136,6 +141,8 @@ def wheel(args, work):
     record = []
     os.makedirs(args.out, exist_ok=True)
     out = os.path.join(args.out, "%s-%s.whl" % (dist, tag))
+    # Zip's earliest time unless SOURCE_DATE_EPOCH says otherwise: the same
+    # files make the same wheel.
     epoch = int(os.environ.get("SOURCE_DATE_EPOCH", "315532800"))
     stamp = time.gmtime(max(epoch, 315532800))[:6]
     with zipfile.ZipFile(out + ".tmp", "w", zipfile.ZIP_DEFLATED) as z:
@@ -152,7 +159,9 @@ def wheel(args, work):
                 add(rel, f.read(), os.stat(path).st_mode & 0o777)
         rec = dist + ".dist-info/RECORD"
         record.append(rec + ",,")
-        z.writestr(zipfile.ZipInfo(rec, stamp), "\n".join(record) + "\n")
+        zi = zipfile.ZipInfo(rec, stamp)
+        zi.external_attr = 0o100644 << 16
+        z.writestr(zi, "\n".join(record) + "\n", zipfile.ZIP_DEFLATED)
     os.replace(out + ".tmp", out)
     return out
 
@@ -167,13 +176,14 @@ def run(cmd, **kw):
 
 
 def soname_package(soname):
-    """The Debian package that holds the library a soname names here."""
+    """The Debian package that holds the library a soname names here (for
+    the architecture built for: ldconfig lists the others too)."""
+    multiarch = "/%s/" % run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"]).strip()
     for line in run(["ldconfig", "-p"]).splitlines():
-        m = re.match(r"\s*(\S+) \((.*)\) => (\S+)$", line)
-        if not m or m.group(1) != soname or "x86-64" not in m.group(2) and \
-                sysconfig.get_platform().endswith("x86_64"):
+        m = re.match(r"\s*(\S+) \(.*\) => (\S+)$", line)
+        if not m or m.group(1) != soname or multiarch not in m.group(2):
             continue
-        for path in (m.group(3), os.path.realpath(m.group(3))):
+        for path in (m.group(2), os.path.realpath(m.group(2))):
             r = subprocess.run(["dpkg-query", "-S", path], stdout=subprocess.PIPE,
                                stderr=subprocess.DEVNULL, text=True)
             if r.returncode == 0:
@@ -329,7 +339,7 @@ def main():
     args = ap.parse_args()
     for f in [args.command, args.man] + args.lib + args.py + args.doc:
         if not os.path.isfile(f):
-            die("%s is missing: run make first" % f)
+            die("%s is missing: run make first (the Python package needs python3-dev)" % f)
     with tempfile.TemporaryDirectory(prefix="memfence-package.") as work:
         print((wheel if args.kind == "wheel" else deb)(args, work))
 
