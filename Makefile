@@ -7,6 +7,8 @@
 #   make install    install under $(DESTDIR)$(PREFIX) (default /usr/local)
 #   make uninstall  remove what install put there
 #   make fuzz       the fuzz targets into build/fuzz (clang, libFuzzer; tests/integration/fuzz.sh runs them)
+#   make wheel      dist/memfence-VERSION-cp38-abi3-linux_x86_64.whl (pip install it)
+#   make deb        dist/memfence_VERSION-1_ARCH.deb (dpkg -i it)
 #
 # Sources are picked up by directory, so adding a file needs no edit here
 # (ARCHITECTURE.md says what each folder is and which way dependencies point):
@@ -64,9 +66,12 @@ DLOPEN_PKGS := libmicrohttpd sqlite3 hiredis libcurl
 CLI_LIBS    = $(shell $(PKG_CONFIG) --libs $(filter-out $(DLOPEN_PKGS),$(DEP_PKGS)) 2>/dev/null)
 soname       = $(shell objdump -p "$$($(CC) -print-file-name=$(1).so)" 2>/dev/null | \
                 awk '$$1 == "SONAME" { print $$2 }')
-DYNLIB_DEFS := $(foreach l,MICROHTTPD:libmicrohttpd SQLITE:libsqlite3 HIREDIS:libhiredis CURL:libcurl,\
+DYNLIBS     := MICROHTTPD:libmicrohttpd SQLITE:libsqlite3 HIREDIS:libhiredis CURL:libcurl
+DYNLIB_DEFS := $(foreach l,$(DYNLIBS),\
                  $(if $(call soname,$(word 2,$(subst :, ,$(l)))),\
                    -DMF_$(word 1,$(subst :, ,$(l)))_SONAME='"$(call soname,$(word 2,$(subst :, ,$(l))))"'))
+# The same sonames, for the Debian package's Depends (make deb).
+DYNLIB_SONAMES = $(foreach l,$(DYNLIBS),$(call soname,$(word 2,$(subst :, ,$(l)))))
 
 BASE_SRC  := $(sort $(wildcard src/base/*.c))
 HOST_SRC  := $(BASE_SRC) $(sort $(wildcard src/host/*.c src/store/*.c src/profile/*.c))
@@ -294,7 +299,7 @@ uninstall:
 	-rmdir $(DESTDIR)$(PRELOADDIR) 2>/dev/null
 
 clean:
-	rm -rf $(B) build-asan build-tsan
+	rm -rf $(B) build-asan build-tsan dist
 
 # --- python -----------------------------------------------------------------
 # The Python package, built for the tests into $(B)/python (PYTHONPATH): the
@@ -357,5 +362,27 @@ $(PY_HOST): python/memfence/_host.c src/store/quarantine.h src/host/segread.h $(
 	$(CC) $(CFLAGS) $(shell $(PKG_CONFIG) --cflags $(PY_HOST_PKGS)) -isystem $(PYINC) \
 	  -fvisibility=hidden -shared -Wl,--exclude-libs,ALL -o $@ $< $(HOST_LIB) \
 	  $(shell $(PKG_CONFIG) --libs $(PY_HOST_PKGS)) -lpthread
+
+# --- packages ---------------------------------------------------------------
+# What make install and make install-python install, as one package
+# (scripts/package.py: the layout, and why):
+#   make wheel   $(DIST)/memfence-VERSION-cp38-abi3-linux_x86_64.whl: pip install
+#                it, and the environment's bin/memfence finds its libraries
+#                and the Python bootstrap in its lib/memfence
+#   make deb     $(DIST)/memfence_VERSION-1_ARCH.deb: /usr/bin/memfence,
+#                /usr/lib/memfence, the Python package in Debian's
+#                dist-packages; Depends from the libraries it links and
+#                the ones it loads by soname (DYNLIB_SONAMES)
+# Both take the files this build made, with their debug information stripped.
+DIST       ?= dist
+PKG_FILES   = --version $(VERSION) --command $(CLI_BIN) --man docs/memfence.1 \
+	      --lib $(SHIM_LIB) $(STACK_LIB) --pyroot $(B)/python --py $(PY_OUT) $(PY_EXT) $(PY_HOST)
+.PHONY: wheel deb
+wheel: $(CLI_BIN) $(SHIM_LIB) $(STACK_LIB) python
+	$(PYTHON) scripts/package.py wheel --out $(DIST) $(PKG_FILES)
+
+deb: $(CLI_BIN) $(SHIM_LIB) $(STACK_LIB) python
+	$(PYTHON) scripts/package.py deb --out $(DIST) $(PKG_FILES) --dlopen $(DYNLIB_SONAMES) \
+	  --doc README.md $(sort $(wildcard docs/*.md))
 
 -include $(shell find $(B)/obj $(B)/fuzz -name '*.d' 2>/dev/null)

@@ -260,7 +260,7 @@ int mf_cmd_profile(int argc, char **argv)
 	}
 	shim = mf_preload_path("libmemfence.so");
 	if (shim == NULL) {
-		mf_err("profile: libmemfence.so not found (set MEMFENCE_LIBDIR)");
+		mf_err("profile: libmemfence.so not found (looked in " MF_PRELOAD_SEARCH ")");
 		return MF_EXIT_FAILURE;
 	}
 	snprintf(dir, sizeof(dir), "%s/memfence-prof.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");

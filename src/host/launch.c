@@ -42,9 +42,14 @@ const char *mf_preload_path(const char *lib)
 			*slash = '\0';
 			if (readable(exe, lib, path, sizeof(path)))
 				return path;
-			/* bin/../lib/memfence, for a relocated installation. */
-			if (strlen(exe) + sizeof("/../lib/memfence") < sizeof(exe)) {
-				strcat(exe, "/../lib/memfence");
+			/* PREFIX/lib/memfence beside PREFIX/bin: a relocated
+			 * installation, a wheel in a virtual environment. The
+			 * kernel resolved every link in exe, so cutting "bin"
+			 * off is what ".." would do, and the path the program
+			 * sees in LD_PRELOAD and PYTHONPATH stays plain. */
+			slash = strrchr(exe, '/');
+			if (slash != NULL && (size_t)(slash - exe) + sizeof("/lib/memfence") < sizeof(exe)) {
+				strcpy(slash, "/lib/memfence");
 				if (readable(exe, lib, path, sizeof(path)))
 					return path;
 			}
@@ -141,8 +146,7 @@ int mf_launch_prepare(struct mf_launch *l, struct mf_plan *plan, int *status)
 	path = mf_preload_path(lib);
 	if (path == NULL) {
 		if (l->account == 1) {
-			mf_err("%s not found (looked in $MEMFENCE_LIBDIR, next to memfence, and %s)",
-			       lib, MF_PRELOADDIR);
+			mf_err("%s not found (looked in " MF_PRELOAD_SEARCH ")", lib);
 			return -1;
 		}
 		mf_warn("%s not found: the thread stack size is not applied", lib);

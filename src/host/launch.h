@@ -34,10 +34,19 @@ int mf_launch_prepare(struct mf_launch *l, struct mf_plan *plan, int *status);
 int mf_launch_exec(char **argv);
 
 /* Where a preload library (or another installed file, by its relative
- * path) is: $MEMFENCE_LIBDIR, else next to the memfence binary (build
- * tree), else the install directory. Returns a static string, or NULL when
- * lib (e.g. "libmemfence.so") is nowhere. */
+ * path, such as the Python bootstrap) is: $MEMFENCE_LIBDIR alone when set;
+ * else next to the memfence binary (the build tree); else PREFIX/lib/memfence
+ * for a binary in PREFIX/bin (make install, the wheel in a virtual
+ * environment, the Debian package), found from /proc/self/exe so that an
+ * installation works wherever it is put; else the directory compiled in.
+ * Returns a static string, or NULL when lib (e.g. "libmemfence.so") is
+ * nowhere. */
 const char *mf_preload_path(const char *lib);
+
+/* That order, for messages saying where a file was looked for. */
+#define MF_PRELOAD_SEARCH \
+	"$MEMFENCE_LIBDIR, else next to memfence, in PREFIX/lib/memfence beside its " \
+	"PREFIX/bin, and in " MF_PRELOADDIR
 
 /* Prepend path to LD_PRELOAD in the environment (no duplicate). */
 int mf_env_preload(const char *path);

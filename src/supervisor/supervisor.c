@@ -340,9 +340,8 @@ int sup_run(const struct sup_config *cfg)
 		sup_profiles_prune(s->cfg.report_dir);
 	}
 	if (s->cfg.launch.account == 1 && !mf_preload_path("libmemfence.so")) {
-		mf_err("libmemfence.so not found (looked in $MEMFENCE_LIBDIR, next to memfence, and %s); "
-		       "use --no-account to run without accounting",
-		       MF_PRELOADDIR);
+		mf_err("libmemfence.so not found (looked in " MF_PRELOAD_SEARCH "); "
+		       "use --no-account to run without accounting");
 		return MF_EXIT_FAILURE;
 	}
 	state_init(s);

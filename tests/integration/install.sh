@@ -12,9 +12,9 @@ for f in bin/memfence lib/libmemfence.so lib/libmemfence.so.0 lib/memfence/libme
 	[ -e "$dest/opt/mf/$f" ] || fail "install did not create $f"
 done
 
-# The relocated command finds the stack library beside it (bin/../lib/memfence).
+# The relocated command finds the stack library beside it (PREFIX/lib/memfence).
 out=$(env -u MEMFENCE_LIBDIR "$dest/opt/mf/bin/memfence" exec --limit 1G -- sh -c 'echo "$LD_PRELOAD"')
-expect_match "preload from the installed tree" "$dest/opt/mf/bin/../lib/memfence/libmemfence-stack.so" "$out"
+expect_eq "preload from the installed tree" "$dest/opt/mf/lib/memfence/libmemfence-stack.so" "$out"
 
 # pkg-config: compile and run a program that uses the API.
 cat >"$MF_TMP/use.c" <<'C'
