@@ -4,8 +4,8 @@
 # its HTTP server starts, and then only once the program is started; it
 # loads SQLite and hiredis, opens the quarantine store and starts its writer
 # thread only when a death is recorded; the supervisor writes its files (the
-# model, the journal) whole, not one JSON token per write(2). Counted with
-# strace; no timing.
+# model, the journal) whole, not one JSON token per write(2); the program is
+# started without a fork of the supervisor. Counted with strace; no timing.
 . "$(dirname "$0")/../lib.sh"
 
 command -v strace >/dev/null || skip "strace is not installed"
@@ -64,6 +64,30 @@ grep -q 'clone' "$MF_TMP/start" || fail "no fork of the program in the trace"
 [ "$n" -le 220 ] || fail "--http off: $n system calls before the program's fork (at most 220 \
 expected): $(awk '{ sub(/\(.*/, "", $2); print $2 }' "$MF_TMP/start" | sort | uniq -c | sort -rn | head -n 8 | xargs)"
 echo "ok $n system calls before the program's fork"
+
+# The program is started by a child that shares the supervisor's memory
+# until its exec (clone with CLONE_VM and CLONE_VFORK, as posix_spawn does)
+# instead of a fork that copies the supervisor's pages as either side
+# writes them; the supervisor made its environment and resolved its limits
+# before, so the child reads no file: it only sets signals, the parent-death
+# signal and the rlimit, and execs. Before, a fork, and the child read
+# /proc/meminfo, /proc/self/cgroup, /proc/self/mountinfo and the cgroup's
+# files again (about 60 system calls).
+start=$(tail -n 1 "$MF_TMP/start")
+case $start in
+*CLONE_VM*CLONE_VFORK*) ;;
+*) fail "the program was not started by a vfork-style clone: $start" ;;
+esac
+prog=$(awk '/execve\("[^"]*\/true"/ { print $1; exit }' "$MF_TMP/all")
+[ -n "$prog" ] || fail "no exec of the program in the trace"
+awk -v p="$prog" '$1 == p && /execve\(/ { exit } $1 == p { print }' "$MF_TMP/all" >"$MF_TMP/child"
+if grep -E 'open(at)?\(' "$MF_TMP/child" >"$MF_TMP/child-open"; then
+	fail "the child opened files before its exec: $(head -n 3 "$MF_TMP/child-open")"
+fi
+n=$(wc -l <"$MF_TMP/child")
+[ "$n" -le 25 ] || fail "$n system calls in the child before its exec (at most 25 expected): \
+$(awk '{ sub(/\(.*/, "", $2); print $2 }' "$MF_TMP/child" | sort | uniq -c | sort -rn | head -n 8 | xargs)"
+echo "ok the program started by a vfork-style clone, $n system calls and no file opened before its exec"
 
 # With the server: the port is bound before the program starts (a port in
 # use still stops the start), the library loaded after its fork.
