@@ -115,7 +115,7 @@ echo "ok --http on a port in use: the run stops before the program starts"
 # supervisor's scans of the gate's 512 entries (32 KiB) stop at the
 # high-water mark the shims keep. Before, the program touched a page of
 # every one of the 64 slots (264 KiB) and the supervisor about 300 KiB,
-# then 60 with the gate's entries; now 4 and 28.
+# then 60 with the gate's entries; now 4 and 16 to 28.
 "$MEMFENCE" run --http off --report-dir "$MF_TMP/reports" -- "$PY" -c '
 import os, sys
 def rss(pid, path):
