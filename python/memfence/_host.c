@@ -126,6 +126,30 @@ static PyObject *py_open(PyObject *self, PyObject *args)
 	return cap;
 }
 
+/* store_file(spec, state_dir) -> the SQLite store's file, or None for
+ * Redis; ValueError for a malformed spec. Touches nothing. */
+static PyObject *py_store_file(PyObject *self, PyObject *args)
+{
+	const char *spec, *dir;
+	char path[4096], err[1024];
+	struct mf_qstore_opts o = {0};
+	int rc;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "zz", &spec, &dir))
+		return NULL;
+	o.state_dir = dir;
+	err[0] = '\0';
+	rc = mf_qstore_spec_file(spec, &o, path, sizeof(path), err, sizeof(err));
+	if (rc < 0) {
+		PyErr_SetString(rc == -EINVAL ? PyExc_ValueError : PyExc_OSError, err);
+		return NULL;
+	}
+	if (rc == 0)
+		Py_RETURN_NONE;
+	return PyUnicode_DecodeFSDefault(path);
+}
+
 /* describe(handle) -> "sqlite:PATH" or "redis://..." */
 static PyObject *py_describe(PyObject *self, PyObject *args)
 {
@@ -153,6 +177,18 @@ static int valid(const char *id, const char *name)
 		return 0;
 	}
 	return 1;
+}
+
+/* id_check(id): ValueError "invalid id: ..." as check() would say, for a
+ * check answered without the store. */
+static PyObject *py_id_check(PyObject *self, PyObject *args)
+{
+	const char *id;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "s", &id) || !valid(id, NULL))
+		return NULL;
+	Py_RETURN_NONE;
 }
 
 /* check(handle, id, threshold) -> (quarantined, answer JSON, degraded, synced).
@@ -348,6 +384,9 @@ done:
 static PyMethodDef methods[] = {
 	{"open", py_open, METH_VARARGS, "open(spec, state_dir, timeout_ms) -> store handle."},
 	{"describe", py_describe, METH_VARARGS, "describe(handle) -> (description, is_redis)."},
+	{"id_check", py_id_check, METH_VARARGS, "id_check(id): ValueError for an invalid id."},
+	{"store_file", py_store_file, METH_VARARGS,
+	 "store_file(spec, state_dir) -> the SQLite store's file, or None for Redis."},
 	{"check", py_check, METH_VARARGS,
 	 "check(handle, id, threshold) -> (quarantined, answer, degraded, synced)."},
 	{"record", py_record, METH_VARARGS,

@@ -253,6 +253,30 @@ class Store:
             cached = self._absent = (pid, _Absent(state, ids))
         return ident not in cached[1].ids
 
+    def _not_created(self):
+        """True when this SQLite store's file does not exist yet: it holds
+        no record, known from one stat, without opening it. Opening creates
+        it, and the first checks of a pool's processes would all race to,
+        each waiting on the others' locks. A bad spec or an unusable path
+        is left to the opening, which says what is wrong."""
+        loc = self._local
+        if getattr(loc, "pid", None) == _pid:
+            return False
+        try:
+            path = _host.store_file(str(self._spec()) if self._spec() else None,
+                                    str(self.state_dir) if self.state_dir else None)
+        except (ValueError, OSError):
+            return False
+        if path is None:
+            return False
+        try:
+            os.stat(path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            pass
+        return False
+
     def check(self, ident):
         """(quarantined, record) for ident; record is None without one.
 
@@ -266,6 +290,14 @@ class Store:
             return False, None
         if _host is None:
             return self._check_command(ident)
+        if self._not_created():
+            try:
+                _host.id_check(ident)
+            except ValueError as e:
+                raise QuarantineError("memfence: %s" % e) from None
+            self.skipped += 1
+            self.last_warning = None
+            return False, None
         loc = self._handle()
         if self._surely_absent(loc, ident):
             self.skipped += 1

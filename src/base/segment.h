@@ -293,6 +293,16 @@ static inline struct mf_seg_gate *mf_seg_gate_of(const struct mf_seg_header *h)
 	return (struct mf_seg_gate *)((char *)h + h->gate_offset);
 }
 
+/* How many entries of the gate a scan must look at: entries are claimed
+ * lowest free first and the shims raise entries_hw past every one they
+ * claim, so those above it were never written. */
+static inline uint32_t mf_seg_gate_entries_used(const struct mf_seg_gate *g)
+{
+	uint64_t hw = __atomic_load_n(&g->entries_hw, __ATOMIC_ACQUIRE);
+
+	return hw < MF_SEG_GATE_ENTRIES ? (uint32_t)hw : MF_SEG_GATE_ENTRIES;
+}
+
 /* FNV-1a of a scope name, never 0 (0 marks a free name). */
 static inline uint64_t mf_seg_name_hash(const char *s)
 {

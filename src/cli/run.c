@@ -74,8 +74,9 @@ int mf_cmd_run(int argc, char **argv)
 	if (launch.account < 0)
 		launch.account = 1;
 
-	/* The plan as the program will get it (the child resolves it again
-	 * when it applies it; this copy is for headroom and health). */
+	/* The plan as the program gets it at its first start, and the one
+	 * headroom and health use (a restart resolves it again for the
+	 * program: src/supervisor/child.c). */
 	have_mem = mf_memory_read(launch.root, 0, &mem, err, sizeof(err)) == 0;
 	if (!have_mem)
 		memset(&mem, 0, sizeof(mem));

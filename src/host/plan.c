@@ -149,18 +149,18 @@ int mf_plan_resolve(const struct mf_plan_opts *o, const struct mf_memory *mem,
 	return 0;
 }
 
-int mf_plan_apply_rlimit(const struct mf_plan *p, char *err, size_t errlen)
+static const char *rlimit_name(int res)
 {
-	struct rlimit rl;
-	int res;
-	const char *name;
+	return res == RLIMIT_AS ? "RLIMIT_AS" : "RLIMIT_DATA";
+}
 
+int mf_plan_rlimit(const struct mf_plan *p, int *res, struct rlimit *rl, char *err, size_t errlen)
+{
 	if (p->rlimit == MF_RLIMIT_NONE)
 		return 0;
-	res = p->rlimit == MF_RLIMIT_AS ? RLIMIT_AS : RLIMIT_DATA;
-	name = p->rlimit == MF_RLIMIT_AS ? "RLIMIT_AS" : "RLIMIT_DATA";
-	if (getrlimit(res, &rl) != 0) {
-		snprintf(err, errlen, "getrlimit(%s): %s", name, strerror(errno));
+	*res = p->rlimit == MF_RLIMIT_AS ? RLIMIT_AS : RLIMIT_DATA;
+	if (getrlimit(*res, rl) != 0) {
+		snprintf(err, errlen, "getrlimit(%s): %s", rlimit_name(*res), strerror(errno));
 		return -1;
 	}
 	/* The soft limit is what turns allocations into ENOMEM. The hard limit
@@ -168,17 +168,32 @@ int mf_plan_apply_rlimit(const struct mf_plan *p, char *err, size_t errlen)
 	 * (as the standard-library resource module lets it), unless it is
 	 * already lower, in which case the budget must not exceed it. */
 	rlim_t want = (rlim_t)p->budget;
-	if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
-		want = rl.rlim_max;
+	if (rl->rlim_max != RLIM_INFINITY && want > rl->rlim_max)
+		want = rl->rlim_max;
 	if (want == 0) {
 		/* A soft limit of 0 has special meanings for some resources. */
-		snprintf(err, errlen, "%s: refusing to set a soft limit of 0", name);
+		snprintf(err, errlen, "%s: refusing to set a soft limit of 0", rlimit_name(*res));
 		return -1;
 	}
-	rl.rlim_cur = want;
+	rl->rlim_cur = want;
+	return 1;
+}
+
+void mf_plan_rlimit_error(int res, const struct rlimit *rl, int e, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "setrlimit(%s, %llu): %s", rlimit_name(res),
+		 (unsigned long long)rl->rlim_cur, strerror(e));
+}
+
+int mf_plan_apply_rlimit(const struct mf_plan *p, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	int res, rc = mf_plan_rlimit(p, &res, &rl, err, errlen);
+
+	if (rc <= 0)
+		return rc;
 	if (setrlimit(res, &rl) != 0) {
-		snprintf(err, errlen, "setrlimit(%s, %llu): %s", name,
-			 (unsigned long long)want, strerror(errno));
+		mf_plan_rlimit_error(res, &rl, errno, err, errlen);
 		return -1;
 	}
 	return 0;

@@ -9,6 +9,7 @@
 #define MF_PLAN_H
 
 #include <stdint.h>
+#include <sys/resource.h>
 #include "host/memory.h"
 #include "host/options.h"
 
@@ -73,6 +74,14 @@ int mf_plan_resolve(const struct mf_plan_opts *opts, const struct mf_memory *mem
  * Never sets a soft limit of 0; keeps a lower existing hard limit.
  * Returns 0, or -1 with err. */
 int mf_plan_apply_rlimit(const struct mf_plan *plan, char *err, size_t errlen);
+
+/* The same in two steps, for a process that applies it in a child that
+ * may only make system calls (launch.h, mf_spawn): the resource and its
+ * new limits, 1 (0 when the plan sets none, -1 with err); and the message
+ * of a setrlimit(2) of them that failed with errno e. */
+int mf_plan_rlimit(const struct mf_plan *plan, int *res, struct rlimit *rl, char *err,
+		   size_t errlen);
+void mf_plan_rlimit_error(int res, const struct rlimit *rl, int e, char *err, size_t errlen);
 
 /* "data", "as", "none" */
 const char *mf_rlimit_name(enum mf_rlimit_kind k);

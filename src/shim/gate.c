@@ -245,13 +245,6 @@ static uint64_t need_of(struct mf_seg_gate *g, struct mf_thread *t, uint32_t idx
 
 /* ---- entries ---- */
 
-static uint32_t entries_used(struct mf_seg_gate *g)
-{
-	uint64_t hw = __atomic_load_n(&g->entries_hw, __ATOMIC_ACQUIRE);
-
-	return hw < MF_SEG_GATE_ENTRIES ? (uint32_t)hw : MF_SEG_GATE_ENTRIES;
-}
-
 static struct mf_seg_gate_entry *entry_claim(struct mf_seg_gate *g, uint32_t *idx)
 {
 	for (uint32_t i = 0; i < MF_SEG_GATE_ENTRIES; i++) {
@@ -336,7 +329,7 @@ static bool try_admit(struct mf_seg_gate *g, struct handle *hd, bool fast)
 	} else {
 		/* States first, the sum after: a request admitted meanwhile is
 		 * then seen in the sum at least (counted twice at worst). */
-		for (uint32_t i = 0; i < entries_used(g); i++) {
+		for (uint32_t i = 0; i < mf_seg_gate_entries_used(g); i++) {
 			struct mf_seg_gate_entry *e = &g->entries[i];
 			uint32_t st = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
 			bool own = __atomic_load_n(&e->pid, __ATOMIC_RELAXED) == self;
@@ -478,7 +471,7 @@ int mf_gate_refuse(struct mf_thread *t, uint64_t req)
 	if ((g = gate_on()) == NULL)
 		return 0;
 	self = self_pid();
-	for (uint32_t i = 0; i < entries_used(g); i++) {
+	for (uint32_t i = 0; i < mf_seg_gate_entries_used(g); i++) {
 		struct mf_seg_gate_entry *e = &g->entries[i];
 
 		if (__atomic_load_n(&e->state, __ATOMIC_ACQUIRE) == MF_GATE_ADMITTED &&

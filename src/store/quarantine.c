@@ -177,19 +177,51 @@ fail:
 	return rc;
 }
 
-int mf_qstore_spec_check(const char *spec, const struct mf_qstore_opts *o, char *err,
-			 size_t errlen)
+/* A store that spec names, parsed and not opened (spec_parse), or NULL
+ * with *rc and err. */
+static struct mf_qstore *spec_only(const char *spec, const struct mf_qstore_opts *o, int *rc,
+				   char *err, size_t errlen)
 {
 	struct mf_qstore *s = calloc(1, sizeof(*s));
-	int rc;
 
 	if (s == NULL) {
 		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
+		*rc = -ENOMEM;
+		return NULL;
 	}
-	rc = spec_parse(s, spec, o, err, errlen);
-	if (rc == 0 && (rc = mf_qsql_check_file(s)) != 0)
+	*rc = spec_parse(s, spec, o, err, errlen);
+	if (*rc != 0) {
+		mf_qstore_close(s);
+		return NULL;
+	}
+	return s;
+}
+
+int mf_qstore_spec_check(const char *spec, const struct mf_qstore_opts *o, char *err,
+			 size_t errlen)
+{
+	int rc;
+	struct mf_qstore *s = spec_only(spec, o, &rc, err, errlen);
+
+	if (s != NULL && (rc = mf_qsql_check_file(s)) != 0)
 		snprintf(err, errlen, "%s", s->err);
+	mf_qstore_close(s);
+	return rc;
+}
+
+int mf_qstore_spec_file(const char *spec, const struct mf_qstore_opts *o, char *buf, size_t len,
+			char *err, size_t errlen)
+{
+	int rc;
+	struct mf_qstore *s = spec_only(spec, o, &rc, err, errlen);
+
+	if (s == NULL)
+		return rc;
+	rc = s->kind == Q_SQLITE;
+	if (rc && snprintf(buf, len, "%s", s->path) >= (int)len) {
+		snprintf(err, errlen, "quarantine file path too long");
+		rc = -ENAMETOOLONG;
+	}
 	mf_qstore_close(s);
 	return rc;
 }

@@ -149,6 +149,13 @@ void mf_qstore_close(struct mf_qstore *s);
  * at the first death. */
 int mf_qstore_spec_check(const char *spec, const struct mf_qstore_opts *opts, char *err,
 			 size_t errlen);
+/* The file of the SQLite store spec names, without touching it: 1 with
+ * its path in buf, 0 for a Redis store (its answers are Redis', not a
+ * local file's), or -errno with the reason in err (a bad spec: -EINVAL).
+ * A check can answer "no record" while this file does not exist, without
+ * creating it. */
+int mf_qstore_spec_file(const char *spec, const struct mf_qstore_opts *opts, char *buf,
+			size_t len, char *err, size_t errlen);
 
 /* "sqlite:/var/lib/memfence/quarantine.db", "redis://127.0.0.1:6379/0" */
 const char *mf_qstore_describe(const struct mf_qstore *s);

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -125,103 +124,180 @@ void sup_child_on_dead(void *ctx, const struct mf_seg_slot *slot, uint64_t oom_a
  * supervisor writes, and leaves the recording of deaths to the supervisor
  * when it can see them (in the stats segment): one death counts once.
  */
-static void quarantine_env(const struct sup *s)
+static void quarantine_env(const struct sup *s, struct mf_envp *env)
 {
 	if (!s->st.quarantine_on) {
 		/* Off for the whole program: its own client checks and records
 		 * nothing either (it would otherwise open the default store). */
-		setenv("MEMFENCE_QUARANTINE", "off", 1);
-		unsetenv("MEMFENCE_QUARANTINE_RECORDER");
+		mf_envp_set(env, "MEMFENCE_QUARANTINE", "off");
+		mf_envp_unset(env, "MEMFENCE_QUARANTINE_RECORDER");
 		return;
 	}
-	setenv("MEMFENCE_STATE_DIR", s->quar_dir, 1);
-	setenv("MEMFENCE_QUARANTINE", s->quar_spec, 1);
+	mf_envp_set(env, "MEMFENCE_STATE_DIR", s->quar_dir);
+	mf_envp_set(env, "MEMFENCE_QUARANTINE", s->quar_spec);
 	if (s->seg.open)
-		setenv("MEMFENCE_QUARANTINE_RECORDER", "supervisor", 1);
+		mf_envp_set(env, "MEMFENCE_QUARANTINE_RECORDER", "supervisor");
 }
 
 /*
  * The segment is mode 0600, the supervisor's: a program that drops its
  * privileges (setpriv, gosu, celery --uid) cannot open it by name. It gets
  * the supervisor's own descriptor instead, open across exec in the program
- * only (close-on-exec in the supervisor), and its shim maps that when the
- * path is refused. Loosening the file's mode would let any local user
- * write it. docs/failure.md says which descendants keep it.
+ * only (close-on-exec in the supervisor, mf_spawn's inherit_fd), and its
+ * shim maps that when the path is refused. Loosening the file's mode would
+ * let any local user write it. docs/failure.md says which descendants keep
+ * it. Returns the descriptor to inherit, or -1.
  */
-static void segment_fd_env(const struct sup *s)
+static int segment_fd_env(const struct sup *s, struct mf_envp *env)
 {
-	char num[16];
-
-	unsetenv("MEMFENCE_SEGMENT_FD");
+	mf_envp_unset(env, "MEMFENCE_SEGMENT_FD");
 	if (!s->seg.open || s->cfg.launch.account != 1 || s->seg.r.fd < 0)
-		return;
-	if (fcntl(s->seg.r.fd, F_SETFD, 0) != 0)
-		return;
-	snprintf(num, sizeof(num), "%d", s->seg.r.fd);
-	setenv("MEMFENCE_SEGMENT_FD", num, 1);
+		return -1;
+	mf_envp_set_u64(env, "MEMFENCE_SEGMENT_FD", (uint64_t)s->seg.r.fd);
+	return s->seg.r.fd;
 }
 
-/* In the forked child: undo what only the supervisor wants, then become
- * the program. Never returns. */
-static void child_exec(struct sup *s)
+/*
+ * Everything the program is started with, made here before it starts so
+ * that its child only applies it (mf_spawn): the plan and the launch's
+ * environment, then what only the supervisor knows. The first start takes
+ * the plan resolved as the supervisor started; a restart resolves it again
+ * from the cgroup as it is now (a container given a new limit). Returns 0,
+ * or an exit status after printing why; *keep_fd is the descriptor the
+ * program inherits (segment_fd_env).
+ */
+static int program_env(struct sup *s, struct mf_plan *plan, struct mf_envp *env, int *keep_fd)
 {
-	sigset_t none;
+	struct mf_launch launch = s->cfg.launch;
+	struct mf_memory mem;
+	const struct mf_memory *from = s->cfg.mem;
+	char err[512];
 	int status;
 
+	*plan = s->cfg.plan;
+	if (s->st.restarts > 0) {
+		from = mf_memory_read(launch.root, 0, &mem, err, sizeof(err)) == 0 ? &mem : NULL;
+		if (mf_plan_resolve(&launch.plan_opts, from, plan, err, sizeof(err)) != 0) {
+			mf_err("%s", err);
+			return MF_EXIT_USAGE;
+		}
+	}
+	if (mf_envp_init(env, environ) != 0) {
+		mf_err("cannot set the program's environment: %s", strerror(ENOMEM));
+		return MF_EXIT_FAILURE;
+	}
+	if (launch.account == 1 && !s->seg.open) {
+		/* No segment this time: the shim must not make one where the
+		 * supervisor found no room, nor join a file of someone else. */
+		launch.segment = NULL;
+		mf_envp_unset(env, "MEMFENCE_SEGMENT");
+	}
+	if (mf_launch_setup(&launch, from, plan, env, &status) != 0)
+		return status;
+	quarantine_env(s, env);
+	if (s->rc.dir[0])
+		mf_envp_set(env, "MEMFENCE_RECYCLE_DIR", s->rc.dir);
+	if (s->serving_file[0])
+		mf_envp_set(env, "MEMFENCE_SERVING_FILE", s->serving_file);
+	else
+		mf_envp_unset(env, "MEMFENCE_SERVING_FILE");
+	if (s->drain_file[0])
+		mf_envp_set(env, "MEMFENCE_DRAIN_FILE", s->drain_file);
+	else
+		mf_envp_unset(env, "MEMFENCE_DRAIN_FILE");
+	/* The segment is ours to make: a process of the program that outlives
+	 * us must not make it again (shim/segw.c). */
+	if (s->seg.open)
+		mf_envp_set(env, "MEMFENCE_SEGMENT_MAKE", "0");
+	*keep_fd = segment_fd_env(s, env);
+	sup_python_env(s, env);
+	if (s->cfg.profile) {
+		/* Beside the post-mortems, so that both outlive the program. */
+		mf_envp_set(env, "MEMFENCE_PROFILE_DIR", s->cfg.report_dir);
+		if (mf_envp_get(env, "MEMFENCE_PROFILE_SIGNAL") == NULL)
+			mf_envp_set(env, "MEMFENCE_PROFILE_SIGNAL", "1");
+	}
+	if (env->err) {
+		mf_err("cannot set the program's environment: %s", strerror(-env->err));
+		return MF_EXIT_FAILURE;
+	}
+	return 0;
+}
+
+/*
+ * Start the program from what program_env() made: the child undoes what
+ * only the supervisor wants (its signal handling and mask, its
+ * oom_score_adj), applies the rlimit and execs; nothing of the
+ * supervisor's memory is copied for it. Returns the pid, or -1 after
+ * printing why no process could be made; a child that could not become
+ * the program has ended with the status it would have had (126, 127, 1)
+ * and its reason is printed here.
+ */
+static pid_t program_spawn(struct sup *s, const struct mf_plan *plan, char **envp, int keep_fd)
+{
+	int sigs[sizeof(sup_forwarded) / sizeof(sup_forwarded[0]) + 2];
+	char oom_adj[16], err[512];
+	struct mf_spawn sp = {
+		.argv = s->cfg.argv,
+		.envp = envp,
+		.sigdfl = sigs,
+		.rlimit = -1,
+		.inherit_fd = keep_fd,
+	};
+	struct mf_spawn_result r;
+	size_t n = 0;
+	pid_t pid;
+	int rc;
+
 	for (size_t i = 0; i < sup_nforwarded; i++)
-		signal(sup_forwarded[i], SIG_DFL);
-	signal(SIGPIPE, SIG_DFL);
-	signal(SIGCHLD, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+		sigs[n++] = sup_forwarded[i];
+	sigs[n++] = SIGPIPE;
+	sigs[n++] = SIGCHLD;
+	sp.nsigdfl = n;
 	/* The supervisor killed (SIGKILL) leaves the program without probes,
 	 * reaping or reports: it is told to end (SIGTERM) rather than live
 	 * on as an orphan. As PID 1 the supervisor's end is the container's
 	 * anyway. The kernel forgets this when the program changes its
 	 * credentials (setpriv, gosu): docs/failure.md. */
 	if (!s->st.pid1) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != s->st.sup_pid)
-			_exit(MF_EXIT_FAILURE);  /* the supervisor is already gone */
+		sp.pdeathsig = SIGTERM;
+		sp.parent = s->st.sup_pid;
 	}
-	sup_protect_undo(s);
-	if (s->cfg.launch.account == 1 && !s->seg.open) {
-		/* No segment this time: the shim must not make one where the
-		 * supervisor found no room, nor join a file of someone else. */
-		s->cfg.launch.segment = NULL;
-		unsetenv("MEMFENCE_SEGMENT");
+	sp.oom_score_adj = sup_protect_undo(s, oom_adj, sizeof(oom_adj));
+	rc = mf_plan_rlimit(plan, &sp.rlimit, &sp.rl, err, sizeof(err));
+	if (rc < 0) {
+		mf_err("%s", err);
+		return -1;
 	}
-	if (mf_launch_prepare(&s->cfg.launch, &s->cfg.plan, &status) != 0)
-		_exit(status);
-	quarantine_env(s);
-	if (s->rc.dir[0])
-		setenv("MEMFENCE_RECYCLE_DIR", s->rc.dir, 1);
-	if (s->serving_file[0])
-		setenv("MEMFENCE_SERVING_FILE", s->serving_file, 1);
-	else
-		unsetenv("MEMFENCE_SERVING_FILE");
-	if (s->drain_file[0])
-		setenv("MEMFENCE_DRAIN_FILE", s->drain_file, 1);
-	else
-		unsetenv("MEMFENCE_DRAIN_FILE");
-	/* The segment is ours to make: a process of the program that outlives
-	 * us must not make it again (shim/segw.c). */
-	if (s->seg.open)
-		setenv("MEMFENCE_SEGMENT_MAKE", "0", 1);
-	segment_fd_env(s);
-	sup_python_env(s);
-	if (s->cfg.profile) {
-		/* Beside the post-mortems, so that both outlive the program. */
-		setenv("MEMFENCE_PROFILE_DIR", s->cfg.report_dir, 1);
-		if (getenv("MEMFENCE_PROFILE_SIGNAL") == NULL)
-			setenv("MEMFENCE_PROFILE_SIGNAL", "1", 1);
+	if (rc == 0)
+		sp.rlimit = -1;
+	pid = mf_spawn(&sp, &r);
+	if (pid < 0) {
+		mf_err("cannot start the program: %s", strerror((int)-pid));
+		return -1;
 	}
-	_exit(mf_launch_exec(s->cfg.argv));
+	if (r.oom_adj_err)
+		mf_warn("cannot reset the program's oom_score_adj: %s", strerror(r.oom_adj_err));
+	switch (r.stage) {
+	case MF_SPAWN_RLIMIT:
+		mf_plan_rlimit_error(sp.rlimit, &sp.rl, r.err, err, sizeof(err));
+		mf_err("%s", err);
+		break;
+	case MF_SPAWN_EXEC:
+		mf_err("cannot run '%s': %s", s->cfg.argv[0], strerror(r.err));
+		break;
+	default:
+		break;
+	}
+	return pid;
 }
 
 int sup_child_start(struct sup *s)
 {
+	struct mf_envp env = {0};
+	struct mf_plan plan;
 	pid_t pid;
+	int status, keep_fd = -1;
 
 	if (s->cfg.launch.account == 1) {
 		int err;
@@ -243,14 +319,16 @@ int sup_child_start(struct sup *s)
 			sup_gate_start(&s->seg, &s->cfg.gate);
 	}
 	sup_serving_started(s);
-	fflush(NULL);
-	pid = fork();
-	if (pid < 0) {
-		mf_err("cannot start the program: fork: %s", strerror(errno));
-		return -1;
+	status = program_env(s, &plan, &env, &keep_fd);
+	if (status != 0) {
+		mf_envp_free(&env);
+		return status;
 	}
-	if (pid == 0)
-		child_exec(s);
+	fflush(NULL);
+	pid = program_spawn(s, &plan, env.v, keep_fd);
+	mf_envp_free(&env);
+	if (pid < 0)
+		return MF_EXIT_FAILURE;
 	s->st.child_pid = pid;
 	s->st.child_up = 1;
 	s->seg.hold_pid = pid;

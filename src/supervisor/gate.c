@@ -3,7 +3,8 @@
  * configure it in a new segment, publish what each kind of request needs,
  * publish what the admitted requests held at each sample, free what dead
  * processes left at the gate, and read its counters for /metrics and
- * /status.
+ * /status. Its scans of the entries stop at the high-water mark the shims
+ * keep (mf_seg_gate_entries_used): a short run reads none of the 32 KiB.
  *
  * Needs come from the one model of the program's memory (model.c,
  * host/model.h), which every finished scope feeds and which leaves refused
@@ -80,7 +81,9 @@ static void publish_needs(struct mf_seg_gate *g)
  * itself. */
 static void free_dead(struct mf_seg_gate *g, struct sup_gate_stats *gs)
 {
-	for (uint32_t i = 0; i < MF_SEG_GATE_ENTRIES; i++) {
+	uint32_t used = mf_seg_gate_entries_used(g);
+
+	for (uint32_t i = 0; i < used; i++) {
 		struct mf_seg_gate_entry *e = &g->entries[i];
 		uint32_t st = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
 		pid_t pid = RELAXED(&e->pid);
@@ -107,9 +110,10 @@ static void free_dead(struct mf_seg_gate *g, struct sup_gate_stats *gs)
 static uint64_t covered(struct sup_seg *s, struct mf_seg_gate *g)
 {
 	const struct mf_seg_header *h = s->r.hdr;
+	uint32_t used = mf_seg_gate_entries_used(g);
 	uint64_t sum = 0;
 
-	for (uint32_t i = 0; i < MF_SEG_GATE_ENTRIES; i++) {
+	for (uint32_t i = 0; i < used; i++) {
 		const struct mf_seg_gate_entry *e = &g->entries[i];
 		const struct mf_seg_scope *se;
 		int32_t slot, scope;
@@ -182,7 +186,7 @@ void sup_gate_after_sample(struct sup_seg *s, struct sup_state *st)
 	}
 	gs->queued = 0;
 	gs->admitted_now = 0;
-	for (uint32_t i = 0; i < MF_SEG_GATE_ENTRIES; i++) {
+	for (uint32_t i = 0, used = mf_seg_gate_entries_used(g); i < used; i++) {
 		const struct mf_seg_gate_entry *e = &g->entries[i];
 		uint32_t state = __atomic_load_n(&e->state, __ATOMIC_ACQUIRE);
 		uint32_t ni = RELAXED(&e->name_idx);

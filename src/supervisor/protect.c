@@ -99,19 +99,11 @@ void sup_protect_relock(const struct sup *s)
 		mlockall(MCL_CURRENT | MCL_ONFAULT);
 }
 
-void sup_protect_undo(const struct sup *s)
+const char *sup_protect_undo(const struct sup *s, char *buf, size_t len)
 {
-	char buf[16];
-	int fd, n;
-
 	/* The program must stay the OOM killer's choice, not inherit -1000. */
 	if (!s->st.oom_adj_held)
-		return;
-	n = snprintf(buf, sizeof(buf), "%d", s->oom_adj_orig);
-	fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		if (write(fd, buf, (size_t)n) != n)
-			mf_warn("cannot reset the program's oom_score_adj: %s", strerror(errno));
-		close(fd);
-	}
+		return NULL;
+	snprintf(buf, len, "%d", s->oom_adj_orig);
+	return buf;
 }

@@ -96,7 +96,7 @@ int sup_python_server(const struct sup *s)
  * The bootstrap is looked for where the preload libraries are: next to the
  * binary in the build tree, else under the install directory.
  */
-void sup_python_env(const struct sup *s)
+void sup_python_env(const struct sup *s, struct mf_envp *env)
 {
 	const char *cur, *file;
 	char dir[MF_PATH_MAX], buf[2 * MF_PATH_MAX + 2];
@@ -117,7 +117,7 @@ void sup_python_env(const struct sup *s)
 	snprintf(dir, sizeof(dir), "%s", file);
 	slash = strrchr(dir, '/');
 	*slash = '\0';
-	cur = getenv("PYTHONPATH");
+	cur = mf_envp_get(env, "PYTHONPATH");
 	if (cur && *cur) {
 		/* Already first (or anywhere): leave the user's order alone. */
 		len = strlen(dir);
@@ -125,8 +125,8 @@ void sup_python_env(const struct sup *s)
 			if (strncmp(p, dir, len) == 0 && (p[len] == ':' || p[len] == '\0'))
 				return;
 		snprintf(buf, sizeof(buf), "%s:%s", dir, cur);
-		setenv("PYTHONPATH", buf, 1);
+		mf_envp_set(env, "PYTHONPATH", buf);
 	} else {
-		setenv("PYTHONPATH", dir, 1);
+		mf_envp_set(env, "PYTHONPATH", dir);
 	}
 }

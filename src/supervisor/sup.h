@@ -31,8 +31,8 @@ enum sup_restart { SUP_RESTART_NEVER, SUP_RESTART_ON_OOM, SUP_RESTART_ALWAYS };
 
 struct sup_config {
 	struct mf_launch launch;     /* account resolved to 0 or 1 */
-	struct mf_plan plan;         /* as the program will get it (the child
-					resolves it again when it applies it) */
+	struct mf_plan plan;         /* as the program gets it at its first
+					start (a restart resolves it again) */
 	const struct mf_memory *mem; /* what the plan came from; zeroed when
 					nothing was readable */
 	char **argv;                 /* the program and its arguments */

@@ -384,10 +384,8 @@ int sup_run(const struct sup_config *cfg)
 	sup_state_sample(s);
 	s->st.oom_kill_at_start = s->st.oom_kill;
 	for (;;) {
-		if (sup_child_start(s) < 0) {
-			code = MF_EXIT_FAILURE;
+		if ((code = sup_child_start(s)) != 0)
 			break;
-		}
 		/* Served from now on: loading the server overlaps the program's
 		 * exec (sup_http_listen()). A server that cannot start ends the
 		 * run as it did before the program started, with the program

@@ -98,6 +98,7 @@ uint64_t sup_failures_total(const struct sup_state *st);
 /* child.c: the signals passed on to the program. */
 extern const int sup_forwarded[];
 extern const size_t sup_nforwarded;
+/* Start the program: 0, or the exit status to end with, after saying why. */
 int sup_child_start(struct sup *s);
 /* The program ended with wait status ws: classify, report. */
 void sup_child_ended(struct sup *s, int ws, struct sup_death *d);
@@ -135,15 +136,16 @@ void sup_serving_stop(struct sup *s);
 /* After the recycle rules: tell the program whether it is drained. */
 void sup_drain_tick(struct sup *s);
 
-/* python.c: in the child, put the bootstrap first on PYTHONPATH. */
-void sup_python_env(const struct sup *s);
+/* python.c: put the bootstrap first on the program's PYTHONPATH. */
+void sup_python_env(const struct sup *s, struct mf_envp *env);
 /* python.c: the program is a server memfence's Python integration knows. */
 int sup_python_server(const struct sup *s);
 
 /* protect.c */
 void sup_protect(struct sup *s);
-/* In the child: the program gets the oom_score_adj the supervisor had. */
-void sup_protect_undo(const struct sup *s);
+/* What the program writes to its oom_score_adj to get the value the
+ * supervisor had (in buf), or NULL when it has it already. */
+const char *sup_protect_undo(const struct sup *s, char *buf, size_t len);
 /* Lock what was mapped since sup_protect(), when it could lock. */
 void sup_protect_relock(const struct sup *s);
 

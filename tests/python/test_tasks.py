@@ -128,6 +128,18 @@ class GuardTest(unittest.TestCase):
         self.assertEqual((rec["deaths"], rec["cause"]), (2, "sigkill"))
         self.assertEqual(mt.counters["rejected"], rejected + 1)
 
+    def test_check_creates_no_store(self):
+        # No store file yet: no record anywhere, answered from one stat.
+        # Opening it would create it, and a pool's processes would all race
+        # to at their first check, each waiting on the others' locks.
+        path = os.path.join(self.dir, "quarantine.db")
+        self.assertEqual(self.store.check("j-11"), (False, None))
+        self.assertIsNone(self.guard.check("j-11", "jobs.x"))
+        self.assertFalse(os.path.exists(path), "a check created the store")
+        self.guard.record_death("j-11", "jobs.x", "oom_kill")
+        self.assertTrue(os.path.exists(path))
+        self.assertEqual(self.store.check("j-11")[1]["deaths"], 1)
+
     def test_deaths_left_to_the_supervisor(self):
         g = mt.Guard(self.store, log, record_deaths=False)
         self.assertFalse(g.records_deaths)
