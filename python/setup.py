@@ -38,8 +38,10 @@ if all(os.path.exists(p) for p in core) and os.path.exists(os.path.join(TOP, "in
 
 # The quarantine store and the segment reader: a module of its own, so that
 # only the processes that use them load SQLite, hiredis and jansson.
+# The store reads --quarantine-ttl with the options' duration parser.
 HOST = [("store", "quarantine.c"), ("store", "qrecord.c"), ("store", "qsqlite.c"),
-        ("store", "qredis.c"), ("host", "segread.c"), ("base", "segment.c")]
+        ("store", "qredis.c"), ("host", "segread.c"), ("base", "segment.c"),
+        ("host", "options.c"), ("host", "msg.c"), ("base", "size.c"), ("base", "env.c")]
 host = [os.path.join(TOP, "src", d, f) for d, f in HOST]
 ext_modules = [Extension(
     "memfence._memfence", sources=sources, include_dirs=include, define_macros=macros,
@@ -50,6 +52,6 @@ if all(os.path.exists(p) for p in host):
         "memfence._host", sources=["memfence/_host.c"] + [os.path.relpath(p, HERE) for p in host],
         include_dirs=include + ["/usr/include/hiredis"], define_macros=macros[:3],
         extra_compile_args=["-std=gnu11", "-fvisibility=hidden"],
-        libraries=["jansson", "sqlite3", "hiredis", "pthread"], py_limited_api=True))
+        libraries=["jansson", "sqlite3", "hiredis", "pthread", "m"], py_limited_api=True))
 
 setup(version=version, ext_modules=ext_modules)
