@@ -1,6 +1,6 @@
 """Compare variants of one workload in interleaved rounds.
 
-    compare.py [--rounds N] [--build DIR] [--only NAME,...] [--json FILE]
+    compare.py [--rounds N] [--build DIR] [--only NAME,...] [--python PATH] [--json FILE]
 
 Round r runs every variant of a workload once, always in the same order
 (plain, exec, exec --account, run, profile, the anchors; then plain again),
@@ -341,6 +341,8 @@ def main():
                     help="celery: tasks per run (start-up weighs less in longer runs)")
     ap.add_argument("--anchor-rounds", type=int, default=3,
                     help="rounds that also run tracemalloc and heaptrack")
+    ap.add_argument("--python", default=PY,
+                    help="the interpreter of the Python workloads (default %(default)s)")
     ap.add_argument("--json", help="write every run here")
     ap.add_argument("--table", metavar="JSON",
                     help="only print the table of a run saved with --json")
@@ -356,7 +358,9 @@ def main():
         args.tasks = saved.get("tasks", CELERY_TASKS)
         return print_table(saved["results"], args, *saved["load"])
     build = os.path.abspath(args.build)
-    wl = workloads(build)
+    # The workloads' interpreter; the servers' load client keeps Debian's.
+    wl = {w: ([args.python if a == PY else a for a in argv], py, kind)
+          for w, (argv, py, kind) in workloads(build).items()}
     names = args.only.split(",") if args.only else list(wl)
     results = {}
     load_before = os.getloadavg()

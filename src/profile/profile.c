@@ -245,7 +245,9 @@ int mf_profile_parse(FILE *f, const char *path, struct mf_profile *p, char *err,
 		} else if (strncmp(line, "rate ", 5) == 0) {
 			p->rate = strtoull(line + 5, NULL, 10);
 		} else if (strncmp(line, "python ", 7) == 0) {
+			char *info = strchr(line + 7, ' ');
 			p->python = atoi(line + 7);
+			snprintf(p->pyinfo, sizeof(p->pyinfo), "%s", info != NULL ? info + 1 : "");
 		} else if (strncmp(line, "pymalloc ", 9) == 0) {
 			snprintf(p->pymalloc, sizeof(p->pymalloc), "%s", line + 9);
 		} else if (strncmp(line, "totals ", 7) == 0) {

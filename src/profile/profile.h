@@ -61,6 +61,7 @@ struct mf_profile {
 	char reason[32];
 	uint64_t time_ns, rate, samples;
 	int python;
+	char pyinfo[48];          /* "3.13.0", "3.13.0 free-threaded": the "python" line's rest */
 	char pymalloc[16];
 	uint64_t tot[4];          /* by view */
 	uint64_t over_sites, over_live, over_codes, over_scopes;

@@ -56,6 +56,41 @@ static int agg_cmp(const void *a, const void *b)
 	return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : 0;
 }
 
+/* The rest of the text report's "domains seen" line: the Python objects
+ * seen, and why not when an interpreter was there but not read (the
+ * words of the "python" line, docs/profiler.md). */
+static void python_domains(FILE *o, const struct mf_profile *p)
+{
+	static const struct {
+		const char *word, *why;
+	} whys[] = {
+		{"free-threaded", "a free-threaded build, which the profiler does not support"},
+		{"unsupported", "a version whose frame layout this memfence does not know"},
+		{"mismatch", "it does not match the layout known for its version"},
+	};
+	const char *sp = strchr(p->pyinfo, ' ');
+	const char *why = "not read";
+
+	if (!p->python && p->pyinfo[0] == '\0') {
+		fprintf(o, " (no Python interpreter seen)\n");
+		return;
+	}
+	if (!p->python) {
+		for (size_t i = 0; sp != NULL && i < sizeof(whys) / sizeof(whys[0]); i++)
+			if (strcmp(sp + 1, whys[i].word) == 0)
+				why = whys[i].why;
+		fprintf(o, " (Python %.*s: %s; no Python frames or small objects)\n",
+			sp != NULL ? (int)(sp - p->pyinfo) : (int)strlen(p->pyinfo), p->pyinfo, why);
+		return;
+	}
+	fprintf(o, "%s%s%s\n",
+		strcmp(p->pymalloc, "off") == 0 ? " + Python objects of every size (PYTHONMALLOC=malloc)"
+		: strcmp(p->pymalloc, "hooked") == 0
+			? " + Python objects <= 512 bytes in pymalloc arenas (allocator hook)"
+			: "; Python objects <= 512 bytes in pymalloc arenas NOT seen",
+		p->pyinfo[0] ? "; frames of Python " : "", p->pyinfo);
+}
+
 static int write_text(const struct mf_profile *p, enum mf_prof_view v, const char *scope, int top,
 			      FILE *o, char *err, size_t errlen)
 {
@@ -101,13 +136,8 @@ static int write_text(const struct mf_profile *p, enum mf_prof_view v, const cha
 		p->pid, p->reason, (unsigned long long)p->samples, hsize((double)p->rate, b1, sizeof(b1)));
 	fprintf(o, "view: %s - %s%s%s\n", view_names[v], view_help[v], scope ? ", scope " : "",
 		scope ? scope : "");
-	fprintf(o, "domains seen: malloc family%s\n",
-		!p->python ? " (no Python interpreter seen)"
-		: strcmp(p->pymalloc, "off") == 0
-			? " + Python objects of every size (PYTHONMALLOC=malloc)"
-		: strcmp(p->pymalloc, "hooked") == 0
-			? " + Python objects <= 512 bytes in pymalloc arenas (allocator hook)"
-			: "; Python objects <= 512 bytes in pymalloc arenas NOT seen");
+	fprintf(o, "domains seen: malloc family");
+	python_domains(o, p);
 	fprintf(o, "memory: python-heap %s | native-heap %s (this view, estimated) | "
 		   "heap live %s (exact, accounting) | RSS %s\n",
 		hsize(py, b1, sizeof(b1)), hsize(nat, b2, sizeof(b2)),
@@ -371,6 +401,8 @@ static int write_json(const struct mf_profile *p, enum mf_prof_view v, const cha
 		(unsigned long long)p->time_ns, (unsigned long long)p->rate,
 		(unsigned long long)p->samples, view_names[v], p->python ? "true" : "false");
 	jstr(o, p->pymalloc);
+	fprintf(o, ",\"python_interpreter\":");
+	jstr(o, p->pyinfo);
 	fprintf(o, ",\"totals\":{\"allocated\":%llu,\"live\":%llu,\"peak\":%llu,\"failure\":%llu},"
 		   "\"overflow\":{\"sites\":%llu,\"live\":%llu,\"codes\":%llu,\"scopes\":%llu},"
 		   "\"rss\":%llu,\"heap_live\":%llu,\"heap_peak\":%llu,\"sites\":[",

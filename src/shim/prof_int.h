@@ -8,8 +8,8 @@
  *                  and the interpreter's eval loop, where unwinding stops
  *   prof_python.c  Python frames: the code table, the frame walk, the
  *                  PyMem hooks for pymalloc's small objects
- *   prof_pylayout.h / prof_py311.c  the CPython-version-specific frame
- *                  layout, one file per version behind one interface
+ *   prof_pylayout.h / prof_py3NN.c  where each CPython version keeps
+ *                  the fields the walk reads, one file per version
  *   prof_table.c   the site, scope and live-sample tables, the filter
  *   prof_write.c   snapshot files and the /proc/self/maps they cite
  *   prof_signal.c  the snapshot signal
@@ -128,7 +128,8 @@ static inline int mf_prof_native_stack(uint64_t *out)
  * the lock held (the code table is shared). */
 void mf_prof_python_init(const char *pymalloc) MF_HIDDEN;
 int mf_prof_python_stack(uint64_t *out) MF_HIDDEN;
-bool mf_prof_python_seen(void) MF_HIDDEN;
+/* The snapshot's "python" line after its key (docs/profiler.md). */
+const char *mf_prof_python_header(void) MF_HIDDEN;
 /* "hooked", "on" (pymalloc in use, not hooked yet) or "off". */
 const char *mf_prof_pymalloc_state(void) MF_HIDDEN;
 

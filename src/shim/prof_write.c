@@ -271,7 +271,7 @@ int mf_prof_write(const char *reason)
 	out_str(o, "\nrate ");
 	out_u64(o, mf_prof_st.rate);
 	out_str(o, "\npython ");
-	out_u64(o, (uint64_t)mf_prof_python_seen());
+	out_str(o, mf_prof_python_header());
 	out_str(o, "\npymalloc ");
 	out_str(o, mf_prof_pymalloc_state());
 	out_str(o, "\ntotals");

@@ -97,6 +97,52 @@ def main():
                   f"(expected line {line}) {'ok' if good else 'FAIL'}")
             ok &= good
         ok &= shares(prof, sites, rate)
+    elif mode == "pyversion":
+        # argv[3]: source file, argv[4]: the reference's python-heap bytes
+        # or "-". The top Python function (sites summed by innermost Python
+        # frame, as the text report does) is the SITE-top line's, called
+        # from SITE-caller's; SITE-init's function has the top one as its
+        # caller, with no frame between (3.13 runs __init__ under a shim
+        # frame that must not show). The python-heap figure is printed and,
+        # with a reference, within 10 % of it: the same objects on each
+        # version, which the sampling estimates to +-1 % at the rate used.
+        src = open(sys.argv[3]).read().splitlines()
+
+        def where(tag):
+            i = next(i for i, l in enumerate(src) if f"SITE-{tag}" in l)
+            name = src[i].split("SITE-" + tag)[1].split()[0]
+            return name, i + 1
+
+        top, top_line = where("top")
+        caller, _ = where("caller")
+        init, init_line = where("init")
+        by_func, py_heap = {}, 0.0
+        for s in prof["sites"]:
+            py = [f for f in s["frames"] if f["python"]]
+            if py:
+                py_heap += s["bytes"]
+                by_func[py[0]["function"]] = by_func.get(py[0]["function"], 0) + s["bytes"]
+        ok &= prof["python"] and prof["pymalloc"] == "hooked"
+        print(f"python {prof['python']} pymalloc {prof['pymalloc']} "
+              f"interpreter {prof.get('python_interpreter')}")
+        best = max(by_func, key=by_func.get) if by_func else None
+        good = best == top
+        print(f"top Python function {best} ({by_func.get(best, 0):.0f} bytes), expected {top} "
+              f"{'ok' if good else 'FAIL'}")
+        ok &= good
+        for func, line, up in ((top, top_line, caller), (init, init_line, top)):
+            _, frames = site_bytes(prof, func.split(".")[0])
+            py = [f for f in frames if f["python"]] if frames else []
+            got = [(f["function"], f["line"]) for f in py[:2]]
+            good = len(got) == 2 and got[0] == (func, line) and got[1][0] == up
+            print(f"{func}: frames {got}, expected {func}:{line} < {up} {'ok' if good else 'FAIL'}")
+            ok &= good
+        print(f"python-heap {py_heap:.0f}")
+        if sys.argv[4] != "-":
+            ref = float(sys.argv[4])
+            good = ref > 0 and abs(py_heap / ref - 1) <= 0.10
+            print(f"python-heap {py_heap / ref:.3f} of the reference's {'ok' if good else 'FAIL'}")
+            ok &= good
     sys.exit(0 if ok else 1)
 
 
