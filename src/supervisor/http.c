@@ -496,10 +496,11 @@ int sup_http_check(const char *addr, char *err, size_t errlen)
 /*
  * The server starts in two steps. The socket is bound before the program
  * starts, so that a port in use stops the start with its reason as it
- * always did; libmicrohttpd (and GnuTLS behind it: most of the supervisor's
- * start-up time) is loaded after the program's fork, while the program
- * execs on the other CPU. Connections that arrive in between wait in the
- * listen backlog.
+ * always did; libmicrohttpd, and GnuTLS behind it (10-14 ms of CPU and 150
+ * page faults, most of what the supervisor's start costs), is loaded when
+ * the first connection arrives (supervisor.c polls the socket): a short
+ * program nobody probes never pays for it, and a server pays once, at its
+ * first probe. That connection waits in the listen backlog meanwhile.
  */
 struct sup_http *sup_http_listen(const char *addr, char *err, size_t errlen)
 {
@@ -560,6 +561,11 @@ int sup_http_serve(struct sup_http *h, char *err, size_t errlen)
 	return 0;
 }
 
+int sup_http_pending_fd(const struct sup_http *h)
+{
+	return h && !h->d ? h->fd : -1;
+}
+
 void sup_http_stop(struct sup_http *h)
 {
 	/* Every suspended request answered first: libmicrohttpd refuses to
@@ -569,4 +575,8 @@ void sup_http_stop(struct sup_http *h)
 		MHD_stop_daemon(h->d);
 	if (h && h->fd >= 0)
 		close(h->fd);
+	if (h) {
+		h->d = NULL;    /* stopped twice: once is done */
+		h->fd = -1;
+	}
 }

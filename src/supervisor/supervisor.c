@@ -168,6 +168,31 @@ static int setup_fds(struct sup *s)
 }
 
 /*
+ * The first connection to the bound port: load libmicrohttpd and serve,
+ * the state published first so that the first answer is current. A server
+ * that cannot start says why once and closes its port (probes are refused,
+ * so an orchestrator replaces the container); the program goes on.
+ */
+static void http_serve(struct sup *s)
+{
+	struct sup_http *h = s->http_pending;
+	char err[512];
+
+	s->http_pending = NULL;
+	sup_publish(&s->st);
+	if (sup_http_serve(h, err, sizeof(err)) < 0) {
+		mf_err("%s; the port is closed, the program goes on", err);
+		sup_http_stop(h);
+		return;
+	}
+	s->http = h;
+	sup_protect_relock(s);
+	if (s->cfg.profile && !sup_pprof_running() &&
+	    sup_pprof_start(s->cfg.report_dir, &s->cfg.profile_push, err, sizeof(err)) < 0)
+		mf_err("%s; /debug/pprof is off", err);
+}
+
+/*
  * The loop: signals and the sampling timer, until the program has ended for
  * good (returns 0, its exit code in *code) or a restart is due (returns 1
  * once the backoff delay has passed; probes and metrics go on meanwhile).
@@ -175,13 +200,16 @@ static int setup_fds(struct sup *s)
 static int loop(struct sup *s, int *code)
 {
 	uint64_t restart_at = 0;
-	struct pollfd pf[2] = {{.fd = s->sfd, .events = POLLIN}, {.fd = s->tfd, .events = POLLIN}};
+	struct pollfd pf[3] = {{.fd = s->sfd, .events = POLLIN}, {.fd = s->tfd, .events = POLLIN},
+			       {.fd = -1, .events = POLLIN}};
 
 	for (;;) {
 		struct signalfd_siginfo si;
 		uint64_t expirations;
 
-		if (poll(pf, 2, -1) < 0 && errno != EINTR) {
+		pf[2].fd = sup_http_pending_fd(s->http_pending);    /* -1: not polled */
+		pf[2].revents = 0;
+		if (poll(pf, 3, -1) < 0 && errno != EINTR) {
 			mf_err("poll: %s", strerror(errno));
 			*code = MF_EXIT_FAILURE;
 			return 0;
@@ -251,6 +279,8 @@ static int loop(struct sup *s, int *code)
 				}
 			}
 		}
+		if (pf[2].revents)
+			http_serve(s);
 		if (read(s->tfd, &expirations, sizeof(expirations)) > 0)
 			tick(s);
 		if (restart_at && sup_now_ms() >= restart_at)
@@ -386,23 +416,12 @@ int sup_run(const struct sup_config *cfg)
 	for (;;) {
 		if ((code = sup_child_start(s)) != 0)
 			break;
-		/* Served from now on: loading the server overlaps the program's
-		 * exec (sup_http_listen()). A server that cannot start ends the
-		 * run as it did before the program started, with the program
-		 * stopped at its first steps. */
-		if (http && !s->http) {
-			if (sup_http_serve(http, err, sizeof(err)) < 0) {
-				mf_err("%s", err);
-				kill(s->st.child_pid, SIGKILL);
-				waitpid(s->st.child_pid, NULL, 0);
-				code = MF_EXIT_FAILURE;
-				break;
-			}
-			s->http = http;
-			sup_protect_relock(s);
-		}
-		/* /debug/pprof and the push: from the program's first start. */
-		if (s->cfg.profile && (s->http || s->cfg.profile_push.url) && !sup_pprof_running() &&
+		/* Served from its first connection on (sup_http_listen()). */
+		if (http && !s->http)
+			s->http_pending = http;
+		/* The push: from the program's first start; /debug/pprof from
+		 * the server's (http_serve()). */
+		if (s->cfg.profile && s->cfg.profile_push.url && !sup_pprof_running() &&
 		    sup_pprof_start(s->cfg.report_dir, &s->cfg.profile_push, err, sizeof(err)) < 0) {
 			mf_err("%s", err);
 			kill(s->st.child_pid, SIGKILL);

@@ -50,7 +50,8 @@ struct sup {
 	struct sup_seg seg;
 	struct sup_health health;
 	struct sup_state st;
-	struct sup_http *http;
+	struct sup_http *http;         /* served */
+	struct sup_http *http_pending; /* bound, served at its first connection */
 	int sfd, tfd;
 	int stopping;              /* the stop signal that arrived: no more restarts */
 	int last_forwarded;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What `memfence run` does at start-up and exit that a short program pays
 # for: the command does not load libmicrohttpd (and GnuTLS behind it) unless
-# its HTTP server starts, and then only once the program is started; it
+# its HTTP server is asked something, and then only at the first connection; it
 # loads SQLite and hiredis, opens the quarantine store and starts its writer
 # thread only when a death is recorded; the supervisor writes its files (the
 # model, the journal) whole, not one JSON token per write(2); the program is
@@ -90,16 +90,36 @@ $(awk '{ sub(/\(.*/, "", $2); print $2 }' "$MF_TMP/child" | sort | uniq -c | sor
 echo "ok the program started by a vfork-style clone, $n system calls and no file opened before its exec"
 
 # With the server: the port is bound before the program starts (a port in
-# use still stops the start), the library loaded after its fork.
+# use still stops the start); the library is loaded at the first connection,
+# so a program nobody asks anything never loads it.
 port=$(mf_free_port)
 trace_all --http "127.0.0.1:$port"
-grep -q 'libmicrohttpd' "$MF_TMP/all" || fail "--http on: libmicrohttpd was not loaded"
 grep -q "bind(.*htons($port)" "$MF_TMP/start" ||
 	fail "--http on: the port was not bound before the program's fork"
-if grep -q 'libmicrohttpd' "$MF_TMP/start"; then
-	fail "--http on: libmicrohttpd was loaded before the program's fork"
+if grep -q 'libmicrohttpd' "$MF_TMP/all"; then
+	fail "--http on, no connection: libmicrohttpd was loaded: $(grep -m1 libmicrohttpd "$MF_TMP/all")"
 fi
-echo "ok --http 127.0.0.1:$port: bound before the program starts, libmicrohttpd loaded after"
+echo "ok --http 127.0.0.1:$port: bound before the program starts, libmicrohttpd not loaded without a connection"
+# A probe: answered by the library loaded then, after the program started.
+port=$(mf_free_port)
+strace -f -qq -e trace=openat,execve -o "$MF_TMP/probe" \
+	"$MEMFENCE" run --http "127.0.0.1:$port" --report-dir "$MF_TMP/reports" --state-dir "$MF_TMP/state" \
+	-- sleep 30 2>"$MF_TMP/err" &
+sup=$!
+MF_PIDS+=("$sup")
+r=
+for _ in $(seq 100); do
+	r=$(curl -s --max-time 5 "http://127.0.0.1:$port/livez") && [ -n "$r" ] && break
+	sleep 0.1
+done
+expect_match "--http on: the first probe's answer" "^live" "$r"
+# strace's child is the supervisor: a stop forwarded to the program.
+kill -TERM $(pgrep -P "$sup") 2>/dev/null
+wait "$sup" 2>/dev/null
+grep -q 'libmicrohttpd' "$MF_TMP/probe" || fail "--http on, probed: libmicrohttpd was not loaded"
+awk '/execve\(".*sleep"/ { prog = 1 } /libmicrohttpd/ { print prog + 0; exit }' "$MF_TMP/probe" | grep -qx 1 ||
+	fail "--http on, probed: libmicrohttpd was loaded before the program's exec"
+echo "ok --http on, probed: libmicrohttpd loaded at the first connection, after the program started"
 $PY -c 'import socket, sys; s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
 import subprocess; r = subprocess.run([sys.argv[1], "run", "--http", "127.0.0.1:%d" % s.getsockname()[1],
     "--", "sh", "-c", "echo ran"], capture_output=True, text=True, timeout=60)
