@@ -49,6 +49,20 @@ class Routes:
         return "%s /..." % method
 
 
+def has_middleware(app):
+    """Whether app is memfence's middleware, or wraps it within a few layers
+    that keep the wrapped app as .app (uvicorn's proxy-headers middleware
+    around an app the user wrapped): wrapping it again would put a scope
+    without the user's budgets outside theirs."""
+    for _ in range(8):
+        if app is None:
+            return False
+        if getattr(app, "memfence_middleware", False):
+            return True
+        app = getattr(app, "app", None)
+    return False
+
+
 # True while a request runs inside one of memfence's HTTP middlewares: an
 # application wrapped twice (by hand, and by `memfence run`) gets one scope.
 in_request = ContextVar("memfence_http_request", default=False)
@@ -94,7 +108,8 @@ class Policy:
         what = describe_failure(exc) or type(exc).__name__
         msg = "out of memory while serving %s%s (%s); %s" % (
             endpoint, " request %s" % request_id if request_id else "", what,
-            "response already started, connection closed" if started else "retry later")
+            "response already started, connection closed" if started else
+            "too large to serve, do not retry" if permanent(exc, figures) else "retry later")
         log.warning("memfence: %s; figures %r", msg, figures)
         if self.on_failure is not None:
             try:
@@ -103,6 +118,30 @@ class Policy:
                 log.exception("memfence: on_failure callback failed")
         _check_clean(endpoint)
         return msg
+
+
+def permanent(exc, figures):
+    """Whether a refused request could never be served, here or on another
+    replica: the gate found its need above the whole line, or the shim
+    refused it for crossing its own budget or for asking more than the whole
+    line. Clients are then told not to retry; other refusals are for memory
+    that others held, and a retry may pass."""
+    return bool(getattr(exc, "too_big", False) or
+                (figures is not None and getattr(figures, "permanent", False)))
+
+
+def http_answer(policy, exc, figures, has_body):
+    """(status code, reason, extra headers) for a refused HTTP request. A
+    transient refusal is 503 with Retry-After. A permanent one carries no
+    Retry-After, so that clients and proxies do not send it again: 413 when
+    the request has a body (what it sent is what made it too large), else
+    503."""
+    if permanent(exc, figures):
+        if has_body:
+            return 413, "Content Too Large", []
+        return 503, "Service Unavailable", []
+    return 503, "Service Unavailable", [("Retry-After",
+                                          str(max(1, int(round(policy.retry_after)))))]
 
 
 # Under `memfence run` with recycling on: after a refused request, is the
@@ -144,5 +183,5 @@ def release(exc):
             traceback.clear_frames(e.__traceback__)
 
 
-__all__ = ["Policy", "Routes", "release", "is_allocation_failure", "in_request",
+__all__ = ["Policy", "Routes", "release", "permanent", "http_answer", "has_middleware", "is_allocation_failure", "in_request",
            "DEFAULT_RETRY_AFTER", "DEFAULT_MAX_ROUTES"]

@@ -28,7 +28,8 @@ from memfence import _core
 from memfence import gate as _gate
 from memfence import quarantine as mq
 from memfence._respond import (DEFAULT_MAX_ROUTES, DEFAULT_RETRY_AFTER, Policy, Routes,
-                               in_request, release)
+                               has_middleware, http_answer, in_request,
+                               release)
 from memfence.failures import is_allocation_failure
 
 __all__ = ["Middleware", "wrap"]
@@ -91,18 +92,28 @@ class Middleware:
         finally:
             in_request.reset(token)
         msg = self.policy.refused(endpoint, rid, failure, got.get("f"))
+        code, _reason, extra = http_answer(self.policy, failure, got.get("f"), _has_body(scope))
         failure = None
         body = (msg + "\n").encode("utf-8")
-        retry = str(max(1, int(round(self.policy.retry_after)))).encode()
-        await send({"type": "http.response.start", "status": 503,
+        await send({"type": "http.response.start", "status": code,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", retry)]})
+                                (b"content-length", str(len(body)).encode())] +
+                    [(k.lower().encode(), v.encode()) for k, v in extra]})
         await send({"type": "http.response.body", "body": body})
 
 
+def _has_body(scope):
+    for k, v in scope.get("headers") or ():
+        k = k.lower()
+        if k == b"transfer-encoding":
+            return True
+        if k == b"content-length":
+            return v.strip() not in (b"", b"0")
+    return False
+
+
 def wrap(app, **options):
-    """app in a Middleware, unless it is one already."""
-    if getattr(app, "memfence_middleware", False):
+    """app in a Middleware, unless it is one already (or wraps one)."""
+    if has_middleware(app):
         return app
     return Middleware(app, **options)

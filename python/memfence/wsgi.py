@@ -26,7 +26,8 @@ from memfence import _core
 from memfence import gate as _gate
 from memfence import quarantine as mq
 from memfence._respond import (DEFAULT_MAX_ROUTES, DEFAULT_RETRY_AFTER, Policy, Routes,
-                               in_request, release)
+                               has_middleware, http_answer, in_request,
+                               release)
 from memfence.failures import is_allocation_failure
 
 __all__ = ["Middleware", "wrap"]
@@ -158,10 +159,10 @@ class Middleware:
                 raise failure
             msg = self.policy.refused(endpoint, rid, failure, figures)
             body = (msg + "\n").encode("utf-8")
-            retry = str(max(1, int(round(self.policy.retry_after))))
-            start_response("503 Service Unavailable",
+            code, reason, extra = http_answer(self.policy, failure, figures, _has_body(environ))
+            start_response("%d %s" % (code, reason),
                            [("Content-Type", "text/plain; charset=utf-8"),
-                            ("Content-Length", str(len(body))), ("Retry-After", retry)],
+                            ("Content-Length", str(len(body)))] + extra,
                            sys.exc_info() if sys.exc_info()[0] else None)
             return [body]
         flush()
@@ -212,8 +213,15 @@ class _Body:
             self.req.finish()
 
 
+def _has_body(environ):
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0) > 0
+    except ValueError:
+        return False
+
+
 def wrap(app, **options):
-    """app in a Middleware, unless it is one already."""
-    if getattr(app, "memfence_middleware", False):
+    """app in a Middleware, unless it is one already (or wraps one)."""
+    if has_middleware(app):
         return app
     return Middleware(app, **options)
