@@ -112,6 +112,27 @@ class GuardTest(unittest.TestCase):
         self.assertEqual(ran, [])
         self.assertEqual(mt.counters["gate_timed_out"], before + 2)
 
+    def test_too_big_fails_once_not_retried(self):
+        ran = []
+
+        class admit:
+            def __init__(self, name, need=None, timeout=None):
+                self.name = name
+
+            def __enter__(self):
+                raise mg.GateTimeout(self.name, 1 << 40, 0.0, too_big=True)
+
+            def __exit__(self, *exc):
+                return False
+        before = mt.counters["too_big"]
+        with mock.patch.object(mg, "admit", admit):
+            # Its need is above the whole line: waiting or retrying cannot help.
+            with self.assertRaises(mt.TaskOutOfMemory) as cm:
+                self.guard.run("jobs.b", "j-7", ran.append, (1,), {}, retry)
+        self.assertIsInstance(cm.exception.__cause__, mg.GateTimeout)
+        self.assertEqual(ran, [])
+        self.assertEqual(mt.counters["too_big"], before + 1)
+
     def test_check_record_and_reject(self):
         self.assertIsNone(self.guard.check("j-7", "jobs.poison"))
         before = mt.counters["deaths_recorded"]
