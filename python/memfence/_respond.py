@@ -25,20 +25,28 @@ _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
 
 
 class Routes:
-    """Scope names for HTTP requests: "METHOD /path" (the raw path, without
-    its query), for the first max_routes distinct ones of this process;
-    later new paths are named "METHOD /..." so that the names stay bounded
-    whatever the clients send."""
+    """Scope names for HTTP requests: "METHOD TEMPLATE" when the
+    application's router names the route (template(request): Flask,
+    Starlette, FastAPI; see memfence._routes), else "METHOD /path" (the raw
+    path, without its query). At most max_routes distinct names per
+    process; requests past them, and those no route matched, are named
+    "METHOD other", so that the names stay bounded whatever the clients
+    send."""
 
-    def __init__(self, max_routes=DEFAULT_MAX_ROUTES):
+    def __init__(self, max_routes=DEFAULT_MAX_ROUTES, template=None):
         if max_routes is None or max_routes < 0:
             raise ValueError("invalid max_routes %r: 0 or more" % (max_routes,))
         self.max_routes = max_routes
+        self.template = template
         self.known = set()
         self.lock = threading.Lock()
 
-    def name(self, method, path):
+    def name(self, method, path, request=None):
         method = method if method in _METHODS else "OTHER"
+        if self.template is not None:
+            path = self.template(request)
+            if not path:
+                return "%s other" % method
         name = "%s %s" % (method, path or "/")
         if name in self.known:
             return name
@@ -46,7 +54,7 @@ class Routes:
             if len(self.known) < self.max_routes:
                 self.known.add(name)
                 return name
-        return "%s /..." % method
+        return "%s other" % method
 
 
 def has_middleware(app):

@@ -25,6 +25,7 @@ most the gate's maximum wait (--gate-wait); when that runs out it gets 503
 with Retry-After before the application ran.
 """
 from memfence import _core
+from memfence import _routes
 from memfence import gate as _gate
 from memfence import quarantine as mq
 from memfence._respond import (DEFAULT_MAX_ROUTES, DEFAULT_RETRY_AFTER, Policy, Routes,
@@ -37,8 +38,9 @@ __all__ = ["Middleware", "wrap"]
 
 class Middleware:
     """budgets, default_budget, retry_after, on_failure: see memfence.wsgi.
-    max_routes: distinct "METHOD /path" scope names before new paths are
-    named "METHOD /..." (the names must stay few)."""
+    max_routes: distinct scope names ("METHOD /route" for Starlette and
+    FastAPI, else "METHOD /path") before new ones are named "METHOD other"
+    (the names must stay few)."""
 
     memfence_middleware = True
 
@@ -48,13 +50,13 @@ class Middleware:
         self.app = app
         self.quarantine = mq.requests_enabled() if quarantine is None else quarantine
         self.policy = Policy(budgets, default_budget, retry_after, on_failure)
-        self.routes = Routes(max_routes)
+        self.routes = Routes(max_routes, _routes.asgi_resolver(app))
         self.rid_key = request_id_header.lower().encode("latin-1")
 
     async def __call__(self, scope, receive, send):
         if scope.get("type") != "http" or in_request.get():
             return await self.app(scope, receive, send)
-        endpoint = self.routes.name(scope.get("method", "GET"), scope.get("path", "/"))
+        endpoint = self.routes.name(scope.get("method", "GET"), scope.get("path", "/"), scope)
         rid = None
         for k, v in scope.get("headers") or ():
             if k.lower() == self.rid_key:

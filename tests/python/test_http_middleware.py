@@ -295,5 +295,45 @@ class TestASGI(unittest.TestCase):
         self.assertEqual(statuses.count(200), 12)
 
 
+class TestRouteNames(unittest.TestCase):
+    def test_raw_paths_bounded(self):
+        mw = memfence.wsgi.Middleware(wsgi_app, max_routes=2)
+        names = [mw.routes.name("GET", "/u/%d" % i) for i in range(5)]
+        self.assertEqual(names, ["GET /u/0", "GET /u/1"] + ["GET other"] * 3)
+
+    def test_flask_rule(self):
+        try:
+            import flask
+        except ImportError:
+            self.skipTest("python3-flask is not installed")
+        app = flask.Flask("t")
+        app.add_url_rule("/users/<int:uid>", "user", lambda uid: "u")
+        mw = memfence.wsgi.Middleware(app)
+        for path, name in (("/users/7", "GET /users/<int:uid>"),
+                           ("/users/14", "GET /users/<int:uid>"), ("/nope", "GET other")):
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "h",
+                       "SERVER_PORT": "80", "wsgi.url_scheme": "http"}
+            self.assertEqual(mw.routes.name("GET", path, environ), name)
+
+    def test_starlette_route(self):
+        try:
+            from starlette.applications import Starlette
+            from starlette.responses import PlainTextResponse
+            from starlette.routing import Mount, Route
+        except ImportError:
+            self.skipTest("python3-starlette is not installed")
+
+        async def h(request):
+            return PlainTextResponse("x")
+        app = Starlette(routes=[Route("/users/{uid:int}", h),
+                                Mount("/api", routes=[Route("/items/{id}", h)])])
+        mw = memfence.asgi.Middleware(app)
+        for path, name in (("/users/7", "GET /users/{uid:int}"),
+                           ("/api/items/3", "GET /api/items/{id}"), ("/nope", "GET other")):
+            scope = {"type": "http", "method": "GET", "path": path, "root_path": "",
+                     "headers": [], "query_string": b""}
+            self.assertEqual(mw.routes.name("GET", path, scope), name)
+
+
 if __name__ == "__main__":
     unittest.main()
