@@ -22,13 +22,19 @@ def _layers(app):
         app = getattr(app, "app", None)
 
 
+def _find(app, attr, method):
+    """The first layer's attr that has method (a router), else None."""
+    for a in _layers(app):
+        found = getattr(a, attr, None)
+        if found is not None and hasattr(found, method):
+            return found
+    return None
+
+
 def wsgi_resolver(app):
     """template(environ) for a Flask application inside app, else None."""
-    for a in _layers(app):
-        url_map = getattr(a, "url_map", None)
-        if url_map is not None and hasattr(url_map, "bind_to_environ"):
-            return _flask(url_map)
-    return None
+    url_map = _find(app, "url_map", "bind_to_environ")
+    return _flask(url_map) if url_map is not None else None
 
 
 def _flask(url_map):
@@ -44,12 +50,9 @@ def _flask(url_map):
 def asgi_resolver(app):
     """template(scope) for a Starlette or FastAPI application inside app,
     else None."""
-    for a in _layers(app):
-        router = getattr(a, "router", None)
-        routes = getattr(router, "routes", None)
-        if routes is not None and hasattr(router, "url_path_for"):
-            return _starlette(routes)
-    return None
+    router = _find(app, "router", "url_path_for")
+    routes = getattr(router, "routes", None)
+    return _starlette(routes) if routes is not None else None
 
 
 def _starlette(routes):
