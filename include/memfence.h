@@ -124,6 +124,24 @@ int memfence_scope_resume(struct memfence_saved_scope *saved);
  */
 int memfence_scope_mark_failed(void);
 
+/* What memfence_scope_refusal() tells of the innermost open scope. */
+enum memfence_refusal {
+	MEMFENCE_REFUSAL_NONE = 0,      /* nothing refused in it so far */
+	MEMFENCE_REFUSAL_TRANSIENT = 1, /* refused for the memory others held:
+					 * the same request may pass later */
+	MEMFENCE_REFUSAL_PERMANENT = 2  /* it asked for more than it could ever
+					 * get: over its own budget, or over the
+					 * whole line of the process or container */
+};
+
+/*
+ * Whether the innermost open scope of the calling thread was refused an
+ * allocation, and whether a retry could ever succeed (the first refusal
+ * decides): an enum memfence_refusal, or MEMFENCE_EOFF / MEMFENCE_ENOSCOPE.
+ * For servers that tell clients whether to retry.
+ */
+int memfence_scope_refusal(void);
+
 /* Process-wide figures. */
 int memfence_process_stats(struct memfence_process_stats *out);
 

@@ -94,7 +94,8 @@ class Figures:
     threads is included and untouched allocations are not.
     """
 
-    __slots__ = ("allocated", "freed", "net", "peak", "failed", "calls", "duration", "source")
+    __slots__ = ("allocated", "freed", "net", "peak", "failed", "calls", "duration", "source",
+                 "permanent")
 
     def __init__(self, source, allocated=0, freed=0, net=0, peak=0, failed=0, calls=0,
                  duration=0.0):
@@ -106,6 +107,9 @@ class Figures:
         self.failed = failed
         self.calls = calls
         self.duration = duration
+        # The shim found the request asked for more than it could ever get
+        # (over its budget, over the whole line): a retry would fail again.
+        self.permanent = False
 
     def as_dict(self):
         return {k: getattr(self, k) for k in self.__slots__}
@@ -118,6 +122,17 @@ class Figures:
 def _from_shim(d):
     return Figures("shim", d["allocated"], d["freed"], d["net"], d["peak"], d["failed"],
                    d["calls"], d["duration_ns"] / 1e9)
+
+
+# enum memfence_refusal (include/memfence.h)
+_REFUSAL_PERMANENT = 2
+
+
+def _end_shim_scope():
+    """Close the innermost shim scope: (its figures' dict or None, whether
+    its refusal was permanent), asked before it closes."""
+    permanent = _memfence.scope_refusal() == _REFUSAL_PERMANENT
+    return _memfence.scope_end(), permanent
 
 
 _warned_budget = False
@@ -192,7 +207,8 @@ class _Stepper:
                 self.saved.suspend()
         elif f.source == "shim" and self.open:
             self.open = False
-            d = _memfence.scope_end()
+            d, permanent = _end_shim_scope()
+            f.permanent = f.permanent or permanent
             if d is not None:
                 f.peak = max(f.peak, f.net + d["peak"])
                 f.allocated += d["allocated"]
@@ -216,9 +232,10 @@ class _Stepper:
                 self.open = True
             if self.open:
                 self.open = False
-                d = _memfence.scope_end()
+                d, permanent = _end_shim_scope()
                 if d is not None:
                     self.fig = f = _from_shim(d)
+                    f.permanent = permanent
                     return f
         if f.source == "rss":
             _rss_figures(f, self.base or _proc_memory(), _proc_memory())
@@ -294,8 +311,9 @@ class scope:
             if threading.get_ident() != self._thread:
                 raise RuntimeError("memfence.scope %r closed on another thread than the one "
                                    "that opened it" % self.name)
-            d = _memfence.scope_end()
+            d, permanent = _end_shim_scope()
             self.figures = _from_shim(d) if d is not None else Figures("shim")
+            self.figures.permanent = permanent
         else:
             f = Figures("rss")
             _rss_figures(f, self._before, _proc_memory())

@@ -48,6 +48,7 @@ static int (*mf_genter_fn)(struct memfence_gate *, const char *, size_t, int);
 static int (*mf_gwait_fn)(struct memfence_gate *, int);
 static int (*mf_gleave_fn)(struct memfence_gate *);
 static int (*mf_gmax_fn)(void);
+static int (*mf_refusal_fn)(void);
 
 /* dlsym returns void *; POSIX guarantees it converts to a function pointer. */
 #define MF_RESOLVE(var, name) (*(void **)(&(var)) = dlsym(RTLD_DEFAULT, (name)))
@@ -68,6 +69,7 @@ static void mf_resolve_shim(void)
 	MF_RESOLVE(mf_gwait_fn, "memfence_gate_wait");
 	MF_RESOLVE(mf_gleave_fn, "memfence_gate_leave");
 	MF_RESOLVE(mf_gmax_fn, "memfence_gate_max_wait");
+	MF_RESOLVE(mf_refusal_fn, "memfence_scope_refusal");
 	/* A shim without the gate: requests are never held. */
 	if (!mf_genter_fn || !mf_gwait_fn || !mf_gleave_fn || !mf_gmax_fn)
 		mf_genter_fn = NULL;
@@ -404,6 +406,19 @@ static PyObject *mf_py_gate_max_wait(PyObject *self, PyObject *args)
 	return PyLong_FromLong(ms);
 }
 
+/* enum memfence_refusal of the innermost scope, or None (no shim, no scope,
+ * or a shim older than the call). */
+static PyObject *mf_py_scope_refusal(PyObject *self, PyObject *args)
+{
+	int rc;
+
+	(void)self;
+	(void)args;
+	if (!mf_shim_on() || mf_refusal_fn == NULL || (rc = mf_refusal_fn()) < 0)
+		Py_RETURN_NONE;
+	return PyLong_FromLong(rc);
+}
+
 /* Default stack of threads created from now on; the main thread and threads
  * already running keep theirs. */
 static PyObject *mf_py_set_default_stack(PyObject *self, PyObject *args)
@@ -589,6 +604,7 @@ static PyMethodDef mf_methods[] = {
 	{"gate_wait", mf_py_gate_wait, METH_VARARGS, "gate_wait(gate, timeout_ms) -> rc or None."},
 	{"gate_leave", mf_py_gate_leave, METH_VARARGS, "gate_leave(gate): done, or give up the place."},
 	{"gate_max_wait", mf_py_gate_max_wait, METH_NOARGS, "The gate's maximum wait (ms) or None."},
+	{"scope_refusal", mf_py_scope_refusal, METH_NOARGS, "Refusal kind of the innermost scope or None."},
 	{"thread_errno", mf_py_thread_errno, METH_NOARGS, "errno of this thread's last failed thread start."},
 	{"trim", mf_py_trim, METH_NOARGS, "malloc_trim(0): free heap back to the kernel."},
 	{"set_default_stack", mf_py_set_default_stack, METH_VARARGS, "Stack size of new threads."},

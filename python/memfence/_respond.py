@@ -25,20 +25,28 @@ _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
 
 
 class Routes:
-    """Scope names for HTTP requests: "METHOD /path" (the raw path, without
-    its query), for the first max_routes distinct ones of this process;
-    later new paths are named "METHOD /..." so that the names stay bounded
-    whatever the clients send."""
+    """Scope names for HTTP requests: "METHOD TEMPLATE" when the
+    application's router names the route (template(request): Flask,
+    Starlette, FastAPI; see memfence._routes), else "METHOD /path" (the raw
+    path, without its query). At most max_routes distinct names per
+    process; requests past them, and those no route matched, are named
+    "METHOD other", so that the names stay bounded whatever the clients
+    send."""
 
-    def __init__(self, max_routes=DEFAULT_MAX_ROUTES):
+    def __init__(self, max_routes=DEFAULT_MAX_ROUTES, template=None):
         if max_routes is None or max_routes < 0:
             raise ValueError("invalid max_routes %r: 0 or more" % (max_routes,))
         self.max_routes = max_routes
+        self.template = template
         self.known = set()
         self.lock = threading.Lock()
 
-    def name(self, method, path):
+    def name(self, method, path, request=None):
         method = method if method in _METHODS else "OTHER"
+        if self.template is not None:
+            path = self.template(request)
+            if not path:
+                return "%s other" % method
         name = "%s %s" % (method, path or "/")
         if name in self.known:
             return name
@@ -46,7 +54,21 @@ class Routes:
             if len(self.known) < self.max_routes:
                 self.known.add(name)
                 return name
-        return "%s /..." % method
+        return "%s other" % method
+
+
+def has_middleware(app):
+    """Whether app is memfence's middleware, or wraps it within a few layers
+    that keep the wrapped app as .app (uvicorn's proxy-headers middleware
+    around an app the user wrapped): wrapping it again would put a scope
+    without the user's budgets outside theirs."""
+    for _ in range(8):
+        if app is None:
+            return False
+        if getattr(app, "memfence_middleware", False):
+            return True
+        app = getattr(app, "app", None)
+    return False
 
 
 # True while a request runs inside one of memfence's HTTP middlewares: an
@@ -94,7 +116,8 @@ class Policy:
         what = describe_failure(exc) or type(exc).__name__
         msg = "out of memory while serving %s%s (%s); %s" % (
             endpoint, " request %s" % request_id if request_id else "", what,
-            "response already started, connection closed" if started else "retry later")
+            "response already started, connection closed" if started else
+            "too large to serve, do not retry" if permanent(exc, figures) else "retry later")
         log.warning("memfence: %s; figures %r", msg, figures)
         if self.on_failure is not None:
             try:
@@ -103,6 +126,30 @@ class Policy:
                 log.exception("memfence: on_failure callback failed")
         _check_clean(endpoint)
         return msg
+
+
+def permanent(exc, figures):
+    """Whether a refused request could never be served, here or on another
+    replica: the gate found its need above the whole line, or the shim
+    refused it for crossing its own budget or for asking more than the whole
+    line. Clients are then told not to retry; other refusals are for memory
+    that others held, and a retry may pass."""
+    return bool(getattr(exc, "too_big", False) or
+                (figures is not None and getattr(figures, "permanent", False)))
+
+
+def http_answer(policy, exc, figures, has_body):
+    """(status code, reason, extra headers) for a refused HTTP request. A
+    transient refusal is 503 with Retry-After. A permanent one carries no
+    Retry-After, so that clients and proxies do not send it again: 413 when
+    the request has a body (what it sent is what made it too large), else
+    503."""
+    if permanent(exc, figures):
+        if has_body:
+            return 413, "Content Too Large", []
+        return 503, "Service Unavailable", []
+    return 503, "Service Unavailable", [("Retry-After",
+                                          str(max(1, int(round(policy.retry_after)))))]
 
 
 # Under `memfence run` with recycling on: after a refused request, is the
@@ -144,5 +191,5 @@ def release(exc):
             traceback.clear_frames(e.__traceback__)
 
 
-__all__ = ["Policy", "Routes", "release", "is_allocation_failure", "in_request",
+__all__ = ["Policy", "Routes", "release", "permanent", "http_answer", "has_middleware", "is_allocation_failure", "in_request",
            "DEFAULT_RETRY_AFTER", "DEFAULT_MAX_ROUTES"]

@@ -37,7 +37,8 @@ from memfence import recovery as _recover
 #: counts deaths; the processes that run tasks count checks, rejections and
 #: out-of-memory tasks).
 counters = {"checked": 0, "rejected": 0, "out_of_memory": 0, "deaths_recorded": 0,
-            "store_errors": 0, "recovered": 0, "recycled": 0, "gate_timed_out": 0}
+            "store_errors": 0, "recovered": 0, "recycled": 0, "gate_timed_out": 0,
+            "too_big": 0}
 _count_lock = threading.Lock()
 
 
@@ -134,6 +135,12 @@ class Guard:
                 with _gate.admit(name):
                     return fn(*args, **kwargs)
         except _gate.GateTimeout as e:
+            if e.too_big:
+                # It would wait for ever: fail it once, not retried.
+                count("too_big")
+                msg = "task %s[%s] not run: %s" % (name, tid, e)
+                self.log.error("memfence: %s", msg)
+                raise self.out_of_memory(msg, name, tid, None) from e
             count("gate_timed_out")
             self.log.warning("memfence: task %s[%s]: %s; retried later", name, tid, e)
             return on_gate_timeout(e)

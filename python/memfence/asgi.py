@@ -25,10 +25,12 @@ most the gate's maximum wait (--gate-wait); when that runs out it gets 503
 with Retry-After before the application ran.
 """
 from memfence import _core
+from memfence import _routes
 from memfence import gate as _gate
 from memfence import quarantine as mq
 from memfence._respond import (DEFAULT_MAX_ROUTES, DEFAULT_RETRY_AFTER, Policy, Routes,
-                               in_request, release)
+                               has_middleware, http_answer, in_request,
+                               release)
 from memfence.failures import is_allocation_failure
 
 __all__ = ["Middleware", "wrap"]
@@ -36,8 +38,9 @@ __all__ = ["Middleware", "wrap"]
 
 class Middleware:
     """budgets, default_budget, retry_after, on_failure: see memfence.wsgi.
-    max_routes: distinct "METHOD /path" scope names before new paths are
-    named "METHOD /..." (the names must stay few)."""
+    max_routes: distinct scope names ("METHOD /route" for Starlette and
+    FastAPI, else "METHOD /path") before new ones are named "METHOD other"
+    (the names must stay few)."""
 
     memfence_middleware = True
 
@@ -47,13 +50,13 @@ class Middleware:
         self.app = app
         self.quarantine = mq.requests_enabled() if quarantine is None else quarantine
         self.policy = Policy(budgets, default_budget, retry_after, on_failure)
-        self.routes = Routes(max_routes)
+        self.routes = Routes(max_routes, _routes.asgi_resolver(app))
         self.rid_key = request_id_header.lower().encode("latin-1")
 
     async def __call__(self, scope, receive, send):
         if scope.get("type") != "http" or in_request.get():
             return await self.app(scope, receive, send)
-        endpoint = self.routes.name(scope.get("method", "GET"), scope.get("path", "/"))
+        endpoint = self.routes.name(scope.get("method", "GET"), scope.get("path", "/"), scope)
         rid = None
         for k, v in scope.get("headers") or ():
             if k.lower() == self.rid_key:
@@ -91,18 +94,28 @@ class Middleware:
         finally:
             in_request.reset(token)
         msg = self.policy.refused(endpoint, rid, failure, got.get("f"))
+        code, _reason, extra = http_answer(self.policy, failure, got.get("f"), _has_body(scope))
         failure = None
         body = (msg + "\n").encode("utf-8")
-        retry = str(max(1, int(round(self.policy.retry_after)))).encode()
-        await send({"type": "http.response.start", "status": 503,
+        await send({"type": "http.response.start", "status": code,
                     "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", retry)]})
+                                (b"content-length", str(len(body)).encode())] +
+                    [(k.lower().encode(), v.encode()) for k, v in extra]})
         await send({"type": "http.response.body", "body": body})
 
 
+def _has_body(scope):
+    for k, v in scope.get("headers") or ():
+        k = k.lower()
+        if k == b"transfer-encoding":
+            return True
+        if k == b"content-length":
+            return v.strip() not in (b"", b"0")
+    return False
+
+
 def wrap(app, **options):
-    """app in a Middleware, unless it is one already."""
-    if getattr(app, "memfence_middleware", False):
+    """app in a Middleware, unless it is one already (or wraps one)."""
+    if has_middleware(app):
         return app
     return Middleware(app, **options)

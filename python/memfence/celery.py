@@ -36,7 +36,8 @@ What it does, per task run (in the pool process that runs it):
    task starts it waits, in its scope, for the memory its kind needs, at
    most the gate's maximum wait; when that runs out nothing of the task has
    run, and it is retried a second later (``task.retry``, counted as
-   ``gate_timed_out``). Every pool process shares one gate. Prefetch does
+   ``gate_timed_out``); a task whose need is above the whole line fails
+   once with TaskOutOfMemory, not retried (``too_big``). Every pool process shares one gate. Prefetch does
    not let one child hoard memory: a child asks for its need only when a
    task starts, one task at a time, and prefetched messages ask for
    nothing; with Celery's default fair scheduling the parent hands

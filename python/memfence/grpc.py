@@ -10,7 +10,10 @@ the request id from the x-request-id metadata when the client sent one. When
 the handler (or the request's deserializer) fails on an allocation — see
 memfence.is_allocation_failure — the call ends with RESOURCE_EXHAUSTED, a
 message naming the method and what failed, and the trailing metadata
-grpc-retry-pushback-ms, which gRPC clients with a retry policy honour.
+grpc-retry-pushback-ms, which gRPC clients with a retry policy honour: the
+retry delay when the call was refused for memory that others held, -1 (do
+not retry, gRFC A6) when no replica could serve it (over its budget, or
+more than the whole line; memfence._respond.permanent).
 Under `memfence run` each call first waits at the admission gate
 (memfence.gate) for the memory its method needs, at most half the time its
 deadline leaves (else the gate's maximum wait); a call that cannot be
@@ -36,7 +39,7 @@ import grpc
 from memfence import _core
 from memfence import gate as _gate
 from memfence import quarantine as mq
-from memfence._respond import DEFAULT_RETRY_AFTER, Policy, release
+from memfence._respond import DEFAULT_RETRY_AFTER, Policy, permanent, release
 from memfence.failures import is_allocation_failure
 
 __all__ = ["ServerInterceptor", "AioServerInterceptor", "RETRY_SERVICE_CONFIG",
@@ -228,7 +231,11 @@ class _Base:
         self.quarantine = mq.requests_enabled() if quarantine is None else quarantine
         self.memfence_interceptor = True
 
-    def _pushback(self):
+    def _pushback(self, exc, figures):
+        # gRFC A6: a negative pushback tells the client not to retry at all,
+        # for a call that no replica could serve.
+        if permanent(exc, figures):
+            return ((PUSHBACK_KEY, "-1"),)
         return ((PUSHBACK_KEY, str(int(self.policy.retry_after * 1000))),)
 
 
@@ -254,7 +261,7 @@ class ServerInterceptor(_Base, grpc.ServerInterceptor):
 
     def _refuse(self, context, method, rid, exc, figures):
         msg = self.policy.refused(method, rid, exc, figures)
-        context.set_trailing_metadata(self._pushback())
+        context.set_trailing_metadata(self._pushback(exc, figures))
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, msg)
 
     def _wrap_unary(self, behavior, method):
@@ -337,7 +344,7 @@ class AioServerInterceptor(_Base, grpc.aio.ServerInterceptor):
     async def _refuse(self, context, method, rid, exc, figures):
         msg = self.policy.refused(method, rid, exc, figures)
         await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, msg,
-                            trailing_metadata=self._pushback())
+                            trailing_metadata=self._pushback(exc, figures))
 
     def _wrap_unary(self, behavior, method):
         async def call(request, context):

@@ -3,7 +3,8 @@ answered with 503 Service Unavailable and Retry-After.
 
     app = memfence.wsgi.Middleware(app, budgets={"/report": "512M"})
 
-The scope is named "METHOD /path" and carries the X-Request-Id header when
+The scope is named "METHOD /route" (Flask's rule, "/users/<int:uid>"; for
+other applications the raw path) and carries the X-Request-Id header when
 present. It covers the whole request: the application call, and every
 chunk of its body until the last one or close(). Under the accounting shim
 it is suspended while the server has control between two chunks (writing
@@ -23,10 +24,12 @@ its admission until its last chunk or close().
 import sys
 
 from memfence import _core
+from memfence import _routes
 from memfence import gate as _gate
 from memfence import quarantine as mq
 from memfence._respond import (DEFAULT_MAX_ROUTES, DEFAULT_RETRY_AFTER, Policy, Routes,
-                               in_request, release)
+                               has_middleware, http_answer, in_request,
+                               release)
 from memfence.failures import is_allocation_failure
 
 __all__ = ["Middleware", "wrap"]
@@ -75,8 +78,9 @@ class Middleware:
     """budgets: {"METHOD /path": size} (exact, or a prefix ending in '*');
     default_budget; retry_after (seconds); on_failure(endpoint, request_id,
     description, figures), called once per failed request; quarantine (see
-    docs/python.md); max_routes: distinct "METHOD /path" scope names before
-    new paths are named "METHOD /..." (the names must stay few)."""
+    docs/python.md); max_routes: distinct scope names ("METHOD /route" for
+    Flask, else "METHOD /path") before new ones are named "METHOD other"
+    (the names must stay few)."""
 
     memfence_middleware = True
 
@@ -86,14 +90,14 @@ class Middleware:
         self.app = app
         self.quarantine = mq.requests_enabled() if quarantine is None else quarantine
         self.policy = Policy(budgets, default_budget, retry_after, on_failure)
-        self.routes = Routes(max_routes)
+        self.routes = Routes(max_routes, _routes.wsgi_resolver(app))
         self.rid_key = "HTTP_" + request_id_header.upper().replace("-", "_")
 
     def __call__(self, environ, start_response):
         if in_request.get():
             return self.app(environ, start_response)
         endpoint = self.routes.name(environ.get("REQUEST_METHOD", "GET"),
-                                    environ.get("PATH_INFO", "") or "/")
+                                    environ.get("PATH_INFO", "") or "/", environ)
         rid = environ.get(self.rid_key)
         refused = mq.wsgi_gate(rid, start_response) if self.quarantine else None
         if refused is not None:
@@ -158,10 +162,10 @@ class Middleware:
                 raise failure
             msg = self.policy.refused(endpoint, rid, failure, figures)
             body = (msg + "\n").encode("utf-8")
-            retry = str(max(1, int(round(self.policy.retry_after))))
-            start_response("503 Service Unavailable",
+            code, reason, extra = http_answer(self.policy, failure, figures, _has_body(environ))
+            start_response("%d %s" % (code, reason),
                            [("Content-Type", "text/plain; charset=utf-8"),
-                            ("Content-Length", str(len(body))), ("Retry-After", retry)],
+                            ("Content-Length", str(len(body)))] + extra,
                            sys.exc_info() if sys.exc_info()[0] else None)
             return [body]
         flush()
@@ -212,8 +216,15 @@ class _Body:
             self.req.finish()
 
 
+def _has_body(environ):
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0) > 0
+    except ValueError:
+        return False
+
+
 def wrap(app, **options):
-    """app in a Middleware, unless it is one already."""
-    if getattr(app, "memfence_middleware", False):
+    """app in a Middleware, unless it is one already (or wraps one)."""
+    if has_middleware(app):
         return app
     return Middleware(app, **options)

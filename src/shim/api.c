@@ -60,6 +60,17 @@ EXPORT int memfence_scope_current(struct memfence_scope_stats *out)
 	return MEMFENCE_OK;
 }
 
+EXPORT int memfence_scope_refusal(void)
+{
+	struct mf_thread *t = api_thread();
+
+	if (t == NULL)
+		return MEMFENCE_EOFF;
+	if (t->depth == 0)
+		return MEMFENCE_ENOSCOPE;
+	return mf_gate_refusal_kind(&t->scopes[t->depth - 1].fig);
+}
+
 EXPORT int memfence_scope_suspend(struct memfence_saved_scope *saved)
 {
 	struct mf_thread *t = api_thread();

@@ -149,6 +149,18 @@ static uint64_t process_line(void)
 	return mf_cfg.press_soft != 0 ? mf_cfg.press_soft : mf_cfg.press_limit;
 }
 
+/* The line a request's need is measured against: the tighter of the
+ * container's and the process's, 0 when neither is known. */
+static uint64_t whole_line(void)
+{
+	uint64_t line_c = 0, line_p = process_line();
+	int64_t room;
+
+	if (mf_seg == NULL || !container_room(0, &room, &line_c))
+		line_c = 0;
+	return line_c == 0 ? line_p : (line_p == 0 || line_c < line_p ? line_c : line_p);
+}
+
 static int64_t process_room(uint64_t line, uint64_t outstanding)
 {
 	if (outstanding > (uint64_t)INT64_MAX / 2)
@@ -495,8 +507,7 @@ int mf_gate_enter(struct mf_thread *t, struct memfence_gate *out, const char *na
 	struct handle *hd = (struct handle *)out;
 	struct mf_seg_gate *g = gate_on();
 	struct mf_seg_gate_entry *e;
-	uint64_t line_c = 0, line_p = process_line(), line;
-	int64_t room;
+	uint64_t line;
 	uint32_t ni;
 
 	/* One admission per handle: entered again, it leaves the first (kept,
@@ -505,9 +516,7 @@ int mf_gate_enter(struct mf_thread *t, struct memfence_gate *out, const char *na
 	hd->pid = self_pid();
 	if (g == NULL)
 		return MEMFENCE_EOFF;
-	if (!container_room(0, &room, &line_c))
-		line_c = 0;
-	line = line_c == 0 ? line_p : (line_p == 0 || line_c < line_p ? line_c : line_p);
+	line = whole_line();
 	ni = name_index(g, name != NULL ? name : "");
 	need = need_of(g, t, ni, need, line);
 	hd->need = need;
@@ -614,4 +623,26 @@ int mf_gate_max_wait(void)
 		return MEMFENCE_EOFF;
 	ms = __atomic_load_n(&g->max_wait_ms, __ATOMIC_RELAXED);
 	return ms > (uint64_t)INT32_MAX ? INT32_MAX : (int)ms;
+}
+
+/*
+ * A refusal is permanent when no retry could pass it: the scope crossed its
+ * own budget, or what it held plus what it asked for is more than the whole
+ * line (or the heap limit) even with nothing else running. Otherwise it
+ * was refused for memory others held, which frees up.
+ */
+int mf_gate_refusal_kind(const struct mf_seg_figures *f)
+{
+	uint64_t asked = f->refused_net + f->refused_size, line;
+
+	if (f->refused_rule == MF_RULE_NONE)
+		return MEMFENCE_REFUSAL_NONE;
+	if (f->refused_rule == MF_RULE_BUDGET)
+		return MEMFENCE_REFUSAL_PERMANENT;
+	if (f->refused_rule == MF_RULE_FAULT)
+		return MEMFENCE_REFUSAL_TRANSIENT;
+	line = whole_line();
+	if ((line != 0 && asked > line) || (mf_cfg.heap_limit != 0 && asked > mf_cfg.heap_limit))
+		return MEMFENCE_REFUSAL_PERMANENT;
+	return MEMFENCE_REFUSAL_TRANSIENT;
 }

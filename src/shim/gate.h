@@ -47,4 +47,8 @@ void mf_gate_atfork_child(struct mf_thread *self) MF_HIDDEN;
  * the gate promised to other requests. */
 int mf_gate_refuse(struct mf_thread *t, uint64_t req) MF_HIDDEN;
 
+/* Whether the first refusal of a scope (its figures) was transient or
+ * permanent: an enum memfence_refusal. */
+int mf_gate_refusal_kind(const struct mf_seg_figures *f) MF_HIDDEN;
+
 #endif

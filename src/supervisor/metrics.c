@@ -60,8 +60,10 @@ void sup_hist_add(struct sup_state *st, const struct sup_record *r)
 	hh->failed += r->failed != 0;
 	hh->alloc_sum += r->allocated;
 	hh->ret_sum += ret;
+	hh->peak_sum += r->peak;
 	bucket(hh->alloc_b, r->allocated);
 	bucket(hh->ret_b, ret);
+	bucket(hh->peak_b, r->peak);
 }
 
 struct out {
@@ -107,8 +109,9 @@ static const char *esc(const char *s, char *buf, size_t len)
 	return buf;
 }
 
-/* memory.pressure (cgroup v2 with PSI only): the kernel's averages as it
- * prints them, in percent, and its stall totals as counters in seconds. */
+/* memory.pressure (cgroup v2 with PSI only): the kernel's averages as
+ * ratios (it prints percent; Prometheus' convention is 0-1, named _ratio),
+ * and its stall totals as counters in seconds. */
 static void pressure(struct out *o, const struct mf_psi *p)
 {
 	static const char *const kind[] = {"some", "full"};
@@ -120,13 +123,13 @@ static void pressure(struct out *o, const struct mf_psi *p)
 			break;
 		for (int w = 0; w < 2; w++)
 			put(o,
-			    "# HELP memfence_memory_pressure_%s_avg%d Percent of the last %d s in which "
-			    "%s stalled on memory (memory.pressure).\n"
-			    "# TYPE memfence_memory_pressure_%s_avg%d gauge\n"
-			    "memfence_memory_pressure_%s_avg%d %.2f\n",
+			    "# HELP memfence_memory_pressure_%s_avg%d_ratio Share (0-1) of the last %d s "
+			    "in which %s stalled on memory (memory.pressure).\n"
+			    "# TYPE memfence_memory_pressure_%s_avg%d_ratio gauge\n"
+			    "memfence_memory_pressure_%s_avg%d_ratio %.4f\n",
 			    kind[k], w ? 60 : 10, w ? 60 : 10,
 			    k ? "every task of the cgroup" : "some task of the cgroup", kind[k],
-			    w ? 60 : 10, kind[k], w ? 60 : 10, w ? l->avg60 : l->avg10);
+			    w ? 60 : 10, kind[k], w ? 60 : 10, (w ? l->avg60 : l->avg10) / 100.0);
 		put(o,
 		    "# HELP memfence_memory_pressure_%s_seconds_total Time %s stalled on memory.\n"
 		    "# TYPE memfence_memory_pressure_%s_seconds_total counter\n"
@@ -152,17 +155,26 @@ json_t *sup_psi_json(const struct mf_psi *p)
 	return o;
 }
 
-static void histogram(struct out *o, const struct sup_state *st, int retained)
+enum hist_kind { HIST_ALLOCATED, HIST_RETAINED, HIST_PEAK };
+
+static void histogram(struct out *o, const struct sup_state *st, enum hist_kind kind)
 {
-	const char *m = retained ? "scope_retained_bytes" : "scope_allocated_bytes";
+	static const char *const names[] = {"scope_allocated_bytes", "scope_retained_bytes",
+					    "scope_peak_bytes"};
+	static const char *const helps[] = {
+		"Bytes a finished scope allocated (A), by scope name.",
+		"Bytes a finished scope left allocated (net), by scope name.",
+		"Highest net bytes a finished scope held at once (its peak), by scope name."};
+	const char *m = names[kind];
 	char e[2 * MF_SEG_NAME_LEN];
 
-	put(o, "# HELP memfence_%s %s\n# TYPE memfence_%s histogram\n", m,
-	    retained ? "Bytes a finished scope left allocated (net), by scope name."
-		     : "Bytes a finished scope allocated (A), by scope name.", m);
+	put(o, "# HELP memfence_%s %s\n# TYPE memfence_%s histogram\n", m, helps[kind], m);
 	for (uint32_t i = 0; i < st->nhist; i++) {
 		const struct sup_hist *h = &st->hist[i];
-		const uint64_t *b = retained ? h->ret_b : h->alloc_b;
+		const uint64_t *b = kind == HIST_PEAK ? h->peak_b
+				    : kind == HIST_RETAINED ? h->ret_b : h->alloc_b;
+		const uint64_t sum = kind == HIST_PEAK ? h->peak_sum
+				     : kind == HIST_RETAINED ? h->ret_sum : h->alloc_sum;
 		uint64_t cum = 0;
 
 		esc(h->name, e, sizeof(e));
@@ -173,8 +185,7 @@ static void histogram(struct out *o, const struct sup_state *st, int retained)
 		}
 		put(o, "memfence_%s_bucket{name=\"%s\",le=\"+Inf\"} %llu\n", m, e,
 		    (unsigned long long)h->count);
-		put(o, "memfence_%s_sum{name=\"%s\"} %llu\n", m, e,
-		    (unsigned long long)(retained ? h->ret_sum : h->alloc_sum));
+		put(o, "memfence_%s_sum{name=\"%s\"} %llu\n", m, e, (unsigned long long)sum);
 		put(o, "memfence_%s_count{name=\"%s\"} %llu\n", m, e, (unsigned long long)h->count);
 	}
 }
@@ -196,11 +207,13 @@ static void leak_metrics(struct out *o, const struct sup_state *st)
 	gauge(o, "leak_detected", "gauge",
 	      "1 when the floor keeps rising (over all windows and their recent half).",
 	      (uint64_t)m->leaking);
+	/* No series without a leak: a sentinel such as -1 would make an alert
+	 * on "forecast < 600" fire on every healthy program. */
 	put(o, "# HELP memfence_leak_forecast_seconds Seconds until the floor reaches the budget "
-	       "at its recent slope; -1 when no leak is detected.\n"
-	       "# TYPE memfence_leak_forecast_seconds gauge\n"
-	       "memfence_leak_forecast_seconds %lld\n",
-	    (long long)m->forecast_s);
+	       "at its recent slope; absent when no leak is detected.\n"
+	       "# TYPE memfence_leak_forecast_seconds gauge\n");
+	if (m->forecast_s >= 0)
+		put(o, "memfence_leak_forecast_seconds %lld\n", (long long)m->forecast_s);
 	put(o, "# HELP memfence_scope_retained_per_call_bytes Median net bytes the recent calls "
 	       "of a scope name left behind.\n"
 	       "# TYPE memfence_scope_retained_per_call_bytes gauge\n");
@@ -314,6 +327,9 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	struct out o = {buf, len, 0};
 	char e[2 * MF_SEG_NAME_LEN];
 
+	put(&o, "# HELP memfence_build_info The memfence version serving these metrics (always 1).\n"
+		"# TYPE memfence_build_info gauge\nmemfence_build_info{version=\"%s\"} 1\n",
+	    MF_VERSION);
 	gauge(&o, "limit_bytes", "gauge", "Effective memory limit.", st->limit);
 	gauge(&o, "reserve_bytes", "gauge", "Memory kept free below the limit.", st->reserve);
 	gauge(&o, "usage_bytes", "gauge", "Memory cgroup usage.", st->usage);
@@ -340,8 +356,9 @@ size_t sup_metrics_render(const struct sup_state *st, char *buf, size_t len)
 	gauge(&o, "scopes_in_flight", "gauge", "Scopes (requests, tasks) open now.",
 	      st->scopes_in_flight);
 	gauge(&o, "scopes_ended_total", "counter", "Scopes finished.", st->scopes_ended);
-	histogram(&o, st, 0);
-	histogram(&o, st, 1);
+	histogram(&o, st, HIST_ALLOCATED);
+	histogram(&o, st, HIST_RETAINED);
+	histogram(&o, st, HIST_PEAK);
 	leak_metrics(&o, st);
 	gate_metrics(&o, &st->gate);
 	gauge(&o, "scope_names_dropped_total", "counter",

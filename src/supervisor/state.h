@@ -53,9 +53,10 @@ struct sup_proc {
 struct sup_hist {
 	char name[MF_SEG_NAME_LEN];
 	uint64_t count, failed;
-	uint64_t alloc_sum, ret_sum;
+	uint64_t alloc_sum, ret_sum, peak_sum;
 	uint64_t alloc_b[SUP_HIST_BUCKETS];
 	uint64_t ret_b[SUP_HIST_BUCKETS];
+	uint64_t peak_b[SUP_HIST_BUCKETS];
 };
 
 struct sup_point {

@@ -29,11 +29,11 @@ wait_code() { # PATH CODE: poll up to 10 s
 }
 wait_code readyz 200
 m=$(curl -s --max-time 2 "$U/metrics")
-expect_eq "metrics" "memfence_memory_pressure_some_avg10 3.00
-memfence_memory_pressure_some_avg60 1.00
+expect_eq "metrics" "memfence_memory_pressure_some_avg10_ratio 0.0300
+memfence_memory_pressure_some_avg60_ratio 0.0100
 memfence_memory_pressure_some_seconds_total 2.500000
-memfence_memory_pressure_full_avg10 1.50
-memfence_memory_pressure_full_avg60 0.80
+memfence_memory_pressure_full_avg10_ratio 0.0150
+memfence_memory_pressure_full_avg60_ratio 0.0080
 memfence_memory_pressure_full_seconds_total 1.500000" "$(echo "$m" | grep '^memfence_memory_pressure')"
 curl -s --max-time 2 "$U/status" >"$MF_TMP/status.json"
 expect_eq "/status memory.pressure" "3.0 1.5 1500000" "$($PY -c 'import json, sys
@@ -63,7 +63,7 @@ MF_PIDS+=("$SUP")
 wait_code readyz 200
 sleep 0.6
 expect_eq "off: ready" 200 "$(code readyz)"
-expect_match "off: metrics" "^memfence_memory_pressure_full_avg10 45.00" "$(curl -s --max-time 2 "$U/metrics")"
+expect_match "off: metrics" "^memfence_memory_pressure_full_avg10_ratio 0.4500" "$(curl -s --max-time 2 "$U/metrics")"
 kill -TERM "$SUP"
 wait "$SUP"
 

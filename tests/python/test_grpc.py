@@ -15,6 +15,10 @@ import memfence.grpc as mg
 
 SERVICE = "test.Features"
 MIB = 1 << 20
+SHIM = os.environ.get("MEMFENCE_EXPECT_SHIM") == "1"
+# The shim sees that 4 EiB could never be had (more than the whole line or
+# the heap limit): do not retry. Without it a MemoryError is a MemoryError.
+HUGE_PUSHBACK = "-1" if SHIM else None
 
 
 def oom_handler(request, context):
@@ -33,6 +37,11 @@ def wrapped_oom_handler(request, context):
 def budgeted_handler(request, context):
     rows = [b"\x0a" * MIB for _ in range(32)]
     return b"%d" % len(rows)
+
+
+def transient_handler(request, context):
+    # What a refusal for memory that other calls hold looks like.
+    raise MemoryError("held by others")
 
 
 def ok_handler(request, context):
@@ -60,6 +69,7 @@ HANDLERS = {
     "Oom": grpc.unary_unary_rpc_method_handler(oom_handler),
     "Wrapped": grpc.unary_unary_rpc_method_handler(wrapped_oom_handler),
     "Ok": grpc.unary_unary_rpc_method_handler(ok_handler),
+    "Transient": grpc.unary_unary_rpc_method_handler(transient_handler),
     "Bad": grpc.unary_unary_rpc_method_handler(value_error_handler),
     "Stream": grpc.unary_stream_rpc_method_handler(stream_handler),
 }
@@ -103,7 +113,7 @@ class TestSyncInterceptor(unittest.TestCase):
         cls.channel.close()
         cls.server.stop(None)
 
-    def assert_exhausted(self, method, rid=None):
+    def assert_exhausted(self, method, rid=None, pushback=None):
         md = (("x-request-id", rid),) if rid else None
         with self.assertRaises(grpc.RpcError) as cm:
             call(self.channel, method, metadata=md)
@@ -112,25 +122,31 @@ class TestSyncInterceptor(unittest.TestCase):
         self.assertIn("/%s/%s" % (SERVICE, method), e.details())
         self.assertIn("MemoryError", e.details())
         trailers = dict(e.trailing_metadata() or ())
-        self.assertEqual(trailers.get(mg.PUSHBACK_KEY), "2500")
+        self.assertEqual(trailers.get(mg.PUSHBACK_KEY), pushback or "2500")
+        if pushback == "-1":
+            self.assertIn("do not retry", e.details())
         return e
 
     def test_memory_error_is_resource_exhausted(self):
-        e = self.assert_exhausted("Oom", rid="req-17")
+        e = self.assert_exhausted("Oom", rid="req-17", pushback=HUGE_PUSHBACK)
         self.assertIn("req-17", e.details())
         self.assertTrue(any(f[1] == "req-17" for f in self.failures))
 
     def test_method_budget(self):
         if os.environ.get("MEMFENCE_EXPECT_SHIM") == "1":
             # 32 MiB against a budget of 8 MiB: refused in this call only.
-            self.assert_exhausted("Budgeted")
+            # Over its own budget: no retry could pass.
+            self.assert_exhausted("Budgeted", pushback="-1")
             self.assertEqual(call(self.channel, "Ok", b"b"), b"ok:b")
         else:
             # Without the shim a budget cannot be enforced (and a warning says so).
             self.assertEqual(call(self.channel, "Budgeted"), b"32")
 
     def test_wrapped_memory_error(self):
-        self.assert_exhausted("Wrapped")
+        self.assert_exhausted("Wrapped", pushback=HUGE_PUSHBACK)
+
+    def test_transient_keeps_pushback(self):
+        self.assert_exhausted("Transient")
 
     def test_streaming(self):
         it = self.channel.unary_stream("/%s/Stream" % SERVICE)(b"", timeout=20)
@@ -189,7 +205,7 @@ class TestAioInterceptor(unittest.TestCase):
         self.assertIsNotNone(err)
         self.assertEqual(err.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
         self.assertIn("aio-1", err.details())
-        self.assertEqual(err.trailing_metadata().get(mg.PUSHBACK_KEY), "1000")
+        self.assertEqual(err.trailing_metadata().get(mg.PUSHBACK_KEY), HUGE_PUSHBACK or "1000")
 
 
 class TestPolicy(unittest.TestCase):

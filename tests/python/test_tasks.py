@@ -27,6 +27,21 @@ def retry(e):
     raise Retry(str(e))
 
 
+def _admit_timing_out(too_big=False):
+    """A stand-in for memfence.gate.admit whose wait runs out (or whose
+    need is above the whole line)."""
+    class admit:
+        def __init__(self, name, need=None, timeout=None):
+            self.name = name
+
+        def __enter__(self):
+            raise mg.GateTimeout(self.name, 1 << 40 if too_big else 0, 0.01, too_big=too_big)
+
+        def __exit__(self, *exc):
+            return False
+    return admit
+
+
 class GuardTest(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="mf-t-")
@@ -92,18 +107,8 @@ class GuardTest(unittest.TestCase):
 
     def test_gate_timeout_goes_to_the_adapter_unrun(self):
         ran = []
-
-        class admit:
-            def __init__(self, name, need=None, timeout=None):
-                self.name = name
-
-            def __enter__(self):
-                raise mg.GateTimeout(self.name, 0, 0.01)
-
-            def __exit__(self, *exc):
-                return False
         before = mt.counters["gate_timed_out"]
-        with mock.patch.object(mg, "admit", admit):
+        with mock.patch.object(mg, "admit", _admit_timing_out()):
             with self.assertRaises(Retry):
                 self.guard.run("jobs.g", "j-6", ran.append, (1,), {}, retry)
             # An adapter may also answer with a value.
@@ -111,6 +116,17 @@ class GuardTest(unittest.TestCase):
                                             lambda e: "later"), "later")
         self.assertEqual(ran, [])
         self.assertEqual(mt.counters["gate_timed_out"], before + 2)
+
+    def test_too_big_fails_once_not_retried(self):
+        ran = []
+        before = mt.counters["too_big"]
+        with mock.patch.object(mg, "admit", _admit_timing_out(too_big=True)):
+            # Its need is above the whole line: waiting or retrying cannot help.
+            with self.assertRaises(mt.TaskOutOfMemory) as cm:
+                self.guard.run("jobs.b", "j-7", ran.append, (1,), {}, retry)
+        self.assertIsInstance(cm.exception.__cause__, mg.GateTimeout)
+        self.assertEqual(ran, [])
+        self.assertEqual(mt.counters["too_big"], before + 1)
 
     def test_check_record_and_reject(self):
         self.assertIsNone(self.guard.check("j-7", "jobs.poison"))
