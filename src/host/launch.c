@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "host/memory.h"
+#include "base/envspec.h"
 #include "host/msg.h"
 #include "base/size.h"
 
@@ -27,7 +28,7 @@ const char *mf_preload_path(const char *lib)
 {
 	static char path[PATH_MAX];
 	char exe[PATH_MAX];
-	const char *env = getenv("MEMFENCE_LIBDIR");
+	const char *env = getenv(MF_ENV(LIBDIR));
 	ssize_t n;
 
 	if (env != NULL && *env != '\0')
@@ -103,11 +104,13 @@ int mf_launch_prepare(struct mf_launch *l, struct mf_plan *plan, int *status)
 	uint64_t heap = 0;
 	if (l->heap_limit != NULL) {
 		if (mf_size_parse(l->heap_limit, plan->budget, &heap, &msg) != 0) {
-			mf_err("invalid heap limit '%s' (--heap-limit, MEMFENCE_HEAP_LIMIT): %s", l->heap_limit, msg);
+			mf_err("invalid heap limit '%s' (--heap-limit, %s): %s", l->heap_limit,
+			       MF_ENV(HEAP_LIMIT), msg);
 			return -1;
 		}
 		if (heap == 0) {
-			mf_err("invalid heap limit '%s' (--heap-limit, MEMFENCE_HEAP_LIMIT): must be more than 0", l->heap_limit);
+			mf_err("invalid heap limit '%s' (--heap-limit, %s): must be more than 0",
+			       l->heap_limit, MF_ENV(HEAP_LIMIT));
 			return -1;
 		}
 		if (l->account == 0) {
@@ -141,8 +144,8 @@ int mf_launch_prepare(struct mf_launch *l, struct mf_plan *plan, int *status)
 	path = mf_preload_path(lib);
 	if (path == NULL) {
 		if (l->account == 1) {
-			mf_err("%s not found (looked in $MEMFENCE_LIBDIR, next to memfence, and %s)",
-			       lib, MF_PRELOADDIR);
+			mf_err("%s not found (looked in $%s, next to memfence, and %s)",
+			       lib, MF_ENV(LIBDIR), MF_PRELOADDIR);
 			return -1;
 		}
 		mf_warn("%s not found: the thread stack size is not applied", lib);
@@ -157,19 +160,19 @@ int mf_launch_prepare(struct mf_launch *l, struct mf_plan *plan, int *status)
 	 * refuses the largest request, so nothing needs freed blocks
 	 * returned; with it the shim fixes the threshold itself when the
 	 * first scope opens (src/shim/policy.c, docs/accounting.md). */
-	setenv_u64("MEMFENCE_STACK", plan->stack);
+	setenv_u64(MF_ENV(STACK), plan->stack);
 	/* What the program's own memfence package can read back. */
-	setenv_u64("MEMFENCE_LIMIT_BYTES", plan->limit);
-	setenv_u64("MEMFENCE_BUDGET", plan->budget);
+	setenv_u64(MF_ENV(LIMIT_BYTES), plan->limit);
+	setenv_u64(MF_ENV(BUDGET), plan->budget);
 	if (l->account == 1) {
-		setenv("MEMFENCE_ACCOUNT", "1", 1);
+		setenv(MF_ENV(ACCOUNT), "1", 1);
 		if (heap != 0)
-			setenv_u64("MEMFENCE_HEAP_LIMIT", heap);
+			setenv_u64(MF_ENV(HEAP_LIMIT), heap);
 		if (l->segment != NULL)
-			setenv("MEMFENCE_SEGMENT", l->segment, 1);
+			setenv(MF_ENV(SEGMENT), l->segment, 1);
 	} else {
 		/* A stale variable must not turn accounting on in the child. */
-		unsetenv("MEMFENCE_HEAP_LIMIT");
+		unsetenv(MF_ENV(HEAP_LIMIT));
 	}
 	*status = 0;
 	return 0;

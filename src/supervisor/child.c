@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/envspec.h"
 #include "host/launch.h"
 #include "host/msg.h"
 #include "supervisor/supervisor.h"
@@ -130,14 +131,14 @@ static void quarantine_env(const struct sup *s)
 	if (!s->st.quarantine_on) {
 		/* Off for the whole program: its own client checks and records
 		 * nothing either (it would otherwise open the default store). */
-		setenv("MEMFENCE_QUARANTINE", "off", 1);
-		unsetenv("MEMFENCE_QUARANTINE_RECORDER");
+		setenv(MF_ENV(QUARANTINE), "off", 1);
+		unsetenv(MF_ENV(QUARANTINE_RECORDER));
 		return;
 	}
-	setenv("MEMFENCE_STATE_DIR", s->quar_dir, 1);
-	setenv("MEMFENCE_QUARANTINE", s->quar_spec, 1);
+	setenv(MF_ENV(STATE_DIR), s->quar_dir, 1);
+	setenv(MF_ENV(QUARANTINE), s->quar_spec, 1);
 	if (s->seg.open)
-		setenv("MEMFENCE_QUARANTINE_RECORDER", "supervisor", 1);
+		setenv(MF_ENV(QUARANTINE_RECORDER), "supervisor", 1);
 }
 
 /*
@@ -152,13 +153,13 @@ static void segment_fd_env(const struct sup *s)
 {
 	char num[16];
 
-	unsetenv("MEMFENCE_SEGMENT_FD");
+	unsetenv(MF_ENV(SEGMENT_FD));
 	if (!s->seg.open || s->cfg.launch.account != 1 || s->seg.r.fd < 0)
 		return;
 	if (fcntl(s->seg.r.fd, F_SETFD, 0) != 0)
 		return;
 	snprintf(num, sizeof(num), "%d", s->seg.r.fd);
-	setenv("MEMFENCE_SEGMENT_FD", num, 1);
+	setenv(MF_ENV(SEGMENT_FD), num, 1);
 }
 
 /* In the forked child: undo what only the supervisor wants, then become
@@ -189,32 +190,32 @@ static void child_exec(struct sup *s)
 		/* No segment this time: the shim must not make one where the
 		 * supervisor found no room, nor join a file of someone else. */
 		s->cfg.launch.segment = NULL;
-		unsetenv("MEMFENCE_SEGMENT");
+		unsetenv(MF_ENV(SEGMENT));
 	}
 	if (mf_launch_prepare(&s->cfg.launch, &s->cfg.plan, &status) != 0)
 		_exit(status);
 	quarantine_env(s);
 	if (s->rc.dir[0])
-		setenv("MEMFENCE_RECYCLE_DIR", s->rc.dir, 1);
+		setenv(MF_ENV(RECYCLE_DIR), s->rc.dir, 1);
 	if (s->serving_file[0])
-		setenv("MEMFENCE_SERVING_FILE", s->serving_file, 1);
+		setenv(MF_ENV(SERVING_FILE), s->serving_file, 1);
 	else
-		unsetenv("MEMFENCE_SERVING_FILE");
+		unsetenv(MF_ENV(SERVING_FILE));
 	if (s->drain_file[0])
-		setenv("MEMFENCE_DRAIN_FILE", s->drain_file, 1);
+		setenv(MF_ENV(DRAIN_FILE), s->drain_file, 1);
 	else
-		unsetenv("MEMFENCE_DRAIN_FILE");
+		unsetenv(MF_ENV(DRAIN_FILE));
 	/* The segment is ours to make: a process of the program that outlives
 	 * us must not make it again (shim/segw.c). */
 	if (s->seg.open)
-		setenv("MEMFENCE_SEGMENT_MAKE", "0", 1);
+		setenv(MF_ENV(SEGMENT_MAKE), "0", 1);
 	segment_fd_env(s);
 	sup_python_env(s);
 	if (s->cfg.profile) {
 		/* Beside the post-mortems, so that both outlive the program. */
-		setenv("MEMFENCE_PROFILE_DIR", s->cfg.report_dir, 1);
-		if (getenv("MEMFENCE_PROFILE_SIGNAL") == NULL)
-			setenv("MEMFENCE_PROFILE_SIGNAL", "1", 1);
+		setenv(MF_ENV(PROFILE_DIR), s->cfg.report_dir, 1);
+		if (getenv(MF_ENV(PROFILE_SIGNAL)) == NULL)
+			setenv(MF_ENV(PROFILE_SIGNAL), "1", 1);
 	}
 	_exit(mf_launch_exec(s->cfg.argv));
 }

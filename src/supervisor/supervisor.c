@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/envspec.h"
 #include "host/launch.h"
 #include "host/msg.h"
 #include "store/quarantine.h"
@@ -332,9 +333,9 @@ int sup_run(const struct sup_config *cfg)
 		}
 	}
 	if (s->cfg.launch.account == 1 && !mf_preload_path("libmemfence.so")) {
-		mf_err("libmemfence.so not found (looked in $MEMFENCE_LIBDIR, next to memfence, and %s); "
+		mf_err("libmemfence.so not found (looked in $%s, next to memfence, and %s); "
 		       "use --no-account to run without accounting",
-		       MF_PRELOADDIR);
+		       MF_ENV(LIBDIR), MF_PRELOADDIR);
 		return MF_EXIT_FAILURE;
 	}
 	state_init(s);
