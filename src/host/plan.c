@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 
 #include "base/envspec.h"
+#include "base/lines.h"
 #include "base/size.h"
 
 const char *mf_rlimit_name(enum mf_rlimit_kind k)
@@ -105,13 +106,13 @@ int mf_plan_resolve(const struct mf_plan_opts *o, const struct mf_memory *mem,
 			 mf_opt_names(&mf_plan_options[P_RESERVE], who, sizeof(who)), msg);
 		return -1;
 	}
-	if (p->reserve >= p->limit) {
+	p->budget = mf_budget(p->limit, p->reserve);
+	if (p->budget == 0) {
 		snprintf(err, errlen, "the reserve (%s) leaves no budget under the limit (%s); "
 			 "lower --reserve or raise --limit",
 			 mf_size_format(p->reserve, a, sizeof(a)), mf_size_format(p->limit, b, sizeof(b)));
 		return -1;
 	}
-	p->budget = p->limit - p->reserve;
 
 	if (o->rlimit == NULL || strcmp(o->rlimit, "data") == 0)
 		p->rlimit = MF_RLIMIT_DATA;
