@@ -13,7 +13,7 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-BASE = [("base", "size.c"), ("base", "env.c")]
+BASE = [("base", "size.c"), ("base", "env.c"), ("base", "lines.c")]
 # The memory reader is several files (src/host/memory_int.h lists them).
 CORE = [("host", "memory.c"), ("host", "memory_cgroup.c"), ("host", "memory_file.c"),
         ("host", "memory_parse.c"), ("host", "memory_v1.c"), ("host", "memory_v2.c"),

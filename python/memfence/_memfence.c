@@ -25,6 +25,7 @@
 #include <sys/prctl.h>
 
 #include "memfence.h"
+#include "base/envspec.h"
 #include "base/size.h"
 
 #ifndef MF_VERSION
@@ -622,6 +623,29 @@ static struct PyModuleDef mf_module = {
 	NULL, NULL, NULL, NULL
 };
 
+/* ENV: {"SEGMENT": "MEMFENCE_SEGMENT", ...}, the names of the MEMFENCE_*
+ * variables (src/base/envspec.h), which the package's modules look up by id
+ * instead of spelling them out. */
+static int add_env(PyObject *m)
+{
+	PyObject *d = PyDict_New(), *v;
+	int bad = d == NULL;
+
+#define MF_ENV_ADD_(id, type, def, set_by, read_by)                                       \
+	if (!bad) {                                                                       \
+		v = PyUnicode_FromString(MF_ENV(id));                                     \
+		bad = v == NULL || PyDict_SetItemString(d, #id, v) != 0;                  \
+		Py_XDECREF(v);                                                            \
+	}
+	MF_ENV_TABLE(MF_ENV_ADD_)
+#undef MF_ENV_ADD_
+	if (bad || PyModule_AddObject(m, "ENV", d) != 0) {
+		Py_XDECREF(d);
+		return -1;
+	}
+	return 0;
+}
+
 PyMODINIT_FUNC PyInit__memfence(void);
 
 PyMODINIT_FUNC PyInit__memfence(void)
@@ -635,6 +659,10 @@ PyMODINIT_FUNC PyInit__memfence(void)
 	saved = PyType_FromSpec(&mf_saved_spec);
 	if (saved == NULL || PyModule_AddObject(m, "Saved", saved) != 0) {
 		Py_XDECREF(saved);
+		Py_DECREF(m);
+		return NULL;
+	}
+	if (add_env(m) != 0) {
 		Py_DECREF(m);
 		return NULL;
 	}

@@ -8,6 +8,7 @@ import traceback
 from contextvars import ContextVar
 
 from memfence import _core
+from memfence._memfence import ENV
 from memfence.failures import describe_failure, is_allocation_failure
 
 log = logging.getLogger("memfence")
@@ -162,7 +163,7 @@ _check_lock = threading.Lock()
 
 
 def _check_clean(endpoint):
-    if not os.environ.get("MEMFENCE_RECYCLE_DIR"):
+    if not os.environ.get(ENV["RECYCLE_DIR"]):
         return
     now = time.monotonic()
     with _check_lock:

@@ -29,6 +29,7 @@ import threading
 
 from memfence import gate as _gate
 from memfence._core import scope
+from memfence._memfence import ENV
 from memfence.failures import describe_failure, is_allocation_failure
 from memfence import quarantine as _q
 from memfence import recovery as _recover
@@ -348,7 +349,7 @@ def figures_at_death(pid, tid):
     """(peak, allocated, net) of task tid in process pid from the stats
     segment, which outlives the process; Nones without the accounting
     library. Read in this process, as `memfence stat` reads it."""
-    seg = os.environ.get("MEMFENCE_SEGMENT")
+    seg = os.environ.get(ENV["SEGMENT"])
     if not seg or _q._host is None:
         return None, None, None
     try:

@@ -71,6 +71,7 @@ import re
 import threading
 
 from memfence import _tasks
+from memfence._memfence import ENV
 from memfence import quarantine as _q
 from memfence import recovery as _recover
 from memfence import serving
@@ -139,7 +140,7 @@ def install(app, store=None, threshold=None, dead_letter_queue=None, record_deat
     else:
         st = _q.Store(store=store, threshold=threshold)
     if record_deaths == "auto":
-        record_deaths = os.environ.get("MEMFENCE_QUARANTINE_RECORDER", "") != "supervisor"
+        record_deaths = os.environ.get(ENV["QUARANTINE_RECORDER"], "") != "supervisor"
     cfg = _Config(app, st, dead_letter_queue, bool(record_deaths),
                   bool(count_allocation_failures))
     first = id(app) not in _configs

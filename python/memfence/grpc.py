@@ -39,6 +39,7 @@ import grpc
 from memfence import _core
 from memfence import gate as _gate
 from memfence import quarantine as mq
+from memfence._memfence import ENV
 from memfence._respond import DEFAULT_RETRY_AFTER, Policy, permanent, release
 from memfence.failures import is_allocation_failure
 
@@ -559,7 +560,7 @@ def follow_drain(server, health=None):
     Works for grpc.server and grpc.aio.server (call it from the server's
     event loop). Returns True when it follows the file, False outside
     `memfence run`."""
-    path = os.environ.get("MEMFENCE_DRAIN_FILE")
+    path = os.environ.get(ENV["DRAIN_FILE"])
     if not path:
         return False
     if health is None:

@@ -35,6 +35,8 @@ import subprocess
 import threading
 import time
 
+from memfence._memfence import ENV
+
 try:
     from memfence import _host
 except ImportError:  # a package built without the store: the command answers
@@ -90,7 +92,7 @@ def describe(ident, record):
 
 def find_binary():
     """Path of the memfence command, or None."""
-    env = os.environ.get("MEMFENCE_BIN")
+    env = os.environ.get(ENV["BIN"])
     if env:
         return env
     found = shutil.which("memfence")
@@ -117,7 +119,7 @@ def child_env():
             env["LD_PRELOAD"] = " ".join(keep)
         else:
             del env["LD_PRELOAD"]
-    for k in ("MEMFENCE_SEGMENT", "MEMFENCE_ACCOUNT"):
+    for k in (ENV["SEGMENT"], ENV["ACCOUNT"]):
         env.pop(k, None)
     return env
 
@@ -191,7 +193,7 @@ class Store:
         self.skipped = 0         # checks answered by the set of ids
 
     def _spec(self):
-        return self.store if self.store is not None else os.environ.get("MEMFENCE_QUARANTINE")
+        return self.store if self.store is not None else os.environ.get(ENV["QUARANTINE"])
 
     @property
     def enabled(self):
@@ -206,7 +208,7 @@ class Store:
         pid = _pid
         if getattr(loc, "pid", None) != pid:
             spec = self._spec()
-            timeout = _env_number("MEMFENCE_REDIS_TIMEOUT", None, _REDIS_TIMEOUT_DEFAULT, 600000)
+            timeout = _env_number(ENV["REDIS_TIMEOUT"], None, _REDIS_TIMEOUT_DEFAULT, 600000)
             try:
                 loc.h = _host.open(str(spec) if spec else None,
                                    str(self.state_dir) if self.state_dir else None, timeout)
@@ -217,7 +219,7 @@ class Store:
         return loc
 
     def _threshold(self):
-        return _env_number("MEMFENCE_QUARANTINE_THRESHOLD", self.threshold, 0, _THRESHOLD_MAX)
+        return _env_number(ENV["QUARANTINE_THRESHOLD"], self.threshold, 0, _THRESHOLD_MAX)
 
     def _warn(self, degraded, synced, desc, what):
         lines = []
@@ -355,7 +357,7 @@ class Store:
         binary = self.binary or find_binary()
         if not binary:
             raise QuarantineError("memfence quarantine: the memfence command was not found "
-                                  "(set MEMFENCE_BIN or put it on PATH)")
+                                  "(set %s or put it on PATH)" % ENV["BIN"])
         cmd = [binary, "quarantine", "--json"]
         if self.store:
             cmd += ["--quarantine", str(self.store)]
@@ -441,7 +443,7 @@ HTTP_STATUS = "422 Unprocessable Entity"
 def requests_enabled():
     """True when request-side quarantine checks are switched on for servers
     that did not say (MEMFENCE_REQUEST_QUARANTINE=1): it is opt-in."""
-    return os.environ.get("MEMFENCE_REQUEST_QUARANTINE", "0").lower() in ("1", "yes", "true",
+    return os.environ.get(ENV["REQUEST_QUARANTINE"], "0").lower() in ("1", "yes", "true",
                                                                            "on")
 
 

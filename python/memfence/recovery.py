@@ -44,6 +44,7 @@ import resource
 import traceback
 
 from memfence import _memfence
+from memfence._memfence import ENV
 from memfence.failures import _walk
 
 __all__ = ["recover", "Recovery", "max_memory_per_child", "recycle_enabled",
@@ -78,7 +79,7 @@ def _rlimit_data():
 def max_memory_per_child(rlimit=None):
     """The threshold in bytes from MEMFENCE_MAX_MEMORY_PER_CHILD (default
     50 % of RLIMIT_DATA), or None when off or nothing to take a share of."""
-    text = os.environ.get("MEMFENCE_MAX_MEMORY_PER_CHILD", "").strip() or DEFAULT_THRESHOLD
+    text = os.environ.get(ENV["MAX_MEMORY_PER_CHILD"], "").strip() or DEFAULT_THRESHOLD
     if text.lower() in ("off", "0"):
         return None
     if rlimit is None:
@@ -93,14 +94,14 @@ def max_memory_per_child(rlimit=None):
 
 def recycle_enabled():
     """False when ``memfence run --recycle off`` (MEMFENCE_RECYCLE=off)."""
-    return os.environ.get("MEMFENCE_RECYCLE", "auto").strip().lower() not in ("off", "0", "no")
+    return os.environ.get(ENV["RECYCLE"], "auto").strip().lower() not in ("off", "0", "no")
 
 
 def request_recycle(reason):
     """Ask the supervisor to drain and replace this process. True when the
     request was written (under ``memfence run`` with recycling on), False
     otherwise."""
-    d = os.environ.get("MEMFENCE_RECYCLE_DIR")
+    d = os.environ.get(ENV["RECYCLE_DIR"])
     if not d or not recycle_enabled():
         return False
     line = " ".join(str(reason).split())[:150] + "\n"
@@ -175,7 +176,7 @@ def recover(exc=None, threshold=None):
     r = Recovery(live=live, data=data, rlimit=rlimit, threshold=threshold, trimmed=trimmed,
                  collected=collected, source=source, clean=True)
     if threshold is None:
-        r.reason = "no threshold (MEMFENCE_MAX_MEMORY_PER_CHILD off or no RLIMIT_DATA)"
+        r.reason = "no threshold (%s off or no RLIMIT_DATA)" % ENV["MAX_MEMORY_PER_CHILD"]
         return r
     over = []
     if live is not None and live > threshold:

@@ -31,6 +31,7 @@ import os
 import rq
 
 from memfence import _tasks
+from memfence._memfence import ENV
 from memfence import quarantine as _q
 
 __all__ = ["Job", "Worker", "configure", "TaskOutOfMemory", "TaskQuarantined", "counters"]
@@ -56,7 +57,7 @@ def configure(store=None, threshold=None, record_deaths="auto",
     global _guard
     st = store if isinstance(store, _q.Store) else _q.Store(store=store, threshold=threshold)
     if record_deaths == "auto":
-        record_deaths = os.environ.get("MEMFENCE_QUARANTINE_RECORDER", "") != "supervisor"
+        record_deaths = os.environ.get(ENV["QUARANTINE_RECORDER"], "") != "supervisor"
     _guard = _tasks.Guard(st, log, bool(record_deaths), bool(count_allocation_failures),
                           TaskOutOfMemory)
     return _guard

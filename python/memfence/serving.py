@@ -16,6 +16,8 @@ that never writes it keeps memory-only readiness. Outside `memfence run`
 """
 import os
 
+from memfence._memfence import ENV
+
 __all__ = ["starting", "serving", "STARTING"]
 
 # What a server the integration knows is waiting for, said as it starts.
@@ -29,7 +31,7 @@ _LINE_MAX = 200  # the supervisor reads 255 bytes
 
 
 def _write(state, what, only_first):
-    path = os.environ.get("MEMFENCE_SERVING_FILE")
+    path = os.environ.get(ENV["SERVING_FILE"])
     if not path:
         return
     if only_first and os.path.lexists(path):

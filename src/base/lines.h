@@ -1,7 +1,9 @@
 /*
- * lines.h - where refusals start below a limit, and how many requests fit
- * under a line: the figures the shim enforces and the host reports, so
- * that both say the same.
+ * lines.h - the budget under a limit, where refusals start below it, and
+ * how many requests fit under a line: the figures the plan applies, the
+ * shim enforces (for the process and for the container, from the limit
+ * and reserve the supervisor publishes) and the host reports, computed
+ * here once so that all say the same.
  *
  * Shim-safe: libc only, no allocation.
  */
@@ -9,6 +11,29 @@
 #define MF_LINES_H
 
 #include <stdint.h>
+
+/*
+ * What may be used under limit with reserve kept free: limit - reserve;
+ * 0 when the reserve leaves nothing (reserve >= limit) or the limit is
+ * unknown (0). The plan refuses such a reserve; a reader of someone else's
+ * figures (a post-mortem) then has no budget and falls back on the limit.
+ */
+uint64_t mf_budget(uint64_t limit, uint64_t reserve);
+
+/*
+ * The three lines of the zero-collateral policy (src/shim/policy.c) under
+ * limit, guard below it: soft at limit - guard (above, the largest scope is
+ * refused), hard at limit - guard / 2 (above, a smaller one too unless a
+ * larger one holds the excess), last at limit - guard / 4 (above,
+ * everyone). A guard past the limit is the limit: soft at 0. The process's
+ * lines take mf_pressure_guard(limit) or what MEMFENCE_PRESSURE says, the
+ * container's the reserve. limit 0 (unknown, nothing to protect): all 0,
+ * the policy off.
+ */
+struct mf_lines {
+	uint64_t soft, hard, last;
+};
+struct mf_lines mf_lines_below(uint64_t limit, uint64_t guard);
 
 /* The default distance of the zero-collateral policy's soft line below a
  * process's limit (src/shim/config.c, mf_pressure_lines). */

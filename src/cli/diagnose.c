@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/lines.h"
 #include "cli/cli.h"
 #include "host/options.h"
 #include "cli/diagnose.h"
@@ -322,8 +323,9 @@ static void add_report(struct diag_src *s, json_t *j, int newest)
 	if (!s->limit)
 		s->limit = d->limit;
 	if (!s->budget && d->limit) {
-		uint64_t reserve = jnum(json_object_get(j, "memory"), "reserve");
-		s->budget = d->limit > reserve ? d->limit - reserve : d->limit;
+		/* No budget (a reserve that leaves none) falls back on the
+		 * limit, as when none is known (host/diagnose.c). */
+		s->budget = mf_budget(d->limit, jnum(json_object_get(j, "memory"), "reserve"));
 	}
 	if (newest && !s->timeline) {
 		s->timeline = json_incref(json_object_get(j, "timeline"));

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/envspec.h"
 #include "cli/cli.h"
 #include "cli/launch.h"
 #include "host/memory.h"
@@ -305,12 +306,12 @@ static void thread_stack(struct inspect *in)
 	snprintf(path, sizeof(path), "%s/environ", in->proc);
 	env = read_text(path, &len);
 	if (env != NULL) {
-		const char *v = environ_get(env, len, "MEMFENCE_STACK");
+		const char *v = environ_get(env, len, MF_ENV(STACK));
 		const char *why;
 		uint64_t n;
 		if (v != NULL && mf_size_parse(v, 0, &n, &why) == 0 && n >= MF_STACK_MIN) {
 			in->thread_stack = n;
-			in->thread_stack_from = "MEMFENCE_STACK";
+			in->thread_stack_from = MF_ENV(STACK);
 			free(env);
 			return;
 		}

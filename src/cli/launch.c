@@ -11,27 +11,28 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "base/envspec.h"
 #include "host/memory.h"
 #include "base/size.h"
 
 const struct mf_option mf_root_options[] = {
 	{.name = "root", .key = MF_OPT_ROOT, .has_arg = required_argument, .arg = "DIR",
-	 .env = "MEMFENCE_ROOT", .help = "read /proc and /sys under DIR (for tests)"},
+	 .env = MF_ENV(ROOT), .help = "read /proc and /sys under DIR (for tests)"},
 	{0},
 };
 
 const struct mf_option mf_account_options[] = {
-	{.name = "account", .key = MF_OPT_ACCOUNT, .has_arg = no_argument, .env = "MEMFENCE_ACCOUNT",
+	{.name = "account", .key = MF_OPT_ACCOUNT, .has_arg = no_argument, .env = MF_ENV(ACCOUNT),
 	 .env_is = "1", .help = "preload libmemfence.so: per-request\n"
 		 "counters, budgets"},
 	{.name = "no-account", .key = MF_OPT_NO_ACCOUNT, .has_arg = no_argument,
-	 .env = "MEMFENCE_ACCOUNT", .env_is = "0", .help = "do not preload it"},
+	 .env = MF_ENV(ACCOUNT), .env_is = "0", .help = "do not preload it"},
 	{.name = "heap-limit", .key = MF_OPT_HEAP_LIMIT, .has_arg = required_argument,
-	 .arg = "SIZE|PCT", .env = "MEMFENCE_HEAP_LIMIT", .shown = "none",
+	 .arg = "SIZE|PCT", .env = MF_ENV(HEAP_LIMIT), .shown = "none",
 	 .help = "live heap bytes the process may hold (needs\n"
 		 "accounting; a percentage is of the budget)"},
 	{.name = "segment", .key = MF_OPT_SEGMENT, .has_arg = required_argument, .arg = "FILE",
-	 .env = "MEMFENCE_SEGMENT", .help = "shared stats segment for the accounting\n"
+	 .env = MF_ENV(SEGMENT), .help = "shared stats segment for the accounting\n"
 		 "library"},
 	{0},
 };

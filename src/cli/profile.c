@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/envspec.h"
 #include "cli/cli.h"
 #include "host/options.h"
 #include "profile/profile.h"
@@ -26,7 +27,7 @@ enum { OPT_PYTHONMALLOC = MF_OPT_KEY_BASE };
 
 static const struct mf_option run_options[] = {
 	{.name = "rate", .key = 'r', .has_arg = required_argument, .arg = "SIZE",
-	 .env = "MEMFENCE_PROFILE_RATE", .shown = "512K",
+	 .env = MF_ENV(PROFILE_RATE), .shown = "512K",
 	 .help = "mean bytes between samples"},
 	{.name = "output", .key = 'o', .has_arg = required_argument, .arg = "FILE",
 	 .shown = "memfence-PID.prof",
@@ -268,9 +269,9 @@ int mf_cmd_profile(int argc, char **argv)
 		mf_err("profile: cannot make a directory for snapshots (%s): %s", dir, strerror(errno));
 		return MF_EXIT_FAILURE;
 	}
-	if (mf_env_preload(shim) != 0 || setenv("MEMFENCE_ACCOUNT", "1", 1) != 0 ||
-	    setenv("MEMFENCE_PROFILE_DIR", dir, 1) != 0 || setenv("MEMFENCE_PROFILE_SIGNAL", "1", 1) != 0 ||
-	    (rate != NULL && setenv("MEMFENCE_PROFILE_RATE", rate, 1) != 0) ||
+	if (mf_env_preload(shim) != 0 || setenv(MF_ENV(ACCOUNT), "1", 1) != 0 ||
+	    setenv(MF_ENV(PROFILE_DIR), dir, 1) != 0 || setenv(MF_ENV(PROFILE_SIGNAL), "1", 1) != 0 ||
+	    (rate != NULL && setenv(MF_ENV(PROFILE_RATE), rate, 1) != 0) ||
 	    (pythonmalloc && setenv("PYTHONMALLOC", "malloc", 1) != 0)) {
 		mf_err("profile: cannot set the environment: %s", strerror(errno));
 		cleanup_dir(dir);

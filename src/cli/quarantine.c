@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "base/envspec.h"
 #include "cli/cli.h"
 #include "host/options.h"
 #include "store/quarantine.h"
@@ -46,13 +47,13 @@ enum {
 /* The store's options, for every verb. */
 static const struct mf_option store_options[] = {
 	{.name = "quarantine", .key = OPT_QUARANTINE, .has_arg = required_argument, .arg = "STORE",
-	 .env = "MEMFENCE_QUARANTINE", .shown = "STATE_DIR/" MF_QUARANTINE_FILE,
+	 .env = MF_ENV(QUARANTINE), .shown = "STATE_DIR/" MF_QUARANTINE_FILE,
 	 .help = "PATH, sqlite:PATH or\nredis://[[USER]:PASSWORD@]HOST[:PORT][/DB]"},
 	{.name = "state-dir", .key = OPT_STATE_DIR, .has_arg = required_argument, .arg = "DIR",
-	 .env = "MEMFENCE_STATE_DIR", .shown_fn = mf_quarantine_default_state_dir,
+	 .env = MF_ENV(STATE_DIR), .shown_fn = mf_quarantine_default_state_dir,
 	 .help = "holds the default file and Redis' local copy"},
 	{.name = "redis-timeout", .key = OPT_REDIS_TIMEOUT, .has_arg = required_argument,
-	 .arg = "MS", .env = "MEMFENCE_REDIS_TIMEOUT", .shown = MF_STR(MF_QUARANTINE_TIMEOUT_DEFAULT),
+	 .arg = "MS", .env = MF_ENV(REDIS_TIMEOUT), .shown = MF_STR(MF_QUARANTINE_TIMEOUT_DEFAULT),
 	 .help = "connect and command timeout"},
 	{.name = "quarantine-ttl", .key = OPT_TTL, .has_arg = required_argument,
 	 .arg = "DURATION|off", .env = MF_QUARANTINE_TTL_ENV, .def = MF_QUARANTINE_TTL_DEFAULT,
@@ -64,7 +65,7 @@ static const struct mf_option store_options[] = {
 /* The options of one verb or two. */
 static const struct mf_option verb_options[] = {
 	{.name = "threshold", .key = OPT_THRESHOLD, .has_arg = required_argument, .arg = "N",
-	 .env = "MEMFENCE_QUARANTINE_THRESHOLD", .shown = MF_STR(MF_QUARANTINE_THRESHOLD_DEFAULT),
+	 .env = MF_ENV(QUARANTINE_THRESHOLD), .shown = MF_STR(MF_QUARANTINE_THRESHOLD_DEFAULT),
 	 .help = "check, record: deaths before quarantine,\n1.." MF_STR(MF_QUARANTINE_THRESHOLD_MAX)},
 	{.name = "name", .key = OPT_NAME, .has_arg = required_argument, .arg = "NAME",
 	 .help = "record: the task's or request's name"},

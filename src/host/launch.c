@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "host/memory.h"
+#include "base/envspec.h"
 #include "host/msg.h"
 #include "base/env.h"
 #include "base/size.h"
@@ -35,7 +36,7 @@ const char *mf_preload_path(const char *lib)
 {
 	static char path[PATH_MAX];
 	char exe[PATH_MAX];
-	const char *env = getenv("MEMFENCE_LIBDIR");
+	const char *env = getenv(MF_ENV(LIBDIR));
 	ssize_t n;
 
 	if (env != NULL && *env != '\0')
@@ -224,11 +225,13 @@ int mf_launch_setup(const struct mf_launch *l, const struct mf_memory *mem,
 	*status = MF_EXIT_USAGE;
 	if (l->heap_limit != NULL) {
 		if (mf_size_parse(l->heap_limit, plan->budget, &heap, &msg) != 0) {
-			mf_err("invalid heap limit '%s' (--heap-limit, MEMFENCE_HEAP_LIMIT): %s", l->heap_limit, msg);
+			mf_err("invalid heap limit '%s' (--heap-limit, %s): %s", l->heap_limit,
+			       MF_ENV(HEAP_LIMIT), msg);
 			return -1;
 		}
 		if (heap == 0) {
-			mf_err("invalid heap limit '%s' (--heap-limit, MEMFENCE_HEAP_LIMIT): must be more than 0", l->heap_limit);
+			mf_err("invalid heap limit '%s' (--heap-limit, %s): must be more than 0",
+			       l->heap_limit, MF_ENV(HEAP_LIMIT));
 			return -1;
 		}
 		if (l->account == 0) {
@@ -271,19 +274,19 @@ int mf_launch_setup(const struct mf_launch *l, const struct mf_memory *mem,
 	 * refuses the largest request, so nothing needs freed blocks
 	 * returned; with it the shim fixes the threshold itself when the
 	 * first scope opens (src/shim/policy.c, docs/accounting.md). */
-	mf_envp_set_u64(env, "MEMFENCE_STACK", plan->stack);
+	mf_envp_set_u64(env, MF_ENV(STACK), plan->stack);
 	/* What the program's own memfence package can read back. */
-	mf_envp_set_u64(env, "MEMFENCE_LIMIT_BYTES", plan->limit);
-	mf_envp_set_u64(env, "MEMFENCE_BUDGET", plan->budget);
+	mf_envp_set_u64(env, MF_ENV(LIMIT_BYTES), plan->limit);
+	mf_envp_set_u64(env, MF_ENV(BUDGET), plan->budget);
 	if (l->account == 1) {
-		mf_envp_set(env, "MEMFENCE_ACCOUNT", "1");
+		mf_envp_set(env, MF_ENV(ACCOUNT), "1");
 		if (heap != 0)
-			mf_envp_set_u64(env, "MEMFENCE_HEAP_LIMIT", heap);
+			mf_envp_set_u64(env, MF_ENV(HEAP_LIMIT), heap);
 		if (l->segment != NULL)
-			mf_envp_set(env, "MEMFENCE_SEGMENT", l->segment);
+			mf_envp_set(env, MF_ENV(SEGMENT), l->segment);
 	} else {
 		/* A stale variable must not turn accounting on in the child. */
-		mf_envp_unset(env, "MEMFENCE_HEAP_LIMIT");
+		mf_envp_unset(env, MF_ENV(HEAP_LIMIT));
 	}
 	if (env->err) {
 		mf_err("cannot set the program's environment: %s", strerror(-env->err));

@@ -13,6 +13,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include "base/envspec.h"
+
 #include "host/plan.h"
 
 /* What the command line and the environment asked for. */
@@ -131,7 +133,7 @@ const char *mf_preload_path(const char *lib);
 
 /* That order, for messages saying where a file was looked for. */
 #define MF_PRELOAD_SEARCH \
-	"$MEMFENCE_LIBDIR, else next to memfence, in PREFIX/lib/memfence beside its " \
+	"$" MF_ENV_LIT(LIBDIR) ", else next to memfence, in PREFIX/lib/memfence beside its " \
 	"PREFIX/bin, and in " MF_PRELOADDIR
 
 /* Prepend path to LD_PRELOAD in this process's environment (no duplicate). */

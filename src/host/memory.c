@@ -19,12 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/envspec.h"
 #include "base/size.h"
 #include "host/memory_int.h"
 
 const char *mf_root_default(void)
 {
-	const char *r = secure_getenv("MEMFENCE_ROOT");
+	const char *r = secure_getenv(MF_ENV(ROOT));
 
 	return r != NULL ? r : "";
 }

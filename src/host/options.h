@@ -30,7 +30,8 @@ struct mf_option {
 			     * MF_OPT_KEY_BASE or more */
 	int has_arg;        /* no_argument, required_argument, optional_argument */
 	const char *arg;    /* the argument as --help shows it ("SIZE|PCT") */
-	const char *env;    /* MEMFENCE_* equivalent, or NULL */
+	const char *env;    /* MEMFENCE_* equivalent, MF_ENV(ID) of
+			     * base/envspec.h, or NULL */
 	const char *env_is; /* a flag's env: the value that means the flag ("1") */
 	const char *def;    /* default, as the parser reads it; NULL: none */
 	const char *shown;  /* the default as --help says it when def cannot

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "base/envspec.h"
+#include "base/lines.h"
 #include "base/size.h"
 
 const char *mf_rlimit_name(enum mf_rlimit_kind k)
@@ -24,18 +26,18 @@ const char *mf_rlimit_name(enum mf_rlimit_kind k)
 /* A NULL field of struct mf_plan_opts is the default: the rules below. */
 const struct mf_option mf_plan_options[] = {
 	{.name = "limit", .key = MF_OPT_LIMIT, .has_arg = required_argument, .arg = "auto|SIZE",
-	 .env = "MEMFENCE_LIMIT", .def = "auto",
+	 .env = MF_ENV(LIMIT), .def = "auto",
 	 .help = "memory limit to plan for (auto: the cgroup's\n"
 		 "memory.max or memory.limit_in_bytes, else\n"
 		 "MemTotal)"},
 	{.name = "reserve", .key = MF_OPT_RESERVE, .has_arg = required_argument, .arg = "SIZE|PCT",
-	 .env = "MEMFENCE_RESERVE", .shown = MF_RESERVE_RULE,
+	 .env = MF_ENV(RESERVE), .shown = MF_RESERVE_RULE,
 	 .help = "kept free below the limit;\n"
 		 "budget = limit - reserve"},
 	{.name = "rlimit", .key = MF_OPT_RLIMIT, .has_arg = required_argument, .arg = "data|as|none",
-	 .env = "MEMFENCE_RLIMIT", .def = "data", .help = "which rlimit carries the budget"},
+	 .env = MF_ENV(RLIMIT), .def = "data", .help = "which rlimit carries the budget"},
 	{.name = "stack", .key = MF_OPT_STACK, .has_arg = required_argument, .arg = "SIZE",
-	 .env = "MEMFENCE_STACK", .shown = MF_STACK_DEFAULT_TEXT,
+	 .env = MF_ENV(STACK), .shown = MF_STACK_DEFAULT_TEXT,
 	 .help = "default stack of new threads, at least " MF_STACK_MIN_TEXT ";\n"
 		 "the main thread's stack is unchanged"},
 	{0},
@@ -104,13 +106,13 @@ int mf_plan_resolve(const struct mf_plan_opts *o, const struct mf_memory *mem,
 			 mf_opt_names(&mf_plan_options[P_RESERVE], who, sizeof(who)), msg);
 		return -1;
 	}
-	if (p->reserve >= p->limit) {
+	p->budget = mf_budget(p->limit, p->reserve);
+	if (p->budget == 0) {
 		snprintf(err, errlen, "the reserve (%s) leaves no budget under the limit (%s); "
 			 "lower --reserve or raise --limit",
 			 mf_size_format(p->reserve, a, sizeof(a)), mf_size_format(p->limit, b, sizeof(b)));
 		return -1;
 	}
-	p->budget = p->limit - p->reserve;
 
 	if (o->rlimit == NULL || strcmp(o->rlimit, "data") == 0)
 		p->rlimit = MF_RLIMIT_DATA;

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "base/env.h"
+#include "base/envspec.h"
 #include "base/lines.h"
 #include "base/size.h"
 #include "shim/config.h"
@@ -207,57 +208,47 @@ int mf_fault_parse(const char *spec, struct mf_fault *f, const char **err)
 }
 
 /*
- * The limit the process must stay under, and the two lines of the
- * zero-collateral policy below it (policy.c). Default guard:
- * mf_pressure_guard (base/lines.c, which says why; the admission gate and
- * `memfence diagnose` count under the same line). The hard line sits
- * halfway between the soft one and the limit, the last (mf_pressure_last)
- * halfway between the hard one and the limit.
+ * The limit the process must stay under, and the lines of the
+ * zero-collateral policy below it (policy.c), drawn by mf_lines_below
+ * (base/lines.c) as the container's are. Default guard: mf_pressure_guard
+ * (base/lines.c, which says why; the admission gate and `memfence
+ * diagnose` count under the same line). A soft line given at or above the
+ * limit, or with none known, stands for a limit an eighth above it.
  */
-int mf_pressure_lines(uint64_t limit, const char *spec, uint64_t *soft, uint64_t *hard,
-		      const char **err)
+int mf_pressure_lines(uint64_t limit, const char *spec, struct mf_lines *lines, const char **err)
 {
-	uint64_t guard;
+	uint64_t soft, above;
 
-	*soft = *hard = 0;
+	*lines = (struct mf_lines){0, 0, 0};
 	if (spec != NULL && (strcmp(spec, "off") == 0 || strcmp(spec, "0") == 0))
 		return 0;
-	if (spec != NULL && *spec != '\0') {
-		if (mf_size_parse(spec, limit, soft, err) != 0) {
-			*soft = 0;
-			return -1;
-		}
-		/* "0%", like "0": off */
-		if (*soft != 0)
-			*hard = limit > *soft ? *soft + (limit - *soft) / 2 : *soft + *soft / 16;
+	if (spec == NULL || *spec == '\0') {
+		*lines = mf_lines_below(limit, mf_pressure_guard(limit));
 		return 0;
 	}
-	if (limit == 0)
+	if (mf_size_parse(spec, limit, &soft, err) != 0)
+		return -1;
+	if (soft == 0) /* "0%", like "0": off */
 		return 0;
-	guard = mf_pressure_guard(limit);
-	*soft = limit - guard;
-	*hard = limit - guard / 2;
+	if (soft < limit) {
+		*lines = mf_lines_below(limit, limit - soft);
+		return 0;
+	}
+	above = soft / 8;
+	limit = soft > UINT64_MAX - above ? UINT64_MAX : soft + above;
+	*lines = mf_lines_below(limit, limit - soft);
 	return 0;
-}
-
-uint64_t mf_pressure_last(uint64_t soft, uint64_t hard)
-{
-	uint64_t half;
-
-	if (soft == 0 || hard < soft)
-		return hard;
-	half = (hard - soft) / 2;
-	return hard > UINT64_MAX - half ? UINT64_MAX : hard + half;
 }
 
 static void pressure_config(char **envp)
 {
-	const char *v = mf_env_get(envp, "MEMFENCE_BUDGET"), *err;
+	const char *v = mf_env_get(envp, MF_ENV(BUDGET)), *err;
 	struct rlimit data, as;
+	struct mf_lines lines;
 	uint64_t limit = 0;
 
 	if (v != NULL && *v != '\0' && mf_size_parse(v, 0, &limit, &err) != 0) {
-		mf_say("invalid MEMFENCE_BUDGET: ", err, "; using the rlimit");
+		mf_say("invalid " MF_ENV_LIT(BUDGET) ": ", err, "; using the rlimit");
 		limit = 0;
 	}
 	if (getrlimit(RLIMIT_DATA, &data) == 0 && data.rlim_cur != RLIM_INFINITY) {
@@ -275,12 +266,14 @@ static void pressure_config(char **envp)
 	mf_cfg.press_trim = mf_env_get(envp, "MALLOC_TRIM_THRESHOLD_") == NULL &&
 			    (v == NULL || strstr(v, "trim_threshold") == NULL);
 
-	v = mf_env_get(envp, "MEMFENCE_PRESSURE");
-	if (mf_pressure_lines(limit, v, &mf_cfg.press_soft, &mf_cfg.press_hard, &err) != 0)
-		mf_say("invalid MEMFENCE_PRESSURE: ", err,
+	v = mf_env_get(envp, MF_ENV(PRESSURE));
+	if (mf_pressure_lines(limit, v, &lines, &err) != 0)
+		mf_say("invalid " MF_ENV_LIT(PRESSURE) ": ", err,
 		       limit == 0 ? " (a percentage needs a limit); the policy stays off"
 				  : "; the policy stays off");
-	mf_cfg.press_last = mf_pressure_last(mf_cfg.press_soft, mf_cfg.press_hard);
+	mf_cfg.press_soft = lines.soft;
+	mf_cfg.press_hard = lines.hard;
+	mf_cfg.press_last = lines.last;
 }
 
 static int preloaded(char **envp)
@@ -297,12 +290,12 @@ void mf_config_read(char **envp)
 	memset(&mf_cfg, 0, sizeof(mf_cfg));
 	if (getauxval(AT_SECURE) != 0)
 		return;
-	v = mf_env_get(envp, "MEMFENCE_ACCOUNT");
+	v = mf_env_get(envp, MF_ENV(ACCOUNT));
 	if (v != NULL && *v != '\0') {
 		int on;
 
 		if (mf_env_bool(v, &on) != 0) {
-			mf_say("MEMFENCE_ACCOUNT='", v,
+			mf_say(MF_ENV_LIT(ACCOUNT) "='", v,
 			       "' is not " MF_ENV_BOOL_WORDS "; accounting stays off");
 			return;
 		}
@@ -313,19 +306,19 @@ void mf_config_read(char **envp)
 	}
 	mf_cfg.account = 1;
 
-	v = mf_env_get(envp, "MEMFENCE_SEGMENT");
+	v = mf_env_get(envp, MF_ENV(SEGMENT));
 	mf_cfg.segment = v != NULL && *v != '\0' ? v : NULL;
 	/* The supervisor's segment is its own to make: gone, it means the
 	 * supervisor has ended, and a file made now would be left behind. */
-	v = mf_env_get(envp, "MEMFENCE_SEGMENT_MAKE");
+	v = mf_env_get(envp, MF_ENV(SEGMENT_MAKE));
 	mf_cfg.segment_make = 1;
 	if (v != NULL && *v != '\0' && mf_env_bool(v, &mf_cfg.segment_make) != 0) {
-		mf_say("MEMFENCE_SEGMENT_MAKE is not ", MF_ENV_BOOL_WORDS, ": the segment is not made");
+		mf_say(MF_ENV_LIT(SEGMENT_MAKE) " is not ", MF_ENV_BOOL_WORDS, ": the segment is not made");
 		mf_cfg.segment_make = 0;
 	}
 
 	mf_cfg.segment_fd = -1;
-	v = mf_env_get(envp, "MEMFENCE_SEGMENT_FD");
+	v = mf_env_get(envp, MF_ENV(SEGMENT_FD));
 	if (v != NULL && *v != '\0') {
 		int fd = 0;
 		const char *c = v;
@@ -338,15 +331,15 @@ void mf_config_read(char **envp)
 			mf_cfg.segment_fd = fd;
 	}
 
-	v = mf_env_get(envp, "MEMFENCE_HEAP_LIMIT");
+	v = mf_env_get(envp, MF_ENV(HEAP_LIMIT));
 	if (v != NULL && *v != '\0' && mf_size_parse(v, 0, &mf_cfg.heap_limit, &err) != 0) {
-		mf_say("invalid MEMFENCE_HEAP_LIMIT: ", err, "; no heap limit");
+		mf_say("invalid " MF_ENV_LIT(HEAP_LIMIT) ": ", err, "; no heap limit");
 		mf_cfg.heap_limit = 0;
 	}
 
 	pressure_config(envp);
 
-	v = mf_env_get(envp, "MEMFENCE_FAULT");
+	v = mf_env_get(envp, MF_ENV(FAULT));
 	if (v != NULL && *v != '\0' && mf_fault_parse(v, &mf_cfg.fault, &err) != 0)
-		mf_say("invalid MEMFENCE_FAULT: ", err, "; no fault injection");
+		mf_say("invalid " MF_ENV_LIT(FAULT) ": ", err, "; no fault injection");
 }

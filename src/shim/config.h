@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "base/lines.h"
 #include "shim/util.h"
 
 struct mf_fault {
@@ -48,15 +49,11 @@ void mf_config_read(char **envp) MF_HIDDEN;
 int mf_fault_parse(const char *spec, struct mf_fault *f, const char **err) MF_HIDDEN;
 
 /* The zero-collateral lines for MEMFENCE_PRESSURE=spec (NULL or "" for the
- * default) below a limit (0 = unknown): *soft = 0 when the policy is off.
- * 0, or -1 with a static message in *err when spec does not parse. */
-int mf_pressure_lines(uint64_t limit, const char *spec, uint64_t *soft, uint64_t *hard,
+ * default) below a limit (0 = unknown): all 0 when the policy is off.
+ * 0, or -1 with a static message in *err when spec does not parse (the
+ * lines then 0). */
+int mf_pressure_lines(uint64_t limit, const char *spec, struct mf_lines *lines,
 		      const char **err) MF_HIDDEN;
-
-/* The last line, above which every scope's large allocations are refused:
- * halfway from the hard line to the limit the default lines imply
- * (hard + (hard - soft) / 2, saturated); 0 when the policy is off. */
-uint64_t mf_pressure_last(uint64_t soft, uint64_t hard) MF_HIDDEN;
 
 /* '*' any run, '?' one byte, everything else literal: 1 on a match. */
 int mf_glob(const char *pat, const char *s) MF_HIDDEN;

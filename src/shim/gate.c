@@ -136,9 +136,7 @@ static bool container_room(uint64_t admitted, int64_t *room, uint64_t *line)
 	covered = f.gate_covered;
 	if (limit == 0)
 		return false;
-	if (reserve > limit)
-		reserve = limit;
-	*line = limit - reserve;
+	*line = mf_lines_below(limit, reserve).soft;
 	r = (int64_t)*line - (int64_t)ws + (int64_t)(covered < ws ? covered : ws);
 	*room = r - (admitted > (uint64_t)INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)admitted);
 	return true;

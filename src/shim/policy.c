@@ -68,6 +68,7 @@
  */
 #include <malloc.h>
 
+#include "base/lines.h"
 #include "base/proc.h"
 #include "shim/config.h"
 #include "shim/policy.h"
@@ -346,8 +347,8 @@ static uint64_t add_signed(uint64_t v, int64_t d)
  * docs/accounting.md); what moves in the instant between the cgroup's figure
  * and the live bytes beside it is what the reserve is for.
  *
- * The lines: soft at limit - reserve, hard at limit - reserve / 2, last at
- * limit - reserve / 4. Between soft and hard only the largest scope in the
+ * The lines (mf_lines_below, the process's too): soft at limit - reserve,
+ * hard at limit - reserve / 2, last at limit - reserve / 4. Between soft and hard only the largest scope in the
  * container is refused; between hard and last a smaller one is still
  * admitted while a larger one anywhere holds the excess over soft (it is
  * refused at its next large allocation and its unwinding brings the
@@ -357,6 +358,7 @@ static uint64_t add_signed(uint64_t v, int64_t d)
 int mf_container_refuse(struct mf_thread *t, uint64_t size)
 {
 	struct mf_seg_container f;
+	struct mf_lines lines;
 	uint64_t limit, ws, reserve, min_size, updated, live, seen, est;
 
 	/* Never refuse on figures that could not be read. */
@@ -379,14 +381,13 @@ int mf_container_refuse(struct mf_thread *t, uint64_t size)
 	 * was just refused) must not leave the others refused on a figure
 	 * that no longer holds. */
 	est = add_signed(ws, (int64_t)(live - seen)) + size;
-	if (reserve > limit)
-		reserve = limit;
-	if (est <= limit - reserve)
+	lines = mf_lines_below(limit, reserve);
+	if (est <= lines.soft)
 		return 0;
 	if (size > INT64_MAX)
 		return 1;
 	est = add_signed(est, others_change(updated));
-	return lines_refuse(est, limit - reserve, limit - reserve / 2, limit - reserve / 4,
+	return lines_refuse(est, lines.soft, lines.hard, lines.last,
 			    (t != NULL ? mf_scope_own_net(t) : 0) + (int64_t)size, largest_in_segment,
 			    t);
 }

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "base/env.h"
+#include "base/envspec.h"
 #include "base/size.h"
 #include "shim/config.h"
 #include "shim/prof_int.h"
@@ -362,22 +363,22 @@ __attribute__((constructor(102))) static void prof_ctor(int argc, char **argv, c
 		envp = __environ;
 	if (__atomic_load_n(&mf_state, __ATOMIC_ACQUIRE) != MF_STATE_ON || getauxval(AT_SECURE))
 		return;
-	v = mf_env_get(envp, "MEMFENCE_PROFILE_DIR");
+	v = mf_env_get(envp, MF_ENV(PROFILE_DIR));
 	if (v == NULL || v[0] == '\0')
 		return;
 	if (access(v, W_OK) != 0) {
 		/* Every snapshot would be lost: say it now, once. */
-		mf_say("MEMFENCE_PROFILE_DIR ", v, " is not a writable directory: profiler off");
+		mf_say(MF_ENV_LIT(PROFILE_DIR) " ", v, " is not a writable directory: profiler off");
 		return;
 	}
 	mf_strlcpy(mf_prof_st.dir, v, sizeof(mf_prof_st.dir));
-	v = mf_env_get(envp, "MEMFENCE_PROFILE_RATE");
+	v = mf_env_get(envp, MF_ENV(PROFILE_RATE));
 	if (v != NULL && (mf_size_parse(v, 0, &rate, &err) != 0 || rate == 0)) {
-		mf_say("invalid MEMFENCE_PROFILE_RATE: ", v, " (a size such as 512K; profiler off)");
+		mf_say("invalid " MF_ENV_LIT(PROFILE_RATE) ": ", v, " (a size such as 512K; profiler off)");
 		return;
 	}
 	mf_prof_st.rate = rate;
-	mf_prof_st.ctl_follow = env_flag(envp, "MEMFENCE_PROFILE_CTL");
+	mf_prof_st.ctl_follow = env_flag(envp, MF_ENV(PROFILE_CTL));
 
 	mf_prof_st.sites = map_or_null(sizeof(struct mf_prof_site) * MF_PROF_SITES_MAX);
 	mf_prof_st.site_idx = map_or_null(sizeof(int32_t) * MF_PROF_SITES_IDX);
@@ -398,7 +399,7 @@ __attribute__((constructor(102))) static void prof_ctor(int argc, char **argv, c
 	if (!mf_prof_native_init((const void *)&prof_ctor))
 		mf_say("profiler: libgcc_s.so.1 not found", NULL, " (samples without native stacks)");
 	mf_prof_python_init(mf_env_get(envp, "PYTHONMALLOC"));
-	if (env_flag(envp, "MEMFENCE_PROFILE_SIGNAL"))
+	if (env_flag(envp, MF_ENV(PROFILE_SIGNAL)))
 		mf_prof_signal_install();
 	mf_prof_st.active = !mf_prof_st.ctl_follow;
 	mf_prof_st.peak_mark = (double)mf_prof_st.rate;

@@ -24,6 +24,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/envspec.h"
 #include "base/proc.h"
 #include "memfence.h" /* the outcome of a scope */
 #include "shim/config.h"
@@ -157,13 +158,13 @@ static int join_segment(const char *path)
 		fd = open(path, O_RDWR | O_CLOEXEC);
 	}
 	if (fd < 0) {
-		mf_say("cannot open or create MEMFENCE_SEGMENT ", path, ": counting in private memory");
+		mf_say("cannot open or create " MF_ENV_LIT(SEGMENT) " ", path, ": counting in private memory");
 		return -1;
 	}
 	r = map_file(fd);
 	close(fd);
 	if (r != 0)
-		mf_say("MEMFENCE_SEGMENT ", path, " is not a memfence segment of this version: counting in private memory");
+		mf_say(MF_ENV_LIT(SEGMENT) " ", path, " is not a memfence segment of this version: counting in private memory");
 	return r;
 }
 

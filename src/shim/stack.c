@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "base/env.h"
+#include "base/envspec.h"
 #include "base/size.h"
 
 #define MF_STACK_FLOOR (256u << 10) /* the command refuses less; so do we */
@@ -28,7 +29,7 @@ extern char **__environ;
 
 __attribute__((constructor)) static void mf_stack_init(int argc, char **argv, char **envp)
 {
-	const char *s = mf_env_get(envp != NULL ? envp : __environ, "MEMFENCE_STACK");
+	const char *s = mf_env_get(envp != NULL ? envp : __environ, MF_ENV(STACK));
 	const char *err;
 	uint64_t n;
 	pthread_attr_t attr;
@@ -39,7 +40,7 @@ __attribute__((constructor)) static void mf_stack_init(int argc, char **argv, ch
 		return;
 	if (mf_size_parse(s, 0, &n, &err) != 0 || n < MF_STACK_FLOOR) {
 		/* One write: this library has no message helper of its own. */
-		static const char msg[] = "memfence: invalid MEMFENCE_STACK (a size of at least "
+		static const char msg[] = "memfence: invalid " MF_ENV_LIT(STACK) " (a size of at least "
 					  "256K, such as 1M): thread stacks keep their default size\n";
 		ssize_t w = write(2, msg, sizeof(msg) - 1);
 

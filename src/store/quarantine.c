@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/envspec.h"
 #include "host/options.h"
 #include "store/qstore.h"
 
@@ -20,7 +21,7 @@
 const char *mf_quarantine_default_state_dir(void)
 {
 	static char buf[PATH_MAX];
-	const char *v = getenv("MEMFENCE_STATE_DIR");
+	const char *v = getenv(MF_ENV(STATE_DIR));
 
 	if (v != NULL && *v != '\0')
 		return v;

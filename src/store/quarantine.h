@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/envspec.h"
+
 #include <jansson.h>
 
 #define MF_QUARANTINE_ID_MAX 255   /* bytes, without the NUL */
@@ -43,7 +45,7 @@
  * --quarantine-ttl): a task that killed workers a week ago may run again,
  * and the store stays bounded by the deaths of one period. */
 #define MF_QUARANTINE_TTL_DEFAULT "7d"
-#define MF_QUARANTINE_TTL_ENV "MEMFENCE_QUARANTINE_TTL"
+#define MF_QUARANTINE_TTL_ENV MF_ENV(QUARANTINE_TTL)
 #define MF_QUARANTINE_REDIS_PREFIX "memfence:q:"
 
 enum mf_quarantine_cause {

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/envspec.h"
 #include "host/launch.h"
 #include "host/msg.h"
 #include "supervisor/supervisor.h"
@@ -129,14 +130,14 @@ static void quarantine_env(const struct sup *s, struct mf_envp *env)
 	if (!s->st.quarantine_on) {
 		/* Off for the whole program: its own client checks and records
 		 * nothing either (it would otherwise open the default store). */
-		mf_envp_set(env, "MEMFENCE_QUARANTINE", "off");
-		mf_envp_unset(env, "MEMFENCE_QUARANTINE_RECORDER");
+		mf_envp_set(env, MF_ENV(QUARANTINE), "off");
+		mf_envp_unset(env, MF_ENV(QUARANTINE_RECORDER));
 		return;
 	}
-	mf_envp_set(env, "MEMFENCE_STATE_DIR", s->quar_dir);
-	mf_envp_set(env, "MEMFENCE_QUARANTINE", s->quar_spec);
+	mf_envp_set(env, MF_ENV(STATE_DIR), s->quar_dir);
+	mf_envp_set(env, MF_ENV(QUARANTINE), s->quar_spec);
 	if (s->seg.open)
-		mf_envp_set(env, "MEMFENCE_QUARANTINE_RECORDER", "supervisor");
+		mf_envp_set(env, MF_ENV(QUARANTINE_RECORDER), "supervisor");
 }
 
 /*
@@ -150,10 +151,10 @@ static void quarantine_env(const struct sup *s, struct mf_envp *env)
  */
 static int segment_fd_env(const struct sup *s, struct mf_envp *env)
 {
-	mf_envp_unset(env, "MEMFENCE_SEGMENT_FD");
+	mf_envp_unset(env, MF_ENV(SEGMENT_FD));
 	if (!s->seg.open || s->cfg.launch.account != 1 || s->seg.r.fd < 0)
 		return -1;
-	mf_envp_set_u64(env, "MEMFENCE_SEGMENT_FD", (uint64_t)s->seg.r.fd);
+	mf_envp_set_u64(env, MF_ENV(SEGMENT_FD), (uint64_t)s->seg.r.fd);
 	return s->seg.r.fd;
 }
 
@@ -190,32 +191,32 @@ static int program_env(struct sup *s, struct mf_plan *plan, struct mf_envp *env,
 		/* No segment this time: the shim must not make one where the
 		 * supervisor found no room, nor join a file of someone else. */
 		launch.segment = NULL;
-		mf_envp_unset(env, "MEMFENCE_SEGMENT");
+		mf_envp_unset(env, MF_ENV(SEGMENT));
 	}
 	if (mf_launch_setup(&launch, from, plan, env, &status) != 0)
 		return status;
 	quarantine_env(s, env);
 	if (s->rc.dir[0])
-		mf_envp_set(env, "MEMFENCE_RECYCLE_DIR", s->rc.dir);
+		mf_envp_set(env, MF_ENV(RECYCLE_DIR), s->rc.dir);
 	if (s->serving_file[0])
-		mf_envp_set(env, "MEMFENCE_SERVING_FILE", s->serving_file);
+		mf_envp_set(env, MF_ENV(SERVING_FILE), s->serving_file);
 	else
-		mf_envp_unset(env, "MEMFENCE_SERVING_FILE");
+		mf_envp_unset(env, MF_ENV(SERVING_FILE));
 	if (s->drain_file[0])
-		mf_envp_set(env, "MEMFENCE_DRAIN_FILE", s->drain_file);
+		mf_envp_set(env, MF_ENV(DRAIN_FILE), s->drain_file);
 	else
-		mf_envp_unset(env, "MEMFENCE_DRAIN_FILE");
+		mf_envp_unset(env, MF_ENV(DRAIN_FILE));
 	/* The segment is ours to make: a process of the program that outlives
 	 * us must not make it again (shim/segw.c). */
 	if (s->seg.open)
-		mf_envp_set(env, "MEMFENCE_SEGMENT_MAKE", "0");
+		mf_envp_set(env, MF_ENV(SEGMENT_MAKE), "0");
 	*keep_fd = segment_fd_env(s, env);
 	sup_python_env(s, env);
 	if (s->cfg.profile) {
 		/* Beside the post-mortems, so that both outlive the program. */
-		mf_envp_set(env, "MEMFENCE_PROFILE_DIR", s->cfg.report_dir);
-		if (mf_envp_get(env, "MEMFENCE_PROFILE_SIGNAL") == NULL)
-			mf_envp_set(env, "MEMFENCE_PROFILE_SIGNAL", "1");
+		mf_envp_set(env, MF_ENV(PROFILE_DIR), s->cfg.report_dir);
+		if (mf_envp_get(env, MF_ENV(PROFILE_SIGNAL)) == NULL)
+			mf_envp_set(env, MF_ENV(PROFILE_SIGNAL), "1");
 	}
 	if (env->err) {
 		mf_err("cannot set the program's environment: %s", strerror(-env->err));

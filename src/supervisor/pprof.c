@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "base/env.h"
+#include "base/envspec.h"
 #include "host/dynlib.h"
 #include "host/file.h"
 #include "host/msg.h"
@@ -482,7 +483,7 @@ void sup_pprof_procs(const struct sup_state *st)
 
 int sup_pprof_start(const char *dir, const struct sup_pprof_push *push, char *err, size_t errlen)
 {
-	const char *sig = getenv("MEMFENCE_PROFILE_SIGNAL");
+	const char *sig = getenv(MF_ENV(PROFILE_SIGNAL));
 	sigset_t all, old;
 	int e, on = 1;
 

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/envspec.h"
 #include "host/msg.h"
 #include "host/memory.h"
 #include "supervisor/common.h"
@@ -157,8 +158,8 @@ int sup_quar_start(const char *spec, const char *state_dir, char *err, size_t er
 
 	snprintf(Q.state_dir, sizeof(Q.state_dir), "%s", state_dir);
 	snprintf(Q.spec, sizeof(Q.spec), "%s", spec ? spec : "");
-	Q.timeout_ms = (int)env_u64("MEMFENCE_REDIS_TIMEOUT", MF_QUARANTINE_TIMEOUT_DEFAULT, 600000);
-	Q.threshold = (uint32_t)env_u64("MEMFENCE_QUARANTINE_THRESHOLD",
+	Q.timeout_ms = (int)env_u64(MF_ENV(REDIS_TIMEOUT), MF_QUARANTINE_TIMEOUT_DEFAULT, 600000);
+	Q.threshold = (uint32_t)env_u64(MF_ENV(QUARANTINE_THRESHOLD),
 					MF_QUARANTINE_THRESHOLD_DEFAULT,
 					MF_QUARANTINE_THRESHOLD_MAX);
 	if (gethostname(Q.host, sizeof(Q.host)) < 0)

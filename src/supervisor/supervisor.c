@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/envspec.h"
 #include "host/launch.h"
 #include "host/msg.h"
 #include "store/quarantine.h"

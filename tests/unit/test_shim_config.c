@@ -78,52 +78,52 @@ static void test_fault_bad(void)
 
 static void test_pressure_lines(void)
 {
-	uint64_t soft = 1, hard = 1;
+	struct mf_lines l = {1, 1, 1};
 	const char *err = NULL;
 
-	/* Default: a quarter of the limit as guard, hard halfway to it. */
-	CHECK(mf_pressure_lines(512 * MiB, NULL, &soft, &hard, &err) == 0);
-	CHECK_EQ_U64(soft, 384 * MiB);
-	CHECK_EQ_U64(hard, 448 * MiB);
-	CHECK(mf_pressure_lines(512 * MiB, "", &soft, &hard, &err) == 0);
-	CHECK_EQ_U64(soft, 384 * MiB);
+	/* Default: a quarter of the limit as guard, hard halfway to it, last
+	 * halfway from hard to the limit. */
+	CHECK(mf_pressure_lines(512 * MiB, NULL, &l, &err) == 0);
+	CHECK_EQ_U64(l.soft, 384 * MiB);
+	CHECK_EQ_U64(l.hard, 448 * MiB);
+	CHECK_EQ_U64(l.last, 480 * MiB);
+	CHECK(mf_pressure_lines(512 * MiB, "", &l, &err) == 0);
+	CHECK_EQ_U64(l.soft, 384 * MiB);
 	/* No limit known and none given: off. */
-	CHECK(mf_pressure_lines(0, NULL, &soft, &hard, &err) == 0);
-	CHECK(soft == 0 && hard == 0);
+	CHECK(mf_pressure_lines(0, NULL, &l, &err) == 0);
+	CHECK(l.soft == 0 && l.hard == 0 && l.last == 0);
 
 	/* Given: hard halfway between it and the limit. */
-	CHECK(mf_pressure_lines(512 * MiB, "256M", &soft, &hard, &err) == 0);
-	CHECK_EQ_U64(soft, 256 * MiB);
-	CHECK_EQ_U64(hard, 384 * MiB);
-	CHECK(mf_pressure_lines(1000, "80%", &soft, &hard, &err) == 0);
-	CHECK_EQ_U64(soft, 800);
-	CHECK_EQ_U64(hard, 900);
-	/* At or above the limit (or with none): a sixteenth above. */
-	CHECK(mf_pressure_lines(0, "256M", &soft, &hard, &err) == 0);
-	CHECK_EQ_U64(soft, 256 * MiB);
-	CHECK_EQ_U64(hard, 272 * MiB);
-	CHECK(mf_pressure_lines(128 * MiB, "2G", &soft, &hard, &err) == 0);
-	CHECK_EQ_U64(hard, 2048 * MiB + 128 * MiB);
-
-	/* The last line: halfway from hard to the limit the others imply. */
-	CHECK_EQ_U64(mf_pressure_last(384 * MiB, 448 * MiB), 480 * MiB);
-	CHECK_EQ_U64(mf_pressure_last(256 * MiB, 384 * MiB), 448 * MiB);
-	CHECK_EQ_U64(mf_pressure_last(0, 0), 0);
-	CHECK_EQ_U64(mf_pressure_last(1, UINT64_MAX), UINT64_MAX);
+	CHECK(mf_pressure_lines(512 * MiB, "256M", &l, &err) == 0);
+	CHECK_EQ_U64(l.soft, 256 * MiB);
+	CHECK_EQ_U64(l.hard, 384 * MiB);
+	CHECK_EQ_U64(l.last, 448 * MiB);
+	CHECK(mf_pressure_lines(1000, "80%", &l, &err) == 0);
+	CHECK_EQ_U64(l.soft, 800);
+	CHECK_EQ_U64(l.hard, 900);
+	CHECK_EQ_U64(l.last, 950);
+	/* At or above the limit (or with none): a sixteenth above, the last a
+	 * thirty-second above that. */
+	CHECK(mf_pressure_lines(0, "256M", &l, &err) == 0);
+	CHECK_EQ_U64(l.soft, 256 * MiB);
+	CHECK_EQ_U64(l.hard, 272 * MiB);
+	CHECK_EQ_U64(l.last, 280 * MiB);
+	CHECK(mf_pressure_lines(128 * MiB, "2G", &l, &err) == 0);
+	CHECK_EQ_U64(l.hard, 2048 * MiB + 128 * MiB);
 
 	/* Off, in every spelling. */
 	const char *off[] = {"off", "0", "0%", "0M"};
 	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
-		soft = hard = 1;
-		CHECK(mf_pressure_lines(512 * MiB, off[i], &soft, &hard, &err) == 0);
-		CHECK(soft == 0 && hard == 0);
+		l = (struct mf_lines){1, 1, 1};
+		CHECK(mf_pressure_lines(512 * MiB, off[i], &l, &err) == 0);
+		CHECK(l.soft == 0 && l.hard == 0 && l.last == 0);
 	}
 
 	/* Refused: the policy stays off. */
-	soft = hard = 1;
-	CHECK(mf_pressure_lines(512 * MiB, "lots", &soft, &hard, &err) == -1);
-	CHECK(soft == 0 && hard == 0);
-	CHECK(mf_pressure_lines(0, "80%", &soft, &hard, &err) == -1);
+	l = (struct mf_lines){1, 1, 1};
+	CHECK(mf_pressure_lines(512 * MiB, "lots", &l, &err) == -1);
+	CHECK(l.soft == 0 && l.hard == 0 && l.last == 0);
+	CHECK(mf_pressure_lines(0, "80%", &l, &err) == -1);
 	CHECK_STR(err, "a percentage is not accepted here");
 }
 

@@ -74,8 +74,13 @@ class MemfenceFinder:
         return None
 
 
+# Read before memfence is imported, so not through memfence._memfence.ENV;
+# tests/integration/env_contract.sh checks the name against that table.
+_AUTO_PYTHON = "MEMFENCE_AUTO_PYTHON"
+
+
 def _enabled():
-    return os.environ.get("MEMFENCE_AUTO_PYTHON", "1") not in ("0", "no", "false", "off")
+    return os.environ.get(_AUTO_PYTHON, "1") not in ("0", "no", "false", "off")
 
 
 def _memfence_boot():
