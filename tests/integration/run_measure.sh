@@ -36,7 +36,10 @@ for i in $(seq 200); do [ -f "$MF_TMP/full" ] && break; sleep 0.1; done
 sup=$(pgrep -f "memfence run --http 127.0.0.1:$PORT" | head -n1)
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$sup/status"; }
 
-$PY - "$PORT" 50 >/dev/null     # warm every endpoint once
+# Warm every endpoint once: the first connection loads the HTTP library.
+for path in livez readyz metrics status; do
+	curl -s -o /dev/null --max-time 10 "http://127.0.0.1:$PORT/$path"
+done
 rss0=$(rss)
 $PY - "$PORT" "$ROUNDS" <<'PY' >"$MF_TMP/lat" || fail "load client"
 import sys, time, urllib.error, urllib.request
