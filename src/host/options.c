@@ -21,7 +21,7 @@ void mf_opts_init(struct mf_opts *o, const char *mode, const struct mf_option *c
 	for (size_t t = 0; tabs[t] != NULL; t++) {
 		for (const struct mf_option *e = tabs[t]; e->name != NULL; e++) {
 			if (n == MF_OPTS_MAX) {
-				fputs("memfence: internal error: option table too large\n", stderr);
+				mf_err("internal error: option table too large");
 				abort();
 			}
 			o->longopts[n++] = (struct option){e->name, e->has_arg, NULL, e->key};
