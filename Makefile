@@ -134,7 +134,7 @@ $(SHIM_LIB): $(SHIM_OBJ) src/shim/exports.map
 
 # The stack library is the one file of the shim that sets the default thread
 # stack size: `memfence exec` preloads it when accounting is off.
-STACK_SRC := src/shim/stack.c src/base/size.c src/base/env.c
+STACK_SRC := src/shim/stack.c src/base/size.c src/base/env.c src/base/logline.c
 $(STACK_LIB): $(STACK_SRC) src/shim/exports-stack.map
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SHIM_CFLAGS) -shared \

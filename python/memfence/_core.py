@@ -9,11 +9,13 @@ is "shim" or "rss").
 """
 import functools
 import inspect
+import logging
 import threading
 import time
 import warnings
 from contextvars import ContextVar
 
+from memfence import _log
 from memfence import _memfence
 
 __all__ = ["scope", "Figures", "stats", "install", "shim_active", "current_scope",
@@ -139,17 +141,22 @@ _warned_budget = False
 _warn_lock = threading.Lock()
 
 
+_warn_log = logging.getLogger("memfence")
+
+
 def _warn_budget_unenforced(name):
     global _warned_budget
     with _warn_lock:
         if _warned_budget:
             return
         _warned_budget = True
-    warnings.warn(
-        "memfence: the accounting shim is not loaded in this process, so the budget "
-        "of scope %r (and of every other scope) cannot be enforced; run the program "
-        "under `memfence run` or `memfence exec --account`" % name,
-        RuntimeWarning, stacklevel=3)
+    msg = ("memfence: the accounting shim is not loaded in this process, so the budget "
+           "of scope %r (and of every other scope) cannot be enforced; run the program "
+           "under `memfence run` or `memfence exec --account`" % name)
+    if _log.json_lines():
+        _log.say(_warn_log, logging.WARNING, msg, request=name)
+        return
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
 
 _current = ContextVar("memfence_scope", default=None)

@@ -8,6 +8,7 @@ import traceback
 from contextvars import ContextVar
 
 from memfence import _core
+from memfence._log import say as _say
 from memfence._memfence import ENV
 from memfence.failures import describe_failure, is_allocation_failure
 
@@ -119,12 +120,14 @@ class Policy:
             endpoint, " request %s" % request_id if request_id else "", what,
             "response already started, connection closed" if started else
             "too large to serve, do not retry" if permanent(exc, figures) else "retry later")
-        log.warning("memfence: %s; figures %r", msg, figures)
+        _say(log, logging.WARNING, "memfence: %s; figures %r", msg, figures,
+             request=request_id or endpoint)
         if self.on_failure is not None:
             try:
                 self.on_failure(endpoint, request_id, what, figures)
             except Exception:
-                log.exception("memfence: on_failure callback failed")
+                _say(log, logging.ERROR, "memfence: on_failure callback failed", exc_info=True,
+                     request=request_id or endpoint)
         _check_clean(endpoint)
         return msg
 
@@ -174,11 +177,13 @@ def _check_clean(endpoint):
     try:
         r = recovery.recover()
     except Exception as e:  # never turn an answer into a crash
-        log.error("memfence: recovery after %s failed: %s", endpoint, e)
+        _say(log, logging.ERROR, "memfence: recovery after %s failed: %s", endpoint, e,
+             request=endpoint)
         return
     if not r.clean and recovery.request_recycle("after %s: %s" % (endpoint, r.reason)):
-        log.error("memfence: not clean after %s (%s); asked memfence run to recycle process %d",
-                  endpoint, r.reason, os.getpid())
+        _say(log, logging.ERROR,
+             "memfence: not clean after %s (%s); asked memfence run to recycle process %d",
+             endpoint, r.reason, os.getpid(), request=endpoint)
 
 
 def release(exc):

@@ -24,11 +24,13 @@ process after a task (``pool_recycle``).
 The stable id is the framework's task id, which must travel in the message
 so that every redelivery carries it (docs/quarantine.md).
 """
+import logging
 import os
 import threading
 
 from memfence import gate as _gate
 from memfence._core import scope
+from memfence._log import say as _say
 from memfence._memfence import ENV
 from memfence.failures import describe_failure, is_allocation_failure
 from memfence import quarantine as _q
@@ -112,15 +114,16 @@ class Guard:
             bad, rec = self.store.check(tid)
         except _q.QuarantineError as e:
             count("store_errors")
-            self.log.error("memfence: quarantine check of %s[%s] failed, running it: %s",
-                           name, tid, e)
+            _say(self.log, logging.ERROR,
+                 "memfence: quarantine check of %s[%s] failed, running it: %s", name, tid, e,
+                 task=tid)
             return None
         self._warn()
         if not bad:
             return None
         reason = "memfence: rejected, not run: task %s" % _q.describe("%s[%s]" % (name, tid), rec)
         count("rejected")
-        self.log.error(reason)
+        _say(self.log, logging.ERROR, reason, task=tid)
         return reason, rec
 
     def run(self, name, tid, fn, args, kwargs, on_gate_timeout, pool_recycle=None):
@@ -140,10 +143,11 @@ class Guard:
                 # It would wait for ever: fail it once, not retried.
                 count("too_big")
                 msg = "task %s[%s] not run: %s" % (name, tid, e)
-                self.log.error("memfence: %s", msg)
+                _say(self.log, logging.ERROR, "memfence: %s", msg, task=tid)
                 raise self.out_of_memory(msg, name, tid, None) from e
             count("gate_timed_out")
-            self.log.warning("memfence: task %s[%s]: %s; retried later", name, tid, e)
+            _say(self.log, logging.WARNING, "memfence: task %s[%s]: %s; retried later", name,
+                 tid, e, task=tid)
             return on_gate_timeout(e)
         except Exception as e:
             if not is_allocation_failure(e):
@@ -155,7 +159,7 @@ class Guard:
             if f is not None and f.peak:
                 msg += "; peak %s (%s)" % (mib(f.peak), f.source)
             count("out_of_memory")
-            self.log.error("memfence: %s", msg)
+            _say(self.log, logging.ERROR, "memfence: %s", msg, task=tid)
             # The frames of the failed task hold what it built: let go of
             # them now, not when the failure has travelled through the
             # result backend; then check that this process can take the
@@ -184,7 +188,7 @@ class Guard:
         # The store's own warning (Redis away: answered from the local
         # copy) already starts with "memfence:".
         if self.store.last_warning:
-            self.log.warning("%s", self.store.last_warning.splitlines()[-1])
+            _say(self.log, logging.WARNING, "%s", self.store.last_warning.splitlines()[-1])
 
     def _record(self, tid, name, cause, peak=None, allocated=None, net=None):
         try:
@@ -192,15 +196,17 @@ class Guard:
                                     allocated=allocated, net=net)
         except _q.QuarantineError as e:
             count("store_errors")
-            self.log.error("memfence: could not record the death of %s[%s]: %s", name, tid, e)
+            _say(self.log, logging.ERROR, "memfence: could not record the death of %s[%s]: %s",
+                 name, tid, e, task=tid)
             return None
         count("deaths_recorded")
         self._warn()
         rec = doc.get("record") or {}
-        self.log.error("memfence: task %s[%s] died with its worker (%s%s): death %s of %s%s",
-                       name, tid, cause, ", peak %s" % mib(peak) if peak else "",
-                       rec.get("deaths"), rec.get("threshold"),
-                       "; quarantined, it will not run again" if doc.get("quarantined") else "")
+        _say(self.log, logging.ERROR,
+             "memfence: task %s[%s] died with its worker (%s%s): death %s of %s%s",
+             name, tid, cause, ", peak %s" % mib(peak) if peak else "",
+             rec.get("deaths"), rec.get("threshold"),
+             "; quarantined, it will not run again" if doc.get("quarantined") else "", task=tid)
         return doc
 
 
@@ -215,28 +221,30 @@ def after_failure(name, tid, exc, log, pool_recycle=None):
     try:
         r = _recover.recover()
     except Exception as e:  # never turn a task failure into a crash
-        log.error("memfence: recovery after %s[%s] failed: %s", name, tid, e)
+        _say(log, logging.ERROR, "memfence: recovery after %s[%s] failed: %s", name, tid, e,
+             task=tid)
         return
     if r.clean:
         count("recovered")
-        log.info("memfence: recovered after %s[%s]: %s", name, tid, r.reason)
+        _say(log, logging.INFO, "memfence: recovered after %s[%s]: %s", name, tid, r.reason,
+             task=tid)
         return
     if _recover.recycle_enabled() and pool_recycle is None and \
             _recover.request_recycle("after %s[%s]: %s" % (name, tid, r.reason)):
         # No pool to replace it: the supervisor drains and replaces the worker.
         count("recycled")
-        log.error("memfence: not clean after %s[%s] (%s); asked memfence run to recycle "
-                  "process %d", name, tid, r.reason, os.getpid())
+        _say(log, logging.ERROR, "memfence: not clean after %s[%s] (%s); asked memfence run to "
+             "recycle process %d", name, tid, r.reason, os.getpid(), task=tid)
         return
     if not _recover.recycle_enabled() or pool_recycle is None:
-        log.error("memfence: not clean after %s[%s] (%s); recycling is %s", name, tid,
-                  r.reason, "off" if not _recover.recycle_enabled() else
-                  "not available outside a prefork pool and memfence run")
+        _say(log, logging.ERROR, "memfence: not clean after %s[%s] (%s); recycling is %s", name,
+             tid, r.reason, "off" if not _recover.recycle_enabled() else
+             "not available outside a prefork pool and memfence run", task=tid)
         return
     pool_recycle(r.reason)
     count("recycled")
-    log.error("memfence: recycling pool process %d after %s[%s]: %s", os.getpid(), name, tid,
-              r.reason)
+    _say(log, logging.ERROR, "memfence: recycling pool process %d after %s[%s]: %s", os.getpid(),
+         name, tid, r.reason, task=tid)
 
 
 # --- why a task's process died --------------------------------------------------

@@ -71,6 +71,7 @@ import re
 import threading
 
 from memfence import _tasks
+from memfence._log import say as _say
 from memfence._memfence import ENV
 from memfence import quarantine as _q
 from memfence import recovery as _recover
@@ -226,14 +227,16 @@ def _check_or_reject(cfg, task, req, tid, name):
             task.app.send_task(name, args=req.args, kwargs=req.kwargs, task_id=tid,
                                queue=dlq, headers=headers)
         except Exception as e:
-            log.error("memfence: could not send %s[%s] to the dead-letter queue %s: %s",
-                      name, tid, dlq, e)
+            _say(log, logging.ERROR,
+                 "memfence: could not send %s[%s] to the dead-letter queue %s: %s",
+                 name, tid, dlq, e, task=tid)
     try:
         deaths = (rec or {}).get("deaths")
         task.backend.mark_as_failure(tid, TaskQuarantined(reason, name, tid, deaths),
                                      request=req)
     except Exception as e:  # no result backend, or it is down: the log says enough
-        log.debug("memfence: could not store the quarantine failure of %s: %s", tid, e)
+        _say(log, logging.DEBUG, "memfence: could not store the quarantine failure of %s: %s",
+             tid, e, task=tid)
     raise Reject(reason, requeue=False)
 
 
@@ -342,7 +345,7 @@ def _patch_request_class():
             try:
                 _on_worker_lost(self, exc)
             except Exception as e:  # never break Celery's own bookkeeping
-                log.error("memfence: recording a lost worker failed: %s", e)
+                _say(log, logging.ERROR, "memfence: recording a lost worker failed: %s", e)
         return orig_failure(self, exc_info, send_failed_event=send_failed_event,
                             return_ok=return_ok)
 

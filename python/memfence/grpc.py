@@ -39,6 +39,7 @@ import grpc
 from memfence import _core
 from memfence import gate as _gate
 from memfence import quarantine as mq
+from memfence._log import say as _say
 from memfence._memfence import ENV
 from memfence._respond import DEFAULT_RETRY_AFTER, Policy, permanent, release
 from memfence.failures import is_allocation_failure
@@ -78,8 +79,9 @@ def protect_server_poller():
                 try:
                     return orig(state)
                 except MemoryError:
-                    _log.warning("memfence: an inbound gRPC message could not be built (out "
-                                 "of memory); its call is dropped, the server goes on")
+                    _say(_log, logging.WARNING,
+                         "memfence: an inbound gRPC message could not be built (out "
+                         "of memory); its call is dropped, the server goes on")
                     # Memory may stay short for a while: do not spin.
                     time.sleep(0.05)
 
@@ -518,8 +520,9 @@ class _Drain:
                     if word == "recycling":
                         parts = line.split(" ", 2) + ["", ""]
                         grace = int(parts[1]) / 1000.0 if parts[1].isdigit() else None
-                        _log.warning("memfence: the program is recycled (%s): the gRPC server "
-                                     "stops, calls in flight get %ss", parts[2], grace)
+                        _say(_log, logging.WARNING,
+                             "memfence: the program is recycled (%s): the gRPC server "
+                             "stops, calls in flight get %ss", parts[2], grace)
                         self.not_serving()
                         _lead((self,))
                         self.stop(grace)
@@ -531,7 +534,7 @@ class _Drain:
                     else:
                         self.serving_again()
                 except Exception as e:    # never let the watcher end the program
-                    _log.warning("memfence: gRPC drain: %s: %s", type(e).__name__, e)
+                    _say(_log, logging.WARNING, "memfence: gRPC drain: %s: %s", type(e).__name__, e)
                 said = word
             time.sleep(_DRAIN_POLL_S)
 
@@ -591,13 +594,13 @@ def _on_stop(signum, frame):
     parts = _read_drain(_stopping[0].path).split(" ") + ["", ""]
     grace = int(parts[1]) / 1000.0 if parts[0] in ("stopping", "recycling") and \
         parts[1].isdigit() else _DEFAULT_STOP_GRACE_S
-    _log.warning("memfence: %s: the gRPC server stops, calls in flight get %ss",
-                 signal.Signals(signum).name, grace)
+    _say(_log, logging.WARNING, "memfence: %s: the gRPC server stops, calls in flight get %ss",
+         signal.Signals(signum).name, grace)
     for d in _stopping:
         try:
             d.not_serving()
         except Exception as e:    # the signal's end comes whatever happens
-            _log.warning("memfence: gRPC drain: %s: %s", type(e).__name__, e)
+            _say(_log, logging.WARNING, "memfence: gRPC drain: %s: %s", type(e).__name__, e)
 
     def die():
         _lead(_stopping)
@@ -606,7 +609,7 @@ def _on_stop(signum, frame):
             try:
                 dones.append(d.stop(grace))
             except Exception as e:
-                _log.warning("memfence: gRPC drain: %s: %s", type(e).__name__, e)
+                _say(_log, logging.WARNING, "memfence: gRPC drain: %s: %s", type(e).__name__, e)
         for done in dones:
             try:
                 done.wait(grace + 1) if hasattr(done, "wait") else done.result(grace + 1)

@@ -35,6 +35,7 @@ import subprocess
 import threading
 import time
 
+from memfence._log import say as _say
 from memfence._memfence import ENV
 
 try:
@@ -504,26 +505,28 @@ _refused_lock = threading.Lock()
 request_counters = {"refused": 0, "store_errors": 0}
 
 
-def _note(result):
+def _note(result, request_id):
     with _refused_lock:
         if isinstance(result, Quarantined):
             request_counters["refused"] += 1
         else:
             request_counters["store_errors"] += 1
     if isinstance(result, Quarantined):
-        _log.error("memfence: request refused, not run: %s", result)
+        _say(_log, logging.ERROR, "memfence: request refused, not run: %s", result,
+             request=request_id)
     else:
-        _log.error("memfence: quarantine check failed, serving the request: %s", result)
+        _say(_log, logging.ERROR, "memfence: quarantine check failed, serving the request: %s",
+             result, request=request_id)
 
 
 def _gate(request_id, prefix):
     try:
         err = check_request(request_id, prefix)
     except Quarantined as q:
-        _note(q)
+        _note(q, request_id)
         return q
     if err:
-        _note(err)
+        _note(err, request_id)
     return None
 
 

@@ -67,6 +67,8 @@ enum mf_env_type {
 	X(HEAP_LIMIT,            MF_ENVT_SIZE,      MF_ENV_OPT, MF_W_USER|MF_W_RUN|MF_W_EXEC, MF_R_CMD|MF_R_SHIM) \
 	X(SEGMENT,               MF_ENVT_PATH,      MF_ENV_OPT, MF_W_USER|MF_W_RUN|MF_W_EXEC, MF_R_CMD|MF_R_SHIM|MF_R_PY) \
 	X(LIBDIR,                MF_ENVT_PATH,      NULL,       MF_W_USER, MF_R_CMD) \
+	/* the lines memfence writes (host/msg.c, shim/util.c, shim/stack.c, memfence/_log.py) */ \
+	X(LOG_FORMAT,            MF_ENVT_WORD,      MF_ENV_OPT, MF_W_USER|MF_W_RUN|MF_W_EXEC, MF_R_CMD|MF_R_SHIM|MF_R_STACK|MF_R_PY) \
 	/* set for the program by exec and run */ \
 	X(LIMIT_BYTES,           MF_ENVT_INT,       NULL,       MF_W_RUN|MF_W_EXEC, 0) \
 	X(BUDGET,                MF_ENVT_INT,       NULL,       MF_W_RUN|MF_W_EXEC, MF_R_SHIM) \

@@ -20,7 +20,8 @@ static const struct mf_option exec_options[] = {
 };
 
 static const struct mf_option *const exec_tabs[] = {
-	mf_plan_options, mf_root_options, mf_account_options, exec_options, mf_help_options, NULL,
+	mf_plan_options, mf_root_options, mf_account_options, mf_log_options, exec_options,
+	mf_help_options, NULL,
 };
 
 static void usage(FILE *f)

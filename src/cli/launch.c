@@ -42,6 +42,7 @@ void mf_launch_help(FILE *f)
 	mf_opts_help(f, "Limits", mf_plan_options);
 	mf_opts_help(f, NULL, mf_root_options);
 	mf_opts_help(f, "Accounting", mf_account_options);
+	mf_opts_help(f, "Logs", mf_log_options);
 }
 
 int mf_launch_opt(struct mf_launch *l, int opt, const char *arg)
@@ -56,6 +57,7 @@ int mf_launch_opt(struct mf_launch *l, int opt, const char *arg)
 	case MF_OPT_NO_ACCOUNT: l->account = 0; return 1;
 	case MF_OPT_SEGMENT: l->segment = arg; return 1;
 	case MF_OPT_ROOT: l->root = arg; return 1;
+	case MF_OPT_LOG_FORMAT: l->log_format = arg; return 1;
 	}
 	return 0;
 }
@@ -72,6 +74,8 @@ int mf_launch_env(struct mf_launch *l)
 	char who[64];
 	int on;
 
+	if (mf_log_format_set(l->log_format) < 0)
+		return -1;
 	mf_plan_opts_from_env(&l->plan_opts);
 	l->heap_limit = mf_opt_value(launch_opt(MF_OPT_HEAP_LIMIT), l->heap_limit, who, sizeof(who));
 	if (mf_opt_env_bool(launch_opt(MF_OPT_ACCOUNT), &on) < 0)

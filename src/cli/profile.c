@@ -57,7 +57,8 @@ static const struct mf_option report_options[] = {
 	{0},
 };
 
-static const struct mf_option *const run_tabs[] = {run_options, mf_help_options, NULL};
+static const struct mf_option *const run_tabs[] = {run_options, mf_log_options, mf_help_options,
+						   NULL};
 static const struct mf_option *const report_tabs[] = {report_options, mf_help_options, NULL};
 
 static void usage(FILE *f)
@@ -72,6 +73,7 @@ static void usage(FILE *f)
 		"allocation, on SIGUSR2 and at exit; the last one is kept as FILE.\n"
 		"\n");
 	mf_opts_help(f, "Options", run_options);
+	mf_opts_help(f, NULL, mf_log_options);
 	mf_opts_help(f, NULL, mf_help_options);
 	mf_opts_help(f, "Report options", report_options);
 	fprintf(f,
@@ -203,7 +205,7 @@ static int collect(const char *dir, pid_t pid, const char *out)
 			mf_err("cannot move the profile to %s: %s", to, strerror(errno));
 			continue;
 		}
-		fprintf(stderr, "memfence: profile of pid %ld written to %s\n", p, to);
+		mf_info("profile of pid %ld written to %s", p, to);
 		found++;
 	}
 	closedir(d);
@@ -231,7 +233,7 @@ static void cleanup_dir(const char *dir)
 int mf_cmd_profile(int argc, char **argv)
 {
 	struct mf_opts opts;
-	const char *rate = NULL, *out = NULL, *shim, *err = NULL;
+	const char *rate = NULL, *out = NULL, *shim, *err = NULL, *log_format = NULL;
 	char dir[PATH_MAX], outbuf[64], who[64];
 	int opt, pythonmalloc = 0, status, found;
 	uint64_t r;
@@ -245,10 +247,13 @@ int mf_cmd_profile(int argc, char **argv)
 		case 'r': rate = optarg; break;
 		case 'o': out = optarg; break;
 		case OPT_PYTHONMALLOC: pythonmalloc = 1; break;
+		case MF_OPT_LOG_FORMAT: log_format = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: fprintf(stderr, "Try 'memfence profile --help'.\n"); return MF_EXIT_USAGE;
 		}
 	}
+	if (mf_log_format_set(log_format) < 0)
+		return MF_EXIT_USAGE;
 	rate = mf_opt_value(mf_opts_find(run_tabs, 'r'), rate, who, sizeof(who));
 	if (rate != NULL && (mf_size_parse(rate, 0, &r, &err) != 0 || r == 0)) {
 		mf_err("profile: invalid %s '%s'%s%s (a size above 0, such as 512K)", who, rate,
@@ -308,7 +313,7 @@ int mf_cmd_profile(int argc, char **argv)
 	if (found == 0)
 		mf_err("profile: no profile was written (did the program start? is it static or setuid?)");
 	else
-		fprintf(stderr, "memfence: see: memfence profile report %s [--format svg|pprof|...]\n", out);
+		mf_info("see: memfence profile report %s [--format svg|pprof|...]", out);
 	if (WIFSIGNALED(status))
 		return 128 + WTERMSIG(status);
 	if (found == 0 && WEXITSTATUS(status) == 0)

@@ -277,7 +277,7 @@ static void report_store(struct mf_qstore *s)
 	const char *deg = mf_qstore_degraded(s);
 
 	if (mf_qstore_synced(s) != 0)
-		fprintf(stderr, "memfence: sent %" PRIu64 " death(s) kept locally to %s\n",
+		mf_info("sent %" PRIu64 " death(s) kept locally to %s",
 			mf_qstore_synced(s), mf_qstore_describe(s));
 	if (deg != NULL)
 		mf_warn("%s; answering from the local copy", deg);
@@ -426,7 +426,7 @@ static int verb_record(struct mf_qstore *s, const struct qargs *a, const char *i
 		return rc == -EINVAL ? MF_EXIT_USAGE : MF_EXIT_FAILURE;
 	}
 	if (mf_qstore_synced(s) != 0)
-		fprintf(stderr, "memfence: sent %" PRIu64 " death(s) kept locally to %s\n",
+		mf_info("sent %" PRIu64 " death(s) kept locally to %s",
 			mf_qstore_synced(s), mf_qstore_describe(s));
 	if (rc == 1)
 		mf_err("%s; the death of '%s' is kept in the local copy and will be sent when "

@@ -14,8 +14,8 @@
 #include "supervisor/config.h"
 
 static const struct mf_option *const run_tabs[] = {
-	mf_plan_options, mf_root_options, mf_account_options, sup_options, sup_flags,
-	mf_help_options, NULL,
+	mf_plan_options, mf_root_options, mf_account_options, mf_log_options, sup_options,
+	sup_flags, mf_help_options, NULL,
 };
 
 static void usage(FILE *f)

@@ -24,6 +24,7 @@ struct mf_launch {
 	int account;            /* -1 = command's default, 0 no, 1 yes */
 	const char *segment;    /* segment file for the shim; NULL = shim decides */
 	const char *root;       /* root prefix for /proc and /sys (tests) */
+	const char *log_format; /* --log-format; NULL = its variable's */
 };
 
 /*

@@ -4,9 +4,11 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/envspec.h"
 #include "host/msg.h"
 
 size_t mf_text_clean(const char *in, size_t n, char *out, struct mf_text_cleaner *c)
@@ -105,20 +107,51 @@ int mf_stdout_clean(void)
 	return 0;
 }
 
+static int log_json = -1; /* -1: not yet read from the environment */
+static const char *log_source = "cli";
+
+int mf_log_format_set(const char *given)
+{
+	const char *v = given != NULL ? given : getenv(MF_ENV(LOG_FORMAT));
+	int json = mf_log_format_parse(v);
+
+	if (json < 0) {
+		log_json = 0;
+		mf_err("invalid %s '%s' (" MF_LOG_FORMAT_WORDS ")",
+		       given != NULL ? "--log-format" : MF_ENV(LOG_FORMAT), v);
+		return -1;
+	}
+	log_json = json;
+	/* The program's shim and Python package write in the same format. */
+	if (given != NULL && setenv(MF_ENV(LOG_FORMAT), given, 1) != 0)
+		return -1;
+	return 0;
+}
+
+void mf_log_source(const char *source)
+{
+	log_source = source;
+}
+
 /* Format the whole line first and write it with one write(2): with many
  * processes of a pre-fork server warning at once, stdio's separate writes
  * would interleave ("memfence: memfence: ..."). */
-static void say(const char *prefix, const char *fmt, va_list ap)
+static void say(enum mf_log_level level, const char *prefix, const char *key, const char *id,
+		const char *fmt, va_list ap)
 {
 	char line[1024];
-	int n = snprintf(line, sizeof(line), "memfence: %s", prefix);
+	size_t len;
+	int n, m;
 
+	if (log_json < 0 && mf_log_format_set(NULL) < 0)
+		log_json = 0;
+	n = log_json ? 0 : snprintf(line, sizeof(line), "memfence: %s", prefix);
 	if (n < 0)
 		return;
-	int m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	if (m < 0)
 		return;
-	size_t len = (size_t)n + (size_t)m;
+	len = (size_t)n + (size_t)m;
 	if (len > sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	{
@@ -128,6 +161,21 @@ static void say(const char *prefix, const char *fmt, va_list ap)
 
 		len = mf_text_clean(line, len, clean, &c);
 		memcpy(line, clean, len);
+	}
+	if (log_json) {
+		char js[4 * sizeof(line)];
+		size_t sp = 0;
+
+		/* Indented continuation lines of the text ("memfence:   report:
+		 * ...") stand alone here. */
+		while (sp < len && line[sp] == ' ')
+			sp++;
+		len = mf_logline_json(js, sizeof(js), level, log_source, key, id, line + sp,
+				      len - sp);
+		fflush(stderr);
+		ssize_t w = write(STDERR_FILENO, js, len);
+		(void)w;
+		return;
 	}
 	line[len++] = '\n';
 	fflush(stderr);
@@ -140,7 +188,7 @@ void mf_err(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	say("", fmt, ap);
+	say(MF_LOG_ERROR, "", NULL, NULL, fmt, ap);
 	va_end(ap);
 }
 
@@ -149,6 +197,24 @@ void mf_warn(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	say("warning: ", fmt, ap);
+	say(MF_LOG_WARNING, "warning: ", NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void mf_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	say(MF_LOG_INFO, "", NULL, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void mf_log(enum mf_log_level level, const char *key, const char *id, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	say(level, "", key, id, fmt, ap);
 	va_end(ap);
 }

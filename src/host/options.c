@@ -1,6 +1,7 @@
 /*
  * options.c - parser, help and values from an option table.
  */
+#include "base/envspec.h"
 #include "host/options.h"
 
 #include <math.h>
@@ -20,7 +21,7 @@ void mf_opts_init(struct mf_opts *o, const char *mode, const struct mf_option *c
 	for (size_t t = 0; tabs[t] != NULL; t++) {
 		for (const struct mf_option *e = tabs[t]; e->name != NULL; e++) {
 			if (n == MF_OPTS_MAX) {
-				fputs("memfence: internal error: option table too large\n", stderr);
+				mf_err("internal error: option table too large");
 				abort();
 			}
 			o->longopts[n++] = (struct option){e->name, e->has_arg, NULL, e->key};
@@ -39,6 +40,15 @@ void mf_opts_init(struct mf_opts *o, const char *mode, const struct mf_option *c
 
 const struct mf_option mf_help_options[] = {
 	{.name = "help", .key = 'h', .help = "show this help"},
+	{0},
+};
+
+const struct mf_option mf_log_options[] = {
+	{.name = "log-format", .key = MF_OPT_LOG_FORMAT, .has_arg = required_argument,
+	 .arg = "F", .env = MF_ENV(LOG_FORMAT), .def = "text",
+	 .help = "memfence's lines on stderr, those of its\n"
+		 "library and Python package in the program\n"
+		 "too: text, or json (one object a line)"},
 	{0},
 };
 

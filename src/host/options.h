@@ -44,6 +44,10 @@ struct mf_option {
 /* -h, --help: every command has it. */
 extern const struct mf_option mf_help_options[];
 
+/* --log-format: the commands that run a program (host/msg.h applies it). */
+#define MF_OPT_LOG_FORMAT (MF_OPT_KEY_BASE + 0xf0)
+extern const struct mf_option mf_log_options[];
+
 /* What getopt_long needs, built from tables. */
 #define MF_OPTS_MAX 64
 struct mf_opts {

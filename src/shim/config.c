@@ -290,6 +290,7 @@ void mf_config_read(char **envp)
 	memset(&mf_cfg, 0, sizeof(mf_cfg));
 	if (getauxval(AT_SECURE) != 0)
 		return;
+	mf_say_init(envp);
 	v = mf_env_get(envp, MF_ENV(ACCOUNT));
 	if (v != NULL && *v != '\0') {
 		int on;

@@ -21,6 +21,7 @@
 
 #include "base/env.h"
 #include "base/envspec.h"
+#include "base/logline.h"
 #include "base/size.h"
 
 #define MF_STACK_FLOOR (256u << 10) /* the command refuses less; so do we */
@@ -40,10 +41,19 @@ __attribute__((constructor)) static void mf_stack_init(int argc, char **argv, ch
 		return;
 	if (mf_size_parse(s, 0, &n, &err) != 0 || n < MF_STACK_FLOOR) {
 		/* One write: this library has no message helper of its own. */
-		static const char msg[] = "memfence: invalid " MF_ENV_LIT(STACK) " (a size of at least "
-					  "256K, such as 1M): thread stacks keep their default size\n";
-		ssize_t w = write(2, msg, sizeof(msg) - 1);
+#define MF_STACK_BAD "invalid " MF_ENV_LIT(STACK) " (a size of at least 256K, such as 1M): " \
+		     "thread stacks keep their default size"
+		static const char text[] = "memfence: " MF_STACK_BAD "\n", msg[] = MF_STACK_BAD;
+		const char *fmt = mf_env_get(envp != NULL ? envp : __environ, MF_ENV(LOG_FORMAT));
+		char js[512];
+		ssize_t w;
 
+		if (mf_log_format_parse(fmt) == 1)
+			w = write(2, js,
+				  mf_logline_json(js, sizeof(js), MF_LOG_WARNING, "shim", NULL, NULL,
+						  msg, sizeof(msg) - 1));
+		else
+			w = write(2, text, sizeof(text) - 1);
 		(void)w;
 		return;
 	}

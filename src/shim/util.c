@@ -7,7 +7,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/env.h"
+#include "base/envspec.h"
+#include "base/logline.h"
 #include "shim/util.h"
+
+static int say_json;
 
 void mf_strlcpy(char *dst, const char *src, size_t n)
 {
@@ -21,10 +26,15 @@ void mf_strlcpy(char *dst, const char *src, size_t n)
 	dst[i] = '\0';
 }
 
+void mf_say_init(char **envp)
+{
+	say_json = mf_log_format_parse(mf_env_get(envp, MF_ENV(LOG_FORMAT))) == 1;
+}
+
 void mf_say(const char *a, const char *b, const char *c)
 {
-	const char *parts[] = {"memfence: ", a, b, c};
-	char line[512];
+	const char *parts[] = {say_json ? "" : "memfence: ", a, b, c};
+	char line[512], js[1024];
 	size_t n = 0;
 
 	/* One write() per line: processes of a program share stderr, and a
@@ -33,9 +43,13 @@ void mf_say(const char *a, const char *b, const char *c)
 	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
 		for (const char *p = parts[i]; p != NULL && *p != '\0' && n < sizeof(line) - 1; p++)
 			line[n++] = *p;
-	line[n++] = '\n';
+	if (say_json) {
+		n = mf_logline_json(js, sizeof(js), MF_LOG_WARNING, "shim", NULL, NULL, line, n);
+	} else {
+		line[n++] = '\n';
+	}
 	/* Best effort: nothing to do if stderr is closed. */
-	ssize_t r = write(2, line, n);
+	ssize_t r = write(2, say_json ? js : line, n);
 	(void)r;
 }
 

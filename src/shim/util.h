@@ -41,8 +41,11 @@
 #endif
 
 /* Raw write of a one-line message "memfence: a b c\n" to stderr (NULLs
- * skipped). */
+ * skipped), or a JSON line (base/logline.h) as mf_say_init found in
+ * MEMFENCE_LOG_FORMAT. */
 void mf_say(const char *a, const char *b, const char *c) MF_HIDDEN;
+/* Read the format of mf_say's lines from envp, once, first at init. */
+void mf_say_init(char **envp) MF_HIDDEN;
 /* Copy at most n-1 bytes and NUL-terminate. */
 void mf_strlcpy(char *dst, const char *src, size_t n) MF_HIDDEN;
 

@@ -103,8 +103,8 @@ static void write_one(const struct sup_qdeath *d)
 	}
 	__atomic_add_fetch(&Q.recorded, 1, __ATOMIC_RELAXED);
 	fmt_size(peak, sizeof(peak), d->peak);
-	fprintf(stderr,
-		"memfence: quarantine: %s (%s) died with pid %d (%s, peak %s): death %llu of %u%s%s\n",
+	mf_log(MF_LOG_WARNING, "task", d->id,
+	       "quarantine: %s (%s) died with pid %d (%s, peak %s): death %llu of %u%s%s",
 		d->id, d->name[0] ? d->name : "-", (int)d->pid, mf_quarantine_cause_name(qd.cause),
 		peak, (unsigned long long)r.deaths, r.threshold,
 		mf_quarantine_is_quarantined(&r, 0) ? "; quarantined" : "",

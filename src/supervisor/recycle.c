@@ -189,7 +189,7 @@ void sup_recycle_started(struct sup *s)
 	 * should learn so. */
 	s->st.recycle.restarting = rc->phase != RC_IDLE && rc->whole;
 	if (rc->phase != RC_IDLE) {
-		fprintf(stderr, "memfence: recycle: the program started again after %.1fs\n",
+		mf_info("recycle: the program started again after %.1fs",
 			(double)(now - rc->since_ms) / 1000.0);
 		finish(s, now);
 	}
@@ -308,7 +308,7 @@ static void start(struct sup *s, pid_t pid, int reason, const char *why, uint64_
 		 sup_recycle_reason_name(reason), why);
 	st->recycle.count[reason]++;
 	sup_model_recycled(st, sup_recycle_reason_name(reason), st->model.floor);
-	fprintf(stderr, "memfence: recycling %s %d (%s); draining\n",
+	mf_info("recycling %s %d (%s); draining",
 		rc->whole ? "the program" : "process", (int)pid, st->recycle.reason);
 }
 
@@ -367,7 +367,7 @@ static void term(struct sup *s, uint64_t now_ms, const char *after)
 {
 	struct sup_recycle *rc = &s->rc;
 
-	fprintf(stderr, "memfence: recycle: SIGTERM to %d %s\n", (int)rc->pid, after);
+	mf_info("recycle: SIGTERM to %d %s", (int)rc->pid, after);
 	if (rc->whole)
 		s->last_forwarded = SIGTERM;    /* its end is a stop, not a death */
 	rc->signalled = rc->pid;
@@ -401,7 +401,7 @@ void sup_recycle_tick(struct sup *s, uint64_t now_ms)
 		if (!st->child_up)
 			return;    /* the loop starts it again */
 	} else if (gone(rc->pid)) {
-		fprintf(stderr, "memfence: recycle: process %d ended after %.1fs\n", (int)rc->pid,
+		mf_info("recycle: process %d ended after %.1fs", (int)rc->pid,
 			(double)age / 1000.0);
 		finish(s, now_ms);
 		sup_model_epoch(st);
@@ -432,7 +432,7 @@ void sup_recycle_tick(struct sup *s, uint64_t now_ms)
 	case RC_TERM:
 		if (now_ms - rc->term_ms < c->grace_ms)
 			break;
-		fprintf(stderr, "memfence: recycle: %d still there %.1fs after SIGTERM: SIGKILL\n",
+		mf_log(MF_LOG_WARNING, NULL, NULL, "recycle: %d still there %.1fs after SIGTERM: SIGKILL",
 			(int)rc->pid, (double)(now_ms - rc->term_ms) / 1000.0);
 		kill(rc->pid, SIGKILL);
 		rc->phase = RC_KILL;

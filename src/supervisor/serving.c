@@ -288,7 +288,7 @@ void sup_serving_tick(struct sup *s, uint64_t now_ms)
 	if (said == 1 || (s->cfg.ready_tcp.on && tcp_accepts(&s->cfg.ready_tcp))) {
 		st->serving = st->serving_gate_open = 1;
 		st->recycle.restarting = 0;
-		fprintf(stderr, "memfence: the program serves after %.1fs%s%s\n",
+		mf_info("the program serves after %.1fs%s%s",
 			(double)(now_ms - s->child_start_ms) / 1000.0, st->serving_said[0] ? ": " : "",
 			st->serving_said);
 		return;

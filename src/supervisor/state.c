@@ -126,6 +126,28 @@ void sup_journal_update(struct sup *s, const struct sup_death *d)
 	}
 }
 
+/* The summary on stderr, a line at a time through host/msg.h so that it
+ * takes the log format too. */
+static void say_report(json_t *j)
+{
+	static const char pre[] = "memfence: ";
+	char *buf = NULL, *line, *save = NULL;
+	size_t n = 0;
+	FILE *m = open_memstream(&buf, &n);
+
+	if (m == NULL)
+		return;
+	sup_report_print(m, j, 0);
+	if (fclose(m) != 0) {
+		free(buf);
+		return;
+	}
+	for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+		mf_log(MF_LOG_ERROR, NULL, NULL, "%s",
+		       strncmp(line, pre, sizeof(pre) - 1) == 0 ? line + sizeof(pre) - 1 : line);
+	free(buf);
+}
+
 void sup_write_report(struct sup *s, const struct sup_death *d)
 {
 	json_t *j = sup_report_json(&s->st, d, s->cfg.argv);
@@ -136,13 +158,13 @@ void sup_write_report(struct sup *s, const struct sup_death *d)
 		mf_warn("cannot build the post-mortem report");
 		return;
 	}
-	sup_report_print(stderr, j, 0);
+	say_report(j);
 	err = sup_report_write(j, s->cfg.report_dir, path, sizeof(path));
 	if (err)
 		mf_warn("cannot write the post-mortem report in %s: %s", s->cfg.report_dir,
 			strerror(-err));
 	else {
-		fprintf(stderr, "memfence:   report: %s\n", path);
+		mf_log(MF_LOG_ERROR, NULL, NULL, "  report: %s", path);
 		s->st.reports_written++;
 	}
 	json_decref(j);

@@ -244,8 +244,7 @@ int sup_state_dir_prepare(struct sup *s)
 		return 0;
 	rc = sup_journal_recover(s->cfg.state_dir, s->cfg.report_dir, path, sizeof(path));
 	if (rc == 1)
-		fprintf(stderr,
-			"memfence: the previous run ended without a report; its post-mortem: %s\n",
+		mf_log(MF_LOG_WARNING, NULL, NULL, "the previous run ended without a report; its post-mortem: %s",
 			path);
 	return 0;
 }

@@ -275,7 +275,7 @@ static int loop(struct sup *s, int *code)
 					uint64_t delay = sup_child_backoff_ms(s, d.runtime_ms);
 
 					restart_at = sup_now_ms() + delay;
-					fprintf(stderr, "memfence: restarting the program in %.1fs\n",
+					mf_info("restarting the program in %.1fs",
 						(double)delay / 1000.0);
 				}
 			}
@@ -358,6 +358,7 @@ int sup_run(const struct sup_config *cfg)
 		memset(s, 0, sizeof(*s));
 	ran = 1;
 	s->cfg = *cfg;
+	mf_log_source("supervisor");
 	s->sfd = s->tfd = s->lock_fd = -1;
 	s->seg.on_dead = sup_child_on_dead;
 	s->seg.dead_ctx = s;

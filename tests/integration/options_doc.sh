@@ -8,12 +8,12 @@
 
 # command | sections of the man page with its options | argv of its parsers
 table='
-exec       | exec, Limit options, Accounting options | exec
+exec       | exec, Limit options, Accounting options, Log options | exec
 inspect    | inspect, Limit options                  | inspect
-run        | run, Limit options, Accounting options  | run
+run        | run, Limit options, Accounting options, Log options | run
 stat       | stat                                    | stat
 report     | report                                  | report
-profile    | profile                                 | profile; profile report
+profile    | profile, Log options                    | profile; profile report
 quarantine | quarantine                              | quarantine
 diagnose   | diagnose                                | diagnose
 '
