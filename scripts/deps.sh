@@ -22,7 +22,7 @@ set -eu
 #   gunicorn python3-gunicorn uvicorn python3-uvicorn   the HTTP example server and its tests
 #   python3-celery python3-redis redis-server   Celery integration and its tests
 #   python3-rq                 the RQ adapter's test
-#   python3-flask python3-starlette   route templates as scope names (metrics_routes.sh)
+#   python3-flask python3-starlette python3-django   route templates as scope names (metrics_routes.sh)
 #   prometheus                 promtool: checks the scrape and docs/monitoring's rules
 #   procps                     ps/pkill used by tests
 #   python3-venv python3-setuptools            the test that pip-installs the package
@@ -47,7 +47,7 @@ set -eu
 #   libmicrohttpd12 libsqlite3-0 libhiredis0.14 libcurl4   loaded by soname when the HTTP server
 #                              or a quarantine store starts (src/host/dynlib.c)
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev libcurl4-openssl-dev python3-dev)
-check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis python3-rq python3-flask python3-starlette prometheus redis-server procps python3-venv python3-setuptools dpkg-dev python3-protobuf curl user-mode-linux chromium strace clang libclang-rt-14-dev python3-yaml)
+check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis python3-rq python3-flask python3-starlette python3-django prometheus redis-server procps python3-venv python3-setuptools dpkg-dev python3-protobuf curl user-mode-linux chromium strace clang libclang-rt-14-dev python3-yaml)
 demo=("${build[@]}" python3-grpcio procps curl)
 bench=("${build[@]}" hyperfine heaptrack python3-numpy time python3-grpcio python3-protobuf python3-gunicorn python3-uvicorn python3-celery python3-redis redis-server)
 runtime=(python3 python3-venv libjansson4 zlib1g libmicrohttpd12 libsqlite3-0 libhiredis0.14 libcurl4)

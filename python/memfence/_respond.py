@@ -29,7 +29,7 @@ _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"
 class Routes:
     """Scope names for HTTP requests: "METHOD TEMPLATE" when the
     application's router names the route (template(request): Flask,
-    Starlette, FastAPI; see memfence._routes), else "METHOD /path" (the raw
+    Django, Starlette, FastAPI; see memfence._routes), else "METHOD /path" (the raw
     path, without its query). At most max_routes distinct names per
     process; requests past them, and those no route matched, are named
     "METHOD other", so that the names stay bounded whatever the clients

@@ -1,10 +1,12 @@
 """Route templates for HTTP scope names: "GET /users/<int:uid>", not one
 name per id. The name is needed before the application runs (the admission
 gate and the budget go by it), so the application's own router is asked
-ahead of it: Flask's url_map (WSGI), Starlette's and FastAPI's routes
-(ASGI). A router that matches nothing gives "" (the request goes to the
+ahead of it: Flask's url_map and Django's URL resolver (WSGI), Starlette's
+and FastAPI's routes (ASGI). A router that matches nothing gives "" (the request goes to the
 bounded "other" name); an application of another kind gives no resolver,
 and raw paths are used, bounded by max_routes."""
+
+import sys
 
 # Layers a server or the user may put around the application (proxy-header
 # middlewares, a Flask app's wsgi_app) that keep it as an attribute.
@@ -32,9 +34,12 @@ def _find(app, attr, method):
 
 
 def wsgi_resolver(app):
-    """template(environ) for a Flask application inside app, else None."""
+    """template(environ) for a Flask or Django application inside app, else
+    None."""
     url_map = _find(app, "url_map", "bind_to_environ")
-    return _flask(url_map) if url_map is not None else None
+    if url_map is not None:
+        return _flask(url_map)
+    return _django(app)
 
 
 def _flask(url_map):
@@ -44,6 +49,25 @@ def _flask(url_map):
             return rule.rule
         except Exception:    # NotFound, MethodNotAllowed, a redirect
             return ""
+    return template
+
+
+def _django(app):
+    # Only where Django is loaded already: asking would import it.
+    handlers = sys.modules.get("django.core.handlers.wsgi")
+    if handlers is None or not any(isinstance(a, handlers.WSGIHandler) for a in _layers(app)):
+        return None
+    from django.urls import resolve
+
+    def template(environ):
+        # The project's ROOT_URLCONF, as Django resolves a request without
+        # a per-request urlconf; "route" is the path() pattern, includes
+        # joined ("users/<int:uid>"), or a re_path()'s regular expression.
+        try:
+            route = resolve(environ.get("PATH_INFO") or "/").route
+        except Exception:    # Resolver404, a broken urlconf
+            return ""
+        return "/" + route if route else ""
     return template
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Metrics that alert right, on the issue's scenario: under `memfence run`, a
-# Flask app with /users/<int:uid> on gunicorn (2 workers) and a Starlette
-# app with /users/{uid:int} on uvicorn, 60 requests to distinct ids each:
+# Flask app with /users/<int:uid> on gunicorn (2 workers), the same route in
+# Django on gunicorn, and a Starlette app with /users/{uid:int} on uvicorn,
+# 60 requests to distinct ids each:
 #   - one name label value for the route, its template, in every series
 #     (no raw path /users/7, /users/14, ...), and the per-route histogram of
 #     peak bytes counts the 60 requests;
@@ -14,8 +15,8 @@
 
 [ -x "$MEMFENCE" ] || fail "build memfence first ($MEMFENCE)"
 command -v promtool >/dev/null || skip "promtool is not installed (Debian package prometheus)"
-$PY -c 'import flask, starlette, yaml' 2>/dev/null ||
-	skip "python3-flask, python3-starlette or python3-yaml is not installed"
+$PY -c 'import flask, starlette, yaml, django' 2>/dev/null ||
+	skip "python3-flask, python3-starlette, python3-django or python3-yaml is not installed"
 HERE=$MF_ROOT_DIR/tests/integration
 MON=$MF_ROOT_DIR/docs/monitoring
 VERSION=$(cat "$MF_ROOT_DIR/VERSION")
@@ -37,8 +38,8 @@ series() {
 	curl -s --max-time 10 "http://127.0.0.1:$1/metrics" | grep -F "$2 " | awk '{ print $NF }'
 }
 
-# check KIND TEMPLATE: the app of KIND (gunicorn: Flask, uvicorn:
-# Starlette) under memfence run in a 512 MiB cgroup, 60 requests to
+# check KIND TEMPLATE: the app of KIND (gunicorn: Flask, django: Django on
+# gunicorn, uvicorn: Starlette) under memfence run in a 512 MiB cgroup, 60 requests to
 # distinct ids, then the scrape.
 check() {
 	local kind=$1 template=$2 port hport cmd i n names
@@ -46,6 +47,7 @@ check() {
 	hport=$(mf_free_port)
 	case $kind in
 	gunicorn) cmd=(-m gunicorn -w 2 --chdir "$HERE" -b "127.0.0.1:$port" routes_app:flask_app) ;;
+	django) cmd=(-m gunicorn -w 2 --chdir "$HERE" -b "127.0.0.1:$port" routes_django:django_app) ;;
 	uvicorn) cmd=(-m uvicorn --app-dir "$HERE" --host 127.0.0.1 --port "$port" --no-access-log
 		routes_app:starlette_app) ;;
 	esac
@@ -89,5 +91,6 @@ check() {
 }
 
 check gunicorn '/users/<int:uid>'
+check django '/users/<int:uid>'
 check uvicorn '/users/{uid:int}'
 echo ok
