@@ -13,7 +13,7 @@ from setuptools import Extension, setup
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(HERE)
-BASE = [("base", "size.c"), ("base", "env.c"), ("base", "lines.c")]
+BASE = [("base", "size.c"), ("base", "env.c"), ("base", "lines.c"), ("base", "logline.c")]
 # The memory reader is several files (src/host/memory_int.h lists them).
 CORE = [("host", "memory.c"), ("host", "memory_cgroup.c"), ("host", "memory_file.c"),
         ("host", "memory_parse.c"), ("host", "memory_v1.c"), ("host", "memory_v2.c"),
@@ -41,7 +41,8 @@ if all(os.path.exists(p) for p in core) and os.path.exists(os.path.join(TOP, "in
 # The store reads --quarantine-ttl with the options' duration parser.
 HOST = [("store", "quarantine.c"), ("store", "qrecord.c"), ("store", "qsqlite.c"),
         ("store", "qredis.c"), ("host", "segread.c"), ("base", "segment.c"),
-        ("host", "options.c"), ("host", "msg.c"), ("base", "size.c"), ("base", "env.c")]
+        ("host", "options.c"), ("host", "msg.c"), ("base", "size.c"), ("base", "env.c"),
+        ("base", "logline.c")]
 host = [os.path.join(TOP, "src", d, f) for d, f in HOST]
 ext_modules = [Extension(
     "memfence._memfence", sources=sources, include_dirs=include, define_macros=macros,
