@@ -59,14 +59,14 @@ DEP_PKGS   := jansson libmicrohttpd sqlite3 hiredis zlib libcurl
 DEP_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(DEP_PKGS) 2>/dev/null)
 DEP_LIBS    = $(shell $(PKG_CONFIG) --libs $(DEP_PKGS) 2>/dev/null)
 # The command loads libmicrohttpd when its HTTP server starts, and SQLite and
-# hiredis when it opens a quarantine store, libcurl for --profile-push
-# (src/host/dynlib.h), by the
+# hiredis when it opens a quarantine store, libcurl for --profile-push, zlib
+# when it writes a pprof profile (src/host/dynlib.h), by the
 # sonames of the libraries it was built against (src/host/dynlib.c).
-DLOPEN_PKGS := libmicrohttpd sqlite3 hiredis libcurl
+DLOPEN_PKGS := libmicrohttpd sqlite3 hiredis libcurl zlib
 CLI_LIBS    = $(shell $(PKG_CONFIG) --libs $(filter-out $(DLOPEN_PKGS),$(DEP_PKGS)) 2>/dev/null)
 soname       = $(shell objdump -p "$$($(CC) -print-file-name=$(1).so)" 2>/dev/null | \
                 awk '$$1 == "SONAME" { print $$2 }')
-DYNLIBS     := MICROHTTPD:libmicrohttpd SQLITE:libsqlite3 HIREDIS:libhiredis CURL:libcurl
+DYNLIBS     := MICROHTTPD:libmicrohttpd SQLITE:libsqlite3 HIREDIS:libhiredis CURL:libcurl ZLIB:libz
 DYNLIB_DEFS := $(foreach l,$(DYNLIBS),\
                  $(if $(call soname,$(word 2,$(subst :, ,$(l)))),\
                    -DMF_$(word 1,$(subst :, ,$(l)))_SONAME='"$(call soname,$(word 2,$(subst :, ,$(l))))"'))
@@ -150,7 +150,7 @@ $(SUP_LIB): $(SUP_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
 $(CLI_BIN): $(CLI_OBJ) $(SUP_LIB) $(HOST_LIB)
-	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(SUP_LIB) $(HOST_LIB) $(CLI_LIBS) -ldl -lpthread -lm
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(SUP_LIB) $(HOST_LIB) $(CLI_LIBS) -ldl -lpthread
 
 $(B)/obj/src/host/dynlib.o: CFLAGS += $(DYNLIB_DEFS)
 $(filter $(B)/obj/src/store/%,$(HOST_OBJ)): CFLAGS += -DMF_STORE_DLOPEN

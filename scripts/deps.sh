@@ -43,9 +43,10 @@ set -eu
 # examples/model_server/Dockerfile; tests/integration/container_example.sh
 # checks it against the libraries the build links and loads):
 #   python3 python3-venv       the interpreter, and the virtual environment the wheel goes in
-#   libjansson4 zlib1g         linked by the command (and libjansson by the Python extension)
-#   libmicrohttpd12 libsqlite3-0 libhiredis0.14 libcurl4   loaded by soname when the HTTP server
-#                              or a quarantine store starts (src/host/dynlib.c)
+#   libjansson4                linked by the command and the Python extension
+#   libmicrohttpd12 libsqlite3-0 libhiredis0.14 libcurl4 zlib1g   loaded by soname when the HTTP
+#                              server, a quarantine store, a push or a pprof profile starts
+#                              (src/host/dynlib.c)
 build=(gcc make pkg-config libjansson-dev libmicrohttpd-dev libsqlite3-dev libhiredis-dev zlib1g-dev libcurl4-openssl-dev python3-dev)
 check=("${build[@]}" python3-grpcio gunicorn python3-gunicorn uvicorn python3-uvicorn python3-celery python3-redis python3-rq python3-flask python3-starlette python3-django prometheus redis-server procps python3-venv python3-setuptools dpkg-dev python3-protobuf curl user-mode-linux chromium strace clang libclang-rt-14-dev python3-yaml)
 demo=("${build[@]}" python3-grpcio procps curl)

@@ -100,6 +100,16 @@ struct pt {
 	uint64_t t, v;
 };
 
+/* log2(1 + v), to a tenth of a bit: enough for a bar's height. frexp is
+ * libc's, where log1p would make the command load libm at every start. */
+static double log2_1p(uint64_t v)
+{
+	int e;
+	double m = frexp((double)v + 1.0, &e);    /* in [0.5, 1) */
+
+	return e + 2.0 * m - 2.0;
+}
+
 static int cmp_pt(const void *x, const void *y)
 {
 	const struct pt *a = x, *b = y;
@@ -314,7 +324,7 @@ static void hist_svg(FILE *f, const struct mf_dist *dst, unsigned lo, unsigned h
 
 		if (!dst->b[i])
 			continue;
-		bh = 2 + (h - 4) * log1p((double)dst->b[i]) / log1p((double)max);
+		bh = 2 + (h - 4) * log2_1p(dst->b[i]) / log2_1p(max);
 		fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\">"
 			   "<title>%llu %s up to %s</title></rect>",
 			(i - lo) * bw, h - bh, bw > 2 ? bw - 1 : bw, bh, color,

@@ -20,12 +20,16 @@
 #ifndef MF_CURL_SONAME
 #define MF_CURL_SONAME "libcurl.so.4"
 #endif
+#ifndef MF_ZLIB_SONAME
+#define MF_ZLIB_SONAME "libz.so.1"
+#endif
 
 static const char *const sonames[MF_DYNLIB_COUNT] = {
 	[MF_DYNLIB_MICROHTTPD] = MF_MICROHTTPD_SONAME,
 	[MF_DYNLIB_SQLITE] = MF_SQLITE_SONAME,
 	[MF_DYNLIB_HIREDIS] = MF_HIREDIS_SONAME,
 	[MF_DYNLIB_CURL] = MF_CURL_SONAME,
+	[MF_DYNLIB_ZLIB] = MF_ZLIB_SONAME,
 };
 
 const char *mf_dynlib_soname(enum mf_dynlib lib)

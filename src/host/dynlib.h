@@ -23,6 +23,7 @@ enum mf_dynlib {
 	MF_DYNLIB_SQLITE,       /* the quarantine store, and Redis' local copy */
 	MF_DYNLIB_HIREDIS,      /* a quarantine store on Redis */
 	MF_DYNLIB_CURL,         /* run --profile-push */
+	MF_DYNLIB_ZLIB,         /* the gzip of a pprof profile */
 	MF_DYNLIB_COUNT
 };
 

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "host/dynlib.h"
+
 #include "profile/profile.h"
 
 static const char *view_names[] = {"allocated", "live", "peak", "failure"};
@@ -555,6 +557,18 @@ static void pp_label(struct pprof *x, const char *key, const char *str, int64_t 
 	free(lab.d);
 }
 
+/* An estimated count, rounded: 0 for NaN and below half a unit, the largest
+ * count for what no 64-bit count holds (a profile read from a damaged
+ * file). */
+static uint64_t round_count(double v)
+{
+	if (!(v >= 0.5))
+		return 0;
+	if (v >= 18446744073709551616.0)    /* 2^64 */
+		return UINT64_MAX;
+	return (uint64_t)(v + 0.5);
+}
+
 /* One sample of site s of p, whose frames' location ids start after base;
  * pid > 0 adds a pid label. */
 static void pp_sample(struct pprof *x, const struct mf_profile *p, const struct mf_psite *s,
@@ -564,7 +578,7 @@ static void pp_sample(struct pprof *x, const struct mf_profile *p, const struct 
 		varint(&x->sub, base + (uint64_t)s->frames[k] + 1);
 	f_msg(&x->m, 1, &x->sub);
 	for (int i = 0; i < nv; i++)
-		varint(&x->sub, (uint64_t)llround(vals[i]));
+		varint(&x->sub, round_count(vals[i]));
 	f_msg(&x->m, 2, &x->sub);
 	if (p->scopes[s->scope][0] != '\0')
 		pp_label(x, "scope", p->scopes[s->scope], 0);
@@ -595,6 +609,30 @@ static void pp_frames(struct pprof *x, const struct mf_profile *p, uint64_t base
 	}
 }
 
+/* zlib, loaded at the first profile written rather than at every start of
+ * the command (src/host/dynlib.h). */
+static struct {
+	int (*deflate_init2)(z_streamp, int, int, int, int, int, const char *, int);
+	int (*deflate)(z_streamp, int);
+	int (*deflate_end)(z_streamp);
+} zl;
+
+static int zlib_load(char *err, size_t errlen)
+{
+	const struct mf_dynsym syms[] = {
+		{"deflateInit2_", (void **)&zl.deflate_init2},
+		{"deflate", (void **)&zl.deflate},
+		{"deflateEnd", (void **)&zl.deflate_end},
+	};
+	char why[512];
+
+	if (mf_dynlib_load(mf_dynlib_soname(MF_DYNLIB_ZLIB), syms, sizeof(syms) / sizeof(syms[0]), why,
+			   sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errlen, "a pprof profile needs zlib: %s; install it (Debian: zlib1g)", why);
+	return -1;
+}
+
 /* The string table, time, period (space/bytes), the default sample type
  * (NULL: none), and the whole gzip-compressed onto o. Frees x. */
 static int pp_finish(struct pprof *x, uint64_t time_ns, uint64_t rate, const char *default_type,
@@ -615,12 +653,18 @@ static int pp_finish(struct pprof *x, uint64_t time_ns, uint64_t rate, const cha
 		free(x->st.s[i]);
 	free(x->st.s);
 
+	if (zlib_load(err, errlen) < 0) {
+		rc = -1;
+		goto out;
+	}
 	{
 		z_stream z;
 		unsigned char out[1 << 14];
 		memset(&z, 0, sizeof(z));
-		/* 15 + 16: gzip wrapper, which pprof readers expect */
-		if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+		/* 15 + 16: gzip wrapper, which pprof readers expect; what the
+		 * deflateInit2() macro passes besides. */
+		if (zl.deflate_init2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY, ZLIB_VERSION,
+				     (int)sizeof(z)) != Z_OK) {
 			snprintf(err, errlen, "zlib: cannot start compression");
 			rc = -1;
 			goto out;
@@ -631,10 +675,10 @@ static int pp_finish(struct pprof *x, uint64_t time_ns, uint64_t rate, const cha
 		do {
 			z.next_out = out;
 			z.avail_out = sizeof(out);
-			zr = deflate(&z, Z_FINISH);
+			zr = zl.deflate(&z, Z_FINISH);
 			fwrite(out, 1, sizeof(out) - z.avail_out, o);
 		} while (zr == Z_OK);
-		deflateEnd(&z);
+		zl.deflate_end(&z);
 		if (zr != Z_STREAM_END) {
 			snprintf(err, errlen, "zlib: compression failed");
 			rc = -1;
