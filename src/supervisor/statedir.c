@@ -157,6 +157,16 @@ static int segment_is_replaceable(const char *path)
 	return 0;
 }
 
+/* Once the program has started (the sweep is no part of its start): the
+ * files of dead supervisors in the directory of our own segment, which
+ * the sweep passes over (a live PID, our own). */
+void sup_segment_sweep(struct sup *s)
+{
+	if (s->sweep_dir[0])
+		sweep_segments(s->sweep_dir);
+	s->sweep_dir[0] = '\0';
+}
+
 /* The segment goes in the state directory (where the next start finds it
  * after a kill of the whole container), else in /dev/shm or /tmp. 0, or
  * -1 when a --segment given cannot be used (said). */
@@ -173,7 +183,7 @@ int sup_segment_path(struct sup *s)
 		else {
 			const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
 
-			sweep_segments(dir);
+			snprintf(s->sweep_dir, sizeof(s->sweep_dir), "%s", dir);
 			snprintf(s->segment, sizeof(s->segment), "%s/memfence-run-%d.seg", dir,
 				 (int)getpid());
 		}

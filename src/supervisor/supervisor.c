@@ -409,15 +409,25 @@ int sup_run(const struct sup_config *cfg)
 			goto out_fds;
 		}
 	}
-	sup_protect(s);
 	sup_model_start(&s->st, s->cfg.state_dir, s->cfg.report_dir, s->cfg.model_window_s);
 	sup_recycle_init(s);
 	sup_serving_init(s);
-	sup_state_sample(s);
-	s->st.oom_kill_at_start = s->st.oom_kill;
+	/* The count as the command read it: the first sample comes after the
+	 * program's start. */
+	if (s->cfg.mem->oom_kill != MF_UNKNOWN)
+		s->st.oom_kill_at_start = s->cfg.mem->oom_kill;
 	for (;;) {
 		if ((code = sup_child_start(s)) != 0)
 			break;
+		/* What the program's start does not wait for: it runs on another
+		 * CPU meanwhile (docs/performance.md). The program started
+		 * before the supervisor took oom_score_adj -1000 has nothing to
+		 * undo; a restart does (sup_protect_undo()). */
+		if (!s->started_once) {
+			sup_protect(s);
+			sup_segment_sweep(s);
+			s->started_once = 1;
+		}
 		/* Served from its first connection on (sup_http_listen()). */
 		if (http && !s->http)
 			s->http_pending = http;

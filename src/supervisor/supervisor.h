@@ -62,6 +62,8 @@ struct sup {
 	uint64_t oom_pending_ms;   /* an OOM kill not yet reported */
 	uint64_t oom_pending_from;
 	char segment[MF_PATH_MAX]; /* the segment's path when memfence names it */
+	char sweep_dir[MF_PATH_MAX]; /* where to sweep dead supervisors' files, after the start */
+	int started_once;          /* the program started once: sup_protect() done, sweep done */
 	char quar_dir[MF_PATH_MAX];   /* the store's state directory */
 	char quar_spec[2 * MF_PATH_MAX + 64];
 	int lock_fd;               /* the state directory's lock, -1 without one */
@@ -152,6 +154,7 @@ void sup_protect_relock(const struct sup *s);
 
 /* statedir.c */
 int sup_segment_path(struct sup *s);
+void sup_segment_sweep(struct sup *s);
 /* Create and lock the state directory: 0, or -1 (said) when it cannot be
  * made or another supervisor holds it. */
 int sup_state_dir_lock(struct sup *s);
