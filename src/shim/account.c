@@ -45,6 +45,7 @@ static int exit_key_ok;
 static pthread_mutex_t threads_mutex = PTHREAD_MUTEX_INITIALIZER;
 static struct mf_thread *free_threads;
 static struct mf_thread *all_threads;
+static struct mf_thread *carve, *carve_end; /* the batch's states never taken */
 
 static int64_t heap_pool;          /* atomic */
 
@@ -69,20 +70,20 @@ static struct mf_thread *thread_new(void)
 	if (t != NULL) {
 		free_threads = t->next_free;
 	} else {
-		/* A page-sized batch at a time; never returned to the kernel,
-		 * reused by later threads. */
+		/* States come from batches of 16, never returned to the kernel,
+		 * reused by later threads. A state is about a page: one is
+		 * touched when a thread takes it, not the whole batch at the
+		 * first allocation of every process. */
 		enum { BATCH = 16 };
-		struct mf_thread *batch = mf_os_alloc(sizeof(*batch) * BATCH);
-		if (batch != NULL) {
-			for (int i = 0; i < BATCH; i++) {
-				batch[i].next_all = all_threads;
-				all_threads = &batch[i];
-				if (i > 0) {
-					batch[i].next_free = free_threads;
-					free_threads = &batch[i];
-				}
-			}
-			t = &batch[0];
+
+		if (carve == carve_end) {
+			carve = mf_os_alloc(sizeof(*carve) * BATCH);
+			carve_end = carve != NULL ? carve + BATCH : NULL;
+		}
+		if (carve != NULL) {
+			t = carve++;
+			t->next_all = all_threads;
+			all_threads = t;
 		}
 	}
 	pthread_mutex_unlock(&threads_mutex);

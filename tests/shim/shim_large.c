@@ -27,6 +27,7 @@
  * cache holds at most 48 MiB). The shim's blocks start 128 bytes into
  * their mapping, glibc's 16: that offset tells them apart here.
  */
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -39,9 +40,37 @@
 
 #define MIB (1ul << 20)
 
+/* In the brk heap ([heap] in /proc/self/maps): glibc's, whatever its
+ * address within a page. Read without stdio, which would allocate between
+ * the counters a check compares. */
+static int in_heap(const void *p)
+{
+	static char maps[1 << 16];
+	ssize_t n = 0, r;
+	int fd = open("/proc/self/maps", O_RDONLY);
+
+	while (fd >= 0 && n < (ssize_t)sizeof(maps) - 1 &&
+	       (r = read(fd, maps + n, sizeof(maps) - 1 - (size_t)n)) > 0)
+		n += r;
+	if (fd >= 0)
+		close(fd);
+	maps[n] = '\0';
+	for (char *l = maps; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		char *eol = strchr(l, '\n');
+		char *h = strstr(l, "[heap]");
+		unsigned long lo, hi;
+
+		if (h != NULL && (eol == NULL || h < eol) && sscanf(l, "%lx-%lx", &lo, &hi) == 2)
+			return (uintptr_t)p >= lo && (uintptr_t)p < hi;
+	}
+	return 0;
+}
+
+/* A block of the shim's own mappings starts 128 bytes into a page; a heap
+ * block may too, by chance of the heap's layout. */
 static int shims(const void *p)
 {
-	return ((uintptr_t)p & 4095) == 128;
+	return ((uintptr_t)p & 4095) == 128 && !in_heap(p);
 }
 
 /* Private writable bytes of the process (statm's data field), as
