@@ -34,7 +34,8 @@ static int readable(const char *dir, const char *lib, char *out, size_t len)
 
 const char *mf_preload_path(const char *lib)
 {
-	static char path[PATH_MAX];
+	static char path[PATH_MAX], self[PATH_MAX];
+	static ssize_t self_len;    /* the binary does not move: read once */
 	char exe[PATH_MAX];
 	const char *env = getenv(MF_ENV(LIBDIR));
 	ssize_t n;
@@ -43,8 +44,11 @@ const char *mf_preload_path(const char *lib)
 		return readable(env, lib, path, sizeof(path)) ? path : NULL;
 
 	/* Next to the binary: the build tree, where `make` puts both. */
-	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (self_len == 0)
+		self_len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	n = self_len;
 	if (n > 0) {
+		memcpy(exe, self, (size_t)n);
 		exe[n] = '\0';
 		char *slash = strrchr(exe, '/');
 		if (slash != NULL) {
