@@ -77,7 +77,7 @@ int mf_cmd_run(int argc, char **argv)
 	/* The plan as the program gets it at its first start, and the one
 	 * headroom and health use (a restart resolves it again for the
 	 * program: src/supervisor/child.c). */
-	have_mem = mf_memory_read(launch.root, 0, &mem, err, sizeof(err)) == 0;
+	have_mem = mf_memory_read_limits(launch.root, &mem, err, sizeof(err)) == 0;
 	if (!have_mem)
 		memset(&mem, 0, sizeof(mem));
 	if (mf_plan_resolve(&launch.plan_opts, have_mem ? &mem : NULL, &plan, err,

@@ -308,7 +308,7 @@ int mf_launch_prepare(struct mf_launch *l, struct mf_plan *plan, int *status)
 	int have_mem;
 
 	*status = MF_EXIT_USAGE;
-	have_mem = mf_memory_read(l->root, 0, &mem, err, sizeof(err)) == 0;
+	have_mem = mf_memory_read_limits(l->root, &mem, err, sizeof(err)) == 0;
 	if (mf_plan_resolve(&l->plan_opts, have_mem ? &mem : NULL, plan, err, sizeof(err)) != 0) {
 		mf_err("%s", err);
 		return -1;

@@ -99,8 +99,8 @@ static void read_ignore_rlimit_data(struct mf_memory *m, const char *root)
 	free(buf);
 }
 
-int mf_memory_read(const char *root, pid_t pid, struct mf_memory *out,
-		   char *errmsg, size_t errlen)
+static int memory_read(const char *root, pid_t pid, struct mf_memory *out, int usage,
+		       char *errmsg, size_t errlen)
 {
 	char r[MF_PATH_MAX], path[MF_PATH_MAX], meminfo[MF_PATH_MAX] = "";
 	struct mf_cg_find f = {0};
@@ -155,9 +155,9 @@ int mf_memory_read(const char *root, pid_t pid, struct mf_memory *out,
 			out->limit_unreadable = 1;
 		}
 		if (out->cgroup_version == 2)
-			mf_mem_read_v2(out, &f, leaf_ok);
+			mf_mem_read_v2(out, &f, leaf_ok, usage);
 		else
-			mf_mem_read_v1(out, leaf_ok);
+			mf_mem_read_v1(out, leaf_ok, usage);
 	}
 	free(f.cgroup_file);
 	free(f.mountinfo);
@@ -216,3 +216,13 @@ int mf_memory_read(const char *root, pid_t pid, struct mf_memory *out,
 	return 0;
 }
 
+int mf_memory_read(const char *root, pid_t pid, struct mf_memory *out,
+		   char *errmsg, size_t errlen)
+{
+	return memory_read(root, pid, out, 1, errmsg, errlen);
+}
+
+int mf_memory_read_limits(const char *root, struct mf_memory *out, char *errmsg, size_t errlen)
+{
+	return memory_read(root, 0, out, 0, errmsg, errlen);
+}

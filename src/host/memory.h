@@ -79,6 +79,14 @@ int mf_memory_read(const char *root, pid_t pid, struct mf_memory *out,
 		   char *errmsg, size_t errlen);
 
 /*
+ * The same for this process, limited to what a plan needs (the limits, swap,
+ * MemTotal, ignore_rlimit_data): the usage, the page cache and the event
+ * counters stay MF_UNKNOWN. Three files fewer for `exec` and `run`, which
+ * read the usage again as the program runs.
+ */
+int mf_memory_read_limits(const char *root, struct mf_memory *out, char *errmsg, size_t errlen);
+
+/*
  * The cheap re-read of a cgroup that the supervisor does several times a
  * second: usage, inactive file pages and the OOM-kill counter, from the
  * same files and with the same parsers as mf_memory_read, with open/read

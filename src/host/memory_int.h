@@ -57,8 +57,11 @@ struct mf_cg_find {
 /* memory_cgroup.c: sets cgroup_version, cgroup_path, cgroup_dir and
  * f->mount_dir. Returns 0 when a memory cgroup was found. */
 int mf_mem_find_cgroup(struct mf_memory *m, struct mf_cg_find *f) MF_MEM_INTERNAL;
-void mf_mem_read_v2(struct mf_memory *m, const struct mf_cg_find *f, int leaf_ok) MF_MEM_INTERNAL;
-void mf_mem_read_v1(struct mf_memory *m, int leaf_ok) MF_MEM_INTERNAL;
+/* usage 0: the limits alone, without the usage, memory.stat's page cache and
+ * the event counters (mf_memory_read_limits). */
+void mf_mem_read_v2(struct mf_memory *m, const struct mf_cg_find *f, int leaf_ok,
+		    int usage) MF_MEM_INTERNAL;
+void mf_mem_read_v1(struct mf_memory *m, int leaf_ok, int usage) MF_MEM_INTERNAL;
 /* The inactive-file key of a v1 memory.stat. */
 const char *mf_mem_v1_inactive_key(const char *stat) MF_MEM_INTERNAL;
 /* memory.c: keep the smaller limit, and the file it came from. */

@@ -21,7 +21,7 @@ const char *mf_mem_v1_inactive_key(const char *stat)
  * which is already the smallest limit of the cgroup and its ancestors when
  * use_hierarchy is on (the ancestors may not be visible in a container).
  */
-void mf_mem_read_v1(struct mf_memory *m, int leaf_ok)
+void mf_mem_read_v1(struct mf_memory *m, int leaf_ok, int usage)
 {
 	char path[MF_PATH_MAX], stat_path[MF_PATH_MAX];
 	unsigned fl = leaf_ok ? 0 : RD_OPTIONAL;
@@ -49,11 +49,11 @@ void mf_mem_read_v1(struct mf_memory *m, int leaf_ok)
 		mf_mem_keep_min(hier_memsw, stat_path, &memsw, NULL);
 		free(buf);
 	}
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.usage_in_bytes") == 0)
+	if (usage && mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.usage_in_bytes") == 0)
 		mf_mem_read_value(m, path, fl, &m->usage);
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.failcnt") == 0)
+	if (usage && mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.failcnt") == 0)
 		mf_mem_read_value(m, path, fl, &m->failcnt);
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.oom_control") == 0) {
+	if (usage && mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.oom_control") == 0) {
 		buf = mf_mem_load(m, path, fl, NULL);
 		m->oom_kill = mf_mem_get_key(m, path, buf, "oom_kill", 0);
 		free(buf);

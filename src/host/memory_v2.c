@@ -16,7 +16,7 @@
  * wins. A non-root cgroup whose parent did not delegate the memory
  * controller has no memory.* files: only ancestors count then.
  */
-void mf_mem_read_v2(struct mf_memory *m, const struct mf_cg_find *f, int leaf_ok)
+void mf_mem_read_v2(struct mf_memory *m, const struct mf_cg_find *f, int leaf_ok, int usage)
 {
 	char level[MF_PATH_MAX], path[MF_PATH_MAX];
 	size_t mount_len = strlen(f->mount_dir);
@@ -55,10 +55,12 @@ void mf_mem_read_v2(struct mf_memory *m, const struct mf_cg_find *f, int leaf_ok
 	m->cgroup_limit = lim == MF_UNKNOWN && !m->limit_unreadable ? MF_NOLIMIT : lim;
 	m->high = high == MF_UNKNOWN ? MF_NOLIMIT : high;
 
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.current") == 0)
-		mf_mem_read_value(m, path, leaf_fl, &m->usage);
 	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.swap.max") == 0)
 		mf_mem_read_value(m, path, MF_PARSE_MAX | RD_OPTIONAL, &m->swap_max);
+	if (!usage)
+		return;
+	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.current") == 0)
+		mf_mem_read_value(m, path, leaf_fl, &m->usage);
 	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.stat") == 0) {
 		buf = mf_mem_load(m, path, leaf_fl, NULL);
 		m->inactive_file = mf_mem_get_key(m, path, buf, "inactive_file", 0);

@@ -177,7 +177,7 @@ static int program_env(struct sup *s, struct mf_plan *plan, struct mf_envp *env,
 
 	*plan = s->cfg.plan;
 	if (s->st.restarts > 0) {
-		from = mf_memory_read(launch.root, 0, &mem, err, sizeof(err)) == 0 ? &mem : NULL;
+		from = mf_memory_read_limits(launch.root, &mem, err, sizeof(err)) == 0 ? &mem : NULL;
 		if (mf_plan_resolve(&launch.plan_opts, from, plan, err, sizeof(err)) != 0) {
 			mf_err("%s", err);
 			return MF_EXIT_USAGE;

@@ -412,10 +412,6 @@ int sup_run(const struct sup_config *cfg)
 	sup_model_start(&s->st, s->cfg.state_dir, s->cfg.report_dir, s->cfg.model_window_s);
 	sup_recycle_init(s);
 	sup_serving_init(s);
-	/* The count as the command read it: the first sample comes after the
-	 * program's start. */
-	if (s->cfg.mem->oom_kill != MF_UNKNOWN)
-		s->st.oom_kill_at_start = s->cfg.mem->oom_kill;
 	for (;;) {
 		if ((code = sup_child_start(s)) != 0)
 			break;
@@ -424,6 +420,8 @@ int sup_run(const struct sup_config *cfg)
 		 * before the supervisor took oom_score_adj -1000 has nothing to
 		 * undo; a restart does (sup_protect_undo()). */
 		if (!s->started_once) {
+			/* The first sample, taken as the program started. */
+			s->st.oom_kill_at_start = s->oom_at_start;
 			sup_protect(s);
 			sup_segment_sweep(s);
 			s->started_once = 1;
