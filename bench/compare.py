@@ -33,8 +33,9 @@ The celery workload is a prefork worker (concurrency 2, Redis broker
 started here on a loopback port, task_acks_late) running 1,000 queued small
 tasks (bench/celery_app.py); its rate is tasks/s between the first task's
 start and the last one's end, and its variants are its own: plain,
-exec --account, run (quarantine and gate on), run --no-quarantine and
-run --gate off, the last giving the gate's cost per task.
+exec --account, run (quarantine and gate on), run --no-quarantine,
+run --gate off (giving the gate's cost per task) and run --no-auto-python
+(giving the Python integration's).
 
 Nothing here needs more than the standard library; the variants need the
 build (memfence, libmemfence.so), heaptrack, numpy, grpcio, gunicorn,
@@ -152,6 +153,9 @@ def celery_variants(build, tmp):
         ("run", run + ["--"], state),
         ("run --no-quarantine", run + ["--no-quarantine", "--"], state),
         ("run --gate off", run + ["--gate", "off", "--"], state),
+        # The supervisor and the accounting without the Python integration:
+        # what the integration's per-task work costs, apart.
+        ("run --no-auto-python", run + ["--no-auto-python", "--"], state),
     ]
 
 
@@ -234,7 +238,12 @@ def celery_notes(results, tasks):
     print("Celery: %d tasks, prefork concurrency 2, Redis broker, task_acks_late; the "
           "× plain column is plain's tasks/s over the variant's. The gate costs %+.0f µs "
           "per task (run against run --gate off)."
-          % (tasks, 2e6 * (1.0 / on - 1.0 / off)))
+          % (tasks, 2e6 * (1.0 / on - 1.0 / off)), end="")
+    if runs.get("run --no-auto-python"):
+        bare = median(runs["run --no-auto-python"], "rps")
+        print(" The Python integration costs %+.0f µs per task (run against run "
+              "--no-auto-python)." % (2e6 * (1.0 / on - 1.0 / bare)), end="")
+    print()
 
 
 def env_for(extra):
