@@ -32,6 +32,15 @@ static const char *const sonames[MF_DYNLIB_COUNT] = {
 	[MF_DYNLIB_ZLIB] = MF_ZLIB_SONAME,
 };
 
+/* Debian 12's package of each, for the message of a library missing. */
+static const char *const packages[MF_DYNLIB_COUNT] = {
+	[MF_DYNLIB_MICROHTTPD] = "libmicrohttpd12",
+	[MF_DYNLIB_SQLITE] = "libsqlite3-0",
+	[MF_DYNLIB_HIREDIS] = "libhiredis0.14",
+	[MF_DYNLIB_CURL] = "libcurl4",
+	[MF_DYNLIB_ZLIB] = "zlib1g",
+};
+
 const char *mf_dynlib_soname(enum mf_dynlib lib)
 {
 	return (unsigned)lib < MF_DYNLIB_COUNT ? sonames[lib] : "?";
@@ -59,4 +68,17 @@ int mf_dynlib_load(const char *soname, const struct mf_dynsym *syms, size_t n, c
 		}
 	}
 	return 0;
+}
+
+int mf_dynlib_need(enum mf_dynlib lib, const struct mf_dynsym *syms, size_t n, const char *who,
+		   const char *advice, char *err, size_t errlen)
+{
+	char why[512];
+
+	if (mf_dynlib_load(mf_dynlib_soname(lib), syms, n, why, sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errlen, "%s needs %s: %s; install it (Debian: %s)%s", who,
+		 mf_dynlib_soname(lib), why, (unsigned)lib < MF_DYNLIB_COUNT ? packages[lib] : "?",
+		 advice ? advice : "");
+	return -1;
 }

@@ -44,4 +44,10 @@ const char *mf_dynlib_soname(enum mf_dynlib lib);
 int mf_dynlib_load(const char *soname, const struct mf_dynsym *syms, size_t n, char *err,
 		   size_t errlen);
 
+/* mf_dynlib_load() of lib, whose failure err tells a person: who needs the
+ * library, why it could not be had, the package to install, then advice
+ * (" or pass --http off"; NULL for none). 0, or -1. */
+int mf_dynlib_need(enum mf_dynlib lib, const struct mf_dynsym *syms, size_t n, const char *who,
+		   const char *advice, char *err, size_t errlen);
+
 #endif

@@ -624,13 +624,9 @@ static int zlib_load(char *err, size_t errlen)
 		{"deflate", (void **)&zl.deflate},
 		{"deflateEnd", (void **)&zl.deflate_end},
 	};
-	char why[512];
 
-	if (mf_dynlib_load(mf_dynlib_soname(MF_DYNLIB_ZLIB), syms, sizeof(syms) / sizeof(syms[0]), why,
-			   sizeof(why)) == 0)
-		return 0;
-	snprintf(err, errlen, "a pprof profile needs zlib: %s; install it (Debian: zlib1g)", why);
-	return -1;
+	return mf_dynlib_need(MF_DYNLIB_ZLIB, syms, sizeof(syms) / sizeof(syms[0]),
+			      "a pprof profile", NULL, err, errlen);
 }
 
 /* The string table, time, period (space/bytes), the default sample type

@@ -15,16 +15,11 @@ struct mf_qlib mf_qlib;
 
 #define MF_QLIB_SYM(f) {#f, (void **)&mf_qlib.f},
 
-static int load(enum mf_dynlib lib, const struct mf_dynsym *syms, size_t n, const char *pkg,
-		char *err, size_t errlen)
+static int load(enum mf_dynlib lib, const struct mf_dynsym *syms, size_t n, char *err,
+		size_t errlen)
 {
-	char why[512];
-
-	if (mf_dynlib_load(mf_dynlib_soname(lib), syms, n, why, sizeof(why)) == 0)
-		return 0;
-	snprintf(err, errlen, "the quarantine store needs %s: %s; install it (Debian: %s) or pass "
-		 "--no-quarantine", mf_dynlib_soname(lib), why, pkg);
-	return -ENOENT;
+	return mf_dynlib_need(lib, syms, n, "the quarantine store", " or pass --no-quarantine", err,
+			      errlen) == 0 ? 0 : -ENOENT;
 }
 
 int mf_qlib_load(bool redis, char *err, size_t errlen)
@@ -37,13 +32,12 @@ int mf_qlib_load(bool redis, char *err, size_t errlen)
 
 	pthread_mutex_lock(&lock);
 	if (!have_sqlite) {
-		rc = load(MF_DYNLIB_SQLITE, sqlite, sizeof(sqlite) / sizeof(sqlite[0]), "libsqlite3-0",
-			  err, errlen);
+		rc = load(MF_DYNLIB_SQLITE, sqlite, sizeof(sqlite) / sizeof(sqlite[0]), err, errlen);
 		have_sqlite = rc == 0;
 	}
 	if (rc == 0 && redis && !have_redis) {
-		rc = load(MF_DYNLIB_HIREDIS, hiredis, sizeof(hiredis) / sizeof(hiredis[0]),
-			  "libhiredis", err, errlen);
+		rc = load(MF_DYNLIB_HIREDIS, hiredis, sizeof(hiredis) / sizeof(hiredis[0]), err,
+			  errlen);
 		have_redis = rc == 0;
 	}
 	pthread_mutex_unlock(&lock);

@@ -84,14 +84,9 @@ static int mhd_load(char *err, size_t errlen)
 		{"MHD_suspend_connection", (void **)&mhd.suspend_connection},
 		{"MHD_resume_connection", (void **)&mhd.resume_connection},
 	};
-	char why[512];
 
-	if (mf_dynlib_load(mf_dynlib_soname(MF_DYNLIB_MICROHTTPD), syms, sizeof(syms) / sizeof(syms[0]), why,
-			   sizeof(why)) == 0)
-		return 0;
-	snprintf(err, errlen, "the HTTP server needs libmicrohttpd: %s; install it "
-		 "(Debian: libmicrohttpd12) or pass --http off", why);
-	return -1;
+	return mf_dynlib_need(MF_DYNLIB_MICROHTTPD, syms, sizeof(syms) / sizeof(syms[0]),
+			      "the HTTP server", " or pass --http off", err, errlen);
 }
 
 #define HTTP_CONNECTIONS 64     /* connections at once, all clients */

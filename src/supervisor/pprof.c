@@ -286,13 +286,9 @@ static int curl_load(char *err, size_t errlen)
 		{"curl_mime_type", (void **)&cu.mime_type},
 		{"curl_mime_free", (void **)&cu.mime_free},
 	};
-	char why[512];
 
-	if (mf_dynlib_load(mf_dynlib_soname(MF_DYNLIB_CURL), syms, sizeof(syms) / sizeof(syms[0]), why,
-			   sizeof(why)) == 0)
-		return 0;
-	snprintf(err, errlen, "--profile-push needs libcurl: %s; install it (Debian: libcurl4)", why);
-	return -1;
+	return mf_dynlib_need(MF_DYNLIB_CURL, syms, sizeof(syms) / sizeof(syms[0]),
+			      "--profile-push", NULL, err, errlen);
 }
 
 /* How Pyroscope aggregates each sample type: the in-use ones are a level

@@ -35,9 +35,24 @@ static void test_errors(void)
 	CHECK(strstr(err, "libz.so.1 has no function mf_no_such_function") != NULL);
 }
 
+/* The message a person reads: who needs what, why, and what to install. */
+static void test_need(void)
+{
+	void *fn = NULL;
+	const struct mf_dynsym missing[] = {{"mf_no_such_function", &fn}};
+	char err[512] = "";
+
+	CHECK(mf_dynlib_need(MF_DYNLIB_ZLIB, missing, 1, "a pprof profile", " or not", err,
+			     sizeof(err)) < 0);
+	CHECK(strstr(err, "a pprof profile needs libz.so.1: libz.so.1 has no function "
+			  "mf_no_such_function") != NULL);
+	CHECK(strstr(err, "; install it (Debian: zlib1g) or not") != NULL);
+}
+
 int main(void)
 {
 	test_loads();
 	test_errors();
+	test_need();
 	return unit_done("test_dynlib");
 }
