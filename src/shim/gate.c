@@ -17,7 +17,7 @@
  *              one shared atomic). Requests admitted or grown since the
  *              sample are counted at their full need: never too little.
  *   process    the process's soft pressure line (else its rlimit budget)
- *              minus its measured size (mf_pressure_estimate), minus what
+ *              minus its measured size (mf_pressure_estimate_near), minus what
  *              its admitted requests still need (need - net of their scope,
  *              at least 0).
  *
@@ -159,11 +159,13 @@ static uint64_t whole_line(void)
 	return line_c == 0 ? line_p : (line_p == 0 || line_c < line_p ? line_c : line_p);
 }
 
-static int64_t process_room(uint64_t line, uint64_t outstanding)
+/* est: the process's measured size (mf_pressure_estimate, or at admission
+ * mf_pressure_estimate_near). */
+static int64_t process_room(uint64_t line, uint64_t outstanding, uint64_t est)
 {
 	if (outstanding > (uint64_t)INT64_MAX / 2)
 		outstanding = (uint64_t)INT64_MAX / 2;
-	return (int64_t)line - (int64_t)mf_pressure_estimate() - (int64_t)outstanding;
+	return (int64_t)line - (int64_t)est - (int64_t)outstanding;
 }
 
 /* What an admitted entry still needs: its need minus the net its linked
@@ -377,7 +379,8 @@ static bool try_admit(struct mf_seg_gate *g, struct handle *hd, bool fast)
 	if (!container_room(sum, &room_c, &line_c))
 		room_c = INT64_MAX;
 	if (line_p != 0)
-		room_p = process_room(line_p, mine);
+		room_p = process_room(line_p, mine,
+				      mf_pressure_estimate_near(line_p, mine + hd->need));
 	if (fast)
 		any = true; /* unknown: no "first while nothing is admitted" */
 	if (!mf_gate_decide(hd->need, room_c, room_p, ahead, n, any))
@@ -489,7 +492,7 @@ int mf_gate_refuse(struct mf_thread *t, uint64_t req)
 			mine += outstanding(e);
 	}
 	line_p = process_line();
-	if (line_p != 0 && process_room(line_p, mine) < (int64_t)req)
+	if (line_p != 0 && process_room(line_p, mine, mf_pressure_estimate()) < (int64_t)req)
 		return !mf_larger_in_flight(t, net + (int64_t)req, false);
 	/* The container's room counts every admitted need, this scope's
 	 * included: it holds more than its need, so give that back. */

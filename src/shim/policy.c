@@ -75,6 +75,9 @@
 #include "shim/segw.h"
 
 #define MF_PRESS_SAMPLE_NS (2u * 1000 * 1000)
+/* How long a sample stands for mf_pressure_estimate_near while the
+ * process is far from the line it asks about. */
+#define MF_PRESS_FAR_NS (100u * 1000 * 1000)
 
 static uint64_t fault_calls; /* atomic: matching allocations so far */
 static uint64_t fault_bytes; /* atomic: matching bytes so far */
@@ -236,13 +239,20 @@ static uint64_t live_now(void)
 	return live > 0 ? (uint64_t)live : 0;
 }
 
-uint64_t mf_pressure_estimate(void)
+/* The last sample plus the live growth since. */
+static uint64_t estimate_from_sample(void)
 {
-	uint64_t now = mf_now_mono(), at = __atomic_load_n(&smp_ns, __ATOMIC_RELAXED);
-	uint64_t data, base, live;
+	uint64_t data = __atomic_load_n(&smp_data, __ATOMIC_RELAXED);
+	uint64_t base = __atomic_load_n(&smp_live, __ATOMIC_RELAXED), live = live_now();
 
-	/* One sampler at a time; the others use the previous reading. */
-	if (now - at >= MF_PRESS_SAMPLE_NS &&
+	return data + (live > base ? live - base : 0);
+}
+
+/* A new sample when the last is older than age_ns; one sampler at a time,
+ * the others use the previous reading. */
+static uint64_t estimate(uint64_t now, uint64_t at, uint64_t age_ns)
+{
+	if (now - at >= age_ns &&
 	    __atomic_compare_exchange_n(&smp_ns, &at, now, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
 		uint64_t d;
 		if (mf_statm_read(mf_cfg.press_measure_size ? MF_STATM_SIZE : MF_STATM_DATA, &d) == 0) {
@@ -250,10 +260,36 @@ uint64_t mf_pressure_estimate(void)
 			__atomic_store_n(&smp_data, d, __ATOMIC_RELAXED);
 		}
 	}
-	data = __atomic_load_n(&smp_data, __ATOMIC_RELAXED);
-	base = __atomic_load_n(&smp_live, __ATOMIC_RELAXED);
-	live = live_now();
-	return data + (live > base ? live - base : 0);
+	return estimate_from_sample();
+}
+
+uint64_t mf_pressure_estimate(void)
+{
+	return estimate(mf_now_mono(), __atomic_load_n(&smp_ns, __ATOMIC_RELAXED),
+			MF_PRESS_SAMPLE_NS);
+}
+
+/*
+ * Reading /proc/self/statm costs 10 to 20 us, most of what the admission
+ * gate costs a request, and a worker that runs a task every millisecond
+ * would read it at nearly every task. Far from the line (more than a quarter
+ * of it free beyond extra) the previous sample stands for up to
+ * MF_PRESS_FAR_NS: what malloc gives is counted anyway (live growth), and
+ * growth it cannot see (mappings of its own) would have to exceed a quarter
+ * of the line in that time to change the answer. The refusals at allocation
+ * keep the 2 ms sample.
+ */
+uint64_t mf_pressure_estimate_near(uint64_t line, uint64_t extra)
+{
+	uint64_t now = mf_now_mono(), at = __atomic_load_n(&smp_ns, __ATOMIC_RELAXED);
+
+	if (at != 0 && now - at < MF_PRESS_FAR_NS) {
+		uint64_t est = estimate_from_sample();
+
+		if (est < line && line - est > extra && line - est - extra > line / 4)
+			return est;
+	}
+	return estimate(now, at, MF_PRESS_SAMPLE_NS);
 }
 
 static int64_t largest_in_process(const struct mf_thread *t)

@@ -86,6 +86,9 @@ int mf_pressure_refuse(struct mf_thread *t, uint64_t req) MF_HIDDEN;
 /* The process's measured size (VmData, or VmSize) plus live growth since
  * the last measurement: rate-limited, never blocks. */
 uint64_t mf_pressure_estimate(void) MF_HIDDEN;
+/* The same for a caller that asks whether extra bytes more fit below line:
+ * far below it, an older sample serves. */
+uint64_t mf_pressure_estimate_near(uint64_t line, uint64_t extra) MF_HIDDEN;
 /* Container headroom published by the supervisor: 1 if an allocation of
  * size bytes by t must be refused. */
 int mf_container_refuse(struct mf_thread *t, uint64_t size) MF_HIDDEN;

@@ -477,6 +477,40 @@ static void test_container(void)
 	mf_segw_scope_release(t.scopes[0].entry);
 }
 
+/* The gate's estimate: far below its line an older sample serves, near it a
+ * new one is read. A mapping outside malloc is what only a new sample sees. */
+static void test_estimate_near(void)
+{
+	const size_t pad_len = 256 * MiB;
+	struct timespec ts = {0, 3 * 1000 * 1000};
+	uint64_t before, far, near, t0;
+	void *pad;
+
+	reset_config();
+	nanosleep(&ts, NULL);
+	before = mf_pressure_estimate(); /* a sample, taken now */
+	t0 = mf_now_mono();
+	pad = mmap(NULL, pad_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+		   -1, 0);
+	CHECK(pad != MAP_FAILED);
+	if (pad == MAP_FAILED)
+		return;
+	nanosleep(&ts, NULL); /* past the 2 ms of the allocation path's sample */
+	far = mf_pressure_estimate_near(UINT64_MAX / 2, 0);
+	/* Unless this thread stalled 100 ms since the sample (a loaded host),
+	 * the previous one stands: the mapping is not seen. */
+	if (mf_now_mono() - t0 < 90ull * 1000 * 1000)
+		CHECK(far < before + pad_len);
+	/* Near: what is asked leaves less than a quarter of the line free by
+	 * the previous sample (here, nothing at all). */
+	near = mf_pressure_estimate_near(before + 2 * pad_len, 2 * pad_len);
+	CHECK(near >= before + pad_len);
+	/* A line the previous sample is already above: near as well. */
+	munmap(pad, pad_len);
+	nanosleep(&ts, NULL);
+	CHECK(mf_pressure_estimate_near(before / 2, 0) < before + pad_len);
+}
+
 int main(void)
 {
 	reset_config();
@@ -490,6 +524,7 @@ int main(void)
 	test_heap_limit();
 	test_pressure();
 	test_pressure_last();
+	test_estimate_near();
 	test_container();
 	return unit_done("test_shim_policy");
 }
