@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -179,16 +180,32 @@ static int valid(const char *id, const char *name)
 	return 1;
 }
 
-/* id_check(id): ValueError "invalid id: ..." as check() would say, for a
- * check answered without the store. */
-static PyObject *py_id_check(PyObject *self, PyObject *args)
+/* absent(file, id) -> True when the SQLite store's file does not exist: no
+ * death was ever recorded, and the check is answered without opening it
+ * (which would create it). False when it exists or cannot be told: the
+ * opening says what is wrong. ValueError "invalid id: ..." as check() would
+ * say. One call, on the path of every task. */
+static PyObject *py_absent(PyObject *self, PyObject *args)
 {
-	const char *id;
+	PyObject *file = NULL;
+	const char *id, *path;
+	struct stat st;
+	int gone;
 
 	(void)self;
-	if (!PyArg_ParseTuple(args, "s", &id) || !valid(id, NULL))
+	if (!PyArg_ParseTuple(args, "O&s", PyUnicode_FSConverter, &file, &id))
 		return NULL;
-	Py_RETURN_NONE;
+	if (!valid(id, NULL)) {
+		Py_DECREF(file);
+		return NULL;
+	}
+	if ((path = PyBytes_AsString(file)) == NULL) {
+		Py_DECREF(file);
+		return NULL;
+	}
+	gone = stat(path, &st) != 0 && errno == ENOENT;
+	Py_DECREF(file);
+	return PyBool_FromLong(gone);
 }
 
 /* check(handle, id, threshold) -> (quarantined, answer JSON, degraded, synced).
@@ -384,9 +401,10 @@ done:
 static PyMethodDef methods[] = {
 	{"open", py_open, METH_VARARGS, "open(spec, state_dir, timeout_ms) -> store handle."},
 	{"describe", py_describe, METH_VARARGS, "describe(handle) -> (description, is_redis)."},
-	{"id_check", py_id_check, METH_VARARGS, "id_check(id): ValueError for an invalid id."},
 	{"store_file", py_store_file, METH_VARARGS,
 	 "store_file(spec, state_dir) -> the SQLite store's file, or None for Redis."},
+	{"absent", py_absent, METH_VARARGS,
+	 "absent(file, id) -> whether the SQLite store's file does not exist yet."},
 	{"check", py_check, METH_VARARGS,
 	 "check(handle, id, threshold) -> (quarantined, answer, degraded, synced)."},
 	{"record", py_record, METH_VARARGS,

@@ -62,6 +62,11 @@ _REDIS_TIMEOUT_DEFAULT = 1000
 _SETTLED_NS = 1000000000
 
 
+def _on(spec):
+    """Whether a store spec leaves the quarantine on."""
+    return spec is None or str(spec).strip().lower() != OFF
+
+
 class QuarantineError(RuntimeError):
     """The store could not answer (unreachable file, bad URL, no command)."""
 
@@ -190,6 +195,7 @@ class Store:
         self.last_warning = None
         self._local = threading.local()
         self._absent = None      # (pid, _Absent) of a SQLite store
+        self._file = None        # ((spec, state_dir), its file or None)
         self.lookups = 0         # checks that asked the store (this process)
         self.skipped = 0         # checks answered by the set of ids
 
@@ -200,8 +206,7 @@ class Store:
     def enabled(self):
         """False when the quarantine is off (``off`` as the store, as
         ``memfence run --no-quarantine`` sets MEMFENCE_QUARANTINE)."""
-        spec = self._spec()
-        return spec is None or str(spec).strip().lower() != OFF
+        return _on(self._spec())
 
     def _handle(self):
         # One connection per thread, opened in this process (not a parent's).
@@ -256,29 +261,29 @@ class Store:
             cached = self._absent = (pid, _Absent(state, ids))
         return ident not in cached[1].ids
 
-    def _not_created(self):
-        """True when this SQLite store's file does not exist yet: it holds
-        no record, known from one stat, without opening it. Opening creates
-        it, and the first checks of a pool's processes would all race to,
-        each waiting on the others' locks. A bad spec or an unusable path
-        is left to the opening, which says what is wrong."""
+    def _unopened_file(self, spec):
+        """This SQLite store's file while this process has not opened it,
+        else None (opened, a Redis store, or a spec the opening will say is
+        wrong). While the file does not exist it holds no record, known from
+        one stat (_host.absent) without opening it: opening creates it, and
+        the first checks of a pool's processes would all race to, each
+        waiting on the others' locks."""
         loc = self._local
         if getattr(loc, "pid", None) == _pid:
-            return False
+            return None
+        # Worked out once per spec and state directory, as the handle is
+        # opened once: a check is on the path of every task.
+        key = (spec, self.state_dir)
+        known = self._file
+        if known is not None and known[0] == key:
+            return known[1]
         try:
-            path = _host.store_file(str(self._spec()) if self._spec() else None,
+            path = _host.store_file(str(spec) if spec else None,
                                     str(self.state_dir) if self.state_dir else None)
         except (ValueError, OSError):
-            return False
-        if path is None:
-            return False
-        try:
-            os.stat(path)
-        except FileNotFoundError:
-            return True
-        except OSError:
-            pass
-        return False
+            return None
+        self._file = (key, path)
+        return path
 
     def check(self, ident):
         """(quarantined, record) for ident; record is None without one.
@@ -288,19 +293,22 @@ class Store:
         ``self.last_warning``.
         """
         ident = str(ident)
-        if not self.enabled:
+        spec = self._spec()
+        if not _on(spec):
             self.last_warning = None
             return False, None
         if _host is None:
             return self._check_command(ident)
-        if self._not_created():
+        path = self._unopened_file(spec)
+        if path is not None:
             try:
-                _host.id_check(ident)
+                absent = _host.absent(path, ident)
             except ValueError as e:
                 raise QuarantineError("memfence: %s" % e) from None
-            self.skipped += 1
-            self.last_warning = None
-            return False, None
+            if absent:
+                self.skipped += 1
+                self.last_warning = None
+                return False, None
         loc = self._handle()
         if self._surely_absent(loc, ident):
             self.skipped += 1
