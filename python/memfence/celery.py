@@ -112,6 +112,8 @@ _configs = {}          # id(app) -> _Config
 # A task of an app install() has not seen: fenced, not checked or recorded.
 _unconfigured = _tasks.Guard(_q.Store(store=_q.OFF), log, False, False, TaskOutOfMemory)
 _patched_request = False
+# Whether an installed app records the deaths of its pool processes here.
+_recorder = False
 _patch_lock = threading.Lock()
 
 
@@ -134,6 +136,7 @@ def install(app, store=None, threshold=None, dead_letter_queue=None, record_deat
     (without a death) toward its quarantine.
     Returns the app.
     """
+    global _recorder
     if isinstance(store, _q.Store):
         st = store
         if threshold is not None:
@@ -144,6 +147,8 @@ def install(app, store=None, threshold=None, dead_letter_queue=None, record_deat
         record_deaths = os.environ.get(ENV["QUARANTINE_RECORDER"], "") != "supervisor"
     cfg = _Config(app, st, dead_letter_queue, bool(record_deaths),
                   bool(count_allocation_failures))
+    if cfg.records_deaths:
+        _recorder = True
     first = id(app) not in _configs
     _configs[id(app)] = cfg
     if first:
@@ -209,11 +214,10 @@ def _run(app, task, orig, args, kwargs):
 
 
 def _check_or_reject(cfg, task, req, tid, name):
-    from celery.exceptions import Reject
-
     bad = cfg.check(tid, name)
     if bad is None:
         return
+    from celery.exceptions import Reject
     reason, rec = bad
     dlq = cfg.dlq
     if dlq is None:
@@ -289,13 +293,12 @@ def _prepare_pool(worker):
 def _pool_recycle():
     """The pool's way to replace this process after the task, for the core's
     after_failure; None outside a prefork pool (no billiard check to answer)."""
-    if _orig_mem_rss is None:
-        return None
+    return None if _orig_mem_rss is None else _recycle
 
-    def recycle(reason):
-        global _recycle_reason
-        _recycle_reason = reason
-    return recycle
+
+def _recycle(reason):
+    global _recycle_reason
+    _recycle_reason = reason
 
 
 # --- the worker's main process ------------------------------------------------
@@ -332,10 +335,15 @@ def _patch_request_class():
     orig_failure = base.on_failure
 
     def on_accepted(self, pid, time_accepted):
-        try:
-            self._memfence_oom = _tasks.oom_kills()
-        except Exception:
-            self._memfence_oom = None
+        # The counter tells the cause of a death this process records; when
+        # it records none (the supervisor does) it is not read: this process
+        # hands every task to the pool, and its time is the worker's rate.
+        self._memfence_oom = None
+        if _recorder:
+            try:
+                self._memfence_oom = _tasks.oom_kills()
+            except Exception:
+                pass
         return orig_accepted(self, pid, time_accepted)
 
     def on_failure(self, exc_info, send_failed_event=True, return_ok=False):
