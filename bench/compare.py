@@ -1,6 +1,7 @@
 """Compare variants of one workload in interleaved rounds.
 
-    compare.py [--rounds N] [--build DIR] [--only NAME,...] [--python PATH] [--json FILE]
+    compare.py [--rounds N] [--build DIR] [--old DIR] [--only NAME,...] [--python PATH]
+               [--json FILE]
 
 Round r runs every variant of a workload once, always in the same order
 (plain, exec, exec --account, run, profile, the anchors; then plain again),
@@ -35,7 +36,9 @@ tasks (bench/celery_app.py); its rate is tasks/s between the first task's
 start and the last one's end, and its variants are its own: plain,
 exec --account, run (quarantine and gate on), run --no-quarantine,
 run --gate off (giving the gate's cost per task) and run --no-auto-python
-(giving the Python integration's).
+(giving the Python integration's); --old BUILD adds run of another build to
+the same rounds. A second table splits the worker's CPU between its main
+process and its pool processes.
 
 Nothing here needs more than the standard library; the variants need the
 build (memfence, libmemfence.so), heaptrack, numpy, grpcio, gunicorn,
@@ -218,14 +221,46 @@ def run_celery(argv, extra, broker, tasks):
                                % (tasks, limit))
         if p.poll() is not None:
             raise RuntimeError("the Celery worker ended before its tasks were done")
+        split = worker_cpu(p.pid)
     finally:
         if p.returncode is None:
             p.send_signal(signal.SIGTERM)
     r = wait_tree(p.pid, t0)
+    r["main_cpu"], r["pool_cpu"] = split
     p.returncode = 0
     first, last = float(broker.db.get("bench:t0")), float(broker.db.get("bench:t1"))
     r["rps"] = (tasks - 1) / (last - first)
     return r
+
+
+def worker_cpu(pid):
+    """CPU seconds so far of the Celery worker under pid: its main process
+    (the interpreter nearest pid) and its pool processes (the
+    interpreter's children), read from /proc before the worker is stopped.
+    The main process's figure includes its start (importing Celery); a
+    pool process is forked and starts with little."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        comm, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:].split()
+        procs[int(d)] = (int(rest[1]), comm, (int(rest[11]) + int(rest[12])) / tick)
+    main, todo = None, [pid]
+    while todo and main is None:
+        q = todo.pop(0)
+        if procs.get(q, (0, ""))[1].startswith("python"):
+            main = q
+        todo += [k for k, v in procs.items() if v[0] == q]
+    if main is None:
+        return float("nan"), float("nan")
+    pool = sum(v[2] for v in procs.values() if v[0] == main and v[1].startswith("python"))
+    return procs[main][2], pool
 
 
 def celery_notes(results, tasks):
@@ -244,6 +279,15 @@ def celery_notes(results, tasks):
         print(" The Python integration costs %+.0f µs per task (run against run "
               "--no-auto-python)." % (2e6 * (1.0 / on - 1.0 / bare)), end="")
     print()
+    print()
+    print("| variant | main process CPU s | µs per task | pool processes CPU s | µs per task |")
+    print("|---|---|---|---|---|")
+    for name, rs in runs.items():
+        m, p = median(rs, "main_cpu"), median(rs, "pool_cpu")
+        print("| %s | %.2f | %.0f | %.2f | %.0f |" % (name, m, 1e6 * m / tasks, p, 1e6 * p / tasks))
+    print()
+    print("CPU of the worker's processes as its last task ended (medians; the main "
+          "process's includes its start, importing Celery and the app).")
 
 
 def env_for(extra):
@@ -352,6 +396,8 @@ def main():
                     help="rounds that also run tracemalloc and heaptrack")
     ap.add_argument("--python", default=PY,
                     help="the interpreter of the Python workloads (default %(default)s)")
+    ap.add_argument("--old", metavar="BUILD",
+                    help="celery: a second build, whose run variant joins the rounds")
     ap.add_argument("--json", help="write every run here")
     ap.add_argument("--table", metavar="JSON",
                     help="only print the table of a run saved with --json")
@@ -379,6 +425,11 @@ def main():
             vs = variants(build, tmp, python, w in ("py-numpy", "c-8t", "server"))
             if kind == "celery":
                 vs = celery_variants(build, tmp)
+                if args.old:
+                    # The same variant of another build, in the same rounds.
+                    old = [v for v in celery_variants(os.path.abspath(args.old), tmp)
+                           if v[0] == "run"][0]
+                    vs.append(("run, old build",) + old[1:])
                 broker = CeleryBroker(tmp)
             elif kind != "batch":
                 vs = server_variants(vs, w)
