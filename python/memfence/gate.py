@@ -98,9 +98,7 @@ class admit:
         self._g = _memfence.gate_new()
         t0 = time.monotonic()
         need = _need(self.need)
-        # On every request's path: no call where the default is known.
-        rc = _memfence.gate_enter(self._g, self.name, need,
-                                  -1 if self.timeout is None else _ms(self.timeout))
+        rc = _memfence.gate_enter(self._g, self.name, need, _ms(self.timeout))
         if rc in (None, _OK, _EOFF):
             return self
         waited = time.monotonic() - t0

@@ -49,15 +49,6 @@ void mf_mem_read_v1(struct mf_memory *m, int leaf_ok, int usage)
 		mf_mem_keep_min(hier_memsw, stat_path, &memsw, NULL);
 		free(buf);
 	}
-	if (usage && mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.usage_in_bytes") == 0)
-		mf_mem_read_value(m, path, fl, &m->usage);
-	if (usage && mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.failcnt") == 0)
-		mf_mem_read_value(m, path, fl, &m->failcnt);
-	if (usage && mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.oom_control") == 0) {
-		buf = mf_mem_load(m, path, fl, NULL);
-		m->oom_kill = mf_mem_get_key(m, path, buf, "oom_kill", 0);
-		free(buf);
-	}
 	/* memsw files exist only with swap accounting (swapaccount=1). */
 	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.memsw.limit_in_bytes") == 0) {
 		uint64_t v;
@@ -72,5 +63,16 @@ void mf_mem_read_v1(struct mf_memory *m, int leaf_ok, int usage)
 		m->swap_max = memsw > m->cgroup_limit ? memsw - m->cgroup_limit : 0;
 	else
 		m->swap_max = memsw;
+	if (!usage)
+		return;
+	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.usage_in_bytes") == 0)
+		mf_mem_read_value(m, path, fl, &m->usage);
+	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.failcnt") == 0)
+		mf_mem_read_value(m, path, fl, &m->failcnt);
+	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.oom_control") == 0) {
+		buf = mf_mem_load(m, path, fl, NULL);
+		m->oom_kill = mf_mem_get_key(m, path, buf, "oom_kill", 0);
+		free(buf);
+	}
 }
 

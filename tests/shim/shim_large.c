@@ -55,12 +55,12 @@ static int in_heap(const void *p)
 	if (fd >= 0)
 		close(fd);
 	maps[n] = '\0';
-	for (char *l = maps; l != NULL && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		char *eol = strchr(l, '\n');
-		char *h = strstr(l, "[heap]");
+	for (char *l = maps, *eol; l != NULL && *l; l = eol != NULL ? eol + 1 : NULL) {
 		unsigned long lo, hi;
 
-		if (h != NULL && (eol == NULL || h < eol) && sscanf(l, "%lx-%lx", &lo, &hi) == 2)
+		if ((eol = strchr(l, '\n')) != NULL)
+			*eol = '\0';
+		if (strstr(l, "[heap]") != NULL && sscanf(l, "%lx-%lx", &lo, &hi) == 2)
 			return (uintptr_t)p >= lo && (uintptr_t)p < hi;
 	}
 	return 0;
