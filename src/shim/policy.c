@@ -270,9 +270,9 @@ uint64_t mf_pressure_estimate(void)
 }
 
 /*
- * Reading /proc/self/statm costs 10 to 20 us, most of what the admission
- * gate costs a request, and a worker that runs a task every millisecond
- * would read it at nearly every task. Far from the line (more than a quarter
+ * Reading /proc/self/statm is three system calls, where the rest of an
+ * admission is a few atomic operations, and a worker that runs a task every
+ * millisecond would read it at nearly every task. Far from the line (more than a quarter
  * of it free beyond extra) the previous sample stands for up to
  * MF_PRESS_FAR_NS: what malloc gives is counted anyway (live growth), and
  * growth it cannot see (mappings of its own) would have to exceed a quarter
