@@ -157,23 +157,26 @@ int mf_glibc_sizes;
 static int mf_fast;
 
 /*
- * The mapped sizes here are above 32 MiB on purpose: freeing a mapped block
- * of up to 32 MiB (DEFAULT_MMAP_THRESHOLD_MAX) raises glibc's dynamic mmap
- * threshold to its size and the trim threshold to twice that, and the test
- * would then have retuned the program's allocator (a 5 MiB block here made
- * a gRPC server trim its arenas ten times less often than without the
- * shim). Untouched, the 33 MiB block costs a mapping, not memory.
+ * Whether glibc's headers say what mf_header_usable() reads, asked of glibc
+ * itself (its malloc_usable_size). Heap chunks are real ones; a mapped
+ * chunk is a header made up here: a real one costs every program's start
+ * a mapping, a fault and an unmapping (two, with the aligned one), for a
+ * header glibc reads as it reads any other. It would also have to be over
+ * 32 MiB: freeing one of up to 32 MiB (DEFAULT_MMAP_THRESHOLD_MAX) raises
+ * glibc's dynamic mmap threshold to its size, retuning the allocator.
  */
 static void check_glibc_sizes(void)
 {
-	/* Chunks of the heap, and one the allocator must map on its own
-	 * (over the largest threshold glibc may pick, 32 MiB). Every size of
-	 * the heap has the same header, so fewer are aligned: each aligned
-	 * chunk starts a page of the heap, which the program pays in a fault
-	 * at every start. No heap chunk reaches 64 KiB, whose free would
-	 * trim the heap for nothing. */
-	static const size_t plain[] = {0, 1, 24, 25, 100, 1000, 4104, 33 << 20};
-	static const size_t aligned[] = {25, 4104, 33 << 20};
+	/* Every size of the heap has the same header, so fewer are aligned:
+	 * each aligned chunk starts a page of the heap, which the program
+	 * pays in a fault at every start. No heap chunk reaches 64 KiB, whose
+	 * free would trim the heap for nothing. */
+	static const size_t plain[] = {0, 1, 24, 25, 100, 1000, 4104};
+	static const size_t aligned[] = {25, 4104};
+	/* A mapped chunk's header as glibc writes it: its size with
+	 * IS_MMAPPED (2). The array holds the 64-byte chunk and the header
+	 * after it, so that whatever glibc reads of it stays inside. */
+	static size_t mapped[10] __attribute__((aligned(16)));
 	Dl_info info;
 	int ok = 1;
 
@@ -193,6 +196,12 @@ static void check_glibc_sizes(void)
 		if (q != NULL)
 			ok &= mf_header_usable(q) == mf_real.usable(q);
 		mf_real.free(q);
+	}
+	/* Last: only a glibc whose heap headers read as ours (no malloc
+	 * checking, which would look for its mark past the end) is asked. */
+	if (ok) {
+		mapped[1] = 8 * sizeof(size_t) | 2;
+		ok = mf_header_usable(&mapped[2]) == mf_real.usable(&mapped[2]);
 	}
 	mf_glibc_sizes = ok;
 }
