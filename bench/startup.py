@@ -12,8 +12,13 @@ each adds to the first command.
     python3 bench/startup.py --build NEW --old OLD         # two builds side by side
     python3 bench/startup.py --build build --parts         # the steps of a start, apart
 
+spawn_wait (bench/spawn_wait.c) is a parent that only starts the program
+and waits for it: what it adds is the price of any supervisor process on
+the machine, the floor under `run`'s.
+
 --parts times the pieces a start of `run` is made of: a process and its
-exec (/bin/true), the command's own start (--version), the limits applied
+exec (/bin/true), a parent that only waits (spawn_wait true), the
+command's own start (--version), the limits applied
 and one exec more (exec -- true), the supervisor (run -- true), and the
 accounting library and the Python bootstrap in the interpreter without the
 command (env LD_PRELOAD=... against env alone).
@@ -30,12 +35,14 @@ PY = "/usr/bin/python3"
 
 def commands(args):
     mf = os.path.join(args.build, "memfence")
+    parent = os.path.join(args.build, "bench", "spawn_wait")
     plain = [PY, "-c", "pass"]
     if args.parts:
         lib = os.path.join(args.build, "libmemfence.so")
         boot = os.path.join(args.build, "python", "memfence", "_bootstrap")
         return [
             ("true", ["/bin/true"]),
+            ("spawn_wait true", [parent, "/bin/true"]),
             ("memfence --version", [mf, "--version"]),
             ("exec -- true", [mf, "exec", "--", "/bin/true"]),
             ("run --http off -- true", [mf, "run", "--http", "off", "--", "/bin/true"]),
@@ -46,7 +53,7 @@ def commands(args):
              ["/usr/bin/env", "LD_PRELOAD=" + lib, "MEMFENCE_ACCOUNT=1", "PYTHONPATH=" + boot]
              + plain),
         ]
-    out = [("python3 -c pass", plain)]
+    out = [("python3 -c pass", plain), ("spawn_wait python3 -c pass", [parent] + plain)]
     builds = [("", mf)] + ([("old ", os.path.join(args.old, "memfence"))] if args.old else [])
     for variant in (["run"], ["run", "--http", "off"], ["exec", "--account"]):
         for tag, m in builds:
@@ -67,6 +74,9 @@ def main():
     for b in [args.build] + ([args.old] if args.old else []):
         if not os.access(os.path.join(b, "memfence"), os.X_OK):
             ap.error("no memfence in %s: build it first (make)" % b)
+    if not os.access(os.path.join(args.build, "bench", "spawn_wait"), os.X_OK):
+        ap.error("no bench/spawn_wait in %s: build it first (make %s/bench/spawn_wait)"
+                 % (args.build, args.build))
     cmds = commands(args)
     wall = [[] for _ in cmds]
     cpu = [[] for _ in cmds]
