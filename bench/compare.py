@@ -264,27 +264,36 @@ def worker_cpu(pid):
 
 
 def celery_notes(results, tasks):
-    """The gate's cost per task: the time per task with the gate on, less
-    with it off, times the two pool processes that run tasks at once."""
+    """Each variant's tasks/s over plain's in the same round (the rounds
+    interleave, so a drifting load weighs on both alike); the gate's and
+    the Python integration's cost per task, from the time per task of two
+    variants times the two pool processes that run tasks at once; and the
+    CPU split."""
     runs = results.get("celery")
-    if not runs or not runs.get("run") or not runs.get("run --gate off"):
+    if not runs or not runs.get("plain"):
         return
-    on, off = median(runs["run"], "rps"), median(runs["run --gate off"], "rps")
     print("Celery: %d tasks, prefork concurrency 2, Redis broker, task_acks_late; the "
-          "× plain column is plain's tasks/s over the variant's. The gate costs %+.0f µs "
-          "per task (run against run --gate off)."
-          % (tasks, 2e6 * (1.0 / on - 1.0 / off)), end="")
-    if runs.get("run --no-auto-python"):
-        bare = median(runs["run --no-auto-python"], "rps")
+          "× plain column is plain's tasks/s over the variant's." % tasks, end="")
+    rps = {name: [r["rps"] for r in rs] for name, rs in runs.items()}
+    if runs.get("run") and runs.get("run --gate off"):
+        on, off = median(runs["run"], "rps"), median(runs["run --gate off"], "rps")
+        print(" The gate costs %+.0f µs per task (run against run --gate off)."
+              % (2e6 * (1.0 / on - 1.0 / off)), end="")
+    if runs.get("run") and runs.get("run --no-auto-python"):
+        on, bare = median(runs["run"], "rps"), median(runs["run --no-auto-python"], "rps")
         print(" The Python integration costs %+.0f µs per task (run against run "
               "--no-auto-python)." % (2e6 * (1.0 / on - 1.0 / bare)), end="")
     print()
     print()
-    print("| variant | main process CPU s | µs per task | pool processes CPU s | µs per task |")
-    print("|---|---|---|---|---|")
+    print("| variant | tasks/s ÷ plain's, same round: median | min | max | main process CPU s "
+          "| µs per task | pool processes CPU s | µs per task |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, rs in runs.items():
+        per = [v / p for v, p in zip(rps[name], rps["plain"])]
         m, p = median(rs, "main_cpu"), median(rs, "pool_cpu")
-        print("| %s | %.2f | %.0f | %.2f | %.0f |" % (name, m, 1e6 * m / tasks, p, 1e6 * p / tasks))
+        print("| %s | %.3f | %.3f | %.3f | %.2f | %.0f | %.2f | %.0f |"
+              % (name, statistics.median(per), min(per), max(per), m, 1e6 * m / tasks, p,
+                 1e6 * p / tasks))
     print()
     print("CPU of the worker's processes as its last task ended (medians; the main "
           "process's includes its start, importing Celery and the app).")
@@ -398,6 +407,9 @@ def main():
                     help="the interpreter of the Python workloads (default %(default)s)")
     ap.add_argument("--old", metavar="BUILD",
                     help="celery: a second build, whose run variant joins the rounds")
+    ap.add_argument("--variants", metavar="NAMES",
+                    help="comma-separated variants to run (plain is always run); more "
+                         "rounds of fewer variants in the same time")
     ap.add_argument("--json", help="write every run here")
     ap.add_argument("--table", metavar="JSON",
                     help="only print the table of a run saved with --json")
@@ -433,6 +445,13 @@ def main():
                 broker = CeleryBroker(tmp)
             elif kind != "batch":
                 vs = server_variants(vs, w)
+            if args.variants:
+                keep = set(args.variants.split(",")) | {"plain"}
+                unknown = keep - {v[0] for v in vs}
+                if unknown:
+                    sys.exit("compare: %s has no variant %s (it has: %s)"
+                             % (w, ", ".join(sorted(unknown)), ", ".join(v[0] for v in vs)))
+                vs = [v for v in vs if v[0] in keep]
             runs = {v[0]: [] for v in vs}
             # One warm-up of each (page cache, .pyc files), not counted.
             for rnd in range(args.rounds + 1):
