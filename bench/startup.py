@@ -75,8 +75,8 @@ def main():
         if not os.access(os.path.join(b, "memfence"), os.X_OK):
             ap.error("no memfence in %s: build it first (make)" % b)
     if not os.access(os.path.join(args.build, "bench", "spawn_wait"), os.X_OK):
-        ap.error("no bench/spawn_wait in %s: build it first (make %s/bench/spawn_wait)"
-                 % (args.build, args.build))
+        ap.error("no bench/spawn_wait in %s: build it first (make B=%s %s/bench/spawn_wait)"
+                 % (args.build, args.build, args.build))
     cmds = commands(args)
     wall = [[] for _ in cmds]
     cpu = [[] for _ in cmds]
