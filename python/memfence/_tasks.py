@@ -107,17 +107,20 @@ class Guard:
         logged, an unusable quarantine must not stop the queue); else
         ``(reason, record)`` of a quarantined task, logged and counted, for
         the adapter to reject it without requeue."""
-        if not self.store.enabled:
-            return None
-        count("checked")
         try:
-            bad, rec = self.store.check(tid)
+            answer = self.store._check_on(tid)
         except _q.QuarantineError as e:
+            answer = e
+        if answer is None:
+            return None  # the quarantine is off
+        count("checked")
+        if isinstance(answer, _q.QuarantineError):
             count("store_errors")
             _say(self.log, logging.ERROR,
-                 "memfence: quarantine check of %s[%s] failed, running it: %s", name, tid, e,
-                 task=tid)
+                 "memfence: quarantine check of %s[%s] failed, running it: %s", name, tid,
+                 answer, task=tid)
             return None
+        bad, rec = answer
         self._warn()
         if not bad:
             return None

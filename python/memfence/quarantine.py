@@ -292,11 +292,18 @@ class Store:
         degraded answer (Redis away: the local copy answered) are in
         ``self.last_warning``.
         """
+        answer = self._check_on(ident)
+        return (False, None) if answer is None else answer
+
+    def _check_on(self, ident):
+        """check()'s answer, or None when the quarantine is off: the store
+        named once, for a caller that does nothing while it is off (a
+        queue's check before every task)."""
         ident = str(ident)
         spec = self._spec()
         if not _on(spec):
             self.last_warning = None
-            return False, None
+            return None
         if _host is None:
             return self._check_command(ident)
         path = self._unopened_file(spec)

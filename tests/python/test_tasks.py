@@ -164,16 +164,21 @@ class GuardTest(unittest.TestCase):
 
     def test_quarantine_off(self):
         g = mt.Guard(mq.Store(store=mq.OFF), log)
+        checked = mt.counters["checked"]
         self.assertFalse(g.records_deaths)
         self.assertIsNone(g.check("j-9", "jobs.x"))
         self.assertIsNone(g.record_death("j-9", "jobs.x", "oom_kill"))
+        self.assertEqual(mt.counters["checked"], checked)  # nothing checked while off
+        self.assertIsNone(self.guard.check("j-9", "jobs.x"))
+        self.assertEqual(mt.counters["checked"], checked + 1)
 
     def test_unusable_store_runs_the_task(self):
         g = mt.Guard(mq.Store(store="sqlite:" + self.dir), log)
-        errors = mt.counters["store_errors"]
+        errors, checked = mt.counters["store_errors"], mt.counters["checked"]
         self.assertIsNone(g.check("j-10", "jobs.x"))
         self.assertIsNone(g.record_death("j-10", "jobs.x", "oom_kill"))
         self.assertEqual(mt.counters["store_errors"], errors + 2)
+        self.assertEqual(mt.counters["checked"], checked + 1)
 
 
 class AfterFailureTest(unittest.TestCase):
