@@ -163,6 +163,22 @@ int mf_mem_join(char *out, size_t len, const char *a, const char *b)
 	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
 
+int mf_mem_read_in(struct mf_memory *m, const char *file, unsigned flags, uint64_t *out)
+{
+	char path[MF_PATH_MAX];
+	int err = mf_mem_join(path, sizeof(path), m->cgroup_dir, file);
+
+	return err != 0 ? err : mf_mem_read_value(m, path, flags, out);
+}
+
+char *mf_mem_load_in(struct mf_memory *m, char *path, size_t len, const char *file,
+		     unsigned flags)
+{
+	if (mf_mem_join(path, len, m->cgroup_dir, file) != 0)
+		return NULL;
+	return mf_mem_load(m, path, flags, NULL);
+}
+
 int mf_mem_is_dir(const char *path)
 {
 	struct stat st;

@@ -80,6 +80,14 @@ int mf_mem_read_value(struct mf_memory *m, const char *path, unsigned flags, uin
 uint64_t mf_mem_get_key(struct mf_memory *m, const char *path, const char *buf,
 			const char *key, unsigned flags) MF_MEM_INTERNAL;
 int mf_mem_has_key(const char *buf, const char *key) MF_MEM_INTERNAL;
+/* mf_mem_read_value and mf_mem_load of a file of the cgroup's directory
+ * (file: "/memory.current"); a name that does not fit is -ENAMETOOLONG,
+ * *out untouched, or NULL. mf_mem_load_in leaves the name in path, for
+ * mf_mem_get_key's warnings. */
+int mf_mem_read_in(struct mf_memory *m, const char *file, unsigned flags,
+		   uint64_t *out) MF_MEM_INTERNAL;
+char *mf_mem_load_in(struct mf_memory *m, char *path, size_t len, const char *file,
+		     unsigned flags) MF_MEM_INTERNAL;
 /* a then b into out: 0, or -ENAMETOOLONG. */
 int mf_mem_join(char *out, size_t len, const char *a, const char *b) MF_MEM_INTERNAL;
 int mf_mem_is_dir(const char *path) MF_MEM_INTERNAL;

@@ -65,14 +65,10 @@ void mf_mem_read_v1(struct mf_memory *m, int leaf_ok, int usage)
 		m->swap_max = memsw;
 	if (!usage)
 		return;
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.usage_in_bytes") == 0)
-		mf_mem_read_value(m, path, fl, &m->usage);
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.failcnt") == 0)
-		mf_mem_read_value(m, path, fl, &m->failcnt);
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.oom_control") == 0) {
-		buf = mf_mem_load(m, path, fl, NULL);
-		m->oom_kill = mf_mem_get_key(m, path, buf, "oom_kill", 0);
-		free(buf);
-	}
+	mf_mem_read_in(m, "/memory.usage_in_bytes", fl, &m->usage);
+	mf_mem_read_in(m, "/memory.failcnt", fl, &m->failcnt);
+	buf = mf_mem_load_in(m, path, sizeof(path), "/memory.oom_control", fl);
+	m->oom_kill = mf_mem_get_key(m, path, buf, "oom_kill", 0);
+	free(buf);
 }
 

@@ -55,24 +55,18 @@ void mf_mem_read_v2(struct mf_memory *m, const struct mf_cg_find *f, int leaf_ok
 	m->cgroup_limit = lim == MF_UNKNOWN && !m->limit_unreadable ? MF_NOLIMIT : lim;
 	m->high = high == MF_UNKNOWN ? MF_NOLIMIT : high;
 
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.swap.max") == 0)
-		mf_mem_read_value(m, path, MF_PARSE_MAX | RD_OPTIONAL, &m->swap_max);
+	mf_mem_read_in(m, "/memory.swap.max", MF_PARSE_MAX | RD_OPTIONAL, &m->swap_max);
 	if (!usage)
 		return;
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.current") == 0)
-		mf_mem_read_value(m, path, leaf_fl, &m->usage);
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/memory.stat") == 0) {
-		buf = mf_mem_load(m, path, leaf_fl, NULL);
-		m->inactive_file = mf_mem_get_key(m, path, buf, "inactive_file", 0);
-		free(buf);
-	}
-	if (mf_mem_join(path, sizeof(path), m->cgroup_dir, "/" MF_V2_EVENTS) == 0) {
-		buf = mf_mem_load(m, path, leaf_fl, NULL);
-		m->oom = mf_mem_get_key(m, path, buf, "oom", 0);
-		m->oom_kill = mf_mem_get_key(m, path, buf, "oom_kill", 0);
-		m->events_max = mf_mem_get_key(m, path, buf, "max", 0);
-		m->events_high = mf_mem_get_key(m, path, buf, "high", 0);
-		free(buf);
-	}
+	mf_mem_read_in(m, "/memory.current", leaf_fl, &m->usage);
+	buf = mf_mem_load_in(m, path, sizeof(path), "/memory.stat", leaf_fl);
+	m->inactive_file = mf_mem_get_key(m, path, buf, "inactive_file", 0);
+	free(buf);
+	buf = mf_mem_load_in(m, path, sizeof(path), "/" MF_V2_EVENTS, leaf_fl);
+	m->oom = mf_mem_get_key(m, path, buf, "oom", 0);
+	m->oom_kill = mf_mem_get_key(m, path, buf, "oom_kill", 0);
+	m->events_max = mf_mem_get_key(m, path, buf, "max", 0);
+	m->events_high = mf_mem_get_key(m, path, buf, "high", 0);
+	free(buf);
 }
 
